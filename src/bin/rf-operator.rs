@@ -1,0 +1,3 @@
+fn main() {
+    println!("rf-operator: not built yet");
+}

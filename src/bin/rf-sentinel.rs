@@ -1,0 +1,3 @@
+fn main() {
+    println!("rf-sentinel: not built yet");
+}

@@ -1,0 +1,1 @@
+//! resp (under construction)
