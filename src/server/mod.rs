@@ -1,1 +1,2 @@
 //! server (under construction)
+pub mod types;
