@@ -113,3 +113,76 @@ fn hll_merge_matches_redis() {
     hll::merge_into(&mut max, &ours[2]).unwrap();
     assert_eq!(their_multi, hll::count_raw(&max));
 }
+
+/// Small deterministic generator (no external seed needed for reproducibility).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % ((hi - lo) as u64)) as i64
+    }
+}
+
+#[test]
+fn bitcount_bitpos_bitfield_match_redis() {
+    use redis_failover::server::types::bitops::{self, FieldType, Overflow, RangeUnit};
+    let Some(r) = start_redis() else { return };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", r.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let mut rng = Lcg(42);
+    for case in 0..300 {
+        let len = rng.range(1, 7) as usize;
+        let s: Vec<u8> = (0..len).map(|_| match rng.next() % 4 { 0 => 0, 1 => 0xff, _ => rng.next() as u8 }).collect();
+        let _: () = redis::cmd("SET").arg("s").arg(&s).query(&mut con).unwrap();
+        let (a, b) = (rng.range(-60, 60), rng.range(-60, 60));
+        let unit_name = if case % 2 == 0 { "BIT" } else { "BYTE" };
+        let unit = if case % 2 == 0 { RangeUnit::Bit } else { RangeUnit::Byte };
+        let theirs: i64 = redis::cmd("BITCOUNT").arg("s").arg(a).arg(b).arg(unit_name).query(&mut con).unwrap();
+        assert_eq!(theirs, bitops::bitcount(&s, Some((a, b, unit))), "BITCOUNT {s:?} {a} {b} {unit_name}");
+        for bit in 0..2u8 {
+            let theirs: i64 = redis::cmd("BITPOS").arg("s").arg(bit).arg(a).arg(b).arg(unit_name).query(&mut con).unwrap();
+            assert_eq!(theirs, bitops::bitpos(&s, bit, Some(a), Some(b), unit), "BITPOS {s:?} {bit} {a} {b} {unit_name}");
+            let theirs: i64 = redis::cmd("BITPOS").arg("s").arg(bit).arg(a).query(&mut con).unwrap();
+            assert_eq!(theirs, bitops::bitpos(&s, bit, Some(a), None, RangeUnit::Byte), "BITPOS {s:?} {bit} {a}");
+            let theirs: i64 = redis::cmd("BITPOS").arg("s").arg(bit).query(&mut con).unwrap();
+            assert_eq!(theirs, bitops::bitpos(&s, bit, None, None, RangeUnit::Byte), "BITPOS {s:?} {bit}");
+        }
+        // BITFIELD INCRBY with a random type/overflow, then compare the stored bytes.
+        let signed = rng.next() % 2 == 0;
+        let bits = rng.range(1, if signed { 65 } else { 64 }) as u32;
+        let offset = rng.range(0, 20) as u64;
+        let incr = match rng.next() % 3 { 0 => rng.range(-5, 5), 1 => i64::MAX - rng.range(0, 3), _ => rng.next() as i64 - (1 << 30) };
+        let (ow, ow_name) = [(Overflow::Wrap, "WRAP"), (Overflow::Sat, "SAT"), (Overflow::Fail, "FAIL")][(rng.next() % 3) as usize];
+        let ty_name = format!("{}{}", if signed { "i" } else { "u" }, bits);
+        let theirs: Vec<Option<i64>> = redis::cmd("BITFIELD").arg("s").arg("OVERFLOW").arg(ow_name).arg("INCRBY").arg(&ty_name).arg(offset).arg(incr).query(&mut con).unwrap();
+        let mut ours = s.clone();
+        bitops::grow_for_bit(&mut ours, offset + bits as u64 - 1);
+        let w = bitops::field_write(&mut ours, FieldType { signed, bits }, offset, incr, true, ow);
+        assert_eq!(theirs, vec![w.reply], "BITFIELD {s:?} OVERFLOW {ow_name} INCRBY {ty_name} {offset} {incr}");
+        let stored: Vec<u8> = redis::cmd("GET").arg("s").query(&mut con).unwrap();
+        assert_eq!(stored, ours, "bytes after BITFIELD");
+    }
+}
+
+#[test]
+fn glob_matches_redis_keys() {
+    use redis_failover::server::types::glob::glob_match;
+    let Some(r) = start_redis() else { return };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", r.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let keys: Vec<&[u8]> = vec![b"", b"a", b"b", b"ab", b"abc", b"a*c", b"a?c", b"hello", b"hallo", b"h]llo", b"x-y", b"\\", b"a\\b", b"[", b"A", b"\xe9t\xe9", b"\x80", b"foo:bar:baz", b"^"];
+    for k in &keys {
+        let _: () = redis::cmd("SET").arg(*k).arg(1).query(&mut con).unwrap();
+    }
+    let patterns: Vec<&[u8]> = vec![b"*", b"", b"?", b"a*", b"*c", b"a?c", b"a\\*c", b"a\\?c", b"h[ae]llo", b"h[^e]llo", b"h[a-e]llo", b"h[e-a]llo", b"h[]]llo", b"h\\]llo", b"[\\]]", b"[a-]", b"[abc", b"a[", b"\\", b"a\\\\b", b"*\\", b"[\x80-\xff]*", b"[a-\x80]", b"*:*:*", b"[^a]", b"[\\^]", b"**a**", b"[]", b"[!a]"];
+    for p in &patterns {
+        let mut theirs: Vec<Vec<u8>> = redis::cmd("KEYS").arg(*p).query(&mut con).unwrap();
+        theirs.sort();
+        let mut ours: Vec<Vec<u8>> = keys.iter().filter(|k| glob_match(p, k)).map(|k| k.to_vec()).collect();
+        ours.sort();
+        assert_eq!(theirs, ours, "KEYS {:?}", String::from_utf8_lossy(p));
+    }
+}
