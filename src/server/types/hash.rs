@@ -8,14 +8,21 @@ use bytes::Bytes;
 use rand::Rng;
 
 #[derive(Clone, Debug)]
-pub enum HashValue {
+enum Repr {
     Listpack(Vec<(Bytes, Bytes)>),
     Table(Dict<Bytes>),
 }
 
+#[derive(Clone, Debug)]
+pub struct HashValue {
+    repr: Repr,
+    /// Sum of field and value lengths: keeps `memory_usage` O(1).
+    data_bytes: usize,
+}
+
 impl Default for HashValue {
     fn default() -> Self {
-        HashValue::Listpack(Vec::new())
+        HashValue { repr: Repr::Listpack(Vec::new()), data_bytes: 0 }
     }
 }
 
@@ -25,16 +32,16 @@ impl HashValue {
     }
 
     pub fn encoding(&self) -> &'static str {
-        match self {
-            HashValue::Listpack(_) => "listpack",
-            HashValue::Table(_) => "hashtable",
+        match self.repr {
+            Repr::Listpack(_) => "listpack",
+            Repr::Table(_) => "hashtable",
         }
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            HashValue::Listpack(v) => v.len(),
-            HashValue::Table(d) => d.len(),
+        match &self.repr {
+            Repr::Listpack(v) => v.len(),
+            Repr::Table(d) => d.len(),
         }
     }
 
@@ -43,9 +50,9 @@ impl HashValue {
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
-        match self {
-            HashValue::Listpack(v) => v.iter().find(|(f, _)| f.as_ref() == field).map(|(_, val)| val),
-            HashValue::Table(d) => d.get(field),
+        match &self.repr {
+            Repr::Listpack(v) => v.iter().find(|(f, _)| f.as_ref() == field).map(|(_, val)| val),
+            Repr::Table(d) => d.get(field),
         }
     }
 
@@ -54,19 +61,19 @@ impl HashValue {
     }
 
     fn convert_to_table(&mut self) {
-        if let HashValue::Listpack(v) = self {
+        if let Repr::Listpack(v) = &mut self.repr {
             let mut d = Dict::with_capacity(v.len() + 1);
             for (f, val) in v.drain(..) {
                 d.insert(f, val);
             }
-            *self = HashValue::Table(d);
+            self.repr = Repr::Table(d);
         }
     }
 
     /// Converts to `hashtable` when a field or value of these lengths would not fit a listpack
     /// (Redis checks every argument of HSET/HSETNX/HINCRBY* before writing).
     pub fn prepare_for_lengths(&mut self, field_len: usize, value_len: usize, limits: &EncodingLimits) {
-        if matches!(self, HashValue::Listpack(_))
+        if matches!(self.repr, Repr::Listpack(_))
             && (field_len > limits.hash_max_listpack_value || value_len > limits.hash_max_listpack_value)
         {
             self.convert_to_table();
@@ -76,39 +83,51 @@ impl HashValue {
     /// HSET of one field; true when the field is new.
     pub fn set(&mut self, field: Bytes, value: Bytes, limits: &EncodingLimits) -> bool {
         self.prepare_for_lengths(field.len(), value.len(), limits);
-        match self {
-            HashValue::Listpack(v) => {
+        let added = field.len() + value.len();
+        let is_new = match &mut self.repr {
+            Repr::Listpack(v) => {
                 if let Some(slot) = v.iter_mut().find(|(f, _)| *f == field) {
+                    self.data_bytes -= slot.0.len() + slot.1.len();
                     slot.1 = value;
-                    return false;
+                    false
+                } else {
+                    v.push((field, value));
+                    true
                 }
-                v.push((field, value));
-                if v.len() > limits.hash_max_listpack_entries {
-                    self.convert_to_table();
-                }
-                true
             }
-            HashValue::Table(d) => d.insert(field, value).is_none(),
+            Repr::Table(d) => match d.insert(field.clone(), value) {
+                Some(old) => {
+                    self.data_bytes -= field.len() + old.len();
+                    false
+                }
+                None => true,
+            },
+        };
+        self.data_bytes += added;
+        if is_new && matches!(self.repr, Repr::Listpack(_)) && self.len() > limits.hash_max_listpack_entries {
+            self.convert_to_table();
         }
+        is_new
     }
 
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self {
-            HashValue::Listpack(v) => match v.iter().position(|(f, _)| f.as_ref() == field) {
-                Some(i) => {
-                    v.remove(i);
-                    true
-                }
-                None => false,
-            },
-            HashValue::Table(d) => d.remove(field).is_some(),
+        let removed = match &mut self.repr {
+            Repr::Listpack(v) => v.iter().position(|(f, _)| f.as_ref() == field).map(|i| v.remove(i)),
+            Repr::Table(d) => d.remove(field),
+        };
+        match removed {
+            Some((f, v)) => {
+                self.data_bytes -= f.len() + v.len();
+                true
+            }
+            None => false,
         }
     }
 
     pub fn entry_at(&self, i: usize) -> (&Bytes, &Bytes) {
-        match self {
-            HashValue::Listpack(v) => (&v[i].0, &v[i].1),
-            HashValue::Table(d) => d.entry_at(i),
+        match &self.repr {
+            Repr::Listpack(v) => (&v[i].0, &v[i].1),
+            Repr::Table(d) => d.entry_at(i),
         }
     }
 
@@ -123,17 +142,22 @@ impl HashValue {
 
     /// HSCAN step: listpacks return everything with cursor 0, as Redis does.
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, &Bytes)) -> u64 {
-        match self {
-            HashValue::Listpack(v) => {
+        match &self.repr {
+            Repr::Listpack(v) => {
                 v.iter().for_each(|(f, val)| visit(f, val));
                 0
             }
-            HashValue::Table(d) => d.scan(cursor, count, visit),
+            Repr::Table(d) => d.scan(cursor, count, visit),
         }
     }
 
+    /// Approximate heap bytes (O(1)).
     pub fn memory_usage(&self) -> usize {
-        self.iter().map(|(f, v)| f.len() + v.len() + 64).sum()
+        let per_entry = match self.repr {
+            Repr::Listpack(_) => 64,
+            Repr::Table(_) => 64 + 8,
+        };
+        self.data_bytes + self.len() * per_entry
     }
 }
 
@@ -191,6 +215,7 @@ mod tests {
                 else { proptest::prop_assert_eq!(h.remove(f.as_bytes()), model.remove(&f).is_some()); }
             }
             proptest::prop_assert_eq!(h.len(), model.len());
+            proptest::prop_assert_eq!(h.data_bytes, model.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>());
             for (f, v) in &model { proptest::prop_assert_eq!(h.get(f.as_bytes()).map(|b| b.to_vec()), Some(v.clone().into_bytes())); }
         }
     }

@@ -8,6 +8,9 @@ use std::collections::VecDeque;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListValue {
     items: VecDeque<Bytes>,
+    /// Sum of element lengths, so `memory_usage` is O(1) (the dispatcher calls it around
+    /// every write).
+    data_bytes: usize,
 }
 
 /// Which end of a list (LMOVE/BLMOVE `LEFT|RIGHT`, LMPOP direction).
@@ -49,11 +52,12 @@ pub fn normalize_range(start: i64, stop: i64, len: usize) -> Option<(usize, usiz
 
 impl ListValue {
     pub fn new() -> Self {
-        ListValue { items: VecDeque::new() }
+        ListValue { items: VecDeque::new(), data_bytes: 0 }
     }
 
     pub fn from_vec(v: Vec<Bytes>) -> Self {
-        ListValue { items: v.into() }
+        let data_bytes = v.iter().map(|b| b.len()).sum();
+        ListValue { items: v.into(), data_bytes }
     }
 
     pub fn encoding(&self) -> &'static str {
@@ -71,6 +75,7 @@ impl ListValue {
     }
 
     pub fn push(&mut self, end: End, v: Bytes) {
+        self.data_bytes += v.len();
         match end {
             End::Left => self.items.push_front(v),
             End::Right => self.items.push_back(v),
@@ -78,10 +83,12 @@ impl ListValue {
     }
 
     pub fn pop(&mut self, end: End) -> Option<Bytes> {
-        match end {
+        let v = match end {
             End::Left => self.items.pop_front(),
             End::Right => self.items.pop_back(),
-        }
+        }?;
+        self.data_bytes -= v.len();
+        Some(v)
     }
 
     /// Pops up to `count` elements from one end, in pop order (LPOP/RPOP with count, LMPOP).
@@ -116,6 +123,7 @@ impl ListValue {
     pub fn set(&mut self, index: i64, v: Bytes) -> bool {
         match self.resolve(index) {
             Some(i) => {
+                self.data_bytes = self.data_bytes + v.len() - self.items[i].len();
                 self.items[i] = v;
                 true
             }
@@ -140,8 +148,14 @@ impl ListValue {
     /// LTRIM: keeps only `start..=stop`. Returns true when the list became empty.
     pub fn trim(&mut self, start: i64, stop: i64) -> bool {
         match normalize_range(start, stop, self.items.len()) {
-            None => self.items.clear(),
+            None => {
+                self.items.clear();
+                self.data_bytes = 0;
+            }
             Some((a, b)) => {
+                let dropped_tail: usize = self.items.range(b + 1..).map(|e| e.len()).sum();
+                let dropped_head: usize = self.items.range(..a).map(|e| e.len()).sum();
+                self.data_bytes -= dropped_tail + dropped_head;
                 self.items.truncate(b + 1);
                 self.items.drain(..a);
             }
@@ -153,6 +167,7 @@ impl ListValue {
     pub fn insert(&mut self, before: bool, pivot: &[u8], v: Bytes) -> i64 {
         match self.items.iter().position(|e| e.as_ref() == pivot) {
             Some(i) => {
+                self.data_bytes += v.len();
                 self.items.insert(if before { i } else { i + 1 }, v);
                 self.items.len() as i64
             }
@@ -185,6 +200,7 @@ impl ListValue {
             }
             self.items = kept;
         }
+        self.data_bytes -= removed * v.len();
         removed
     }
 
@@ -221,7 +237,7 @@ impl ListValue {
 
     /// Approximate heap bytes used (MEMORY USAGE, eviction accounting).
     pub fn memory_usage(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<Bytes>() + self.items.iter().map(|b| b.len()).sum::<usize>()
+        self.items.capacity() * std::mem::size_of::<Bytes>() + self.data_bytes
     }
 }
 
@@ -292,6 +308,25 @@ mod tests {
         assert_eq!(l.positions(b"c", 1, Some(0), 3), [2]);
         assert!(l.positions(b"c", 4, None, 0).is_empty());
         assert_eq!(l.positions(b"c", i64::MIN, Some(0), 0), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn byte_count_is_maintained() {
+        let mut l = list(&["aa", "b", "aa", "ccc"]);
+        let check = |l: &ListValue| assert_eq!(l.data_bytes, l.iter().map(|e| e.len()).sum::<usize>());
+        check(&l);
+        l.remove(0, b"aa");
+        check(&l);
+        l.push(End::Left, Bytes::from_static(b"dddd"));
+        l.insert(true, b"b", Bytes::from_static(b"ee"));
+        l.set(0, Bytes::from_static(b"f"));
+        check(&l);
+        l.trim(1, 2);
+        check(&l);
+        l.pop(End::Right);
+        check(&l);
+        l.trim(5, 6);
+        check(&l);
     }
 
     #[test]

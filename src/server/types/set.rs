@@ -8,14 +8,21 @@ use bytes::Bytes;
 use rand::Rng;
 
 #[derive(Clone, Debug)]
-pub enum SetValue {
+enum Repr {
     Ints(Vec<i64>),
     Table(Dict<()>),
 }
 
+#[derive(Clone, Debug)]
+pub struct SetValue {
+    repr: Repr,
+    /// Sum of member lengths in `hashtable` encoding: keeps `memory_usage` O(1).
+    data_bytes: usize,
+}
+
 impl Default for SetValue {
     fn default() -> Self {
-        SetValue::Ints(Vec::new())
+        SetValue { repr: Repr::Ints(Vec::new()), data_bytes: 0 }
     }
 }
 
@@ -32,23 +39,23 @@ impl SetValue {
     /// An empty set whose encoding suits `first` (as `setTypeCreate`).
     pub fn for_member(first: &[u8]) -> Self {
         if parse_canonical_i64(first).is_some() {
-            SetValue::Ints(Vec::new())
+            SetValue::default()
         } else {
-            SetValue::Table(Dict::new())
+            SetValue { repr: Repr::Table(Dict::new()), data_bytes: 0 }
         }
     }
 
     pub fn encoding(&self) -> &'static str {
-        match self {
-            SetValue::Ints(_) => "intset",
-            SetValue::Table(_) => "hashtable",
+        match &self.repr {
+            Repr::Ints(_) => "intset",
+            Repr::Table(_) => "hashtable",
         }
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            SetValue::Ints(v) => v.len(),
-            SetValue::Table(d) => d.len(),
+        match &self.repr {
+            Repr::Ints(v) => v.len(),
+            Repr::Table(d) => d.len(),
         }
     }
 
@@ -57,18 +64,22 @@ impl SetValue {
     }
 
     fn convert_to_table(&mut self, extra: usize) {
-        if let SetValue::Ints(v) = self {
+        if let Repr::Ints(v) = &self.repr {
             let mut d = Dict::with_capacity(v.len() + extra);
+            let mut bytes = 0;
             for &i in v.iter() {
-                d.insert(int_bytes(i), ());
+                let m = int_bytes(i);
+                bytes += m.len();
+                d.insert(m, ());
             }
-            *self = SetValue::Table(d);
+            self.repr = Repr::Table(d);
+            self.data_bytes = bytes;
         }
     }
 
     /// SADD of one member; true when it was not present.
     pub fn add(&mut self, member: Bytes, limits: &EncodingLimits) -> bool {
-        if let SetValue::Ints(v) = self {
+        if let Repr::Ints(v) = &mut self.repr {
             if let Some(i) = parse_canonical_i64(&member) {
                 return match v.binary_search(&i) {
                     Ok(_) => false,
@@ -83,44 +94,51 @@ impl SetValue {
             }
             self.convert_to_table(1);
         }
-        match self {
-            SetValue::Table(d) => {
+        match &mut self.repr {
+            Repr::Table(d) => {
                 if d.contains_key(&member) {
                     false
                 } else {
+                    self.data_bytes += member.len();
                     d.insert(member, ());
                     true
                 }
             }
-            SetValue::Ints(_) => unreachable!("converted above"),
+            Repr::Ints(_) => unreachable!("converted above"),
         }
     }
 
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self {
-            SetValue::Ints(v) => match parse_canonical_i64(member).map(|i| v.binary_search(&i)) {
+        match &mut self.repr {
+            Repr::Ints(v) => match parse_canonical_i64(member).map(|i| v.binary_search(&i)) {
                 Some(Ok(pos)) => {
                     v.remove(pos);
                     true
                 }
                 _ => false,
             },
-            SetValue::Table(d) => d.remove(member).is_some(),
+            Repr::Table(d) => {
+                let gone = d.remove(member).is_some();
+                if gone {
+                    self.data_bytes -= member.len();
+                }
+                gone
+            }
         }
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
-        match self {
-            SetValue::Ints(v) => parse_canonical_i64(member).is_some_and(|i| v.binary_search(&i).is_ok()),
-            SetValue::Table(d) => d.contains_key(member),
+        match &self.repr {
+            Repr::Ints(v) => parse_canonical_i64(member).is_some_and(|i| v.binary_search(&i).is_ok()),
+            Repr::Table(d) => d.contains_key(member),
         }
     }
 
     /// Member at position `i` (`0..len`) of the internal order.
     pub fn member_at(&self, i: usize) -> Bytes {
-        match self {
-            SetValue::Ints(v) => int_bytes(v[i]),
-            SetValue::Table(d) => d.entry_at(i).0.clone(),
+        match &self.repr {
+            Repr::Ints(v) => int_bytes(v[i]),
+            Repr::Table(d) => d.entry_at(i).0.clone(),
         }
     }
 
@@ -154,20 +172,24 @@ impl SetValue {
     }
 
     fn remove_at(&mut self, i: usize) -> Bytes {
-        match self {
-            SetValue::Ints(v) => int_bytes(v.remove(i)),
-            SetValue::Table(d) => d.remove_at(i).0,
+        match &mut self.repr {
+            Repr::Ints(v) => int_bytes(v.remove(i)),
+            Repr::Table(d) => {
+                let m = d.remove_at(i).0;
+                self.data_bytes -= m.len();
+                m
+            }
         }
     }
 
     /// SSCAN step: small encodings return everything at once with cursor 0, as Redis does.
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(Bytes)) -> u64 {
-        match self {
-            SetValue::Ints(v) => {
+        match &self.repr {
+            Repr::Ints(v) => {
                 v.iter().for_each(|&i| visit(int_bytes(i)));
                 0
             }
-            SetValue::Table(d) => d.scan(cursor, count, |k, _| visit(k.clone())),
+            Repr::Table(d) => d.scan(cursor, count, |k, _| visit(k.clone())),
         }
     }
 
@@ -181,9 +203,9 @@ impl SetValue {
     }
 
     pub fn memory_usage(&self) -> usize {
-        match self {
-            SetValue::Ints(v) => v.capacity() * 8,
-            SetValue::Table(d) => d.keys().map(|k| k.len() + 48).sum(),
+        match &self.repr {
+            Repr::Ints(v) => v.capacity() * 8,
+            Repr::Table(d) => self.data_bytes + d.len() * 48,
         }
     }
 }

@@ -367,6 +367,8 @@ pub struct ZSetValue {
     seq: SortedSeq,
     /// Some(..) in `skiplist` encoding.
     dict: Option<Dict<f64>>,
+    /// Sum of member lengths: keeps `memory_usage` O(1).
+    data_bytes: usize,
 }
 
 impl ZSetValue {
@@ -388,7 +390,8 @@ impl ZSetValue {
             }
             d
         });
-        ZSetValue { seq: SortedSeq::from_sorted(entries), dict }
+        let data_bytes = entries.iter().map(|e| e.member.len()).sum();
+        ZSetValue { seq: SortedSeq::from_sorted(entries), dict, data_bytes }
     }
 
     pub fn encoding(&self) -> &'static str {
@@ -448,6 +451,7 @@ impl ZSetValue {
                 if let Some(d) = &mut self.dict {
                     d.insert(member.clone(), score);
                 }
+                self.data_bytes += member.len();
                 self.seq.insert(score, member);
                 AddOutcome::Added
             }
@@ -460,6 +464,7 @@ impl ZSetValue {
         if let Some(d) = &mut self.dict {
             d.remove(member);
         }
+        self.data_bytes -= member.len();
         true
     }
 
@@ -506,6 +511,7 @@ impl ZSetValue {
                 d.remove(&e.member);
             }
         }
+        self.data_bytes -= removed.iter().map(|e| e.member.len()).sum::<usize>();
         removed
     }
 
@@ -540,7 +546,7 @@ impl ZSetValue {
 
     pub fn memory_usage(&self) -> usize {
         let per = if self.dict.is_some() { 96 } else { 48 };
-        self.seq.iter().map(|e| e.member.len() + per).sum()
+        self.data_bytes + self.len() * per
     }
 }
 
@@ -683,6 +689,7 @@ mod tests {
         sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
         assert_eq!(z.len(), sorted.len());
         assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(z.data_bytes, sorted.iter().map(|(_, m)| m.len()).sum::<usize>());
         let got: Vec<(f64, String)> = z.iter().map(|e| (e.score, String::from_utf8_lossy(&e.member).into_owned())).collect();
         assert_eq!(got, sorted);
         for (i, (s, m)) in sorted.iter().enumerate().step_by(7) {
