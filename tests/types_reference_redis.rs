@@ -186,3 +186,31 @@ fn glob_matches_redis_keys() {
         assert_eq!(theirs, ours, "KEYS {:?}", String::from_utf8_lossy(p));
     }
 }
+
+#[test]
+fn long_double_incrbyfloat_matches_redis() {
+    use redis_failover::server::types::longdouble::LongDouble;
+    let Some(r) = start_redis() else { return };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", r.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let mut rng = Lcg(7);
+    for chain in 0..40 {
+        let start = format!("{}.{}", rng.range(-5000, 5000), rng.range(0, 1000));
+        let _: () = redis::cmd("SET").arg("f").arg(&start).query(&mut con).unwrap();
+        let mut ours = LongDouble::parse(start.as_bytes()).unwrap();
+        for step in 0..25 {
+            let incr = match rng.next() % 5 {
+                0 => format!("0.{}", rng.range(1, 100)),
+                1 => format!("-{}.{}", rng.range(0, 50), rng.range(0, 999)),
+                2 => format!("{}e{}", rng.range(1, 9), rng.range(-8, 12)),
+                3 => format!("{}", rng.range(-100000, 100000)),
+                _ => format!("0x{:x}p-{}", rng.range(1, 4096), rng.range(0, 20)),
+            };
+            let theirs: String = redis::cmd("INCRBYFLOAT").arg("f").arg(&incr).query(&mut con).unwrap();
+            ours = ours.add(&LongDouble::parse(incr.as_bytes()).unwrap());
+            assert_eq!(theirs, ours.to_human_string(), "chain {chain} step {step}: +{incr}");
+            // Redis re-parses its own output next time; so do we.
+            ours = LongDouble::parse(theirs.as_bytes()).unwrap();
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod glob;
 pub mod hash;
 pub mod hll;
 pub mod list;
+pub mod longdouble;
 pub mod set;
 pub mod zset;
 
