@@ -253,7 +253,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if args.len() >= 3 {
-        let count = match access::range_arg(&args[2], -i64::MAX, i64::MAX, "ERR value is out of range, must be between -9223372036854775807 and 9223372036854775807") {
+        let count = match access::range_arg_default(&args[2], -i64::MAX, i64::MAX) {
             Ok(c) => c,
             Err(e) => return e,
         };

@@ -153,6 +153,11 @@ pub fn range_arg(b: &[u8], min: i64, max: i64, msg: &str) -> Result<i64, Frame> 
     Ok(v)
 }
 
+/// `getRangeLongFromObjectOrReply` without a custom message (Redis's wording, typo included).
+pub fn range_arg_default(b: &[u8], min: i64, max: i64) -> Result<i64, Frame> {
+    range_arg(b, min, max, &format!("ERR value is out of range, value must between {min} and {max}"))
+}
+
 /// `getDoubleFromObjectOrReply`: "ERR value is not a valid float".
 pub fn float_arg(b: &[u8]) -> Result<f64, Frame> {
     super::parse_redis_double(b).ok_or_else(|| err("ERR value is not a valid float"))
