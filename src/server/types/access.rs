@@ -57,6 +57,23 @@ pub fn read<'c, T: Typed>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c T>,
     }
 }
 
+/// Reads several keys at once (SINTER, ZUNION...): lazy expiry and statistics first, then
+/// shared borrows of every value (positions are re-resolved after all expiries ran).
+pub fn read_many<'c, T: Typed>(ctx: &'c mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<&'c T>>, Frame> {
+    for k in keys {
+        ctx.lookup_read(k);
+    }
+    let db = &ctx.srv.dbs[ctx.client.db];
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        match db.find(k) {
+            None => out.push(None),
+            Some(pos) => out.push(Some(T::get(&db.slot(pos).value).ok_or_else(wrongtype)?)),
+        }
+    }
+    Ok(out)
+}
+
 /// Like [`read`] but without hit/miss statistics (lookupKeyWrite semantics).
 pub fn write<'c, T: Typed>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut T>, Frame> {
     match ctx.lookup_write(key) {

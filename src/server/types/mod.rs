@@ -10,6 +10,7 @@
 //! redis.conf ships 128) else `hashtable`; sorted sets `listpack` (<= 128 / 64 bytes) else
 //! `skiplist`. Conversions are one-way, as in Redis. HyperLogLogs are strings.
 
+pub mod access;
 pub mod bitops;
 pub mod dict;
 pub mod glob;
