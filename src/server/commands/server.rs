@@ -807,9 +807,7 @@ fn object_digest(value: &Value, has_expiry: bool, digest: &mut [u8; 20]) {
                 let mut eledigest = [0u8; 20];
                 mix_digest(&mut eledigest, k);
                 mix_digest(&mut eledigest, v);
-                for (d, e) in digest.iter_mut().zip(eledigest.iter()) {
-                    *d ^= e;
-                }
+                xor_digest(digest, &eledigest);
             }
         }
         Value::ZSet(z) => {
@@ -817,9 +815,7 @@ fn object_digest(value: &Value, has_expiry: bool, digest: &mut [u8; 20]) {
                 let mut eledigest = [0u8; 20];
                 mix_digest(&mut eledigest, member);
                 mix_digest(&mut eledigest, crate::resp::format_double(*score).as_bytes());
-                for (d, e) in digest.iter_mut().zip(eledigest.iter()) {
-                    *d ^= e;
-                }
+                xor_digest(digest, &eledigest);
             }
         }
     }
@@ -851,9 +847,7 @@ fn dataset_digest(ctx: &mut Ctx) -> [u8; 20] {
             let mut digest = [0u8; 20];
             mix_digest(&mut digest, slot.key.as_slice());
             object_digest(&slot.value, db.expiry_of(pos).is_some(), &mut digest);
-            for (f, d) in final_digest.iter_mut().zip(digest.iter()) {
-                *f ^= d;
-            }
+            xor_digest(&mut final_digest, &digest);
         }
     }
     final_digest
