@@ -1,1 +1,6 @@
-//! sentinel (under construction)
+//! rf-sentinel: a Redis Sentinel. `machine` holds the decision logic (no I/O), `shell`
+//! does the networking, `config` reads and rewrites sentinel.conf, `cli` is the program.
+
+pub mod config;
+pub mod wire;
+pub mod machine;
