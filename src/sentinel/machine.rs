@@ -36,6 +36,9 @@ pub const PROBE_PERIOD: u64 = 100;
 pub const FAST_ASK_PERIOD: u64 = 100;
 /// Ours: INFO period on the replica we promoted, while waiting for it to report master.
 pub const PROMOTION_INFO_PERIOD: u64 = 50;
+/// Ours: delay between candidacies of successive sentinels (by run id rank) after ODOWN.
+pub const CANDIDATE_STAGGER: u64 = 60;
+pub const CANDIDATE_JITTER: u64 = 20;
 /// Ours: how long the leader waits for fresh INFO from every replica before selecting one.
 pub const SELECT_FRESH_INFO_WAIT: u64 = 300;
 
@@ -306,6 +309,8 @@ pub struct Master {
     /// Our vote in `cfg.leader_epoch`.
     pub leader: Option<String>,
     pub select_info_requested: u64,
+    /// Ours: when this sentinel may become a candidate for the current ODOWN.
+    pub candidate_at: Option<u64>,
 }
 
 impl Master {
@@ -323,6 +328,7 @@ impl Master {
             promoted: None,
             leader: None,
             select_info_requested: 0,
+            candidate_at: None,
             cfg,
         };
         for (h, p) in m.cfg.known_replicas.clone() {
@@ -775,12 +781,31 @@ impl Sentinel {
 
     fn start_failover_if_needed(&mut self, mi: usize, now: u64) -> bool {
         let m = &self.masters[mi];
-        if !m.inst.o_down || m.in_failover() {
+        if !m.inst.o_down {
+            self.masters[mi].candidate_at = None;
+            return false;
+        }
+        if m.in_failover() {
             return false;
         }
         if now < m.failover_start_time + m.cfg.failover_timeout_ms * 2 && m.failover_start_time != 0 {
             return false;
         }
+        // Ours: stagger candidacies by rank of run id among the reachable sentinels, so
+        // that sentinels reaching ODOWN in the same millisecond do not split the vote
+        // (a split costs Redis election-timeout + 2 x failover-timeout). The lowest id
+        // goes at once; a vote request received meanwhile makes us vote and stand down.
+        let Some(at) = m.candidate_at else {
+            let rank = m.sentinels.iter().filter(|s| !s.s_down && !s.disconnected() && s.run_id.as_deref().is_some_and(|r| r < self.myid.as_str())).count() as u64;
+            let jitter = self.rng.gen_range(0..CANDIDATE_JITTER);
+            let at = now + rank * CANDIDATE_STAGGER + jitter;
+            self.masters[mi].candidate_at = Some(at);
+            return self.start_failover_if_needed(mi, now);
+        };
+        if now < at {
+            return false;
+        }
+        self.masters[mi].candidate_at = None;
         self.start_failover(mi, now, false);
         true
     }
