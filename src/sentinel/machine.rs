@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::config::{KnownSentinel, MasterConfig, SentinelConfig};
-use super::wire::Frame;
+use crate::resp::Frame;
 
 pub const PING_PERIOD: u64 = 1000;
 pub const INFO_PERIOD: u64 = 10_000;
@@ -1176,7 +1176,7 @@ impl Sentinel {
                 if let Some(i) = self.instance_mut(mi, p.role, &p.key) {
                     i.info_pending = false;
                 }
-                if let Ok(Frame::Bulk(b)) = reply {
+                if let Ok(Frame::Bulk(b) | Frame::Verbatim(_, b)) = reply {
                     let text = String::from_utf8_lossy(&b).into_owned();
                     self.refresh_from_info(mi, p.role, &p.key, &text, now);
                 }
@@ -1188,7 +1188,7 @@ impl Sentinel {
                     if let [Frame::Integer(down), leader, Frame::Integer(epoch)] = items.as_slice() {
                         i.last_master_down_reply = now;
                         i.master_down = *down == 1;
-                        if let Some(l) = leader.as_text() {
+                        if let Some(l) = frame_text(leader) {
                             if l != "*" {
                                 i.leader = Some(l);
                                 i.leader_epoch = (*epoch).max(0) as u64;
@@ -1215,7 +1215,7 @@ impl Sentinel {
         i.ping_pending = i.ping_pending.saturating_sub(1);
         let Ok(frame) = reply else { return };
         i.last_pong = now;
-        let text = frame.as_text().unwrap_or_default();
+        let text = frame_text(&frame).unwrap_or_default();
         let valid = ["PONG", "LOADING", "MASTERDOWN"].iter().any(|p| text.starts_with(p));
         if !valid {
             return;
@@ -1593,6 +1593,16 @@ impl Sentinel {
         } else {
             Err(format!("NOQUORUM {}", problems.join(". ")))
         }
+    }
+}
+
+/// A string-ish reply as text (simple, bulk, error, integer).
+pub fn frame_text(f: &Frame) -> Option<String> {
+    match f {
+        Frame::Simple(s) | Frame::Error(s) => Some(s.clone()),
+        Frame::Bulk(b) | Frame::Verbatim(_, b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Frame::Integer(i) => Some(i.to_string()),
+        _ => None,
     }
 }
 

@@ -2,5 +2,4 @@
 //! does the networking, `config` reads and rewrites sentinel.conf, `cli` is the program.
 
 pub mod config;
-pub mod wire;
 pub mod machine;

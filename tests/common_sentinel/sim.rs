@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis_failover::sentinel::config::{self, SentinelConfig};
 use redis_failover::sentinel::machine::{Action, Addr, Request, Sentinel};
-use redis_failover::sentinel::wire::Frame;
+use redis_failover::resp::Frame;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SimRole {
@@ -373,7 +373,7 @@ impl World {
                 }
                 let reply = match request {
                     Request::Ping => Frame::Simple("PONG".into()),
-                    Request::Info => Frame::Bulk(self.info_text(ri).into_bytes()),
+                    Request::Info => Frame::bulk(self.info_text(ri)),
                     Request::Hello { announce_ip, announce_port, rest } => {
                         let payload = format!("{},{},{}", announce_ip.unwrap_or_else(|| from_addr.host.clone()), announce_port, rest);
                         // every sentinel subscribed to this instance (and not cut from it) receives it
