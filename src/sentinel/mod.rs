@@ -3,3 +3,7 @@
 
 pub mod config;
 pub mod machine;
+pub mod links;
+pub mod commands;
+pub mod shell;
+pub mod cli;
