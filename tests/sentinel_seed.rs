@@ -100,6 +100,8 @@ fn seed_replay_failover_rejoin_manual_failover_no_acked_write_lost() {
     // SENTINEL failover moves the master again
     assert!(wait_until(Duration::from_secs(10), || role(old).is_some_and(|r| r.2)), "old master not in sync");
     std::thread::sleep(Duration::from_millis(1500));
+    let writer = Writer::start(sports.clone(), "manual");
+    std::thread::sleep(Duration::from_millis(500));
     let reply: String = sentinel_cmd(sports[1], &["failover", "mymaster"]).unwrap();
     assert_eq!(reply, "OK");
     assert!(
@@ -112,9 +114,15 @@ fn seed_replay_failover_rejoin_manual_failover_no_acked_write_lost() {
         wait_until(Duration::from_secs(20), || ports.iter().filter(|p| **p != final_master).all(|p| role(*p).is_some_and(|r| r.0 == "slave" && r.1 == Some(final_master)))),
         "replicas do not all follow {final_master}"
     );
-    // an acked write before the manual failover is on the final master too
+    std::thread::sleep(Duration::from_millis(500));
+    let second = writer.finish();
+    eprintln!("writer during SENTINEL FAILOVER: {} acked, max gap {} ms", second.acked.len(), second.max_gap_ms);
+    assert!(second.acked.len() > 50, "writer made no progress around the manual failover");
+    // acked writes from before and during the manual failover are all on the final master
     let lost = missing_keys(final_master, &first.acked);
     assert!(lost.is_empty(), "{} acknowledged writes lost after SENTINEL FAILOVER", lost.len());
+    let lost = missing_keys(final_master, &second.acked);
+    assert!(lost.is_empty(), "{} writes acknowledged during SENTINEL FAILOVER lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
     // events and epochs: every sentinel is at epoch 2 with config-epoch 2
     let m = &masters(sports[2])[0];
     assert_eq!(m["config-epoch"], "2");

@@ -22,9 +22,9 @@ fn usage() -> String {
 
 /// Entry point. `args` is the whole argv, program name first (as `std::env::args_os()`).
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let mut args: Vec<String> = args.into_iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
-    // `--sentinel` as a bare flag selects sentinel mode (the seed's init-script form)
-    args.retain(|a| a != "--sentinel");
+    let args: Vec<String> = args.into_iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    // a bare `--sentinel` (the seed's init-script form) becomes a lone `sentinel` line,
+    // which the config reader skips as Redis does; `--sentinel monitor ...` stays a directive
     if args.iter().any(|a| a == "-v" || a == "--version") {
         println!("Redis server v={REDIS_VERSION} sha=00000000:0 malloc=libc bits=64 build=rf-sentinel-{}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
@@ -164,9 +164,8 @@ fn daemonize(args: &[String], pidfile: Option<&str>) -> ExitCode {
         }
     };
     let mut cmd = std::process::Command::new(exe);
-    // rf-server dispatches on `--sentinel`; harmless for rf-sentinel
+    // `args` keeps a `--sentinel` flag if we were started as `rf-server x.conf --sentinel`
     cmd.args(args)
-        .arg("--sentinel")
         .env(DAEMON_CHILD_ENV, "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

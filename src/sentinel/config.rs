@@ -283,7 +283,8 @@ pub fn apply_text(cfg: &mut SentinelConfig, text: &str) -> Result<(), ConfigErro
         let directive = args[0].to_ascii_lowercase();
         if directive == "sentinel" {
             if args.len() < 2 {
-                return Err(err("Unrecognized sentinel configuration statement."));
+                // a lone `sentinel` (from `--sentinel` on the command line) only selects the mode
+                continue;
             }
             apply_sentinel(cfg, &args[1..]).map_err(|r| err(&r))?;
             continue;
@@ -699,5 +700,10 @@ mod tests {
         let cfg = parse(&t).unwrap();
         assert_eq!(cfg.port, 26380);
         assert_eq!(cfg.masters.len(), 1);
+        // the seed's `rf-server sentinel.conf --sentinel` form: a bare flag, skipped
+        let t = command_line_to_text(&["--sentinel".into(), "--port".into(), "1".into()]);
+        assert_eq!(t, "sentinel\nport 1\n");
+        let cfg = parse(&t).unwrap();
+        assert_eq!((cfg.port, cfg.masters.len()), (1, 0));
     }
 }

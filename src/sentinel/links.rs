@@ -55,6 +55,10 @@ fn encode_request(out: &Outgoing, local_ip: &str, buf: &mut BytesMut) -> usize {
             cmd(vec!["SENTINEL".into(), "is-master-down-by-addr".into(), ip.clone(), port.to_string(), epoch.to_string(), run_id.clone()], buf);
             1
         }
+        Request::PauseWrites(ms) => {
+            cmd(vec![map_cmd(r, "CLIENT"), "PAUSE".into(), ms.to_string(), "WRITE".into()], buf);
+            1
+        }
         Request::SlaveOf(target) => {
             // exactly what Redis sends: a transaction so the instance is never half-configured
             cmd(vec![map_cmd(r, "MULTI")], buf);

@@ -39,6 +39,10 @@ pub const PROMOTION_INFO_PERIOD: u64 = 50;
 /// Ours: delay between candidacies of successive sentinels (by run id rank) after ODOWN.
 pub const CANDIDATE_STAGGER: u64 = 60;
 pub const CANDIDATE_JITTER: u64 = 20;
+/// Ours, forced failover: how long the old master's writes are paused, and how long we wait
+/// for a replica to reach its offset before choosing anyway.
+pub const CATCH_UP_PAUSE: u64 = 5000;
+pub const CATCH_UP_WAIT: u64 = 1000;
 /// Ours: how long the leader waits for fresh INFO from every replica before selecting one.
 pub const SELECT_FRESH_INFO_WAIT: u64 = 300;
 
@@ -82,6 +86,9 @@ pub enum Request {
     IsMasterDown { ip: String, port: u16, epoch: u64, run_id: String },
     /// `MULTI; SLAVEOF <host port|NO ONE>; CONFIG REWRITE; CLIENT KILL TYPE normal; CLIENT KILL TYPE pubsub; EXEC`
     SlaveOf(Option<Addr>),
+    /// Ours, forced failover only: `CLIENT PAUSE <ms> WRITE` on the old master, so the
+    /// chosen replica can catch up before promotion and no acknowledged write is lost.
+    PauseWrites(u64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +318,9 @@ pub struct Master {
     pub select_info_requested: u64,
     /// Ours: when this sentinel may become a candidate for the current ODOWN.
     pub candidate_at: Option<u64>,
+    /// Ours, forced failover of a reachable master: writes are paused there; this is
+    /// its replication offset after the pause (None until its INFO arrives).
+    pub catch_up: Option<Option<u64>>,
 }
 
 impl Master {
@@ -329,6 +339,7 @@ impl Master {
             leader: None,
             select_info_requested: 0,
             candidate_at: None,
+            catch_up: None,
             cfg,
         };
         for (h, p) in m.cfg.known_replicas.clone() {
@@ -646,6 +657,10 @@ impl Sentinel {
         if role == Role::Replica && (m.inst.o_down || m.in_failover() || (inst.master_link_down_ms != 0 && !inst.master_link_up)) {
             return FAST_INFO_PERIOD;
         }
+        // Ours: follow replicas being reconfigured closely, so the failover ends sooner
+        if matches!(inst.reconf, Reconf::Sent(_) | Reconf::InProgress) {
+            return PROBE_PERIOD;
+        }
         if inst.demoted_old_master || inst.slaveof_sent != 0 {
             return FAST_INFO_PERIOD;
         }
@@ -935,6 +950,16 @@ impl Sentinel {
     /// that misses acknowledged writes).
     fn request_fresh_replica_info(&mut self, mi: usize, now: u64) {
         self.masters[mi].select_info_requested = now;
+        self.masters[mi].catch_up = None;
+        let m = &self.masters[mi];
+        if m.force_failover && !m.inst.s_down && !m.inst.disconnected() {
+            let addr = m.inst.addr.clone();
+            let pause = m.cfg.failover_timeout_ms.min(CATCH_UP_PAUSE);
+            self.masters[mi].catch_up = Some(None);
+            self.send(mi, Role::Master, &addr, Request::PauseWrites(pause), 1000);
+            self.masters[mi].inst.info_pending = true;
+            self.send(mi, Role::Master, &addr, Request::Info, 1000);
+        }
         let keys: Vec<Addr> = self.masters[mi].replicas.iter().filter(|(_, r)| !r.s_down && !r.disconnected() && !r.info_pending).map(|(k, _)| k.clone()).collect();
         for k in keys {
             self.masters[mi].replicas.get_mut(&k).unwrap().info_pending = true;
@@ -980,6 +1005,22 @@ impl Sentinel {
     }
 
     fn failover_select_slave(&mut self, mi: usize, now: u64) {
+        let m = &self.masters[mi];
+        if let Some(target) = m.catch_up {
+            let since = m.select_info_requested;
+            let caught_up = target.is_some_and(|t| {
+                m.replicas.values().any(|r| r.repl_offset >= t && r.info_refresh >= since && r.priority != 0 && !r.s_down && !r.disconnected())
+            });
+            if !caught_up && now.saturating_sub(since) < CATCH_UP_WAIT {
+                let keys: Vec<Addr> = m.replicas.iter().filter(|(_, r)| !r.s_down && !r.disconnected() && !r.info_pending).map(|(k, _)| k.clone()).collect();
+                for k in keys {
+                    self.masters[mi].replicas.get_mut(&k).unwrap().info_pending = true;
+                    self.send(mi, Role::Replica, &k, Request::Info, 1000);
+                }
+                return;
+            }
+            self.masters[mi].catch_up = None;
+        }
         let m = &self.masters[mi];
         let waiting = m.replicas.values().any(|r| r.info_pending && !r.disconnected() && !r.s_down);
         if waiting && now.saturating_sub(m.select_info_requested) < SELECT_FRESH_INFO_WAIT {
@@ -1095,6 +1136,7 @@ impl Sentinel {
             r.promoted = false;
         }
         m.promoted = None;
+        m.catch_up = None;
     }
 
     fn switch_to_promoted(&mut self, mi: usize, now: u64) {
@@ -1105,12 +1147,13 @@ impl Sentinel {
         let old = self.masters[mi].inst.addr.clone();
         let name = self.masters[mi].cfg.name.clone();
         self.event(mi, "+switch-master", true, format!("{name} {} {} {} {}", old.host, old.port, new_addr.host, new_addr.port));
-        self.reset_master_and_change_addr(mi, new_addr, now);
+        // we led this failover in a newer epoch: the old master claiming master is stale
+        self.reset_master_and_change_addr(mi, new_addr, now, true);
     }
 
     /// Redis's `sentinelResetMasterAndChangeAddress`: keep sentinels, rebuild the replica
     /// list from the known replicas plus the old master, point the master at `new_addr`.
-    fn reset_master_and_change_addr(&mut self, mi: usize, new_addr: Addr, now: u64) {
+    fn reset_master_and_change_addr(&mut self, mi: usize, new_addr: Addr, now: u64, we_led: bool) {
         let old = self.masters[mi].inst.addr.clone();
         let mut replica_addrs: Vec<Addr> = self.masters[mi].replicas.keys().filter(|a| **a != new_addr).cloned().collect();
         if old != new_addr && !replica_addrs.contains(&old) {
@@ -1147,7 +1190,7 @@ impl Sentinel {
                 r.disconnected_since = prev.disconnected_since;
             }
             if *a == old {
-                r.demoted_old_master = old_master_unreachable;
+                r.demoted_old_master = old_master_unreachable || we_led;
                 r.disconnected_since = if old_master_unreachable { Some(now) } else { None };
             }
             m.replicas.insert(a.clone(), r);
@@ -1206,7 +1249,7 @@ impl Sentinel {
                     }
                 }
             }
-            Request::Hello { .. } => {}
+            Request::Hello { .. } | Request::PauseWrites(_) => {}
         }
     }
 
@@ -1287,6 +1330,9 @@ impl Sentinel {
             let r = self.ref_of(mi, role, key);
             self.event(mi, kind, false, format!("{r} new reported role is {name}"));
         }
+        if role == Role::Master && self.masters[mi].catch_up == Some(None) && self.masters[mi].failover_state == FailoverState::SelectSlave {
+            self.masters[mi].catch_up = Some(Some(info.master_repl_offset));
+        }
         // replicas discovered from the master's INFO
         if role == Role::Master && new_role == Role::Master {
             let mut added = false;
@@ -1327,6 +1373,15 @@ impl Sentinel {
                 let rm = self.ref_master(mi);
                 self.event(mi, "+failover-state-reconf-slaves", true, rm);
                 self.client_reconfig_script(mi, "leader", &master_addr, key);
+                // Ours, forced failover: the old master is alive and write-paused; point it at
+                // the new master now (Redis waits for the switch plus 8 s), which also kills
+                // its client connections so writers move to the new master at once.
+                let m = &self.masters[mi];
+                if m.force_failover && !m.inst.s_down && !m.inst.disconnected() {
+                    let old = m.inst.addr.clone();
+                    let timeout = m.cfg.failover_timeout_ms;
+                    self.send(mi, Role::Master, &old, Request::SlaveOf(Some(key.clone())), timeout);
+                }
                 self.rewrite();
                 self.force_hello(mi);
                 self.failover_reconf_next_slave(mi, now);
@@ -1476,7 +1531,7 @@ impl Sentinel {
                 let n = name.to_string();
                 self.event(mi, "+switch-master", true, format!("{n} {} {} {} {}", old.host, old.port, new_addr.host, new_addr.port));
                 self.client_reconfig_script(mi, "observer", &old, &new_addr);
-                self.reset_master_and_change_addr(mi, new_addr, now);
+                self.reset_master_and_change_addr(mi, new_addr, now, false);
             }
             self.rewrite();
         }
@@ -1617,6 +1672,7 @@ pub struct ParsedInfo {
     pub master_link_down_secs: u64,
     pub priority: u32,
     pub repl_offset: u64,
+    pub master_repl_offset: u64,
     pub replica_announced: bool,
     pub slaves: Vec<(String, u16)>,
 }
@@ -1642,6 +1698,7 @@ impl ParsedInfo {
                 "master_link_down_since_seconds" => p.master_link_down_secs = v.parse::<i64>().unwrap_or(0).max(0) as u64,
                 "slave_priority" | "replica_priority" => p.priority = v.parse().unwrap_or(100),
                 "slave_repl_offset" => p.repl_offset = v.parse().unwrap_or(0),
+                "master_repl_offset" => p.master_repl_offset = v.parse().unwrap_or(0),
                 "replica_announced" => p.replica_announced = v != "0",
                 k if k.starts_with("slave") && k[5..].chars().all(|c| c.is_ascii_digit()) && k.len() > 5 => {
                     // slave0:ip=127.0.0.1,port=6380,state=online,offset=..,lag=0 (old form: ip,port,state)
