@@ -147,3 +147,85 @@ fn replies_are_shaped_like_redis_sentinel() {
     };
     assert_eq!(role(ours), role(theirs));
 }
+
+/// Sends raw requests and returns the raw bytes answered within a short time.
+fn raw(port: u16, req: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s.write_all(req).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+#[test]
+fn resp2_and_resp3_bytes_match_redis_sentinel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mport = free_port();
+    let _m = start_server(dir.path(), mport, None);
+    let ours = free_port();
+    let theirs = free_port();
+    let o = SentinelOpts { quorum: 2, down_after: 5000, failover_timeout: 10000, daemonize: false };
+    let _a = start_sentinel(SentinelKind::Rf, dir.path(), ours, mport, &o);
+    let _b = start_sentinel(SentinelKind::Debian, dir.path(), theirs, mport, &o);
+    let script: &[&[u8]] = &[
+        b"PING\r\n",
+        b"*3\r\n$8\r\nSENTINEL\r\n$23\r\nGET-MASTER-ADDR-BY-NAME\r\n$8\r\nmymaster\r\n",
+        b"SENTINEL get-master-addr-by-name nope\r\n",
+        b"SENTINEL master nope\r\n",
+        b"SENTINEL is-master-down-by-addr 127.0.0.2 1 0 *\r\n",
+        b"ROLE\r\n",
+        b"SENTINEL ckquorum mymaster\r\n",
+        b"AUTH x\r\n",
+        b"SENTINEL CONFIG GET announce-port\r\n",
+        b"PUBLISH foo bar\r\n",
+        b"SUBSCRIBE a b\r\n",
+        b"PING\r\n",
+        b"UNSUBSCRIBE b a\r\n",
+    ];
+    for proto in ["2", "3"] {
+        let mut req = format!("HELLO {proto}\r\n").into_bytes();
+        for r in script {
+            req.extend_from_slice(r);
+        }
+        let a = raw(ours, &req);
+        let b = raw(theirs, &req);
+        // skip the HELLO reply itself (ids and versions differ), compare all the rest
+        let strip = |v: &[u8]| -> String {
+            let t = String::from_utf8_lossy(v).into_owned();
+            let cut = t.find("modules").map(|i| i + "modules".len() + 2).unwrap_or(0);
+            t[cut..].to_string()
+        };
+        assert_eq!(strip(&a), strip(&b), "RESP{proto} replies differ");
+        assert!(strip(&a).len() > 50, "RESP{proto}: {}", strip(&a));
+    }
+}
+
+#[test]
+fn hostnames_are_kept_with_resolve_hostnames() {
+    let dir = tempfile::tempdir().unwrap();
+    let mport = free_port();
+    let _m = start_server(dir.path(), mport, None);
+    for (resolve, want) in [("yes", "localhost"), ("no", "127.0.0.1")] {
+        let sport = free_port();
+        let conf = dir.path().join(format!("h-{sport}.conf"));
+        std::fs::write(
+            &conf,
+            format!("port {sport}\nbind 127.0.0.1\nsentinel resolve-hostnames {resolve}\nsentinel announce-hostnames {resolve}\nsentinel monitor mymaster localhost {mport} 1\n"),
+        )
+        .unwrap();
+        let _s = start_sentinel_from(SentinelKind::Rf, &conf, sport, None);
+        let addr: Vec<String> = sentinel_cmd(sport, &["get-master-addr-by-name", "mymaster"]).unwrap();
+        assert_eq!(addr, vec![want.to_string(), mport.to_string()]);
+        // and it really monitors it through that name
+        assert!(wait_until(Duration::from_secs(10), || masters(sport).first().is_some_and(|m| m["role-reported"] == "master" && !m["runid"].is_empty())));
+        assert!(std::fs::read_to_string(&conf).unwrap().contains(&format!("sentinel monitor mymaster {want} {mport} 1")));
+    }
+}

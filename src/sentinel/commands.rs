@@ -354,7 +354,7 @@ fn info(c: &Core, args: &[Bytes]) -> Frame {
             (m.simulate.crash_after_election as u8) | ((m.simulate.crash_after_promotion as u8) << 1),
         ));
         for (i, ms) in m.masters.iter().enumerate() {
-            let a = ms.current_addr();
+            let a = &ms.inst.addr;
             out.push_str(&format!(
                 "master{i}:name={},status={},address={}:{},slaves={},sentinels={}\r\n",
                 ms.cfg.name,
