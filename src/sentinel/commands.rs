@@ -715,10 +715,12 @@ fn sentinel_config(c: &mut Core, a: &[String]) -> Frame {
                     },
                     "sentinel-user" => {
                         cfg.sentinel_user = Some(v.clone()).filter(|s| !s.is_empty());
+                        c.machine.sentinel_user = cfg.sentinel_user.clone();
                         true
                     }
                     "sentinel-pass" => {
                         cfg.sentinel_pass = Some(v.clone()).filter(|s| !s.is_empty());
+                        c.machine.sentinel_pass = cfg.sentinel_pass.clone();
                         true
                     }
                     "loglevel" => {

@@ -200,6 +200,9 @@ pub struct Instance {
     /// (nobody could reach it), so we convert it at once instead of waiting 8 s.
     pub demoted_old_master: bool,
     pub slaveof_sent: u64,
+    /// When a run id change (restart) was seen; with `master-reboot-down-after-period`
+    /// a rebooted master counts as down for that period (Redis 7.0).
+    pub reboot_time: u64,
 }
 
 impl Instance {
@@ -246,6 +249,7 @@ impl Instance {
             reconf: Reconf::None,
             demoted_old_master: false,
             slaveof_sent: 0,
+            reboot_time: 0,
         }
     }
 
@@ -438,6 +442,9 @@ pub struct Sentinel {
     pub announce_ip: Option<String>,
     pub announce_port: u16,
     pub simulate: SimulateFailure,
+    pub sentinel_user: Option<String>,
+    pub sentinel_pass: Option<String>,
+    pub requirepass: Option<String>,
     /// Set when a simulated failure asks the process to exit.
     pub crashed: bool,
     outbox: Vec<Action>,
@@ -460,6 +467,9 @@ impl Sentinel {
             announce_ip: cfg.announce_ip.clone(),
             announce_port: if cfg.announce_port != 0 { cfg.announce_port } else { own_port },
             simulate: SimulateFailure::default(),
+            sentinel_user: cfg.sentinel_user.clone(),
+            sentinel_pass: cfg.sentinel_pass.clone(),
+            requirepass: cfg.requirepass.clone(),
             crashed: false,
             outbox: Vec::new(),
             pending: HashMap::new(),
@@ -549,7 +559,15 @@ impl Sentinel {
         let token = self.next_token;
         self.next_token += 1;
         let m = &self.masters[mi];
-        let (auth_user, auth_pass) = if role == Role::Sentinel { (None, None) } else { (m.cfg.auth_user.clone(), m.cfg.auth_pass.clone()) };
+        // other sentinels: sentinel-user/sentinel-pass, else our requirepass (as Redis does)
+        let (auth_user, auth_pass) = if role == Role::Sentinel {
+            match &self.sentinel_pass {
+                Some(p) => (self.sentinel_user.clone(), Some(p.clone())),
+                None => (None, self.requirepass.clone()),
+            }
+        } else {
+            (m.cfg.auth_user.clone(), m.cfg.auth_pass.clone())
+        };
         let out = Outgoing {
             token,
             addr: key.clone(),
@@ -726,7 +744,9 @@ impl Sentinel {
         let role_mismatch = role == Role::Master
             && inst.role_reported == Role::Replica
             && now.saturating_sub(inst.role_reported_time) > down_after + 2 * INFO_PERIOD;
-        let down = elapsed > down_after || role_mismatch;
+        let reboot_period = self.masters[mi].cfg.master_reboot_down_after_ms;
+        let rebooted = role == Role::Master && reboot_period > 0 && inst.reboot_time != 0 && now.saturating_sub(inst.reboot_time) < reboot_period;
+        let down = elapsed > down_after || role_mismatch || rebooted;
         if down && !inst.s_down {
             let r = self.ref_of(mi, role, key);
             self.event(mi, "+sdown", true, r);
@@ -1303,6 +1323,9 @@ impl Sentinel {
             let i = self.instance_mut(mi, role, key).unwrap();
             i.info_refresh = now;
             i.info_text = Some(text.to_string());
+            if rebooted {
+                i.reboot_time = now;
+            }
             if info.run_id.is_some() {
                 i.run_id = info.run_id.clone();
             }
