@@ -602,16 +602,24 @@ pub fn render(cfg: &SentinelConfig) -> String {
 pub fn write_atomically(path: &Path, content: &str) -> Result<(), RewriteError> {
     let io = |source| RewriteError::Io { path: path.display().to_string(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("sentinel.conf"), std::process::id()));
+    // unique per call: the rewrite thread and SHUTDOWN/FLUSHCONFIG may write at the same time
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.tmp-{}-{seq}", path.file_name().and_then(|n| n.to_str()).unwrap_or("sentinel.conf"), std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(content.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        if let Err(e) = f.write_all(content.as_bytes()).and_then(|_| f.sync_all()) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
     }
     if let Ok(meta) = std::fs::metadata(path) {
         let _ = std::fs::set_permissions(&tmp, meta.permissions());
     }
-    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -691,6 +699,19 @@ mod tests {
         assert_eq!(again.port, 16400);
         // a second render is stable (no duplicated generated block)
         assert_eq!(render(&again), out);
+    }
+
+    #[test]
+    fn atomic_write_replaces_content_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sentinel.conf");
+        std::fs::write(&p, "old\n").unwrap();
+        write_atomically(&p, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        // a directory that does not exist: an error, not a panic
+        assert!(write_atomically(&dir.path().join("nope/sentinel.conf"), "x").is_err());
     }
 
     #[test]
