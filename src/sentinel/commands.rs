@@ -258,7 +258,7 @@ fn client(st: &mut ClientState, args: &[Bytes]) -> Frame {
                 if st.proto == ProtocolVersion::Resp3 { 3 } else { 2 },
                 sub
             );
-            Frame::bulk(if sub == "info" { line } else { line })
+            Frame::bulk(line)
         }
         "kill" => Frame::error("ERR No such client"),
         "reply" => Frame::ok(),
@@ -378,15 +378,16 @@ fn since(now: u64, t: u64) -> i64 {
 
 /// One instance as `SENTINEL MASTERS/REPLICAS/SENTINELS` shows it, fields in Redis's order.
 pub fn instance_reply(m: &Master, i: &Instance, now: u64) -> Frame {
-    let mut f: Vec<(&str, Frame)> = Vec::new();
-    f.push(("name", bulk(&i.name)));
-    f.push(("ip", bulk(&i.addr.host)));
-    f.push(("port", bulk(i.addr.port)));
-    f.push(("runid", bulk(i.run_id.clone().unwrap_or_default())));
     let failover = (i.role == Role::Master).then_some((m.failover_state, m.force_failover));
-    f.push(("flags", bulk(i.flags(failover))));
-    f.push(("link-pending-commands", bulk(i.pending_commands)));
-    f.push(("link-refcount", bulk(1)));
+    let mut f: Vec<(&str, Frame)> = vec![
+        ("name", bulk(&i.name)),
+        ("ip", bulk(&i.addr.host)),
+        ("port", bulk(i.addr.port)),
+        ("runid", bulk(i.run_id.clone().unwrap_or_default())),
+        ("flags", bulk(i.flags(failover))),
+        ("link-pending-commands", bulk(i.pending_commands)),
+        ("link-refcount", bulk(1)),
+    ];
     if i.role == Role::Master && m.in_failover() {
         f.push(("failover-state", bulk(m.failover_state.as_str())));
     }
@@ -596,6 +597,8 @@ fn sentinel(c: &mut Core, _st: &mut ClientState, args: &[Bytes]) -> Frame {
     reply
 }
 
+type Setter = Box<dyn FnOnce(&mut MasterConfig)>;
+
 fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
     if c.machine.master(name).is_none() {
         return Frame::error("ERR No such master with that name");
@@ -606,7 +609,7 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
         let (opt, val) = (pair[0].to_ascii_lowercase(), pair[1].clone());
         let bad = |what: &str| Frame::error(format!("ERR Invalid argument '{val}' for SENTINEL SET '{what}'"));
         let num = val.parse::<i64>();
-        let res: Result<Box<dyn FnOnce(&mut MasterConfig)>, Frame> = match opt.as_str() {
+        let res: Result<Setter, Frame> = match opt.as_str() {
             "down-after-milliseconds" => match num {
                 Ok(n) if n > 0 => Ok(Box::new(move |m| m.down_after_ms = n as u64)),
                 _ => Err(bad(&opt)),

@@ -119,8 +119,12 @@ impl SentinelConfig {
     }
 }
 
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("Unbalanced quotes in configuration line")]
+pub struct UnbalancedQuotes;
+
 /// Splits a line into arguments like Redis's `sdssplitargs`.
-pub fn split_args(line: &str) -> Result<Vec<String>, ()> {
+pub fn split_args(line: &str) -> Result<Vec<String>, UnbalancedQuotes> {
     let bytes = line.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -137,11 +141,11 @@ pub fn split_args(line: &str) -> Result<Vec<String>, ()> {
         loop {
             if in_dq {
                 if i >= bytes.len() {
-                    return Err(());
+                    return Err(UnbalancedQuotes);
                 }
                 let c = bytes[i];
                 if c == b'\\' && i + 3 < bytes.len() && bytes[i + 1] == b'x' && is_hex(bytes.get(i + 2)) && is_hex(bytes.get(i + 3)) {
-                    let v = u8::from_str_radix(std::str::from_utf8(&bytes[i + 2..i + 4]).map_err(|_| ())?, 16).map_err(|_| ())?;
+                    let v = u8::from_str_radix(std::str::from_utf8(&bytes[i + 2..i + 4]).map_err(|_| UnbalancedQuotes)?, 16).map_err(|_| UnbalancedQuotes)?;
                     cur.push(v);
                     i += 3;
                 } else if c == b'\\' && i + 1 < bytes.len() {
@@ -157,7 +161,7 @@ pub fn split_args(line: &str) -> Result<Vec<String>, ()> {
                 } else if c == b'"' {
                     // closing quote must be followed by a space or nothing
                     if i + 1 < bytes.len() && !bytes[i + 1].is_ascii_whitespace() {
-                        return Err(());
+                        return Err(UnbalancedQuotes);
                     }
                     i += 1;
                     break;
@@ -167,7 +171,7 @@ pub fn split_args(line: &str) -> Result<Vec<String>, ()> {
                 i += 1;
             } else if in_sq {
                 if i >= bytes.len() {
-                    return Err(());
+                    return Err(UnbalancedQuotes);
                 }
                 let c = bytes[i];
                 if c == b'\\' && i + 1 < bytes.len() && bytes[i + 1] == b'\'' {
@@ -175,7 +179,7 @@ pub fn split_args(line: &str) -> Result<Vec<String>, ()> {
                     cur.push(b'\'');
                 } else if c == b'\'' {
                     if i + 1 < bytes.len() && !bytes[i + 1].is_ascii_whitespace() {
-                        return Err(());
+                        return Err(UnbalancedQuotes);
                     }
                     i += 1;
                     break;

@@ -339,9 +339,7 @@ impl World {
                 }
                 if let Some(si) = self.sentinel_by_addr(&target) {
                     let now = self.sentinel_now(si);
-                    let reply = match self.sentinels[si].machine.as_mut() {
-                        None => None,
-                        Some(m) => Some(match request {
+                    let reply = self.sentinels[si].machine.as_mut().map(|m| match request {
                             Request::Ping => Frame::Simple("PONG".into()),
                             Request::Info => Frame::Error("ERR unsupported".into()),
                             Request::Hello { announce_ip, announce_port, rest } => {
@@ -354,8 +352,7 @@ impl World {
                                 Frame::Array(vec![Frame::Integer(d as i64), Frame::bulk(l), Frame::Integer(e as i64)])
                             }
                             Request::SlaveOf(_) | Request::PauseWrites(_) => Frame::Error("ERR unknown".into()),
-                        }),
-                    };
+                    });
                     self.drain(si);
                     match reply {
                         Some(r) => self.push(back, Msg::Reply { to: from, token, reply: Ok(r), link_down: None }),
