@@ -87,3 +87,21 @@ fn failover_drill() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn client_lookup_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let mport = free_port();
+    let _m = start_server(dir.path(), mport, None);
+    let o = SentinelOpts { quorum: 1, down_after: 5000, failover_timeout: 10000, daemonize: false };
+    for kind in [SentinelKind::Debian, SentinelKind::Rf] {
+        let sp = free_port();
+        let _s = start_sentinel(kind, dir.path(), sp, mport, &o);
+        let t = Instant::now();
+        for _ in 0..500 {
+            assert_eq!(master_addr(sp), Some(mport));
+        }
+        println!("{kind:?}: {:?} per lookup (new connection each)", t.elapsed() / 500);
+    }
+}
