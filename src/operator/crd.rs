@@ -57,6 +57,8 @@ fn default_service_type() -> ServiceType {
     plural = "redisfailoverclusters",
     shortname = "rfc",
     namespaced,
+    derive = "Default",
+    derive = "PartialEq",
     status = "RedisFailoverClusterStatus",
     printcolumn(name = "Master", type_ = "string", json_path = ".status.master.pod"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
