@@ -61,6 +61,9 @@ pub struct Observation {
     pub sentinel_answers: Vec<Option<Endpoint>>,
     pub servers: Vec<ServerView>,
     pub pods: Vec<PodView>,
+    /// Some sentinel reports a failover in progress or the master subjectively/objectively
+    /// down: a second master may be the replica being promoted, so it must not be touched.
+    pub failover_in_progress: bool,
 }
 
 /// Something to do, in order.
@@ -154,8 +157,12 @@ pub fn decide(obs: &Observation, pod_for: impl Fn(&Endpoint) -> Option<String>) 
         };
     };
     let mut actions = label_moves(&obs.pods, Some(&pod));
-    // Split brain: any other server claiming master is turned into a replica of the agreed one.
-    for s in &obs.servers {
+    // Split brain: any other server claiming master is turned into a replica of the agreed
+    // one, but only when that one is up and a master itself and no failover is running;
+    // otherwise the "second master" may be the replica the sentinels are promoting.
+    let agreed_is_live_master = obs.servers.iter().any(|s| s.pod == pod && s.role == ServerRole::Master);
+    let may_repair = agreed_is_live_master && !obs.failover_in_progress;
+    for s in obs.servers.iter().filter(|_| may_repair) {
         if s.pod != pod && s.role == ServerRole::Master {
             actions.push(Action::MakeReplica { pod: s.pod.clone(), of: endpoint.clone() });
             actions.push(Action::KillClients { pod: s.pod.clone() });
@@ -259,6 +266,7 @@ mod tests {
             sentinel_answers: vec![Some(ep(7001)), Some(ep(7000)), None],
             servers: vec![ServerView { pod: "rf-server-1".into(), endpoint: ep(7001), role: ServerRole::Master }],
             pods: vec![pod("rf-server-0", Some("master")), pod("rf-server-1", None)],
+            failover_in_progress: false,
         };
         let d = decide(&obs, resolver);
         assert!(matches!(d.verdict, Verdict::NoMajority { .. }));
@@ -294,6 +302,7 @@ mod tests {
                 },
             ],
             pods: vec![pod("rf-server-0", Some("master")), pod("rf-server-1", Some("replica")), pod("rf-server-2", Some("replica"))],
+            failover_in_progress: false,
         };
         let d = decide(&obs, resolver);
         assert_eq!(d.verdict, Verdict::Agreed { pod: "rf-server-1".into(), endpoint: ep(7001) });
@@ -306,6 +315,31 @@ mod tests {
                 Action::KillClients { pod: "rf-server-0".into() },
             ]
         );
+    }
+
+    #[test]
+    fn no_split_brain_repair_while_a_failover_may_be_running() {
+        let servers = |agreed_role: ServerRole| {
+            vec![
+                ServerView { pod: "rf-server-0".into(), endpoint: ep(7000), role: agreed_role },
+                ServerView { pod: "rf-server-1".into(), endpoint: ep(7001), role: ServerRole::Master },
+            ]
+        };
+        let base = Observation {
+            sentinels_total: 3,
+            sentinel_answers: vec![Some(ep(7000)), Some(ep(7000)), Some(ep(7000))],
+            servers: servers(ServerRole::Master),
+            pods: vec![pod("rf-server-0", Some("master")), pod("rf-server-1", Some("replica"))],
+            failover_in_progress: true,
+        };
+        // A sentinel reports a failover: rf-server-1 is probably being promoted.
+        assert_eq!(decide(&base, resolver).actions, vec![]);
+        // The agreed master is dead (sentinels have not switched yet): leave rf-server-1 alone.
+        let dead = Observation { servers: servers(ServerRole::Unknown), failover_in_progress: false, ..base.clone() };
+        assert_eq!(decide(&dead, resolver).actions, vec![]);
+        // Agreed master alive and no failover: repair.
+        let live = Observation { failover_in_progress: false, ..base };
+        assert!(decide(&live, resolver).actions.contains(&Action::MakeReplica { pod: "rf-server-1".into(), of: ep(7000) }));
     }
 
     #[test]

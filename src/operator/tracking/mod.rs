@@ -398,6 +398,7 @@ impl Worker {
     async fn check(&self, sentinels: &[Endpoint]) -> Result<Decision, TrackError> {
         let timeout = self.inner.cfg.io_timeout;
         let answers = futures::future::join_all(sentinels.iter().map(|s| ask_master(s, timeout))).await;
+        let busy = futures::future::join_all(sentinels.iter().map(|s| failover_running(s, timeout))).await;
         let pods = self.server_pods().await?;
         let pw = self.params.password.as_deref();
         let servers = futures::future::join_all(pods.iter().filter_map(|p| {
@@ -414,6 +415,7 @@ impl Worker {
             sentinel_answers: answers,
             servers,
             pods: pods.iter().map(pod_view).collect(),
+            failover_in_progress: busy.into_iter().any(|b| b),
         };
         let decision = decide::decide(&obs, |ep| self.inner.resolver.pod_for(&self.key, ep));
         debug!(?decision, "check");
@@ -564,6 +566,22 @@ pub(crate) async fn ask_master(sentinel: &Endpoint, timeout: Duration) -> Option
     tokio::time::timeout(timeout * 2, r).await.ok().flatten()
 }
 
+/// Whether a sentinel reports a failover in progress or the master down (`SENTINEL MASTER` flags).
+async fn failover_running(sentinel: &Endpoint, timeout: Duration) -> bool {
+    let r = async {
+        let mut c = connect(sentinel, None, timeout).await.ok()?;
+        let v: Vec<String> = redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query_async(&mut c).await.ok()?;
+        let flags = v.iter().position(|k| k == "flags").and_then(|i| v.get(i + 1))?.clone();
+        Some(flags_say_busy(&flags))
+    };
+    tokio::time::timeout(timeout * 2, r).await.ok().flatten().unwrap_or(false)
+}
+
+/// `failover_in_progress`, `s_down`, `o_down` in a sentinel's master flags.
+pub fn flags_say_busy(flags: &str) -> bool {
+    flags.split(',').any(|f| matches!(f, "failover_in_progress" | "s_down" | "o_down"))
+}
+
 /// `ROLE` of one server.
 async fn ask_role(ep: &Endpoint, password: Option<&str>, timeout: Duration) -> ServerRole {
     let r = async {
@@ -630,6 +648,14 @@ mod tests {
         assert_eq!(r.sentinel_endpoints(&k, 2)[1], Endpoint::new("rf-sentinel-1.rf-sentinel-headless.ns.svc.cluster.local", 26379));
         assert_eq!(r.server_endpoint(&k, "rf-server-0").unwrap().port, 6379);
         assert_eq!(r.server_endpoint(&k, "nope"), None);
+    }
+
+    #[test]
+    fn sentinel_flags() {
+        assert!(!flags_say_busy("master"));
+        assert!(flags_say_busy("master,failover_in_progress"));
+        assert!(flags_say_busy("s_down,master"));
+        assert!(flags_say_busy("master,s_down,o_down"));
     }
 
     #[test]
