@@ -20,6 +20,7 @@ line per check and ends with `RESULT passed=N failed=M skipped=K`):
 
 import argparse
 import copy
+import json
 import re
 import sys
 
@@ -367,7 +368,42 @@ def cross_checks(path, docs, report):
 
 # ---------------------------------------------------------------- sub-commands
 
+class Collector(Report):
+    """Records failures per document instead of printing (for --expect-invalid)."""
+
+    def __init__(self):
+        super().__init__()
+        self.failures = []
+
+    def ok(self, what):
+        self.passed += 1
+
+    def fail(self, what, why):
+        self.failed += 1
+        self.failures.append(f"{what}: {why}")
+
+    def skip(self, what, why):
+        self.skipped += 1
+
+
 def cmd_objects(args, report):
+    if args.expect_invalid:
+        # Every document must fail validation for every Kubernetes version.
+        crd = load_crd(args.crd)
+        versions = args.versions.split(",") if args.versions else supported_versions()
+        for path in args.files:
+            for doc in load_documents(path):
+                collector = Collector()
+                validate_docs(args, crd, versions, collector, path, [doc], cross=False)
+                what = f"{path}: {describe(doc)} is rejected"
+                rejected_in = sum(1 for v in versions if any(f" {v}:" in f for f in collector.failures))
+                if doc.get("kind") not in (CR_KIND, "ServiceMonitor") and rejected_in < len(versions):
+                    report.fail(what, f"accepted by {len(versions) - rejected_in} of {len(versions)} versions")
+                elif not collector.failures:
+                    report.fail(what, "it was ACCEPTED")
+                else:
+                    report.ok(f"{what} ({collector.failures[0]})")
+        return
     crd = load_crd(args.crd)
     versions = args.versions.split(",") if args.versions else supported_versions()
     for path in args.files:
@@ -375,35 +411,41 @@ def cmd_objects(args, report):
         if not docs:
             report.fail(path, "no Kubernetes object in the file")
             continue
-        for doc in docs:
-            what = f"{path}: {describe(doc)}"
-            kind = doc.get("kind")
-            if kind == CR_KIND:
-                errors, notes = validate_custom_resource(crd, doc)
-                for note in notes:
-                    report.skip(what, note)
-                if errors:
-                    report.fail(f"{what} against the CRD schema", "; ".join(errors))
-                else:
-                    report.ok(f"{what} against the CRD schema (+ CEL rules)")
-                continue
-            if kind == "ServiceMonitor":
-                errors = [e.message for e in jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(doc)]
-                label = f"{what} against an embedded minimal monitoring.coreos.com/v1 schema " \
-                        "(kubernetes-validate has none for this third-party CRD)"
-                report.fail(label, "; ".join(errors)) if errors else report.ok(label)
-                continue
-            for version in versions:
-                label = f"{what} kubernetes-validate --strict {version}"
-                try:
-                    kv.validate(doc, version, strict=True)
-                    report.ok(label)
-                except kv.ValidationError as exc:
-                    where = ".".join(str(p) for p in exc.path)
-                    report.fail(label, f"{where}: {exc.message}")
-                except kv.SchemaNotFoundError as exc:
-                    # kubernetes-validate only warns here; for us an unknown kind is an error.
-                    report.fail(label, exc.message)
+        validate_docs(args, crd, versions, report, path, docs, cross=True)
+
+
+def validate_docs(args, crd, versions, report, path, docs, cross):
+    """Validate the documents of one file; `cross` adds the cross-object checks."""
+    for doc in docs:
+        what = f"{path}: {describe(doc)}"
+        kind = doc.get("kind")
+        if kind == CR_KIND:
+            errors, notes = validate_custom_resource(crd, doc)
+            for note in notes:
+                report.skip(what, note)
+            if errors:
+                report.fail(f"{what} against the CRD schema", "; ".join(errors))
+            else:
+                report.ok(f"{what} against the CRD schema (+ CEL rules)")
+            continue
+        if kind == "ServiceMonitor":
+            errors = [e.message for e in jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(doc)]
+            label = f"{what} against an embedded minimal monitoring.coreos.com/v1 schema " \
+                    "(kubernetes-validate has none for this third-party CRD)"
+            report.fail(label, "; ".join(errors)) if errors else report.ok(label)
+            continue
+        for version in versions:
+            label = f"{what} kubernetes-validate --strict {version}"
+            try:
+                kv.validate(doc, version, strict=True)
+                report.ok(label)
+            except kv.ValidationError as exc:
+                where = ".".join(str(p) for p in exc.path)
+                report.fail(label, f"{where}: {exc.message}")
+            except kv.SchemaNotFoundError as exc:
+                # kubernetes-validate only warns here; for us an unknown kind is an error.
+                report.fail(label, exc.message)
+    if cross:
         cross_checks(path, docs, report)
 
 
@@ -439,6 +481,12 @@ def cmd_crd(args, report):
     for field, (actual, wanted) in expectations.items():
         what = f"{args.crd}: CRD {field}"
         report.ok(f"{what} = {actual!r}") if actual == wanted else report.fail(what, f"{actual!r} != {wanted!r}")
+    # Client-side `kubectl apply -f` stores the whole object in an annotation limited to
+    # 262144 bytes; a bigger CRD only installs with --server-side.
+    size = len(json.dumps(crd, separators=(",", ":")))
+    what = f"{args.crd}: small enough for client-side kubectl apply"
+    report.ok(f"{what} ({size} bytes)") if size < 262144 else report.fail(
+        what, f"{size} bytes >= 262144; users must use kubectl apply --server-side")
     version = served_version(crd, CR_API_VERSION)
     if version is None:
         report.fail(args.crd, f"{CR_API_VERSION} is not served")
@@ -491,6 +539,8 @@ def main():
     objects = sub.add_parser("objects")
     objects.add_argument("--crd", required=True)
     objects.add_argument("--versions", default="")
+    objects.add_argument("--expect-invalid", action="store_true",
+                         help="every document must be rejected (for every version)")
     objects.add_argument("files", nargs="+")
     reject = sub.add_parser("reject")
     reject.add_argument("--crd", required=True)
