@@ -274,6 +274,22 @@ if [[ -f .dockerignore ]] && grep -qx 'target' .dockerignore; then
 else
   fail ".dockerignore must exclude target"
 fi
+if grep -qxE '(/?src/?|Cargo\.(toml|lock)|\*|\.)' .dockerignore; then
+  fail ".dockerignore excludes sources the image build needs"
+else
+  pass ".dockerignore keeps Cargo.toml, Cargo.lock and src/ in the build context"
+fi
+# The images build with `cargo build --locked`: Cargo.lock must match Cargo.toml.
+if command -v cargo >/dev/null 2>&1; then
+  if out="$(cargo metadata --locked --format-version 1 2>&1 >/dev/null)"; then
+    pass "Cargo.lock is current (the images build with --locked)"
+  else
+    fail "cargo metadata --locked: Cargo.lock is stale, image builds would fail"
+    indent <<<"$out"
+  fi
+else
+  skip "Cargo.lock currency: cargo not installed"
+fi
 
 section "shell scripts"
 mapfile -t shell_scripts < <(find scripts tests/e2e -type f -name '*.sh' | sort)
