@@ -114,11 +114,20 @@ def strict_schema(schema):
     default --validate=strict (the API server would otherwise prune them silently)."""
     schema = copy.deepcopy(schema)
 
-    def walk(node):
+    def walk(node, in_combinator=False):
         if not isinstance(node, dict):
             return
+        branches = [b for key in ("allOf", "anyOf", "oneOf") for b in node.get(key) or [] if isinstance(b, dict)]
+        # Properties declared only inside allOf/anyOf/oneOf branches are known at this level
+        # too (the branch still checks their type), or closing this object would reject them.
+        branch_props = {name for b in branches for name in (b.get("properties") or {})}
+        if branch_props:
+            props = node.setdefault("properties", {})
+            for name in branch_props:
+                props.setdefault(name, {})
         if (
             "properties" in node
+            and not in_combinator
             and "additionalProperties" not in node
             and not node.get("x-kubernetes-preserve-unknown-fields")
         ):
@@ -129,9 +138,9 @@ def strict_schema(schema):
             walk(node["additionalProperties"])
         if isinstance(node.get("items"), dict):
             walk(node["items"])
-        for key in ("allOf", "anyOf", "oneOf"):
-            for child in node.get(key) or []:
-                walk(child)
+        for branch in branches:
+            # A branch sees only part of the object: it must not close it.
+            walk(branch, in_combinator=True)
 
     walk(schema)
     # apiVersion, kind and metadata are always allowed at the root of a custom resource.

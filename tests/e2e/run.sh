@@ -203,17 +203,24 @@ stop_writer() {
   RESULTS+=("$label: $summary")
 }
 
-# readback HOST ACKED_FILE...: every acknowledged write must be readable from HOST.
+# readback HOST POD ACKED_FILE...: every acknowledged write must be readable from HOST
+# (GETs sent by redis-cli in POD). A replica that just became ready may still be syncing,
+# so a failed comparison is retried a few times before it counts as data loss.
 readback() {
-  local host="$1" pod="$2"
+  local host="$1" pod="$2" acked attempt
   shift 2
-  local acked
   for acked in "$@"; do
-    "${ANALYZE[@]}" get-commands "$acked" |
-      k exec -i "$pod" -- sh -c "redis-cli --no-auth-warning -h '$host' -p 6379" >"$acked.replies.$host"
-    if ! "${ANALYZE[@]}" readback "$acked" "$acked.replies.$host"; then
-      die "acknowledged writes lost or wrong on $host ($acked)"
-    fi
+    for attempt in 1 2 3 4 5; do
+      "${ANALYZE[@]}" get-commands "$acked" |
+        k exec -i "$pod" -- sh -c "redis-cli --no-auth-warning -h '$host' -p 6379" >"$acked.replies.$host" || true
+      if "${ANALYZE[@]}" readback "$acked" "$acked.replies.$host"; then
+        break
+      fi
+      if [[ "$attempt" -eq 5 ]]; then
+        die "acknowledged writes lost or wrong on $host ($acked)"
+      fi
+      sleep 5
+    done
   done
   log "ok: every acknowledged write readable on $host"
 }
