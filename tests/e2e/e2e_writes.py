@@ -262,7 +262,9 @@ def start_server(procs, server_bin, workdir, port, replica_of=None):
     data_dir = os.path.join(workdir, str(port))
     os.makedirs(data_dir, exist_ok=True)
     args = [server_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", data_dir, "--daemonize", "no"]
+            "--appendonly", "no", "--dir", data_dir, "--daemonize", "no",
+            # start a full sync at once (Redis 7 waits 5 s by default to batch replicas)
+            "--repl-diskless-sync-delay", "0"]
     if replica_of:
         args += ["--replicaof", "127.0.0.1", str(replica_of)]
     return procs.spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
