@@ -2,10 +2,17 @@
 # Renders deploy/operator.yaml (plain manifests for `kubectl apply -f`) from the Helm chart.
 #   scripts/k8s/render-deploy.sh            rewrite deploy/operator.yaml
 #   scripts/k8s/render-deploy.sh -          print to stdout (used by the currency check)
-# Needs `helm` on PATH (scripts/ci-k8s-validate.sh installs it).
+# After replacing the CRD, also copy it into the chart first:
+#   cp crds/redisfailoverclusters.redisfailover.io.yaml charts/redis-failover/crds/
+# Uses `helm` from PATH, else installs it like scripts/ci-k8s-validate.sh does.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+if ! command -v helm >/dev/null 2>&1; then
+  # shellcheck source=scripts/k8s/kube-tools.sh
+  source "$repo_root/scripts/k8s/kube-tools.sh"
+  ensure_kube_tools >&2
+fi
 target="${1:-$repo_root/deploy/operator.yaml}"
 
 render() {

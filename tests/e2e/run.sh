@@ -344,6 +344,12 @@ stop_writer writer-upgrade upgrade "$disrupted_at" "rolling upgrade"
   die "after the upgrade the master Service does not point at the single master"
 readback "$NAME-master" writer-upgrade "$ARTIFACTS/writer-failover.acked" "$ARTIFACTS/writer-upgrade.acked"
 
+# The operator ran the whole scenario with the chart's least-privilege RBAC.
+if kubectl -n "$OPERATOR_NS" logs -l app.kubernetes.io/component=operator --tail=-1 | grep -qi 'forbidden'; then
+  die "the operator logged 'forbidden' errors: the chart's RBAC misses a permission"
+fi
+log "ok: no RBAC 'forbidden' error in the operator logs"
+
 # ------------------------------------------------------------------ 8. delete
 
 log "delete the cluster"
