@@ -237,6 +237,14 @@ section "strict schema validation (Kubernetes ${K8S_VERSIONS[*]})"
 mapfile -t deploy_files < <(find deploy -type f \( -name '*.yaml' -o -name '*.yml' \) | sort)
 run_validator objects --crd "$CRD_FILE" --versions "$VERSIONS_CSV" "${rendered[@]}" "${deploy_files[@]}"
 
+# The e2e suite's client pod, rendered by the suite itself.
+if E2E_PRINT_WRITER_POD=1 bash tests/e2e/run.sh >"$WORK/e2e-writer-pod.yaml" 2>"$WORK/err"; then
+  run_validator objects --crd "$CRD_FILE" --versions "$VERSIONS_CSV" "$WORK/e2e-writer-pod.yaml"
+else
+  fail "tests/e2e/run.sh could not render its writer pod"
+  indent <"$WORK/err"
+fi
+
 section "bad objects are rejected"
 run_validator reject --crd "$CRD_FILE" tests/k8s/bad-cluster.yaml
 run_validator objects --expect-invalid --crd "$CRD_FILE" --versions "$VERSIONS_CSV" tests/k8s/bad-objects.yaml

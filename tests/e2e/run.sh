@@ -20,6 +20,63 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO_ROOT"
 
+CLUSTER_NAME="${E2E_CLUSTER_NAME:-rf-e2e}"
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
+UPGRADE_TAG="${VERSION}-e2e-upgrade"
+CLIENT_IMAGE="${E2E_CLIENT_IMAGE:-redis:7.2-alpine}"
+MAX_WINDOW_MS="${E2E_MAX_WINDOW_MS:-60000}"
+OPERATOR_NS="redis-failover"
+CLUSTER_FILE="deploy/examples/cluster.yaml"
+NAME="$(awk '/^metadata:/{m=1;next} m && /^  name:/{print $2; exit}' "$CLUSTER_FILE")"
+NS="$(awk '/^metadata:/{m=1;next} m && /^  namespace:/{print $2; exit}' "$CLUSTER_FILE")"
+NS="${NS:-default}"
+
+# writer_pod_manifest POD PREFIX SECRET KEY: the client pod running tests/e2e/writer.sh.
+writer_pod_manifest() {
+  local pod="$1" prefix="$2" secret="$3" key="$4"
+  cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $pod
+  labels: {app.kubernetes.io/name: rf-e2e-writer}
+spec:
+  restartPolicy: Never
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: writer
+      image: $CLIENT_IMAGE
+      imagePullPolicy: IfNotPresent
+      command: ["sh", "-c", "sh /scripts/writer.sh; exec sleep 3600"]
+      env:
+        - {name: REDIS_HOST, value: "$NAME-master"}
+        - {name: REDIS_PORT, value: "6379"}
+        - {name: KEY_PREFIX, value: "$prefix"}
+        - {name: STOP_FILE, value: /tmp/stop}
+        - {name: INTERVAL, value: "0.05"}
+        - name: REDISCLI_AUTH
+          valueFrom: {secretKeyRef: {name: "$secret", key: "$key"}}
+      securityContext:
+        allowPrivilegeEscalation: false
+        capabilities: {drop: [ALL]}
+      volumeMounts:
+        - {name: scripts, mountPath: /scripts}
+  volumes:
+    - name: scripts
+      configMap: {name: rf-e2e-writer}
+EOF
+}
+
+# E2E_PRINT_WRITER_POD=1: print the writer pod manifest and exit (validated offline by
+# scripts/ci-k8s-validate.sh, since the suite itself cannot run there).
+if [[ "${E2E_PRINT_WRITER_POD:-0}" == "1" ]]; then
+  writer_pod_manifest writer-example example "$NAME-auth" password
+  exit 0
+fi
+
 # skip MESSAGE: exit 0 with the message, or 1 when E2E_REQUIRE=1 (CI with kind).
 skip() {
   echo "skipped: kind/docker not found ($1)"
@@ -46,16 +103,6 @@ if ! command -v helm >/dev/null 2>&1 || ! command -v kubectl >/dev/null 2>&1; th
   ensure_kube_tools
 fi
 
-CLUSTER_NAME="${E2E_CLUSTER_NAME:-rf-e2e}"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
-UPGRADE_TAG="${VERSION}-e2e-upgrade"
-CLIENT_IMAGE="${E2E_CLIENT_IMAGE:-redis:7.2-alpine}"
-MAX_WINDOW_MS="${E2E_MAX_WINDOW_MS:-60000}"
-OPERATOR_NS="redis-failover"
-CLUSTER_FILE="deploy/examples/cluster.yaml"
-NAME="$(awk '/^metadata:/{m=1;next} m && /^  name:/{print $2; exit}' "$CLUSTER_FILE")"
-NS="$(awk '/^metadata:/{m=1;next} m && /^  namespace:/{print $2; exit}' "$CLUSTER_FILE")"
-NS="${NS:-default}"
 ARTIFACTS="${E2E_ARTIFACTS:-$(mktemp -d)}"
 mkdir -p "$ARTIFACTS"
 ANALYZE=(python3 "$REPO_ROOT/tests/e2e/e2e_writes.py")
@@ -151,40 +198,7 @@ password_secret() {
 start_writer() {
   local pod="$1" prefix="$2" secret key
   read -r secret key <<<"$(password_secret)"
-  k apply -f - <<EOF
-apiVersion: v1
-kind: Pod
-metadata:
-  name: $pod
-  labels: {app.kubernetes.io/name: rf-e2e-writer}
-spec:
-  restartPolicy: Never
-  securityContext:
-    runAsNonRoot: true
-    runAsUser: 65532
-    seccompProfile: {type: RuntimeDefault}
-  containers:
-    - name: writer
-      image: $CLIENT_IMAGE
-      imagePullPolicy: IfNotPresent
-      command: ["sh", "-c", "sh /scripts/writer.sh; exec sleep 3600"]
-      env:
-        - {name: REDIS_HOST, value: "$NAME-master"}
-        - {name: REDIS_PORT, value: "6379"}
-        - {name: KEY_PREFIX, value: "$prefix"}
-        - {name: STOP_FILE, value: /tmp/stop}
-        - {name: INTERVAL, value: "0.05"}
-        - name: REDISCLI_AUTH
-          valueFrom: {secretKeyRef: {name: "$secret", key: "$key"}}
-      securityContext:
-        allowPrivilegeEscalation: false
-        capabilities: {drop: [ALL]}
-      volumeMounts:
-        - {name: scripts, mountPath: /scripts}
-  volumes:
-    - name: scripts
-      configMap: {name: rf-e2e-writer}
-EOF
+  writer_pod_manifest "$pod" "$prefix" "$secret" "$key" | k apply -f -
   wait_for "writer pod $pod running" 120 k wait --for=condition=Ready "pod/$pod" --timeout=5s
   wait_for "$pod has 50 acknowledged writes" 120 acks_at_least "$pod" 50
 }
