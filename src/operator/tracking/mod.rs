@@ -571,7 +571,7 @@ pub(crate) async fn ask_master(sentinel: &Endpoint, timeout: Duration) -> Option
 }
 
 /// Whether a sentinel reports a failover in progress or the master down (`SENTINEL MASTER` flags).
-async fn failover_running(sentinel: &Endpoint, timeout: Duration) -> bool {
+pub(crate) async fn failover_running(sentinel: &Endpoint, timeout: Duration) -> bool {
     let r = async {
         let mut c = connect(sentinel, None, timeout).await.ok()?;
         let v: Vec<String> = redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query_async(&mut c).await.ok()?;
