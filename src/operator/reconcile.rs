@@ -184,32 +184,40 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
         .await?
         .and_then(|s| s.metadata.annotations.and_then(|a| a.get(ANNOTATION_SERVER_MEMBERS).cloned()));
     let server_sts = apply(client, &ns, &builders::server_statefulset(&inputs)?).await?;
-    let mut sentinel_sts = builders::sentinel_statefulset(&inputs)?;
-    sentinel_sts
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(ANNOTATION_SERVER_MEMBERS.into(), cr.spec.redis.replicas.to_string());
-    let sentinel_sts = apply(client, &ns, &sentinel_sts).await?;
-
     if let Some(t) = &ctx.tracker {
         t.ensure(&key, ClusterParams { sentinels: cr.spec.sentinel.replicas, password: Some(password.clone()) }, cr.status.as_ref());
     }
+    let mut waiting = vec![];
+
+    // 4. Member set changed: SENTINEL RESET (one sentinel at a time) once the server pods
+    //    match the spec, so removed members are forgotten. The annotation only moves on
+    //    after a successful reset, so a failed reset is retried.
+    let desired_members = cr.spec.redis.replicas.to_string();
+    let mut members = previous_members.clone().unwrap_or_else(|| desired_members.clone());
+    if previous_members.as_deref().is_some_and(|p| p != desired_members) {
+        let live = component_pods(ctx, &key, Component::Server).await?.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count();
+        if live == cr.spec.redis.replicas as usize {
+            info!(from = ?previous_members, to = %desired_members, "server member set changed: resetting sentinels one at a time");
+            match crate::operator::upgrade::reset_sentinels(ctx, &key, cr.spec.sentinel.replicas, cr.spec.redis.replicas).await {
+                Ok(n) => {
+                    info!(sentinels = n, "sentinels reset");
+                    members = desired_members.clone();
+                }
+                Err(e) => waiting.push(format!("sentinel reset incomplete: {e}")),
+            }
+        } else {
+            waiting.push(format!("waiting for {desired_members} server pods before SENTINEL RESET ({live} now)"));
+        }
+    }
+    let mut sentinel_sts = builders::sentinel_statefulset(&inputs)?;
+    sentinel_sts.metadata.annotations.get_or_insert_with(Default::default).insert(ANNOTATION_SERVER_MEMBERS.into(), members);
+    let sentinel_sts = apply(client, &ns, &sentinel_sts).await?;
 
     let mut progress = Progress {
         ready_servers: server_sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
         ready_sentinels: sentinel_sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
-        waiting: vec![],
+        waiting,
     };
-
-    // 4. Member set changed: SENTINEL RESET, one sentinel at a time.
-    let desired_members = cr.spec.redis.replicas.to_string();
-    if previous_members.as_deref().is_some_and(|p| p != desired_members) {
-        info!(from = ?previous_members, to = %desired_members, "server member set changed: resetting sentinels one at a time");
-        if let Err(e) = crate::operator::upgrade::reset_sentinels(ctx, &key, cr.spec.sentinel.replicas).await {
-            progress.waiting.push(format!("sentinel reset incomplete: {e}"));
-        }
-    }
 
     // 5. Operator-driven rolling upgrade (OnDelete StatefulSets).
     let rollout = crate::operator::upgrade::step(ctx, cr, &inputs, &password).await?;

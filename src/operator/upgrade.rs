@@ -15,7 +15,7 @@ use crate::operator::builders::{restart_hash, Inputs};
 use crate::operator::crd::RedisFailoverCluster;
 use crate::operator::names::{self, Component, MASTER_NAME};
 use crate::operator::reconcile::{component_pods, Context, Error};
-use crate::operator::tracking::{ask_master, connect, AddressResolver, ClusterKey, Endpoint};
+use crate::operator::tracking::{connect, failover_running, AddressResolver, ClusterKey, Endpoint};
 
 fn pod_ready(p: &Pod) -> bool {
     p.status
@@ -108,17 +108,30 @@ async fn upgrade_servers(ctx: &Context, cr: &RedisFailoverCluster, key: &Cluster
         return Ok(format!("rolling upgrade: restarted the only server {}", p.name_any()));
     }
     let sentinels = resolver.sentinel_endpoints(key, cr.spec.sentinel.replicas);
+    // Never stack failovers: wait while any sentinel is still in one.
     for s in &sentinels {
-        let r = async {
-            let mut c = connect(s, None, ctx.io_timeout).await.ok()?;
-            redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME).query_async::<redis::Value>(&mut c).await.ok()
-        };
-        if tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten().is_some() {
-            info!(sentinel = %s, "rolling upgrade: SENTINEL FAILOVER requested");
-            return Ok(format!("rolling upgrade: failover away from old master {} requested", stale[0].name_any()));
+        if failover_running(s, ctx.io_timeout).await {
+            return Ok(format!("rolling upgrade: waiting for the failover away from {} to finish", stale[0].name_any()));
         }
     }
-    Err(Error::Redis("rolling upgrade: no sentinel accepted SENTINEL FAILOVER".into()))
+    // Ask ONE sentinel (the first that answers); its error (e.g. -INPROG) is reported as is.
+    for s in &sentinels {
+        let Ok(mut c) = connect(s, None, ctx.io_timeout).await else { continue };
+        let reply = tokio::time::timeout(
+            ctx.io_timeout * 2,
+            redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME).query_async::<String>(&mut c),
+        )
+        .await;
+        return match reply {
+            Ok(Ok(_)) => {
+                info!(sentinel = %s, "rolling upgrade: SENTINEL FAILOVER requested");
+                Ok(format!("rolling upgrade: failover away from old master {} requested", stale[0].name_any()))
+            }
+            Ok(Err(e)) => Ok(format!("rolling upgrade: SENTINEL FAILOVER refused by {s}: {e}")),
+            Err(_) => Ok(format!("rolling upgrade: SENTINEL FAILOVER to {s} timed out")),
+        };
+    }
+    Err(Error::Redis("rolling upgrade: no sentinel reachable for SENTINEL FAILOVER".into()))
 }
 
 async fn delete_pod(ctx: &Context, key: &ClusterKey, p: &Pod) -> Result<(), Error> {
@@ -128,37 +141,78 @@ async fn delete_pod(ctx: &Context, key: &ClusterKey, p: &Pod) -> Result<(), Erro
     Ok(())
 }
 
-/// `SENTINEL RESET mymaster` on each sentinel in turn, waiting (bounded) until it knows
-/// the master again before resetting the next one, so a majority always stays informed.
-pub async fn reset_sentinels(ctx: &Context, key: &ClusterKey, sentinels: i32) -> Result<(), Error> {
-    let Some(resolver) = resolver(ctx) else { return Ok(()) };
+/// `SENTINEL RESET mymaster` on each sentinel in turn. Before the next one is reset, the
+/// previous one must know the master, all `servers - 1` replicas and its `sentinels - 1`
+/// peers again (bounded wait), so a majority of informed sentinels always remains.
+/// Returns how many sentinels were reset.
+pub async fn reset_sentinels(ctx: &Context, key: &ClusterKey, sentinels: i32, servers: i32) -> Result<usize, Error> {
+    let Some(resolver) = resolver(ctx) else { return Ok(0) };
+    let mut done = 0;
     for s in resolver.sentinel_endpoints(key, sentinels) {
         let mut c = connect(&s, None, ctx.io_timeout).await.map_err(|e| Error::Redis(e.to_string()))?;
         redis::cmd("SENTINEL")
             .arg("RESET")
             .arg(MASTER_NAME)
-            .query_async::<redis::Value>(&mut c)
+            .query_async::<i64>(&mut c)
             .await
             .map_err(|e| Error::Redis(format!("SENTINEL RESET on {s}: {e}")))?;
-        info!(sentinel = %s, "SENTINEL RESET done");
-        let mut known = false;
-        for _ in 0..25 {
-            if ask_master(&s, ctx.io_timeout).await.is_some() {
-                known = true;
-                break;
+        done += 1;
+        info!(sentinel = %s, "SENTINEL RESET done; waiting until it knows the group again");
+        let deadline = tokio::time::Instant::now() + RESET_RECOVERY;
+        loop {
+            if let Some(k) = sentinel_knowledge(&s, ctx.io_timeout).await {
+                if k.num_slaves >= (servers - 1).max(0) as i64 && k.num_other_sentinels >= (sentinels - 1).max(0) as i64 {
+                    break;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if !known {
-            return Err(Error::Redis(format!("sentinel {s} does not know the master 5s after SENTINEL RESET")));
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Redis(format!(
+                    "sentinel {s} did not rediscover {} replicas and {} peers within {RESET_RECOVERY:?} after SENTINEL RESET",
+                    servers - 1,
+                    sentinels - 1
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-    Ok(())
+    Ok(done)
+}
+
+/// Bound on the wait for one sentinel to rediscover the group after a reset (peers are
+/// announced every 2 s through the master's hello channel).
+pub const RESET_RECOVERY: Duration = Duration::from_secs(20);
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct SentinelKnowledge {
+    pub num_slaves: i64,
+    pub num_other_sentinels: i64,
+}
+
+/// Parses the flat field/value list of `SENTINEL MASTER`.
+pub fn parse_sentinel_master(v: &[String]) -> Option<SentinelKnowledge> {
+    let field = |k: &str| v.chunks(2).find(|c| c.first().map(String::as_str) == Some(k)).and_then(|c| c.get(1)?.parse().ok());
+    Some(SentinelKnowledge { num_slaves: field("num-slaves")?, num_other_sentinels: field("num-other-sentinels")? })
+}
+
+async fn sentinel_knowledge(s: &Endpoint, timeout: Duration) -> Option<SentinelKnowledge> {
+    let r = async {
+        let mut c = connect(s, None, timeout).await.ok()?;
+        let v: Vec<String> = redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query_async(&mut c).await.ok()?;
+        parse_sentinel_master(&v)
+    };
+    tokio::time::timeout(timeout * 2, r).await.ok().flatten()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentinel_master_parsing() {
+        let v: Vec<String> = ["name", "mymaster", "num-slaves", "2", "num-other-sentinels", "1"].map(String::from).to_vec();
+        assert_eq!(parse_sentinel_master(&v), Some(SentinelKnowledge { num_slaves: 2, num_other_sentinels: 1 }));
+        assert_eq!(parse_sentinel_master(&v[..2]), None);
+    }
 
     #[test]
     fn replica_info_parsing() {
