@@ -1,1 +1,4 @@
 //! server (under construction)
+
+pub mod persistence;
+pub mod replication;

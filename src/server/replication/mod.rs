@@ -1,0 +1,1 @@
+//! Master/replica replication (PSYNC2).
