@@ -4,6 +4,7 @@
 //! The codecs work on an intermediate representation ([`rdb::RdbValue`]) so they can be
 //! tested against real Redis files independently of the server's in-memory types.
 
+pub mod dump;
 pub mod encodings;
 pub mod lzf;
 pub mod rdb;

@@ -252,6 +252,13 @@ impl<'a> RdbReader<'a> {
         }
     }
 
+    /// For DUMP payloads: the reader is positioned at the type byte just after the header.
+    pub fn read_value_after_type(&mut self, ty: u8) -> Result<RdbValue, RdbError> {
+        let at = self.pos;
+        self.byte("type")?;
+        self.read_value(ty, at)
+    }
+
     /// Reads a value body of type `ty` (type byte already consumed; `at` is its offset).
     pub fn read_value(&mut self, ty: u8, at: usize) -> Result<RdbValue, RdbError> {
         Ok(match ty {
