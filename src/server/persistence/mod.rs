@@ -4,6 +4,8 @@
 //! The codecs work on an intermediate representation ([`rdb::RdbValue`]) so they can be
 //! tested against real Redis files independently of the server's in-memory types.
 
+pub mod aof;
+pub mod aof_writer;
 pub mod dump;
 pub mod encodings;
 pub mod lzf;
