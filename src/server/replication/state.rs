@@ -206,6 +206,8 @@ pub struct Replication {
     pub(crate) config: Mutex<ReplConfig>,
     /// Wakes WAIT callers when an ACK arrives.
     pub(crate) ack_notify: Notify,
+    /// Bumped by CLIENT KILL TYPE master: the link drops and reconnects (PSYNC).
+    kill_epoch: AtomicU64,
 }
 
 impl Replication {
@@ -226,6 +228,7 @@ impl Replication {
             }),
             config: Mutex::new(config),
             ack_notify: Notify::new(),
+            kill_epoch: AtomicU64::new(0),
         })
     }
 
@@ -329,12 +332,8 @@ impl Replication {
         }
         for r in &inner.replicas {
             let state = *r.state.lock();
-            if state != AttachedState::Online {
-                // Not counted in the offset: Redis sends "\n" to replicas waiting for the RDB.
-                if state == AttachedState::WaitBgsave {
-                    let _ = r.tx.send(Bytes::from_static(b"\n"));
-                }
-            } else if r.lag_secs() > cfg.timeout.as_secs() {
+            // (Replicas waiting for the RDB get keep-alive newlines from their own task.)
+            if state == AttachedState::Online && r.lag_secs() > cfg.timeout.as_secs() {
                 tracing::warn!("Disconnecting timedout replica (streaming sync): {}:{}", r.ip, r.listening_port);
                 r.close();
             }
@@ -653,16 +652,15 @@ impl Replication {
 
     /// CLIENT KILL TYPE master: drop the link (the link task reconnects with PSYNC).
     pub fn kill_master_link(&self) -> bool {
-        let mut inner = self.inner.lock();
-        match inner.master.as_mut() {
-            Some(m) => {
-                // Same host/port, new generation: the running task stops, a new one starts.
-                m.generation += 1;
-                m.state = LinkState::Connect;
-                true
-            }
-            None => false,
+        if self.inner.lock().master.is_none() {
+            return false;
         }
+        self.kill_epoch.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    pub fn kill_epoch(&self) -> u64 {
+        self.kill_epoch.load(Ordering::SeqCst)
     }
 
     // ------------------------------------------------------------ INFO / ROLE
