@@ -217,3 +217,22 @@ pub fn populate_all_types(c: &mut redis::Connection) {
     run(c, vec![s("HSET"), s("db5hash"), s("a"), s("b")]);
     run(c, vec![s("SELECT"), s("0")]);
 }
+
+pub mod toy;
+
+/// Polls `f` until it returns true or `secs` pass.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(c).ok()?;
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+}

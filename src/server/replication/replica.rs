@@ -311,7 +311,15 @@ async fn stream_commands(
         if !batch.is_empty() {
             apply_batch(host, &mut db, batch).await;
         }
+        // Register for the kill notification before checking, so none is missed.
+        let killed = repl.kill_notify.notified();
+        tokio::pin!(killed);
+        killed.as_mut().enable();
+        if repl.kill_epoch() != epoch {
+            return Err(LinkError::Stopped);
+        }
         tokio::select! {
+            _ = killed => return Err(LinkError::Stopped),
             r = conn.stream.read_buf(&mut conn.buf) => {
                 let n = r?;
                 if n == 0 {

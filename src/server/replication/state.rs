@@ -208,6 +208,7 @@ pub struct Replication {
     pub(crate) ack_notify: Notify,
     /// Bumped by CLIENT KILL TYPE master: the link drops and reconnects (PSYNC).
     kill_epoch: AtomicU64,
+    pub(crate) kill_notify: Notify,
 }
 
 impl Replication {
@@ -229,6 +230,7 @@ impl Replication {
             config: Mutex::new(config),
             ack_notify: Notify::new(),
             kill_epoch: AtomicU64::new(0),
+            kill_notify: Notify::new(),
         })
     }
 
@@ -652,10 +654,16 @@ impl Replication {
 
     /// CLIENT KILL TYPE master: drop the link (the link task reconnects with PSYNC).
     pub fn kill_master_link(&self) -> bool {
-        if self.inner.lock().master.is_none() {
-            return false;
+        {
+            let mut inner = self.inner.lock();
+            let Some(m) = inner.master.as_mut() else { return false };
+            if m.state == LinkState::Connected {
+                m.down_since = Some(Instant::now());
+            }
+            m.state = LinkState::Connect;
         }
         self.kill_epoch.fetch_add(1, Ordering::SeqCst);
+        self.kill_notify.notify_waiters();
         true
     }
 
