@@ -130,3 +130,65 @@ fn redis_replicates_from_us_full_disk_and_diskless_then_partial() {
         rt.shutdown_timeout(Duration::from_secs(1));
     }
 }
+
+struct ToyNode {
+    host: Arc<ToyHost>,
+    repl: Arc<Replication>,
+    port: u16,
+}
+
+fn toy_node(rt: &tokio::runtime::Runtime) -> ToyNode {
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host = Arc::new(ToyHost::default());
+    let repl = Replication::new(ReplConfig { listening_port: port, ..Default::default() });
+    *host.repl.lock() = Some(repl.clone());
+    rt.spawn(serve_toy_master(listener, repl.clone(), host.clone()));
+    ToyNode { host, repl, port }
+}
+
+fn follow(rt: &tokio::runtime::Runtime, node: &ToyNode, master_port: u16) {
+    let generation = node.repl.set_master("127.0.0.1".into(), master_port);
+    let h: Arc<dyn ReplicationHost> = node.host.clone();
+    rt.spawn(run_master_link(node.repl.clone(), h, generation));
+}
+
+#[test]
+fn psync2_promotion_other_replica_and_old_master_continue() {
+    let rt = runtime();
+    let m = toy_node(&rt);
+    let a = toy_node(&rt);
+    let b = toy_node(&rt);
+    for i in 0..100 {
+        m.host.write(0, &["SET", &format!("k{i}"), "v"]);
+    }
+    follow(&rt, &a, m.port);
+    follow(&rt, &b, m.port);
+    assert!(wait_until(20, || a.repl.master_link_up() && b.repl.master_link_up()));
+    for i in 0..50 {
+        m.host.write(1, &["SET", &format!("streamed{i}"), "v"]);
+    }
+    let off = m.repl.master_repl_offset();
+    assert!(wait_until(10, || a.repl.master_repl_offset() == off && b.repl.master_repl_offset() == off));
+    assert_eq!(m.repl.stats().sync_full, 2);
+
+    // Failover: promote A, re-point B and the old master M to A.
+    assert!(a.repl.promote());
+    follow(&rt, &b, a.port);
+    follow(&rt, &m, a.port);
+    assert!(wait_until(20, || b.repl.master_link_up() && m.repl.master_link_up()), "{}", a.repl.info_section());
+    let stats = a.repl.stats();
+    assert_eq!((stats.sync_full, stats.sync_partial_ok), (0, 2), "both must continue without a full sync");
+
+    // New writes on A reach both.
+    for i in 0..20 {
+        a.host.write(0, &["SET", &format!("after{i}"), "w"]);
+    }
+    let off = a.repl.master_repl_offset();
+    assert!(wait_until(10, || b.repl.master_repl_offset() == off && m.repl.master_repl_offset() == off));
+    assert_eq!(b.host.dataset(), a.host.dataset());
+    assert_eq!(m.host.dataset(), a.host.dataset());
+    assert!(a.repl.info_section().contains("connected_slaves:2"));
+    assert!(m.repl.info_section().contains("role:slave"));
+    rt.shutdown_timeout(Duration::from_secs(1));
+}

@@ -572,6 +572,8 @@ impl Replication {
             inner.second_repl_offset,
             inner.replid
         );
+        drop(inner);
+        self.stop_link_task();
         true
     }
 
@@ -592,6 +594,8 @@ impl Replication {
         for r in &inner.replicas {
             r.close();
         }
+        drop(inner);
+        self.stop_link_task();
         generation
     }
 
@@ -662,9 +666,14 @@ impl Replication {
             }
             m.state = LinkState::Connect;
         }
+        self.stop_link_task();
+        true
+    }
+
+    /// Makes the running link task (if any) drop its connection right away.
+    fn stop_link_task(&self) {
         self.kill_epoch.fetch_add(1, Ordering::SeqCst);
         self.kill_notify.notify_waiters();
-        true
     }
 
     pub fn kill_epoch(&self) -> u64 {
