@@ -5,9 +5,11 @@
 //! tested against real Redis files independently of the server's in-memory types.
 
 pub mod aof;
+pub mod aof_manager;
 pub mod aof_writer;
 pub mod dump;
 pub mod encodings;
 pub mod lzf;
 pub mod rdb;
 pub mod rdb_load;
+pub mod state;
