@@ -39,7 +39,7 @@ impl DatasetSnapshot for ToySnapshot {
     }
 }
 
-fn apply_one(data: &mut BTreeMap<(u32, Bytes), RdbValue>, db: &mut u32, argv: &[Bytes]) {
+pub fn apply_one(data: &mut BTreeMap<(u32, Bytes), RdbValue>, db: &mut u32, argv: &[Bytes]) {
     let name = argv[0].to_ascii_lowercase();
     let key = |i: usize| (*db, argv[i].clone());
     match name.as_slice() {
@@ -69,7 +69,7 @@ fn apply_one(data: &mut BTreeMap<(u32, Bytes), RdbValue>, db: &mut u32, argv: &[
                 }
             }
         }
-        b"hset" => {
+        b"hset" | b"hmset" => {
             let e = data.entry(key(1)).or_insert(RdbValue::Hash(vec![]));
             if let RdbValue::Hash(h) = e {
                 for p in argv[2..].chunks(2) {

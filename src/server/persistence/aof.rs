@@ -258,6 +258,8 @@ pub fn incr_name(appendfilename: &str, seq: u64) -> String {
 
 /// What loading an AOF directory produced, for the server to apply.
 pub enum AofLoadEvent {
+    /// A new file starts: its commands run on a fresh client (database 0), as in Redis.
+    FileStart(PathBuf),
     /// An RDB item from a base file with an RDB preamble.
     Rdb(RdbItem),
     /// A command from a base (AOF form) or incr file.
@@ -300,6 +302,7 @@ pub fn load_aof_dir(
         let path = dir.join(&info.name);
         let data = std::fs::read(&path).map_err(|source| AofError::Io { path: path.clone(), source })?;
         report.files += 1;
+        sink(AofLoadEvent::FileStart(path.clone()));
         let mut offset = 0;
         if data.starts_with(b"REDIS") {
             let mut reader = RdbReader::new(&data).map_err(|source| AofError::Rdb { path: path.clone(), source })?;

@@ -85,6 +85,8 @@ pub struct AofManager {
     pub filename: String,
     pub manifest: AofManifest,
     pub writer: Arc<AofWriter>,
+    /// Database of the last SELECT written to the current incr file.
+    selected_db: Option<u32>,
 }
 
 fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -119,7 +121,7 @@ impl AofManager {
         };
         let writer = Arc::new(AofWriter::open(&dir.join(&incr), policy)?);
         write_atomically(&dir.join(manifest_name(filename)), manifest.format().as_bytes())?;
-        Ok(AofManager { dir: dir.to_path_buf(), filename: filename.to_string(), manifest, writer })
+        Ok(AofManager { dir: dir.to_path_buf(), filename: filename.to_string(), manifest, writer, selected_db: None })
     }
 
     /// After loading an existing AOF directory: append to its last incr file (creating one
@@ -134,7 +136,7 @@ impl AofManager {
         }
         let last = manifest.incrs.last().expect("one incr").name.clone();
         let writer = Arc::new(AofWriter::open(&dir.join(last), policy)?);
-        Ok(AofManager { dir: dir.to_path_buf(), filename: filename.to_string(), manifest, writer })
+        Ok(AofManager { dir: dir.to_path_buf(), filename: filename.to_string(), manifest, writer, selected_db: None })
     }
 
     /// BGREWRITEAOF, step 1 — call inside the keyspace barrier with the snapshot: new writes
@@ -145,6 +147,8 @@ impl AofManager {
         fs::File::create(self.dir.join(&name))?;
         self.manifest.incrs.push(AofFileInfo { name: name.clone(), seq, kind: AofFileKind::Incr });
         write_atomically(&self.dir.join(manifest_name(&self.filename)), self.manifest.format().as_bytes())?;
+        // The new file is loaded by a fresh client: it must start with a SELECT.
+        self.selected_db = None;
         self.writer.reopen_blocking(&self.dir.join(name))
     }
 
@@ -166,9 +170,20 @@ impl AofManager {
         Ok(bytes.len() as u64)
     }
 
-    /// Queues commands for the AOF; returns the sequence to await under `appendfsync always`.
+    /// Queues raw command bytes; returns the sequence to await under `appendfsync always`.
     pub fn feed(&self, data: Bytes) -> u64 {
         self.writer.append(data)
+    }
+
+    /// Queues one command executed in `db`, preceded by SELECT when the database changes.
+    pub fn feed_command(&mut self, db: u32, argv: &[Bytes]) -> u64 {
+        let mut buf = BytesMut::new();
+        if self.selected_db != Some(db) {
+            append_command(&mut buf, &[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())]);
+            self.selected_db = Some(db);
+        }
+        append_command(&mut buf, argv);
+        self.writer.append(buf.freeze())
     }
 }
 
