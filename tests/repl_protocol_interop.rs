@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use persist_support::toy::{serve_toy_master, ToyHost};
 use persist_support::*;
-use redis_failover::server::replication::{run_master_link, ReplConfig, Replication, ReplicationHost};
+use redis_failover::server::replication::{run_master_link, DataHost, ReplConfig, Replication};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -28,7 +28,7 @@ fn we_replicate_from_redis_full_stream_and_partial_after_link_kill() {
     let host = Arc::new(ToyHost::default());
     let repl = Replication::new(ReplConfig { listening_port: 1, ..Default::default() });
     let generation = repl.set_master("127.0.0.1".into(), redis.port);
-    let h: Arc<dyn ReplicationHost> = host.clone();
+    let h: Arc<dyn DataHost> = host.clone();
     rt.spawn(run_master_link(repl.clone(), h, generation));
 
     assert!(wait_until(20, || repl.master_link_up()), "link never came up: {}", repl.info_section());
@@ -149,7 +149,7 @@ fn toy_node(rt: &tokio::runtime::Runtime) -> ToyNode {
 
 fn follow(rt: &tokio::runtime::Runtime, node: &ToyNode, master_port: u16) {
     let generation = node.repl.set_master("127.0.0.1".into(), master_port);
-    let h: Arc<dyn ReplicationHost> = node.host.clone();
+    let h: Arc<dyn DataHost> = node.host.clone();
     rt.spawn(run_master_link(node.repl.clone(), h, generation));
 }
 

@@ -9,10 +9,10 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use redis_failover::resp::{Frame, ProtocolVersion, RequestParser};
 use redis_failover::server::persistence::rdb::{RdbValue, RdbWriter};
-use redis_failover::server::persistence::rdb_load::{read_rdb_file, parse_score};
-use redis_failover::server::replication::{
-    replconf, serve_replica, DatasetSnapshot, ReplconfInfo, Replication, ReplicationHost,
-};
+use redis_failover::server::persistence::rdb_load::parse_score;
+use redis_failover::server::persistence::host::{ApplySource, DataHost, DatasetSnapshot};
+use redis_failover::server::persistence::rdb::RdbEntry;
+use redis_failover::server::replication::{replconf, serve_replica, ReplconfInfo, Replication};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Dataset;
@@ -100,26 +100,25 @@ pub fn apply_one(data: &mut BTreeMap<(u32, Bytes), RdbValue>, db: &mut u32, argv
     }
 }
 
-impl ReplicationHost for ToyHost {
+impl DataHost for ToyHost {
     fn snapshot(&self, barrier: &mut dyn FnMut()) -> Box<dyn DatasetSnapshot> {
         let data = self.data.lock();
         barrier();
         Box::new(ToySnapshot(data.clone()))
     }
 
-    fn load_rdb(&self, rdb: &[u8]) -> Result<(), String> {
-        let file = read_rdb_file(rdb).map_err(|e| e.to_string())?;
-        let mut data = self.data.lock();
-        data.clear();
-        for (db, entries) in file.dbs {
-            for e in entries {
-                data.insert((db, e.key), e.value);
-            }
-        }
-        Ok(())
+    fn flush_all(&self) {
+        self.data.lock().clear();
     }
 
-    fn apply_from_master(&self, db: &mut u32, commands: Vec<Vec<Bytes>>) {
+    fn load_entries(&self, db: u32, entries: Vec<RdbEntry>) {
+        let mut data = self.data.lock();
+        for e in entries {
+            data.insert((db, e.key), e.value);
+        }
+    }
+
+    fn apply_commands(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource) {
         let mut data = self.data.lock();
         for c in commands {
             apply_one(&mut data, db, &c);
@@ -165,7 +164,7 @@ pub async fn serve_toy_master(listener: tokio::net::TcpListener, repl: Arc<Repli
                         b"ping" => Some(Frame::Simple("PONG".into())),
                         b"replconf" => replconf(&mut info, &argv),
                         b"psync" | b"sync" => {
-                            let h: Arc<dyn ReplicationHost> = host.clone();
+                            let h: Arc<dyn DataHost> = host.clone();
                             serve_replica(repl, h, sock, buf, info, argv).await;
                             return;
                         }

@@ -9,6 +9,7 @@ pub mod aof_manager;
 pub mod aof_writer;
 pub mod dump;
 pub mod encodings;
+pub mod host;
 pub mod lzf;
 pub mod rdb;
 pub mod rdb_load;

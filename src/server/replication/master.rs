@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::host::{snapshot_to_rdb, ReplicationHost};
+use crate::server::persistence::host::{snapshot_to_rdb, DataHost};
 use super::state::{random_replid, AttachedReplica, AttachedState, PsyncDecision, Replication};
 use crate::resp::{Frame, RequestParser};
 use crate::server::persistence::rdb::{AuxInfo, RdbSaveOptions};
@@ -59,7 +59,7 @@ pub fn replconf(info: &mut ReplconfInfo, args: &[Bytes]) -> Option<Frame> {
 /// `leftover` holds bytes the server already read after that command.
 pub async fn serve_replica(
     repl: Arc<Replication>,
-    host: Arc<dyn ReplicationHost>,
+    host: Arc<dyn DataHost>,
     mut stream: TcpStream,
     leftover: BytesMut,
     info: ReplconfInfo,
@@ -121,7 +121,7 @@ pub async fn serve_replica(
 
 async fn full_sync(
     repl: &Arc<Replication>,
-    host: &Arc<dyn ReplicationHost>,
+    host: &Arc<dyn DataHost>,
     stream: &mut TcpStream,
     info: &ReplconfInfo,
     ip: String,

@@ -3,15 +3,14 @@
 //! - [`state`]: ids, offsets, backlog, attached replicas, propagation, INFO/ROLE/WAIT.
 //! - [`master`]: REPLCONF and serving PSYNC/SYNC on a connection the server hands over.
 //! - [`replica`]: the link to our master (handshake, full/partial sync, streaming, ACKs).
-//! - [`host`]: the trait the server's keyspace implements for snapshots and applying.
+//! The keyspace is reached through [`crate::server::persistence::host::DataHost`].
 
 pub mod backlog;
-pub mod host;
 pub mod master;
 pub mod replica;
 pub mod state;
 
-pub use host::{DatasetSnapshot, ReplicationHost};
+pub use crate::server::persistence::host::{ApplySource, DataHost, DatasetSnapshot};
 pub use master::{replconf, serve_replica, ReplconfInfo};
 pub use replica::run_master_link;
 pub use state::{PsyncDecision, ReplConfig, Replication};

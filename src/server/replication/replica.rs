@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::host::ReplicationHost;
+use crate::server::persistence::host::{load_rdb_into, ApplySource, DataHost};
 use super::state::{LinkState, Replication};
 use crate::resp::{encode_command, RequestParser};
 
@@ -35,7 +35,7 @@ pub enum LinkError {
 
 /// Runs the link to our master until REPLICAOF changes (its `generation` becomes stale),
 /// reconnecting after errors once per second as Redis does.
-pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn ReplicationHost>, generation: u64) {
+pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn DataHost>, generation: u64) {
     loop {
         let Some((mhost, mport)) = repl.master_addr() else { return };
         if repl.link_generation() != Some(generation) {
@@ -108,7 +108,7 @@ impl Conn {
 
 async fn link_once(
     repl: &Arc<Replication>,
-    host: &Arc<dyn ReplicationHost>,
+    host: &Arc<dyn DataHost>,
     generation: u64,
     epoch: u64,
     mhost: &str,
@@ -174,10 +174,13 @@ async fn link_once(
         let rdb = receive_rdb(&mut conn, repl, generation).await?;
         tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory ({} bytes)", rdb.len());
         let host2 = host.clone();
-        tokio::task::spawn_blocking(move || host2.load_rdb(&rdb))
-            .await
-            .map_err(|e| LinkError::Load(e.to_string()))?
-            .map_err(LinkError::Load)?;
+        tokio::task::spawn_blocking(move || {
+            host2.flush_all();
+            load_rdb_into(host2.as_ref(), &rdb)
+        })
+        .await
+        .map_err(|e| LinkError::Load(e.to_string()))?
+        .map_err(|e| LinkError::Load(e.to_string()))?;
         repl.adopt_master_history(id, off);
         tracing::info!("MASTER <-> REPLICA sync: Finished with success");
     } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
@@ -255,7 +258,7 @@ async fn receive_rdb(conn: &mut Conn, repl: &Replication, generation: u64) -> Re
 async fn stream_commands(
     mut conn: Conn,
     repl: &Arc<Replication>,
-    host: &Arc<dyn ReplicationHost>,
+    host: &Arc<dyn DataHost>,
     generation: u64,
     epoch: u64,
 ) -> Result<(), LinkError> {
@@ -342,9 +345,9 @@ async fn stream_commands(
     }
 }
 
-async fn apply_batch(host: &Arc<dyn ReplicationHost>, db: &mut u32, batch: Vec<Vec<Bytes>>) {
+async fn apply_batch(host: &Arc<dyn DataHost>, db: &mut u32, batch: Vec<Vec<Bytes>>) {
     // Keyspace work is CPU-bound and short; run it inline on the link task.
-    host.apply_from_master(db, batch);
+    host.apply_commands(db, batch, ApplySource::Master);
 }
 
 async fn send_ack(stream: &mut TcpStream, offset: i64) -> Result<(), LinkError> {
