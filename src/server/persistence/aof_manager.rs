@@ -106,22 +106,48 @@ fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 impl AofManager {
-    /// `appendonly yes` with no AOF yet (or CONFIG SET appendonly yes): writes `base` (an RDB
-    /// image, or commands when `rdb_preamble` is false) as seq 1 and opens incr seq 1.
+    /// `appendonly yes` with no AOF yet: writes `base` (an RDB image; commands when
+    /// `rdb_preamble` is false) as seq 1, opens incr seq 1, then writes the manifest.
     pub fn create(dir: &Path, filename: &str, base_rdb: &[u8], rdb_preamble: bool, policy: FsyncPolicy) -> io::Result<AofManager> {
+        let mut m = AofManager::create_pending(dir, filename, policy)?;
+        let (name, _) = AofManager::write_base(dir, filename, 1, base_rdb, rdb_preamble)?;
+        m.install_base(name, 1)?;
+        Ok(m)
+    }
+
+    /// First half of turning the AOF on: opens incr seq 1 so writes can be captured from
+    /// this instant (call inside the snapshot barrier). No manifest yet: until
+    /// [`AofManager::install_base`] runs, a restart still loads the RDB file.
+    pub fn create_pending(dir: &Path, filename: &str, policy: FsyncPolicy) -> io::Result<AofManager> {
         fs::create_dir_all(dir)?;
-        let base_file = base_name(filename, 1, rdb_preamble);
-        let base_bytes = if rdb_preamble { base_rdb.to_vec() } else { rdb_to_aof(base_rdb).map_err(io::Error::other)? };
-        write_atomically(&dir.join(&base_file), &base_bytes)?;
         let incr = incr_name(filename, 1);
+        fs::File::create(dir.join(&incr))?;
         let manifest = AofManifest {
-            base: Some(AofFileInfo { name: base_file, seq: 1, kind: AofFileKind::Base }),
+            base: None,
             incrs: vec![AofFileInfo { name: incr.clone(), seq: 1, kind: AofFileKind::Incr }],
             history: vec![],
         };
         let writer = Arc::new(AofWriter::open(&dir.join(&incr), policy)?);
-        write_atomically(&dir.join(manifest_name(filename)), manifest.format().as_bytes())?;
         Ok(AofManager { dir: dir.to_path_buf(), filename: filename.to_string(), manifest, writer, selected_db: None })
+    }
+
+    /// Writes a base file (no manifest change; no lock needed). Returns its name and size.
+    pub fn write_base(dir: &Path, filename: &str, seq: u64, base_rdb: &[u8], rdb_preamble: bool) -> io::Result<(String, u64)> {
+        let name = base_name(filename, seq, rdb_preamble);
+        let bytes = if rdb_preamble { base_rdb.to_vec() } else { rdb_to_aof(base_rdb).map_err(io::Error::other)? };
+        write_atomically(&dir.join(&name), &bytes)?;
+        Ok((name, bytes.len() as u64))
+    }
+
+    /// The sequence number the next base file gets.
+    pub fn next_base_seq(&self) -> u64 {
+        self.manifest.base_seq() + 1
+    }
+
+    /// Registers a base written by [`AofManager::write_base`] as the first one.
+    pub fn install_base(&mut self, name: String, seq: u64) -> io::Result<()> {
+        self.manifest.base = Some(AofFileInfo { name, seq, kind: AofFileKind::Base });
+        write_atomically(&self.dir.join(manifest_name(&self.filename)), self.manifest.format().as_bytes())
     }
 
     /// After loading an existing AOF directory: append to its last incr file (creating one
@@ -152,22 +178,26 @@ impl AofManager {
         self.writer.reopen_blocking(&self.dir.join(name))
     }
 
-    /// BGREWRITEAOF, step 2: install the new base (the snapshot taken at step 1) and drop
-    /// the files it replaces. Returns the base size.
-    pub fn finish_rewrite(&mut self, base_rdb: &[u8], rdb_preamble: bool) -> io::Result<u64> {
-        let seq = self.manifest.base_seq() + 1;
-        let base_file = base_name(&self.filename, seq, rdb_preamble);
-        let bytes = if rdb_preamble { base_rdb.to_vec() } else { rdb_to_aof(base_rdb).map_err(io::Error::other)? };
-        write_atomically(&self.dir.join(&base_file), &bytes)?;
+    /// BGREWRITEAOF, step 2: make the new base (written by [`AofManager::write_base`] from
+    /// the snapshot of step 1) current, and drop the files it replaces.
+    pub fn commit_rewrite(&mut self, base_name: String, seq: u64) -> io::Result<()> {
         let current_incr = self.manifest.incrs.pop().expect("begin_rewrite added an incr");
-        let mut old: Vec<AofFileInfo> = self.manifest.base.take().into_iter().chain(self.manifest.incrs.drain(..)).collect();
-        self.manifest.base = Some(AofFileInfo { name: base_file, seq, kind: AofFileKind::Base });
+        let old: Vec<AofFileInfo> = self.manifest.base.take().into_iter().chain(self.manifest.incrs.drain(..)).collect();
+        self.manifest.base = Some(AofFileInfo { name: base_name, seq, kind: AofFileKind::Base });
         self.manifest.incrs = vec![current_incr];
         write_atomically(&self.dir.join(manifest_name(&self.filename)), self.manifest.format().as_bytes())?;
-        for f in old.drain(..) {
+        for f in old {
             let _ = fs::remove_file(self.dir.join(&f.name));
         }
-        Ok(bytes.len() as u64)
+        Ok(())
+    }
+
+    /// Test/tool helper: step 2 in one call.
+    pub fn finish_rewrite(&mut self, base_rdb: &[u8], rdb_preamble: bool) -> io::Result<u64> {
+        let seq = self.next_base_seq();
+        let (name, size) = AofManager::write_base(&self.dir, &self.filename, seq, base_rdb, rdb_preamble)?;
+        self.commit_rewrite(name, seq)?;
+        Ok(size)
     }
 
     /// Queues raw command bytes; returns the sequence to await under `appendfsync always`.

@@ -13,4 +13,5 @@ pub mod host;
 pub mod lzf;
 pub mod rdb;
 pub mod rdb_load;
+pub mod service;
 pub mod state;

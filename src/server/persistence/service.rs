@@ -1,0 +1,505 @@
+//! The persistence service the server core drives: load at start-up, SAVE, BGSAVE
+//! [SCHEDULE], save points, BGREWRITEAOF and its auto thresholds, the live AOF feed,
+//! CONFIG SET appendonly, DEBUG RELOAD, INFO persistence.
+//!
+//! Background saves never fork: the host hands out a consistent snapshot inside a short
+//! barrier (see [`DataHost::snapshot`]) and a plain thread serializes it while clients run.
+
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use thiserror::Error;
+
+use super::aof::{load_aof_dir, manifest_name, AofError, AofLoadEvent};
+use super::aof_manager::AofManager;
+use super::aof_writer::FsyncPolicy;
+use super::host::{load_rdb_into, snapshot_to_rdb, ApplySource, DataHost, DatasetSnapshot, LoadStats};
+use super::rdb::{AuxInfo, RdbError, RdbSaveOptions};
+use super::rdb_load::RdbItem;
+use super::state::{PersistenceState, SavePoint};
+
+/// The persistence directives of redis.conf.
+#[derive(Debug, Clone)]
+pub struct PersistConfig {
+    pub dir: PathBuf,
+    pub dbfilename: String,
+    pub rdbcompression: bool,
+    pub rdbchecksum: bool,
+    pub save_points: Vec<SavePoint>,
+    pub appendonly: bool,
+    pub appenddirname: String,
+    pub appendfilename: String,
+    pub appendfsync: FsyncPolicy,
+    pub aof_use_rdb_preamble: bool,
+    pub aof_load_truncated: bool,
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
+    pub stop_writes_on_bgsave_error: bool,
+}
+
+impl Default for PersistConfig {
+    fn default() -> Self {
+        PersistConfig {
+            dir: PathBuf::from("."),
+            dbfilename: "dump.rdb".into(),
+            rdbcompression: true,
+            rdbchecksum: true,
+            save_points: vec![
+                SavePoint { seconds: 3600, changes: 1 },
+                SavePoint { seconds: 300, changes: 100 },
+                SavePoint { seconds: 60, changes: 10000 },
+            ],
+            appendonly: false,
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+            appendfsync: FsyncPolicy::EverySec,
+            aof_use_rdb_preamble: true,
+            aof_load_truncated: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            stop_writes_on_bgsave_error: true,
+        }
+    }
+}
+
+impl PersistConfig {
+    pub fn rdb_path(&self) -> PathBuf {
+        self.dir.join(&self.dbfilename)
+    }
+    pub fn aof_dir(&self) -> PathBuf {
+        self.dir.join(&self.appenddirname)
+    }
+    fn save_options(&self) -> RdbSaveOptions {
+        RdbSaveOptions { compression: self.rdbcompression, checksum: self.rdbchecksum, ..Default::default() }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum PersistError {
+    #[error("Error loading {path}: {source}")]
+    Rdb { path: PathBuf, source: RdbError },
+    #[error("{0}")]
+    Aof(#[from] AofError),
+    #[error("Failed opening the RDB file {path} for saving: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("Background save already in progress")]
+    SaveInProgress,
+    #[error("Background append only file rewriting already in progress")]
+    RewriteInProgress,
+}
+
+/// What the start-up load did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StartupLoad {
+    pub source: Option<PathBuf>,
+    pub keys: u64,
+    pub commands: u64,
+    /// `repl-id` / `repl-offset` aux fields of the RDB (a restarted replica may PSYNC).
+    pub repl_id: Option<String>,
+    pub repl_offset: Option<i64>,
+}
+
+pub struct Persistence {
+    pub config: Mutex<PersistConfig>,
+    pub state: PersistenceState,
+    aof: Mutex<Option<AofManager>>,
+    /// AOF size after the last rewrite (auto-aof-rewrite-percentage base).
+    aof_rewrite_base_size: std::sync::atomic::AtomicU64,
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Persistence {
+    pub fn new(config: PersistConfig) -> Arc<Persistence> {
+        let p = Arc::new(Persistence {
+            config: Mutex::new(config),
+            state: PersistenceState::default(),
+            aof: Mutex::new(None),
+            aof_rewrite_base_size: std::sync::atomic::AtomicU64::new(0),
+        });
+        p.state.aof_enabled.store(p.config.lock().appendonly, Ordering::Relaxed);
+        p
+    }
+
+    pub fn aux_for(&self, host: &dyn DataHost, aof_base: bool, repl: Option<(i64, String, i64)>) -> AuxInfo {
+        AuxInfo { ctime_secs: now_secs(), used_mem: host.used_memory(), replication: repl, aof_base }
+    }
+
+    // ------------------------------------------------------------------ start-up
+
+    /// Loads the AOF when `appendonly yes` and a manifest exists, else the RDB file.
+    /// A bad file stops start-up with an error naming it and the offset; nothing is written.
+    pub fn load_at_startup(&self, host: &dyn DataHost) -> Result<StartupLoad, PersistError> {
+        let cfg = self.config.lock().clone();
+        self.state.loading.store(true, Ordering::SeqCst);
+        let result = self.load_inner(host, &cfg);
+        self.state.loading.store(false, Ordering::SeqCst);
+        let loaded = result?;
+        self.state.last_load_keys_loaded.store(loaded.keys, Ordering::Relaxed);
+        if cfg.appendonly {
+            let mgr = if cfg.aof_dir().join(manifest_name(&cfg.appendfilename)).exists() {
+                AofManager::open(&cfg.aof_dir(), &cfg.appendfilename, cfg.appendfsync)
+            } else {
+                // First start with appendonly: the base is what we just loaded.
+                let snapshot = host.snapshot(&mut || {});
+                let rdb = self.render(&*snapshot, host, true)?;
+                AofManager::create(&cfg.aof_dir(), &cfg.appendfilename, &rdb, cfg.aof_use_rdb_preamble, cfg.appendfsync)
+            }
+            .map_err(|source| PersistError::Io { path: cfg.aof_dir(), source })?;
+            self.state.aof_current_size.store(mgr.writer.current_size(), Ordering::Relaxed);
+            *self.aof.lock() = Some(mgr);
+        }
+        Ok(loaded)
+    }
+
+    fn load_inner(&self, host: &dyn DataHost, cfg: &PersistConfig) -> Result<StartupLoad, PersistError> {
+        let aof_dir = cfg.aof_dir();
+        if cfg.appendonly && aof_dir.join(manifest_name(&cfg.appendfilename)).exists() {
+            let mut out = StartupLoad { source: Some(aof_dir.clone()), ..Default::default() };
+            let mut rdb_db = 0u32;
+            let mut cmd_db = 0u32;
+            let mut batch = Vec::new();
+            let mut pending: Vec<Vec<Bytes>> = Vec::new();
+            let report = load_aof_dir(&aof_dir, &cfg.appendfilename, cfg.aof_load_truncated, |ev| match ev {
+                AofLoadEvent::FileStart(_) => {
+                    if !pending.is_empty() {
+                        host.apply_commands(&mut cmd_db, std::mem::take(&mut pending), ApplySource::Aof);
+                    }
+                    cmd_db = 0;
+                }
+                AofLoadEvent::Rdb(RdbItem::SelectDb(db)) => {
+                    if !batch.is_empty() {
+                        host.load_entries(rdb_db, std::mem::take(&mut batch));
+                    }
+                    rdb_db = db;
+                }
+                AofLoadEvent::Rdb(RdbItem::Entry(e)) => {
+                    batch.push(e);
+                    if batch.len() >= 1024 {
+                        host.load_entries(rdb_db, std::mem::take(&mut batch));
+                    }
+                }
+                AofLoadEvent::Rdb(_) => {
+                    if !batch.is_empty() {
+                        host.load_entries(rdb_db, std::mem::take(&mut batch));
+                    }
+                }
+                AofLoadEvent::Command(argv) => {
+                    if !batch.is_empty() {
+                        host.load_entries(rdb_db, std::mem::take(&mut batch));
+                    }
+                    pending.push(argv);
+                    if pending.len() >= 1024 {
+                        host.apply_commands(&mut cmd_db, std::mem::take(&mut pending), ApplySource::Aof);
+                    }
+                }
+            })?;
+            if !batch.is_empty() {
+                host.load_entries(rdb_db, batch);
+            }
+            if !pending.is_empty() {
+                host.apply_commands(&mut cmd_db, pending, ApplySource::Aof);
+            }
+            if let Some(r) = report {
+                out.keys = r.rdb_keys;
+                out.commands = r.commands;
+                tracing::info!("DB loaded from append only file: {} keys, {} commands", r.rdb_keys, r.commands);
+            }
+            return Ok(out);
+        }
+        let path = cfg.rdb_path();
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StartupLoad::default()),
+            Err(source) => return Err(PersistError::Io { path, source }),
+        };
+        let stats = load_rdb_into(host, &data).map_err(|source| PersistError::Rdb { path: path.clone(), source })?;
+        tracing::info!("DB loaded from disk: {} keys", stats.keys);
+        Ok(startup_from_stats(path, &stats))
+    }
+
+    // ------------------------------------------------------------------ RDB saves
+
+    fn render(&self, snapshot: &dyn DatasetSnapshot, host: &dyn DataHost, aof_base: bool) -> Result<Vec<u8>, PersistError> {
+        let cfg = self.config.lock().clone();
+        let mut out = Vec::new();
+        snapshot_to_rdb(snapshot, &self.aux_for(host, aof_base, None), &cfg.save_options(), &mut out)
+            .map_err(|source| PersistError::Io { path: cfg.rdb_path(), source })?;
+        Ok(out)
+    }
+
+    /// Writes the snapshot to `dbfilename` through a temp file + fsync + rename.
+    fn write_rdb_file(&self, snapshot: &dyn DatasetSnapshot, aux: &AuxInfo) -> Result<(), PersistError> {
+        let cfg = self.config.lock().clone();
+        let final_path = cfg.rdb_path();
+        let tmp = cfg.dir.join(format!("temp-{}.rdb", std::process::id()));
+        let io = |source| PersistError::Io { path: final_path.clone(), source };
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        snapshot_to_rdb(snapshot, aux, &cfg.save_options(), &mut w).map_err(io)?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &final_path).map_err(io)?;
+        Ok(())
+    }
+
+    /// SAVE: synchronous, as in Redis (the caller's client waits; others are served, since
+    /// only the snapshot barrier excludes writers).
+    pub fn save(&self, host: &dyn DataHost, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
+        if !self.state.begin_save() {
+            return Err(PersistError::SaveInProgress);
+        }
+        let snapshot = host.snapshot(&mut || {});
+        self.state.keys_total.store(snapshot.key_count(), Ordering::Relaxed);
+        let r = self.write_rdb_file(&*snapshot, &self.aux_for(host, false, repl));
+        self.state.end_save(r.is_ok());
+        if r.is_ok() {
+            tracing::info!("DB saved on disk");
+        }
+        r
+    }
+
+    /// BGSAVE: snapshot now, write on a background thread. `Err(SaveInProgress)` when one runs.
+    pub fn bgsave(self: &Arc<Self>, host: Arc<dyn DataHost>, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
+        if self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+            // Redis refuses too (it would need two children); BGSAVE SCHEDULE queues instead.
+            return Err(PersistError::RewriteInProgress);
+        }
+        if !self.state.begin_save() {
+            return Err(PersistError::SaveInProgress);
+        }
+        let snapshot = host.snapshot(&mut || {});
+        self.state.keys_total.store(snapshot.key_count(), Ordering::Relaxed);
+        let aux = self.aux_for(host.as_ref(), false, repl);
+        let me = self.clone();
+        tracing::info!("Background saving started");
+        std::thread::Builder::new()
+            .name("bgsave".into())
+            .spawn(move || {
+                let r = me.write_rdb_file(&*snapshot, &aux);
+                match &r {
+                    Ok(()) => tracing::info!("Background saving terminated with success"),
+                    Err(e) => tracing::warn!("Background saving error: {e}"),
+                }
+                me.state.end_save(r.is_ok());
+                me.run_scheduled(host);
+            })
+            .map_err(|source| PersistError::Io { path: PathBuf::from("bgsave thread"), source })?;
+        Ok(())
+    }
+
+    /// Starts a save or rewrite that was scheduled while another job ran.
+    fn run_scheduled(self: &Arc<Self>, host: Arc<dyn DataHost>) {
+        if self.state.aof_rewrite_scheduled.swap(false, Ordering::SeqCst) {
+            let _ = self.bgrewriteaof(host.clone());
+        } else if self.state.bgsave_scheduled.swap(false, Ordering::SeqCst) {
+            let _ = self.bgsave(host, None);
+        }
+    }
+
+    /// BGSAVE SCHEDULE: run now if possible, else after the current job.
+    pub fn bgsave_schedule(self: &Arc<Self>, host: Arc<dyn DataHost>) -> Result<bool, PersistError> {
+        match self.bgsave(host, None) {
+            Ok(()) => Ok(true),
+            Err(PersistError::RewriteInProgress) => {
+                self.state.bgsave_scheduled.store(true, Ordering::SeqCst);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `-MISCONF` when the last background save failed and stop-writes-on-bgsave-error is on.
+    pub fn write_refusal(&self) -> Option<String> {
+        let cfg = self.config.lock();
+        if cfg.stop_writes_on_bgsave_error && !cfg.save_points.is_empty() && !self.state.last_bgsave_ok.load(Ordering::Relaxed) {
+            return Some("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into());
+        }
+        None
+    }
+
+    pub fn lastsave(&self) -> i64 {
+        self.state.lastsave_unix.load(Ordering::SeqCst)
+    }
+
+    // ------------------------------------------------------------------ AOF
+
+    /// Feeds one executed write command to the AOF (when enabled). Returns the sequence to
+    /// pass to [`Persistence::wait_aof`] before replying under `appendfsync always`.
+    pub fn feed_aof(&self, db: u32, argv: &[Bytes]) -> Option<u64> {
+        let mut aof = self.aof.lock();
+        let mgr = aof.as_mut()?;
+        let seq = mgr.feed_command(db, argv);
+        Some(seq)
+    }
+
+    /// True when replies must wait for the AOF fsync.
+    pub fn aof_fsync_always(&self) -> bool {
+        self.aof.lock().is_some() && self.config.lock().appendfsync == FsyncPolicy::Always
+    }
+
+    pub async fn wait_aof(&self, seq: u64) {
+        let writer = self.aof.lock().as_ref().map(|m| m.writer.clone());
+        if let Some(w) = writer {
+            w.wait_durable(seq).await;
+        }
+    }
+
+    /// CONFIG SET appendonly yes|no.
+    pub fn set_appendonly(self: &Arc<Self>, on: bool, host: Arc<dyn DataHost>) -> Result<(), PersistError> {
+        let cfg = self.config.lock().clone();
+        if !on {
+            if let Some(m) = self.aof.lock().take() {
+                let _ = m.writer.flush_blocking();
+            }
+            self.config.lock().appendonly = false;
+            self.state.aof_enabled.store(false, Ordering::Relaxed);
+            return Ok(());
+        }
+        if self.aof.lock().is_some() {
+            return Ok(());
+        }
+        // Commands after the barrier go to the new incr file; the base is the snapshot.
+        let mut created: std::io::Result<()> = Ok(());
+        let aof_dir = cfg.aof_dir();
+        let snapshot = host.snapshot(&mut || match AofManager::create_pending(&aof_dir, &cfg.appendfilename, cfg.appendfsync) {
+            Ok(m) => {
+                *self.aof.lock() = Some(m);
+                self.state.aof_enabled.store(true, Ordering::Relaxed);
+            }
+            Err(e) => created = Err(e),
+        });
+        let fail = |source| PersistError::Io { path: aof_dir.clone(), source };
+        created.map_err(fail)?;
+        let rdb = self.render(&*snapshot, host.as_ref(), true)?;
+        let (name, base_size) = AofManager::write_base(&aof_dir, &cfg.appendfilename, 1, &rdb, cfg.aof_use_rdb_preamble).map_err(fail)?;
+        let mut aof = self.aof.lock();
+        let mgr = aof.as_mut().expect("installed at the barrier");
+        mgr.install_base(name, 1).map_err(fail)?;
+        self.state.aof_base_size.store(base_size, Ordering::Relaxed);
+        self.aof_rewrite_base_size.store(mgr.writer.current_size().max(base_size), Ordering::Relaxed);
+        drop(aof);
+        self.config.lock().appendonly = true;
+        self.state.aof_rewrites.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// BGREWRITEAOF (or scheduled when a BGSAVE runs, as Redis).
+    pub fn bgrewriteaof(self: &Arc<Self>, host: Arc<dyn DataHost>) -> Result<bool, PersistError> {
+        if self.aof.lock().is_none() {
+            // Redis rewrites even with appendonly off? It creates the file only when on;
+            // with appendonly no, BGREWRITEAOF writes nothing useful: report started anyway.
+            return Ok(true);
+        }
+        if self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            self.state.aof_rewrite_scheduled.store(true, Ordering::SeqCst);
+            return Ok(false);
+        }
+        if !self.state.begin_rewrite() {
+            return Err(PersistError::RewriteInProgress);
+        }
+        let mut switched: std::io::Result<()> = Ok(());
+        let me = self.clone();
+        let snapshot = host.snapshot(&mut || {
+            if let Some(m) = me.aof.lock().as_mut() {
+                switched = m.begin_rewrite();
+            }
+        });
+        if let Err(e) = switched {
+            self.state.end_rewrite(false);
+            return Err(PersistError::Io { path: self.config.lock().aof_dir(), source: e });
+        }
+        let me = self.clone();
+        tracing::info!("Background append only file rewriting started");
+        std::thread::Builder::new()
+            .name("aof-rewrite".into())
+            .spawn(move || {
+                let preamble = me.config.lock().aof_use_rdb_preamble;
+                // The base is written without holding the AOF lock; only the manifest switch
+                // takes it, so writers are not held up by the rewrite.
+                let target = me.aof.lock().as_ref().map(|m| (m.dir.clone(), m.filename.clone(), m.next_base_seq()));
+                let result = match target {
+                    None => Ok(0),
+                    Some((dir, filename, seq)) => me.render(&*snapshot, host.as_ref(), true).and_then(|rdb| {
+                        let io = |source| PersistError::Io { path: dir.clone(), source };
+                        let (name, size) = AofManager::write_base(&dir, &filename, seq, &rdb, preamble).map_err(io)?;
+                        match me.aof.lock().as_mut() {
+                            Some(m) => m.commit_rewrite(name, seq).map_err(io).map(|_| size),
+                            None => Ok(0),
+                        }
+                    }),
+                };
+                match &result {
+                    Ok(size) => {
+                        me.state.aof_base_size.store(*size, Ordering::Relaxed);
+                        me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
+                        tracing::info!("Background AOF rewrite finished successfully");
+                    }
+                    Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
+                }
+                me.state.end_rewrite(result.is_ok());
+                me.run_scheduled(host);
+            })
+            .map_err(|source| PersistError::Io { path: PathBuf::from("aof-rewrite thread"), source })?;
+        Ok(true)
+    }
+
+    /// Periodic duties (call every 100 ms or so): save points and auto AOF rewrite.
+    pub fn cron(self: &Arc<Self>, host: &Arc<dyn DataHost>) {
+        let cfg = self.config.lock().clone();
+        if let Some(size) = self.aof.lock().as_ref().map(|m| m.writer.current_size()) {
+            self.state.aof_current_size.store(size, Ordering::Relaxed);
+        }
+        if self.state.should_auto_save(&cfg.save_points) && !self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+            tracing::info!("{} changes in {} seconds. Saving...", self.state.dirty.load(Ordering::Relaxed), cfg.save_points[0].seconds);
+            let _ = self.bgsave(host.clone(), None);
+        }
+        if cfg.appendonly && cfg.auto_aof_rewrite_percentage > 0 && !self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+            let cur = self.state.aof_current_size.load(Ordering::Relaxed);
+            let base = self.aof_rewrite_base_size.load(Ordering::Relaxed).max(1);
+            let growth = cur.saturating_sub(base) * 100 / base;
+            if cur >= cfg.auto_aof_rewrite_min_size && growth >= cfg.auto_aof_rewrite_percentage {
+                tracing::info!("Starting automatic rewriting of AOF on {}% growth", growth);
+                let _ = self.bgrewriteaof(host.clone());
+            }
+        }
+    }
+
+    /// DEBUG RELOAD: save, empty the dataset, load the file again.
+    pub fn debug_reload(&self, host: &dyn DataHost) -> Result<(), PersistError> {
+        self.save(host, None)?;
+        let path = self.config.lock().rdb_path();
+        let data = std::fs::read(&path).map_err(|source| PersistError::Io { path: path.clone(), source })?;
+        host.flush_all();
+        load_rdb_into(host, &data).map_err(|source| PersistError::Rdb { path, source })?;
+        Ok(())
+    }
+
+    /// Flushes the AOF at shutdown.
+    pub fn shutdown(&self) {
+        if let Some(m) = self.aof.lock().as_ref() {
+            let _ = m.writer.flush_blocking();
+        }
+    }
+
+    pub fn info_section(&self) -> String {
+        self.state.info_section()
+    }
+}
+
+fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
+    StartupLoad {
+        source: Some(path),
+        keys: stats.keys,
+        commands: 0,
+        repl_id: stats.aux_value("repl-id").map(|v| String::from_utf8_lossy(v).to_string()),
+        repl_offset: stats.aux_value("repl-offset").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+    }
+}
+
