@@ -49,6 +49,9 @@ pub trait DataHost: Send + Sync + 'static {
     fn used_memory(&self) -> u64 {
         0
     }
+
+    /// The replication link to our master went up (after sync) or down.
+    fn on_master_link(&self, _connected: bool, _addr: &str) {}
 }
 
 /// Serializes a snapshot as a complete RDB image with Redis's aux fields.
@@ -84,6 +87,11 @@ impl LoadStats {
 
 /// Loads an RDB image into the host (without flushing first), in batches.
 pub fn load_rdb_into(host: &dyn DataHost, rdb: &[u8]) -> Result<LoadStats, RdbError> {
+    load_rdb_into_with(rdb, |db, entries| host.load_entries(db, entries))
+}
+
+/// Loads an RDB image, handing batches of entries to `load(db, entries)`.
+pub fn load_rdb_into_with(rdb: &[u8], mut load: impl FnMut(u32, Vec<RdbEntry>)) -> Result<LoadStats, RdbError> {
     const BATCH: usize = 1024;
     let mut reader = RdbReader::new(rdb)?;
     let mut stats = LoadStats::default();
@@ -93,7 +101,7 @@ pub fn load_rdb_into(host: &dyn DataHost, rdb: &[u8]) -> Result<LoadStats, RdbEr
         match item {
             RdbItem::SelectDb(n) => {
                 if !batch.is_empty() {
-                    host.load_entries(db, std::mem::take(&mut batch));
+                    load(db, std::mem::take(&mut batch));
                 }
                 db = n;
             }
@@ -101,7 +109,7 @@ pub fn load_rdb_into(host: &dyn DataHost, rdb: &[u8]) -> Result<LoadStats, RdbEr
                 stats.keys += 1;
                 batch.push(e);
                 if batch.len() >= BATCH {
-                    host.load_entries(db, std::mem::take(&mut batch));
+                    load(db, std::mem::take(&mut batch));
                 }
             }
             RdbItem::Aux(k, v) => stats.aux.push((k, v)),
@@ -109,7 +117,7 @@ pub fn load_rdb_into(host: &dyn DataHost, rdb: &[u8]) -> Result<LoadStats, RdbEr
         }
     }
     if !batch.is_empty() {
-        host.load_entries(db, batch);
+        load(db, batch);
     }
     stats.consumed = reader.position();
     Ok(stats)

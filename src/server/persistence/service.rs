@@ -19,7 +19,6 @@ use super::aof_manager::AofManager;
 use super::aof_writer::FsyncPolicy;
 use super::host::{load_rdb_into, snapshot_to_rdb, ApplySource, DataHost, DatasetSnapshot, LoadStats};
 use super::rdb::{AuxInfo, RdbError, RdbSaveOptions};
-use super::rdb_load::RdbItem;
 use super::state::{PersistenceState, SavePoint};
 
 /// The persistence directives of redis.conf.
@@ -103,16 +102,26 @@ pub struct StartupLoad {
     pub repl_offset: Option<i64>,
 }
 
+/// Produces a consistent snapshot; the caller guarantees no write runs between the
+/// preceding bookkeeping and the snapshot (it holds the server lock, or is a test).
+pub type SnapshotFn<'a> = &'a mut dyn FnMut() -> Box<dyn DatasetSnapshot>;
+
 pub struct Persistence {
     pub config: Mutex<PersistConfig>,
     pub state: PersistenceState,
     aof: Mutex<Option<AofManager>>,
     /// AOF size after the last rewrite (auto-aof-rewrite-percentage base).
     aof_rewrite_base_size: std::sync::atomic::AtomicU64,
+    /// The server, for jobs that start later on their own (BGSAVE SCHEDULE).
+    host: Mutex<Option<Arc<dyn DataHost>>>,
 }
 
 fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+fn aux(used_mem: u64, aof_base: bool, repl: Option<(i64, String, i64)>) -> AuxInfo {
+    AuxInfo { ctime_secs: now_secs(), used_mem, replication: repl, aof_base }
 }
 
 impl Persistence {
@@ -122,23 +131,39 @@ impl Persistence {
             state: PersistenceState::default(),
             aof: Mutex::new(None),
             aof_rewrite_base_size: std::sync::atomic::AtomicU64::new(0),
+            host: Mutex::new(None),
         });
         p.state.aof_enabled.store(p.config.lock().appendonly, Ordering::Relaxed);
         p
     }
 
-    pub fn aux_for(&self, host: &dyn DataHost, aof_base: bool, repl: Option<(i64, String, i64)>) -> AuxInfo {
-        AuxInfo { ctime_secs: now_secs(), used_mem: host.used_memory(), replication: repl, aof_base }
+    pub fn set_host(&self, host: Arc<dyn DataHost>) {
+        *self.host.lock() = Some(host);
     }
 
     // ------------------------------------------------------------------ start-up
 
-    /// Loads the AOF when `appendonly yes` and a manifest exists, else the RDB file.
-    /// A bad file stops start-up with an error naming it and the offset; nothing is written.
+    /// Start-up load through a [`DataHost`] (tests, tools).
     pub fn load_at_startup(&self, host: &dyn DataHost) -> Result<StartupLoad, PersistError> {
+        self.load_at_startup_with(
+            &|data| load_rdb_into(host, data),
+            &mut |db, cmds| host.apply_commands(db, cmds, ApplySource::Aof),
+            &mut || host.snapshot(&mut || {}),
+        )
+    }
+
+    /// Loads the AOF when `appendonly yes` and a manifest exists, else the RDB file; then
+    /// opens (or creates) the AOF when it is on. A bad file stops start-up with an error
+    /// naming it and the offset; nothing is written in that case.
+    pub fn load_at_startup_with(
+        &self,
+        load_rdb: &dyn Fn(&[u8]) -> Result<LoadStats, RdbError>,
+        apply: &mut dyn FnMut(&mut u32, Vec<Vec<Bytes>>),
+        snapshot: SnapshotFn<'_>,
+    ) -> Result<StartupLoad, PersistError> {
         let cfg = self.config.lock().clone();
         self.state.loading.store(true, Ordering::SeqCst);
-        let result = self.load_inner(host, &cfg);
+        let result = self.load_inner(&cfg, load_rdb, apply);
         self.state.loading.store(false, Ordering::SeqCst);
         let loaded = result?;
         self.state.last_load_keys_loaded.store(loaded.keys, Ordering::Relaxed);
@@ -147,64 +172,58 @@ impl Persistence {
                 AofManager::open(&cfg.aof_dir(), &cfg.appendfilename, cfg.appendfsync)
             } else {
                 // First start with appendonly: the base is what we just loaded.
-                let snapshot = host.snapshot(&mut || {});
-                let rdb = self.render(&*snapshot, host, true)?;
+                let rdb = self.render(&*snapshot(), 0, true)?;
                 AofManager::create(&cfg.aof_dir(), &cfg.appendfilename, &rdb, cfg.aof_use_rdb_preamble, cfg.appendfsync)
             }
             .map_err(|source| PersistError::Io { path: cfg.aof_dir(), source })?;
             self.state.aof_current_size.store(mgr.writer.current_size(), Ordering::Relaxed);
+            self.aof_rewrite_base_size.store(mgr.writer.current_size(), Ordering::Relaxed);
             *self.aof.lock() = Some(mgr);
+            self.state.aof_enabled.store(true, Ordering::Relaxed);
         }
         Ok(loaded)
     }
 
-    fn load_inner(&self, host: &dyn DataHost, cfg: &PersistConfig) -> Result<StartupLoad, PersistError> {
+    fn load_inner(
+        &self,
+        cfg: &PersistConfig,
+        load_rdb: &dyn Fn(&[u8]) -> Result<LoadStats, RdbError>,
+        apply: &mut dyn FnMut(&mut u32, Vec<Vec<Bytes>>),
+    ) -> Result<StartupLoad, PersistError> {
         let aof_dir = cfg.aof_dir();
         if cfg.appendonly && aof_dir.join(manifest_name(&cfg.appendfilename)).exists() {
             let mut out = StartupLoad { source: Some(aof_dir.clone()), ..Default::default() };
-            let mut rdb_db = 0u32;
             let mut cmd_db = 0u32;
-            let mut batch = Vec::new();
             let mut pending: Vec<Vec<Bytes>> = Vec::new();
+            let mut rdb_error = None;
             let report = load_aof_dir(&aof_dir, &cfg.appendfilename, cfg.aof_load_truncated, |ev| match ev {
-                AofLoadEvent::FileStart(_) => {
+                AofLoadEvent::FileStart(path) => {
                     if !pending.is_empty() {
-                        host.apply_commands(&mut cmd_db, std::mem::take(&mut pending), ApplySource::Aof);
+                        apply(&mut cmd_db, std::mem::take(&mut pending));
                     }
                     cmd_db = 0;
-                }
-                AofLoadEvent::Rdb(RdbItem::SelectDb(db)) => {
-                    if !batch.is_empty() {
-                        host.load_entries(rdb_db, std::mem::take(&mut batch));
-                    }
-                    rdb_db = db;
-                }
-                AofLoadEvent::Rdb(RdbItem::Entry(e)) => {
-                    batch.push(e);
-                    if batch.len() >= 1024 {
-                        host.load_entries(rdb_db, std::mem::take(&mut batch));
+                    // A base with an RDB preamble is loaded as a whole by `load_rdb`.
+                    if let Ok(data) = std::fs::read(&path) {
+                        if data.starts_with(b"REDIS") {
+                            if let Err(e) = load_rdb(&data) {
+                                rdb_error.get_or_insert((path.clone(), e));
+                            }
+                        }
                     }
                 }
-                AofLoadEvent::Rdb(_) => {
-                    if !batch.is_empty() {
-                        host.load_entries(rdb_db, std::mem::take(&mut batch));
-                    }
-                }
+                AofLoadEvent::Rdb(_) => {}
                 AofLoadEvent::Command(argv) => {
-                    if !batch.is_empty() {
-                        host.load_entries(rdb_db, std::mem::take(&mut batch));
-                    }
                     pending.push(argv);
                     if pending.len() >= 1024 {
-                        host.apply_commands(&mut cmd_db, std::mem::take(&mut pending), ApplySource::Aof);
+                        apply(&mut cmd_db, std::mem::take(&mut pending));
                     }
                 }
             })?;
-            if !batch.is_empty() {
-                host.load_entries(rdb_db, batch);
+            if let Some((path, source)) = rdb_error {
+                return Err(PersistError::Rdb { path, source });
             }
             if !pending.is_empty() {
-                host.apply_commands(&mut cmd_db, pending, ApplySource::Aof);
+                apply(&mut cmd_db, pending);
             }
             if let Some(r) = report {
                 out.keys = r.rdb_keys;
@@ -219,17 +238,17 @@ impl Persistence {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StartupLoad::default()),
             Err(source) => return Err(PersistError::Io { path, source }),
         };
-        let stats = load_rdb_into(host, &data).map_err(|source| PersistError::Rdb { path: path.clone(), source })?;
+        let stats = load_rdb(&data).map_err(|source| PersistError::Rdb { path: path.clone(), source })?;
         tracing::info!("DB loaded from disk: {} keys", stats.keys);
         Ok(startup_from_stats(path, &stats))
     }
 
     // ------------------------------------------------------------------ RDB saves
 
-    fn render(&self, snapshot: &dyn DatasetSnapshot, host: &dyn DataHost, aof_base: bool) -> Result<Vec<u8>, PersistError> {
+    fn render(&self, snapshot: &dyn DatasetSnapshot, used_mem: u64, aof_base: bool) -> Result<Vec<u8>, PersistError> {
         let cfg = self.config.lock().clone();
         let mut out = Vec::new();
-        snapshot_to_rdb(snapshot, &self.aux_for(host, aof_base, None), &cfg.save_options(), &mut out)
+        snapshot_to_rdb(snapshot, &aux(used_mem, aof_base, None), &cfg.save_options(), &mut out)
             .map_err(|source| PersistError::Io { path: cfg.rdb_path(), source })?;
         Ok(out)
     }
@@ -249,15 +268,19 @@ impl Persistence {
         Ok(())
     }
 
-    /// SAVE: synchronous, as in Redis (the caller's client waits; others are served, since
-    /// only the snapshot barrier excludes writers).
+    /// SAVE through a host (tests, tools).
     pub fn save(&self, host: &dyn DataHost, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
+        let snapshot = host.snapshot(&mut || {});
+        self.save_snapshot(&*snapshot, host.used_memory(), repl)
+    }
+
+    /// SAVE: synchronous, as in Redis.
+    pub fn save_snapshot(&self, snapshot: &dyn DatasetSnapshot, used_mem: u64, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
         if !self.state.begin_save() {
             return Err(PersistError::SaveInProgress);
         }
-        let snapshot = host.snapshot(&mut || {});
         self.state.keys_total.store(snapshot.key_count(), Ordering::Relaxed);
-        let r = self.write_rdb_file(&*snapshot, &self.aux_for(host, false, repl));
+        let r = self.write_rdb_file(snapshot, &aux(used_mem, false, repl));
         self.state.end_save(r.is_ok());
         if r.is_ok() {
             tracing::info!("DB saved on disk");
@@ -265,18 +288,25 @@ impl Persistence {
         r
     }
 
-    /// BGSAVE: snapshot now, write on a background thread. `Err(SaveInProgress)` when one runs.
+    /// BGSAVE through a host (tests, tools, scheduled saves).
     pub fn bgsave(self: &Arc<Self>, host: Arc<dyn DataHost>, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
+        if self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            return Err(PersistError::SaveInProgress);
+        }
+        let snapshot = host.snapshot(&mut || {});
+        self.bgsave_snapshot(snapshot, host.used_memory(), repl)
+    }
+
+    /// BGSAVE: the snapshot is taken; a background thread writes it.
+    pub fn bgsave_snapshot(self: &Arc<Self>, snapshot: Box<dyn DatasetSnapshot>, used_mem: u64, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
         if self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
-            // Redis refuses too (it would need two children); BGSAVE SCHEDULE queues instead.
             return Err(PersistError::RewriteInProgress);
         }
         if !self.state.begin_save() {
             return Err(PersistError::SaveInProgress);
         }
-        let snapshot = host.snapshot(&mut || {});
         self.state.keys_total.store(snapshot.key_count(), Ordering::Relaxed);
-        let aux = self.aux_for(host.as_ref(), false, repl);
+        let aux = aux(used_mem, false, repl);
         let me = self.clone();
         tracing::info!("Background saving started");
         std::thread::Builder::new()
@@ -288,30 +318,19 @@ impl Persistence {
                     Err(e) => tracing::warn!("Background saving error: {e}"),
                 }
                 me.state.end_save(r.is_ok());
-                me.run_scheduled(host);
+                me.run_scheduled();
             })
             .map_err(|source| PersistError::Io { path: PathBuf::from("bgsave thread"), source })?;
         Ok(())
     }
 
     /// Starts a save or rewrite that was scheduled while another job ran.
-    fn run_scheduled(self: &Arc<Self>, host: Arc<dyn DataHost>) {
+    fn run_scheduled(self: &Arc<Self>) {
+        let Some(host) = self.host.lock().clone() else { return };
         if self.state.aof_rewrite_scheduled.swap(false, Ordering::SeqCst) {
-            let _ = self.bgrewriteaof(host.clone());
+            let _ = self.bgrewriteaof(host);
         } else if self.state.bgsave_scheduled.swap(false, Ordering::SeqCst) {
             let _ = self.bgsave(host, None);
-        }
-    }
-
-    /// BGSAVE SCHEDULE: run now if possible, else after the current job.
-    pub fn bgsave_schedule(self: &Arc<Self>, host: Arc<dyn DataHost>) -> Result<bool, PersistError> {
-        match self.bgsave(host, None) {
-            Ok(()) => Ok(true),
-            Err(PersistError::RewriteInProgress) => {
-                self.state.bgsave_scheduled.store(true, Ordering::SeqCst);
-                Ok(false)
-            }
-            Err(e) => Err(e),
         }
     }
 
@@ -335,8 +354,7 @@ impl Persistence {
     pub fn feed_aof(&self, db: u32, argv: &[Bytes]) -> Option<u64> {
         let mut aof = self.aof.lock();
         let mgr = aof.as_mut()?;
-        let seq = mgr.feed_command(db, argv);
-        Some(seq)
+        Some(mgr.feed_command(db, argv))
     }
 
     /// True when replies must wait for the AOF fsync.
@@ -351,8 +369,15 @@ impl Persistence {
         }
     }
 
-    /// CONFIG SET appendonly yes|no.
+    /// CONFIG SET appendonly through a host (tests).
     pub fn set_appendonly(self: &Arc<Self>, on: bool, host: Arc<dyn DataHost>) -> Result<(), PersistError> {
+        let used = host.used_memory();
+        self.set_appendonly_with(on, used, &mut || host.snapshot(&mut || {}))
+    }
+
+    /// CONFIG SET appendonly yes|no. Turning it on captures writes from this instant into
+    /// a new incr file; the base (the snapshot) is written before the manifest exists.
+    pub fn set_appendonly_with(self: &Arc<Self>, on: bool, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<(), PersistError> {
         let cfg = self.config.lock().clone();
         if !on {
             if let Some(m) = self.aof.lock().take() {
@@ -365,37 +390,73 @@ impl Persistence {
         if self.aof.lock().is_some() {
             return Ok(());
         }
-        // Commands after the barrier go to the new incr file; the base is the snapshot.
-        let mut created: std::io::Result<()> = Ok(());
         let aof_dir = cfg.aof_dir();
-        let snapshot = host.snapshot(&mut || match AofManager::create_pending(&aof_dir, &cfg.appendfilename, cfg.appendfsync) {
-            Ok(m) => {
-                *self.aof.lock() = Some(m);
-                self.state.aof_enabled.store(true, Ordering::Relaxed);
-            }
-            Err(e) => created = Err(e),
-        });
-        let fail = |source| PersistError::Io { path: aof_dir.clone(), source };
-        created.map_err(fail)?;
-        let rdb = self.render(&*snapshot, host.as_ref(), true)?;
-        let (name, base_size) = AofManager::write_base(&aof_dir, &cfg.appendfilename, 1, &rdb, cfg.aof_use_rdb_preamble).map_err(fail)?;
-        let mut aof = self.aof.lock();
-        let mgr = aof.as_mut().expect("installed at the barrier");
-        mgr.install_base(name, 1).map_err(fail)?;
-        self.state.aof_base_size.store(base_size, Ordering::Relaxed);
-        self.aof_rewrite_base_size.store(mgr.writer.current_size().max(base_size), Ordering::Relaxed);
-        drop(aof);
+        let mgr = AofManager::create_pending(&aof_dir, &cfg.appendfilename, cfg.appendfsync)
+            .map_err(|source| PersistError::Io { path: aof_dir.clone(), source })?;
+        *self.aof.lock() = Some(mgr);
+        self.state.aof_enabled.store(true, Ordering::Relaxed);
         self.config.lock().appendonly = true;
-        self.state.aof_rewrites.fetch_add(1, Ordering::Relaxed);
+        let snap = snapshot();
+        let me = self.clone();
+        // The base is written in the background, as Redis's rewrite child does.
+        self.state.begin_rewrite();
+        std::thread::Builder::new()
+            .name("aof-base".into())
+            .spawn(move || {
+                let fail = |source| PersistError::Io { path: aof_dir.clone(), source };
+                let result = me.render(&*snap, used_mem, true).and_then(|rdb| {
+                    let (name, size) = AofManager::write_base(&aof_dir, &cfg.appendfilename, 1, &rdb, cfg.aof_use_rdb_preamble).map_err(fail)?;
+                    if let Some(m) = me.aof.lock().as_mut() {
+                        m.install_base(name, 1).map_err(fail)?;
+                    }
+                    Ok(size)
+                });
+                if let Ok(size) = &result {
+                    me.state.aof_base_size.store(*size, Ordering::Relaxed);
+                    me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
+                }
+                if let Err(e) = &result {
+                    tracing::warn!("Creating the AOF base failed: {e}");
+                }
+                me.state.end_rewrite(result.is_ok());
+            })
+            .map_err(|source| PersistError::Io { path: PathBuf::from("aof thread"), source })?;
         Ok(())
     }
 
-    /// BGREWRITEAOF (or scheduled when a BGSAVE runs, as Redis).
+    /// BGREWRITEAOF through a host (tests, scheduled rewrites).
     pub fn bgrewriteaof(self: &Arc<Self>, host: Arc<dyn DataHost>) -> Result<bool, PersistError> {
+        let used = host.used_memory();
+        // The host's barrier makes the file switch and the snapshot atomic.
+        let mut switched: Option<Result<bool, PersistError>> = None;
+        let mut snap = None;
+        let me = self.clone();
+        let snapshot = host.snapshot(&mut || {
+            switched = Some(me.begin_rewrite_switch());
+        });
+        if let Some(Ok(true)) = switched {
+            snap = Some(snapshot);
+        }
+        match switched.expect("barrier ran") {
+            Ok(true) => self.spawn_rewrite(snap.expect("snapshot"), used).map(|_| true),
+            other => other,
+        }
+    }
+
+    /// BGREWRITEAOF under the server lock: switch files, snapshot, write in the background.
+    /// `Ok(false)` means scheduled after the running BGSAVE.
+    pub fn bgrewriteaof_with(self: &Arc<Self>, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<bool, PersistError> {
+        if !self.begin_rewrite_switch()? {
+            return Ok(false);
+        }
+        let snap = snapshot();
+        self.spawn_rewrite(snap, used_mem)?;
+        Ok(true)
+    }
+
+    fn begin_rewrite_switch(&self) -> Result<bool, PersistError> {
         if self.aof.lock().is_none() {
-            // Redis rewrites even with appendonly off? It creates the file only when on;
-            // with appendonly no, BGREWRITEAOF writes nothing useful: report started anyway.
-            return Ok(true);
+            return Ok(false);
         }
         if self.state.bgsave_in_progress.load(Ordering::SeqCst) {
             self.state.aof_rewrite_scheduled.store(true, Ordering::SeqCst);
@@ -404,17 +465,15 @@ impl Persistence {
         if !self.state.begin_rewrite() {
             return Err(PersistError::RewriteInProgress);
         }
-        let mut switched: std::io::Result<()> = Ok(());
-        let me = self.clone();
-        let snapshot = host.snapshot(&mut || {
-            if let Some(m) = me.aof.lock().as_mut() {
-                switched = m.begin_rewrite();
-            }
-        });
+        let switched = self.aof.lock().as_mut().map(|m| m.begin_rewrite()).unwrap_or(Ok(()));
         if let Err(e) = switched {
             self.state.end_rewrite(false);
             return Err(PersistError::Io { path: self.config.lock().aof_dir(), source: e });
         }
+        Ok(true)
+    }
+
+    fn spawn_rewrite(self: &Arc<Self>, snapshot: Box<dyn DatasetSnapshot>, used_mem: u64) -> Result<(), PersistError> {
         let me = self.clone();
         tracing::info!("Background append only file rewriting started");
         std::thread::Builder::new()
@@ -426,7 +485,7 @@ impl Persistence {
                 let target = me.aof.lock().as_ref().map(|m| (m.dir.clone(), m.filename.clone(), m.next_base_seq()));
                 let result = match target {
                     None => Ok(0),
-                    Some((dir, filename, seq)) => me.render(&*snapshot, host.as_ref(), true).and_then(|rdb| {
+                    Some((dir, filename, seq)) => me.render(&*snapshot, used_mem, true).and_then(|rdb| {
                         let io = |source| PersistError::Io { path: dir.clone(), source };
                         let (name, size) = AofManager::write_base(&dir, &filename, seq, &rdb, preamble).map_err(io)?;
                         match me.aof.lock().as_mut() {
@@ -444,34 +503,44 @@ impl Persistence {
                     Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
                 }
                 me.state.end_rewrite(result.is_ok());
-                me.run_scheduled(host);
+                me.run_scheduled();
             })
             .map_err(|source| PersistError::Io { path: PathBuf::from("aof-rewrite thread"), source })?;
-        Ok(true)
+        Ok(())
     }
 
-    /// Periodic duties (call every 100 ms or so): save points and auto AOF rewrite.
+    /// Periodic duties through a host (tests).
     pub fn cron(self: &Arc<Self>, host: &Arc<dyn DataHost>) {
+        let used = host.used_memory();
+        let h = host.clone();
+        self.cron_with(used, None, &mut || h.snapshot(&mut || {}));
+    }
+
+    /// Periodic duties (every 100 ms, under the server lock): save points and the auto
+    /// AOF rewrite.
+    pub fn cron_with(self: &Arc<Self>, used_mem: u64, repl: Option<(i64, String, i64)>, snapshot: SnapshotFn<'_>) {
         let cfg = self.config.lock().clone();
         if let Some(size) = self.aof.lock().as_ref().map(|m| m.writer.current_size()) {
             self.state.aof_current_size.store(size, Ordering::Relaxed);
         }
-        if self.state.should_auto_save(&cfg.save_points) && !self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
-            tracing::info!("{} changes in {} seconds. Saving...", self.state.dirty.load(Ordering::Relaxed), cfg.save_points[0].seconds);
-            let _ = self.bgsave(host.clone(), None);
+        let rewriting = self.state.aof_rewrite_in_progress.load(Ordering::SeqCst);
+        if !rewriting && self.state.should_auto_save(&cfg.save_points) {
+            tracing::info!("{} changes since the last save. Saving...", self.state.dirty.load(Ordering::Relaxed));
+            let _ = self.bgsave_snapshot(snapshot(), used_mem, repl);
+            return;
         }
-        if cfg.appendonly && cfg.auto_aof_rewrite_percentage > 0 && !self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+        if cfg.appendonly && cfg.auto_aof_rewrite_percentage > 0 && !rewriting && !self.state.bgsave_in_progress.load(Ordering::SeqCst) {
             let cur = self.state.aof_current_size.load(Ordering::Relaxed);
             let base = self.aof_rewrite_base_size.load(Ordering::Relaxed).max(1);
             let growth = cur.saturating_sub(base) * 100 / base;
             if cur >= cfg.auto_aof_rewrite_min_size && growth >= cfg.auto_aof_rewrite_percentage {
                 tracing::info!("Starting automatic rewriting of AOF on {}% growth", growth);
-                let _ = self.bgrewriteaof(host.clone());
+                let _ = self.bgrewriteaof_with(used_mem, snapshot);
             }
         }
     }
 
-    /// DEBUG RELOAD: save, empty the dataset, load the file again.
+    /// DEBUG RELOAD through a host: save, empty the dataset, load the file again.
     pub fn debug_reload(&self, host: &dyn DataHost) -> Result<(), PersistError> {
         self.save(host, None)?;
         let path = self.config.lock().rdb_path();

@@ -201,7 +201,11 @@ async fn link_once(
         m.down_since = None;
     });
     tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization or finished a full one; streaming.");
-    stream_commands(conn, repl, host, generation, epoch).await
+    let addr = format!("{mhost}:{mport}");
+    host.on_master_link(true, &addr);
+    let result = stream_commands(conn, repl, host, generation, epoch).await;
+    host.on_master_link(false, &addr);
+    result
 }
 
 async fn receive_rdb(conn: &mut Conn, repl: &Replication, generation: u64) -> Result<Vec<u8>, LinkError> {

@@ -90,6 +90,14 @@ impl AttachedState {
     }
 }
 
+/// Where the stream for an attached replica goes.
+pub enum ReplicaSink {
+    /// A task owning the socket reads this channel (socket taken over by replication).
+    Channel(mpsc::UnboundedSender<Bytes>),
+    /// The server's own connection task for that client writes it.
+    Client(tokio::sync::mpsc::UnboundedSender<crate::server::client::Outbound>),
+}
+
 /// A replica connected to us (we are its master).
 pub struct AttachedReplica {
     pub id: u64,
@@ -98,7 +106,11 @@ pub struct AttachedReplica {
     pub state: Mutex<AttachedState>,
     pub ack_offset: AtomicI64,
     pub ack_time: Mutex<Instant>,
-    tx: mpsc::UnboundedSender<Bytes>,
+    sink: ReplicaSink,
+    /// While the RDB is being produced the stream is held here (`Some`), then flushed.
+    buffer: Mutex<Option<Vec<Bytes>>>,
+    /// The server's client id when the sink is a client connection.
+    pub client_id: Option<u64>,
     /// Bytes queued but not yet written to the socket (output buffer).
     pub pending_bytes: AtomicU64,
     closed: AtomicBool,
@@ -107,6 +119,9 @@ pub struct AttachedReplica {
 
 impl AttachedReplica {
     pub fn close(&self) {
+        if let ReplicaSink::Client(tx) = &self.sink {
+            let _ = tx.send(crate::server::client::Outbound::Close);
+        }
         self.closed.store(true, Ordering::SeqCst);
         self.close_notify.notify_waiters();
         self.close_notify.notify_one();
@@ -124,10 +139,22 @@ impl AttachedReplica {
             self.close();
             return;
         }
-        if self.tx.send(data.clone()).is_err() {
+        if let Some(buf) = self.buffer.lock().as_mut() {
+            buf.push(data.clone());
+            return;
+        }
+        if !self.push(data.clone()) {
             self.close();
         }
     }
+    /// Sends bytes to the replica now (bypassing the stream buffer): RDB payload, newlines.
+    pub fn push(&self, data: Bytes) -> bool {
+        match &self.sink {
+            ReplicaSink::Channel(tx) => tx.send(data).is_ok(),
+            ReplicaSink::Client(tx) => tx.send(crate::server::client::Outbound::Raw(data)).is_ok(),
+        }
+    }
+
     pub fn lag_secs(&self) -> u64 {
         self.ack_time.lock().elapsed().as_secs()
     }
@@ -398,16 +425,52 @@ impl Replication {
     ) -> Option<(Arc<AttachedReplica>, mpsc::UnboundedReceiver<Bytes>, Vec<u8>, String)> {
         let mut inner = self.inner.lock();
         let backlog_bytes = inner.backlog.as_ref()?.copy_from(from)?;
-        let (r, rx) = new_attached(&mut inner, ip, listening_port, AttachedState::Online, from - 1);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let r = new_attached(&mut inner, ip, listening_port, AttachedState::Online, from - 1, ReplicaSink::Channel(tx), None, false);
         inner.stats.sync_partial_ok += 1;
         let replid = inner.replid.clone();
         Some((r, rx, backlog_bytes, replid))
+    }
+
+    /// Partial resync for a replica served by the server's connection task: the backlog
+    /// bytes are queued to the client right after the `+CONTINUE` reply.
+    pub fn attach_partial_client(
+        &self,
+        ip: String,
+        listening_port: u16,
+        from: i64,
+        client_id: u64,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::server::client::Outbound>,
+    ) -> Option<(Arc<AttachedReplica>, String)> {
+        let mut inner = self.inner.lock();
+        let backlog_bytes = inner.backlog.as_ref()?.copy_from(from)?;
+        let r = new_attached(&mut inner, ip, listening_port, AttachedState::Online, from - 1, ReplicaSink::Client(tx), Some(client_id), false);
+        if !backlog_bytes.is_empty() {
+            r.push(Bytes::from(backlog_bytes));
+        }
+        inner.stats.sync_partial_ok += 1;
+        Some((r, inner.replid.clone()))
     }
 
     /// Registers a replica for a full resync. Call it inside the keyspace barrier of the
     /// snapshot: the stream the replica gets starts exactly at the returned offset.
     /// Creates the backlog (with a new replication id) if there is none yet.
     pub fn attach_full(&self, ip: String, listening_port: u16) -> (Arc<AttachedReplica>, mpsc::UnboundedReceiver<Bytes>, String, i64, Option<u32>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (r, replid, offset, db) = self.attach_full_sink(ip, listening_port, ReplicaSink::Channel(tx), None, false);
+        (r, rx, replid, offset, db)
+    }
+
+    /// Full resync with any sink; `buffered` holds the stream until [`Replication::go_online`]
+    /// (needed when the sink also carries the RDB payload).
+    pub fn attach_full_sink(
+        &self,
+        ip: String,
+        listening_port: u16,
+        sink: ReplicaSink,
+        client_id: Option<u64>,
+        buffered: bool,
+    ) -> (Arc<AttachedReplica>, String, i64, Option<u32>) {
         let size = self.config.lock().backlog_size;
         let mut inner = self.inner.lock();
         if inner.backlog.is_none() {
@@ -420,14 +483,35 @@ impl Replication {
             inner.backlog = Some(Backlog::new(size, off));
         }
         let offset = inner.master_repl_offset;
-        let (r, rx) = new_attached(&mut inner, ip, listening_port, AttachedState::WaitBgsave, offset);
+        let r = new_attached(&mut inner, ip, listening_port, AttachedState::WaitBgsave, offset, sink, client_id, buffered);
         inner.stats.sync_full += 1;
         // Replicas loading the RDB don't know the db of our stream: force a SELECT.
         let stream_db = if inner.master.is_some() { inner.stream_db } else { None };
         if inner.master.is_none() {
             inner.stream_db = None;
         }
-        (r, rx, inner.replid.clone(), offset, stream_db)
+        (r, inner.replid.clone(), offset, stream_db)
+    }
+
+    /// After the RDB went out: flush the held stream and mark the replica online,
+    /// atomically with respect to the feed.
+    pub fn go_online(&self, r: &AttachedReplica) {
+        let _inner = self.inner.lock();
+        if let Some(held) = r.buffer.lock().take() {
+            for chunk in held {
+                if !r.push(chunk) {
+                    r.close();
+                    break;
+                }
+            }
+        }
+        *r.ack_time.lock() = Instant::now();
+        *r.state.lock() = AttachedState::Online;
+    }
+
+    /// Finds the attached replica served by a client connection.
+    pub fn replica_by_client(&self, client_id: u64) -> Option<Arc<AttachedReplica>> {
+        self.inner.lock().replicas.iter().find(|r| r.client_id == Some(client_id)).cloned()
     }
 
     pub fn count_partial_err(&self) {
@@ -802,14 +886,17 @@ impl Replication {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn new_attached(
     inner: &mut Inner,
     ip: String,
     listening_port: u16,
     state: AttachedState,
     ack_offset: i64,
-) -> (Arc<AttachedReplica>, mpsc::UnboundedReceiver<Bytes>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    sink: ReplicaSink,
+    client_id: Option<u64>,
+    buffered: bool,
+) -> Arc<AttachedReplica> {
     let id = inner.next_replica_id;
     inner.next_replica_id += 1;
     let r = Arc::new(AttachedReplica {
@@ -819,14 +906,16 @@ fn new_attached(
         state: Mutex::new(state),
         ack_offset: AtomicI64::new(ack_offset),
         ack_time: Mutex::new(Instant::now()),
-        tx,
+        sink,
+        buffer: Mutex::new(buffered.then(Vec::new)),
+        client_id,
         pending_bytes: AtomicU64::new(0),
         closed: AtomicBool::new(false),
         close_notify: Notify::new(),
     });
     inner.replicas.push(r.clone());
     inner.no_replicas_since = None;
-    (r, rx)
+    r
 }
 
 fn feed_locked(inner: &mut Inner, data: Bytes, limit: u64) {
