@@ -615,6 +615,16 @@ impl Replication {
         None
     }
 
+    /// `-NOREPLICAS` when min-replicas-to-write is set on a master without enough good
+    /// replicas (checked by the dispatcher for write commands).
+    pub fn min_replicas_refusal(&self) -> Option<Frame> {
+        let min = self.config.lock().min_replicas_to_write;
+        if min == 0 || self.is_replica() || self.good_replicas() >= min {
+            return None;
+        }
+        Some(Frame::error("NOREPLICAS Not enough good replicas to write."))
+    }
+
     /// `-MASTERDOWN` for data commands on a replica whose link is down with
     /// replica-serve-stale-data no.
     pub fn stale_refusal(&self) -> Option<Frame> {
