@@ -367,7 +367,10 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
             &mut |db, commands| {
                 let mut guard = host.srv.lock();
                 let mut client = fake_client(&mut guard);
+                // The dispatcher refuses commands while loading; AOF replay is the loading.
+                guard.loading = false;
                 apply_commands_locked(&mut guard, &mut client, db, commands);
+                guard.loading = true;
             },
             &mut || Box::new(KeyspaceSnapshot::capture(&host.srv.lock())),
         )
