@@ -326,7 +326,7 @@ pub fn load_aof_dir(
             if !(load_truncated && i == last) {
                 return Err(AofError::Truncated { path, offset: good });
             }
-            tracing::warn!("!!! Warning: short read while loading the AOF file {}!!! Truncating to offset {}", path.display(), good);
+            warning!("!!! Warning: short read while loading the AOF file {}!!! Truncating to offset {}", path.display(), good);
             let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|source| AofError::Io { path: path.clone(), source })?;
             f.set_len(good as u64).map_err(|source| AofError::Io { path: path.clone(), source })?;
             report.truncated_file = Some((path, good));

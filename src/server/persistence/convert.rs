@@ -94,7 +94,7 @@ impl DatasetSnapshot for KeyspaceSnapshot {
 /// (replicas keep them: their master will send the DEL). Returns (loaded, expired).
 pub fn load_entries(srv: &mut ServerState, db: u32, entries: Vec<RdbEntry>, keep_expired: bool, now_ms: i64) -> (u64, u64) {
     let Some(target) = srv.dbs.get_mut(db as usize) else {
-        tracing::warn!("RDB/AOF data for database {db} ignored: only {} databases configured", srv.dbs.len());
+        warning!("RDB/AOF data for database {db} ignored: only {} databases configured", srv.dbs.len());
         return (0, 0);
     };
     let (mut loaded, mut expired) = (0, 0);

@@ -4,6 +4,15 @@
 //! The codecs work on an intermediate representation ([`rdb::RdbValue`]) so they can be
 //! tested against real Redis files independently of the server's in-memory types.
 
+/// Redis-style log lines (the server's log file), usable by persistence and replication.
+macro_rules! notice {
+    ($($t:tt)*) => { $crate::server::log::notice(&format!($($t)*)) };
+}
+macro_rules! warning {
+    ($($t:tt)*) => { $crate::server::log::warning(&format!($($t)*)) };
+}
+pub(crate) use {notice, warning};
+
 pub mod aof;
 pub mod aof_manager;
 pub mod aof_writer;

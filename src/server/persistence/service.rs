@@ -228,7 +228,7 @@ impl Persistence {
             if let Some(r) = report {
                 out.keys = r.rdb_keys;
                 out.commands = r.commands;
-                tracing::info!("DB loaded from append only file: {} keys, {} commands", r.rdb_keys, r.commands);
+                notice!("DB loaded from append only file: {} keys, {} commands", r.rdb_keys, r.commands);
             }
             return Ok(out);
         }
@@ -239,7 +239,7 @@ impl Persistence {
             Err(source) => return Err(PersistError::Io { path, source }),
         };
         let stats = load_rdb(&data).map_err(|source| PersistError::Rdb { path: path.clone(), source })?;
-        tracing::info!("DB loaded from disk: {} keys", stats.keys);
+        notice!("DB loaded from disk: {} keys", stats.keys);
         Ok(startup_from_stats(path, &stats))
     }
 
@@ -283,7 +283,7 @@ impl Persistence {
         let r = self.write_rdb_file(snapshot, &aux(used_mem, false, repl));
         self.state.end_save(r.is_ok());
         if r.is_ok() {
-            tracing::info!("DB saved on disk");
+            notice!("DB saved on disk");
         }
         r
     }
@@ -308,14 +308,14 @@ impl Persistence {
         self.state.keys_total.store(snapshot.key_count(), Ordering::Relaxed);
         let aux = aux(used_mem, false, repl);
         let me = self.clone();
-        tracing::info!("Background saving started");
+        notice!("Background saving started");
         std::thread::Builder::new()
             .name("bgsave".into())
             .spawn(move || {
                 let r = me.write_rdb_file(&*snapshot, &aux);
                 match &r {
-                    Ok(()) => tracing::info!("Background saving terminated with success"),
-                    Err(e) => tracing::warn!("Background saving error: {e}"),
+                    Ok(()) => notice!("Background saving terminated with success"),
+                    Err(e) => warning!("Background saving error: {e}"),
                 }
                 me.state.end_save(r.is_ok());
                 me.run_scheduled();
@@ -416,7 +416,7 @@ impl Persistence {
                     me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
                 }
                 if let Err(e) = &result {
-                    tracing::warn!("Creating the AOF base failed: {e}");
+                    warning!("Creating the AOF base failed: {e}");
                 }
                 me.state.end_rewrite(result.is_ok());
             })
@@ -475,7 +475,7 @@ impl Persistence {
 
     fn spawn_rewrite(self: &Arc<Self>, snapshot: Box<dyn DatasetSnapshot>, used_mem: u64) -> Result<(), PersistError> {
         let me = self.clone();
-        tracing::info!("Background append only file rewriting started");
+        notice!("Background append only file rewriting started");
         std::thread::Builder::new()
             .name("aof-rewrite".into())
             .spawn(move || {
@@ -498,9 +498,9 @@ impl Persistence {
                     Ok(size) => {
                         me.state.aof_base_size.store(*size, Ordering::Relaxed);
                         me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
-                        tracing::info!("Background AOF rewrite finished successfully");
+                        notice!("Background AOF rewrite finished successfully");
                     }
-                    Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
+                    Err(e) => warning!("Background AOF rewrite failed: {e}"),
                 }
                 me.state.end_rewrite(result.is_ok());
                 me.run_scheduled();
@@ -525,7 +525,7 @@ impl Persistence {
         }
         let rewriting = self.state.aof_rewrite_in_progress.load(Ordering::SeqCst);
         if !rewriting && self.state.should_auto_save(&cfg.save_points) {
-            tracing::info!("{} changes since the last save. Saving...", self.state.dirty.load(Ordering::Relaxed));
+            notice!("{} changes since the last save. Saving...", self.state.dirty.load(Ordering::Relaxed));
             let _ = self.bgsave_snapshot(snapshot(), used_mem, repl);
             return;
         }
@@ -534,7 +534,7 @@ impl Persistence {
             let base = self.aof_rewrite_base_size.load(Ordering::Relaxed).max(1);
             let growth = cur.saturating_sub(base) * 100 / base;
             if cur >= cfg.auto_aof_rewrite_min_size && growth >= cfg.auto_aof_rewrite_percentage {
-                tracing::info!("Starting automatic rewriting of AOF on {}% growth", growth);
+                notice!("Starting automatic rewriting of AOF on {}% growth", growth);
                 let _ = self.bgrewriteaof_with(used_mem, snapshot);
             }
         }

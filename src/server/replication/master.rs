@@ -2,6 +2,7 @@
 //! connection over: `+CONTINUE` with the backlog, or `+FULLRESYNC` with an RDB made from a
 //! snapshot, then the live stream; REPLCONF ACKs from the replica update its offset.
 
+use crate::server::persistence::{notice, warning};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,9 +81,9 @@ pub async fn serve_replica(
         if let PsyncDecision::Full { reason } = &d {
             if replid != "?" {
                 repl.count_partial_err();
-                tracing::info!("Partial resynchronization not accepted: {}", reason);
+                notice!("Partial resynchronization not accepted: {}", reason);
             }
-            tracing::info!("Replica {}:{} asks for synchronization", ip, port);
+            notice!("Replica {}:{} asks for synchronization", ip, port);
         }
         d
     } else {
@@ -96,7 +97,7 @@ pub async fn serve_replica(
                 return;
             };
             let head = if info.capa_psync2 { format!("+CONTINUE {replid}\r\n") } else { "+CONTINUE\r\n".to_string() };
-            tracing::info!(
+            notice!(
                 "Partial resynchronization request from {}:{} accepted. Sending {} bytes of backlog starting from offset {}.",
                 ip,
                 port,
@@ -116,7 +117,7 @@ pub async fn serve_replica(
     };
     stream_to_replica(&repl, replica.clone(), rx, stream, leftover).await;
     repl.detach(replica.id);
-    tracing::info!("Connection with replica {}:{} lost.", ip, port);
+    notice!("Connection with replica {}:{} lost.", ip, port);
 }
 
 async fn full_sync(
@@ -139,7 +140,7 @@ async fn full_sync(
             return None;
         }
     }
-    tracing::info!("Starting BGSAVE for SYNC with target: {}", if cfg.diskless_sync && info.capa_eof { "replicas sockets" } else { "disk" });
+    notice!("Starting BGSAVE for SYNC with target: {}", if cfg.diskless_sync && info.capa_eof { "replicas sockets" } else { "disk" });
     let aux = AuxInfo {
         ctime_secs: chrono::Utc::now().timestamp(),
         used_mem: host.used_memory(),
@@ -169,7 +170,7 @@ async fn full_sync(
     let rdb = match rdb {
         Ok(Ok(v)) => v,
         other => {
-            tracing::warn!("Background RDB for replica sync failed: {:?}", other.err());
+            warning!("Background RDB for replica sync failed: {:?}", other.err());
             repl.detach(replica.id);
             return None;
         }
@@ -197,7 +198,7 @@ async fn full_sync(
         repl.detach(replica.id);
         return None;
     }
-    tracing::info!("Synchronization with replica {}:{} succeeded", ip, port);
+    notice!("Synchronization with replica {}:{} succeeded", ip, port);
     *replica.ack_time.lock() = Instant::now();
     *replica.state.lock() = AttachedState::Online;
     Some((replica, rx))

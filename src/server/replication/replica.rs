@@ -3,6 +3,7 @@
 //! `$<len>` or diskless `$EOF:<mark>` form) or continue from the backlog, then apply the
 //! command stream, forward it to sub-replicas, and acknowledge it every second.
 
+use crate::server::persistence::{notice, warning};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn DataHost>, ge
             return;
         }
         let epoch = repl.kill_epoch();
-        tracing::info!("Connecting to MASTER {}:{}", mhost, mport);
+        notice!("Connecting to MASTER {}:{}", mhost, mport);
         let result = link_once(&repl, &host, generation, epoch, &mhost, mport).await;
         let still_current = repl.update_link(generation, |m| {
             if m.state == LinkState::Connected || m.down_since.is_none() {
@@ -55,7 +56,7 @@ pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn DataHost>, ge
         }
         match result {
             Ok(()) | Err(LinkError::Stopped) => {}
-            Err(e) => tracing::warn!("Replication link with {}:{}: {}", mhost, mport, e),
+            Err(e) => warning!("Replication link with {}:{}: {}", mhost, mport, e),
         }
         if repl.kill_epoch() == epoch {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -124,7 +125,7 @@ async fn link_once(
     check(LinkState::Connecting)?;
     let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect((mhost, mport))).await.map_err(|_| LinkError::Timeout)??;
     stream.set_nodelay(true)?;
-    tracing::info!("MASTER <-> REPLICA sync started");
+    notice!("MASTER <-> REPLICA sync started");
     let mut conn = Conn { stream, buf: BytesMut::with_capacity(64 * 1024), timeout: cfg.timeout };
     check(LinkState::Handshake)?;
 
@@ -133,7 +134,7 @@ async fn link_once(
     if pong.starts_with('-') && !(pong.starts_with("-NOAUTH") || pong.starts_with("-NOPERM") || pong.starts_with("-ERR operation not permitted")) {
         return Err(LinkError::Unexpected { step: "PING", reply: pong });
     }
-    tracing::info!("Master replied to PING, replication can continue...");
+    notice!("Master replied to PING, replication can continue...");
     if let Some(pass) = &cfg.masterauth {
         let reply = match &cfg.masteruser {
             Some(user) => conn.command(&[b"AUTH", user.as_bytes(), pass.as_bytes()]).await?,
@@ -146,22 +147,22 @@ async fn link_once(
     let port = cfg.announce_port.unwrap_or(cfg.listening_port).to_string();
     let reply = conn.command(&[b"REPLCONF", b"listening-port", port.as_bytes()]).await?;
     if reply.starts_with('-') {
-        tracing::info!("(Non critical) Master does not understand REPLCONF listening-port: {}", reply);
+        notice!("(Non critical) Master does not understand REPLCONF listening-port: {}", reply);
     }
     if let Some(ip) = &cfg.announce_ip {
         let reply = conn.command(&[b"REPLCONF", b"ip-address", ip.as_bytes()]).await?;
         if reply.starts_with('-') {
-            tracing::info!("(Non critical) Master does not understand REPLCONF ip-address: {}", reply);
+            notice!("(Non critical) Master does not understand REPLCONF ip-address: {}", reply);
         }
     }
     let reply = conn.command(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]).await?;
     if reply.starts_with('-') {
-        tracing::info!("(Non critical) Master does not understand REPLCONF capa: {}", reply);
+        notice!("(Non critical) Master does not understand REPLCONF capa: {}", reply);
     }
     let (replid, offset) = repl.psync_request();
     let offset_s = offset.to_string();
     if replid != "?" {
-        tracing::info!("Trying a partial resynchronization (request {}:{}).", replid, offset);
+        notice!("Trying a partial resynchronization (request {}:{}).", replid, offset);
     }
     let reply = conn.command(&[b"PSYNC", replid.as_bytes(), offset_s.as_bytes()]).await?;
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
@@ -169,10 +170,10 @@ async fn link_once(
         let (Some(id), Some(off)) = (parts.next(), parts.next().and_then(|o| o.parse::<i64>().ok())) else {
             return Err(LinkError::Unexpected { step: "PSYNC", reply });
         };
-        tracing::info!("Full resync from master: {}:{}", id, off);
+        notice!("Full resync from master: {}:{}", id, off);
         check(LinkState::Transfer)?;
         let rdb = receive_rdb(&mut conn, repl, generation).await?;
-        tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory ({} bytes)", rdb.len());
+        notice!("MASTER <-> REPLICA sync: Loading DB in memory ({} bytes)", rdb.len());
         let host2 = host.clone();
         tokio::task::spawn_blocking(move || {
             host2.flush_all();
@@ -182,7 +183,7 @@ async fn link_once(
         .map_err(|e| LinkError::Load(e.to_string()))?
         .map_err(|e| LinkError::Load(e.to_string()))?;
         repl.adopt_master_history(id, off);
-        tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+        notice!("MASTER <-> REPLICA sync: Finished with success");
     } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
         let new_id = rest.trim();
         if !new_id.is_empty() {
@@ -190,7 +191,7 @@ async fn link_once(
         } else {
             repl.continue_with_id(&replid);
         }
-        tracing::info!("Successful partial resynchronization with master.");
+        notice!("Successful partial resynchronization with master.");
     } else {
         // -NOMASTERLINK / -LOADING: try again later.
         return Err(LinkError::Unexpected { step: "PSYNC", reply });
@@ -200,7 +201,7 @@ async fn link_once(
         m.last_io = Some(Instant::now());
         m.down_since = None;
     });
-    tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization or finished a full one; streaming.");
+    notice!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization or finished a full one; streaming.");
     let addr = format!("{mhost}:{mport}");
     host.on_master_link(true, &addr);
     let result = stream_commands(conn, repl, host, generation, epoch).await;

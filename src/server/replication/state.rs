@@ -2,6 +2,7 @@
 //! replication ids and offsets (PSYNC2), the backlog, the attached replicas, the
 //! propagation feed, and what INFO replication / ROLE / WAIT report.
 
+use crate::server::persistence::{notice, warning};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,7 +136,7 @@ impl AttachedReplica {
         }
         let pending = self.pending_bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
         if limit > 0 && pending > limit {
-            tracing::warn!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", self.id);
+            warning!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", self.id);
             self.close();
             return;
         }
@@ -363,7 +364,7 @@ impl Replication {
             let state = *r.state.lock();
             // (Replicas waiting for the RDB get keep-alive newlines from their own task.)
             if state == AttachedState::Online && r.lag_secs() > cfg.timeout.as_secs() {
-                tracing::warn!("Disconnecting timedout replica (streaming sync): {}:{}", r.ip, r.listening_port);
+                warning!("Disconnecting timedout replica (streaming sync): {}:{}", r.ip, r.listening_port);
                 r.close();
             }
         }
@@ -371,7 +372,7 @@ impl Replication {
         if inner.replicas.is_empty() {
             let since = *inner.no_replicas_since.get_or_insert(now);
             if inner.master.is_none() && inner.backlog.is_some() && !cfg.backlog_ttl.is_zero() && now.duration_since(since) >= cfg.backlog_ttl {
-                tracing::info!("Replication backlog freed after {} seconds without connected replicas.", cfg.backlog_ttl.as_secs());
+                notice!("Replication backlog freed after {} seconds without connected replicas.", cfg.backlog_ttl.as_secs());
                 inner.backlog = None;
                 // A new backlog means a new history: change the id as Redis does.
                 inner.replid = random_replid();
@@ -660,7 +661,7 @@ impl Replication {
         for r in &inner.replicas {
             r.close();
         }
-        tracing::info!(
+        notice!(
             "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
             inner.replid2,
             inner.second_repl_offset,
