@@ -797,17 +797,17 @@ fn object_digest(value: &Value, has_expiry: bool, digest: &mut [u8; 20]) {
     match value {
         Value::Str(s) => mix_digest(digest, s.as_slice()),
         Value::List(l) => {
-            for item in &l.items {
+            for item in l.iter() {
                 mix_digest(digest, item);
             }
         }
         Value::Set(s) => {
-            for item in &s.items {
-                xor_digest(digest, item);
+            for item in s.iter() {
+                xor_digest(digest, &item);
             }
         }
         Value::Hash(h) => {
-            for (k, v) in &h.items {
+            for (k, v) in h.iter() {
                 let mut eledigest = [0u8; 20];
                 mix_digest(&mut eledigest, k);
                 mix_digest(&mut eledigest, v);
@@ -815,7 +815,8 @@ fn object_digest(value: &Value, has_expiry: bool, digest: &mut [u8; 20]) {
             }
         }
         Value::ZSet(z) => {
-            for (member, score) in &z.items {
+            for ze in z.iter() {
+                let (member, score) = (&ze.member, &ze.score);
                 let mut eledigest = [0u8; 20];
                 mix_digest(&mut eledigest, member);
                 mix_digest(&mut eledigest, crate::resp::format_double(*score).as_bytes());
