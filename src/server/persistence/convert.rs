@@ -2,9 +2,7 @@
 //! a cheap point-in-time copy of every database for background saves and full syncs, and
 //! inserting loaded keys.
 //!
-//! The aggregate conversions are the only place that touches the types' internals; they
-//! follow the types' public API (`items` of the core's placeholders — the types family's
-//! `iter()` / `from_*` constructors map one to one).
+//! The aggregate conversions use only the types' public API (`iter()`, `from_*`).
 
 use std::io::{self, Write};
 
@@ -13,28 +11,39 @@ use bytes::Bytes;
 use super::host::DatasetSnapshot;
 use super::rdb::{RdbEntry, RdbValue, RdbWriter};
 use crate::server::state::ServerState;
-use crate::server::types::{hash::HashValue, list::ListValue, set::SetValue, zset::ZSetValue};
+use crate::server::types::{hash::HashValue, list::ListValue, set::SetValue, zset::ZSetValue, EncodingLimits};
 use crate::server::value::{SmallBytes, Value};
 
 pub fn value_to_rdb(v: &Value) -> RdbValue {
     match v {
         Value::Str(s) => RdbValue::String(Bytes::copy_from_slice(s.as_slice())),
-        Value::List(l) => RdbValue::List(l.items.iter().cloned().collect()),
-        Value::Hash(h) => RdbValue::Hash(h.items.iter().map(|(f, v)| (f.clone(), v.clone())).collect()),
-        Value::Set(s) => RdbValue::Set(s.items.iter().cloned().collect()),
-        Value::ZSet(z) => RdbValue::ZSet(z.items.clone()),
+        Value::List(l) => RdbValue::List(l.iter().cloned().collect()),
+        Value::Hash(h) => RdbValue::Hash(h.iter().map(|(f, v)| (f.clone(), v.clone())).collect()),
+        Value::Set(s) => RdbValue::Set(s.iter().collect()),
+        Value::ZSet(z) => RdbValue::ZSet(z.iter().map(|e| (e.member.clone(), e.score)).collect()),
     }
 }
 
+/// Builds a value; encodings follow the compiled-in thresholds (as a fresh Redis would).
 pub fn rdb_to_value(v: RdbValue) -> Value {
+    let limits = EncodingLimits::default();
     match v {
         RdbValue::String(s) => Value::string(&s),
-        RdbValue::List(items) => Value::List(Box::new(ListValue { items: items.into_iter().collect() })),
-        RdbValue::Hash(pairs) => Value::Hash(Box::new(HashValue { items: pairs.into_iter().collect() })),
-        RdbValue::Set(members) => Value::Set(Box::new(SetValue { items: members.into_iter().collect() })),
+        RdbValue::List(items) => Value::List(Box::new(ListValue::from_vec(items))),
+        RdbValue::Hash(pairs) => {
+            let mut h = HashValue::new();
+            for (f, v) in pairs {
+                h.set(f, v, &limits);
+            }
+            Value::Hash(Box::new(h))
+        }
+        RdbValue::Set(members) => Value::Set(Box::new(SetValue::from_members(members, &limits))),
         RdbValue::ZSet(mut pairs) => {
-            pairs.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-            Value::ZSet(Box::new(ZSetValue { items: pairs }))
+            // from_pairs wants distinct members: keep the last score of a duplicate.
+            let mut seen = std::collections::HashSet::new();
+            pairs.reverse();
+            pairs.retain(|(m, _)| seen.insert(m.clone()));
+            Value::ZSet(Box::new(ZSetValue::from_pairs(pairs, &limits)))
         }
     }
 }
