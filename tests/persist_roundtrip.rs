@@ -28,6 +28,7 @@ fn populate(c: &mut redis::Connection) {
     redis::cmd("SELECT").arg(7).query::<()>(c).unwrap();
     redis::cmd("SET").arg("seven").arg("7").query::<()>(c).unwrap();
     redis::cmd("SELECT").arg(0).query::<()>(c).unwrap();
+    populate_all_types(c);
 }
 
 fn check_rdb(path: &std::path::Path) {

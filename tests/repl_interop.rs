@@ -50,6 +50,7 @@ fn chain_rf_redis_rf_full_sync_streaming_and_partial_resync() {
     let top = start_server(RF, d1.path(), &[]);
     let mut c_top = top.conn();
     write_strings(&mut c_top, "before", 500);
+    populate_all_types(&mut c_top);
     let top_port = top.port.to_string();
     let middle = start_server("redis-server", d2.path(), &["--replicaof", "127.0.0.1", &top_port, "--repl-diskless-sync-delay", "0"]);
     let mut c_mid = middle.conn();
@@ -66,6 +67,10 @@ fn chain_rf_redis_rf_full_sync_streaming_and_partial_resync() {
 
     // Streaming through the chain.
     write_strings(&mut c_top, "streamed", 300);
+    redis::cmd("RPUSH").arg("list:small").arg("streamed").query::<i64>(&mut c_top).unwrap();
+    redis::cmd("ZADD").arg("zset:big").arg(99.5).arg("streamed").query::<i64>(&mut c_top).unwrap();
+    redis::cmd("HSET").arg("hash:small").arg("streamed").arg("1").query::<i64>(&mut c_top).unwrap();
+    redis::cmd("SADD").arg("set:str").arg("streamed").query::<i64>(&mut c_top).unwrap();
     assert!(caught_up(&mut c_top, &mut c_mid) && caught_up(&mut c_mid, &mut c_bot));
     let expected = dataset_of_server(&mut c_top);
     assert_eq!(dataset_of_server(&mut c_mid), expected);
