@@ -138,6 +138,13 @@ fn promotion_other_replica_and_old_master_continue_with_psync2() {
     let replid2 = info_field(&mut ca, "replication", "master_replid2").unwrap();
     assert_ne!(replid2, "0000000000000000000000000000000000000000");
 
+    // WAIT for more replicas than exist times out with the number that acknowledged.
+    redis::cmd("SET").arg("waited2").arg("1").query::<()>(&mut ca).unwrap();
+    let started = std::time::Instant::now();
+    let n: i64 = redis::cmd("WAIT").arg(3).arg(300).query(&mut ca).unwrap();
+    assert_eq!(n, 2);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(290), "{:?}", started.elapsed());
+
     // min-replicas-to-write: with 3 required and 2 connected, writes are refused.
     redis::cmd("CONFIG").arg("SET").arg("min-replicas-to-write").arg(3).query::<()>(&mut ca).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
