@@ -164,6 +164,11 @@ impl Conn {
 
     async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         if !self.out.is_empty() {
+            // appendfsync always: no reply leaves before the writes it acknowledges are fsynced.
+            let durability = self.shared.state.lock().persist.durability_wait();
+            if let Some((svc, seq)) = durability {
+                svc.wait_aof(seq).await;
+            }
             stream.write_all(&self.out).await?;
             self.out.clear();
             if self.out.capacity() > 1024 * 1024 {

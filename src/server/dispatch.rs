@@ -106,6 +106,18 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         flag_multi_error(client);
         return reject(srv, &spec, Frame::error("READONLY You can't write against a read only replica."));
     }
+    if !spec.has(flags::STALE) && !client.is_master_link {
+        if let Some(e) = srv.repl.repl.stale_refusal() {
+            flag_multi_error(client);
+            return reject(srv, &spec, e);
+        }
+    }
+    if (spec.has(flags::WRITE) || queued_write) && !client.is_master_link {
+        if let Some(e) = srv.repl.repl.min_replicas_refusal() {
+            flag_multi_error(client);
+            return reject(srv, &spec, e);
+        }
+    }
     if client.proto == ProtocolVersion::Resp2 && client.subscriptions() > 0 && !SUBSCRIBED_ALLOWED.contains(&spec.name.as_str()) {
         return reject(
             srv,
