@@ -30,7 +30,8 @@
 //!
 //! Environment: `RF_DIFF_SERVER_BIN` replaces the rf-server binary (point it at
 //! /usr/bin/redis-server to check that the cases are deterministic), `RF_DIFF_FILTER` runs
-//! only families/cases whose id contains it, `RF_DIFF_SHOW` = how many mismatches to print.
+//! only families/cases whose id contains it, `RF_DIFF_SHOW` = how many mismatches to print,
+//! `RF_DIFF_TRACE=1` prints every step with the reference reply.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -805,6 +806,9 @@ fn run_step(sides: &mut [SideConns; 2], step: &Step) -> Option<[Outcome; 2]> {
                     Err(e) => Outcome::Broken(e),
                 })
                 .collect();
+            // Let both servers take the request in (and block, for blocking commands) before a
+            // later step on another connection races it.
+            thread::sleep(Duration::from_millis(30));
             Some([results[0].clone(), results[1].clone()])
         }
         Action::Recv => {
@@ -893,6 +897,7 @@ fn run_case(
             return;
         }
     }
+    let trace = std::env::var_os("RF_DIFF_TRACE").is_some();
     let mut conns = [
         SideConns { port: sides[0].port(), proto, conns: BTreeMap::new() },
         SideConns { port: sides[1].port(), proto, conns: BTreeMap::new() },
@@ -900,6 +905,9 @@ fn run_case(
     for (no, step) in &steps {
         let Some([reference, ours]) = run_step(&mut conns, step) else { continue };
         stats.steps += 1;
+        if trace {
+            eprintln!("{}:{no} {:?} {} -> {}", case.id, proto, step.text, reference.describe());
+        }
         if agree(&step.compare, &reference, &ours) {
             continue;
         }
