@@ -926,7 +926,7 @@ fn run_case(
         } else {
             stats.mismatches += 1;
         }
-        let ours_failed = ours.is_failure() && !reference.is_failure();
+        let one_side_failed = ours.is_failure() != reference.is_failure();
         mismatches.push(Mismatch {
             case_id: case.id.clone(),
             proto,
@@ -937,8 +937,8 @@ fn run_case(
             ours: ours.describe(),
             known,
         });
-        if ours_failed {
-            // Our side hung or dropped the connection: the rest of the case cannot be trusted.
+        if one_side_failed {
+            // One side hung or dropped the connection: its later replies would be out of step.
             fail_all(format!("not run: step {no} left the connection unusable"), no + 1, stats, mismatches);
             break;
         }
