@@ -39,6 +39,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,16 @@ use bytes::BytesMut;
 use redis_failover::resp::{encode_command, split_args, Frame, ProtocolVersion, ReplyParser};
 
 const REFERENCE_BIN: &str = "/usr/bin/redis-server";
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reply may take; after many timeouts (a server that hangs) it shrinks so that a
+/// broken server cannot make the run take forever.
+fn reply_timeout() -> Duration {
+    if TIMEOUTS.load(Ordering::Relaxed) > 10 {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(4)
+    }
+}
+static TIMEOUTS: AtomicU32 = AtomicU32::new(0);
 const SILENCE_WINDOW: Duration = Duration::from_millis(200);
 const MAX_RESTARTS: u32 = 20;
 const MAX_SCAN_ROUNDS: usize = 10_000;
@@ -283,6 +293,9 @@ impl Conn {
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                    if timeout > SILENCE_WINDOW {
+                        TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+                    }
                     return Outcome::Timeout;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -706,7 +719,7 @@ impl SideConns {
             let mut conn = Conn::connect(self.port).map_err(|e| format!("connect: {e}"))?;
             if self.proto == ProtocolVersion::Resp3 {
                 conn.send(&[b"HELLO", b"3"]);
-                match conn.recv(REPLY_TIMEOUT) {
+                match conn.recv(reply_timeout()) {
                     Outcome::Reply(Frame::Map(_), _) => {}
                     other => return Err(format!("HELLO 3 failed: {}", other.describe())),
                 }
@@ -738,12 +751,12 @@ fn recv_n(side: &mut SideConns, step: &Step, n: usize) -> Outcome {
         Err(e) => return Outcome::Broken(e),
     };
     if n == 1 {
-        return conn.recv(REPLY_TIMEOUT);
+        return conn.recv(reply_timeout());
     }
     let mut frames = Vec::new();
     let mut raw = Vec::new();
     for _ in 0..n {
-        match conn.recv(REPLY_TIMEOUT) {
+        match conn.recv(reply_timeout()) {
             Outcome::Reply(f, r) => {
                 frames.push(f);
                 raw.extend_from_slice(&r);
@@ -768,7 +781,7 @@ fn scan_all(side: &mut SideConns, step: &Step) -> Outcome {
     for _ in 0..MAX_SCAN_ROUNDS {
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
         conn.send(&refs);
-        let outcome = conn.recv(REPLY_TIMEOUT);
+        let outcome = conn.recv(reply_timeout());
         let (frame, _) = match &outcome {
             Outcome::Reply(f, r) => (f.clone(), r.clone()),
             _ => return outcome,
@@ -858,7 +871,7 @@ fn run_step(sides: &mut [SideConns; 2], step: &Step) -> Option<[Outcome; 2]> {
 fn reset_side(port: u16) -> Result<(), String> {
     let mut conn = Conn::connect(port).map_err(|e| format!("connect: {e}"))?;
     conn.send(&[b"FLUSHALL"]);
-    match conn.recv(REPLY_TIMEOUT) {
+    match conn.recv(reply_timeout()) {
         Outcome::Reply(Frame::Simple(s), _) if s == "OK" => Ok(()),
         other => Err(format!("FLUSHALL failed: {}", other.describe())),
     }
