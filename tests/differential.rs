@@ -148,7 +148,7 @@ fn start_server(bin: &Path) -> Result<ServerProcess, String> {
 fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
 /// One side of the comparison: a binary, its running process, restarted if it dies.
