@@ -1,1 +1,433 @@
-//! server (under construction)
+//! `rf-server`: a Redis 7.0-compatible data server.
+//!
+//! Module map:
+//! - [`config`]: redis.conf parsing, the parameter table, CONFIG GET/SET/REWRITE.
+//! - [`value`], [`keyspace`]: the compact keyspace (see `keyspace` for the layout).
+//! - [`types`]: list/hash/set/zset structures (types family).
+//! - [`command`]: the ONE command table ([`command::CommandSpec`]) and the handler
+//!   context [`command::Ctx`]; [`commands`]: one file per family, collected by
+//!   [`commands::all`].
+//! - [`dispatch`]: Redis's processCommand/call: checks, stats, propagation, WATCH,
+//!   blocking wake-ups.
+//! - [`state`]: [`state::ServerState`] behind one mutex in [`state::Shared`].
+//! - [`conn`]: tokio connection tasks (pipelined batches under one lock).
+//! - [`pubsub`], [`notify`], [`evict`], [`log`].
+//! - [`persistence`], [`replication`]: hooks filled by the persistence/replication family.
+//!
+//! Concurrency: parsing and socket I/O run on the multi-thread runtime; each connection
+//! executes its whole pipelined batch under one short lock of `Shared::state`, which keeps
+//! Redis's atomicity (commands, MULTI/EXEC, blocking wake-ups) without per-key locking.
+
+pub mod client;
+pub mod command;
+pub mod commands;
+pub mod config;
+pub mod conn;
+pub mod dispatch;
+pub mod evict;
+pub mod keyspace;
+pub mod log;
+pub mod notify;
+pub mod persistence;
+pub mod pubsub;
+pub mod replication;
+pub mod sentinel_mode;
+pub mod state;
+pub mod types;
+pub mod value;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use config::{Config, REDIS_VERSION, RF_VERSION};
+use state::{ServerState, Shared, ShutdownRequest};
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Unix time in microseconds.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+const DAEMON_ENV: &str = "RF_SERVER_DAEMON_CHILD";
+
+pub fn version_line() -> String {
+    format!("Redis server v={REDIS_VERSION} sha=00000000:0 malloc=libc bits=64 build=0000000000000000 rf-server={RF_VERSION}")
+}
+
+fn usage() {
+    eprintln!(
+        "Usage: ./rf-server [/path/to/redis.conf] [options] [-]
+       ./rf-server - (read config from stdin)
+       ./rf-server -v or --version
+       ./rf-server -h or --help
+       ./rf-server --config-template <template> /path/to/redis.conf [options]
+
+Examples:
+       ./rf-server (run the server with default conf)
+       ./rf-server /etc/redis/6379.conf
+       ./rf-server --port 7777
+       ./rf-server --port 7777 --replicaof 127.0.0.1 8888
+       ./rf-server /etc/myredis.conf --loglevel verbose -
+       ./rf-server /etc/myredis.conf --loglevel verbose
+
+Sentinel mode:
+       ./rf-server /etc/sentinel.conf --sentinel"
+    );
+}
+
+/// The whole `rf-server` program; returns the exit code.
+pub fn main_entry(args: Vec<String>) -> i32 {
+    if args.iter().any(|a| a == "--sentinel") {
+        return sentinel_mode::run(args);
+    }
+    if let Some(first) = args.first() {
+        match first.as_str() {
+            "-v" | "--version" => {
+                println!("{}", version_line());
+                return 0;
+            }
+            "-h" | "--help" => {
+                usage();
+                return 0;
+            }
+            _ => {}
+        }
+    }
+    let mut rest: &[String] = &args;
+    let mut template = None;
+    if rest.first().map(|s| s.as_str()) == Some("--config-template") {
+        if rest.len() < 3 {
+            eprintln!("--config-template needs a template path and a config file path");
+            return 1;
+        }
+        template = Some(rest[1].clone());
+        rest = &rest[2..];
+    }
+    let (conf_path, directives) = match rest.first() {
+        Some(a) if !a.starts_with("--") => (Some(a.clone()), &rest[1..]),
+        _ => (None, rest),
+    };
+    // A trailing "-" after options also means "read stdin" (as redis-server).
+    let (conf_path, directives): (Option<String>, Vec<String>) = {
+        let mut d: Vec<String> = directives.to_vec();
+        let mut path = conf_path;
+        if d.last().map(|s| s.as_str()) == Some("-") && path.is_none() {
+            d.pop();
+            path = Some("-".into());
+        }
+        (path, d)
+    };
+    if let Some(template) = template {
+        let Some(dest) = &conf_path else {
+            eprintln!("--config-template needs a config file path");
+            return 1;
+        };
+        if let Err(e) = std::fs::copy(&template, dest) {
+            eprintln!("Can't copy config template '{template}' to '{dest}': {}", config::io_reason(&e));
+            return 1;
+        }
+    }
+    let extra = config::args_to_text(&directives);
+    let cfg = match config::load(conf_path.as_deref(), &extra) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    if cfg.get_bool("daemonize") && std::env::var_os(DAEMON_ENV).is_none() {
+        return daemonize(&args, &cfg);
+    }
+    if let Err(e) = log::init(cfg.get("logfile"), log::Level::parse(cfg.get("loglevel"))) {
+        eprintln!("\n*** FATAL CONFIG FILE ERROR (Redis {REDIS_VERSION}) ***\nCan't open the log file: {}", config::io_reason(&e));
+        return 1;
+    }
+    let pid = std::process::id();
+    log::warning("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
+    log::warning(&format!("Redis version={REDIS_VERSION}, bits=64, commit=00000000, modified=0, pid={pid}, just started (rf-server {RF_VERSION})"));
+    if conf_path.is_some() {
+        log::warning("Configuration loaded");
+    } else {
+        log::warning("Warning: no config file specified, using the default config. In order to specify a config file use rf-server /path/to/redis.conf");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            log::warning(&format!("Can't start the runtime: {e}"));
+            return 1;
+        }
+    };
+    runtime.block_on(serve(cfg))
+}
+
+/// `daemonize yes`: no fork (unsafe is forbidden), so re-run ourselves detached with a
+/// marker variable; the parent returns once the child wrote its pidfile (or exited).
+fn daemonize(args: &[String], cfg: &Config) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let Ok(exe) = std::env::current_exe() else {
+        eprintln!("Can't find the executable to daemonize");
+        return 1;
+    };
+    let pidfile = match cfg.get("pidfile") {
+        "" => "/var/run/redis.pid".to_string(),
+        p => p.to_string(),
+    };
+    // Relative paths were resolved against the original cwd before `dir` moved it.
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(args)
+        .env(DAEMON_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    if let Some(dir) = std::env::var_os("PWD") {
+        command.current_dir(dir);
+    }
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Can't daemonize: {e}");
+            return 1;
+        }
+    };
+    let child_pid = child.id().to_string();
+    let pid_path = if std::path::Path::new(&pidfile).is_absolute() { std::path::PathBuf::from(&pidfile) } else { std::path::Path::new(cfg.get("dir")).join(&pidfile) };
+    for _ in 0..200 {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code().unwrap_or(1);
+        }
+        if std::fs::read_to_string(&pid_path).map(|s| s.trim() == child_pid).unwrap_or(false) {
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    0
+}
+
+fn pidfile_path(cfg: &Config) -> Option<String> {
+    match cfg.get("pidfile") {
+        "" if cfg.get_bool("daemonize") => Some("/var/run/redis.pid".into()),
+        "" => None,
+        p => Some(p.to_string()),
+    }
+}
+
+/// Binds, loads data, serves until shutdown. Returns the exit code.
+async fn serve(cfg: Config) -> i32 {
+    let port = cfg.get_int("port") as u16;
+    let binds: Vec<String> = cfg.get("bind").split_whitespace().map(|s| s.to_string()).collect();
+    let renames = cfg.renames.clone();
+    let table = Arc::new(command::CommandTable::build(commands::all(), &renames));
+    let mut st = ServerState::new(cfg, table);
+    let pidfile = pidfile_path(&st.config);
+    log::set_role('M');
+    let mut listeners = Vec::new();
+    if port != 0 {
+        for b in &binds {
+            let (optional, addr) = match b.strip_prefix('-') {
+                Some(a) => (true, a),
+                None => (false, b.as_str()),
+            };
+            let ip = match addr {
+                "*" => "0.0.0.0",
+                "::*" => "::",
+                a => a,
+            };
+            let sock: SocketAddr = match format!("{ip}:{port}").parse().or_else(|_| format!("[{ip}]:{port}").parse()) {
+                Ok(s) => s,
+                Err(_) => {
+                    log::warning(&format!("Warning: Could not create server TCP listening socket {addr}:{port}: Invalid address"));
+                    if optional {
+                        continue;
+                    }
+                    return 1;
+                }
+            };
+            match bind_listener(sock) {
+                Ok(l) => listeners.push(l),
+                Err(e) => {
+                    if optional {
+                        continue;
+                    }
+                    log::warning(&format!("Warning: Could not create server TCP listening socket {addr}:{port}: bind: {}", config::io_reason(&e)));
+                    log::warning(&format!("Failed listening on port {port} (tcp), aborting."));
+                    return 1;
+                }
+            }
+        }
+        if listeners.is_empty() {
+            log::warning(&format!("Failed listening on port {port} (tcp), aborting."));
+            return 1;
+        }
+    } else {
+        log::warning("Configured to not listen anywhere, exiting.");
+        return 1;
+    }
+    if let Some(p) = &pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            log::warning(&format!("Failed to write PID file: {}", config::io_reason(&e)));
+        }
+    }
+    log::notice(&format!("Running mode=standalone, port={port}."));
+    log::warning("Server initialized");
+    if let Err(e) = persistence::load_at_startup(&mut st) {
+        log::warning(&format!("Fatal error loading the DB: {e}. Exiting."));
+        return 1;
+    }
+    let shared = Arc::new(Shared { state: Mutex::new(st), shutdown: Notify::new() });
+    for listener in listeners {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        let local = stream.local_addr().unwrap_or(peer);
+                        tokio::spawn(conn::handle(shared.clone(), stream, peer, local));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(cron(shared.clone()));
+    persistence::start(&shared);
+    replication::start(&shared);
+    log::notice("Ready to accept connections tcp");
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    loop {
+        tokio::select! {
+            _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {
+                log::warning("Received SIGTERM scheduling shutdown...");
+                let mut srv = shared.state.lock();
+                srv.shutdown_requested = Some(ShutdownRequest { save: None, force: false });
+            }
+            _ = async { match sigint.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {
+                log::warning("Received SIGINT scheduling shutdown...");
+                let mut srv = shared.state.lock();
+                srv.shutdown_requested = Some(ShutdownRequest { save: None, force: false });
+            }
+            _ = shared.shutdown.notified() => {}
+        }
+        let mut srv = shared.state.lock();
+        if let Some(req) = srv.shutdown_requested {
+            match finish_shutdown(&mut srv, req) {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    log::warning(&format!("Errors trying to shut down the server: {e}"));
+                    srv.shutdown_requested = None;
+                }
+            }
+        }
+    }
+}
+
+fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    TcpListener::from_std(std_listener)
+}
+
+/// Saves (if asked or configured), removes the pidfile and logs; the caller exits.
+/// Runs under the server lock so no command runs after it.
+pub fn finish_shutdown(srv: &mut ServerState, req: ShutdownRequest) -> Result<(), String> {
+    log::warning("User requested shutdown...");
+    if let Err(e) = persistence::on_shutdown(srv, req.save) {
+        if !req.force {
+            return Err(e);
+        }
+    }
+    if let Some(p) = pidfile_path(&srv.config) {
+        log::notice("Removing the pid file.");
+        let _ = std::fs::remove_file(p);
+    }
+    log::warning("Redis is now ready to exit, bye bye...");
+    Ok(())
+}
+
+/// Background work at `hz` (10/s): LRU clock, active expiry, client timeouts, persistence.
+async fn cron(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let mut srv = shared.state.lock();
+        let now = now_ms();
+        srv.lru_clock = state::lru_clock_now();
+        if srv.active_expire_enabled && !srv.repl.is_replica() {
+            active_expire_cycle(&mut srv, now);
+        }
+        let used = srv.used_memory();
+        if used > srv.stat_peak_memory {
+            srv.stat_peak_memory = used;
+        }
+        let timeout = srv.limits.timeout_secs;
+        if timeout > 0 {
+            for c in srv.clients.values_mut() {
+                if !c.blocked && c.subscriptions() == 0 && !c.is_replica && !c.is_master_link && (now - c.last_interaction_ms) / 1000 > timeout as i64 {
+                    c.killed = true;
+                    if let Some(tx) = &c.tx {
+                        let _ = tx.send(client::Outbound::Close);
+                    }
+                }
+            }
+        }
+        persistence::cron(&mut srv, now);
+        if srv.limits.maxmemory > 0 {
+            evict::perform_evictions(&mut srv);
+        }
+    }
+}
+
+/// Redis's active expiry: sample 20 keys with a TTL per db, delete the expired ones,
+/// repeat while more than 25% were expired, within a time budget of 25 ms per run.
+pub fn active_expire_cycle(srv: &mut ServerState, now: i64) {
+    let started = std::time::Instant::now();
+    for dbi in 0..srv.dbs.len() {
+        let mut iterations = 0;
+        loop {
+            iterations += 1;
+            if srv.dbs[dbi].expires_len() == 0 {
+                break;
+            }
+            let mut expired = 0;
+            let mut sampled = 0;
+            let mut ttl_sum = 0i64;
+            for _ in 0..20 {
+                let Some((pos, when)) = srv.dbs[dbi].random_volatile() else { break };
+                sampled += 1;
+                if when <= now {
+                    let slot = srv.dbs[dbi].remove_at(pos);
+                    let key = bytes::Bytes::copy_from_slice(slot.key.as_slice());
+                    srv.stats.expired_keys += 1;
+                    srv.touch_watched_key(dbi, &key, None);
+                    notify::notify(srv, notify::EXPIRED, "expired", &key, dbi);
+                    dispatch::propagate(srv, dbi, &[bytes::Bytes::from_static(b"DEL"), key]);
+                    expired += 1;
+                } else {
+                    ttl_sum += when - now;
+                }
+            }
+            if sampled > expired {
+                let avg = ttl_sum / (sampled - expired) as i64;
+                let db = &mut srv.dbs[dbi];
+                db.avg_ttl = if db.avg_ttl == 0 { avg } else { (db.avg_ttl / 50) * 49 + avg / 50 };
+            }
+            if expired * 4 <= sampled || iterations % 16 == 0 && started.elapsed() > Duration::from_millis(25) {
+                break;
+            }
+        }
+    }
+}

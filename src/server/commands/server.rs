@@ -1,0 +1,917 @@
+//! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, MONITOR, SLOWLOG, MEMORY,
+//! LATENCY, DEBUG, ACL (default user only), SHUTDOWN.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::resp::{Frame, ProtocolVersion};
+use crate::server::command::{cmd, parse_int, syntax_error, CommandSpec, Ctx};
+use crate::server::commands::keys::container_help;
+use crate::server::config::{glob_match, REDIS_VERSION, RF_VERSION};
+use crate::server::state::ShutdownRequest;
+use crate::server::value::Value;
+
+pub fn commands() -> Vec<CommandSpec> {
+    let s = |c: CommandSpec| c.group("server");
+    vec![
+        s(cmd("info", -1, "loading stale sentinel", 0, 0, 0, "slow dangerous", info).summary("Get information and statistics about the server").tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])),
+        s(cmd("config", -2, "", 0, 0, 0, "slow", container_help).since("2.0.0").summary("A container for server configuration commands").subs(vec![
+            cmd("get", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", config_get).since("2.0.0").summary("Get the values of configuration parameters"),
+            cmd("set", -4, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", config_set).since("2.0.0").summary("Set configuration parameters to the given values").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+            cmd("resetstat", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", config_resetstat).since("2.0.0").summary("Reset the stats returned by INFO").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+            cmd("rewrite", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", config_rewrite).since("2.8.0").summary("Rewrite the configuration file with the in memory configuration").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+            cmd("help", 2, "loading stale", 0, 0, 0, "slow", config_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
+        ])),
+        s(cmd("command", -1, "loading stale sentinel", 0, 0, 0, "slow connection", command_list_all).since("2.8.13").summary("Get array of Redis command details").tips(&["nondeterministic_output_order"]).subs(vec![
+            cmd("count", 2, "loading stale sentinel", 0, 0, 0, "slow connection", command_count).since("2.8.13").summary("Get total number of Redis commands"),
+            cmd("info", -2, "loading stale sentinel", 0, 0, 0, "slow connection", command_info).since("2.8.13").summary("Get array of specific Redis command details, or all when no argument is given.").tips(&["nondeterministic_output_order"]),
+            cmd("docs", -2, "loading stale sentinel", 0, 0, 0, "slow connection", command_docs).since("7.0.0").summary("Get array of specific Redis command documentation").tips(&["nondeterministic_output_order"]),
+            cmd("list", -2, "loading stale sentinel", 0, 0, 0, "slow connection", command_list).since("7.0.0").summary("Get an array of Redis command names").tips(&["nondeterministic_output_order"]),
+            cmd("getkeys", -3, "loading stale sentinel", 0, 0, 0, "slow connection", command_getkeys).since("2.8.13").summary("Extract keys given a full Redis command"),
+            cmd("getkeysandflags", -3, "loading stale sentinel", 0, 0, 0, "slow connection", command_getkeysandflags).since("7.0.0").summary("Extract keys and access flags given a full Redis command"),
+            cmd("help", 2, "loading stale sentinel", 0, 0, 0, "slow connection", command_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
+        ])),
+        s(cmd("time", 1, "loading stale fast", 0, 0, 0, "fast", time).since("2.6.0").summary("Return the current server time").tips(&["nondeterministic_output"])),
+        s(cmd("lastsave", 1, "loading stale fast", 0, 0, 0, "admin fast dangerous", lastsave).summary("Get the UNIX time stamp of the last successful save to disk").tips(&["nondeterministic_output"])),
+        s(cmd("monitor", 1, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", monitor).summary("Listen for all requests received by the server in real time")),
+        s(cmd("slowlog", -2, "", 0, 0, 0, "slow", container_help).since("2.2.12").summary("A container for slow log commands").subs(vec![
+            cmd("get", -2, "admin loading stale", 0, 0, 0, "admin slow dangerous", slowlog_get).since("2.2.12").summary("Get the slow log's entries").tips(&["request_policy:all_nodes", "nondeterministic_output"]),
+            cmd("len", 2, "admin loading stale", 0, 0, 0, "admin slow dangerous", slowlog_len).since("2.2.12").summary("Get the slow log's length").tips(&["request_policy:all_nodes", "response_policy:agg_sum", "nondeterministic_output"]),
+            cmd("reset", 2, "admin loading stale", 0, 0, 0, "admin slow dangerous", slowlog_reset).since("2.2.12").summary("Clear all entries from the slow log").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+            cmd("help", 2, "loading stale", 0, 0, 0, "slow", slowlog_help).since("6.2.0").summary("Show helpful text about the different subcommands"),
+        ])),
+        s(cmd("memory", -2, "", 0, 0, 0, "slow", container_help).since("4.0.0").summary("A container for memory diagnostics commands").subs(vec![
+            cmd("usage", -3, "readonly", 2, 2, 1, "read slow", memory_usage).since("4.0.0").summary("Estimate the memory usage of a key"),
+            cmd("doctor", 2, "", 0, 0, 0, "slow", memory_doctor).since("4.0.0").summary("Outputs memory problems report").tips(&["nondeterministic_output"]),
+            cmd("stats", 2, "", 0, 0, 0, "slow", memory_stats).since("4.0.0").summary("Show memory usage details").tips(&["nondeterministic_output"]),
+            cmd("purge", 2, "", 0, 0, 0, "slow", memory_purge).since("4.0.0").summary("Ask the allocator to release memory"),
+            cmd("malloc-stats", 2, "", 0, 0, 0, "slow", memory_doctor).since("4.0.0").summary("Show allocator internal stats").tips(&["nondeterministic_output"]),
+            cmd("help", 2, "loading stale", 0, 0, 0, "slow", memory_help).since("4.0.0").summary("Show helpful text about the different subcommands"),
+        ])),
+        s(cmd("latency", -2, "", 0, 0, 0, "slow", container_help).since("2.8.13").summary("A container for latency diagnostics commands").subs(vec![
+            cmd("latest", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_latest).since("2.8.13").summary("Return the latest latency samples for all events.").tips(&["nondeterministic_output"]),
+            cmd("reset", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_reset).since("2.8.13").summary("Reset latency data for one or more events."),
+            cmd("history", 3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_history).since("2.8.13").summary("Return timestamp-latency samples for the event.").tips(&["nondeterministic_output"]),
+            cmd("doctor", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_doctor).since("2.8.13").summary("Return a human readable latency analysis report.").tips(&["nondeterministic_output"]),
+            cmd("help", 2, "loading stale", 0, 0, 0, "slow", latency_help).since("2.8.13").summary("Show helpful text about the different subcommands"),
+        ])),
+        s(cmd("debug", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", debug).summary("A container for debugging commands")),
+        s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands").subs(vec![
+            cmd("whoami", 2, "noscript loading stale sentinel", 0, 0, 0, "slow", acl_whoami).since("6.0.0").summary("Return the name of the user associated to the current connection"),
+            cmd("users", 2, "admin noscript loading stale sentinel", 0, 0, 0, "admin slow dangerous", acl_users).since("6.0.0").summary("List the username of all the configured ACL rules"),
+            cmd("cat", -2, "noscript loading stale sentinel", 0, 0, 0, "slow", acl_cat).since("6.0.0").summary("List the ACL categories or the commands inside a category"),
+        ])),
+        s(cmd("shutdown", -1, "admin noscript loading stale no_multi sentinel allow_busy", 0, 0, 0, "admin slow dangerous", shutdown).summary("Synchronously save the dataset to disk and then shut down the server")),
+    ]
+}
+
+// ---------- INFO ----------
+
+const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+const ALL_EXTRA: &[&str] = &["commandstats", "latencystats"];
+
+fn info(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let mut wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
+        wanted.retain(|w| w != "default");
+        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    if wanted.iter().any(|w| w == "all" || w == "everything") {
+        wanted = DEFAULT_SECTIONS.iter().chain(ALL_EXTRA.iter()).map(|s| s.to_string()).collect();
+    }
+    let mut out = String::new();
+    let order: Vec<&str> = DEFAULT_SECTIONS.iter().chain(ALL_EXTRA.iter()).copied().collect();
+    for section in order {
+        if !wanted.iter().any(|w| w == section) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let title = match section {
+            "cpu" => "CPU".to_string(),
+            s => {
+                let mut c = s.chars();
+                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            }
+        };
+        out.push_str(&format!("# {title}\r\n"));
+        out.push_str(&info_section(ctx, section));
+    }
+    Frame::Verbatim("txt".into(), Bytes::from(out))
+}
+
+fn info_section(ctx: &mut Ctx, section: &str) -> String {
+    let srv = &*ctx.srv;
+    let now = ctx.now_ms;
+    match section {
+        "server" => {
+            let uptime = srv.uptime_secs();
+            format!(
+                "redis_version:{REDIS_VERSION}\r\nrf_version:{RF_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                std::process::id(),
+                srv.run_id,
+                srv.port,
+                now * 1000,
+                uptime,
+                uptime / 86400,
+                srv.config.get("hz"),
+                srv.config.get("hz"),
+                srv.lru_clock,
+                srv.executable,
+                srv.config_file
+            )
+        }
+        "clients" => {
+            let all: Vec<&crate::server::client::ClientState> = srv.clients.values().chain(std::iter::once(&*ctx.client)).collect();
+            let blocked = all.iter().filter(|c| c.blocked).count();
+            let pubsub = all.iter().filter(|c| c.subscriptions() > 0).count();
+            let watching = all.iter().filter(|c| !c.watched.is_empty()).count();
+            let normal = all.iter().filter(|c| !c.is_replica).count();
+            format!(
+                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{blocked}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
+                srv.limits.maxclients,
+                srv.watched.len(),
+                srv.blocking_keys.len()
+            )
+        }
+        "memory" => {
+            let used = srv.used_memory();
+            let rss = rss_bytes();
+            let peak = srv.stat_peak_memory.max(used);
+            let dataset: usize = srv.dbs.iter().map(|d| d.memory()).sum();
+            format!(
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:1048576\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{rss}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:31744\r\nused_memory_vm_eval:31744\r\nused_memory_lua_human:31.00K\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:32768\r\nused_memory_vm_total:64512\r\nused_memory_vm_total_human:63.00K\r\nused_memory_functions:184\r\nused_memory_scripts:184\r\nused_memory_scripts_human:184B\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:libc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+                human(used as u64),
+                human(rss as u64),
+                human(peak as u64),
+                used as f64 * 100.0 / peak.max(1) as f64,
+                used.saturating_sub(dataset),
+                dataset as f64 * 100.0 / used.max(1) as f64,
+                total_system_memory(),
+                human(total_system_memory()),
+                srv.limits.maxmemory,
+                human(srv.limits.maxmemory),
+                srv.config.get("maxmemory-policy"),
+                rss as f64 / used.max(1) as f64,
+                rss as i64 - used as i64,
+                srv.clients.len() * 20 * 1024
+            )
+        }
+        "persistence" => crate::server::persistence::info_section(srv),
+        "replication" => crate::server::replication::info_section(srv),
+        "stats" => {
+            let st = &srv.stats;
+            let pubsub_channels = srv.pubsub.channels.len();
+            let pubsub_patterns = srv.pubsub.patterns.len();
+            format!(
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{pubsub_channels}\r\npubsub_patterns:{pubsub_patterns}\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                st.total_connections,
+                st.total_commands,
+                st.net_input_bytes,
+                st.net_output_bytes,
+                st.rejected_connections,
+                st.expired_keys,
+                st.evicted_keys,
+                st.keyspace_hits,
+                st.keyspace_misses,
+                st.total_error_replies,
+                st.total_commands,
+                st.total_commands
+            )
+        }
+        "cpu" => {
+            let (user, sys) = cpu_times();
+            format!("used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{sys:.6}\r\nused_cpu_user_main_thread:{user:.6}\r\n")
+        }
+        "modules" => String::new(),
+        "errorstats" => {
+            let mut errs: Vec<(&String, &u64)> = srv.stats.errors.iter().collect();
+            errs.sort();
+            errs.iter().map(|(k, v)| format!("errorstat_{k}:count={v}\r\n")).collect()
+        }
+        "cluster" => "cluster_enabled:0\r\n".to_string(),
+        "keyspace" => {
+            let mut s = String::new();
+            for (i, db) in srv.dbs.iter().enumerate() {
+                if db.is_empty() {
+                    continue;
+                }
+                s.push_str(&format!("db{i}:keys={},expires={},avg_ttl={}\r\n", db.len(), db.expires_len(), db.avg_ttl));
+            }
+            s
+        }
+        "commandstats" => {
+            let mut cmds: Vec<(&String, &(u64, u64, u64, u64))> = srv.stats.commands.iter().collect();
+            cmds.sort();
+            cmds.iter()
+                .filter(|(_, v)| v.0 + v.2 > 0)
+                .map(|(k, v)| {
+                    format!(
+                        "cmdstat_{k}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                        v.0,
+                        v.1,
+                        if v.0 > 0 { v.1 as f64 / v.0 as f64 } else { 0.0 },
+                        v.2,
+                        v.3
+                    )
+                })
+                .collect()
+        }
+        "latencystats" => String::new(),
+        _ => String::new(),
+    }
+}
+
+/// Redis's `bytesToHuman`.
+pub fn human(n: u64) -> String {
+    let n = n as f64;
+    if n < 1024.0 {
+        format!("{}B", n as u64)
+    } else if n < 1024.0 * 1024.0 {
+        format!("{:.2}K", n / 1024.0)
+    } else if n < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", n / (1024.0 * 1024.0))
+    } else if n < 1024.0f64.powi(4) {
+        format!("{:.2}G", n / 1024.0f64.powi(3))
+    } else {
+        format!("{:.2}T", n / 1024.0f64.powi(4))
+    }
+}
+
+/// Resident set size from /proc (0 where unavailable).
+pub fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn cpu_times() -> (f64, f64) {
+    // /proc/self/stat fields 14 and 15: utime, stime in clock ticks (100/s on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? / 100.0, f.get(12)?.parse::<f64>().ok()? / 100.0))
+        })
+        .unwrap_or((0.0, 0.0))
+}
+
+// ---------- CONFIG ----------
+
+fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let mut found = BTreeMap::new();
+    for pattern in &args[2..] {
+        ctx.srv.config.get_matching(pattern, &mut found);
+    }
+    Frame::Map(found.into_iter().map(|(k, v)| (Frame::bulk(k), Frame::bulk(v))).collect())
+}
+
+fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() % 2 != 0 {
+        return crate::server::command::wrong_args("config|set");
+    }
+    let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|c| (String::from_utf8_lossy(&c[0]).into_owned(), String::from_utf8_lossy(&c[1]).into_owned())).collect();
+    match ctx.srv.config.set_many(&pairs) {
+        Ok(changed) => {
+            ctx.srv.refresh_limits();
+            for name in changed {
+                match name {
+                    "loglevel" => crate::server::log::set_level(crate::server::log::Level::parse(ctx.srv.config.get("loglevel"))),
+                    "maxmemory" => {
+                        crate::server::evict::perform_evictions(ctx.srv);
+                    }
+                    _ => {}
+                }
+            }
+            Frame::ok()
+        }
+        Err(e) => Frame::error(e),
+    }
+}
+
+fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    ctx.srv.stats = Default::default();
+    ctx.srv.slowlog.clear();
+    ctx.srv.latency.clear();
+    Frame::ok()
+}
+
+fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    match ctx.srv.config.rewrite() {
+        Ok(()) => {
+            crate::server::log::notice("CONFIG REWRITE executed with success.");
+            Frame::ok()
+        }
+        Err(e) => Frame::error(e),
+    }
+}
+
+fn help_lines(lines: &[&str]) -> Frame {
+    Frame::Array(lines.iter().map(|l| Frame::Simple(l.to_string())).collect())
+}
+
+fn config_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    help_lines(&[
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "REWRITE",
+        "    Rewrite the configuration file.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+// ---------- COMMAND ----------
+
+fn command_list_all(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    let table = ctx.srv.commands.clone();
+    Frame::Array(table.all.iter().map(|s| s.info_frame()).collect())
+}
+
+fn command_count(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::Integer(ctx.srv.commands.len() as i64)
+}
+
+fn find_spec(ctx: &Ctx, name: &[u8]) -> Option<std::sync::Arc<crate::server::command::CommandSpec>> {
+    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+    if let Some((parent, _)) = lower.split_once('|') {
+        let p = ctx.srv.commands.original(parent.as_bytes())?;
+        return p.subcommands.iter().find(|s| s.name == lower).cloned();
+    }
+    ctx.srv.commands.original(name).cloned()
+}
+
+fn command_info(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() == 2 {
+        return command_list_all(ctx, args);
+    }
+    Frame::Array(args[2..].iter().map(|n| find_spec(ctx, n).map(|s| s.info_frame()).unwrap_or(Frame::NullArray)).collect())
+}
+
+fn command_docs(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let table = ctx.srv.commands.clone();
+    let specs: Vec<_> = if args.len() == 2 { table.all.clone() } else { args[2..].iter().filter_map(|n| find_spec(ctx, n)).collect() };
+    Frame::Map(specs.iter().map(|s| (Frame::bulk(s.name.clone()), s.docs_frame())).collect())
+}
+
+fn command_list(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let table = ctx.srv.commands.clone();
+    let mut filter: Option<(String, String)> = None;
+    if args.len() == 5 && args[2].eq_ignore_ascii_case(b"FILTERBY") {
+        filter = Some((String::from_utf8_lossy(&args[3]).to_ascii_lowercase(), String::from_utf8_lossy(&args[4]).into_owned()));
+    } else if args.len() != 2 {
+        return syntax_error();
+    }
+    let mut names = Vec::new();
+    for s in &table.all {
+        let mut all = vec![s.clone()];
+        all.extend(s.subcommands.iter().cloned());
+        for c in all {
+            let keep = match &filter {
+                None => true,
+                Some((k, v)) if k == "aclcat" => c.acl.iter().any(|a| a.eq_ignore_ascii_case(v.trim_start_matches('@'))),
+                Some((k, v)) if k == "pattern" => glob_match(v.as_bytes(), c.name.as_bytes(), true),
+                Some((k, _)) if k == "module" => false,
+                Some(_) => return syntax_error(),
+            };
+            if keep {
+                names.push(Frame::bulk(c.name.clone()));
+            }
+        }
+    }
+    Frame::Array(names)
+}
+
+fn getkeys_indices(ctx: &mut Ctx, args: &[Bytes]) -> Result<(Vec<usize>, std::sync::Arc<crate::server::command::CommandSpec>), Frame> {
+    let cmd_args = &args[2..];
+    let Some(top) = ctx.srv.commands.original(&cmd_args[0]).cloned() else {
+        return Err(Frame::error("ERR Invalid command specified"));
+    };
+    let spec = crate::server::dispatch::resolve(&top, cmd_args).map_err(|_| Frame::error("ERR Invalid command specified"))?.clone();
+    if !spec.check_arity(cmd_args.len()) {
+        return Err(Frame::error("ERR Invalid number of arguments specified for command"));
+    }
+    let keys = spec.key_indices(cmd_args);
+    if keys.is_empty() {
+        return Err(Frame::error("ERR The command has no key arguments"));
+    }
+    Ok((keys, spec))
+}
+
+fn command_getkeys(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    match getkeys_indices(ctx, args) {
+        Ok((keys, _)) => Frame::Array(keys.iter().map(|&i| Frame::Bulk(args[2 + i].clone())).collect()),
+        Err(e) => e,
+    }
+}
+
+fn command_getkeysandflags(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    match getkeys_indices(ctx, args) {
+        Ok((keys, spec)) => {
+            let flags: Vec<&str> = if !spec.key_flags.is_empty() {
+                spec.key_flags.clone()
+            } else if spec.has(crate::server::command::flags::WRITE) {
+                vec!["RW", "update"]
+            } else {
+                vec!["RO", "access"]
+            };
+            Frame::Array(
+                keys.iter()
+                    .map(|&i| Frame::Array(vec![Frame::Bulk(args[2 + i].clone()), Frame::Set(flags.iter().map(|f| Frame::Simple(f.to_string())).collect())]))
+                    .collect(),
+            )
+        }
+        Err(e) => e,
+    }
+}
+
+fn command_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    help_lines(&[
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all Redis commands.",
+        "COUNT",
+        "    Return the total number of commands in this Redis server.",
+        "LIST",
+        "    Return a list of all commands in this Redis server.",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "GETKEYS <full-command>",
+        "    Return the keys from a full Redis command.",
+        "GETKEYSANDFLAGS <full-command>",
+        "    Return the keys and the access flags from a full Redis command.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+// ---------- misc ----------
+
+fn time(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    let us = crate::server::now_us();
+    let _ = ctx;
+    Frame::Array(vec![Frame::Bulk(Bytes::from((us / 1_000_000).to_string())), Frame::Bulk(Bytes::from((us % 1_000_000).to_string()))])
+}
+
+fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::Integer(ctx.srv.lastsave)
+}
+
+fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    if ctx.client.multi.is_some() {
+        return Frame::error("ERR MONITOR isn't allowed for DENY BLOCKING client");
+    }
+    if !ctx.client.is_monitor {
+        ctx.client.is_monitor = true;
+        ctx.srv.monitors.push(ctx.client.id);
+    }
+    Frame::ok()
+}
+
+fn slowlog_get(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let count = match args.get(2) {
+        None => 10,
+        Some(a) => match parse_int(a) {
+            Ok(n) if n >= -1 => {
+                if n == -1 {
+                    usize::MAX
+                } else {
+                    n as usize
+                }
+            }
+            _ => return Frame::error("ERR count should be greater than or equal to -1"),
+        },
+    };
+    Frame::Array(
+        ctx.srv
+            .slowlog
+            .iter()
+            .take(count)
+            .map(|e| {
+                Frame::Array(vec![
+                    Frame::Integer(e.id as i64),
+                    Frame::Integer(e.time),
+                    Frame::Integer(e.micros as i64),
+                    Frame::Array(e.args.iter().map(|a| Frame::Bulk(a.clone())).collect()),
+                    Frame::bulk(e.addr.clone()),
+                    Frame::bulk(e.name.clone()),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn slowlog_len(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::Integer(ctx.srv.slowlog.len() as i64)
+}
+
+fn slowlog_reset(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    ctx.srv.slowlog.clear();
+    Frame::ok()
+}
+
+fn slowlog_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    help_lines(&[
+        "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET [<count>]",
+        "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+        "    Entries are made of:",
+        "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+        "    client name",
+        "LEN",
+        "    Return the length of the slowlog.",
+        "RESET",
+        "    Reset the slowlog.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() > 3 && !(args.len() == 5 && args[3].eq_ignore_ascii_case(b"SAMPLES") && parse_int(&args[4]).is_ok()) {
+        return syntax_error();
+    }
+    let Some(pos) = ctx.db().find(&args[2]) else {
+        return Frame::Null;
+    };
+    let slot = ctx.db().slot(pos);
+    let size = std::mem::size_of::<crate::server::keyspace::Slot>() + 5 + slot.key.heap_size() + slot.value.heap_size();
+    Frame::Integer(size as i64)
+}
+
+fn memory_doctor(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::Verbatim("txt".into(), Bytes::from_static(b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base."))
+}
+
+fn memory_stats(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    let used = ctx.srv.used_memory() as i64;
+    let keys: usize = ctx.srv.dbs.iter().map(|d| d.len()).sum();
+    Frame::Map(vec![
+        (Frame::bulk("peak.allocated"), Frame::Integer(ctx.srv.stat_peak_memory.max(used as usize) as i64)),
+        (Frame::bulk("total.allocated"), Frame::Integer(used)),
+        (Frame::bulk("startup.allocated"), Frame::Integer(1024 * 1024)),
+        (Frame::bulk("keys.count"), Frame::Integer(keys as i64)),
+        (Frame::bulk("keys.bytes-per-key"), Frame::Integer(if keys > 0 { used / keys as i64 } else { 0 })),
+        (Frame::bulk("dataset.bytes"), Frame::Integer(ctx.srv.dbs.iter().map(|d| d.memory() as i64).sum())),
+    ])
+}
+
+fn memory_purge(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::ok()
+}
+
+fn memory_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    help_lines(&[
+        "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DOCTOR",
+        "    Return memory problems reports.",
+        "MALLOC-STATS",
+        "    Return internal statistics report from the memory allocator.",
+        "PURGE",
+        "    Attempt to purge dirty pages for reclamation by the allocator.",
+        "STATS",
+        "    Return information about the memory usage of the server.",
+        "USAGE <key> [SAMPLES <count>]",
+        "    Return memory in bytes used by <key> and its value. Nested values are",
+        "    sampled up to <count> times (default: 5, 0 means sample all).",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+fn latency_latest(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    let mut events: Vec<_> = ctx.srv.latency.iter().collect();
+    events.sort_by(|a, b| a.0.cmp(b.0));
+    Frame::Array(
+        events
+            .into_iter()
+            .map(|(name, (t, last, max))| Frame::Array(vec![Frame::bulk(name.clone()), Frame::Integer(*t), Frame::Integer(*last as i64), Frame::Integer(*max as i64)]))
+            .collect(),
+    )
+}
+
+fn latency_reset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() == 2 {
+        let n = ctx.srv.latency.len();
+        ctx.srv.latency.clear();
+        return Frame::Integer(n as i64);
+    }
+    let mut n = 0;
+    for a in &args[2..] {
+        if ctx.srv.latency.remove(&*String::from_utf8_lossy(a)).is_some() {
+            n += 1;
+        }
+    }
+    Frame::Integer(n)
+}
+
+fn latency_history(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    match ctx.srv.latency.get(&*String::from_utf8_lossy(&args[2])) {
+        Some((t, last, _)) => Frame::Array(vec![Frame::Array(vec![Frame::Integer(*t), Frame::Integer(*last as i64)])]),
+        None => Frame::Array(vec![]),
+    }
+}
+
+fn latency_doctor(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    let text = if ctx.srv.latency.is_empty() {
+        "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n".to_string()
+    } else {
+        format!("Dave, I have observed latency spikes in this Redis instance ({} events).\n", ctx.srv.latency.len())
+    };
+    Frame::Verbatim("txt".into(), Bytes::from(text))
+}
+
+fn latency_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    help_lines(&[
+        "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DOCTOR",
+        "    Return a human readable latency analysis report.",
+        "GRAPH <event>",
+        "    Return an ASCII latency graph for the <event> class.",
+        "HISTORY <event>",
+        "    Return time-latency samples for the <event> class.",
+        "LATEST",
+        "    Return the latest latency samples for all events.",
+        "RESET [<event> ...]",
+        "    Reset latency data of one or more <event> classes.",
+        "    (default: reset all data for all event classes)",
+        "HISTOGRAM [COMMAND ...]",
+        "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+        "    If no commands are specified then all histograms are replied.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+// ---------- DEBUG ----------
+
+fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "segfault" => {
+            crate::server::log::warning("DEBUG SEGFAULT: crashing the server as requested");
+            std::process::abort();
+        }
+        "panic" => {
+            crate::server::log::warning("DEBUG PANIC: crashing the server as requested");
+            std::process::abort();
+        }
+        "sleep" if args.len() == 3 => {
+            let secs = crate::server::command::parse_float(&args[2]).unwrap_or(0.0).max(0.0);
+            std::thread::sleep(std::time::Duration::from_micros((secs * 1e6) as u64));
+            Frame::ok()
+        }
+        "set-active-expire" if args.len() == 3 => {
+            ctx.srv.active_expire_enabled = parse_int(&args[2]).unwrap_or(1) != 0;
+            Frame::ok()
+        }
+        "object" if args.len() == 3 => {
+            let Some(pos) = ctx.db().find(&args[2]) else {
+                return Frame::error("ERR no such key");
+            };
+            let clock = ctx.srv.lru_clock;
+            let slot = ctx.db().slot(pos);
+            let idle = crate::server::evict::idle_secs(slot.lru, clock);
+            let serlen = match &slot.value {
+                Value::Str(s) => s.len(),
+                v => v.heap_size(),
+            };
+            Frame::Simple(format!("Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}", slot.value.encoding(), serlen, slot.lru, idle))
+        }
+        "digest" if args.len() == 2 => Frame::Simple(hex::encode(dataset_digest(ctx))),
+        "digest-value" => {
+            let mut out = Vec::new();
+            for key in &args[2..] {
+                let d = match ctx.db().find(key) {
+                    Some(pos) => {
+                        let slot = ctx.db().slot(pos);
+                        let mut digest = [0u8; 20];
+                        value_digest(&slot.value, &mut digest);
+                        digest
+                    }
+                    None => [0u8; 20],
+                };
+                out.push(Frame::Simple(hex::encode(d)));
+            }
+            Frame::Array(out)
+        }
+        "reload" => match crate::server::persistence::debug_reload(ctx.srv) {
+            Ok(()) => Frame::ok(),
+            Err(e) => Frame::error(e),
+        },
+        "change-repl-id" => Frame::ok(),
+        "quicklist-packed-threshold" | "listpack" | "stringmatch-len" => Frame::ok(),
+        "jmap" | "log" if args.len() >= 3 => {
+            crate::server::log::warning(&format!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2])));
+            Frame::ok()
+        }
+        "help" => help_lines(&[
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DIGEST",
+            "    Output a hex signature representing the current DB content.",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    Output a hex signature of the values of all the specified keys.",
+            "LOG <message>",
+            "    Write <message> to the server log.",
+            "OBJECT <key>",
+            "    Show low level info about the key and associated value.",
+            "RELOAD",
+            "    Save the RDB on disk and reload it back to memory.",
+            "SEGFAULT",
+            "    Crash the server with sigsegv.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not",
+            "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+            "    default.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+        ]),
+        _ => Frame::error(format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(&args[1]))),
+    }
+}
+
+/// Redis's `xorDigest`: XOR of SHA1(data) into the digest.
+fn xor_digest(digest: &mut [u8; 20], data: &[u8]) {
+    use sha1::{Digest, Sha1};
+    let h = Sha1::digest(data);
+    for (d, b) in digest.iter_mut().zip(h.iter()) {
+        *d ^= b;
+    }
+}
+
+/// Redis's `mixDigest`: digest = SHA1(digest XOR SHA1(data)).
+fn mix_digest(digest: &mut [u8; 20], data: &[u8]) {
+    use sha1::{Digest, Sha1};
+    xor_digest(digest, data);
+    let h = Sha1::digest(&digest[..]);
+    digest.copy_from_slice(&h);
+}
+
+/// The digest of one value, as Redis's `xorObjectDigest` for strings; aggregate types
+/// use the same element-wise scheme over their members (their iteration is provided by
+/// the types family through `Debug`-independent accessors when they merge).
+fn value_digest(value: &Value, digest: &mut [u8; 20]) {
+    match value {
+        Value::Str(s) => mix_digest(digest, s.as_slice()),
+        Value::List(l) => {
+            for item in &l.items {
+                mix_digest(digest, item);
+            }
+        }
+        Value::Set(s) => {
+            for item in &s.items {
+                xor_digest(digest, item);
+            }
+        }
+        Value::Hash(h) => {
+            for (k, v) in &h.items {
+                let mut eledigest = [0u8; 20];
+                mix_digest(&mut eledigest, k);
+                mix_digest(&mut eledigest, v);
+                for (d, e) in digest.iter_mut().zip(eledigest.iter()) {
+                    *d ^= e;
+                }
+            }
+        }
+        Value::ZSet(z) => {
+            for (member, score) in &z.items {
+                let mut eledigest = [0u8; 20];
+                mix_digest(&mut eledigest, member);
+                mix_digest(&mut eledigest, crate::resp::format_g(*score, 17).as_bytes());
+                for (d, e) in digest.iter_mut().zip(eledigest.iter()) {
+                    *d ^= e;
+                }
+            }
+        }
+    }
+}
+
+/// DEBUG DIGEST: Redis's `computeDatasetDigest` (all zeros for an empty dataset).
+fn dataset_digest(ctx: &mut Ctx) -> [u8; 20] {
+    let mut final_digest = [0u8; 20];
+    let now = ctx.now_ms;
+    for (dbi, db) in ctx.srv.dbs.iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        mix_digest(&mut final_digest, &(dbi as u32).to_le_bytes());
+        for pos in 0..db.len() {
+            let slot = db.slot(pos);
+            let mut digest = [0u8; 20];
+            mix_digest(&mut digest, slot.key.as_slice());
+            let aux = match &slot.value {
+                Value::Str(_) => 0u32,
+                Value::List(_) => 1,
+                Value::Set(_) => 2,
+                Value::ZSet(_) => 3,
+                Value::Hash(_) => 4,
+            };
+            mix_digest(&mut digest, &aux.to_le_bytes());
+            value_digest(&slot.value, &mut digest);
+            if let Some(when) = db.expiry_of(pos) {
+                if when > now || true {
+                    xor_digest(&mut digest, b"!!expire!!");
+                }
+            }
+            for (f, d) in final_digest.iter_mut().zip(digest.iter()) {
+                *f ^= d;
+            }
+        }
+    }
+    final_digest
+}
+
+// ---------- ACL / SHUTDOWN ----------
+
+fn acl_whoami(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::bulk(ctx.client.user.clone())
+}
+
+fn acl_users(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::Array(vec![Frame::bulk("default")])
+}
+
+fn acl_cat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let table = ctx.srv.commands.clone();
+    match args.get(2) {
+        None => {
+            let mut cats: Vec<&str> = table.all.iter().flat_map(|s| s.acl.iter().copied()).collect();
+            cats.sort();
+            cats.dedup();
+            Frame::Array(cats.into_iter().map(Frame::bulk).collect())
+        }
+        Some(cat) => {
+            let cat = String::from_utf8_lossy(cat).to_ascii_lowercase();
+            let names: Vec<Frame> = table.all.iter().filter(|s| s.acl.contains(&cat.as_str())).map(|s| Frame::bulk(s.name.clone())).collect();
+            if names.is_empty() {
+                return Frame::error(format!("ERR Unknown category '{cat}'"));
+            }
+            Frame::Array(names)
+        }
+    }
+}
+
+fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let mut save = None;
+    let mut force = false;
+    let mut abort = false;
+    for a in &args[1..] {
+        match a.to_ascii_uppercase().as_slice() {
+            b"NOSAVE" => save = Some(false),
+            b"SAVE" => save = Some(true),
+            b"NOW" => {}
+            b"FORCE" => force = true,
+            b"ABORT" => abort = true,
+            _ => return syntax_error(),
+        }
+    }
+    if abort {
+        if args.len() > 2 {
+            return syntax_error();
+        }
+        return Frame::error("ERR No shutdown in progress.");
+    }
+    let req = ShutdownRequest { save, force };
+    match crate::server::finish_shutdown(ctx.srv, req) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            crate::server::log::warning(&format!("Errors trying to SHUTDOWN: {e}"));
+            Frame::error("ERR Errors trying to SHUTDOWN. Check logs.")
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn proto_number(p: ProtocolVersion) -> i64 {
+    if p == ProtocolVersion::Resp3 {
+        3
+    } else {
+        2
+    }
+}

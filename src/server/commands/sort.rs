@@ -1,0 +1,7 @@
+//! The sort command family (owned by the types family; placeholder until it merges).
+
+use crate::server::command::CommandSpec;
+
+pub fn commands() -> Vec<CommandSpec> {
+    Vec::new()
+}

@@ -1,0 +1,109 @@
+//! MULTI / EXEC / DISCARD / WATCH / UNWATCH with Redis's abort rules.
+
+use bytes::Bytes;
+
+use crate::resp::Frame;
+use crate::server::command::{cmd, flags, CommandSpec, Ctx};
+use crate::server::dispatch;
+
+pub fn commands() -> Vec<CommandSpec> {
+    let t = |s: CommandSpec| s.group("transactions");
+    vec![
+        t(cmd("multi", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "fast transaction", multi).since("1.2.0").summary("Mark the start of a transaction block")),
+        t(cmd("exec", 1, "noscript loading stale skip_slowlog", 0, 0, 0, "slow transaction", exec).since("1.2.0").summary("Execute all commands issued after MULTI")),
+        t(cmd("discard", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "fast transaction", discard).since("2.0.0").summary("Discard all commands issued after MULTI")),
+        t(cmd("watch", -2, "noscript loading stale fast allow_busy", 1, -1, 1, "fast transaction", watch).since("2.2.0").summary("Watch the given keys to determine execution of the MULTI/EXEC block")),
+        t(cmd("unwatch", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "fast transaction", unwatch).since("2.2.0").summary("Forget about all watched keys")),
+    ]
+}
+
+fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    if ctx.client.multi.is_some() {
+        return Frame::error("ERR MULTI calls can not be nested");
+    }
+    ctx.client.multi = Some(Vec::new());
+    ctx.client.multi_error = false;
+    Frame::ok()
+}
+
+fn discard(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    if ctx.client.multi.is_none() {
+        return Frame::error("ERR DISCARD without MULTI");
+    }
+    dispatch::discard_transaction(ctx.srv, ctx.client);
+    Frame::ok()
+}
+
+fn watch(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if ctx.client.multi.is_some() {
+        return Frame::error("ERR WATCH inside MULTI is not allowed");
+    }
+    let db = ctx.db_index();
+    for key in &args[1..] {
+        let k = (db, key.clone());
+        if ctx.client.watched.contains(&k) {
+            continue;
+        }
+        ctx.srv.watched.entry(k.clone()).or_default().push(ctx.client.id);
+        ctx.client.watched.push(k);
+    }
+    Frame::ok()
+}
+
+fn unwatch(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    dispatch::unwatch_all(ctx.srv, ctx.client);
+    Frame::ok()
+}
+
+/// A watched key that expired since WATCH also aborts EXEC (as Redis 7).
+fn watched_key_expired(ctx: &mut Ctx) -> bool {
+    let now = ctx.now_ms;
+    ctx.client.watched.iter().any(|(db, key)| {
+        let d = &ctx.srv.dbs[*db];
+        d.find(key).and_then(|p| d.expiry_of(p)).is_some_and(|w| w <= now)
+    })
+}
+
+fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    let Some(queue) = ctx.client.multi.take() else {
+        return Frame::error("ERR EXEC without MULTI");
+    };
+    if ctx.client.multi_error {
+        dispatch::discard_transaction(ctx.srv, ctx.client);
+        return Frame::error("EXECABORT Transaction discarded because of previous errors.");
+    }
+    if ctx.client.dirty_cas || watched_key_expired(ctx) {
+        dispatch::discard_transaction(ctx.srv, ctx.client);
+        return Frame::NullArray;
+    }
+    dispatch::unwatch_all(ctx.srv, ctx.client);
+    let table = ctx.srv.commands.clone();
+    let mut replies = Vec::with_capacity(queue.len());
+    let mut wrapped = false;
+    let now = ctx.now_ms;
+    for q in queue {
+        let Some(top) = table.lookup(&q.args[0]) else {
+            replies.push(dispatch::unknown_command_error(&q.args));
+            continue;
+        };
+        let spec = match dispatch::resolve(top, &q.args) {
+            Ok(s) => s.clone(),
+            Err(e) => {
+                replies.push(e);
+                continue;
+            }
+        };
+        // Writes inside the transaction reach replicas/AOF wrapped in MULTI ... EXEC.
+        if !wrapped && spec.has(flags::WRITE) {
+            dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"MULTI")]);
+            wrapped = true;
+        }
+        let (reply, _) = dispatch::call(ctx.srv, ctx.client, &spec, &q.args, now, true);
+        replies.push(reply);
+    }
+    if wrapped {
+        dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"EXEC")]);
+    }
+    ctx.client.multi_error = false;
+    Frame::Array(replies)
+}

@@ -1,0 +1,300 @@
+//! One tokio task per connection: read, parse every complete request in the buffer,
+//! execute the whole batch under one short lock, then write all replies in one write
+//! (pipelining). Messages from other clients (pub/sub, unblocking, kills) arrive through
+//! the client's outbound queue.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::client::{ClientState, Outbound, ReplyMode};
+use super::dispatch::{self, Outcome};
+use super::state::Shared;
+use crate::resp::{Frame, RequestParser};
+
+/// Most requests executed per lock acquisition (keeps other clients' latency low).
+const MAX_BATCH: usize = 512;
+
+const PROTECTED_MODE_MSG: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+    let now = super::now_ms();
+    let admitted: Result<(u64, RequestParser, usize), &'static [u8]> = {
+        let mut srv = shared.state.lock();
+        srv.stats.total_connections += 1;
+        let protected = srv.limits.protected_mode && srv.limits.requirepass.is_none();
+        if protected && !peer.ip().is_loopback() && !is_mapped_loopback(&peer) {
+            Err(b"protected")
+        } else if srv.clients.len() >= srv.limits.maxclients {
+            srv.stats.rejected_connections += 1;
+            Err(b"-ERR max number of clients reached\r\n")
+        } else {
+            let id = srv.new_client_id();
+            let authenticated = srv.limits.requirepass.is_none();
+            let mut c = ClientState::new(id, peer.to_string(), local.to_string(), now, authenticated);
+            c.tx = Some(tx);
+            srv.clients.insert(id, c);
+            let mut parser = RequestParser::new().with_max_bulk_len(srv.limits.proto_max_bulk_len);
+            parser.set_authenticated(authenticated);
+            Ok((id, parser, srv.limits.query_buffer_limit))
+        }
+    };
+    let (id, mut parser, qlimit) = match admitted {
+        Ok(v) => v,
+        Err(b"protected") => {
+            let _ = stream.write_all(format!("-{PROTECTED_MODE_MSG}\r\n").as_bytes()).await;
+            return;
+        }
+        Err(msg) => {
+            let _ = stream.write_all(msg).await;
+            return;
+        }
+    };
+    let mut conn = Conn { shared: shared.clone(), id, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false };
+    let result = conn.run(&mut stream, &mut rx, &mut parser, qlimit).await;
+    if let Err(e) = result {
+        tracing::debug!("client {id} closed: {e}");
+    }
+    let mut srv = shared.state.lock();
+    dispatch::client_gone(&mut srv, id);
+}
+
+fn is_mapped_loopback(peer: &SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        _ => false,
+    }
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    id: u64,
+    inbuf: BytesMut,
+    out: BytesMut,
+    /// Parsed requests not yet run (the client blocked in the middle of a pipeline).
+    pending: Vec<Vec<Bytes>>,
+    close_after_write: bool,
+    blocked: bool,
+    blocked_deadline: Option<i64>,
+}
+
+impl Conn {
+    async fn run(&mut self, stream: &mut TcpStream, rx: &mut mpsc::UnboundedReceiver<Outbound>, parser: &mut RequestParser, qlimit: usize) -> std::io::Result<()> {
+        loop {
+            let sleep_for = match (self.blocked, self.blocked_deadline) {
+                (true, Some(deadline)) => Duration::from_millis((deadline - super::now_ms()).max(0) as u64),
+                _ => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                read = stream.read_buf(&mut self.inbuf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    if self.blocked {
+                        continue;
+                    }
+                    self.process_input(parser, qlimit).await;
+                }
+                msg = rx.recv() => {
+                    match msg {
+                        Some(Outbound::Raw(bytes)) => self.out.extend_from_slice(&bytes),
+                        Some(Outbound::Unblocked(frame)) => {
+                            self.blocked = false;
+                            self.blocked_deadline = None;
+                            self.push_reply_for_self(frame);
+                            self.resume(parser, qlimit).await;
+                        }
+                        Some(Outbound::Close) | None => {
+                            self.flush(stream).await?;
+                            return Ok(());
+                        }
+                    }
+                    // Drain whatever else is queued before writing.
+                    while let Ok(msg) = rx.try_recv() {
+                        match msg {
+                            Outbound::Raw(bytes) => self.out.extend_from_slice(&bytes),
+                            Outbound::Unblocked(frame) => {
+                                self.blocked = false;
+                                self.blocked_deadline = None;
+                                self.push_reply_for_self(frame);
+                            }
+                            Outbound::Close => self.close_after_write = true,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(sleep_for), if self.blocked => {
+                    let reply = {
+                        let mut srv = self.shared.state.lock();
+                        dispatch::unblock_on_timeout(&mut srv, self.id)
+                    };
+                    if let Some(frame) = reply {
+                        self.blocked = false;
+                        self.blocked_deadline = None;
+                        self.push_reply_for_self(frame);
+                        self.resume(parser, qlimit).await;
+                    }
+                }
+            }
+            self.flush(stream).await?;
+            if self.close_after_write {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            stream.write_all(&self.out).await?;
+            let written = self.out.len() as u64;
+            self.out.clear();
+            if self.out.capacity() > 1024 * 1024 {
+                self.out = BytesMut::with_capacity(16 * 1024);
+            }
+            let mut srv = self.shared.state.lock();
+            srv.stats.net_output_bytes += written;
+        }
+        Ok(())
+    }
+
+    fn push_reply_for_self(&mut self, frame: Frame) {
+        let srv = self.shared.state.lock();
+        let proto = srv.clients.get(&self.id).map(|c| c.proto).unwrap_or_default();
+        drop(srv);
+        frame.encode(proto, &mut self.out);
+    }
+
+    async fn resume(&mut self, parser: &mut RequestParser, qlimit: usize) {
+        self.process_input(parser, qlimit).await;
+    }
+
+    /// Parses and runs everything buffered.
+    async fn process_input(&mut self, parser: &mut RequestParser, qlimit: usize) {
+        loop {
+            let mut protocol_error = None;
+            while self.pending.len() < MAX_BATCH {
+                match parser.parse(&mut self.inbuf) {
+                    Ok(Some(args)) => {
+                        if !args.is_empty() {
+                            self.pending.push(args);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if self.inbuf.len() > qlimit {
+                let mut srv = self.shared.state.lock();
+                super::log::warning(&format!("Closing client that reached max query buffer length: id={} (qbuf initial bytes: ...)", self.id));
+                if let Some(c) = srv.clients.get_mut(&self.id) {
+                    c.killed = true;
+                }
+                self.close_after_write = true;
+                self.pending.clear();
+                return;
+            }
+            if self.pending.is_empty() {
+                if let Some(e) = protocol_error {
+                    Frame::error(format!("ERR {e}")).encode(crate::resp::ProtocolVersion::Resp2, &mut self.out);
+                    self.close_after_write = true;
+                }
+                return;
+            }
+            self.wait_if_paused().await;
+            let more = self.run_batch(parser);
+            if let Some(e) = protocol_error {
+                if !self.blocked {
+                    Frame::error(format!("ERR {e}")).encode(crate::resp::ProtocolVersion::Resp2, &mut self.out);
+                    self.close_after_write = true;
+                }
+                return;
+            }
+            if !more || self.blocked || self.close_after_write {
+                return;
+            }
+        }
+    }
+
+    async fn wait_if_paused(&mut self) {
+        for _ in 0..100_000 {
+            let (until, writes_only, has_write) = {
+                let srv = self.shared.state.lock();
+                let until = srv.client_pause_until_ms;
+                let has_write = self.pending.iter().any(|a| srv.commands.lookup(&a[0]).is_some_and(|s| s.has(super::command::flags::WRITE)));
+                (until, srv.client_pause_writes_only, has_write)
+            };
+            let now = super::now_ms();
+            if until <= now || (writes_only && !has_write) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(((until - now) as u64).min(50))).await;
+        }
+    }
+
+    /// Runs the pending requests under one lock. Returns true if input may remain.
+    fn run_batch(&mut self, parser: &mut RequestParser) -> bool {
+        let requests = std::mem::take(&mut self.pending);
+        let mut srv = self.shared.state.lock();
+        let Some(mut client) = srv.clients.remove(&self.id) else {
+            self.close_after_write = true;
+            return false;
+        };
+        let now = super::now_ms();
+        let mut iter = requests.into_iter();
+        for args in iter.by_ref() {
+            if args[0].eq_ignore_ascii_case(b"quit") {
+                Frame::ok().encode(client.proto, &mut self.out);
+                self.close_after_write = true;
+                break;
+            }
+            let outcome = dispatch::execute(&mut srv, &mut client, args, now);
+            match outcome {
+                Outcome::Reply(frame) => {
+                    let is_marker = matches!(&frame, Frame::Simple(s) if s == super::commands::pubsub::NO_REPLY);
+                    let deferred = std::mem::take(&mut client.deferred);
+                    match client.reply_mode {
+                        ReplyMode::On => {
+                            if !is_marker {
+                                frame.encode(client.proto, &mut self.out);
+                            }
+                            for f in deferred {
+                                f.encode(client.proto, &mut self.out);
+                            }
+                        }
+                        ReplyMode::Off => {}
+                        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
+                        ReplyMode::Skip => client.reply_mode = ReplyMode::On,
+                    }
+                }
+                Outcome::Blocked => {
+                    self.blocked = true;
+                    self.blocked_deadline = srv.blocked.get(&self.id).and_then(|b| b.deadline_ms);
+                    break;
+                }
+            }
+            if client.killed || srv.shutdown_requested.is_some() {
+                self.close_after_write = true;
+                break;
+            }
+        }
+        self.pending = iter.collect();
+        parser.set_authenticated(client.authenticated);
+        parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
+        client.qbuf = self.inbuf.len();
+        srv.clients.insert(self.id, client);
+        if srv.shutdown_requested.is_some() {
+            self.shared.shutdown.notify_one();
+        }
+        !self.blocked
+    }
+}

@@ -1,0 +1,414 @@
+//! Command execution: Redis's `processCommand` checks (lookup, arity, auth, OOM,
+//! read-only replica, pub/sub context, MULTI queueing) and `call` (run, stats, slow log,
+//! MONITOR, propagation, WATCH invalidation), plus serving blocked clients.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::client::{ClientState, Outbound, Queued};
+use super::command::{flags, BlockRequest, CommandSpec, Ctx};
+use super::state::{BlockedClient, ServerState, SlowlogEntry};
+use crate::resp::{Frame, ProtocolVersion};
+
+/// Result of executing one request.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply(Frame),
+    /// The client is blocked; its reply comes later through its outbound queue.
+    Blocked,
+}
+
+/// Feeds a write to replication and AOF (every propagated command goes through here).
+pub fn propagate(srv: &mut ServerState, db: usize, argv: &[Bytes]) {
+    srv.repl.feed(db, argv);
+    srv.persist.feed(db, argv);
+}
+
+/// Redis's "unknown command" text.
+pub fn unknown_command_error(args: &[Bytes]) -> Frame {
+    let mut rest = String::new();
+    for a in args.iter().skip(1) {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        let s = String::from_utf8_lossy(a);
+        let cut: String = s.chars().take(room).collect();
+        rest.push_str(&format!("'{cut}' "));
+    }
+    let name: String = String::from_utf8_lossy(&args[0]).chars().take(128).collect();
+    Frame::error(format!("ERR unknown command '{name}', with args beginning with: {rest}"))
+}
+
+/// Resolves container commands to their subcommand spec, or an error reply.
+pub fn resolve<'a>(spec: &'a Arc<CommandSpec>, args: &[Bytes]) -> Result<&'a Arc<CommandSpec>, Frame> {
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return Ok(spec);
+    }
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let full = format!("{}|{}", spec.name, sub);
+    match spec.subcommands.iter().find(|s| s.name == full) {
+        Some(s) => Ok(s),
+        None => {
+            let shown: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
+            Err(Frame::error(format!("ERR unknown subcommand '{shown}'. Try {} HELP.", spec.name.to_ascii_uppercase())))
+        }
+    }
+}
+
+const SUBSCRIBED_ALLOWED: &[&str] = &["ping", "subscribe", "ssubscribe", "unsubscribe", "sunsubscribe", "psubscribe", "punsubscribe", "quit", "reset"];
+
+/// Runs one request from `client` with every Redis check. `args` is non-empty.
+pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>, now_ms: i64) -> Outcome {
+    client.last_interaction_ms = now_ms;
+    client.tot_cmds += 1;
+    let table = srv.commands.clone();
+    let Some(top) = table.lookup(&args[0]) else {
+        flag_multi_error(client);
+        srv.stats.total_error_replies += 1;
+        *srv.stats.errors.entry("ERR".into()).or_default() += 1;
+        return Outcome::Reply(unknown_command_error(&args));
+    };
+    let spec = match resolve(top, &args) {
+        Ok(s) => s.clone(),
+        Err(e) => {
+            flag_multi_error(client);
+            return reject(srv, top, e);
+        }
+    };
+    client.last_cmd = spec.name.clone();
+    if !spec.check_arity(args.len()) {
+        flag_multi_error(client);
+        return reject(srv, &spec, super::command::wrong_args(&spec.name));
+    }
+    if !client.authenticated && !spec.has(flags::NO_AUTH) {
+        flag_multi_error(client);
+        return reject(srv, &spec, Frame::error("NOAUTH Authentication required."));
+    }
+    let is_exec = spec.name == "exec";
+    let queued_write = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::DENYOOM))));
+    if srv.limits.maxmemory > 0 && !client.is_master_link && (spec.has(flags::DENYOOM) || queued_write) {
+        let ok = super::evict::perform_evictions(srv);
+        if !ok && srv.used_memory() > srv.limits.maxmemory as usize {
+            flag_multi_error(client);
+            if is_exec {
+                discard_transaction(srv, client);
+            }
+            return reject(srv, &spec, Frame::error("OOM command not allowed when used memory > 'maxmemory'."));
+        }
+    }
+    if spec.has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
+        flag_multi_error(client);
+        return reject(srv, &spec, Frame::error("READONLY You can't write against a read only replica."));
+    }
+    if client.proto == ProtocolVersion::Resp2 && client.subscriptions() > 0 && !SUBSCRIBED_ALLOWED.contains(&spec.name.as_str()) {
+        return reject(
+            srv,
+            &spec,
+            Frame::error(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            )),
+        );
+    }
+    if srv.loading && !spec.has(flags::LOADING) {
+        return reject(srv, &spec, Frame::error("LOADING Redis is loading the dataset in memory"));
+    }
+    if client.multi.is_some() && !matches!(spec.name.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+        if spec.has(flags::NO_MULTI) {
+            flag_multi_error(client);
+            return reject(srv, &spec, Frame::error("ERR Command not allowed inside a transaction"));
+        }
+        if let Some(q) = client.multi.as_mut() {
+            q.push(Queued { args });
+        }
+        return Outcome::Reply(Frame::Simple("QUEUED".into()));
+    }
+    let (reply, block) = call(srv, client, &spec, &args, now_ms, false);
+    let outcome = match block {
+        Some(req) => {
+            register_blocked(srv, client, args, req);
+            Outcome::Blocked
+        }
+        None => Outcome::Reply(reply),
+    };
+    if !srv.ready_keys.is_empty() {
+        handle_ready_keys(srv, Some(client), now_ms);
+    }
+    outcome
+}
+
+fn flag_multi_error(client: &mut ClientState) {
+    if client.multi.is_some() {
+        client.multi_error = true;
+    }
+}
+
+fn reject(srv: &mut ServerState, spec: &CommandSpec, e: Frame) -> Outcome {
+    let stat = srv.stats.commands.entry(spec.name.clone()).or_default();
+    stat.2 += 1;
+    count_error(srv, &e);
+    Outcome::Reply(e)
+}
+
+fn count_error(srv: &mut ServerState, e: &Frame) {
+    if let Frame::Error(text) = e {
+        srv.stats.total_error_replies += 1;
+        let prefix = text.split(' ').next().unwrap_or("ERR").to_string();
+        *srv.stats.errors.entry(prefix).or_default() += 1;
+    }
+}
+
+/// Drops a client's transaction state (EXEC, DISCARD, RESET).
+pub fn discard_transaction(srv: &mut ServerState, client: &mut ClientState) {
+    client.multi = None;
+    client.multi_error = false;
+    unwatch_all(srv, client);
+}
+
+pub fn unwatch_all(srv: &mut ServerState, client: &mut ClientState) {
+    for key in client.watched.drain(..) {
+        if let Some(ids) = srv.watched.get_mut(&key) {
+            ids.retain(|&i| i != client.id);
+            if ids.is_empty() {
+                srv.watched.remove(&key);
+            }
+        }
+    }
+    client.dirty_cas = false;
+}
+
+/// Runs a resolved command (Redis's `call`). Returns the reply and a block request.
+pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandSpec>, args: &[Bytes], now_ms: i64, in_exec: bool) -> (Frame, Option<BlockRequest>) {
+    let dirty_before = srv.dirty;
+    let started = Instant::now();
+    if !srv.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+        feed_monitors(srv, client, args, now_ms);
+    }
+    let measure = srv.limits.maxmemory > 0 && spec.has(flags::WRITE);
+    let keys = if measure || !srv.watched.is_empty() { spec.key_indices(args) } else { Vec::new() };
+    let db = client.db;
+    if measure {
+        for &k in &keys {
+            if let Some(pos) = srv.dbs[db].find(&args[k]) {
+                let size = srv.dbs[db].slot(pos).value.heap_size() as isize;
+                srv.dbs[db].mem -= size;
+            }
+        }
+    }
+    let mut ctx = Ctx::new(srv, client, now_ms);
+    ctx.in_exec = in_exec;
+    let reply = (spec.handler)(&mut ctx, args);
+    let block = ctx.block_request.take();
+    let rewritten = ctx.rewritten.take();
+    let also = std::mem::take(&mut ctx.also);
+    let prevent = ctx.prevent_propagation;
+    drop(ctx);
+    if measure {
+        // Keys may have moved dbs (MOVE) or been deleted; re-measure those still here.
+        for &k in &keys {
+            if let Some(pos) = srv.dbs[db].find(&args[k]) {
+                let size = srv.dbs[db].slot(pos).value.heap_size() as isize;
+                srv.dbs[db].mem += size;
+            }
+        }
+    }
+    let micros = started.elapsed().as_micros() as u64;
+    let stat = srv.stats.commands.entry(spec.name.clone()).or_default();
+    stat.0 += 1;
+    stat.1 += micros;
+    if reply.is_error() {
+        stat.3 += 1;
+        count_error(srv, &reply);
+    }
+    srv.stats.total_commands += 1;
+    for (adb, argv) in &also {
+        propagate(srv, *adb, argv);
+    }
+    if srv.dirty > dirty_before {
+        if !prevent && block.is_none() {
+            match &rewritten {
+                Some(argv) => propagate(srv, client.db, argv),
+                None => propagate(srv, client.db, args),
+            }
+        }
+        let db = client.db;
+        for &k in &keys {
+            srv.touch_watched_key(db, &args[k], Some(client));
+        }
+    }
+    let threshold = srv.limits.slowlog_slower_than;
+    if threshold >= 0 && micros as i64 >= threshold && !spec.has(flags::SKIP_SLOWLOG) && block.is_none() {
+        add_slowlog(srv, client, args, micros, now_ms);
+    }
+    (reply, block)
+}
+
+fn add_slowlog(srv: &mut ServerState, client: &ClientState, args: &[Bytes], micros: u64, now_ms: i64) {
+    let max = srv.limits.slowlog_max_len;
+    if max == 0 {
+        return;
+    }
+    // As Redis: at most 32 arguments, each at most 128 bytes.
+    let mut logged: Vec<Bytes> = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if i == 31 && args.len() > 32 {
+            logged.push(Bytes::from(format!("... ({} more arguments)", args.len() - 31)));
+            break;
+        }
+        if a.len() > 128 {
+            let mut v = a[..128].to_vec();
+            v.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
+            logged.push(Bytes::from(v));
+        } else {
+            logged.push(a.clone());
+        }
+    }
+    let id = srv.slowlog_next_id;
+    srv.slowlog_next_id += 1;
+    srv.slowlog.push_front(SlowlogEntry {
+        id,
+        time: now_ms / 1000,
+        micros,
+        args: logged,
+        addr: client.addr.clone(),
+        name: client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+    });
+    while srv.slowlog.len() > max {
+        srv.slowlog.pop_back();
+    }
+}
+
+/// Redis's `sdscatrepr` for MONITOR lines and DEBUG output.
+pub fn repr(b: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            7 => s.push_str("\\a"),
+            8 => s.push_str("\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => s.push(c as char),
+            c => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn feed_monitors(srv: &mut ServerState, client: &ClientState, args: &[Bytes], now_ms: i64) {
+    let who = if client.is_master_link { "lua".to_string() } else { client.addr.clone() };
+    let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, (now_ms % 1000) * 1000, client.db, who);
+    for a in args {
+        line.push(' ');
+        line.push_str(&repr(a));
+    }
+    let frame = Frame::Simple(line);
+    for id in srv.monitors.clone() {
+        if let Some(m) = srv.clients.get(&id) {
+            m.send_raw(frame.to_bytes(m.proto));
+        }
+    }
+}
+
+pub fn register_blocked(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>, req: BlockRequest) {
+    let db = client.db;
+    for key in &req.keys {
+        let q = srv.blocking_keys.entry((db, key.clone())).or_default();
+        if !q.contains(&client.id) {
+            q.push_back(client.id);
+        }
+    }
+    client.blocked = true;
+    srv.blocked.insert(client.id, BlockedClient::from_request(db, args, req));
+}
+
+/// Removes a client from every blocking queue; returns its record.
+pub fn unregister_blocked(srv: &mut ServerState, id: u64) -> Option<BlockedClient> {
+    let bc = srv.blocked.remove(&id)?;
+    for key in &bc.keys {
+        let k = (bc.db, key.clone());
+        if let Some(q) = srv.blocking_keys.get_mut(&k) {
+            q.retain(|&i| i != id);
+            if q.is_empty() {
+                srv.blocking_keys.remove(&k);
+            }
+        }
+    }
+    if let Some(c) = srv.clients.get_mut(&id) {
+        c.blocked = false;
+    }
+    Some(bc)
+}
+
+/// The timeout of a blocked client passed: unblock it with its timeout reply.
+pub fn unblock_on_timeout(srv: &mut ServerState, id: u64) -> Option<Frame> {
+    let bc = unregister_blocked(srv, id)?;
+    Some(bc.timeout_reply)
+}
+
+/// Serves clients blocked on keys that writes signalled ready, first come first served,
+/// each by re-running its command atomically (Redis's `handleClientsBlockedOnKeys`).
+pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState>, now_ms: i64) {
+    let current_id = current.as_ref().map(|c| c.id);
+    let mut rounds = 0;
+    while !srv.ready_keys.is_empty() && rounds < 10_000 {
+        rounds += 1;
+        let ready = std::mem::take(&mut srv.ready_keys);
+        for (db, key) in ready {
+            let Some(queue) = srv.blocking_keys.get(&(db, key.clone())).cloned() else {
+                continue;
+            };
+            for id in queue {
+                if Some(id) == current_id {
+                    continue;
+                }
+                let Some(bc) = srv.blocked.remove(&id) else {
+                    continue;
+                };
+                let Some(mut client) = srv.clients.remove(&id) else {
+                    srv.blocked.insert(id, bc);
+                    continue;
+                };
+                let table = srv.commands.clone();
+                let spec = table.lookup(&bc.args[0]).cloned().or_else(|| table.original(&bc.args[0]).cloned());
+                let Some(spec) = spec else {
+                    srv.clients.insert(id, client);
+                    continue;
+                };
+                let saved_db = client.db;
+                client.db = bc.db;
+                let (reply, again) = call(srv, &mut client, &spec, &bc.args, now_ms, false);
+                client.db = saved_db;
+                if again.is_some() {
+                    srv.blocked.insert(id, bc);
+                    srv.clients.insert(id, client);
+                    continue;
+                }
+                srv.blocked.insert(id, bc);
+                srv.clients.insert(id, client);
+                unregister_blocked(srv, id);
+                if let Some(c) = srv.clients.get(&id) {
+                    if let Some(tx) = &c.tx {
+                        let _ = tx.send(Outbound::Unblocked(reply));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Cleans up after a disconnected client.
+pub fn client_gone(srv: &mut ServerState, id: u64) {
+    unregister_blocked(srv, id);
+    if let Some(mut c) = srv.clients.remove(&id) {
+        super::pubsub::unsubscribe_all(srv, &mut c);
+        unwatch_all(srv, &mut c);
+    }
+    srv.monitors.retain(|&m| m != id);
+}

@@ -1,0 +1,96 @@
+//! Redis-style log lines: `PID:R DD Mon YYYY HH:MM:SS.mmm <level> message`, to stdout or
+//! `logfile` — tools and test harnesses parse these ("Ready to accept connections").
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Verbose,
+    Notice,
+    Warning,
+}
+
+impl Level {
+    fn mark(self) -> char {
+        match self {
+            Level::Debug => '.',
+            Level::Verbose => '-',
+            Level::Notice => '*',
+            Level::Warning => '#',
+        }
+    }
+
+    pub fn parse(s: &str) -> Level {
+        match s {
+            "debug" => Level::Debug,
+            "verbose" => Level::Verbose,
+            "warning" => Level::Warning,
+            _ => Level::Notice,
+        }
+    }
+}
+
+struct Logger {
+    file: Option<String>,
+    min: Level,
+    role: char,
+}
+
+static LOGGER: OnceLock<Mutex<Logger>> = OnceLock::new();
+
+fn logger() -> &'static Mutex<Logger> {
+    LOGGER.get_or_init(|| Mutex::new(Logger { file: None, min: Level::Notice, role: 'C' }))
+}
+
+/// Sets the destination ("" = stdout) and level; checks the file can be opened.
+pub fn init(logfile: &str, level: Level) -> std::io::Result<()> {
+    if !logfile.is_empty() {
+        std::fs::OpenOptions::new().create(true).append(true).open(logfile)?;
+    }
+    let mut l = logger().lock();
+    l.file = (!logfile.is_empty()).then(|| logfile.to_string());
+    l.min = level;
+    Ok(())
+}
+
+pub fn set_level(level: Level) {
+    logger().lock().min = level;
+}
+
+/// 'M' master, 'S' replica, 'C' before start-up, 'X' sentinel.
+pub fn set_role(role: char) {
+    logger().lock().role = role;
+}
+
+pub fn log(level: Level, msg: &str) {
+    let l = logger().lock();
+    if level < l.min {
+        return;
+    }
+    let now = chrono::Utc::now();
+    let line = format!("{}:{} {} {} {}\n", std::process::id(), l.role, now.format("%d %b %Y %H:%M:%S%.3f"), level.mark(), msg);
+    match &l.file {
+        Some(path) => {
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
+    }
+}
+
+pub fn notice(msg: &str) {
+    log(Level::Notice, msg)
+}
+
+pub fn warning(msg: &str) {
+    log(Level::Warning, msg)
+}

@@ -1,0 +1,329 @@
+//! The server state: every database, every client, pub/sub, blocked clients, stats,
+//! configuration. It lives behind ONE mutex (`Shared::state`); connection tasks parse and
+//! encode outside the lock and execute a whole pipelined batch inside it, which keeps
+//! Redis's atomicity (every command, MULTI/EXEC, blocking wake-ups) without per-key locks.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::client::ClientState;
+use super::command::CommandTable;
+use super::config::Config;
+use super::keyspace::Db;
+use super::persistence::PersistenceState;
+use super::replication::ReplicationState;
+use crate::resp::Frame;
+
+/// Values from the config that are read on hot paths, refreshed after CONFIG SET.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub maxmemory: u64,
+    pub policy: EvictionPolicy,
+    pub maxmemory_samples: usize,
+    pub requirepass: Option<Bytes>,
+    pub protected_mode: bool,
+    pub proto_max_bulk_len: usize,
+    pub query_buffer_limit: usize,
+    pub slowlog_slower_than: i64,
+    pub slowlog_max_len: usize,
+    pub latency_threshold: i64,
+    pub lfu_log_factor: u32,
+    pub lfu_decay_time: u32,
+    pub timeout_secs: u64,
+    pub notify_flags: u32,
+    pub replica_read_only: bool,
+    pub maxclients: usize,
+    /// client-output-buffer-limit for normal and pubsub clients (hard bytes; 0 = none).
+    pub obuf_hard_normal: u64,
+    pub obuf_hard_pubsub: u64,
+    pub obuf_hard_replica: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EvictionPolicy {
+    #[default]
+    NoEviction,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl EvictionPolicy {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "allkeys-lru" => Self::AllkeysLru,
+            "allkeys-lfu" => Self::AllkeysLfu,
+            "allkeys-random" => Self::AllkeysRandom,
+            "volatile-lru" => Self::VolatileLru,
+            "volatile-lfu" => Self::VolatileLfu,
+            "volatile-random" => Self::VolatileRandom,
+            "volatile-ttl" => Self::VolatileTtl,
+            _ => Self::NoEviction,
+        }
+    }
+
+    pub fn is_lfu(self) -> bool {
+        matches!(self, Self::AllkeysLfu | Self::VolatileLfu)
+    }
+}
+
+/// Counters for INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub total_connections: u64,
+    pub total_commands: u64,
+    pub rejected_connections: u64,
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub total_error_replies: u64,
+    pub pubsub_messages: u64,
+    /// Per command: (calls, usec, rejected, failed).
+    pub commands: HashMap<String, (u64, u64, u64, u64)>,
+    /// Per error prefix ("ERR", "WRONGTYPE"...).
+    pub errors: HashMap<String, u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlowlogEntry {
+    pub id: u64,
+    pub time: i64,
+    pub micros: u64,
+    pub args: Vec<Bytes>,
+    pub addr: String,
+    pub name: String,
+}
+
+/// A client waiting in BLPOP & co.
+#[derive(Debug)]
+pub struct BlockedClient {
+    pub db: usize,
+    pub keys: Vec<Bytes>,
+    pub args: Vec<Bytes>,
+    pub deadline_ms: Option<i64>,
+    pub timeout_reply: Frame,
+}
+
+/// Pub/sub registry.
+#[derive(Debug, Default)]
+pub struct PubSub {
+    pub channels: HashMap<Bytes, Vec<u64>>,
+    pub patterns: HashMap<Bytes, Vec<u64>>,
+}
+
+pub struct ServerState {
+    pub config: Config,
+    pub limits: Limits,
+    pub commands: Arc<CommandTable>,
+    pub dbs: Vec<Db>,
+    pub clients: HashMap<u64, ClientState>,
+    pub next_client_id: u64,
+    pub pubsub: PubSub,
+    /// (db, key) -> client ids blocked on it, first come first served.
+    pub blocking_keys: HashMap<(usize, Bytes), VecDeque<u64>>,
+    pub blocked: HashMap<u64, BlockedClient>,
+    /// Keys signalled ready by writes since the last wake-up pass.
+    pub ready_keys: Vec<(usize, Bytes)>,
+    /// (db, key) -> clients watching it.
+    pub watched: HashMap<(usize, Bytes), Vec<u64>>,
+    pub monitors: Vec<u64>,
+    pub stats: Stats,
+    pub slowlog: VecDeque<SlowlogEntry>,
+    pub slowlog_next_id: u64,
+    /// Latency events: name -> (last time, last ms, max ms).
+    pub latency: HashMap<String, (i64, u64, u64)>,
+    /// Number of changes since the last save (the `save` points and INFO use it).
+    pub dirty: u64,
+    pub lastsave: i64,
+    pub start_time: Instant,
+    pub start_unix_ms: i64,
+    pub run_id: String,
+    pub port: u16,
+    pub tcp_port_bound: u16,
+    pub active_expire_enabled: bool,
+    pub client_pause_until_ms: i64,
+    pub client_pause_writes_only: bool,
+    pub shutdown_requested: Option<ShutdownRequest>,
+    pub repl: ReplicationState,
+    pub persist: PersistenceState,
+    pub executable: String,
+    pub config_file: String,
+    /// True while loading a dataset (replies -LOADING).
+    pub loading: bool,
+    pub lru_clock: u32,
+    pub stat_peak_memory: usize,
+}
+
+/// How the server should stop (SHUTDOWN or a signal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownRequest {
+    /// Some(true) = SAVE, Some(false) = NOSAVE, None = as configured.
+    pub save: Option<bool>,
+    pub force: bool,
+}
+
+/// What every task shares.
+pub struct Shared {
+    pub state: Mutex<ServerState>,
+    /// Wakes the main loop for SHUTDOWN.
+    pub shutdown: Notify,
+}
+
+impl ServerState {
+    pub fn new(config: Config, commands: Arc<CommandTable>) -> Self {
+        let databases = config.get_int("databases").max(1) as usize;
+        let port = config.get_int("port") as u16;
+        let now = super::now_ms();
+        let mut st = ServerState {
+            limits: Limits::default(),
+            commands,
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+            clients: HashMap::new(),
+            next_client_id: 1,
+            pubsub: PubSub::default(),
+            blocking_keys: HashMap::new(),
+            blocked: HashMap::new(),
+            ready_keys: Vec::new(),
+            watched: HashMap::new(),
+            monitors: Vec::new(),
+            stats: Stats::default(),
+            slowlog: VecDeque::new(),
+            slowlog_next_id: 0,
+            latency: HashMap::new(),
+            dirty: 0,
+            lastsave: now / 1000,
+            start_time: Instant::now(),
+            start_unix_ms: now,
+            run_id: random_hex(40),
+            port,
+            tcp_port_bound: port,
+            active_expire_enabled: true,
+            client_pause_until_ms: 0,
+            client_pause_writes_only: false,
+            shutdown_requested: None,
+            repl: ReplicationState::default(),
+            persist: PersistenceState::default(),
+            executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            config_file: config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            loading: false,
+            lru_clock: 0,
+            stat_peak_memory: 0,
+            config,
+        };
+        st.refresh_limits();
+        st.lru_clock = lru_clock_now();
+        st
+    }
+
+    /// Re-reads the hot config values (after load or CONFIG SET).
+    pub fn refresh_limits(&mut self) {
+        let c = &self.config;
+        let pass = c.get("requirepass");
+        let obuf: Vec<&str> = c.get("client-output-buffer-limit").split(' ').collect();
+        let hard = |class: &str| -> u64 {
+            obuf.chunks(4).find(|ch| ch[0] == class).and_then(|ch| ch.get(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        self.limits = Limits {
+            maxmemory: c.get_int("maxmemory").max(0) as u64,
+            policy: EvictionPolicy::parse(c.get("maxmemory-policy")),
+            maxmemory_samples: c.get_int("maxmemory-samples").max(1) as usize,
+            requirepass: (!pass.is_empty()).then(|| Bytes::copy_from_slice(pass.as_bytes())),
+            protected_mode: c.get_bool("protected-mode"),
+            proto_max_bulk_len: c.get_int("proto-max-bulk-len").max(1) as usize,
+            query_buffer_limit: c.get_int("client-query-buffer-limit").max(1) as usize,
+            slowlog_slower_than: c.get_int("slowlog-log-slower-than"),
+            slowlog_max_len: c.get_int("slowlog-max-len").max(0) as usize,
+            latency_threshold: c.get_int("latency-monitor-threshold"),
+            lfu_log_factor: c.get_int("lfu-log-factor") as u32,
+            lfu_decay_time: c.get_int("lfu-decay-time") as u32,
+            timeout_secs: c.get_int("timeout").max(0) as u64,
+            notify_flags: super::notify::parse_flags(c.get("notify-keyspace-events")),
+            replica_read_only: c.get_bool("replica-read-only"),
+            maxclients: c.get_int("maxclients").max(1) as usize,
+            obuf_hard_normal: hard("normal"),
+            obuf_hard_pubsub: hard("pubsub"),
+            obuf_hard_replica: hard("slave"),
+        };
+    }
+
+    pub fn new_client_id(&mut self) -> u64 {
+        let id = self.next_client_id;
+        self.next_client_id += 1;
+        id
+    }
+
+    /// Estimated memory used by the dataset and the server (INFO used_memory, maxmemory).
+    pub fn used_memory(&self) -> usize {
+        let base = 1024 * 1024;
+        let dbs: usize = self.dbs.iter().map(|d| d.memory()).sum();
+        let clients: usize = self.clients.values().map(|c| 20 * 1024 + c.qbuf + c.omem).sum();
+        base + dbs + clients
+    }
+
+    /// Marks a key modified: invalidates WATCH of every client watching it.
+    pub fn touch_watched_key(&mut self, db: usize, key: &[u8], current: Option<&mut ClientState>) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let k = (db, Bytes::copy_from_slice(key));
+        if let Some(ids) = self.watched.get(&k) {
+            for id in ids.clone() {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.dirty_cas = true;
+                }
+            }
+            if let Some(cur) = current {
+                if ids.contains(&cur.id) {
+                    cur.dirty_cas = true;
+                }
+            }
+        }
+    }
+
+    /// Invalidates the WATCH of every client watching any key of `db` (or of all dbs).
+    pub fn touch_all_watched(&mut self, db: Option<usize>, current: Option<&mut ClientState>) {
+        let ids: Vec<u64> = self
+            .watched
+            .iter()
+            .filter(|((d, _), _)| db.is_none_or(|x| x == *d))
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        for id in &ids {
+            if let Some(c) = self.clients.get_mut(id) {
+                c.dirty_cas = true;
+            }
+        }
+        if let Some(cur) = current {
+            if ids.contains(&cur.id) {
+                cur.dirty_cas = true;
+            }
+        }
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.start_time.elapsed().as_secs()
+    }
+}
+
+/// Redis's 24-bit LRU clock (seconds resolution).
+pub fn lru_clock_now() -> u32 {
+    ((super::now_ms() / 1000) as u32) & ((1 << 24) - 1)
+}
+
+pub fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..n).map(|_| std::char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0')).collect()
+}
