@@ -30,7 +30,7 @@
 //!
 //! Environment: `RF_DIFF_SERVER_BIN` replaces the rf-server binary (point it at
 //! /usr/bin/redis-server to check that the cases are deterministic), `RF_DIFF_FILTER` runs
-//! only families/cases whose id contains it, `RF_DIFF_SHOW` = how many mismatches to print,
+//! only families/cases whose id contains it (comma-separated alternatives), `RF_DIFF_SHOW` = how many mismatches to print,
 //! `RF_DIFF_TRACE=1` prints every step with the reference reply.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -636,6 +636,26 @@ fn cmdinfo_view(f: &Frame) -> Option<Vec<Vec<Vec<u8>>>> {
     Some(out)
 }
 
+/// What to show for a mismatch: for views that look inside a reply (INFO fields, k=v texts),
+/// the parts that were compared rather than the whole reply.
+fn describe_pair(compare: &Compare, reference: &Outcome, ours: &Outcome) -> (String, String) {
+    let (Outcome::Reply(a, _), Outcome::Reply(b, _)) = (reference, ours) else {
+        return (reference.describe(), ours.describe());
+    };
+    match compare {
+        Compare::InfoFields(wanted) => (format!("{:?}", info_fields(a, wanted)), format!("{:?}", info_fields(b, wanted))),
+        Compare::KvFields(wanted) => (format!("{:?}", kv_fields(a, wanted)), format!("{:?}", kv_fields(b, wanted))),
+        Compare::InfoKeys => match (info_keys(a), info_keys(b)) {
+            (Some(ka), Some(kb)) => {
+                let missing: Vec<&String> = ka.difference(&kb).collect();
+                (format!("{} sections/fields", ka.len()), format!("missing {missing:?}"))
+            }
+            _ => (reference.describe(), ours.describe()),
+        },
+        _ => (reference.describe(), ours.describe()),
+    }
+}
+
 /// Whether two replies to the same step agree under the step's comparison.
 fn agree(compare: &Compare, reference: &Outcome, ours: &Outcome) -> bool {
     let (Outcome::Reply(a, raw_a), Outcome::Reply(b, raw_b)) = (reference, ours) else {
@@ -940,14 +960,15 @@ fn run_case(
             stats.mismatches += 1;
         }
         let one_side_failed = ours.is_failure() != reference.is_failure();
+        let (reference_text, ours_text) = describe_pair(&step.compare, &reference, &ours);
         mismatches.push(Mismatch {
             case_id: case.id.clone(),
             proto,
             step_no: *no,
             line: step.line,
             text: step.text.clone(),
-            reference: reference.describe(),
-            ours: ours.describe(),
+            reference: reference_text,
+            ours: ours_text,
             known,
         });
         if one_side_failed {
@@ -987,7 +1008,10 @@ fn differential_against_redis() {
     let filter = std::env::var("RF_DIFF_FILTER").unwrap_or_default();
     let show: usize = std::env::var("RF_DIFF_SHOW").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
 
-    let cases: Vec<Case> = load_cases(&case_dir).into_iter().filter(|c| c.id.contains(&filter)).collect();
+    let cases: Vec<Case> = load_cases(&case_dir)
+        .into_iter()
+        .filter(|c| filter.split(',').any(|f| c.id.contains(f)))
+        .collect();
     assert!(!cases.is_empty(), "no differential cases found under {}", case_dir.display());
 
     let reference = Side::new("redis-server", PathBuf::from(REFERENCE_BIN)).unwrap_or_else(|e| panic!("{e}"));
