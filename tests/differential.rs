@@ -158,12 +158,14 @@ struct Side {
     process: Option<ServerProcess>,
     restarts: u32,
     crashes: Vec<String>,
+    /// The last case run against this process, named when it is found dead.
+    last_case: String,
 }
 
 impl Side {
     fn new(name: &'static str, bin: PathBuf) -> Result<Side, String> {
         let process = start_server(&bin)?;
-        Ok(Side { name, bin, process: Some(process), restarts: 0, crashes: Vec::new() })
+        Ok(Side { name, bin, process: Some(process), restarts: 0, crashes: Vec::new(), last_case: String::new() })
     }
 
     fn port(&self) -> u16 {
@@ -171,7 +173,7 @@ impl Side {
     }
 
     /// Restarts the server if it died (noting which case killed it); false if it cannot.
-    fn ensure_alive(&mut self, during: &str) -> bool {
+    fn ensure_alive(&mut self) -> bool {
         let dead = match self.process.as_mut() {
             Some(p) => !matches!(p.child.try_wait(), Ok(None)),
             None => true,
@@ -180,7 +182,12 @@ impl Side {
             return true;
         }
         if let Some(p) = self.process.take() {
-            self.crashes.push(format!("{} died during/after {during}; log tail:\n{}", self.name, log_tail(&p.log_path)));
+            self.crashes.push(format!(
+                "{} exited during or right after {}; log tail:\n{}",
+                self.name,
+                self.last_case,
+                log_tail(&p.log_path)
+            ));
         }
         if self.restarts >= MAX_RESTARTS {
             return false;
@@ -930,7 +937,7 @@ fn run_case(
         }
     };
     for side in sides.iter_mut() {
-        if !side.ensure_alive(&label) {
+        if !side.ensure_alive() {
             fail_all(format!("{} is down and cannot be restarted", side.name), 0, stats, mismatches);
             return;
         }
@@ -938,6 +945,9 @@ fn run_case(
             fail_all(format!("{}: {e}", side.name), 0, stats, mismatches);
             return;
         }
+    }
+    for side in sides.iter_mut() {
+        side.last_case = label.clone();
     }
     let trace = std::env::var_os("RF_DIFF_TRACE").is_some();
     let mut conns = [
