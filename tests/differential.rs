@@ -25,8 +25,9 @@
 //! fields' values ignored), `@kv-fields=a,b` (`k=v k=v` texts such as CLIENT INFO: those
 //! fields), `@error` (both replies are errors; texts may differ — used nowhere by default).
 //!
-//! Every step is compared; a mismatch fails the test unless its case (`family/case`) or step
-//! (`family/case:N`) is listed in `tests/differential/known-gaps.txt` with a reason.
+//! Every step is compared; a mismatch fails the test unless its step (`family/case:N`), case
+//! (`family/case`) or family (`family/*`) is listed in `tests/differential/known-gaps.txt`
+//! with a reason.
 //!
 //! Environment: `RF_DIFF_SERVER_BIN` replaces the rf-server binary (point it at
 //! /usr/bin/redis-server to check that the cases are deterministic), `RF_DIFF_FILTER` runs
@@ -489,10 +490,13 @@ impl KnownGaps {
         Ok(KnownGaps { entries })
     }
 
+    /// A gap names a step (`family/case:N`), a case (`family/case`) or a family (`family/*`).
     fn covers(&self, case_id: &str, step_no: usize) -> Option<&str> {
+        let family = case_id.split('/').next().unwrap_or_default();
         self.entries
             .get(case_id)
             .or_else(|| self.entries.get(&format!("{case_id}:{step_no}")))
+            .or_else(|| self.entries.get(&format!("{family}/*")))
             .map(|s| s.as_str())
     }
 }
@@ -1059,18 +1063,28 @@ fn differential_against_redis() {
     if unexpected.len() > show {
         eprintln!("\n... and {} more mismatches (RF_DIFF_SHOW=n prints more)", unexpected.len() - show);
     }
-    let failing_cases: BTreeSet<&str> = unexpected.iter().map(|m| m.case_id.as_str()).collect();
+    let mut failing_cases: BTreeMap<&str, &Mismatch> = BTreeMap::new();
+    for m in &unexpected {
+        failing_cases.entry(m.case_id.as_str()).or_insert(m);
+    }
     if !failing_cases.is_empty() {
-        eprintln!("\nfailing cases ({}):", failing_cases.len());
-        for c in &failing_cases {
-            eprintln!("  {c}");
+        eprintln!("\nfailing cases ({}), each with its first mismatching step:", failing_cases.len());
+        for (case, m) in &failing_cases {
+            eprintln!("  {case}  (step {}: {})", m.step_no, m.text);
         }
     }
     // Known gaps that no longer fail should be pruned.
     let still_failing: BTreeSet<String> = mismatches.iter().flat_map(|m| [m.case_id.clone(), format!("{}:{}", m.case_id, m.step_no)]).collect();
     for id in gaps.entries.keys() {
-        let in_run = cases.iter().any(|c| id == &c.id || id.starts_with(&format!("{}:", c.id)));
-        if in_run && !still_failing.contains(id) {
+        let family_gap = id.strip_suffix("/*");
+        let in_run = cases.iter().any(|c| {
+            id == &c.id || id.starts_with(&format!("{}:", c.id)) || family_gap == Some(c.family.as_str())
+        });
+        let still = match family_gap {
+            Some(family) => mismatches.iter().any(|m| m.case_id.starts_with(&format!("{family}/"))),
+            None => still_failing.contains(id),
+        };
+        if in_run && !still {
             eprintln!("known gap now passes (remove it from known-gaps.txt): {id}");
         }
     }
