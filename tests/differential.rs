@@ -898,9 +898,29 @@ fn run_step(sides: &mut [SideConns; 2], step: &Step) -> Option<[Outcome; 2]> {
     }
 }
 
-/// Resets both servers between cases: all databases emptied, with a fresh admin connection.
+/// Settings that cases change, put back before every case so that a case cut short on one
+/// side cannot leak its configuration into the next ones.
+const CONFIG_DEFAULTS: &[(&str, &str)] = &[
+    ("notify-keyspace-events", ""),
+    ("maxmemory", "0"),
+    ("maxmemory-policy", "noeviction"),
+    ("proto-max-bulk-len", "512mb"),
+    ("timeout", "0"),
+    ("hz", "10"),
+    ("save", ""),
+    ("list-max-listpack-size", "-2"),
+];
+
+/// Resets a server between cases: all databases emptied and the settings cases touch restored,
+/// over a fresh admin connection. Only FLUSHALL must succeed; the CONFIG SETs are best effort.
 fn reset_side(port: u16) -> Result<(), String> {
     let mut conn = Conn::connect(port).map_err(|e| format!("connect: {e}"))?;
+    for (name, value) in CONFIG_DEFAULTS {
+        conn.send(&[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()]);
+        if let Outcome::Timeout | Outcome::Closed | Outcome::Broken(_) = conn.recv(reply_timeout()) {
+            return Err(format!("no reply to CONFIG SET {name}"));
+        }
+    }
     conn.send(&[b"FLUSHALL"]);
     match conn.recv(reply_timeout()) {
         Outcome::Reply(Frame::Simple(s), _) if s == "OK" => Ok(()),
