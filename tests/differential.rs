@@ -15,15 +15,16 @@
 //! `HELLO 3` first), `@send` (send, do not read), `@recv` (no command: read one reply),
 //! `@silent` (no command: expect no reply within 200 ms), `@sleep=MS` (no command),
 //! `@replies=N` (read N replies), `@raw` (send the argument bytes as they are),
-//! `@resp2` / `@resp3` (step only in that protocol), and how to compare:
-//! `@set` (top-level elements as a multiset), `@pairs` (key/value pairs as a set),
-//! `@shape` (types and aggregate lengths only), `@count` (type and top-level length),
-//! `@approx=N` (integers within N), `@scanall` (iterate the SCAN-family cursor to 0 and
-//! compare the union of elements), `@cmdinfo` (COMMAND INFO: name, arity, flags, key
-//! positions, ACL categories), `@info-keys` (INFO: every section header and field name
-//! Redis gives is present; extra fields are allowed), `@info-fields=a,b` (INFO: those fields' values), `@ignore=a,b` (map replies: those
-//! fields' values ignored), `@kv-fields=a,b` (`k=v k=v` texts such as CLIENT INFO: those
-//! fields), `@error` (both replies are errors; texts may differ — used nowhere by default).
+//! `@resp2` / `@resp3` (step only in that protocol), and how to compare where Redis itself
+//! is not deterministic: `@set` (top-level elements as a multiset), `@pairs` (key/value pairs
+//! as a set), `@shape` (types and aggregate lengths only), `@count` (type and top-level
+//! length), `@approx=N` (integers within N), `@scanall` (iterate the SCAN-family cursor to 0
+//! and compare the union of elements), `@cmdinfo` (COMMAND INFO: name, arity, flags, key
+//! positions, ACL categories), `@info-keys` (INFO: every section header and field name Redis
+//! gives is present; extra fields are allowed), `@info-fields=a,b` (INFO: those fields'
+//! values), `@ignore=a,b` (map replies: those fields' values ignored), `@kv-fields=a,b`
+//! (`k=v k=v` texts such as CLIENT INFO: those fields). Error replies are always compared
+//! exactly, whatever the mode.
 //!
 //! Every step is compared; a mismatch fails the test unless its step (`family/case:N`), case
 //! (`family/case`) or family (`family/*`) is listed in `tests/differential/known-gaps.txt`
@@ -31,8 +32,8 @@
 //!
 //! Environment: `RF_DIFF_SERVER_BIN` replaces the rf-server binary (point it at
 //! /usr/bin/redis-server to check that the cases are deterministic), `RF_DIFF_FILTER` runs
-//! only families/cases whose id contains it (comma-separated alternatives), `RF_DIFF_SHOW` = how many mismatches to print,
-//! `RF_DIFF_TRACE=1` prints every step with the reference reply.
+//! only cases whose id contains one of its comma-separated parts, `RF_DIFF_SHOW` = how many
+//! mismatches to print, `RF_DIFF_TRACE=1` prints every step with the reference reply.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -338,7 +339,6 @@ enum Compare {
     InfoFields(Vec<String>),
     Ignore(Vec<String>),
     KvFields(Vec<String>),
-    EitherError,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -451,7 +451,6 @@ fn parse_case_file(family: &str, path: &Path) -> Result<Vec<Case>, String> {
                 "info-fields" => step.compare = Compare::InfoFields(parse_list(&value)),
                 "ignore" => step.compare = Compare::Ignore(parse_list(&value)),
                 "kv-fields" => step.compare = Compare::KvFields(parse_list(&value)),
-                "error" => step.compare = Compare::EitherError,
                 _ => return Err(at(format!("unknown modifier @{key}"))),
             }
         }
@@ -675,12 +674,12 @@ fn agree(compare: &Compare, reference: &Outcome, ours: &Outcome) -> bool {
     if raw_a == raw_b {
         return true;
     }
-    // Errors and nulls are always compared exactly, whatever the mode.
+    // Errors are always compared exactly, whatever the mode.
     if a.is_error() || b.is_error() {
-        return matches!(compare, Compare::EitherError) && a.is_error() && b.is_error();
+        return false;
     }
     match compare {
-        Compare::Exact | Compare::ScanAll | Compare::EitherError => false,
+        Compare::Exact | Compare::ScanAll => false,
         Compare::Set => match (elements(a), elements(b)) {
             (Some(xa), Some(xb)) if kind(a) == kind(b) => {
                 let mut ca: Vec<_> = xa.iter().map(canon).collect();
