@@ -15,7 +15,7 @@ use crate::server::value::Value;
 pub fn commands() -> Vec<CommandSpec> {
     let s = |c: CommandSpec| c.group("server");
     vec![
-        s(cmd("info", -1, "loading stale sentinel", 0, 0, 0, "slow dangerous", info).summary("Get information and statistics about the server").tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])),
+        s(cmd("info", -1, "loading stale", 0, 0, 0, "slow dangerous", info).summary("Get information and statistics about the server").tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])),
         s(cmd("config", -2, "", 0, 0, 0, "slow", container_help).since("2.0.0").summary("A container for server configuration commands").subs(vec![
             cmd("get", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", config_get).since("2.0.0").summary("Get the values of configuration parameters"),
             cmd("set", -4, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", config_set).since("2.0.0").summary("Set configuration parameters to the given values").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
@@ -23,14 +23,14 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("rewrite", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", config_rewrite).since("2.8.0").summary("Rewrite the configuration file with the in memory configuration").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
             cmd("help", 2, "loading stale", 0, 0, 0, "slow", config_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
         ])),
-        s(cmd("command", -1, "loading stale sentinel", 0, 0, 0, "slow connection", command_list_all).since("2.8.13").summary("Get array of Redis command details").tips(&["nondeterministic_output_order"]).subs(vec![
-            cmd("count", 2, "loading stale sentinel", 0, 0, 0, "slow connection", command_count).since("2.8.13").summary("Get total number of Redis commands"),
-            cmd("info", -2, "loading stale sentinel", 0, 0, 0, "slow connection", command_info).since("2.8.13").summary("Get array of specific Redis command details, or all when no argument is given.").tips(&["nondeterministic_output_order"]),
-            cmd("docs", -2, "loading stale sentinel", 0, 0, 0, "slow connection", command_docs).since("7.0.0").summary("Get array of specific Redis command documentation").tips(&["nondeterministic_output_order"]),
-            cmd("list", -2, "loading stale sentinel", 0, 0, 0, "slow connection", command_list).since("7.0.0").summary("Get an array of Redis command names").tips(&["nondeterministic_output_order"]),
-            cmd("getkeys", -3, "loading stale sentinel", 0, 0, 0, "slow connection", command_getkeys).since("2.8.13").summary("Extract keys given a full Redis command"),
-            cmd("getkeysandflags", -3, "loading stale sentinel", 0, 0, 0, "slow connection", command_getkeysandflags).since("7.0.0").summary("Extract keys and access flags given a full Redis command"),
-            cmd("help", 2, "loading stale sentinel", 0, 0, 0, "slow connection", command_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
+        s(cmd("command", -1, "loading stale", 0, 0, 0, "slow connection", command_list_all).since("2.8.13").summary("Get array of Redis command details").tips(&["nondeterministic_output_order"]).subs(vec![
+            cmd("count", 2, "loading stale", 0, 0, 0, "slow connection", command_count).since("2.8.13").summary("Get total number of Redis commands"),
+            cmd("info", -2, "loading stale", 0, 0, 0, "slow connection", command_info).since("2.8.13").summary("Get array of specific Redis command details, or all when no argument is given.").tips(&["nondeterministic_output_order"]),
+            cmd("docs", -2, "loading stale", 0, 0, 0, "slow connection", command_docs).since("7.0.0").summary("Get array of specific Redis command documentation").tips(&["nondeterministic_output_order"]),
+            cmd("list", -2, "loading stale", 0, 0, 0, "slow connection", command_list).since("7.0.0").summary("Get an array of Redis command names").tips(&["nondeterministic_output_order"]),
+            cmd("getkeys", -3, "loading stale", 0, 0, 0, "slow connection", command_getkeys).since("2.8.13").summary("Extract keys given a full Redis command"),
+            cmd("getkeysandflags", -3, "loading stale", 0, 0, 0, "slow connection", command_getkeysandflags).since("7.0.0").summary("Extract keys and access flags given a full Redis command"),
+            cmd("help", 2, "loading stale", 0, 0, 0, "slow connection", command_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
         ])),
         s(cmd("time", 1, "loading stale fast", 0, 0, 0, "fast", time).since("2.6.0").summary("Return the current server time").tips(&["nondeterministic_output"])),
         s(cmd("lastsave", 1, "loading stale fast", 0, 0, 0, "admin fast dangerous", lastsave).summary("Get the UNIX time stamp of the last successful save to disk").tips(&["nondeterministic_output"])),
@@ -58,11 +58,13 @@ pub fn commands() -> Vec<CommandSpec> {
         ])),
         s(cmd("debug", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", debug).summary("A container for debugging commands")),
         s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands").subs(vec![
-            cmd("whoami", 2, "noscript loading stale sentinel", 0, 0, 0, "slow", acl_whoami).since("6.0.0").summary("Return the name of the user associated to the current connection"),
-            cmd("users", 2, "admin noscript loading stale sentinel", 0, 0, 0, "admin slow dangerous", acl_users).since("6.0.0").summary("List the username of all the configured ACL rules"),
-            cmd("cat", -2, "noscript loading stale sentinel", 0, 0, 0, "slow", acl_cat).since("6.0.0").summary("List the ACL categories or the commands inside a category"),
+            cmd("whoami", 2, "noscript loading stale", 0, 0, 0, "slow", acl_whoami).since("6.0.0").summary("Return the name of the user associated to the current connection"),
+            cmd("users", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl_users).since("6.0.0").summary("List the username of all the configured ACL rules"),
+            cmd("log", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl_log).since("6.0.0").summary("List latest events denied because of ACLs in place"),
+            cmd("help", 2, "noscript loading stale", 0, 0, 0, "slow", acl_help).since("6.0.0").summary("Show helpful text about the different subcommands"),
+            cmd("cat", -2, "noscript loading stale", 0, 0, 0, "slow", acl_cat).since("6.0.0").summary("List the ACL categories or the commands inside a category"),
         ])),
-        s(cmd("shutdown", -1, "admin noscript loading stale no_multi sentinel allow_busy", 0, 0, 0, "admin slow dangerous", shutdown).summary("Synchronously save the dataset to disk and then shut down the server")),
+        s(cmd("shutdown", -1, "admin noscript loading stale no_multi allow_busy", 0, 0, 0, "admin slow dangerous", shutdown).summary("Synchronously save the dataset to disk and then shut down the server")),
     ]
 }
 
@@ -205,18 +207,24 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
             s
         }
         "commandstats" => {
-            let mut cmds: Vec<(&String, &(u64, u64, u64, u64))> = srv.stats.commands.iter().collect();
-            cmds.sort();
-            cmds.iter()
-                .filter(|(_, v)| v.0 + v.2 > 0)
-                .map(|(k, v)| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut specs: Vec<std::sync::Arc<crate::server::command::CommandSpec>> = Vec::new();
+            for s in &srv.commands.all {
+                specs.push(s.clone());
+                specs.extend(s.subcommands.iter().cloned());
+            }
+            specs.sort_by(|a, b| a.name.cmp(&b.name));
+            specs
+                .iter()
+                .filter(|s| s.stats.calls.load(Relaxed) + s.stats.rejected.load(Relaxed) + s.stats.failed.load(Relaxed) > 0)
+                .map(|s| {
+                    let (calls, usec) = (s.stats.calls.load(Relaxed), s.stats.usec.load(Relaxed));
                     format!(
-                        "cmdstat_{k}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
-                        v.0,
-                        v.1,
-                        if v.0 > 0 { v.1 as f64 / v.0 as f64 } else { 0.0 },
-                        v.2,
-                        v.3
+                        "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                        s.name,
+                        if calls > 0 { usec as f64 / calls as f64 } else { 0.0 },
+                        s.stats.rejected.load(Relaxed),
+                        s.stats.failed.load(Relaxed)
                     )
                 })
                 .collect()
@@ -306,6 +314,12 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     ctx.srv.stats = Default::default();
+    for s in &ctx.srv.commands.all {
+        s.stats.reset();
+        for sub in &s.subcommands {
+            sub.stats.reset();
+        }
+    }
     ctx.srv.slowlog.clear();
     ctx.srv.latency.clear();
     Frame::ok()
@@ -708,15 +722,7 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         "digest-value" => {
             let mut out = Vec::new();
             for key in &args[2..] {
-                let d = match ctx.db().find(key) {
-                    Some(pos) => {
-                        let slot = ctx.db().slot(pos);
-                        let mut digest = [0u8; 20];
-                        value_digest(&slot.value, &mut digest);
-                        digest
-                    }
-                    None => [0u8; 20],
-                };
+                let d = key_value_digest(ctx, key);
                 out.push(Frame::Simple(hex::encode(d)));
             }
             Frame::Array(out)
@@ -773,75 +779,76 @@ fn mix_digest(digest: &mut [u8; 20], data: &[u8]) {
     digest.copy_from_slice(&h);
 }
 
-/// The digest of one value, as Redis's `xorObjectDigest` for strings; aggregate types
-/// use the same element-wise scheme over their members (their iteration is provided by
-/// the types family through `Debug`-independent accessors when they merge).
-fn value_digest(value: &Value, digest: &mut [u8; 20]) {
+/// Redis's `xorObjectDigest`: the type (big-endian u32), the value's elements, and a
+/// marker when the key has a TTL — so digests match between Redis and rf-server.
+fn object_digest(value: &Value, has_expiry: bool, digest: &mut [u8; 20]) {
+    let type_id: u32 = match value {
+        Value::Str(_) => 0,
+        Value::List(_) => 1,
+        Value::Set(_) => 2,
+        Value::ZSet(_) => 3,
+        Value::Hash(_) => 4,
+    };
+    mix_digest(digest, &type_id.to_be_bytes());
     match value {
         Value::Str(s) => mix_digest(digest, s.as_slice()),
         Value::List(l) => {
-            for item in &l.items {
+            for item in l.iter() {
                 mix_digest(digest, item);
             }
         }
         Value::Set(s) => {
-            for item in &s.items {
-                xor_digest(digest, item);
+            for item in s.iter() {
+                xor_digest(digest, &item);
             }
         }
         Value::Hash(h) => {
-            for (k, v) in &h.items {
+            for (k, v) in h.iter() {
                 let mut eledigest = [0u8; 20];
                 mix_digest(&mut eledigest, k);
                 mix_digest(&mut eledigest, v);
-                for (d, e) in digest.iter_mut().zip(eledigest.iter()) {
-                    *d ^= e;
-                }
+                xor_digest(digest, &eledigest);
             }
         }
         Value::ZSet(z) => {
-            for (member, score) in &z.items {
+            for ze in z.iter() {
+                let (member, score) = (&ze.member, &ze.score);
                 let mut eledigest = [0u8; 20];
                 mix_digest(&mut eledigest, member);
-                mix_digest(&mut eledigest, crate::resp::format_g(*score, 17).as_bytes());
-                for (d, e) in digest.iter_mut().zip(eledigest.iter()) {
-                    *d ^= e;
-                }
+                mix_digest(&mut eledigest, crate::resp::format_double(*score).as_bytes());
+                xor_digest(digest, &eledigest);
             }
         }
     }
+    if has_expiry {
+        xor_digest(digest, b"!!expire!!");
+    }
+}
+
+/// DEBUG DIGEST-VALUE for one key (zeros when missing).
+fn key_value_digest(ctx: &mut Ctx, key: &[u8]) -> [u8; 20] {
+    let mut digest = [0u8; 20];
+    if let Some(pos) = ctx.db().find(key) {
+        let has_expiry = ctx.db().expiry_of(pos).is_some();
+        object_digest(&ctx.db().slot(pos).value, has_expiry, &mut digest);
+    }
+    digest
 }
 
 /// DEBUG DIGEST: Redis's `computeDatasetDigest` (all zeros for an empty dataset).
 fn dataset_digest(ctx: &mut Ctx) -> [u8; 20] {
     let mut final_digest = [0u8; 20];
-    let now = ctx.now_ms;
     for (dbi, db) in ctx.srv.dbs.iter().enumerate() {
         if db.is_empty() {
             continue;
         }
-        mix_digest(&mut final_digest, &(dbi as u32).to_le_bytes());
+        mix_digest(&mut final_digest, &(dbi as u32).to_be_bytes());
         for pos in 0..db.len() {
             let slot = db.slot(pos);
             let mut digest = [0u8; 20];
             mix_digest(&mut digest, slot.key.as_slice());
-            let aux = match &slot.value {
-                Value::Str(_) => 0u32,
-                Value::List(_) => 1,
-                Value::Set(_) => 2,
-                Value::ZSet(_) => 3,
-                Value::Hash(_) => 4,
-            };
-            mix_digest(&mut digest, &aux.to_le_bytes());
-            value_digest(&slot.value, &mut digest);
-            if let Some(when) = db.expiry_of(pos) {
-                if when > now || true {
-                    xor_digest(&mut digest, b"!!expire!!");
-                }
-            }
-            for (f, d) in final_digest.iter_mut().zip(digest.iter()) {
-                *f ^= d;
-            }
+            object_digest(&slot.value, db.expiry_of(pos).is_some(), &mut digest);
+            xor_digest(&mut final_digest, &digest);
         }
     }
     final_digest
@@ -855,6 +862,28 @@ fn acl_whoami(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 
 fn acl_users(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     Frame::Array(vec![Frame::bulk("default")])
+}
+
+fn acl_log(_ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.get(2).is_some_and(|a| a.eq_ignore_ascii_case(b"RESET")) {
+        return Frame::ok();
+    }
+    Frame::Array(vec![])
+}
+
+fn acl_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    help_lines(&[
+        "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CAT [<category>]",
+        "    List all commands that belong to <category>, or all command categories",
+        "    when no category is specified.",
+        "USERS",
+        "    List all the registered usernames.",
+        "WHOAMI",
+        "    Return the current connection username.",
+        "HELP",
+        "    Print this help.",
+    ])
 }
 
 fn acl_cat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
