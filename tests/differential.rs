@@ -554,10 +554,19 @@ fn pairs_of(f: &Frame) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         Frame::Map(pairs) => pairs.iter().map(|(k, v)| (canon(k), canon(v))).collect(),
         other => {
             let items = elements(other)?;
-            if items.len() % 2 != 0 {
-                return None;
+            let nested: Option<Vec<(Vec<u8>, Vec<u8>)>> = items
+                .iter()
+                .map(|item| match elements(item) {
+                    Some([k, v]) => Some((canon(k), canon(v))),
+                    _ => None,
+                })
+                .collect();
+            match nested {
+                // RESP3 replies such as ZRANDMEMBER ... WITHSCORES nest each pair.
+                Some(pairs) if !items.is_empty() => pairs,
+                _ if items.len() % 2 == 0 => items.chunks(2).map(|c| (canon(&c[0]), canon(&c[1]))).collect(),
+                _ => return None,
             }
-            items.chunks(2).map(|c| (canon(&c[0]), canon(&c[1]))).collect()
         }
     };
     out.sort();
