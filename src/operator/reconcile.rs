@@ -189,6 +189,12 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
     }
     let mut waiting = vec![];
 
+    // Scale-down that would remove the master: move the master first.
+    if master.ordinal >= cr.spec.redis.replicas {
+        let msg = crate::operator::upgrade::move_master_off(ctx, &key, cr, master.ordinal).await?;
+        waiting.push(msg);
+    }
+
     // 4. Member set changed: SENTINEL RESET (one sentinel at a time) once the server pods
     //    match the spec, so removed members are forgotten. The annotation only moves on
     //    after a successful reset, so a failed reset is retried.
@@ -234,13 +240,13 @@ fn is_owned_by(refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1:
 }
 
 /// The master the configs should name: the tracker's (freshest), else status, else ordinal 0.
+/// It may be beyond `spec.redis.replicas` during a scale-down (see [`Inputs::server_replicas`]).
 fn current_master(cr: &RedisFailoverCluster, ctx: &Context, key: &ClusterKey) -> MasterRef {
     let from_tracker = ctx.tracker.as_ref().and_then(|t| t.state(key)).and_then(|s| s.master);
     let from_status = cr.status.as_ref().and_then(|s| s.master.clone());
     from_tracker
         .or(from_status)
         .and_then(|m: MasterStatus| names::ordinal_of(&key.name, Component::Server, &m.pod))
-        .filter(|o| *o < cr.spec.redis.replicas)
         .map(|ordinal| MasterRef { ordinal })
         .unwrap_or(MasterRef { ordinal: 0 })
 }
