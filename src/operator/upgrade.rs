@@ -72,7 +72,8 @@ pub async fn step(ctx: &Context, cr: &RedisFailoverCluster, inputs: &Inputs<'_>,
     }
     let sentinels = component_pods(ctx, &key, Component::Sentinel).await?;
     let want = restart_hash(inputs, Component::Sentinel);
-    let stale: Vec<&Pod> = sentinels.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_hash(p) != Some(want.as_str())).collect();
+    let mut stale: Vec<&Pod> = sentinels.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_hash(p) != Some(want.as_str())).collect();
+    stale.sort_by_key(|p| names::ordinal_of(&key.name, Component::Sentinel, &p.name_any()).unwrap_or(i32::MAX));
     let Some(victim) = stale.first() else { return Ok(None) };
     if sentinels.len() < cr.spec.sentinel.replicas as usize || !sentinels.iter().all(pod_ready) {
         return Ok(Some("rolling upgrade: waiting for all sentinels to be ready".into()));
