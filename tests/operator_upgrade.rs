@@ -176,3 +176,63 @@ async fn member_change_resets_sentinels_once() {
         .sum();
     assert_eq!(again, resets.len(), "no reset without a member change");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_moves_the_master_before_removing_its_pod() {
+    let bed = Bed::start().await;
+    add_password_secret(&bed.client).await;
+    let tracker = bed.tracker().await;
+    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    reconcile_once(&bed, &ctx).await;
+    let hash = server_hash(&bed.client).await;
+    for i in 0..3 {
+        put_pod(&bed.client, &pod_name(i), &hash, Some(if i == 0 { "master" } else { "replica" })).await;
+    }
+    // Move the master away from ordinal 0 first (a plain failover).
+    let s0 = bed.sentinels[0].port;
+    let _: String = query(s0, None, &["SENTINEL", "FAILOVER", "mymaster"]).await.unwrap();
+    let master = wait_for("labels follow the manual failover", Duration::from_secs(20), || async {
+        let m = masters(&bed.labels().await);
+        (m.len() == 1 && m[0] != "rf-server-0").then(|| m[0].clone())
+    })
+    .await;
+    let master_ordinal: i32 = master.rsplit('-').next().unwrap().parse().unwrap();
+    wait_for("no failover running", Duration::from_secs(20), || async {
+        for s in &bed.sentinels {
+            let m: Vec<String> = query(s.port, None, &["SENTINEL", "MASTER", "mymaster"]).await?;
+            let flags = m.chunks(2).find(|c| c[0] == "flags")?[1].clone();
+            if flags.contains("failover_in_progress") {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
+    // Shrink so that the master's ordinal goes away.
+    let desired = master_ordinal;
+    let api: Api<RedisFailoverCluster> = Api::namespaced(bed.client.clone(), NS);
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"redis": {"replicas": desired}}}))).await.unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(bed.client.clone(), NS);
+    let started = Instant::now();
+    let mut messages = vec![];
+    loop {
+        let msg = reconcile_once(&bed, &ctx).await;
+        if messages.last() != Some(&msg) {
+            messages.push(msg.clone());
+        }
+        let replicas = sts.get("rf-server").await.unwrap().spec.unwrap().replicas.unwrap();
+        let m = masters(&bed.labels().await);
+        if replicas == desired {
+            // The StatefulSet only shrinks once the master sits on a kept ordinal.
+            let now: i32 = m[0].rsplit('-').next().unwrap().parse().unwrap();
+            assert!(now < desired, "shrunk to {desired} while the master is {m:?}");
+            break;
+        }
+        assert_eq!(replicas, 3, "kept at 3 until the master moved");
+        assert!(started.elapsed() < Duration::from_secs(40), "scale-down stuck: {messages:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!("scale-down steps: {messages:#?}");
+    assert!(messages.iter().any(|m| m.contains(&format!("failover away from old master {master} requested"))), "{messages:#?}");
+}

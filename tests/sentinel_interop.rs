@@ -9,13 +9,18 @@ use std::time::Duration;
 use procs::*;
 
 fn mixed_group(kinds: [SentinelKind; 3]) {
-    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = if std::env::var_os("RF_TEST_KEEP").is_some() { tempfile::TempDir::with_prefix("rf-interop-").unwrap().keep() } else { tmp.path().to_path_buf() };
+    let dir = &dir;
+    if std::env::var_os("RF_TEST_KEEP").is_some() {
+        eprintln!("{kinds:?} in {}", dir.display());
+    }
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut master = Some(start_server(dir.path(), ports[0], None));
-    let _r: Vec<Proc> = ports[1..].iter().map(|p| start_server(dir.path(), *p, Some(ports[0]))).collect();
+    let mut master = Some(start_server(dir.as_path(), ports[0], None));
+    let _r: Vec<Proc> = ports[1..].iter().map(|p| start_server(dir.as_path(), *p, Some(ports[0]))).collect();
     let o = SentinelOpts { quorum: 2, down_after: 1000, failover_timeout: 10000, daemonize: false };
-    let _s: Vec<Proc> = sports.iter().zip(kinds).map(|(sp, k)| start_sentinel(k, dir.path(), *sp, ports[0], &o)).collect();
+    let _s: Vec<Proc> = sports.iter().zip(kinds).map(|(sp, k)| start_sentinel(k, dir.as_path(), *sp, ports[0], &o)).collect();
     assert!(
         wait_until(Duration::from_secs(20), || sports.iter().all(|sp| masters(*sp).first().is_some_and(|m| m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"))),
         "mixed group did not discover itself: {:?}",
@@ -47,6 +52,15 @@ fn mixed_group(kinds: [SentinelKind; 3]) {
             continue;
         }
         assert!(wait_until(Duration::from_secs(20), || ports[1..].iter().filter(|p| **p != current).all(|p| role(*p).is_some_and(|r| r.1 == Some(current) && r.2))));
+        // as an operator would: let the previous failover finish everywhere first
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                let ms: Vec<_> = sports.iter().map(|p| masters(*p)).collect();
+                ms.iter().all(|m| m.first().is_some_and(|m| !m["flags"].contains("failover_in_progress")))
+                    && ms.windows(2).all(|w| w[0].first().map(|m| m["config-epoch"].clone()) == w[1].first().map(|m| m["config-epoch"].clone()))
+            }),
+            "previous failover did not settle"
+        );
         // right after a switch Redis (and we) may still answer INPROG / NOGOODSLAVE for a
         // moment (reconfiguration running, replica INFO not refreshed yet)
         let mut reply: redis::RedisResult<String> = Ok(String::new());

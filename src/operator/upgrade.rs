@@ -72,7 +72,8 @@ pub async fn step(ctx: &Context, cr: &RedisFailoverCluster, inputs: &Inputs<'_>,
     }
     let sentinels = component_pods(ctx, &key, Component::Sentinel).await?;
     let want = restart_hash(inputs, Component::Sentinel);
-    let stale: Vec<&Pod> = sentinels.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_hash(p) != Some(want.as_str())).collect();
+    let mut stale: Vec<&Pod> = sentinels.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_hash(p) != Some(want.as_str())).collect();
+    stale.sort_by_key(|p| names::ordinal_of(&key.name, Component::Sentinel, &p.name_any()).unwrap_or(i32::MAX));
     let Some(victim) = stale.first() else { return Ok(None) };
     if sentinels.len() < cr.spec.sentinel.replicas as usize || !sentinels.iter().all(pod_ready) {
         return Ok(Some("rolling upgrade: waiting for all sentinels to be ready".into()));
@@ -107,11 +108,17 @@ async fn upgrade_servers(ctx: &Context, cr: &RedisFailoverCluster, key: &Cluster
         delete_pod(ctx, key, p).await?;
         return Ok(format!("rolling upgrade: restarted the only server {}", p.name_any()));
     }
-    let sentinels = resolver.sentinel_endpoints(key, cr.spec.sentinel.replicas);
+    let msg = request_failover(ctx, resolver.as_ref(), key, cr.spec.sentinel.replicas, &stale[0].name_any()).await?;
+    Ok(format!("rolling upgrade: {msg}"))
+}
+
+/// `SENTINEL FAILOVER`, never stacked on a running one; `Ok(msg)` says what happened.
+async fn request_failover(ctx: &Context, resolver: &dyn AddressResolver, key: &ClusterKey, sentinels: i32, old_master: &str) -> Result<String, Error> {
+    let sentinels = resolver.sentinel_endpoints(key, sentinels);
     // Never stack failovers: wait while any sentinel is still in one.
     for s in &sentinels {
         if failover_running(s, ctx.io_timeout).await {
-            return Ok(format!("rolling upgrade: waiting for the failover away from {} to finish", stale[0].name_any()));
+            return Ok(format!("waiting for the failover away from {old_master} to finish"));
         }
     }
     // Ask ONE sentinel (the first that answers); its error (e.g. -INPROG) is reported as is.
@@ -124,14 +131,41 @@ async fn upgrade_servers(ctx: &Context, cr: &RedisFailoverCluster, key: &Cluster
         .await;
         return match reply {
             Ok(Ok(_)) => {
-                info!(sentinel = %s, "rolling upgrade: SENTINEL FAILOVER requested");
-                Ok(format!("rolling upgrade: failover away from old master {} requested", stale[0].name_any()))
+                info!(sentinel = %s, %old_master, "SENTINEL FAILOVER requested");
+                Ok(format!("failover away from old master {old_master} requested"))
             }
-            Ok(Err(e)) => Ok(format!("rolling upgrade: SENTINEL FAILOVER refused by {s}: {e}")),
-            Err(_) => Ok(format!("rolling upgrade: SENTINEL FAILOVER to {s} timed out")),
+            Ok(Err(e)) => Ok(format!("SENTINEL FAILOVER refused by {s}: {e}")),
+            Err(_) => Ok(format!("SENTINEL FAILOVER to {s} timed out")),
         };
     }
-    Err(Error::Redis("rolling upgrade: no sentinel reachable for SENTINEL FAILOVER".into()))
+    Err(Error::Redis("no sentinel reachable for SENTINEL FAILOVER".into()))
+}
+
+/// Scale-down removing the master's ordinal: the replicas that will be removed get
+/// `replica-priority 0` (never promoted), then a controlled failover moves the master to
+/// a pod that stays. The StatefulSet keeps the old size until then.
+pub async fn move_master_off(ctx: &Context, key: &ClusterKey, cr: &RedisFailoverCluster, master_ordinal: i32) -> Result<String, Error> {
+    let Some(resolver) = resolver(ctx) else {
+        return Ok("scale-down waits: no master tracking available".into());
+    };
+    let password = ctx.tracker.as_ref().and_then(|t| t.password(key));
+    for o in cr.spec.redis.replicas..=master_ordinal {
+        if o == master_ordinal {
+            continue;
+        }
+        let pod = names::pod(&key.name, Component::Server, o);
+        let Some(ep) = resolver.server_endpoint(key, &pod) else { continue };
+        let r = async {
+            let mut c = connect(&ep, password.as_deref(), ctx.io_timeout).await.ok()?;
+            redis::cmd("CONFIG").arg("SET").arg("replica-priority").arg(0).query_async::<String>(&mut c).await.ok()
+        };
+        if tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten().is_none() {
+            return Ok(format!("scale-down waits: could not set replica-priority 0 on {pod}"));
+        }
+    }
+    let master_pod = names::pod(&key.name, Component::Server, master_ordinal);
+    let msg = request_failover(ctx, resolver.as_ref(), key, cr.spec.sentinel.replicas, &master_pod).await?;
+    Ok(format!("scale-down: {msg} (master {master_pod} is beyond spec.redis.replicas)"))
 }
 
 async fn delete_pod(ctx: &Context, key: &ClusterKey, p: &Pod) -> Result<(), Error> {

@@ -22,6 +22,19 @@ fn usage() -> String {
 
 /// Entry point. `args` is the whole argv, program name first (as `std::env::args_os()`).
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    ExitCode::from(run(args) as u8)
+}
+
+/// Same as [`main`] with the exit status as a number (for `rf-server ... --sentinel`,
+/// whose entry returns an `i32`): 0 success, 1 error.
+pub fn run(args: Vec<OsString>) -> i32 {
+    match run_inner(args) {
+        ExitCode::SUCCESS => 0,
+        _ => 1,
+    }
+}
+
+fn run_inner(args: Vec<OsString>) -> ExitCode {
     let args: Vec<String> = args.into_iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     // a bare `--sentinel` (the seed's init-script form) becomes a lone `sentinel` line,
     // which the config reader skips as Redis does; `--sentinel monitor ...` stays a directive

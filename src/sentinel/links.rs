@@ -59,6 +59,10 @@ fn encode_request(out: &Outgoing, local_ip: &str, buf: &mut BytesMut) -> usize {
             cmd(vec![map_cmd(r, "CLIENT"), "PAUSE".into(), ms.to_string(), "WRITE".into()], buf);
             1
         }
+        Request::Unpause => {
+            cmd(vec![map_cmd(r, "CLIENT"), "UNPAUSE".into()], buf);
+            1
+        }
         Request::SlaveOf(target) => {
             // exactly what Redis sends: a transaction so the instance is never half-configured
             cmd(vec![map_cmd(r, "MULTI")], buf);

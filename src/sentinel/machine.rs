@@ -89,6 +89,8 @@ pub enum Request {
     /// Ours, forced failover only: `CLIENT PAUSE <ms> WRITE` on the old master, so the
     /// chosen replica can catch up before promotion and no acknowledged write is lost.
     PauseWrites(u64),
+    /// `CLIENT UNPAUSE`, once the paused old master has been pointed at the new one.
+    Unpause,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -704,7 +706,9 @@ impl Sentinel {
         let want_ping = now.saturating_sub(inst.last_pong) > ping_period
             && now.saturating_sub(inst.last_ping_sent) > ping_period / 2
             && inst.ping_pending < 2;
-        let want_hello = !inst.s_down
+        let paused_by_us = role == Role::Master && self.masters[mi].force_failover && self.masters[mi].in_failover();
+        let want_hello = !paused_by_us
+            && !inst.s_down
             && !inst.disconnected()
             && inst.last_avail > 0
             && now.saturating_sub(inst.last_hello_sent) > HELLO_PERIOD;
@@ -974,7 +978,9 @@ impl Sentinel {
         let m = &self.masters[mi];
         if m.force_failover && !m.inst.s_down && !m.inst.disconnected() {
             let addr = m.inst.addr.clone();
-            let pause = m.cfg.failover_timeout_ms.min(CATCH_UP_PAUSE);
+            // short: a paused master also blocks PUBLISH, so sentinels' links to it stall;
+            // under down-after/2 nobody can see it as down because of our pause
+            let pause = m.cfg.failover_timeout_ms.min(CATCH_UP_PAUSE).min(m.cfg.down_after_ms / 2).max(100);
             self.masters[mi].catch_up = Some(None);
             self.send(mi, Role::Master, &addr, Request::PauseWrites(pause), 1000);
             self.masters[mi].inst.info_pending = true;
@@ -1031,7 +1037,8 @@ impl Sentinel {
             let caught_up = target.is_some_and(|t| {
                 m.replicas.values().any(|r| r.repl_offset >= t && r.info_refresh >= since && r.priority != 0 && !r.s_down && !r.disconnected())
             });
-            if !caught_up && now.saturating_sub(since) < CATCH_UP_WAIT {
+            let wait = CATCH_UP_WAIT.min(self.masters[mi].cfg.down_after_ms / 2).max(100);
+            if !caught_up && now.saturating_sub(since) < wait {
                 let keys: Vec<Addr> = m.replicas.iter().filter(|(_, r)| !r.s_down && !r.disconnected() && !r.info_pending).map(|(k, _)| k.clone()).collect();
                 for k in keys {
                     self.masters[mi].replicas.get_mut(&k).unwrap().info_pending = true;
@@ -1148,6 +1155,10 @@ impl Sentinel {
     }
 
     fn abort_failover(&mut self, mi: usize) {
+        if self.masters[mi].force_failover && !self.masters[mi].inst.s_down {
+            let addr = self.masters[mi].inst.addr.clone();
+            self.send(mi, Role::Master, &addr, Request::Unpause, 1000);
+        }
         let m = &mut self.masters[mi];
         m.failover_state = FailoverState::None;
         m.force_failover = false;
@@ -1167,13 +1178,12 @@ impl Sentinel {
         let old = self.masters[mi].inst.addr.clone();
         let name = self.masters[mi].cfg.name.clone();
         self.event(mi, "+switch-master", true, format!("{name} {} {} {} {}", old.host, old.port, new_addr.host, new_addr.port));
-        // we led this failover in a newer epoch: the old master claiming master is stale
-        self.reset_master_and_change_addr(mi, new_addr, now, true);
+        self.reset_master_and_change_addr(mi, new_addr, now);
     }
 
     /// Redis's `sentinelResetMasterAndChangeAddress`: keep sentinels, rebuild the replica
     /// list from the known replicas plus the old master, point the master at `new_addr`.
-    fn reset_master_and_change_addr(&mut self, mi: usize, new_addr: Addr, now: u64, we_led: bool) {
+    fn reset_master_and_change_addr(&mut self, mi: usize, new_addr: Addr, now: u64) {
         let old = self.masters[mi].inst.addr.clone();
         let mut replica_addrs: Vec<Addr> = self.masters[mi].replicas.keys().filter(|a| **a != new_addr).cloned().collect();
         if old != new_addr && !replica_addrs.contains(&old) {
@@ -1210,7 +1220,10 @@ impl Sentinel {
                 r.disconnected_since = prev.disconnected_since;
             }
             if *a == old {
-                r.demoted_old_master = old_master_unreachable || we_led;
+                // only an old master that was unreachable is converted at once: a reachable
+                // one may be promoted again by another sentinel (forced failover, newer epoch)
+                // and Redis's 8 s wait lets that sentinel's hello reach us first
+                r.demoted_old_master = old_master_unreachable;
                 r.disconnected_since = if old_master_unreachable { Some(now) } else { None };
             }
             m.replicas.insert(a.clone(), r);
@@ -1269,7 +1282,7 @@ impl Sentinel {
                     }
                 }
             }
-            Request::Hello { .. } | Request::PauseWrites(_) => {}
+            Request::Hello { .. } | Request::PauseWrites(_) | Request::Unpause => {}
         }
     }
 
@@ -1404,6 +1417,7 @@ impl Sentinel {
                     let old = m.inst.addr.clone();
                     let timeout = m.cfg.failover_timeout_ms;
                     self.send(mi, Role::Master, &old, Request::SlaveOf(Some(key.clone())), timeout);
+                    self.send(mi, Role::Master, &old, Request::Unpause, timeout);
                 }
                 self.rewrite();
                 self.force_hello(mi);
@@ -1554,7 +1568,7 @@ impl Sentinel {
                 let n = name.to_string();
                 self.event(mi, "+switch-master", true, format!("{n} {} {} {} {}", old.host, old.port, new_addr.host, new_addr.port));
                 self.client_reconfig_script(mi, "observer", &old, &new_addr);
-                self.reset_master_and_change_addr(mi, new_addr, now, false);
+                self.reset_master_and_change_addr(mi, new_addr, now);
             }
             self.rewrite();
         }

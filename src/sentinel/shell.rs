@@ -262,7 +262,15 @@ pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellE
             c.pump();
         }
     });
-    let _ = stop_rx.changed().await;
+    // SHUTDOWN, SIGTERM or SIGINT: save the config and leave, as Redis does
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = stop_rx.changed() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {
+            tracing::warn!("Received SIGTERM scheduling shutdown...");
+        }
+        _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+    }
     timer.abort();
     let mut c = core.lock();
     let _ = c.flush_config_now();

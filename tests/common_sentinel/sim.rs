@@ -351,7 +351,7 @@ impl World {
                                 let (d, l, e) = m.is_master_down_by_addr(now, &ip, port, epoch, &run_id);
                                 Frame::Array(vec![Frame::Integer(d as i64), Frame::bulk(l), Frame::Integer(e as i64)])
                             }
-                            Request::SlaveOf(_) | Request::PauseWrites(_) => Frame::Error("ERR unknown".into()),
+                            Request::SlaveOf(_) | Request::PauseWrites(_) | Request::Unpause => Frame::Error("ERR unknown".into()),
                     });
                     self.drain(si);
                     match reply {
@@ -396,7 +396,7 @@ impl World {
                         Frame::Array(vec![Frame::ok(), Frame::ok(), Frame::ok(), Frame::Integer(0), Frame::Integer(0)])
                     }
                     Request::IsMasterDown { .. } => Frame::Error("ERR unknown command".into()),
-                    Request::PauseWrites(_) => Frame::ok(),
+                    Request::PauseWrites(_) | Request::Unpause => Frame::ok(),
                 };
                 self.push(back, Msg::Reply { to: from, token, reply: Ok(reply), link_down: None });
             }

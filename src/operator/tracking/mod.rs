@@ -150,8 +150,6 @@ struct Inner {
     resolver: Arc<dyn AddressResolver>,
     metrics: Metrics,
     cfg: TrackerConfig,
-    /// Asks the controller to reconcile a cluster (status/conditions) after a change.
-    notify: Option<mpsc::UnboundedSender<ClusterKey>>,
 }
 
 /// Handle to all cluster trackers; cheap to clone. Dropping the last clone stops them.
@@ -163,12 +161,7 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(client: kube::Client, resolver: Arc<dyn AddressResolver>, metrics: Metrics, cfg: TrackerConfig) -> Self {
-        let inner = Arc::new(Inner { client, resolver, metrics, cfg, notify: None });
-        Tracker { inner, clusters: Default::default() }
-    }
-
-    pub fn with_notify(client: kube::Client, resolver: Arc<dyn AddressResolver>, metrics: Metrics, cfg: TrackerConfig, notify: mpsc::UnboundedSender<ClusterKey>) -> Self {
-        let inner = Arc::new(Inner { client, resolver, metrics, cfg, notify: Some(notify) });
+        let inner = Arc::new(Inner { client, resolver, metrics, cfg });
         Tracker { inner, clusters: Default::default() }
     }
 
@@ -202,6 +195,11 @@ impl Tracker {
 
     pub fn state(&self, key: &ClusterKey) -> Option<TrackState> {
         self.clusters.lock().get(key).map(|h| h.state.lock().clone())
+    }
+
+    /// The password the tracker uses for a cluster's servers.
+    pub fn password(&self, key: &ClusterKey) -> Option<String> {
+        self.clusters.lock().get(key).and_then(|h| h.params.password.clone())
     }
 
     pub fn resolver(&self) -> Arc<dyn AddressResolver> {
@@ -478,10 +476,9 @@ impl Worker {
             "conditions": conds,
         }});
         let pp = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
+        // This status change is itself a watch event on the cluster: the controller
+        // re-runs the reconciler, which recomputes Ready/Progressing.
         api.patch_status(&self.key.name, &pp, &Patch::Merge(&patch)).await?;
-        if let Some(n) = &self.inner.notify {
-            let _ = n.send(self.key.clone());
-        }
         Ok(())
     }
 }
