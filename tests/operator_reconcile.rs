@@ -282,3 +282,52 @@ async fn rolling_upgrade_waits_for_ready_pods() {
     );
     assert_eq!(pods.list(&Default::default()).await.unwrap().items.len(), 3, "nothing deleted while a pod is unready");
 }
+
+async fn put_pod(client: &kube::Client, component: &str, i: usize, hash: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("rf-{component}-{i}"), "namespace": NS,
+            "labels": {"app.kubernetes.io/name": "redis-failover", "app.kubernetes.io/instance": "rf",
+                       "app.kubernetes.io/component": component, "app.kubernetes.io/managed-by": "rf-operator"},
+            "annotations": {"redisfailover.io/config-hash": hash}},
+        "spec": {"containers": [{"name": component, "image": "x"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+}
+
+#[tokio::test]
+async fn sentinels_are_upgraded_one_at_a_time_after_servers() {
+    let client = client_with(vec![cluster("rf", json!({"sentinel": {"downAfterMilliseconds": 3000}}))]).await;
+    run_once(&client, "rf").await.unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let hash = |s: StatefulSet| s.spec.unwrap().template.metadata.unwrap().annotations.unwrap()["redisfailover.io/config-hash"].clone();
+    let server_hash = hash(sts.get("rf-server").await.unwrap());
+    let sentinel_hash = hash(sts.get("rf-sentinel").await.unwrap());
+    for i in 0..3 {
+        put_pod(&client, "server", i, &server_hash).await;
+        put_pod(&client, "sentinel", i, "old").await;
+    }
+    run_once(&client, "rf").await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    assert!(pods.get_opt("rf-sentinel-0").await.unwrap().is_none(), "first stale sentinel restarted");
+    assert!(pods.get_opt("rf-sentinel-1").await.unwrap().is_some());
+    let st = get_cr(&client, "rf").await.status.unwrap();
+    assert!(cond(&st, "Progressing").message.contains("rolling upgrade: restarted sentinel rf-sentinel-0"), "{}", cond(&st, "Progressing").message);
+    // While it is missing, nothing else is restarted.
+    run_once(&client, "rf").await.unwrap();
+    assert!(pods.get_opt("rf-sentinel-1").await.unwrap().is_some());
+    let st = get_cr(&client, "rf").await.status.unwrap();
+    assert!(cond(&st, "Progressing").message.contains("waiting for all sentinels to be ready"), "{}", cond(&st, "Progressing").message);
+    // Back on the new template: the next one goes.
+    put_pod(&client, "sentinel", 0, &sentinel_hash).await;
+    run_once(&client, "rf").await.unwrap();
+    assert!(pods.get_opt("rf-sentinel-1").await.unwrap().is_none());
+    assert!(pods.get_opt("rf-sentinel-2").await.unwrap().is_some());
+    // Server pods were never touched.
+    for i in 0..3 {
+        assert!(pods.get_opt(&format!("rf-server-{i}")).await.unwrap().is_some());
+    }
+}

@@ -234,3 +234,58 @@ async fn terminating_master_pod_loses_label_at_once() {
     let after = pods.get("rf-server-0").await.unwrap();
     assert_eq!(after.metadata.labels.unwrap().get("redisfailover.io/role"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_spec_is_reported_and_failover_is_still_tracked() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams, PostParams};
+    use redis_failover::operator::crd::RedisFailoverCluster;
+    use redis_failover::operator::reconcile::{reconcile, Context};
+    use redis_failover::operator::tracking::{Tracker, TrackerConfig};
+    use std::sync::Arc;
+
+    let mut bed = Bed::start().await;
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "rf-auth", "namespace": NS},
+        "stringData": {"password": PASSWORD}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(bed.client.clone(), NS).create(&PostParams::default(), &secret).await.unwrap();
+    let api: Api<RedisFailoverCluster> = Api::namespaced(bed.client.clone(), NS);
+    let bad = serde_json::json!({"spec": {"redis": {"config": {"rename-command": "CONFIG \"\""}}}});
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&bad)).await.unwrap();
+
+    // A freshly started operator: the tracker only starts through the reconciler.
+    let tracker = Tracker::new(
+        bed.client.clone(),
+        bed.resolver.clone(),
+        bed.metrics.clone(),
+        TrackerConfig { check_interval: Duration::from_millis(500), io_timeout: Duration::from_millis(500) },
+    );
+    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    reconcile(Arc::new(bed.cluster().await), ctx.clone()).await.unwrap();
+    let st = bed.cluster().await.status.unwrap();
+    let d = status::find(&st.conditions, status::DEGRADED).unwrap();
+    assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "InvalidSpec"));
+    assert_eq!(d.message, "spec.redis.config: rename-command of CONFIG is refused: sentinels and the operator need it");
+    // Nothing was created or deleted for the bad spec.
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(bed.client.clone(), NS);
+    assert!(sts.list(&Default::default()).await.unwrap().items.is_empty());
+    assert_eq!(bed.labels().await.len(), 3);
+
+    // The running group is still tracked: a failover moves the labels.
+    wait_tracker_healthy(&tracker).await;
+    bed.servers[0].kill();
+    let m = wait_for("labels moved despite the bad spec", Duration::from_secs(30), || async {
+        let m = masters(&bed.labels().await);
+        (m.len() == 1 && m[0] != "rf-server-0").then(|| m[0].clone())
+    })
+    .await;
+    let st = wait_for("status master updated", Duration::from_secs(5), || async {
+        let st = bed.cluster().await.status?;
+        (st.master.as_ref()?.pod == m).then_some(st)
+    })
+    .await;
+    // The spec problem is still reported after the failover.
+    assert!(status::find(&st.conditions, status::DEGRADED).is_some_and(|c| c.reason == "InvalidSpec" && c.status == "True"));
+}

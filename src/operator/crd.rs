@@ -49,6 +49,8 @@ fn default_service_type() -> ServiceType {
 }
 
 /// Desired state of a Redis master/replica group and its sentinels.
+// The repeated `type_ =` keys of the printcolumns look like duplicated attributes to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "redisfailover.io",

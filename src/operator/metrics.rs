@@ -30,7 +30,7 @@ impl Default for Metrics {
             failovers_seen: Counter::default(),
             label_moves: Counter::default(),
             switch_to_label_seconds: Histogram::new(
-                [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
+                [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             ),
         }
     }

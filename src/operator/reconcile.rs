@@ -144,6 +144,13 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
     if !spec_errors.is_empty() {
         let msg = builders::config::spec_errors_message(&spec_errors);
         warn!(%msg, "invalid spec: not applying anything");
+        // The running group still needs its labels moved on failover (e.g. after an
+        // operator restart with a bad spec): keep tracking if the password is readable.
+        if let (Some(t), Ok(inputs)) = (&ctx.tracker, Inputs::new(cr, MasterRef { ordinal: 0 })) {
+            if let Some(pw) = read_password(ctx, &inputs).await? {
+                t.ensure(&key, ClusterParams { sentinels: cr.spec.sentinel.replicas.max(1), password: Some(pw) }, cr.status.as_ref());
+            }
+        }
         write_invalid(ctx, cr, status::REASON_INVALID_SPEC, &msg).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
@@ -184,32 +191,46 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
         .await?
         .and_then(|s| s.metadata.annotations.and_then(|a| a.get(ANNOTATION_SERVER_MEMBERS).cloned()));
     let server_sts = apply(client, &ns, &builders::server_statefulset(&inputs)?).await?;
-    let mut sentinel_sts = builders::sentinel_statefulset(&inputs)?;
-    sentinel_sts
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(ANNOTATION_SERVER_MEMBERS.into(), cr.spec.redis.replicas.to_string());
-    let sentinel_sts = apply(client, &ns, &sentinel_sts).await?;
-
     if let Some(t) = &ctx.tracker {
         t.ensure(&key, ClusterParams { sentinels: cr.spec.sentinel.replicas, password: Some(password.clone()) }, cr.status.as_ref());
     }
+    let mut waiting = vec![];
+
+    // Scale-down that would remove the master: move the master first.
+    if master.ordinal >= cr.spec.redis.replicas {
+        let msg = crate::operator::upgrade::move_master_off(ctx, &key, cr, master.ordinal).await?;
+        waiting.push(msg);
+    }
+
+    // 4. Member set changed: SENTINEL RESET (one sentinel at a time) once the server pods
+    //    match the spec, so removed members are forgotten. The annotation only moves on
+    //    after a successful reset, so a failed reset is retried.
+    let desired_members = cr.spec.redis.replicas.to_string();
+    let mut members = previous_members.clone().unwrap_or_else(|| desired_members.clone());
+    if previous_members.as_deref().is_some_and(|p| p != desired_members) {
+        let live = component_pods(ctx, &key, Component::Server).await?.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count();
+        if live == cr.spec.redis.replicas as usize {
+            info!(from = ?previous_members, to = %desired_members, "server member set changed: resetting sentinels one at a time");
+            match crate::operator::upgrade::reset_sentinels(ctx, &key, cr.spec.sentinel.replicas, cr.spec.redis.replicas).await {
+                Ok(n) => {
+                    info!(sentinels = n, "sentinels reset");
+                    members = desired_members.clone();
+                }
+                Err(e) => waiting.push(format!("sentinel reset incomplete: {e}")),
+            }
+        } else {
+            waiting.push(format!("waiting for {desired_members} server pods before SENTINEL RESET ({live} now)"));
+        }
+    }
+    let mut sentinel_sts = builders::sentinel_statefulset(&inputs)?;
+    sentinel_sts.metadata.annotations.get_or_insert_with(Default::default).insert(ANNOTATION_SERVER_MEMBERS.into(), members);
+    let sentinel_sts = apply(client, &ns, &sentinel_sts).await?;
 
     let mut progress = Progress {
         ready_servers: server_sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
         ready_sentinels: sentinel_sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
-        waiting: vec![],
+        waiting,
     };
-
-    // 4. Member set changed: SENTINEL RESET, one sentinel at a time.
-    let desired_members = cr.spec.redis.replicas.to_string();
-    if previous_members.as_deref().is_some_and(|p| p != desired_members) {
-        info!(from = ?previous_members, to = %desired_members, "server member set changed: resetting sentinels one at a time");
-        if let Err(e) = crate::operator::upgrade::reset_sentinels(ctx, &key, cr.spec.sentinel.replicas).await {
-            progress.waiting.push(format!("sentinel reset incomplete: {e}"));
-        }
-    }
 
     // 5. Operator-driven rolling upgrade (OnDelete StatefulSets).
     let rollout = crate::operator::upgrade::step(ctx, cr, &inputs, &password).await?;
@@ -226,15 +247,28 @@ fn is_owned_by(refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1:
 }
 
 /// The master the configs should name: the tracker's (freshest), else status, else ordinal 0.
+/// It may be beyond `spec.redis.replicas` during a scale-down (see [`Inputs::server_replicas`]).
 fn current_master(cr: &RedisFailoverCluster, ctx: &Context, key: &ClusterKey) -> MasterRef {
     let from_tracker = ctx.tracker.as_ref().and_then(|t| t.state(key)).and_then(|s| s.master);
     let from_status = cr.status.as_ref().and_then(|s| s.master.clone());
     from_tracker
         .or(from_status)
         .and_then(|m: MasterStatus| names::ordinal_of(&key.name, Component::Server, &m.pod))
-        .filter(|o| *o < cr.spec.redis.replicas)
         .map(|ordinal| MasterRef { ordinal })
         .unwrap_or(MasterRef { ordinal: 0 })
+}
+
+/// The password if its Secret and key exist (never creates anything).
+async fn read_password(ctx: &Context, i: &Inputs<'_>) -> Result<Option<String>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &i.namespace);
+    let Some(secret) = api.get_opt(&i.password.name).await? else { return Ok(None) };
+    Ok(secret_value(&secret, &i.password.key))
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    let from_data = secret.data.as_ref().and_then(|d| d.get(key)).map(|b| String::from_utf8_lossy(&b.0).into_owned());
+    let from_string = secret.string_data.as_ref().and_then(|d| d.get(key)).cloned();
+    from_data.or(from_string).filter(|p| !p.is_empty())
 }
 
 /// Returns the password, creating the generated Secret if needed. `Ok(Err(msg))` is a
@@ -252,11 +286,9 @@ async fn ensure_password(ctx: &Context, i: &Inputs<'_>) -> Result<Result<String,
         info!(secret = %i.password.name, "generated the auth Secret");
         return Ok(Ok(pw));
     };
-    let from_data = secret.data.as_ref().and_then(|d| d.get(&i.password.key)).map(|b| String::from_utf8_lossy(&b.0).into_owned());
-    let from_string = secret.string_data.as_ref().and_then(|d| d.get(&i.password.key)).cloned();
-    match from_data.or(from_string) {
-        Some(pw) if !pw.is_empty() => Ok(Ok(pw)),
-        _ => Ok(Err(format!("auth Secret {:?} has no non-empty key {:?}", i.password.name, i.password.key))),
+    match secret_value(&secret, &i.password.key) {
+        Some(pw) => Ok(Ok(pw)),
+        None => Ok(Err(format!("auth Secret {:?} has no non-empty key {:?}", i.password.name, i.password.key))),
     }
 }
 

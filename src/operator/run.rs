@@ -99,10 +99,12 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
         names::LABEL_NAME, names::APP_NAME, names::LABEL_COMPONENT, Component::Server.as_str()
     ));
     let all_pods = watcher::Config::default().labels(&format!("{}={}", names::LABEL_MANAGED_BY, names::FIELD_MANAGER));
+    // Owned objects carry managed-by=rf-operator: watch only those, not every ConfigMap.
+    let owned = || watcher::Config::default().labels(&format!("{}={}", names::LABEL_MANAGED_BY, names::FIELD_MANAGER));
     let controller = Controller::new(api::<RedisFailoverCluster>(&client, &cfg.namespace), watcher::Config::default())
-        .owns(api::<StatefulSet>(&client, &cfg.namespace), watcher::Config::default())
-        .owns(api::<ConfigMap>(&client, &cfg.namespace), watcher::Config::default())
-        .owns(api::<Service>(&client, &cfg.namespace), watcher::Config::default())
+        .owns(api::<StatefulSet>(&client, &cfg.namespace), owned())
+        .owns(api::<ConfigMap>(&client, &cfg.namespace), owned())
+        .owns(api::<Service>(&client, &cfg.namespace), owned())
         .watches(api::<Pod>(&client, &cfg.namespace), all_pods, |pod: Pod| {
             let ns = pod.metadata.namespace.clone()?;
             let instance = pod.metadata.labels.as_ref()?.get(names::LABEL_INSTANCE)?.clone();

@@ -15,7 +15,7 @@ use crate::operator::builders::{restart_hash, Inputs};
 use crate::operator::crd::RedisFailoverCluster;
 use crate::operator::names::{self, Component, MASTER_NAME};
 use crate::operator::reconcile::{component_pods, Context, Error};
-use crate::operator::tracking::{ask_master, connect, AddressResolver, ClusterKey, Endpoint};
+use crate::operator::tracking::{connect, failover_running, AddressResolver, ClusterKey, Endpoint};
 
 fn pod_ready(p: &Pod) -> bool {
     p.status
@@ -72,7 +72,8 @@ pub async fn step(ctx: &Context, cr: &RedisFailoverCluster, inputs: &Inputs<'_>,
     }
     let sentinels = component_pods(ctx, &key, Component::Sentinel).await?;
     let want = restart_hash(inputs, Component::Sentinel);
-    let stale: Vec<&Pod> = sentinels.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_hash(p) != Some(want.as_str())).collect();
+    let mut stale: Vec<&Pod> = sentinels.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_hash(p) != Some(want.as_str())).collect();
+    stale.sort_by_key(|p| names::ordinal_of(&key.name, Component::Sentinel, &p.name_any()).unwrap_or(i32::MAX));
     let Some(victim) = stale.first() else { return Ok(None) };
     if sentinels.len() < cr.spec.sentinel.replicas as usize || !sentinels.iter().all(pod_ready) {
         return Ok(Some("rolling upgrade: waiting for all sentinels to be ready".into()));
@@ -107,18 +108,64 @@ async fn upgrade_servers(ctx: &Context, cr: &RedisFailoverCluster, key: &Cluster
         delete_pod(ctx, key, p).await?;
         return Ok(format!("rolling upgrade: restarted the only server {}", p.name_any()));
     }
-    let sentinels = resolver.sentinel_endpoints(key, cr.spec.sentinel.replicas);
+    let msg = request_failover(ctx, resolver.as_ref(), key, cr.spec.sentinel.replicas, &stale[0].name_any()).await?;
+    Ok(format!("rolling upgrade: {msg}"))
+}
+
+/// `SENTINEL FAILOVER`, never stacked on a running one; `Ok(msg)` says what happened.
+async fn request_failover(ctx: &Context, resolver: &dyn AddressResolver, key: &ClusterKey, sentinels: i32, old_master: &str) -> Result<String, Error> {
+    let sentinels = resolver.sentinel_endpoints(key, sentinels);
+    // Never stack failovers: wait while any sentinel is still in one.
     for s in &sentinels {
-        let r = async {
-            let mut c = connect(s, None, ctx.io_timeout).await.ok()?;
-            redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME).query_async::<redis::Value>(&mut c).await.ok()
-        };
-        if tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten().is_some() {
-            info!(sentinel = %s, "rolling upgrade: SENTINEL FAILOVER requested");
-            return Ok(format!("rolling upgrade: failover away from old master {} requested", stale[0].name_any()));
+        if failover_running(s, ctx.io_timeout).await {
+            return Ok(format!("waiting for the failover away from {old_master} to finish"));
         }
     }
-    Err(Error::Redis("rolling upgrade: no sentinel accepted SENTINEL FAILOVER".into()))
+    // Ask ONE sentinel (the first that answers); its error (e.g. -INPROG) is reported as is.
+    for s in &sentinels {
+        let Ok(mut c) = connect(s, None, ctx.io_timeout).await else { continue };
+        let reply = tokio::time::timeout(
+            ctx.io_timeout * 2,
+            redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME).query_async::<String>(&mut c),
+        )
+        .await;
+        return match reply {
+            Ok(Ok(_)) => {
+                info!(sentinel = %s, %old_master, "SENTINEL FAILOVER requested");
+                Ok(format!("failover away from old master {old_master} requested"))
+            }
+            Ok(Err(e)) => Ok(format!("SENTINEL FAILOVER refused by {s}: {e}")),
+            Err(_) => Ok(format!("SENTINEL FAILOVER to {s} timed out")),
+        };
+    }
+    Err(Error::Redis("no sentinel reachable for SENTINEL FAILOVER".into()))
+}
+
+/// Scale-down removing the master's ordinal: the replicas that will be removed get
+/// `replica-priority 0` (never promoted), then a controlled failover moves the master to
+/// a pod that stays. The StatefulSet keeps the old size until then.
+pub async fn move_master_off(ctx: &Context, key: &ClusterKey, cr: &RedisFailoverCluster, master_ordinal: i32) -> Result<String, Error> {
+    let Some(resolver) = resolver(ctx) else {
+        return Ok("scale-down waits: no master tracking available".into());
+    };
+    let password = ctx.tracker.as_ref().and_then(|t| t.password(key));
+    for o in cr.spec.redis.replicas..=master_ordinal {
+        if o == master_ordinal {
+            continue;
+        }
+        let pod = names::pod(&key.name, Component::Server, o);
+        let Some(ep) = resolver.server_endpoint(key, &pod) else { continue };
+        let r = async {
+            let mut c = connect(&ep, password.as_deref(), ctx.io_timeout).await.ok()?;
+            redis::cmd("CONFIG").arg("SET").arg("replica-priority").arg(0).query_async::<String>(&mut c).await.ok()
+        };
+        if tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten().is_none() {
+            return Ok(format!("scale-down waits: could not set replica-priority 0 on {pod}"));
+        }
+    }
+    let master_pod = names::pod(&key.name, Component::Server, master_ordinal);
+    let msg = request_failover(ctx, resolver.as_ref(), key, cr.spec.sentinel.replicas, &master_pod).await?;
+    Ok(format!("scale-down: {msg} (master {master_pod} is beyond spec.redis.replicas)"))
 }
 
 async fn delete_pod(ctx: &Context, key: &ClusterKey, p: &Pod) -> Result<(), Error> {
@@ -128,37 +175,78 @@ async fn delete_pod(ctx: &Context, key: &ClusterKey, p: &Pod) -> Result<(), Erro
     Ok(())
 }
 
-/// `SENTINEL RESET mymaster` on each sentinel in turn, waiting (bounded) until it knows
-/// the master again before resetting the next one, so a majority always stays informed.
-pub async fn reset_sentinels(ctx: &Context, key: &ClusterKey, sentinels: i32) -> Result<(), Error> {
-    let Some(resolver) = resolver(ctx) else { return Ok(()) };
+/// `SENTINEL RESET mymaster` on each sentinel in turn. Before the next one is reset, the
+/// previous one must know the master, all `servers - 1` replicas and its `sentinels - 1`
+/// peers again (bounded wait), so a majority of informed sentinels always remains.
+/// Returns how many sentinels were reset.
+pub async fn reset_sentinels(ctx: &Context, key: &ClusterKey, sentinels: i32, servers: i32) -> Result<usize, Error> {
+    let Some(resolver) = resolver(ctx) else { return Ok(0) };
+    let mut done = 0;
     for s in resolver.sentinel_endpoints(key, sentinels) {
         let mut c = connect(&s, None, ctx.io_timeout).await.map_err(|e| Error::Redis(e.to_string()))?;
         redis::cmd("SENTINEL")
             .arg("RESET")
             .arg(MASTER_NAME)
-            .query_async::<redis::Value>(&mut c)
+            .query_async::<i64>(&mut c)
             .await
             .map_err(|e| Error::Redis(format!("SENTINEL RESET on {s}: {e}")))?;
-        info!(sentinel = %s, "SENTINEL RESET done");
-        let mut known = false;
-        for _ in 0..25 {
-            if ask_master(&s, ctx.io_timeout).await.is_some() {
-                known = true;
-                break;
+        done += 1;
+        info!(sentinel = %s, "SENTINEL RESET done; waiting until it knows the group again");
+        let deadline = tokio::time::Instant::now() + RESET_RECOVERY;
+        loop {
+            if let Some(k) = sentinel_knowledge(&s, ctx.io_timeout).await {
+                if k.num_slaves >= (servers - 1).max(0) as i64 && k.num_other_sentinels >= (sentinels - 1).max(0) as i64 {
+                    break;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if !known {
-            return Err(Error::Redis(format!("sentinel {s} does not know the master 5s after SENTINEL RESET")));
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Redis(format!(
+                    "sentinel {s} did not rediscover {} replicas and {} peers within {RESET_RECOVERY:?} after SENTINEL RESET",
+                    servers - 1,
+                    sentinels - 1
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-    Ok(())
+    Ok(done)
+}
+
+/// Bound on the wait for one sentinel to rediscover the group after a reset (peers are
+/// announced every 2 s through the master's hello channel).
+pub const RESET_RECOVERY: Duration = Duration::from_secs(20);
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct SentinelKnowledge {
+    pub num_slaves: i64,
+    pub num_other_sentinels: i64,
+}
+
+/// Parses the flat field/value list of `SENTINEL MASTER`.
+pub fn parse_sentinel_master(v: &[String]) -> Option<SentinelKnowledge> {
+    let field = |k: &str| v.chunks(2).find(|c| c.first().map(String::as_str) == Some(k)).and_then(|c| c.get(1)?.parse().ok());
+    Some(SentinelKnowledge { num_slaves: field("num-slaves")?, num_other_sentinels: field("num-other-sentinels")? })
+}
+
+async fn sentinel_knowledge(s: &Endpoint, timeout: Duration) -> Option<SentinelKnowledge> {
+    let r = async {
+        let mut c = connect(s, None, timeout).await.ok()?;
+        let v: Vec<String> = redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query_async(&mut c).await.ok()?;
+        parse_sentinel_master(&v)
+    };
+    tokio::time::timeout(timeout * 2, r).await.ok().flatten()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentinel_master_parsing() {
+        let v: Vec<String> = ["name", "mymaster", "num-slaves", "2", "num-other-sentinels", "1"].map(String::from).to_vec();
+        assert_eq!(parse_sentinel_master(&v), Some(SentinelKnowledge { num_slaves: 2, num_other_sentinels: 1 }));
+        assert_eq!(parse_sentinel_master(&v[..2]), None);
+    }
 
     #[test]
     fn replica_info_parsing() {

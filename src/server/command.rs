@@ -22,6 +22,7 @@
 //! blocking command that cannot be served returns `ctx.block(keys, timeout, reply)`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -73,13 +74,13 @@ pub mod flags {
         ("fast", FAST),
         ("no_auth", NO_AUTH),
         ("may_replicate", MAY_REPLICATE),
+        ("sentinel", SENTINEL),
+        ("only_sentinel", ONLY_SENTINEL),
         ("no_mandatory_keys", NO_MANDATORY_KEYS),
+        ("no_async_loading", NO_ASYNC_LOADING),
         ("no_multi", NO_MULTI),
         ("movablekeys", MOVABLEKEYS),
         ("allow_busy", ALLOW_BUSY),
-        ("sentinel", SENTINEL),
-        ("only_sentinel", ONLY_SENTINEL),
-        ("no_async_loading", NO_ASYNC_LOADING),
     ];
 }
 
@@ -103,6 +104,24 @@ pub struct CommandSpec {
     pub handler: Handler,
     pub keys_fn: Option<KeysFn>,
     pub subcommands: Vec<Arc<CommandSpec>>,
+    /// INFO commandstats counters (kept in the spec, as Redis keeps them in its table).
+    pub stats: CommandStats,
+}
+
+#[derive(Default, Debug)]
+pub struct CommandStats {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl CommandStats {
+    pub fn reset(&self) {
+        for c in [&self.calls, &self.usec, &self.rejected, &self.failed] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Builds a spec: `flags` and `acl` are space-separated lists.
@@ -131,6 +150,7 @@ pub fn cmd(name: &str, arity: i32, flag_list: &str, first: i32, last: i32, step:
         handler,
         keys_fn: None,
         subcommands: Vec::new(),
+        stats: CommandStats::default(),
     }
 }
 

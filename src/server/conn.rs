@@ -4,6 +4,7 @@
 //! the client's outbound queue.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +27,8 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
-    let admitted: Result<(u64, RequestParser, usize), &'static [u8]> = {
+    #[allow(clippy::type_complexity)]
+    let admitted: Result<(u64, RequestParser, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>)), &'static [u8]> = {
         let mut srv = shared.state.lock();
         srv.stats.total_connections += 1;
         let protected = srv.limits.protected_mode && srv.limits.requirepass.is_none();
@@ -40,13 +42,15 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             let authenticated = srv.limits.requirepass.is_none();
             let mut c = ClientState::new(id, peer.to_string(), local.to_string(), now, authenticated);
             c.tx = Some(tx);
+            let (c_pending, c_force) = (c.pending_out.clone(), c.force_close.clone());
             srv.clients.insert(id, c);
             let mut parser = RequestParser::new().with_max_bulk_len(srv.limits.proto_max_bulk_len);
             parser.set_authenticated(authenticated);
-            Ok((id, parser, srv.limits.query_buffer_limit))
+            let out_state = (c_pending.clone(), c_force.clone());
+            Ok((id, parser, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone(), out_state))
         }
     };
-    let (id, mut parser, qlimit) = match admitted {
+    let (id, mut parser, qlimit, pause, (pending_out, force_close)) = match admitted {
         Ok(v) => v,
         Err(b"protected") => {
             let _ = stream.write_all(format!("-{PROTECTED_MODE_MSG}\r\n").as_bytes()).await;
@@ -57,7 +61,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
-    let mut conn = Conn { shared: shared.clone(), id, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false };
+    let mut conn = Conn { shared: shared.clone(), id, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, force_close };
     let result = conn.run(&mut stream, &mut rx, &mut parser, qlimit).await;
     if let Err(e) = result {
         tracing::debug!("client {id} closed: {e}");
@@ -83,6 +87,10 @@ struct Conn {
     close_after_write: bool,
     blocked: bool,
     blocked_deadline: Option<i64>,
+    pause: Arc<AtomicI64>,
+    unaccounted_input: u64,
+    pending_out: Arc<AtomicUsize>,
+    force_close: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -98,36 +106,37 @@ impl Conn {
                     if n == 0 {
                         return Ok(());
                     }
+                    self.unaccounted_input += n as u64;
                     if self.blocked {
                         continue;
                     }
                     self.process_input(parser, qlimit).await;
                 }
                 msg = rx.recv() => {
-                    match msg {
-                        Some(Outbound::Raw(bytes)) => self.out.extend_from_slice(&bytes),
-                        Some(Outbound::Unblocked(frame)) => {
-                            self.blocked = false;
-                            self.blocked_deadline = None;
-                            self.push_reply_for_self(frame);
-                            self.resume(parser, qlimit).await;
-                        }
-                        Some(Outbound::Close) | None => {
-                            self.flush(stream).await?;
-                            return Ok(());
-                        }
+                    let mut unblocked = false;
+                    if msg.is_none() {
+                        self.close_after_write = true;
                     }
-                    // Drain whatever else is queued before writing.
-                    while let Ok(msg) = rx.try_recv() {
-                        match msg {
-                            Outbound::Raw(bytes) => self.out.extend_from_slice(&bytes),
+                    let mut next = msg;
+                    // Handle this message and whatever else is queued before writing.
+                    while let Some(m) = next.take() {
+                        match m {
+                            Outbound::Raw(bytes) => {
+                                self.pending_out.fetch_sub(bytes.len().min(self.pending_out.load(Ordering::Relaxed)), Ordering::Relaxed);
+                                self.out.extend_from_slice(&bytes);
+                            }
                             Outbound::Unblocked(frame) => {
                                 self.blocked = false;
                                 self.blocked_deadline = None;
                                 self.push_reply_for_self(frame);
+                                unblocked = true;
                             }
                             Outbound::Close => self.close_after_write = true,
                         }
+                        next = rx.try_recv().ok();
+                    }
+                    if unblocked && !self.close_after_write {
+                        self.resume(parser, qlimit).await;
                     }
                 }
                 _ = tokio::time::sleep(sleep_for), if self.blocked => {
@@ -143,6 +152,9 @@ impl Conn {
                     }
                 }
             }
+            if self.force_close.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             self.flush(stream).await?;
             if self.close_after_write {
                 return Ok(());
@@ -152,14 +164,16 @@ impl Conn {
 
     async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         if !self.out.is_empty() {
+            // appendfsync always: no reply leaves before the writes it acknowledges are fsynced.
+            let durability = self.shared.state.lock().persist.durability_wait();
+            if let Some((svc, seq)) = durability {
+                svc.wait_aof(seq).await;
+            }
             stream.write_all(&self.out).await?;
-            let written = self.out.len() as u64;
             self.out.clear();
             if self.out.capacity() > 1024 * 1024 {
                 self.out = BytesMut::with_capacity(16 * 1024);
             }
-            let mut srv = self.shared.state.lock();
-            srv.stats.net_output_bytes += written;
         }
         Ok(())
     }
@@ -227,9 +241,12 @@ impl Conn {
 
     async fn wait_if_paused(&mut self) {
         for _ in 0..100_000 {
+            if self.pause.load(Ordering::Relaxed) <= super::now_ms() {
+                return;
+            }
             let (until, writes_only, has_write) = {
                 let srv = self.shared.state.lock();
-                let until = srv.client_pause_until_ms;
+                let until = self.pause.load(Ordering::Relaxed);
                 let has_write = self.pending.iter().any(|a| srv.commands.lookup(&a[0]).is_some_and(|s| s.has(super::command::flags::WRITE)));
                 (until, srv.client_pause_writes_only, has_write)
             };
@@ -250,6 +267,7 @@ impl Conn {
             return false;
         };
         let now = super::now_ms();
+        let out_before = self.out.len();
         let mut iter = requests.into_iter();
         for args in iter.by_ref() {
             if args[0].eq_ignore_ascii_case(b"quit") {
@@ -288,6 +306,8 @@ impl Conn {
             }
         }
         self.pending = iter.collect();
+        srv.stats.net_output_bytes += (self.out.len() - out_before) as u64;
+        srv.stats.net_input_bytes += std::mem::take(&mut self.unaccounted_input);
         parser.set_authenticated(client.authenticated);
         parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
         client.qbuf = self.inbuf.len();

@@ -2,6 +2,7 @@
 //! read-only replica, pub/sub context, MULTI queueing) and `call` (run, stats, slow log,
 //! MONITOR, propagation, WATCH invalidation), plus serving blocked clients.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,7 +79,9 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
             return reject(srv, top, e);
         }
     };
-    client.last_cmd = spec.name.clone();
+    if client.last_cmd != spec.name {
+        client.last_cmd.clone_from(&spec.name);
+    }
     if !spec.check_arity(args.len()) {
         flag_multi_error(client);
         return reject(srv, &spec, super::command::wrong_args(&spec.name));
@@ -102,6 +105,18 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     if spec.has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
         flag_multi_error(client);
         return reject(srv, &spec, Frame::error("READONLY You can't write against a read only replica."));
+    }
+    if !spec.has(flags::STALE) && !client.is_master_link {
+        if let Some(e) = srv.repl.repl.stale_refusal() {
+            flag_multi_error(client);
+            return reject(srv, &spec, e);
+        }
+    }
+    if (spec.has(flags::WRITE) || queued_write) && !client.is_master_link {
+        if let Some(e) = srv.repl.repl.min_replicas_refusal() {
+            flag_multi_error(client);
+            return reject(srv, &spec, e);
+        }
     }
     if client.proto == ProtocolVersion::Resp2 && client.subscriptions() > 0 && !SUBSCRIBED_ALLOWED.contains(&spec.name.as_str()) {
         return reject(
@@ -147,8 +162,7 @@ fn flag_multi_error(client: &mut ClientState) {
 }
 
 fn reject(srv: &mut ServerState, spec: &CommandSpec, e: Frame) -> Outcome {
-    let stat = srv.stats.commands.entry(spec.name.clone()).or_default();
-    stat.2 += 1;
+    spec.stats.rejected.fetch_add(1, Ordering::Relaxed);
     count_error(srv, &e);
     Outcome::Reply(e)
 }
@@ -216,11 +230,10 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
         }
     }
     let micros = started.elapsed().as_micros() as u64;
-    let stat = srv.stats.commands.entry(spec.name.clone()).or_default();
-    stat.0 += 1;
-    stat.1 += micros;
+    spec.stats.calls.fetch_add(1, Ordering::Relaxed);
+    spec.stats.usec.fetch_add(micros, Ordering::Relaxed);
     if reply.is_error() {
-        stat.3 += 1;
+        spec.stats.failed.fetch_add(1, Ordering::Relaxed);
         count_error(srv, &reply);
     }
     srv.stats.total_commands += 1;
@@ -411,4 +424,112 @@ pub fn client_gone(srv: &mut ServerState, id: u64) {
         unwatch_all(srv, &mut c);
     }
     srv.monitors.retain(|&m| m != id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::client::ClientState;
+    use crate::server::command::{cmd, CommandTable, Ctx};
+    use crate::server::config::Config;
+    use crate::server::value::Value;
+
+    /// A minimal blocking pop on string keys, to exercise the blocking machinery.
+    fn bpop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+        let keys: Vec<Bytes> = args[1..args.len() - 1].to_vec();
+        for k in &keys {
+            if let Some(pos) = ctx.lookup_write(k) {
+                let slot = ctx.db().remove_at(pos);
+                ctx.dirty(1);
+                return Frame::Array(vec![Frame::Bulk(k.clone()), Frame::Bulk(Bytes::copy_from_slice(slot.value.as_str().unwrap_or_default()))]);
+            }
+        }
+        ctx.block(keys, None, Frame::NullArray)
+    }
+
+    fn push(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+        ctx.set_value(&args[1], Value::string(&args[2]), false);
+        ctx.dirty(1);
+        ctx.signal_key_ready(&args[1]);
+        Frame::ok()
+    }
+
+    fn state() -> ServerState {
+        let mut specs = crate::server::commands::all();
+        specs.push(cmd("bpoptest", -3, "write blocking", 1, -2, 1, "write", bpop));
+        specs.push(cmd("pushtest", 3, "write", 1, 1, 1, "write", push));
+        ServerState::new(Config::default(), Arc::new(CommandTable::build(specs, &[])))
+    }
+
+    fn args(parts: &[&str]) -> Vec<Bytes> {
+        parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect()
+    }
+
+    fn add_client(srv: &mut ServerState) -> (u64, tokio::sync::mpsc::UnboundedReceiver<Outbound>) {
+        let id = srv.new_client_id();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut c = ClientState::internal(id);
+        c.tx = Some(tx);
+        srv.clients.insert(id, c);
+        (id, rx)
+    }
+
+    fn run(srv: &mut ServerState, id: u64, a: &[&str]) -> Outcome {
+        let mut c = srv.clients.remove(&id).expect("client");
+        let out = execute(srv, &mut c, args(a), 1_000);
+        srv.clients.insert(id, c);
+        out
+    }
+
+    #[test]
+    fn blocked_clients_are_served_first_come_first_served() {
+        let mut srv = state();
+        let (a, mut rx_a) = add_client(&mut srv);
+        let (b, mut rx_b) = add_client(&mut srv);
+        let (w, _rx_w) = add_client(&mut srv);
+        assert!(matches!(run(&mut srv, a, &["bpoptest", "k", "0"]), Outcome::Blocked));
+        assert!(matches!(run(&mut srv, b, &["bpoptest", "k", "0"]), Outcome::Blocked));
+        assert_eq!(srv.blocked.len(), 2);
+        run(&mut srv, w, &["pushtest", "k", "v1"]);
+        match rx_a.try_recv() {
+            Ok(Outbound::Unblocked(Frame::Array(items))) => assert_eq!(items[1], Frame::bulk("v1")),
+            other => panic!("A should be served first: {other:?}"),
+        }
+        assert!(rx_b.try_recv().is_err(), "B must still wait");
+        run(&mut srv, w, &["pushtest", "k", "v2"]);
+        assert!(matches!(rx_b.try_recv(), Ok(Outbound::Unblocked(_))));
+        assert!(srv.blocked.is_empty() && srv.blocking_keys.is_empty());
+        // Nothing left over: both values were consumed.
+        assert!(srv.dbs[0].is_empty());
+    }
+
+    #[test]
+    fn blocking_inside_exec_returns_timeout_reply() {
+        let mut srv = state();
+        let (a, _rx) = add_client(&mut srv);
+        run(&mut srv, a, &["multi"]);
+        run(&mut srv, a, &["bpoptest", "k", "0"]);
+        match run(&mut srv, a, &["exec"]) {
+            Outcome::Reply(Frame::Array(items)) => assert_eq!(items, vec![Frame::NullArray]),
+            other => panic!("{other:?}"),
+        }
+        assert!(srv.blocked.is_empty());
+    }
+
+    #[test]
+    fn watch_is_invalidated_by_another_clients_write() {
+        let mut srv = state();
+        let (a, _ra) = add_client(&mut srv);
+        let (b, _rb) = add_client(&mut srv);
+        run(&mut srv, a, &["watch", "x"]);
+        run(&mut srv, b, &["set", "x", "1"]);
+        run(&mut srv, a, &["multi"]);
+        run(&mut srv, a, &["set", "x", "2"]);
+        assert!(matches!(run(&mut srv, a, &["exec"]), Outcome::Reply(Frame::NullArray)));
+        // Without interference the transaction runs.
+        run(&mut srv, a, &["watch", "x"]);
+        run(&mut srv, a, &["multi"]);
+        run(&mut srv, a, &["set", "x", "3"]);
+        assert!(matches!(run(&mut srv, a, &["exec"]), Outcome::Reply(Frame::Array(_))));
+    }
 }

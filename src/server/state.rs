@@ -90,8 +90,6 @@ pub struct Stats {
     pub net_output_bytes: u64,
     pub total_error_replies: u64,
     pub pubsub_messages: u64,
-    /// Per command: (calls, usec, rejected, failed).
-    pub commands: HashMap<String, (u64, u64, u64, u64)>,
     /// Per error prefix ("ERR", "WRONGTYPE"...).
     pub errors: HashMap<String, u64>,
 }
@@ -153,7 +151,8 @@ pub struct ServerState {
     pub port: u16,
     pub tcp_port_bound: u16,
     pub active_expire_enabled: bool,
-    pub client_pause_until_ms: i64,
+    /// CLIENT PAUSE end (unix ms); shared with connection tasks so they check it lock-free.
+    pub client_pause_until_ms: Arc<std::sync::atomic::AtomicI64>,
     pub client_pause_writes_only: bool,
     pub shutdown_requested: Option<ShutdownRequest>,
     pub repl: ReplicationState,
@@ -210,7 +209,7 @@ impl ServerState {
             port,
             tcp_port_bound: port,
             active_expire_enabled: true,
-            client_pause_until_ms: 0,
+            client_pause_until_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             client_pause_writes_only: false,
             shutdown_requested: None,
             repl: ReplicationState::default(),

@@ -40,6 +40,9 @@ pub struct Inputs<'a> {
     pub master: MasterRef,
     /// Secret and key holding the password.
     pub password: SecretKeyRef,
+    /// Server pods to run: `spec.redis.replicas`, except during a scale-down that would
+    /// remove the master, which waits (more pods) until the master has moved.
+    pub server_replicas: i32,
 }
 
 impl<'a> Inputs<'a> {
@@ -53,7 +56,8 @@ impl<'a> Inputs<'a> {
             .as_ref()
             .and_then(|a| a.secret_ref.clone())
             .unwrap_or_else(|| SecretKeyRef { name: names::generated_secret(&name), key: "password".into() });
-        Ok(Inputs { cluster, name, namespace, owner, master, password })
+        let server_replicas = cluster.spec.redis.replicas.max(master.ordinal + 1);
+        Ok(Inputs { cluster, name, namespace, owner, master, password, server_replicas })
     }
 
     fn meta(&self, name: String, component: Option<Component>) -> Value {
@@ -73,7 +77,7 @@ fn typed<T: DeserializeOwned>(kind: &'static str, v: Value) -> Result<T, BuildEr
 /// ConfigMap `<name>-server-config`: one rendered file per server pod, `<pod>.conf`.
 pub fn server_config_map(i: &Inputs) -> Result<ConfigMap, BuildError> {
     let spec = &i.cluster.spec;
-    let data: BTreeMap<String, String> = (0..spec.redis.replicas.max(0))
+    let data: BTreeMap<String, String> = (0..i.server_replicas.max(0))
         .map(|o| {
             (
                 format!("{}.conf", names::pod(&i.name, Component::Server, o)),
@@ -147,7 +151,7 @@ fn security_contexts(i: &Inputs) -> (Value, Value) {
 fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
     let spec = &i.cluster.spec;
     let (replicas, image, pull, resources, sched, port, port_name) = match c {
-        Component::Server => (spec.redis.replicas, &spec.redis.image, &spec.redis.image_pull_policy,
+        Component::Server => (i.server_replicas, &spec.redis.image, &spec.redis.image_pull_policy,
             &spec.redis.resources, &spec.redis.scheduling, SERVER_PORT, "redis"),
         Component::Sentinel => (spec.sentinel.replicas, &spec.sentinel.image, &spec.sentinel.image_pull_policy,
             &spec.sentinel.resources, &spec.sentinel.scheduling, SENTINEL_PORT, "sentinel"),

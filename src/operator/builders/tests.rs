@@ -206,3 +206,16 @@ fn pdbs_secret_and_network_policy() {
     let sts = v(&server_statefulset(&i).unwrap());
     assert_eq!(sts["spec"]["template"]["spec"]["containers"][1]["name"], "metrics");
 }
+
+#[test]
+fn scale_down_keeps_the_master_pod_until_it_moved() {
+    let c = cluster(r#"{"redis":{"replicas":2}}"#);
+    // Master on ordinal 2: the StatefulSet keeps 3 pods and configs for all 3.
+    let i = Inputs::new(&c, MasterRef { ordinal: 2 }).unwrap();
+    assert_eq!(i.server_replicas, 3);
+    assert_eq!(v(&server_statefulset(&i).unwrap())["spec"]["replicas"], 3);
+    assert_eq!(server_config_map(&i).unwrap().data.unwrap().len(), 3);
+    // Master on ordinal 0: shrink to 2.
+    let i = Inputs::new(&c, MasterRef { ordinal: 0 }).unwrap();
+    assert_eq!(v(&server_statefulset(&i).unwrap())["spec"]["replicas"], 2);
+}

@@ -143,35 +143,32 @@ impl Drop for ClusterHandle {
     }
 }
 
+/// What the per-cluster workers share (no back-reference to the cluster map, so dropping
+/// the last [`Tracker`] really stops every worker).
 struct Inner {
     client: kube::Client,
     resolver: Arc<dyn AddressResolver>,
     metrics: Metrics,
     cfg: TrackerConfig,
-    clusters: Mutex<HashMap<ClusterKey, ClusterHandle>>,
-    /// Asks the controller to reconcile a cluster (status/conditions) after a change.
-    notify: Option<mpsc::UnboundedSender<ClusterKey>>,
 }
 
 /// Handle to all cluster trackers; cheap to clone. Dropping the last clone stops them.
 #[derive(Clone)]
 pub struct Tracker {
     inner: Arc<Inner>,
+    clusters: Arc<Mutex<HashMap<ClusterKey, ClusterHandle>>>,
 }
 
 impl Tracker {
     pub fn new(client: kube::Client, resolver: Arc<dyn AddressResolver>, metrics: Metrics, cfg: TrackerConfig) -> Self {
-        Tracker { inner: Arc::new(Inner { client, resolver, metrics, cfg, clusters: Mutex::new(HashMap::new()), notify: None }) }
-    }
-
-    pub fn with_notify(client: kube::Client, resolver: Arc<dyn AddressResolver>, metrics: Metrics, cfg: TrackerConfig, notify: mpsc::UnboundedSender<ClusterKey>) -> Self {
-        Tracker { inner: Arc::new(Inner { client, resolver, metrics, cfg, clusters: Mutex::new(HashMap::new()), notify: Some(notify) }) }
+        let inner = Arc::new(Inner { client, resolver, metrics, cfg });
+        Tracker { inner, clusters: Default::default() }
     }
 
     /// Starts tracking a cluster (or restarts it when its parameters changed). State is
     /// seeded from the status in the API, so an operator restart continues counting.
     pub fn ensure(&self, key: &ClusterKey, params: ClusterParams, status: Option<&RedisFailoverClusterStatus>) {
-        let mut clusters = self.inner.clusters.lock();
+        let mut clusters = self.clusters.lock();
         if let Some(h) = clusters.get(key) {
             if h.params == params && !h.task.is_finished() {
                 return;
@@ -193,11 +190,16 @@ impl Tracker {
 
     /// Stops tracking a deleted cluster.
     pub fn forget(&self, key: &ClusterKey) {
-        self.inner.clusters.lock().remove(key);
+        self.clusters.lock().remove(key);
     }
 
     pub fn state(&self, key: &ClusterKey) -> Option<TrackState> {
-        self.inner.clusters.lock().get(key).map(|h| h.state.lock().clone())
+        self.clusters.lock().get(key).map(|h| h.state.lock().clone())
+    }
+
+    /// The password the tracker uses for a cluster's servers.
+    pub fn password(&self, key: &ClusterKey) -> Option<String> {
+        self.clusters.lock().get(key).and_then(|h| h.params.password.clone())
     }
 
     pub fn resolver(&self) -> Arc<dyn AddressResolver> {
@@ -205,7 +207,7 @@ impl Tracker {
     }
 
     pub fn tracked(&self) -> Vec<ClusterKey> {
-        self.inner.clusters.lock().keys().cloned().collect()
+        self.clusters.lock().keys().cloned().collect()
     }
 
     /// Pod watch hook: a master pod that is terminating loses its role label at once.
@@ -474,10 +476,9 @@ impl Worker {
             "conditions": conds,
         }});
         let pp = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
+        // This status change is itself a watch event on the cluster: the controller
+        // re-runs the reconciler, which recomputes Ready/Progressing.
         api.patch_status(&self.key.name, &pp, &Patch::Merge(&patch)).await?;
-        if let Some(n) = &self.inner.notify {
-            let _ = n.send(self.key.clone());
-        }
         Ok(())
     }
 }
@@ -567,7 +568,7 @@ pub(crate) async fn ask_master(sentinel: &Endpoint, timeout: Duration) -> Option
 }
 
 /// Whether a sentinel reports a failover in progress or the master down (`SENTINEL MASTER` flags).
-async fn failover_running(sentinel: &Endpoint, timeout: Duration) -> bool {
+pub(crate) async fn failover_running(sentinel: &Endpoint, timeout: Duration) -> bool {
     let r = async {
         let mut c = connect(sentinel, None, timeout).await.ok()?;
         let v: Vec<String> = redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query_async(&mut c).await.ok()?;

@@ -11,25 +11,27 @@ use crate::server::dispatch;
 pub fn commands() -> Vec<CommandSpec> {
     let c = |s: CommandSpec| s.group("connection");
     vec![
-        c(cmd("ping", -1, "fast sentinel", 0, 0, 0, "fast connection", ping).summary("Ping the server")),
-        c(cmd("echo", 2, "fast", 0, 0, 0, "fast connection", echo).summary("Echo the given string")),
+        c(cmd("ping", -1, "fast", 0, 0, 0, "fast connection", ping).summary("Ping the server")),
+        c(cmd("echo", 2, "loading stale fast", 0, 0, 0, "fast connection", echo).summary("Echo the given string")),
         c(cmd("quit", -1, "allow_busy noscript loading stale fast no_auth", 0, 0, 0, "fast connection", quit).summary("Close the connection")),
-        c(cmd("reset", 1, "noscript loading stale fast no_auth sentinel", 0, 0, 0, "fast connection", reset).since("6.2.0").summary("Reset the connection")),
-        c(cmd("auth", -2, "noscript loading stale fast no_auth sentinel", 0, 0, 0, "fast connection", auth).summary("Authenticate to the server")),
-        c(cmd("hello", -1, "noscript loading stale fast no_auth sentinel", 0, 0, 0, "fast connection", hello).since("6.0.0").summary("Handshake with Redis")),
-        c(cmd("client", -2, "sentinel", 0, 0, 0, "slow", crate::server::commands::keys::container_help).since("2.4.0").summary("A container for client connection commands").subs(vec![
-            cmd("id", 2, "noscript loading stale sentinel", 0, 0, 0, "slow connection", client_id).since("5.0.0").summary("Returns the client ID for the current connection"),
-            cmd("getname", 2, "noscript loading stale sentinel", 0, 0, 0, "slow connection", client_getname).since("2.6.9").summary("Get the current connection name"),
-            cmd("setname", 3, "noscript loading stale sentinel", 0, 0, 0, "slow connection", client_setname).since("2.6.9").summary("Set the current connection name"),
-            cmd("info", 2, "noscript loading stale sentinel", 0, 0, 0, "slow connection", client_info).since("6.2.0").summary("Returns information about the current client connection.").tips(&["nondeterministic_output"]),
-            cmd("list", -2, "admin noscript loading stale sentinel", 0, 0, 0, "admin slow dangerous connection", client_list).since("2.4.0").summary("Get the list of client connections").tips(&["nondeterministic_output"]),
-            cmd("kill", -3, "admin noscript loading stale sentinel", 0, 0, 0, "admin slow dangerous connection", client_kill).since("2.4.0").summary("Kill the connection of a client"),
-            cmd("pause", -3, "admin noscript loading stale sentinel", 0, 0, 0, "admin slow dangerous connection", client_pause).since("3.0.0").summary("Stop processing commands from clients for some time"),
-            cmd("unpause", 2, "admin noscript loading stale sentinel", 0, 0, 0, "admin slow dangerous connection", client_unpause).since("6.2.0").summary("Resume processing of clients that were paused"),
-            cmd("reply", 3, "noscript loading stale sentinel", 0, 0, 0, "slow connection", client_reply).since("3.2.0").summary("Instruct the server whether to reply to commands"),
-            cmd("no-evict", 3, "admin noscript loading stale sentinel", 0, 0, 0, "admin slow dangerous connection", client_no_evict).since("7.0.0").summary("Set client eviction mode for the current connection"),
-            cmd("setinfo", 4, "noscript loading stale sentinel", 0, 0, 0, "slow connection", client_setinfo).since("7.2.0").summary("Set client or connection specific info"),
-            cmd("help", 2, "loading stale sentinel", 0, 0, 0, "slow connection", client_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
+        c(cmd("reset", 1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", reset).since("6.2.0").summary("Reset the connection")),
+        c(cmd("auth", -2, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", auth).summary("Authenticate to the server")),
+        c(cmd("hello", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", hello).since("6.0.0").summary("Handshake with Redis")),
+        c(cmd("client", -2, "", 0, 0, 0, "slow", crate::server::commands::keys::container_help).since("2.4.0").summary("A container for client connection commands").subs(vec![
+            cmd("id", 2, "noscript loading stale", 0, 0, 0, "slow connection", client_id).since("5.0.0").summary("Returns the client ID for the current connection"),
+            cmd("getname", 2, "noscript loading stale", 0, 0, 0, "slow connection", client_getname).since("2.6.9").summary("Get the current connection name"),
+            cmd("setname", 3, "noscript loading stale", 0, 0, 0, "slow connection", client_setname).since("2.6.9").summary("Set the current connection name"),
+            cmd("info", 2, "noscript loading stale", 0, 0, 0, "slow connection", client_info).since("6.2.0").summary("Returns information about the current client connection.").tips(&["nondeterministic_output"]),
+            cmd("list", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_list).since("2.4.0").summary("Get the list of client connections").tips(&["nondeterministic_output"]),
+            cmd("kill", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_kill).since("2.4.0").summary("Kill the connection of a client"),
+            cmd("pause", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_pause).since("3.0.0").summary("Stop processing commands from clients for some time"),
+            cmd("unpause", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_unpause).since("6.2.0").summary("Resume processing of clients that were paused"),
+            cmd("reply", 3, "noscript loading stale", 0, 0, 0, "slow connection", client_reply).since("3.2.0").summary("Instruct the server whether to reply to commands"),
+            cmd("no-evict", 3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_no_evict).since("7.0.0").summary("Set client eviction mode for the current connection"),
+            cmd("unblock", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_unblock).since("5.0.0").summary("Unblock a client blocked in a blocking command from a different connection"),
+            cmd("getredir", 2, "noscript loading stale", 0, 0, 0, "slow connection", client_getredir).since("6.0.0").summary("Get tracking notifications redirection client ID if any"),
+            cmd("setinfo", 4, "noscript loading stale", 0, 0, 0, "slow connection", client_setinfo).since("7.2.0").summary("Set client or connection specific info"),
+            cmd("help", 2, "loading stale", 0, 0, 0, "slow connection", client_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
         ])),
     ]
 }
@@ -210,8 +212,8 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
         c.patterns.len(),
         multi,
         c.qbuf,
-        c.omem,
-        20 * 1024 + c.qbuf + c.omem,
+        c.pending_out.load(std::sync::atomic::Ordering::Relaxed),
+        20 * 1024 + c.qbuf + c.pending_out.load(std::sync::atomic::Ordering::Relaxed),
         cmd,
         c.user,
         if c.proto == ProtocolVersion::Resp3 { 3 } else { 2 }
@@ -382,13 +384,13 @@ fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     } else if args.len() > 4 {
         return syntax_error();
     }
-    ctx.srv.client_pause_until_ms = ctx.now_ms + ms;
+    ctx.srv.client_pause_until_ms.store(ctx.now_ms + ms, std::sync::atomic::Ordering::SeqCst);
     ctx.srv.client_pause_writes_only = writes_only;
     Frame::ok()
 }
 
 fn client_unpause(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    ctx.srv.client_pause_until_ms = 0;
+    ctx.srv.client_pause_until_ms.store(0, std::sync::atomic::Ordering::SeqCst);
     Frame::ok()
 }
 
@@ -417,6 +419,34 @@ fn client_no_evict(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         _ => return syntax_error(),
     }
     Frame::ok()
+}
+
+fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let Ok(id) = parse_int(&args[2]) else {
+        return Frame::error("ERR value is not an integer or out of range");
+    };
+    let as_error = match args.get(3).map(|a| a.to_ascii_uppercase()) {
+        None => false,
+        Some(m) if m == b"TIMEOUT" => false,
+        Some(m) if m == b"ERROR" => true,
+        Some(_) => return Frame::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    if args.len() > 4 {
+        return syntax_error();
+    }
+    let id = id as u64;
+    let Some(bc) = dispatch::unregister_blocked(ctx.srv, id) else {
+        return Frame::Integer(0);
+    };
+    let reply = if as_error { Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK") } else { bc.timeout_reply };
+    if let Some(tx) = ctx.srv.clients.get(&id).and_then(|c| c.tx.as_ref()) {
+        let _ = tx.send(Outbound::Unblocked(reply));
+    }
+    Frame::Integer(1)
+}
+
+fn client_getredir(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::Integer(-1)
 }
 
 fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {

@@ -1,54 +1,461 @@
-//! Persistence (RDB, AOF, DUMP/RESTORE) — owned by the persistence/replication family.
-//! This file is the placeholder the core compiles against; the contract the core calls:
-//! - `PersistenceState: Default`, held in `ServerState::persist`;
-//! - `PersistenceState::feed(db, argv)`: every propagated write (AOF);
-//! - `info_section(&ServerState) -> String`: the body of INFO persistence;
-//! - `commands() -> Vec<CommandSpec>`: SAVE, BGSAVE, BGREWRITEAOF, DUMP, RESTORE...;
-//! - `load_at_startup(&mut ServerState) -> Result<(), String>`: before accepting clients;
-//! - `on_shutdown(&mut ServerState, save: Option<bool>) -> Result<(), String>`: SHUTDOWN
-//!   and SIGTERM (`None` = save if save points are configured);
-//! - `debug_reload(&mut ServerState) -> Result<(), String>`: DEBUG RELOAD;
-//! - `cron(&mut ServerState, now_ms)`: every 100 ms (save points, fsync everysec);
-//! - `start(&Arc<Shared>)`: once the server listens.
-//! `ServerState::dirty` counts changes and `ServerState::lastsave` is the LASTSAVE time.
+//! Persistence: RDB snapshots (Redis 7.0 format, RDB version 10), DUMP/RESTORE payloads
+//! and the multi-part append-only file.
+//!
+//! The codecs work on an intermediate representation ([`rdb::RdbValue`]) so they can be
+//! tested against real Redis files independently of the server's in-memory types.
 
-use std::sync::Arc;
+/// Redis-style log lines (the server's log file), usable by persistence and replication.
+macro_rules! notice {
+    ($($t:tt)*) => { $crate::server::log::notice(&format!($($t)*)) };
+}
+macro_rules! warning {
+    ($($t:tt)*) => { $crate::server::log::warning(&format!($($t)*)) };
+}
+pub(crate) use {notice, warning};
+
+pub mod aof;
+pub mod aof_manager;
+pub mod aof_writer;
+pub mod convert;
+pub mod dump;
+pub mod encodings;
+pub mod host;
+pub mod lzf;
+pub mod rdb;
+pub mod rdb_load;
+pub mod service;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use super::command::CommandSpec;
+use self::aof_writer::FsyncPolicy;
+use self::convert::KeyspaceSnapshot;
+use self::host::{ApplySource, DataHost, DatasetSnapshot};
+use self::rdb::{RdbEntry, RdbValue};
+use self::service::{PersistConfig, PersistError, Persistence};
+use super::client::ClientState;
+use super::command::{cmd, CommandSpec, Ctx};
+use super::config::Config;
 use super::state::{ServerState, Shared};
+use crate::resp::Frame;
 
-#[derive(Debug, Default)]
-pub struct PersistenceState {}
-
-impl PersistenceState {
-    pub fn feed(&mut self, _db: usize, _argv: &[Bytes]) {}
+/// Held in `ServerState::persist`.
+pub struct PersistenceState {
+    pub svc: Arc<Persistence>,
+    /// Highest AOF sequence fed; under `appendfsync always` replies wait for it.
+    pub last_aof_seq: u64,
+    /// `ServerState::dirty` already accounted into the save-point counter.
+    seen_dirty: u64,
+    /// The appendonly value the service was last configured with.
+    appendonly_applied: bool,
 }
 
+impl Default for PersistenceState {
+    fn default() -> Self {
+        PersistenceState { svc: Persistence::new(PersistConfig::default()), last_aof_seq: 0, seen_dirty: 0, appendonly_applied: false }
+    }
+}
+
+impl std::fmt::Debug for PersistenceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersistenceState").field("last_aof_seq", &self.last_aof_seq).finish()
+    }
+}
+
+impl PersistenceState {
+    /// Every propagated write (dispatch::propagate): appended to the AOF when it is on.
+    pub fn feed(&mut self, db: usize, argv: &[Bytes]) {
+        if let Some(seq) = self.svc.feed_aof(db as u32, argv) {
+            self.last_aof_seq = seq;
+        }
+    }
+
+    /// `Some(seq)` when replies must wait for the AOF fsync (`appendfsync always`).
+    pub fn durability_wait(&self) -> Option<(Arc<Persistence>, u64)> {
+        (self.last_aof_seq > 0 && self.svc.aof_fsync_always()).then(|| (self.svc.clone(), self.last_aof_seq))
+    }
+}
+
+/// The persistence directives of the server configuration. `dir` is the working
+/// directory (the config chdirs into it, as Redis does), so paths are relative to ".".
+pub fn persist_config(cfg: &Config) -> PersistConfig {
+    PersistConfig {
+        dir: PathBuf::from("."),
+        dbfilename: cfg.get("dbfilename").to_string(),
+        rdbcompression: cfg.get_bool("rdbcompression"),
+        rdbchecksum: cfg.get_bool("rdbchecksum"),
+        save_points: state::parse_save_points(cfg.get("save")).unwrap_or_default(),
+        appendonly: cfg.get_bool("appendonly"),
+        appenddirname: cfg.get("appenddirname").to_string(),
+        appendfilename: match cfg.get("appendfilename") {
+            "" => "appendonly.aof".to_string(),
+            v => v.to_string(),
+        },
+        appendfsync: FsyncPolicy::parse(cfg.get("appendfsync")).unwrap_or(FsyncPolicy::EverySec),
+        aof_use_rdb_preamble: cfg.get_bool("aof-use-rdb-preamble"),
+        aof_load_truncated: cfg.get_bool("aof-load-truncated"),
+        auto_aof_rewrite_percentage: cfg.get_int("auto-aof-rewrite-percentage").max(0) as u64,
+        auto_aof_rewrite_min_size: cfg.get_int("auto-aof-rewrite-min-size").max(0) as u64,
+        stop_writes_on_bgsave_error: cfg.get_bool("stop-writes-on-bgsave-error"),
+    }
+}
+
+/// The server as a [`DataHost`] for work that runs outside the server lock (background
+/// jobs, the replication link): every call takes the lock briefly.
+pub struct SharedHost {
+    pub shared: Arc<Shared>,
+}
+
+static SHARED_HOST: OnceLock<Arc<SharedHost>> = OnceLock::new();
+
+/// The host registered by [`start`] (None before the server listens).
+pub fn shared_host() -> Option<Arc<SharedHost>> {
+    SHARED_HOST.get().cloned()
+}
+
+/// Runs commands that don't come from a client (AOF at start-up, the master stream):
+/// a client flagged as the master link so read-only and OOM checks let them through.
+pub fn apply_commands_locked(srv: &mut ServerState, client: &mut ClientState, db: &mut u32, commands: Vec<Vec<Bytes>>) {
+    let now = super::now_ms();
+    client.db = *db as usize;
+    for argv in commands {
+        if argv.is_empty() {
+            continue;
+        }
+        let _ = super::dispatch::execute(srv, client, argv, now);
+    }
+    *db = client.db as u32;
+}
+
+fn fake_client(srv: &mut ServerState) -> ClientState {
+    let id = srv.new_client_id();
+    let mut c = ClientState::new(id, "127.0.0.1:0".into(), "127.0.0.1:0".into(), super::now_ms(), true);
+    c.is_master_link = true;
+    c
+}
+
+impl DataHost for SharedHost {
+    fn snapshot(&self, barrier: &mut dyn FnMut()) -> Box<dyn DatasetSnapshot> {
+        let srv = self.shared.state.lock();
+        barrier();
+        Box::new(KeyspaceSnapshot::capture(&srv))
+    }
+
+    fn flush_all(&self) {
+        let mut srv = self.shared.state.lock();
+        for db in srv.dbs.iter_mut() {
+            db.clear();
+        }
+        srv.touch_all_watched(None, None);
+    }
+
+    fn load_entries(&self, db: u32, entries: Vec<RdbEntry>) {
+        let mut srv = self.shared.state.lock();
+        let keep_expired = srv.repl.is_replica();
+        let now = super::now_ms();
+        convert::load_entries(&mut srv, db, entries, keep_expired, now);
+    }
+
+    fn apply_commands(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource) {
+        let mut srv = self.shared.state.lock();
+        let id = super::replication::master_client_id(&srv);
+        let mut client = match id.and_then(|id| srv.clients.remove(&id)) {
+            Some(c) => c,
+            None => fake_client(&mut srv),
+        };
+        apply_commands_locked(&mut srv, &mut client, db, commands);
+        if id == Some(client.id) {
+            srv.clients.insert(client.id, client);
+        }
+    }
+
+    fn used_memory(&self) -> u64 {
+        self.shared.state.lock().used_memory() as u64
+    }
+
+    fn on_master_link(&self, connected: bool, addr: &str) {
+        let mut srv = self.shared.state.lock();
+        super::replication::master_link_changed(&mut srv, connected, addr);
+    }
+}
+
+/// A host over the locked state itself, for start-up (before `Shared` exists) and for
+/// commands running under the lock (DEBUG RELOAD).
+struct LockedHost<'a> {
+    srv: parking_lot::Mutex<&'a mut ServerState>,
+}
+
+impl LockedHost<'_> {
+    fn load_rdb(&self, data: &[u8]) -> Result<host::LoadStats, rdb::RdbError> {
+        host::load_rdb_into_with(data, |db, entries| {
+            let mut srv = self.srv.lock();
+            let keep = srv.repl.is_replica();
+            convert::load_entries(&mut srv, db, entries, keep, super::now_ms());
+        })
+    }
+}
+
+fn server_error(e: PersistError) -> String {
+    format!("ERR {e}")
+}
+
+// ------------------------------------------------------------------ contract with the core
+
 pub fn info_section(srv: &ServerState) -> String {
-    format!(
-        "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-        srv.dirty, srv.lastsave
-    )
+    let text = srv.persist.svc.info_section();
+    text.strip_prefix("# Persistence\r\n").unwrap_or(&text).to_string()
 }
 
 pub fn commands() -> Vec<CommandSpec> {
-    Vec::new()
+    vec![
+        cmd("save", 1, "admin noscript no_async_loading no_multi", 0, 0, 0, "admin slow dangerous", save_command)
+            .group("server")
+            .summary("Synchronously save the dataset to disk"),
+        cmd("bgsave", -1, "admin noscript no_async_loading", 0, 0, 0, "admin slow dangerous", bgsave_command)
+            .group("server")
+            .summary("Asynchronously save the dataset to disk"),
+        cmd("bgrewriteaof", 1, "admin noscript no_async_loading", 0, 0, 0, "admin slow dangerous", bgrewriteaof_command)
+            .group("server")
+            .summary("Asynchronously rewrite the append-only file"),
+        cmd("dump", 2, "readonly", 1, 1, 1, "keyspace read slow", dump_command)
+            .group("generic")
+            .since("2.6.0")
+            .summary("Return a serialized version of the value stored at the specified key."),
+        cmd("restore", -4, "write denyoom", 1, 1, 1, "keyspace write slow dangerous", restore_command)
+            .group("generic")
+            .since("2.6.0")
+            .summary("Create a key using the provided serialized value, previously obtained using DUMP."),
+    ]
 }
 
-pub fn load_at_startup(_srv: &mut ServerState) -> Result<(), String> {
+fn repl_info_for_rdb(srv: &ServerState) -> Option<(i64, String, i64)> {
+    let r = &srv.repl.repl;
+    Some((0, r.replid(), r.master_repl_offset()))
+}
+
+fn save_command(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    if ctx.srv.persist.svc.state.bgsave_in_progress.load(std::sync::atomic::Ordering::SeqCst) {
+        return Frame::error("ERR Background save already in progress");
+    }
+    let snapshot = KeyspaceSnapshot::capture(ctx.srv);
+    let repl = repl_info_for_rdb(ctx.srv);
+    let svc = ctx.srv.persist.svc.clone();
+    match svc.save_snapshot(&snapshot, ctx.srv.used_memory() as u64, repl) {
+        Ok(()) => {
+            ctx.srv.lastsave = svc.lastsave();
+            Frame::ok()
+        }
+        Err(e) => Frame::error(server_error(e)),
+    }
+}
+
+fn bgsave_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let schedule = match args.len() {
+        1 => false,
+        2 if args[1].eq_ignore_ascii_case(b"schedule") => true,
+        _ => return Frame::error("ERR syntax error"),
+    };
+    let svc = ctx.srv.persist.svc.clone();
+    if svc.state.bgsave_in_progress.load(std::sync::atomic::Ordering::SeqCst) {
+        return Frame::error("ERR Background save already in progress");
+    }
+    if svc.state.aof_rewrite_in_progress.load(std::sync::atomic::Ordering::SeqCst) {
+        if schedule {
+            svc.state.bgsave_scheduled.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Frame::Simple("Background saving scheduled".into());
+        }
+        return Frame::error("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
+    }
+    let repl = repl_info_for_rdb(ctx.srv);
+    let used = ctx.srv.used_memory() as u64;
+    let snapshot: Box<dyn DatasetSnapshot> = Box::new(KeyspaceSnapshot::capture(ctx.srv));
+    match svc.bgsave_snapshot(snapshot, used, repl) {
+        Ok(()) => Frame::Simple("Background saving started".into()),
+        Err(e) => Frame::error(server_error(e)),
+    }
+}
+
+fn bgrewriteaof_command(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    let svc = ctx.srv.persist.svc.clone();
+    if svc.state.aof_rewrite_in_progress.load(std::sync::atomic::Ordering::SeqCst) {
+        return Frame::error("ERR Background append only file rewriting already in progress");
+    }
+    let used = ctx.srv.used_memory() as u64;
+    let srv: &ServerState = ctx.srv;
+    match svc.bgrewriteaof_with(used, &mut || Box::new(KeyspaceSnapshot::capture(srv))) {
+        Ok(true) => Frame::Simple("Background append only file rewriting started".into()),
+        Ok(false) => Frame::Simple("Background append only file rewriting scheduled".into()),
+        Err(e) => Frame::error(server_error(e)),
+    }
+}
+
+fn dump_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let Some(pos) = ctx.lookup_read(&args[1]) else { return Frame::Null };
+    let value = convert::value_to_rdb(&ctx.db().slot(pos).value);
+    let compression = ctx.srv.config.get_bool("rdbcompression");
+    Frame::bulk(dump::dump_payload(&value, compression))
+}
+
+fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let ttl = match crate::resp::parse_i64(&args[2]) {
+        Some(t) if t >= 0 => t,
+        Some(_) => return Frame::error("ERR Invalid TTL value, must be >= 0"),
+        None => return Frame::error("ERR value is not an integer or out of range"),
+    };
+    let (mut replace, mut absttl) = (false, false);
+    let mut i = 4;
+    while i < args.len() {
+        let opt = args[i].to_ascii_lowercase();
+        match opt.as_slice() {
+            b"replace" => replace = true,
+            b"absttl" => absttl = true,
+            b"idletime" | b"freq" if i + 1 < args.len() => {
+                match crate::resp::parse_i64(&args[i + 1]) {
+                    Some(v) if v >= 0 && (opt != b"freq" || v <= 255) => {}
+                    Some(_) if opt == b"freq" => return Frame::error("ERR Invalid FREQ value, must be >= 0 and <= 255"),
+                    Some(_) => return Frame::error("ERR Invalid IDLETIME value, must be >= 0"),
+                    None => return Frame::error("ERR value is not an integer or out of range"),
+                }
+                i += 1;
+            }
+            _ => return Frame::error("ERR syntax error"),
+        }
+        i += 1;
+    }
+    let key = args[1].clone();
+    if !replace && ctx.key_exists(&key) {
+        return Frame::error("BUSYKEY Target key name already exists.");
+    }
+    let value = match dump::restore_payload(&args[3]) {
+        Ok(v) => v,
+        Err(e) => return Frame::error(format!("ERR {e}")),
+    };
+    let expire_at = if ttl == 0 {
+        None
+    } else if absttl {
+        Some(ttl)
+    } else {
+        Some(ctx.now_ms + ttl)
+    };
+    if let Some(when) = expire_at {
+        if when <= ctx.now_ms {
+            // Already expired: behaves as a delete, as Redis does.
+            if ctx.delete(&key) {
+                ctx.dirty(1);
+                ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key]);
+            }
+            return Frame::ok();
+        }
+    }
+    if matches!(&value, RdbValue::List(v) | RdbValue::Set(v) if v.is_empty()) {
+        return Frame::error("ERR Bad data format");
+    }
+    let pos = ctx.set_value(&key, convert::rdb_to_value(value), false);
+    if let Some(when) = expire_at {
+        ctx.db().set_expiry(pos, when);
+    }
+    ctx.signal_key_ready(&key);
+    ctx.dirty(1);
+    Frame::ok()
+}
+
+pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
+    let cfg = persist_config(&srv.config);
+    *srv.persist.svc.config.lock() = cfg.clone();
+    srv.persist.appendonly_applied = cfg.appendonly;
+    srv.persist.svc.state.aof_enabled.store(cfg.appendonly, std::sync::atomic::Ordering::Relaxed);
+    srv.loading = true;
+    let svc = srv.persist.svc.clone();
+    let result = {
+        let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
+        svc.load_at_startup_with(
+            &|data| host.load_rdb(data),
+            &mut |db, commands| {
+                let mut guard = host.srv.lock();
+                let mut client = fake_client(&mut guard);
+                // The dispatcher refuses commands while loading; AOF replay is the loading.
+                guard.loading = false;
+                apply_commands_locked(&mut guard, &mut client, db, commands);
+                guard.loading = true;
+            },
+            &mut || Box::new(KeyspaceSnapshot::capture(&host.srv.lock())),
+        )
+    };
+    srv.loading = false;
+    let loaded = result.map_err(|e| e.to_string())?;
+    srv.dirty = 0;
+    srv.persist.seen_dirty = 0;
+    if let (Some(id), Some(off)) = (loaded.repl_id.clone(), loaded.repl_offset) {
+        super::replication::restore_history(srv, &id, off);
+    }
     Ok(())
 }
 
-pub fn on_shutdown(_srv: &mut ServerState, _save: Option<bool>) -> Result<(), String> {
+pub fn on_shutdown(srv: &mut ServerState, save: Option<bool>) -> Result<(), String> {
+    let svc = srv.persist.svc.clone();
+    svc.shutdown();
+    let configured = !svc.config.lock().save_points.is_empty();
+    if save.unwrap_or(configured) {
+        super::log::warning("Saving the final RDB snapshot before exiting.");
+        let snapshot = KeyspaceSnapshot::capture(srv);
+        svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).map_err(|e| {
+            super::log::warning(&format!("Error trying to save the DB, can't exit: {e}"));
+            "Errors trying to SHUTDOWN. Check logs.".to_string()
+        })?;
+        super::log::warning("DB saved on disk");
+    }
     Ok(())
 }
 
-pub fn debug_reload(_srv: &mut ServerState) -> Result<(), String> {
-    Err("ERR DEBUG RELOAD needs persistence, which is not built yet".into())
+pub fn debug_reload(srv: &mut ServerState) -> Result<(), String> {
+    let svc = srv.persist.svc.clone();
+    let snapshot = KeyspaceSnapshot::capture(srv);
+    svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).map_err(server_error)?;
+    let path = svc.config.lock().rdb_path();
+    let data = std::fs::read(&path).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
+    for db in srv.dbs.iter_mut() {
+        db.clear();
+    }
+    let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
+    host.load_rdb(&data).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
+    Ok(())
 }
 
-pub fn cron(_srv: &mut ServerState, _now_ms: i64) {}
+/// Every 100 ms: save points, AOF auto rewrite, CONFIG SET appendonly, LASTSAVE.
+pub fn cron(srv: &mut ServerState, _now_ms: i64) {
+    super::replication::cron(srv);
+    let cfg = persist_config(&srv.config);
+    let svc = srv.persist.svc.clone();
+    let delta = srv.dirty.saturating_sub(srv.persist.seen_dirty);
+    srv.persist.seen_dirty = srv.dirty;
+    svc.state.add_dirty(delta);
+    let appendonly_changed = cfg.appendonly != srv.persist.appendonly_applied;
+    {
+        let mut c = svc.config.lock();
+        let aof_on = c.appendonly;
+        *c = cfg.clone();
+        c.appendonly = aof_on;
+    }
+    if appendonly_changed {
+        srv.persist.appendonly_applied = cfg.appendonly;
+        let used = srv.used_memory() as u64;
+        let state: &ServerState = srv;
+        if let Err(e) = svc.set_appendonly_with(cfg.appendonly, used, &mut || Box::new(KeyspaceSnapshot::capture(state))) {
+            super::log::warning(&format!("Can't turn the append only file on: {e}"));
+        }
+    }
+    let used = srv.used_memory() as u64;
+    let repl = repl_info_for_rdb(srv);
+    let state: &ServerState = srv;
+    svc.cron_with(used, repl, &mut || Box::new(KeyspaceSnapshot::capture(state)));
+    srv.lastsave = svc.lastsave();
+}
 
-pub fn start(_shared: &Arc<Shared>) {}
+pub fn start(shared: &Arc<Shared>) {
+    let _ = SHARED_HOST.set(Arc::new(SharedHost { shared: shared.clone() }));
+    let host: Arc<dyn DataHost> = SHARED_HOST.get().expect("just set").clone();
+    shared.state.lock().persist.svc.set_host(host);
+}

@@ -1,52 +1,404 @@
-//! Replication (PSYNC2) — owned by the persistence/replication family. This file is the
-//! placeholder the core compiles against; the functions and methods below are the
-//! contract the core calls:
-//! - `ReplicationState: Default`, held in `ServerState::repl`;
-//! - `ReplicationState::feed(db, argv)`: every propagated write, in order;
-//! - `ReplicationState::is_replica()`: read-only replica checks, lazy-expiry rules;
-//! - `info_section(&ServerState) -> String`: the body of INFO replication;
-//! - `commands() -> Vec<CommandSpec>`: REPLICAOF/SLAVEOF, ROLE, PSYNC, SYNC, REPLCONF, WAIT;
-//! - `start(&Arc<Shared>)`: called once the server listens (connect to a configured master).
+//! Master/replica replication (PSYNC2), interoperable with Redis 7.0.
+//!
+//! - [`state`]: ids, offsets, backlog, attached replicas, propagation, INFO/ROLE/WAIT.
+//! - [`master`]: REPLCONF and serving PSYNC/SYNC on a connection the server hands over.
+//! - [`replica`]: the link to our master (handshake, full/partial sync, streaming, ACKs).
+//! The keyspace is reached through [`crate::server::persistence::host::DataHost`].
 
+pub mod backlog;
+pub mod master;
+pub mod replica;
+pub mod state;
+
+pub use crate::server::persistence::host::{ApplySource, DataHost, DatasetSnapshot};
+pub use master::{replconf, serve_replica, ReplconfInfo};
+pub use replica::run_master_link;
+pub use state::{PsyncDecision, ReplConfig, Replication};
+
+
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::command::CommandSpec;
+use self::state::{ReplicaSink, ReplStats};
+use super::client::{ClientState, Outbound};
+use super::command::{cmd, CommandSpec, Ctx};
+use super::commands::pubsub::NO_REPLY;
+use super::config::Config;
+use super::persistence::convert::KeyspaceSnapshot;
+use super::persistence::host::snapshot_to_rdb;
+use super::persistence::rdb::{AuxInfo, RdbSaveOptions};
 use super::state::{ServerState, Shared};
+use crate::resp::Frame;
 
-#[derive(Debug)]
+/// Held in `ServerState::repl`.
 pub struct ReplicationState {
-    pub replid: String,
-    pub master_repl_offset: i64,
+    pub repl: Arc<Replication>,
+    /// Client id of our master's connection (CLIENT LIST/KILL TYPE master).
+    pub master_client: Option<u64>,
+    /// REPLCONF declarations per client, until PSYNC.
+    replconf: HashMap<u64, ReplconfInfo>,
+    last_ping: Instant,
 }
 
 impl Default for ReplicationState {
     fn default() -> Self {
-        ReplicationState { replid: super::state::random_hex(40), master_repl_offset: 0 }
+        ReplicationState { repl: Replication::new(ReplConfig::default()), master_client: None, replconf: HashMap::new(), last_ping: Instant::now() }
+    }
+}
+
+impl std::fmt::Debug for ReplicationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationState").field("master_client", &self.master_client).finish()
     }
 }
 
 impl ReplicationState {
-    pub fn feed(&mut self, _db: usize, _argv: &[Bytes]) {}
+    /// Every propagated write, in execution order (called under the server lock).
+    pub fn feed(&mut self, db: usize, argv: &[Bytes]) {
+        self.repl.propagate(db as u32, argv);
+    }
 
     pub fn is_replica(&self) -> bool {
-        false
+        self.repl.is_replica()
+    }
+
+    pub fn stats(&self) -> ReplStats {
+        self.repl.stats()
+    }
+}
+
+/// The replication directives of the configuration.
+pub fn repl_config(cfg: &Config, port: u16) -> ReplConfig {
+    let non_empty = |v: &str| (!v.is_empty()).then(|| v.to_string());
+    let secs = |name: &str| Duration::from_secs(cfg.get_int(name).max(0) as u64);
+    let obuf: Vec<&str> = cfg.get("client-output-buffer-limit").split(' ').collect();
+    let replica_limit = obuf.chunks(4).find(|c| c[0] == "slave" || c[0] == "replica").and_then(|c| c.get(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ReplConfig {
+        backlog_size: cfg.get_int("repl-backlog-size").max(16 * 1024) as usize,
+        backlog_ttl: secs("repl-backlog-ttl"),
+        ping_period: secs("repl-ping-replica-period").max(Duration::from_secs(1)),
+        timeout: secs("repl-timeout").max(Duration::from_secs(1)),
+        min_replicas_to_write: cfg.get_int("min-replicas-to-write").max(0) as usize,
+        min_replicas_max_lag: cfg.get_int("min-replicas-max-lag").max(0) as u64,
+        replica_read_only: cfg.get_bool("replica-read-only"),
+        replica_serve_stale_data: cfg.get_bool("replica-serve-stale-data"),
+        replica_priority: cfg.get_int("replica-priority").max(0) as u32,
+        replica_announced: cfg.get_bool("replica-announced"),
+        announce_ip: non_empty(cfg.get("replica-announce-ip")),
+        announce_port: match cfg.get_int("replica-announce-port") {
+            0 => None,
+            p => Some(p as u16),
+        },
+        masterauth: non_empty(cfg.get("masterauth")),
+        masteruser: non_empty(cfg.get("masteruser")),
+        diskless_sync: cfg.get_bool("repl-diskless-sync"),
+        diskless_sync_delay: secs("repl-diskless-sync-delay"),
+        rdb_compression: cfg.get_bool("rdbcompression"),
+        listening_port: port,
+        replica_output_limit: replica_limit,
+    }
+}
+
+/// The `replicaof` directive: `host port`, or empty.
+fn configured_master(cfg: &Config) -> Option<(String, u16)> {
+    let v = cfg.get("replicaof");
+    let mut parts = v.split_whitespace();
+    let host = parts.next()?;
+    let port = parts.next()?.parse().ok()?;
+    Some((host.to_string(), port))
+}
+
+pub fn master_client_id(srv: &ServerState) -> Option<u64> {
+    srv.repl.master_client
+}
+
+/// Called by the link (through the host) when it is up (synced) or down: registers the
+/// master's connection as a client flagged `M`, whose kill (CLIENT KILL TYPE master) drops
+/// the link, which then reconnects with PSYNC.
+pub fn master_link_changed(srv: &mut ServerState, connected: bool, addr: &str) {
+    if let Some(id) = srv.repl.master_client.take() {
+        srv.clients.remove(&id);
+    }
+    if !connected {
+        return;
+    }
+    let id = srv.new_client_id();
+    let mut c = ClientState::new(id, addr.to_string(), format!("127.0.0.1:{}", srv.port), super::now_ms(), true);
+    c.is_master_link = true;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    c.tx = Some(tx);
+    srv.clients.insert(id, c);
+    srv.repl.master_client = Some(id);
+    let repl = srv.repl.repl.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if matches!(msg, Outbound::Close) {
+                repl.kill_master_link();
+                return;
+            }
+        }
+    });
+}
+
+/// After loading an RDB with `repl-id` / `repl-offset` on a configured replica: keep that
+/// history so the first sync can be a partial one (as Redis 7.0 does after a restart).
+pub fn restore_history(srv: &mut ServerState, replid: &str, offset: i64) {
+    if configured_master(&srv.config).is_some() && replid.len() == 40 {
+        srv.repl.repl.adopt_master_history(replid, offset);
     }
 }
 
 pub fn info_section(srv: &ServerState) -> String {
-    let r = &srv.repl;
-    format!(
-        "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-        r.replid,
-        r.master_repl_offset,
-        srv.config.get("repl-backlog-size")
-    )
+    let text = srv.repl.repl.info_section();
+    text.strip_prefix("# Replication\r\n").unwrap_or(&text).to_string()
 }
+
+/// Every 100 ms from the server cron: settings, PINGs, timeouts, backlog TTL.
+pub fn cron(srv: &mut ServerState) {
+    let cfg = repl_config(&srv.config, srv.port);
+    srv.repl.repl.update_config(|c| *c = cfg);
+    let mut last_ping = srv.repl.last_ping;
+    srv.repl.repl.cron(Instant::now(), &mut last_ping);
+    srv.repl.last_ping = last_ping;
+    let live: Vec<u64> = srv.clients.keys().copied().collect();
+    srv.repl.replconf.retain(|id, _| live.contains(id));
+}
+
+pub fn start(shared: &Arc<Shared>) {
+    let (target, cfg) = {
+        let srv = shared.state.lock();
+        (configured_master(&srv.config), repl_config(&srv.config, srv.port))
+    };
+    let repl = shared.state.lock().repl.repl.clone();
+    repl.update_config(|c| *c = cfg);
+    if let Some((host, port)) = target {
+        start_link(&repl, host, port);
+    }
+}
+
+fn start_link(repl: &Arc<Replication>, host: String, port: u16) {
+    super::log::notice(&format!("Connecting to MASTER {host}:{port}"));
+    let generation = repl.set_master(host, port);
+    if let Some(h) = super::persistence::shared_host() {
+        let h: Arc<dyn DataHost> = h;
+        tokio::spawn(run_master_link(repl.clone(), h, generation));
+    }
+}
+
+// ------------------------------------------------------------------ commands
 
 pub fn commands() -> Vec<CommandSpec> {
-    Vec::new()
+    vec![
+        cmd("replicaof", 3, "admin noscript stale no_async_loading", 0, 0, 0, "admin slow dangerous", replicaof_command)
+            .group("server")
+            .since("5.0.0")
+            .summary("Make the server a replica of another instance, or promote it as master."),
+        cmd("slaveof", 3, "admin noscript stale no_async_loading", 0, 0, 0, "admin slow dangerous", replicaof_command)
+            .group("server")
+            .summary("Make the server a replica of another instance, or promote it as master."),
+        cmd("role", 1, "noscript loading stale fast", 0, 0, 0, "admin fast dangerous", role_command)
+            .group("server")
+            .since("2.8.12")
+            .summary("Return the role of the instance in the context of replication"),
+        cmd("replconf", -1, "admin noscript loading stale allow_busy", 0, 0, 0, "admin slow dangerous", replconf_command)
+            .group("server")
+            .since("3.0.0")
+            .summary("An internal command for configuring the replication stream"),
+        cmd("psync", -3, "admin noscript no_async_loading no_multi", 0, 0, 0, "admin slow dangerous", psync_command)
+            .group("server")
+            .since("2.8.0")
+            .summary("Internal command used for replication"),
+        cmd("sync", 1, "admin noscript no_async_loading no_multi", 0, 0, 0, "admin slow dangerous", psync_command)
+            .group("server")
+            .summary("Internal command used for replication"),
+        cmd("wait", 3, "noscript", 0, 0, 0, "slow connection", wait_command)
+            .group("generic")
+            .since("3.0.0")
+            .summary("Wait for the synchronous replication of all the write commands sent in the context of the current connection"),
+    ]
 }
 
-pub fn start(_shared: &Arc<Shared>) {}
+fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let repl = ctx.srv.repl.repl.clone();
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        if repl.promote() {
+            if let Some(id) = ctx.srv.repl.master_client.take() {
+                ctx.srv.clients.remove(&id);
+            }
+            ctx.srv.config.set_raw("replicaof", String::new());
+            super::log::notice("MASTER MODE enabled (user request from 'id=... addr=... laddr=... fd=... name= age=... idle=0')");
+            super::log::set_role('M');
+        }
+        return Frame::ok();
+    }
+    let host = String::from_utf8_lossy(&args[1]).to_string();
+    let port = match crate::resp::parse_i64(&args[2]) {
+        Some(p) if (0..=65535).contains(&p) => p as u16,
+        _ => return Frame::error("ERR Invalid master port"),
+    };
+    if repl.master_addr() == Some((host.clone(), port)) {
+        return Frame::Simple("OK Already connected to specified master".into());
+    }
+    if let Some(id) = ctx.srv.repl.master_client.take() {
+        ctx.srv.clients.remove(&id);
+    }
+    ctx.srv.config.set_raw("replicaof", format!("{host} {port}"));
+    super::log::set_role('S');
+    start_link(&repl, host, port);
+    Frame::ok()
+}
+
+fn role_command(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    ctx.srv.repl.repl.role_frame()
+}
+
+fn no_reply() -> Frame {
+    Frame::Simple(NO_REPLY.to_string())
+}
+
+fn replconf_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let id = ctx.client.id;
+    if ctx.client.is_replica {
+        if args.len() >= 3 && args[1].eq_ignore_ascii_case(b"ack") {
+            if let (Some(r), Some(off)) = (ctx.srv.repl.repl.replica_by_client(id), crate::resp::parse_i64(&args[2])) {
+                ctx.srv.repl.repl.record_ack(&r, off);
+            }
+        }
+        return no_reply();
+    }
+    let info = ctx.srv.repl.replconf.entry(id).or_default();
+    match replconf(info, args) {
+        Some(f) => f,
+        None => no_reply(),
+    }
+}
+
+fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if ctx.client.is_replica {
+        return no_reply();
+    }
+    let repl = ctx.srv.repl.repl.clone();
+    if repl.is_replica() && !repl.master_link_up() {
+        return Frame::error("NOMASTERLINK Can't SYNC while not connected with my master");
+    }
+    let Some(tx) = ctx.client.tx.clone() else { return Frame::error("ERR no connection") };
+    let info = ctx.srv.repl.replconf.remove(&ctx.client.id).unwrap_or_default();
+    let peer_ip = ctx.client.addr.rsplit_once(':').map(|(ip, _)| ip.trim_matches(|c| c == '[' || c == ']').to_string()).unwrap_or_default();
+    let ip = info.ip_address.clone().unwrap_or(peer_ip);
+    let port = info.listening_port.unwrap_or(0);
+    let is_psync = args[0].eq_ignore_ascii_case(b"psync");
+    let decision = if is_psync {
+        let replid = String::from_utf8_lossy(&args[1]).to_string();
+        let offset = crate::resp::parse_i64(&args[2]).unwrap_or(-1);
+        let d = repl.psync_decision(&replid, offset);
+        if let PsyncDecision::Full { reason } = &d {
+            if replid != "?" {
+                repl.count_partial_err();
+                super::log::notice(&format!("Partial resynchronization not accepted: {reason}"));
+            }
+        }
+        d
+    } else {
+        PsyncDecision::Full { reason: "SYNC".into() }
+    };
+    super::log::notice(&format!("Replica {ip}:{port} asks for synchronization"));
+    if let PsyncDecision::Continue { from } = decision {
+        if let Some((_r, replid)) = repl.attach_partial_client(ip.clone(), port, from, ctx.client.id, tx.clone()) {
+            ctx.client.is_replica = true;
+            super::log::notice(&format!("Partial resynchronization request from {ip}:{port} accepted, from offset {from}."));
+            return Frame::Simple(if info.capa_psync2 { format!("CONTINUE {replid}") } else { "CONTINUE".into() });
+        }
+    }
+    // Full resync: register (the stream is held until the RDB went out) and copy the
+    // keyspace in the same critical section, so the RDB matches the offset exactly.
+    let (replica, replid, offset, _) = repl.attach_full_sink(ip.clone(), port, ReplicaSink::Client(tx), Some(ctx.client.id), true);
+    let snapshot = KeyspaceSnapshot::capture(ctx.srv);
+    ctx.client.is_replica = true;
+    let cfg = repl.config();
+    let diskless = cfg.diskless_sync && info.capa_eof;
+    let aux = AuxInfo {
+        ctime_secs: chrono::Utc::now().timestamp(),
+        used_mem: ctx.srv.used_memory() as u64,
+        replication: Some((0, replid.clone(), offset)),
+        aof_base: false,
+    };
+    let opts = RdbSaveOptions { compression: cfg.rdb_compression, ..Default::default() };
+    super::log::notice(&format!("Starting BGSAVE for SYNC with target: {}", if diskless { "replicas sockets" } else { "disk" }));
+    tokio::spawn(async move {
+        let mut job = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            snapshot_to_rdb(&snapshot, &aux, &opts, &mut out).map(|_| out)
+        });
+        let mut keepalive = tokio::time::interval(Duration::from_secs(1));
+        keepalive.tick().await;
+        let rdb = loop {
+            tokio::select! {
+                r = &mut job => break r,
+                _ = keepalive.tick() => {
+                    if replica.is_closed() || !replica.push(Bytes::from_static(b"\n")) {
+                        job.abort();
+                        return;
+                    }
+                }
+            }
+        };
+        let Ok(Ok(rdb)) = rdb else {
+            super::log::warning("Background RDB for replica sync failed");
+            replica.close();
+            return;
+        };
+        *replica.state.lock() = state::AttachedState::SendBulk;
+        let sent = if diskless {
+            let mark = state::random_replid();
+            replica.push(Bytes::from(format!("$EOF:{mark}\r\n"))) && replica.push(Bytes::from(rdb)) && replica.push(Bytes::from(mark))
+        } else {
+            replica.push(Bytes::from(format!("${}\r\n", rdb.len()))) && replica.push(Bytes::from(rdb))
+        };
+        if !sent {
+            replica.close();
+            return;
+        }
+        repl.go_online(&replica);
+        super::log::notice(&format!("Synchronization with replica {ip}:{port} succeeded"));
+    });
+    if is_psync {
+        Frame::Simple(format!("FULLRESYNC {replid} {offset}"))
+    } else {
+        no_reply()
+    }
+}
+
+fn wait_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let repl = ctx.srv.repl.repl.clone();
+    if repl.is_replica() {
+        return Frame::error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+    }
+    let Some(needed) = crate::resp::parse_i64(&args[1]) else { return Frame::error("ERR value is not an integer or out of range") };
+    let timeout = match crate::resp::parse_i64(&args[2]) {
+        Some(t) if t < 0 => return Frame::error("ERR timeout is negative"),
+        Some(t) => t,
+        None => return Frame::error("ERR timeout is not an integer or out of range"),
+    };
+    let target = repl.master_repl_offset();
+    let acked = repl.replicas_acked(target) as i64;
+    if acked >= needed || ctx.in_exec || ctx.client.is_master_link {
+        return Frame::Integer(acked);
+    }
+    let Some(host) = super::persistence::shared_host() else { return Frame::Integer(acked) };
+    let id = ctx.client.id;
+    let timeout = (timeout > 0).then(|| Duration::from_millis(timeout as u64));
+    tokio::spawn(async move {
+        let n = repl.wait(target, needed.max(0) as usize, timeout).await;
+        let mut srv = host.shared.state.lock();
+        if srv.blocked.contains_key(&id) {
+            super::dispatch::unregister_blocked(&mut srv, id);
+            if let Some(tx) = srv.clients.get(&id).and_then(|c| c.tx.clone()) {
+                let _ = tx.send(Outbound::Unblocked(Frame::Integer(n as i64)));
+            }
+        }
+    });
+    ctx.block(Vec::new(), None, Frame::Integer(acked))
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Persistence/replication benchmark: rf-server vs Debian redis-server, same settings, same run.
+# Prints, for each: full sync time of N keys, replication lag under redis-benchmark -P 16,
+# p99 GET/SET latency during BGSAVE and BGREWRITEAOF, RDB load time; then rf/redis ratios
+# (for every figure lower is better: target ratio <= 1.0).
+#
+# Usage: scripts/bench-replication.sh [keys=1000000]
+# Not a timed test. Needs redis-server, redis-cli, redis-benchmark in PATH.
+set -euo pipefail
+
+KEYS=${1:-1000000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release --bin rf-server --manifest-path "$ROOT/Cargo.toml" >&2
+RF="$ROOT/target/release/rf-server"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+
+# start <binary> <dir> <port> [args...] ; echo pid
+start() {
+    local bin=$1 dir=$2 port=$3; shift 3
+    mkdir -p "$dir"
+    "$bin" --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no "$@" >"$dir/log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 600); do
+        if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then echo "$pid"; return; fi
+        sleep 0.1
+    done
+    echo "server $bin did not start" >&2; exit 1
+}
+
+stop() { kill -9 "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+info() { redis-cli -p "$1" info "$2" | tr -d '\r' | awk -F: -v f="$3" '$1==f{print $2}'; }
+
+load_keys() {
+    # N distinct key:NNNNNNN -> 16-byte values through the protocol.
+    awk -v n="$KEYS" 'BEGIN{for(i=0;i<n;i++){k=sprintf("key:%07d",i); printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\nvalue-%010d\r\n", length(k), k, i}}' \
+        | redis-cli -p "$1" --pipe >/dev/null
+}
+
+p99_during() {  # <port> <command that starts the background job>
+    local port=$1; shift
+    redis-cli -p "$port" "$@" >/dev/null
+    redis-benchmark -p "$port" -t set,get -n 200000 -c 50 -r "$KEYS" --csv 2>/dev/null \
+        | awk -F'","' '/"SET"|"GET"/{gsub(/"/,"",$7); if ($7>m) m=$7} END{print m}'
+}
+
+declare -A R
+for kind in redis rf; do
+    bin=redis-server; [ "$kind" = rf ] && bin=$RF
+    mport=$(free_port); rport=$(free_port)
+    mdir="$WORK/$kind-master"; rdir="$WORK/$kind-replica"
+    mpid=$(start "$bin" "$mdir" "$mport" --repl-diskless-sync no --repl-backlog-size 64mb)
+    load_keys "$mport"
+    [ "$(redis-cli -p "$mport" dbsize)" = "$KEYS" ] || { echo "$kind: load failed" >&2; exit 1; }
+
+    # 1. full sync time
+    t0=$(now_ms)
+    rpid=$(start "$bin" "$rdir" "$rport" --replicaof 127.0.0.1 "$mport")
+    until [ "$(info "$rport" replication master_link_status)" = up ]; do sleep 0.05; done
+    R[$kind.fullsync_ms]=$(( $(now_ms) - t0 ))
+
+    # 2. replication lag (bytes) under load, sampled every 100 ms; catch-up time after load
+    redis-benchmark -p "$mport" -t set -n 1000000 -r "$KEYS" -P 16 -c 50 -q >/dev/null 2>&1 &
+    bpid=$!
+    maxlag=0
+    while kill -0 "$bpid" 2>/dev/null; do
+        mo=$(info "$mport" replication master_repl_offset); so=$(info "$rport" replication slave_repl_offset)
+        lag=$(( mo - so )); [ "$lag" -gt "$maxlag" ] && maxlag=$lag
+        sleep 0.1
+    done
+    t0=$(now_ms)
+    until [ "$(info "$mport" replication master_repl_offset)" = "$(info "$rport" replication slave_repl_offset)" ]; do sleep 0.01; done
+    R[$kind.maxlag_bytes]=$maxlag
+    R[$kind.catchup_ms]=$(( $(now_ms) - t0 ))
+    stop "$rpid"
+
+    # 3. p99 during BGSAVE / BGREWRITEAOF (and a baseline)
+    R[$kind.p99_idle_ms]=$(p99_during "$mport" ping)
+    R[$kind.p99_bgsave_ms]=$(p99_during "$mport" bgsave)
+    until [ "$(info "$mport" persistence rdb_bgsave_in_progress)" = 0 ]; do sleep 0.1; done
+    redis-cli -p "$mport" config set appendonly yes >/dev/null
+    until [ "$(info "$mport" persistence aof_rewrite_in_progress)" = 0 ]; do sleep 0.1; done
+    R[$kind.p99_bgrewriteaof_ms]=$(p99_during "$mport" bgrewriteaof)
+    until [ "$(info "$mport" persistence aof_rewrite_in_progress)" = 0 ]; do sleep 0.1; done
+    redis-cli -p "$mport" config set appendonly no >/dev/null
+    redis-cli -p "$mport" save >/dev/null
+    stop "$mpid"
+
+    # 4. RDB load time (start to first PONG)
+    t0=$(now_ms)
+    mpid=$(start "$bin" "$mdir" "$mport")
+    until [ "$(info "$mport" persistence loading)" = 0 ]; do sleep 0.01; done
+    R[$kind.rdb_load_ms]=$(( $(now_ms) - t0 ))
+    [ "$(redis-cli -p "$mport" dbsize)" = "$KEYS" ] || echo "$kind: reload has $(redis-cli -p "$mport" dbsize) keys" >&2
+    stop "$mpid"
+done
+
+printf '%-22s %12s %12s %8s\n' metric redis rf-server rf/redis
+for m in fullsync_ms maxlag_bytes catchup_ms p99_idle_ms p99_bgsave_ms p99_bgrewriteaof_ms rdb_load_ms; do
+    a=${R[redis.$m]}; b=${R[rf.$m]}
+    ratio=$(awk -v a="$a" -v b="$b" 'BEGIN{ if (a+0==0) print (b+0==0 ? "1.00" : "inf"); else printf "%.2f", b/a }')
+    printf '%-22s %12s %12s %8s\n' "$m" "$a" "$b" "$ratio"
+done

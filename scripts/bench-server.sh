@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Benchmark rf-server against Debian's redis-server, same settings, same run.
+#
+# Prints req/s of `redis-benchmark -c 50 -n 300000 -t set,get,incr,lpush,lrange_100,hset,zadd`
+# at -P 1 and -P 16 for both servers with the ratio rf/redis, then the memory cost of 1M keys
+# `key:NNNNNNN` -> 16-byte values (VmRSS delta / keys) for both with the ratio.
+# Targets (issue 3): every throughput ratio >= 1.3, memory ratio <= 0.9. This is a benchmark:
+# it reports, it never fails on a ratio.
+#
+# Environment:
+#   RF_BENCH_SERVER_BIN   server binary to compare with redis (default: cargo build --release,
+#                         target/release/rf-server); /usr/bin/redis-server checks the script itself
+#   RF_BENCH_REDIS_BIN    reference binary (default /usr/bin/redis-server)
+#   RF_BENCH_REQUESTS     -n per test (default 300000)
+#   RF_BENCH_KEYS         keys for the memory test (default 1000000)
+#   RF_BENCH_TESTS        -t list (default set,get,incr,lpush,lrange_100,hset,zadd)
+#   RF_BENCH_ROUNDS       alternating rounds per test, best kept (default 2)
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/bench/lib.sh"
+
+redis_bin="${RF_BENCH_REDIS_BIN:-/usr/bin/redis-server}"
+requests="${RF_BENCH_REQUESTS:-300000}"
+keys="${RF_BENCH_KEYS:-1000000}"
+tests="${RF_BENCH_TESTS:-set,get,incr,lpush,lrange_100,hset,zadd}"
+clients=50
+
+for tool in redis-benchmark redis-cli awk; do
+    command -v "$tool" >/dev/null || die "$tool is required (apt-get install redis-tools gawk)"
+done
+[ -x "$redis_bin" ] || die "reference server $redis_bin not found (apt-get install redis-server)"
+
+if [ -n "${RF_BENCH_SERVER_BIN:-}" ]; then
+    rf_bin="$RF_BENCH_SERVER_BIN"
+else
+    log "building rf-server (release)"
+    (cd "$root" && cargo build --release --bin rf-server) >&2
+    rf_bin="$root/target/release/rf-server"
+fi
+[ -x "$rf_bin" ] || die "server binary $rf_bin not found"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/rf-bench.XXXXXX")"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# start_server NAME BIN -> sets ${NAME}_port and ${NAME}_pid
+start_server() {
+    local name="$1" bin="$2" port dir pid attempt
+    dir="$work/$name"
+    mkdir -p "$dir"
+    # A probed port can still be taken before the bind: a few attempts.
+    for attempt in 1 2 3; do
+        port="$(free_port)"
+        # Identical settings for both; no persistence.
+        "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+            --daemonize no --protected-mode yes >"$dir/server.log" 2>&1 &
+        pid=$!
+        pids+=("$pid")
+        if wait_ready "$port" "$pid" "$dir/server.log"; then
+            printf -v "${name}_port" '%s' "$port"
+            printf -v "${name}_pid" '%s' "$pid"
+            log "$name: $bin pid $pid port $port"
+            return 0
+        fi
+        kill "$pid" 2>/dev/null || true
+    done
+    die "$name ($bin) did not start"
+}
+
+start_server redis "$redis_bin"
+start_server rf "$rf_bin"
+
+# ---------------------------------------------------------------- memory
+log "generating $keys SET commands"
+payload="$work/load.resp"
+gen_load "$keys" >"$payload"
+
+measure_memory() {
+    local name="$1" port="$2" pid="$3" before after loaded
+    redis-cli -p "$port" FLUSHALL >/dev/null
+    sleep 1
+    before="$(rss_kb "$pid")"
+    log "$name: loading $keys keys"
+    redis-cli -p "$port" --pipe <"$payload" >"$work/$name.pipe.log" 2>&1 \
+        || { cat "$work/$name.pipe.log" >&2; die "$name: redis-cli --pipe failed"; }
+    loaded="$(redis-cli -p "$port" DBSIZE)"
+    sleep 1
+    after="$(rss_kb "$pid")"
+    [ "$loaded" = "$keys" ] || log "WARNING: $name holds $loaded keys, expected $keys"
+    awk -v b="$before" -v a="$after" -v k="$keys" 'BEGIN { printf "%.1f", (a - b) * 1024 / k }'
+    printf ' %s %s\n' "$before" "$after"
+}
+
+read -r redis_bpk redis_before redis_after < <(measure_memory redis "$redis_port" "$redis_pid")
+read -r rf_bpk rf_before rf_after < <(measure_memory rf "$rf_port" "$rf_pid")
+for port in "$redis_port" "$rf_port"; do redis-cli -p "$port" FLUSHALL >/dev/null; done
+
+# ---------------------------------------------------------------- throughput
+# The machine is shared: each test runs against redis and rf alternately, RF_BENCH_ROUNDS
+# times (order swapped every round), and the best req/s of each side is kept.
+rounds="${RF_BENCH_ROUNDS:-2}"
+declare -A rps
+run_bench() {
+    local name="$1" port="$2" pipeline="$3" test="$4" out="$work/bench.csv" value
+    # Bounded: -n is fixed; timeout guards against a server that stops answering.
+    if ! timeout 900 redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
+        -t "$test" -q --csv >"$out" 2>"$out.err"; then
+        log "WARNING: redis-benchmark -t $test -P $pipeline against $name failed: $(tail -3 "$out.err")"
+    fi
+    while IFS=, read -r name_of_test value; do
+        local key="$name,$pipeline,$name_of_test" old="${rps["$name,$pipeline,$name_of_test"]:-0}"
+        rps["$key"]="$(awk -v a="$old" -v b="$value" 'BEGIN { print (b + 0 > a + 0) ? b : a }')"
+        case " ${names[*]:-} " in *" $name_of_test "*) ;; *) names+=("$name_of_test") ;; esac
+    done < <(awk -F'","' 'NR > 1 { gsub(/"/, "", $1); gsub(/"/, "", $2); gsub(/ /, "_", $1); print $1 "," $2 }' "$out")
+    redis-cli -p "$port" FLUSHALL >/dev/null || true
+}
+
+names=()
+IFS=, read -r -a test_list <<<"$tests"
+for pipeline in 1 16; do
+    for test in "${test_list[@]}"; do
+        log "-t $test -P $pipeline: $rounds rounds each (-c $clients -n $requests)"
+        for round in $(seq 1 "$rounds"); do
+            if [ $((round % 2)) -eq 1 ]; then
+                run_bench redis "$redis_port" "$pipeline" "$test"
+                run_bench rf "$rf_port" "$pipeline" "$test"
+            else
+                run_bench rf "$rf_port" "$pipeline" "$test"
+                run_bench redis "$redis_port" "$pipeline" "$test"
+            fi
+        done
+    done
+done
+
+# ---------------------------------------------------------------- report
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+echo
+echo "rf-server benchmark: $rf_bin vs $redis_bin (redis-benchmark -c $clients -n $requests, best of $rounds alternating rounds)"
+printf '%-40s %4s %14s %14s %8s\n' test P "redis req/s" "rf req/s" "rf/redis"
+for pipeline in 1 16; do
+    for test in "${names[@]}"; do
+        r="${rps["redis,$pipeline,$test"]:-}"
+        f="${rps["rf,$pipeline,$test"]:-}"
+        printf '%-40s %4s %14s %14s %8s\n' "${test//_/ }" "$pipeline" "${r:-n/a}" "${f:-n/a}" "$(ratio "$f" "$r")"
+    done
+done
+echo
+for pipeline in 1 16; do
+    for test in "${names[@]}"; do
+        case "$test" in LPUSH_\(needed*) continue ;; esac
+        short="$(printf '%s' "$test" | awk -F_ '{ print tolower($1 ($2 ~ /^[0-9]+$/ ? "_" $2 : "")) }')"
+        echo "ratio throughput $short P$pipeline: $(ratio "${rps["rf,$pipeline,$test"]:-}" "${rps["redis,$pipeline,$test"]:-}") (target >= 1.3)"
+    done
+done
+echo
+echo "memory: $keys keys key:NNNNNNN -> 16-byte values (VmRSS delta)"
+printf '  redis: %s bytes/key (RSS %s kB -> %s kB)\n' "$redis_bpk" "$redis_before" "$redis_after"
+printf '  rf:    %s bytes/key (RSS %s kB -> %s kB)\n' "$rf_bpk" "$rf_before" "$rf_after"
+echo "ratio memory bytes/key: $(ratio "$rf_bpk" "$redis_bpk") (target <= 0.9)"

@@ -1,0 +1,124 @@
+//! Between the server's keyspace ([`Value`], [`Db`]) and the RDB model ([`RdbValue`]):
+//! a cheap point-in-time copy of every database for background saves and full syncs, and
+//! inserting loaded keys.
+//!
+//! The aggregate conversions use only the types' public API (`iter()`, `from_*`).
+
+use std::io::{self, Write};
+
+use bytes::Bytes;
+
+use super::host::DatasetSnapshot;
+use super::rdb::{RdbEntry, RdbValue, RdbWriter};
+use crate::server::state::ServerState;
+use crate::server::types::{hash::HashValue, list::ListValue, set::SetValue, zset::ZSetValue, EncodingLimits};
+use crate::server::value::{SmallBytes, Value};
+
+pub fn value_to_rdb(v: &Value) -> RdbValue {
+    match v {
+        Value::Str(s) => RdbValue::String(Bytes::copy_from_slice(s.as_slice())),
+        Value::List(l) => RdbValue::List(l.iter().cloned().collect()),
+        Value::Hash(h) => RdbValue::Hash(h.iter().map(|(f, v)| (f.clone(), v.clone())).collect()),
+        Value::Set(s) => RdbValue::Set(s.iter().collect()),
+        Value::ZSet(z) => RdbValue::ZSet(z.iter().map(|e| (e.member.clone(), e.score)).collect()),
+    }
+}
+
+/// Builds a value; encodings follow the compiled-in thresholds (as a fresh Redis would).
+pub fn rdb_to_value(v: RdbValue) -> Value {
+    let limits = EncodingLimits::default();
+    match v {
+        RdbValue::String(s) => Value::string(&s),
+        RdbValue::List(items) => Value::List(Box::new(ListValue::from_vec(items))),
+        RdbValue::Hash(pairs) => {
+            let mut h = HashValue::new();
+            for (f, v) in pairs {
+                h.set(f, v, &limits);
+            }
+            Value::Hash(Box::new(h))
+        }
+        RdbValue::Set(members) => Value::Set(Box::new(SetValue::from_members(members, &limits))),
+        RdbValue::ZSet(mut pairs) => {
+            // from_pairs wants distinct members: keep the last score of a duplicate.
+            let mut seen = std::collections::HashSet::new();
+            pairs.reverse();
+            pairs.retain(|(m, _)| seen.insert(m.clone()));
+            Value::ZSet(Box::new(ZSetValue::from_pairs(pairs, &limits)))
+        }
+    }
+}
+
+/// One database's keys, copied.
+struct DbCopy {
+    index: u32,
+    keys: Vec<(SmallBytes, Value, Option<i64>)>,
+    expires: u64,
+}
+
+/// A point-in-time copy of the keyspace, taken under the server lock in one pass
+/// (keys and small strings are inline, so this is a memcpy-like walk of the slot arrays)
+/// and serialized later on another thread while clients keep running.
+pub struct KeyspaceSnapshot {
+    dbs: Vec<DbCopy>,
+    total: u64,
+}
+
+impl KeyspaceSnapshot {
+    pub fn capture(srv: &ServerState) -> KeyspaceSnapshot {
+        let mut dbs = Vec::new();
+        let mut total = 0;
+        for (i, db) in srv.dbs.iter().enumerate() {
+            if db.is_empty() {
+                continue;
+            }
+            let mut keys = Vec::with_capacity(db.len());
+            for (pos, slot) in db.iter().enumerate() {
+                keys.push((slot.key.clone(), slot.value.clone(), db.expiry_of(pos)));
+            }
+            total += keys.len() as u64;
+            dbs.push(DbCopy { index: i as u32, keys, expires: db.expires_len() as u64 });
+        }
+        KeyspaceSnapshot { dbs, total }
+    }
+}
+
+impl DatasetSnapshot for KeyspaceSnapshot {
+    fn write_dbs(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        for db in &self.dbs {
+            w.select_db(db.index)?;
+            w.resize_db(db.keys.len() as u64, db.expires)?;
+            for (key, value, expire) in &db.keys {
+                w.write_key_value(key.as_slice(), &value_to_rdb(value), *expire, None, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn key_count(&self) -> u64 {
+        self.total
+    }
+}
+
+/// Inserts loaded keys into `db`. Keys already expired are dropped unless `keep_expired`
+/// (replicas keep them: their master will send the DEL). Returns (loaded, expired).
+pub fn load_entries(srv: &mut ServerState, db: u32, entries: Vec<RdbEntry>, keep_expired: bool, now_ms: i64) -> (u64, u64) {
+    let Some(target) = srv.dbs.get_mut(db as usize) else {
+        warning!("RDB/AOF data for database {db} ignored: only {} databases configured", srv.dbs.len());
+        return (0, 0);
+    };
+    let (mut loaded, mut expired) = (0, 0);
+    for e in entries {
+        if let Some(when) = e.expire_ms {
+            if when <= now_ms && !keep_expired {
+                expired += 1;
+                continue;
+            }
+        }
+        let pos = target.set(&e.key, rdb_to_value(e.value), false, 0);
+        if let Some(when) = e.expire_ms {
+            target.set_expiry(pos, when);
+        }
+        loaded += 1;
+    }
+    (loaded, expired)
+}

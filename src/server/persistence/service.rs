@@ -1,0 +1,574 @@
+//! The persistence service the server core drives: load at start-up, SAVE, BGSAVE
+//! [SCHEDULE], save points, BGREWRITEAOF and its auto thresholds, the live AOF feed,
+//! CONFIG SET appendonly, DEBUG RELOAD, INFO persistence.
+//!
+//! Background saves never fork: the host hands out a consistent snapshot inside a short
+//! barrier (see [`DataHost::snapshot`]) and a plain thread serializes it while clients run.
+
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use thiserror::Error;
+
+use super::aof::{load_aof_dir, manifest_name, AofError, AofLoadEvent};
+use super::aof_manager::AofManager;
+use super::aof_writer::FsyncPolicy;
+use super::host::{load_rdb_into, snapshot_to_rdb, ApplySource, DataHost, DatasetSnapshot, LoadStats};
+use super::rdb::{AuxInfo, RdbError, RdbSaveOptions};
+use super::state::{PersistenceState, SavePoint};
+
+/// The persistence directives of redis.conf.
+#[derive(Debug, Clone)]
+pub struct PersistConfig {
+    pub dir: PathBuf,
+    pub dbfilename: String,
+    pub rdbcompression: bool,
+    pub rdbchecksum: bool,
+    pub save_points: Vec<SavePoint>,
+    pub appendonly: bool,
+    pub appenddirname: String,
+    pub appendfilename: String,
+    pub appendfsync: FsyncPolicy,
+    pub aof_use_rdb_preamble: bool,
+    pub aof_load_truncated: bool,
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
+    pub stop_writes_on_bgsave_error: bool,
+}
+
+impl Default for PersistConfig {
+    fn default() -> Self {
+        PersistConfig {
+            dir: PathBuf::from("."),
+            dbfilename: "dump.rdb".into(),
+            rdbcompression: true,
+            rdbchecksum: true,
+            save_points: vec![
+                SavePoint { seconds: 3600, changes: 1 },
+                SavePoint { seconds: 300, changes: 100 },
+                SavePoint { seconds: 60, changes: 10000 },
+            ],
+            appendonly: false,
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+            appendfsync: FsyncPolicy::EverySec,
+            aof_use_rdb_preamble: true,
+            aof_load_truncated: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            stop_writes_on_bgsave_error: true,
+        }
+    }
+}
+
+impl PersistConfig {
+    pub fn rdb_path(&self) -> PathBuf {
+        self.dir.join(&self.dbfilename)
+    }
+    pub fn aof_dir(&self) -> PathBuf {
+        self.dir.join(&self.appenddirname)
+    }
+    fn save_options(&self) -> RdbSaveOptions {
+        RdbSaveOptions { compression: self.rdbcompression, checksum: self.rdbchecksum, ..Default::default() }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum PersistError {
+    #[error("Error loading {path}: {source}")]
+    Rdb { path: PathBuf, source: RdbError },
+    #[error("{0}")]
+    Aof(#[from] AofError),
+    #[error("Failed opening the RDB file {path} for saving: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("Background save already in progress")]
+    SaveInProgress,
+    #[error("Background append only file rewriting already in progress")]
+    RewriteInProgress,
+}
+
+/// What the start-up load did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StartupLoad {
+    pub source: Option<PathBuf>,
+    pub keys: u64,
+    pub commands: u64,
+    /// `repl-id` / `repl-offset` aux fields of the RDB (a restarted replica may PSYNC).
+    pub repl_id: Option<String>,
+    pub repl_offset: Option<i64>,
+}
+
+/// Produces a consistent snapshot; the caller guarantees no write runs between the
+/// preceding bookkeeping and the snapshot (it holds the server lock, or is a test).
+pub type SnapshotFn<'a> = &'a mut dyn FnMut() -> Box<dyn DatasetSnapshot>;
+
+pub struct Persistence {
+    pub config: Mutex<PersistConfig>,
+    pub state: PersistenceState,
+    aof: Mutex<Option<AofManager>>,
+    /// AOF size after the last rewrite (auto-aof-rewrite-percentage base).
+    aof_rewrite_base_size: std::sync::atomic::AtomicU64,
+    /// The server, for jobs that start later on their own (BGSAVE SCHEDULE).
+    host: Mutex<Option<Arc<dyn DataHost>>>,
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn aux(used_mem: u64, aof_base: bool, repl: Option<(i64, String, i64)>) -> AuxInfo {
+    AuxInfo { ctime_secs: now_secs(), used_mem, replication: repl, aof_base }
+}
+
+impl Persistence {
+    pub fn new(config: PersistConfig) -> Arc<Persistence> {
+        let p = Arc::new(Persistence {
+            config: Mutex::new(config),
+            state: PersistenceState::default(),
+            aof: Mutex::new(None),
+            aof_rewrite_base_size: std::sync::atomic::AtomicU64::new(0),
+            host: Mutex::new(None),
+        });
+        p.state.aof_enabled.store(p.config.lock().appendonly, Ordering::Relaxed);
+        p
+    }
+
+    pub fn set_host(&self, host: Arc<dyn DataHost>) {
+        *self.host.lock() = Some(host);
+    }
+
+    // ------------------------------------------------------------------ start-up
+
+    /// Start-up load through a [`DataHost`] (tests, tools).
+    pub fn load_at_startup(&self, host: &dyn DataHost) -> Result<StartupLoad, PersistError> {
+        self.load_at_startup_with(
+            &|data| load_rdb_into(host, data),
+            &mut |db, cmds| host.apply_commands(db, cmds, ApplySource::Aof),
+            &mut || host.snapshot(&mut || {}),
+        )
+    }
+
+    /// Loads the AOF when `appendonly yes` and a manifest exists, else the RDB file; then
+    /// opens (or creates) the AOF when it is on. A bad file stops start-up with an error
+    /// naming it and the offset; nothing is written in that case.
+    pub fn load_at_startup_with(
+        &self,
+        load_rdb: &dyn Fn(&[u8]) -> Result<LoadStats, RdbError>,
+        apply: &mut dyn FnMut(&mut u32, Vec<Vec<Bytes>>),
+        snapshot: SnapshotFn<'_>,
+    ) -> Result<StartupLoad, PersistError> {
+        let cfg = self.config.lock().clone();
+        self.state.loading.store(true, Ordering::SeqCst);
+        let result = self.load_inner(&cfg, load_rdb, apply);
+        self.state.loading.store(false, Ordering::SeqCst);
+        let loaded = result?;
+        self.state.last_load_keys_loaded.store(loaded.keys, Ordering::Relaxed);
+        if cfg.appendonly {
+            let mgr = if cfg.aof_dir().join(manifest_name(&cfg.appendfilename)).exists() {
+                AofManager::open(&cfg.aof_dir(), &cfg.appendfilename, cfg.appendfsync)
+            } else {
+                // First start with appendonly: the base is what we just loaded.
+                let rdb = self.render(&*snapshot(), 0, true)?;
+                AofManager::create(&cfg.aof_dir(), &cfg.appendfilename, &rdb, cfg.aof_use_rdb_preamble, cfg.appendfsync)
+            }
+            .map_err(|source| PersistError::Io { path: cfg.aof_dir(), source })?;
+            self.state.aof_current_size.store(mgr.writer.current_size(), Ordering::Relaxed);
+            self.aof_rewrite_base_size.store(mgr.writer.current_size(), Ordering::Relaxed);
+            *self.aof.lock() = Some(mgr);
+            self.state.aof_enabled.store(true, Ordering::Relaxed);
+        }
+        Ok(loaded)
+    }
+
+    fn load_inner(
+        &self,
+        cfg: &PersistConfig,
+        load_rdb: &dyn Fn(&[u8]) -> Result<LoadStats, RdbError>,
+        apply: &mut dyn FnMut(&mut u32, Vec<Vec<Bytes>>),
+    ) -> Result<StartupLoad, PersistError> {
+        let aof_dir = cfg.aof_dir();
+        if cfg.appendonly && aof_dir.join(manifest_name(&cfg.appendfilename)).exists() {
+            let mut out = StartupLoad { source: Some(aof_dir.clone()), ..Default::default() };
+            let mut cmd_db = 0u32;
+            let mut pending: Vec<Vec<Bytes>> = Vec::new();
+            let mut rdb_error = None;
+            let report = load_aof_dir(&aof_dir, &cfg.appendfilename, cfg.aof_load_truncated, |ev| match ev {
+                AofLoadEvent::FileStart(path) => {
+                    if !pending.is_empty() {
+                        apply(&mut cmd_db, std::mem::take(&mut pending));
+                    }
+                    cmd_db = 0;
+                    // A base with an RDB preamble is loaded as a whole by `load_rdb`.
+                    if let Ok(data) = std::fs::read(&path) {
+                        if data.starts_with(b"REDIS") {
+                            if let Err(e) = load_rdb(&data) {
+                                rdb_error.get_or_insert((path.clone(), e));
+                            }
+                        }
+                    }
+                }
+                AofLoadEvent::Rdb(_) => {}
+                AofLoadEvent::Command(argv) => {
+                    pending.push(argv);
+                    if pending.len() >= 1024 {
+                        apply(&mut cmd_db, std::mem::take(&mut pending));
+                    }
+                }
+            })?;
+            if let Some((path, source)) = rdb_error {
+                return Err(PersistError::Rdb { path, source });
+            }
+            if !pending.is_empty() {
+                apply(&mut cmd_db, pending);
+            }
+            if let Some(r) = report {
+                out.keys = r.rdb_keys;
+                out.commands = r.commands;
+                notice!("DB loaded from append only file: {} keys, {} commands", r.rdb_keys, r.commands);
+            }
+            return Ok(out);
+        }
+        let path = cfg.rdb_path();
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StartupLoad::default()),
+            Err(source) => return Err(PersistError::Io { path, source }),
+        };
+        let stats = load_rdb(&data).map_err(|source| PersistError::Rdb { path: path.clone(), source })?;
+        notice!("DB loaded from disk: {} keys", stats.keys);
+        Ok(startup_from_stats(path, &stats))
+    }
+
+    // ------------------------------------------------------------------ RDB saves
+
+    fn render(&self, snapshot: &dyn DatasetSnapshot, used_mem: u64, aof_base: bool) -> Result<Vec<u8>, PersistError> {
+        let cfg = self.config.lock().clone();
+        let mut out = Vec::new();
+        snapshot_to_rdb(snapshot, &aux(used_mem, aof_base, None), &cfg.save_options(), &mut out)
+            .map_err(|source| PersistError::Io { path: cfg.rdb_path(), source })?;
+        Ok(out)
+    }
+
+    /// Writes the snapshot to `dbfilename` through a temp file + fsync + rename.
+    fn write_rdb_file(&self, snapshot: &dyn DatasetSnapshot, aux: &AuxInfo) -> Result<(), PersistError> {
+        let cfg = self.config.lock().clone();
+        let final_path = cfg.rdb_path();
+        let tmp = cfg.dir.join(format!("temp-{}.rdb", std::process::id()));
+        let io = |source| PersistError::Io { path: final_path.clone(), source };
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        snapshot_to_rdb(snapshot, aux, &cfg.save_options(), &mut w).map_err(io)?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &final_path).map_err(io)?;
+        Ok(())
+    }
+
+    /// SAVE through a host (tests, tools).
+    pub fn save(&self, host: &dyn DataHost, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
+        let snapshot = host.snapshot(&mut || {});
+        self.save_snapshot(&*snapshot, host.used_memory(), repl)
+    }
+
+    /// SAVE: synchronous, as in Redis.
+    pub fn save_snapshot(&self, snapshot: &dyn DatasetSnapshot, used_mem: u64, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
+        if !self.state.begin_save() {
+            return Err(PersistError::SaveInProgress);
+        }
+        self.state.keys_total.store(snapshot.key_count(), Ordering::Relaxed);
+        let r = self.write_rdb_file(snapshot, &aux(used_mem, false, repl));
+        self.state.end_save(r.is_ok());
+        if r.is_ok() {
+            notice!("DB saved on disk");
+        }
+        r
+    }
+
+    /// BGSAVE through a host (tests, tools, scheduled saves).
+    pub fn bgsave(self: &Arc<Self>, host: Arc<dyn DataHost>, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
+        if self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            return Err(PersistError::SaveInProgress);
+        }
+        let snapshot = host.snapshot(&mut || {});
+        self.bgsave_snapshot(snapshot, host.used_memory(), repl)
+    }
+
+    /// BGSAVE: the snapshot is taken; a background thread writes it.
+    pub fn bgsave_snapshot(self: &Arc<Self>, snapshot: Box<dyn DatasetSnapshot>, used_mem: u64, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
+        if self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+            return Err(PersistError::RewriteInProgress);
+        }
+        if !self.state.begin_save() {
+            return Err(PersistError::SaveInProgress);
+        }
+        self.state.keys_total.store(snapshot.key_count(), Ordering::Relaxed);
+        let aux = aux(used_mem, false, repl);
+        let me = self.clone();
+        notice!("Background saving started");
+        std::thread::Builder::new()
+            .name("bgsave".into())
+            .spawn(move || {
+                let r = me.write_rdb_file(&*snapshot, &aux);
+                match &r {
+                    Ok(()) => notice!("Background saving terminated with success"),
+                    Err(e) => warning!("Background saving error: {e}"),
+                }
+                me.state.end_save(r.is_ok());
+                me.run_scheduled();
+            })
+            .map_err(|source| PersistError::Io { path: PathBuf::from("bgsave thread"), source })?;
+        Ok(())
+    }
+
+    /// Starts a save or rewrite that was scheduled while another job ran.
+    fn run_scheduled(self: &Arc<Self>) {
+        let Some(host) = self.host.lock().clone() else { return };
+        if self.state.aof_rewrite_scheduled.swap(false, Ordering::SeqCst) {
+            let _ = self.bgrewriteaof(host);
+        } else if self.state.bgsave_scheduled.swap(false, Ordering::SeqCst) {
+            let _ = self.bgsave(host, None);
+        }
+    }
+
+    /// `-MISCONF` when the last background save failed and stop-writes-on-bgsave-error is on.
+    pub fn write_refusal(&self) -> Option<String> {
+        let cfg = self.config.lock();
+        if cfg.stop_writes_on_bgsave_error && !cfg.save_points.is_empty() && !self.state.last_bgsave_ok.load(Ordering::Relaxed) {
+            return Some("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into());
+        }
+        None
+    }
+
+    pub fn lastsave(&self) -> i64 {
+        self.state.lastsave_unix.load(Ordering::SeqCst)
+    }
+
+    // ------------------------------------------------------------------ AOF
+
+    /// Feeds one executed write command to the AOF (when enabled). Returns the sequence to
+    /// pass to [`Persistence::wait_aof`] before replying under `appendfsync always`.
+    pub fn feed_aof(&self, db: u32, argv: &[Bytes]) -> Option<u64> {
+        let mut aof = self.aof.lock();
+        let mgr = aof.as_mut()?;
+        Some(mgr.feed_command(db, argv))
+    }
+
+    /// True when replies must wait for the AOF fsync.
+    pub fn aof_fsync_always(&self) -> bool {
+        self.aof.lock().is_some() && self.config.lock().appendfsync == FsyncPolicy::Always
+    }
+
+    pub async fn wait_aof(&self, seq: u64) {
+        let writer = self.aof.lock().as_ref().map(|m| m.writer.clone());
+        if let Some(w) = writer {
+            w.wait_durable(seq).await;
+        }
+    }
+
+    /// CONFIG SET appendonly through a host (tests).
+    pub fn set_appendonly(self: &Arc<Self>, on: bool, host: Arc<dyn DataHost>) -> Result<(), PersistError> {
+        let used = host.used_memory();
+        self.set_appendonly_with(on, used, &mut || host.snapshot(&mut || {}))
+    }
+
+    /// CONFIG SET appendonly yes|no. Turning it on captures writes from this instant into
+    /// a new incr file; the base (the snapshot) is written before the manifest exists.
+    pub fn set_appendonly_with(self: &Arc<Self>, on: bool, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<(), PersistError> {
+        let cfg = self.config.lock().clone();
+        if !on {
+            if let Some(m) = self.aof.lock().take() {
+                let _ = m.writer.flush_blocking();
+            }
+            self.config.lock().appendonly = false;
+            self.state.aof_enabled.store(false, Ordering::Relaxed);
+            return Ok(());
+        }
+        if self.aof.lock().is_some() {
+            return Ok(());
+        }
+        let aof_dir = cfg.aof_dir();
+        let mgr = AofManager::create_pending(&aof_dir, &cfg.appendfilename, cfg.appendfsync)
+            .map_err(|source| PersistError::Io { path: aof_dir.clone(), source })?;
+        *self.aof.lock() = Some(mgr);
+        self.state.aof_enabled.store(true, Ordering::Relaxed);
+        self.config.lock().appendonly = true;
+        let snap = snapshot();
+        let me = self.clone();
+        // The base is written in the background, as Redis's rewrite child does.
+        self.state.begin_rewrite();
+        std::thread::Builder::new()
+            .name("aof-base".into())
+            .spawn(move || {
+                let fail = |source| PersistError::Io { path: aof_dir.clone(), source };
+                let result = me.render(&*snap, used_mem, true).and_then(|rdb| {
+                    let (name, size) = AofManager::write_base(&aof_dir, &cfg.appendfilename, 1, &rdb, cfg.aof_use_rdb_preamble).map_err(fail)?;
+                    if let Some(m) = me.aof.lock().as_mut() {
+                        m.install_base(name, 1).map_err(fail)?;
+                    }
+                    Ok(size)
+                });
+                if let Ok(size) = &result {
+                    me.state.aof_base_size.store(*size, Ordering::Relaxed);
+                    me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
+                }
+                if let Err(e) = &result {
+                    warning!("Creating the AOF base failed: {e}");
+                }
+                me.state.end_rewrite(result.is_ok());
+            })
+            .map_err(|source| PersistError::Io { path: PathBuf::from("aof thread"), source })?;
+        Ok(())
+    }
+
+    /// BGREWRITEAOF through a host (tests, scheduled rewrites).
+    pub fn bgrewriteaof(self: &Arc<Self>, host: Arc<dyn DataHost>) -> Result<bool, PersistError> {
+        let used = host.used_memory();
+        // The host's barrier makes the file switch and the snapshot atomic.
+        let mut switched: Option<Result<bool, PersistError>> = None;
+        let mut snap = None;
+        let me = self.clone();
+        let snapshot = host.snapshot(&mut || {
+            switched = Some(me.begin_rewrite_switch());
+        });
+        if let Some(Ok(true)) = switched {
+            snap = Some(snapshot);
+        }
+        match switched.expect("barrier ran") {
+            Ok(true) => self.spawn_rewrite(snap.expect("snapshot"), used).map(|_| true),
+            other => other,
+        }
+    }
+
+    /// BGREWRITEAOF under the server lock: switch files, snapshot, write in the background.
+    /// `Ok(false)` means scheduled after the running BGSAVE.
+    pub fn bgrewriteaof_with(self: &Arc<Self>, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<bool, PersistError> {
+        if !self.begin_rewrite_switch()? {
+            return Ok(false);
+        }
+        let snap = snapshot();
+        self.spawn_rewrite(snap, used_mem)?;
+        Ok(true)
+    }
+
+    fn begin_rewrite_switch(&self) -> Result<bool, PersistError> {
+        if self.aof.lock().is_none() {
+            return Ok(false);
+        }
+        if self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            self.state.aof_rewrite_scheduled.store(true, Ordering::SeqCst);
+            return Ok(false);
+        }
+        if !self.state.begin_rewrite() {
+            return Err(PersistError::RewriteInProgress);
+        }
+        let switched = self.aof.lock().as_mut().map(|m| m.begin_rewrite()).unwrap_or(Ok(()));
+        if let Err(e) = switched {
+            self.state.end_rewrite(false);
+            return Err(PersistError::Io { path: self.config.lock().aof_dir(), source: e });
+        }
+        Ok(true)
+    }
+
+    fn spawn_rewrite(self: &Arc<Self>, snapshot: Box<dyn DatasetSnapshot>, used_mem: u64) -> Result<(), PersistError> {
+        let me = self.clone();
+        notice!("Background append only file rewriting started");
+        std::thread::Builder::new()
+            .name("aof-rewrite".into())
+            .spawn(move || {
+                let preamble = me.config.lock().aof_use_rdb_preamble;
+                // The base is written without holding the AOF lock; only the manifest switch
+                // takes it, so writers are not held up by the rewrite.
+                let target = me.aof.lock().as_ref().map(|m| (m.dir.clone(), m.filename.clone(), m.next_base_seq()));
+                let result = match target {
+                    None => Ok(0),
+                    Some((dir, filename, seq)) => me.render(&*snapshot, used_mem, true).and_then(|rdb| {
+                        let io = |source| PersistError::Io { path: dir.clone(), source };
+                        let (name, size) = AofManager::write_base(&dir, &filename, seq, &rdb, preamble).map_err(io)?;
+                        match me.aof.lock().as_mut() {
+                            Some(m) => m.commit_rewrite(name, seq).map_err(io).map(|_| size),
+                            None => Ok(0),
+                        }
+                    }),
+                };
+                match &result {
+                    Ok(size) => {
+                        me.state.aof_base_size.store(*size, Ordering::Relaxed);
+                        me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
+                        notice!("Background AOF rewrite finished successfully");
+                    }
+                    Err(e) => warning!("Background AOF rewrite failed: {e}"),
+                }
+                me.state.end_rewrite(result.is_ok());
+                me.run_scheduled();
+            })
+            .map_err(|source| PersistError::Io { path: PathBuf::from("aof-rewrite thread"), source })?;
+        Ok(())
+    }
+
+    /// Periodic duties through a host (tests).
+    pub fn cron(self: &Arc<Self>, host: &Arc<dyn DataHost>) {
+        let used = host.used_memory();
+        let h = host.clone();
+        self.cron_with(used, None, &mut || h.snapshot(&mut || {}));
+    }
+
+    /// Periodic duties (every 100 ms, under the server lock): save points and the auto
+    /// AOF rewrite.
+    pub fn cron_with(self: &Arc<Self>, used_mem: u64, repl: Option<(i64, String, i64)>, snapshot: SnapshotFn<'_>) {
+        let cfg = self.config.lock().clone();
+        if let Some(size) = self.aof.lock().as_ref().map(|m| m.writer.current_size()) {
+            self.state.aof_current_size.store(size, Ordering::Relaxed);
+        }
+        let rewriting = self.state.aof_rewrite_in_progress.load(Ordering::SeqCst);
+        if !rewriting && self.state.should_auto_save(&cfg.save_points) {
+            notice!("{} changes since the last save. Saving...", self.state.dirty.load(Ordering::Relaxed));
+            let _ = self.bgsave_snapshot(snapshot(), used_mem, repl);
+            return;
+        }
+        if cfg.appendonly && cfg.auto_aof_rewrite_percentage > 0 && !rewriting && !self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            let cur = self.state.aof_current_size.load(Ordering::Relaxed);
+            let base = self.aof_rewrite_base_size.load(Ordering::Relaxed).max(1);
+            let growth = cur.saturating_sub(base) * 100 / base;
+            if cur >= cfg.auto_aof_rewrite_min_size && growth >= cfg.auto_aof_rewrite_percentage {
+                notice!("Starting automatic rewriting of AOF on {}% growth", growth);
+                let _ = self.bgrewriteaof_with(used_mem, snapshot);
+            }
+        }
+    }
+
+    /// DEBUG RELOAD through a host: save, empty the dataset, load the file again.
+    pub fn debug_reload(&self, host: &dyn DataHost) -> Result<(), PersistError> {
+        self.save(host, None)?;
+        let path = self.config.lock().rdb_path();
+        let data = std::fs::read(&path).map_err(|source| PersistError::Io { path: path.clone(), source })?;
+        host.flush_all();
+        load_rdb_into(host, &data).map_err(|source| PersistError::Rdb { path, source })?;
+        Ok(())
+    }
+
+    /// Flushes the AOF at shutdown.
+    pub fn shutdown(&self) {
+        if let Some(m) = self.aof.lock().as_ref() {
+            let _ = m.writer.flush_blocking();
+        }
+    }
+
+    pub fn info_section(&self) -> String {
+        self.state.info_section()
+    }
+}
+
+fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
+    StartupLoad {
+        source: Some(path),
+        keys: stats.keys,
+        commands: 0,
+        repl_id: stats.aux_value("repl-id").map(|v| String::from_utf8_lossy(v).to_string()),
+        repl_offset: stats.aux_value("repl-offset").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+    }
+}
+

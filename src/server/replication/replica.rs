@@ -1,0 +1,364 @@
+//! The replica side: connect to the master, handshake as Redis does (PING, AUTH,
+//! REPLCONF listening-port / ip-address / capa eof psync2, PSYNC), receive the RDB (disk
+//! `$<len>` or diskless `$EOF:<mark>` form) or continue from the backlog, then apply the
+//! command stream, forward it to sub-replicas, and acknowledge it every second.
+
+use crate::server::persistence::{notice, warning};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::server::persistence::host::{load_rdb_into, ApplySource, DataHost};
+use super::state::{LinkState, Replication};
+use crate::resp::{encode_command, RequestParser};
+
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error("I/O error with master: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timeout connecting to / reading from the MASTER")]
+    Timeout,
+    #[error("master closed the connection")]
+    Closed,
+    #[error("unexpected reply from master to {step}: {reply}")]
+    Unexpected { step: &'static str, reply: String },
+    #[error("error loading the RDB from the MASTER: {0}")]
+    Load(String),
+    #[error("protocol error in the replication stream: {0}")]
+    Protocol(String),
+    #[error("replication link reconfigured")]
+    Stopped,
+}
+
+/// Runs the link to our master until REPLICAOF changes (its `generation` becomes stale),
+/// reconnecting after errors once per second as Redis does.
+pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn DataHost>, generation: u64) {
+    loop {
+        let Some((mhost, mport)) = repl.master_addr() else { return };
+        if repl.link_generation() != Some(generation) {
+            return;
+        }
+        let epoch = repl.kill_epoch();
+        notice!("Connecting to MASTER {}:{}", mhost, mport);
+        let result = link_once(&repl, &host, generation, epoch, &mhost, mport).await;
+        let still_current = repl.update_link(generation, |m| {
+            if m.state == LinkState::Connected || m.down_since.is_none() {
+                m.down_since = Some(Instant::now());
+            }
+            m.state = LinkState::Connect;
+        });
+        if !still_current {
+            return;
+        }
+        match result {
+            Ok(()) | Err(LinkError::Stopped) => {}
+            Err(e) => warning!("Replication link with {}:{}: {}", mhost, mport, e),
+        }
+        if repl.kill_epoch() == epoch {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    timeout: Duration,
+}
+
+impl Conn {
+    async fn fill(&mut self) -> Result<usize, LinkError> {
+        let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await.map_err(|_| LinkError::Timeout)??;
+        if n == 0 {
+            return Err(LinkError::Closed);
+        }
+        Ok(n)
+    }
+
+    /// Reads one CRLF- (or LF-) terminated line; empty lines (keep-alive newlines) included.
+    async fn line(&mut self) -> Result<String, LinkError> {
+        loop {
+            if let Some(p) = self.buf.iter().position(|&b| b == b'\n') {
+                let raw = self.buf.split_to(p + 1);
+                let text = String::from_utf8_lossy(&raw[..p]).trim_end_matches('\r').to_string();
+                return Ok(text);
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err(LinkError::Protocol("line too long".into()));
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn command(&mut self, args: &[&[u8]]) -> Result<String, LinkError> {
+        let mut out = BytesMut::new();
+        encode_command(args, &mut out);
+        self.stream.write_all(&out).await?;
+        loop {
+            let l = self.line().await?;
+            if !l.is_empty() {
+                return Ok(l);
+            }
+        }
+    }
+}
+
+async fn link_once(
+    repl: &Arc<Replication>,
+    host: &Arc<dyn DataHost>,
+    generation: u64,
+    epoch: u64,
+    mhost: &str,
+    mport: u16,
+) -> Result<(), LinkError> {
+    let cfg = repl.config();
+    let check = |state: LinkState| -> Result<(), LinkError> {
+        if repl.kill_epoch() != epoch || !repl.update_link(generation, |m| m.state = state) {
+            return Err(LinkError::Stopped);
+        }
+        Ok(())
+    };
+    check(LinkState::Connecting)?;
+    let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect((mhost, mport))).await.map_err(|_| LinkError::Timeout)??;
+    stream.set_nodelay(true)?;
+    notice!("MASTER <-> REPLICA sync started");
+    let mut conn = Conn { stream, buf: BytesMut::with_capacity(64 * 1024), timeout: cfg.timeout };
+    check(LinkState::Handshake)?;
+
+    // PING: any reply but a non-auth error is fine (Redis accepts -NOAUTH here).
+    let pong = conn.command(&[b"PING"]).await?;
+    if pong.starts_with('-') && !(pong.starts_with("-NOAUTH") || pong.starts_with("-NOPERM") || pong.starts_with("-ERR operation not permitted")) {
+        return Err(LinkError::Unexpected { step: "PING", reply: pong });
+    }
+    notice!("Master replied to PING, replication can continue...");
+    if let Some(pass) = &cfg.masterauth {
+        let reply = match &cfg.masteruser {
+            Some(user) => conn.command(&[b"AUTH", user.as_bytes(), pass.as_bytes()]).await?,
+            None => conn.command(&[b"AUTH", pass.as_bytes()]).await?,
+        };
+        if reply.starts_with('-') {
+            return Err(LinkError::Unexpected { step: "AUTH", reply });
+        }
+    }
+    let port = cfg.announce_port.unwrap_or(cfg.listening_port).to_string();
+    let reply = conn.command(&[b"REPLCONF", b"listening-port", port.as_bytes()]).await?;
+    if reply.starts_with('-') {
+        notice!("(Non critical) Master does not understand REPLCONF listening-port: {}", reply);
+    }
+    if let Some(ip) = &cfg.announce_ip {
+        let reply = conn.command(&[b"REPLCONF", b"ip-address", ip.as_bytes()]).await?;
+        if reply.starts_with('-') {
+            notice!("(Non critical) Master does not understand REPLCONF ip-address: {}", reply);
+        }
+    }
+    let reply = conn.command(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]).await?;
+    if reply.starts_with('-') {
+        notice!("(Non critical) Master does not understand REPLCONF capa: {}", reply);
+    }
+    let (replid, offset) = repl.psync_request();
+    let offset_s = offset.to_string();
+    if replid != "?" {
+        notice!("Trying a partial resynchronization (request {}:{}).", replid, offset);
+    }
+    let reply = conn.command(&[b"PSYNC", replid.as_bytes(), offset_s.as_bytes()]).await?;
+    if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
+        let mut parts = rest.split_whitespace();
+        let (Some(id), Some(off)) = (parts.next(), parts.next().and_then(|o| o.parse::<i64>().ok())) else {
+            return Err(LinkError::Unexpected { step: "PSYNC", reply });
+        };
+        notice!("Full resync from master: {}:{}", id, off);
+        check(LinkState::Transfer)?;
+        let rdb = receive_rdb(&mut conn, repl, generation).await?;
+        notice!("MASTER <-> REPLICA sync: Loading DB in memory ({} bytes)", rdb.len());
+        let host2 = host.clone();
+        tokio::task::spawn_blocking(move || {
+            host2.flush_all();
+            load_rdb_into(host2.as_ref(), &rdb)
+        })
+        .await
+        .map_err(|e| LinkError::Load(e.to_string()))?
+        .map_err(|e| LinkError::Load(e.to_string()))?;
+        repl.adopt_master_history(id, off);
+        notice!("MASTER <-> REPLICA sync: Finished with success");
+    } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
+        let new_id = rest.trim();
+        if !new_id.is_empty() {
+            repl.continue_with_id(new_id);
+        } else {
+            repl.continue_with_id(&replid);
+        }
+        notice!("Successful partial resynchronization with master.");
+    } else {
+        // -NOMASTERLINK / -LOADING: try again later.
+        return Err(LinkError::Unexpected { step: "PSYNC", reply });
+    }
+    check(LinkState::Connected)?;
+    repl.update_link(generation, |m| {
+        m.last_io = Some(Instant::now());
+        m.down_since = None;
+    });
+    notice!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization or finished a full one; streaming.");
+    let addr = format!("{mhost}:{mport}");
+    host.on_master_link(true, &addr);
+    let result = stream_commands(conn, repl, host, generation, epoch).await;
+    host.on_master_link(false, &addr);
+    result
+}
+
+async fn receive_rdb(conn: &mut Conn, repl: &Replication, generation: u64) -> Result<Vec<u8>, LinkError> {
+    // The master sends newlines while it prepares the payload.
+    let header = loop {
+        let l = conn.line().await?;
+        repl.update_link(generation, |m| m.last_io = Some(Instant::now()));
+        if !l.is_empty() {
+            break l;
+        }
+    };
+    if header.starts_with('-') {
+        return Err(LinkError::Unexpected { step: "SYNC payload", reply: header });
+    }
+    let Some(spec) = header.strip_prefix('$') else {
+        return Err(LinkError::Unexpected { step: "SYNC payload", reply: header });
+    };
+    if let Some(mark) = spec.strip_prefix("EOF:") {
+        let mark = mark.as_bytes().to_vec();
+        if mark.len() != 40 {
+            return Err(LinkError::Protocol("bad $EOF mark length".into()));
+        }
+        repl.update_link(generation, |m| m.sync_total_bytes = -1);
+        loop {
+            if conn.buf.len() >= 40 && conn.buf[conn.buf.len() - 40..] == mark[..] {
+                let mut data = std::mem::take(&mut conn.buf);
+                data.truncate(data.len() - 40);
+                return Ok(data.to_vec());
+            }
+            conn.fill().await?;
+            let n = conn.buf.len() as i64;
+            repl.update_link(generation, |m| {
+                m.sync_read_bytes = n;
+                m.last_io = Some(Instant::now());
+            });
+        }
+    }
+    let len: usize = spec.parse().map_err(|_| LinkError::Protocol(format!("bad bulk length '{spec}'")))?;
+    repl.update_link(generation, |m| m.sync_total_bytes = len as i64);
+    while conn.buf.len() < len {
+        if conn.buf.capacity() - conn.buf.len() < 64 * 1024 {
+            conn.buf.reserve((len - conn.buf.len()).min(16 << 20));
+        }
+        conn.fill().await?;
+        let n = conn.buf.len().min(len) as i64;
+        repl.update_link(generation, |m| {
+            m.sync_read_bytes = n;
+            m.last_io = Some(Instant::now());
+        });
+    }
+    Ok(conn.buf.split_to(len).to_vec())
+}
+
+async fn stream_commands(
+    mut conn: Conn,
+    repl: &Arc<Replication>,
+    host: &Arc<dyn DataHost>,
+    generation: u64,
+    epoch: u64,
+) -> Result<(), LinkError> {
+    let mut parser = RequestParser::new();
+    // `raw` mirrors what the parser consumes so the exact bytes can be forwarded.
+    let mut raw = conn.buf.clone();
+    let mut pending_cmd_bytes = 0usize;
+    let mut db: u32 = 0;
+    let mut multi: Option<Vec<Vec<Bytes>>> = None;
+    let mut ack_tick = tokio::time::interval(Duration::from_secs(1));
+    let timeout = conn.timeout;
+    let mut last_io = Instant::now();
+    send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
+    loop {
+        // Apply everything complete in the buffer, in batches.
+        let mut batch: Vec<Vec<Bytes>> = Vec::new();
+        loop {
+            let before = conn.buf.len();
+            let parsed = parser.parse(&mut conn.buf).map_err(|e| LinkError::Protocol(e.to_string()))?;
+            pending_cmd_bytes += before - conn.buf.len();
+            let Some(argv) = parsed else { break };
+            let cmd_raw = raw.split_to(pending_cmd_bytes).freeze();
+            pending_cmd_bytes = 0;
+            if argv.is_empty() {
+                continue;
+            }
+            let name = argv[0].to_ascii_lowercase();
+            if name == b"replconf" && argv.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"getack")) {
+                // Flush what precedes, answer with the offset before this command, then count it.
+                if !batch.is_empty() {
+                    apply_batch(host, &mut db, std::mem::take(&mut batch)).await;
+                }
+                send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
+                repl.feed_from_master_stream(cmd_raw);
+                continue;
+            }
+            match (&mut multi, name.as_slice()) {
+                (None, b"multi") => multi = Some(Vec::new()),
+                (Some(q), b"exec") => batch.append(q),
+                (Some(q), _) => q.push(argv),
+                (None, b"ping") => {}
+                (None, _) => batch.push(argv),
+            }
+            if name == b"exec" {
+                multi = None;
+            }
+            // The bytes are accounted (offset, backlog, sub-replicas) as they are processed.
+            repl.feed_from_master_stream(cmd_raw);
+            if batch.len() >= 1024 {
+                apply_batch(host, &mut db, std::mem::take(&mut batch)).await;
+            }
+        }
+        if !batch.is_empty() {
+            apply_batch(host, &mut db, batch).await;
+        }
+        // Register for the kill notification before checking, so none is missed.
+        let killed = repl.kill_notify.notified();
+        tokio::pin!(killed);
+        killed.as_mut().enable();
+        if repl.kill_epoch() != epoch {
+            return Err(LinkError::Stopped);
+        }
+        tokio::select! {
+            _ = killed => return Err(LinkError::Stopped),
+            r = conn.stream.read_buf(&mut conn.buf) => {
+                let n = r?;
+                if n == 0 {
+                    return Err(LinkError::Closed);
+                }
+                raw.extend_from_slice(&conn.buf[conn.buf.len() - n..]);
+                last_io = Instant::now();
+                repl.update_link(generation, |m| m.last_io = Some(last_io));
+            }
+            _ = ack_tick.tick() => {
+                if repl.kill_epoch() != epoch || repl.link_generation() != Some(generation) {
+                    return Err(LinkError::Stopped);
+                }
+                if last_io.elapsed() > timeout {
+                    return Err(LinkError::Timeout);
+                }
+                send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
+            }
+        }
+    }
+}
+
+async fn apply_batch(host: &Arc<dyn DataHost>, db: &mut u32, batch: Vec<Vec<Bytes>>) {
+    // Keyspace work is CPU-bound and short; run it inline on the link task.
+    host.apply_commands(db, batch, ApplySource::Master);
+}
+
+async fn send_ack(stream: &mut TcpStream, offset: i64) -> Result<(), LinkError> {
+    let mut out = BytesMut::new();
+    let off = offset.to_string();
+    encode_command(&[b"REPLCONF", b"ACK", off.as_bytes()], &mut out);
+    stream.write_all(&out).await?;
+    Ok(())
+}
