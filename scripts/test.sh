@@ -8,6 +8,10 @@ status=0
 echo "== cargo test"
 cargo test --all-targets --no-fail-fast 2>&1 | tee /tmp/rf-cargo-test.log || status=1
 
+echo "== Python client tests (redis-py Sentinel against rf-sentinel)"
+cargo build -q --bin rf-server --bin rf-sentinel
+python3 -m pytest -q tests/py || status=1
+
 if [ -x scripts/ci-k8s-validate.sh ] || [ -f scripts/ci-k8s-validate.sh ]; then
   echo "== Kubernetes manifests, chart and CRD validation"
   bash scripts/ci-k8s-validate.sh || status=1

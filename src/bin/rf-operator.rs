@@ -1,3 +1,72 @@
-fn main() {
-    println!("rf-operator: not built yet");
+//! rf-operator: `crd` prints the CustomResourceDefinition; `run` runs the controller.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use redis_failover::operator::{crd, run};
+
+#[derive(Parser)]
+#[command(name = "rf-operator", version, about = "Kubernetes operator for RedisFailoverCluster")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the RedisFailoverCluster CRD as YAML.
+    Crd,
+    /// Run the controller (kubeconfig or in-cluster config).
+    Run {
+        /// Watch only this namespace (all namespaces when omitted).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Address of /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        metrics_addr: SocketAddr,
+        /// Leader election on a coordination.k8s.io Lease (on by default).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        leader_election: bool,
+        #[arg(long, default_value = "rf-operator-leader")]
+        lease_name: String,
+        /// Namespace of the Lease; defaults to $POD_NAMESPACE, else "default".
+        #[arg(long)]
+        lease_namespace: Option<String>,
+        /// Seconds between full master checks against all sentinels.
+        #[arg(long, default_value_t = 10)]
+        check_interval_secs: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crd::crd_yaml());
+            Ok(())
+        }
+        Command::Run { namespace, metrics_addr, leader_election, lease_name, lease_namespace, check_interval_secs } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn")),
+                )
+                .init();
+            run::run(run::RunConfig {
+                namespace,
+                metrics_addr,
+                leader_election,
+                lease_name,
+                lease_namespace: lease_namespace
+                    .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                    .unwrap_or_else(|| "default".to_string()),
+                check_interval: Duration::from_secs(check_interval_secs.max(1)),
+            })
+            .await
+            .context("rf-operator run")
+        }
+    }
 }

@@ -1,1 +1,9 @@
-//! sentinel (under construction)
+//! rf-sentinel: a Redis Sentinel. `machine` holds the decision logic (no I/O), `shell`
+//! does the networking, `config` reads and rewrites sentinel.conf, `cli` is the program.
+
+pub mod config;
+pub mod machine;
+pub mod links;
+pub mod commands;
+pub mod shell;
+pub mod cli;

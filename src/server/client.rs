@@ -2,6 +2,8 @@
 //! and blocking wake-ups can reach every client under the one server lock.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -72,6 +74,12 @@ pub struct ClientState {
     /// Bytes waiting in the connection's query buffer / output (CLIENT LIST qbuf, omem).
     pub qbuf: usize,
     pub omem: usize,
+    /// Bytes queued for this connection by other clients and not yet written (pub/sub,
+    /// MONITOR, replication stream): checked against client-output-buffer-limit.
+    pub pending_out: Arc<AtomicUsize>,
+    /// Set when the output buffer limit is exceeded: the connection closes at once,
+    /// without writing what is queued.
+    pub force_close: Arc<AtomicBool>,
     pub tot_cmds: u64,
     /// Replies of a command that answers with several frames (SUBSCRIBE a b).
     pub deferred: Vec<Frame>,
@@ -109,6 +117,8 @@ impl ClientState {
             tx: None,
             qbuf: 0,
             omem: 0,
+            pending_out: Arc::new(AtomicUsize::new(0)),
+            force_close: Arc::new(AtomicBool::new(false)),
             tot_cmds: 0,
             deferred: Vec::new(),
         }
@@ -126,10 +136,34 @@ impl ClientState {
 
     /// Sends already encoded bytes to this client's connection.
     pub fn send_raw(&self, data: Bytes) -> bool {
+        if self.force_close.load(Ordering::Relaxed) {
+            return false;
+        }
         match &self.tx {
-            Some(tx) => tx.send(Outbound::Raw(data)).is_ok(),
+            Some(tx) => {
+                self.pending_out.fetch_add(data.len(), Ordering::Relaxed);
+                tx.send(Outbound::Raw(data)).is_ok()
+            }
             None => false,
         }
+    }
+
+    /// Enforces a hard output-buffer limit (0 = none): past it the client is dropped, as
+    /// Redis does with slow pub/sub consumers.
+    pub fn check_output_limit(&self, hard_limit: u64) -> bool {
+        if hard_limit > 0 && self.pending_out.load(Ordering::Relaxed) as u64 > hard_limit {
+            if !self.force_close.swap(true, Ordering::Relaxed) {
+                crate::server::log::warning(&format!(
+                    "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    self.id, self.addr
+                ));
+                if let Some(tx) = &self.tx {
+                    let _ = tx.send(Outbound::Close);
+                }
+            }
+            return false;
+        }
+        true
     }
 
     /// The `flags=` field of CLIENT LIST.

@@ -4,7 +4,7 @@
 //! the client's outbound queue.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,8 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
-    let admitted: Result<(u64, RequestParser, usize, Arc<AtomicI64>), &'static [u8]> = {
+    #[allow(clippy::type_complexity)]
+    let admitted: Result<(u64, RequestParser, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>)), &'static [u8]> = {
         let mut srv = shared.state.lock();
         srv.stats.total_connections += 1;
         let protected = srv.limits.protected_mode && srv.limits.requirepass.is_none();
@@ -41,13 +42,15 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             let authenticated = srv.limits.requirepass.is_none();
             let mut c = ClientState::new(id, peer.to_string(), local.to_string(), now, authenticated);
             c.tx = Some(tx);
+            let (c_pending, c_force) = (c.pending_out.clone(), c.force_close.clone());
             srv.clients.insert(id, c);
             let mut parser = RequestParser::new().with_max_bulk_len(srv.limits.proto_max_bulk_len);
             parser.set_authenticated(authenticated);
-            Ok((id, parser, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone()))
+            let out_state = (c_pending.clone(), c_force.clone());
+            Ok((id, parser, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone(), out_state))
         }
     };
-    let (id, mut parser, qlimit, pause) = match admitted {
+    let (id, mut parser, qlimit, pause, (pending_out, force_close)) = match admitted {
         Ok(v) => v,
         Err(b"protected") => {
             let _ = stream.write_all(format!("-{PROTECTED_MODE_MSG}\r\n").as_bytes()).await;
@@ -58,7 +61,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
-    let mut conn = Conn { shared: shared.clone(), id, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0 };
+    let mut conn = Conn { shared: shared.clone(), id, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, force_close };
     let result = conn.run(&mut stream, &mut rx, &mut parser, qlimit).await;
     if let Err(e) = result {
         tracing::debug!("client {id} closed: {e}");
@@ -86,6 +89,8 @@ struct Conn {
     blocked_deadline: Option<i64>,
     pause: Arc<AtomicI64>,
     unaccounted_input: u64,
+    pending_out: Arc<AtomicUsize>,
+    force_close: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -116,7 +121,10 @@ impl Conn {
                     // Handle this message and whatever else is queued before writing.
                     while let Some(m) = next.take() {
                         match m {
-                            Outbound::Raw(bytes) => self.out.extend_from_slice(&bytes),
+                            Outbound::Raw(bytes) => {
+                                self.pending_out.fetch_sub(bytes.len().min(self.pending_out.load(Ordering::Relaxed)), Ordering::Relaxed);
+                                self.out.extend_from_slice(&bytes);
+                            }
                             Outbound::Unblocked(frame) => {
                                 self.blocked = false;
                                 self.blocked_deadline = None;
@@ -143,6 +151,9 @@ impl Conn {
                         self.resume(parser, qlimit).await;
                     }
                 }
+            }
+            if self.force_close.load(Ordering::Relaxed) {
+                return Ok(());
             }
             self.flush(stream).await?;
             if self.close_after_write {

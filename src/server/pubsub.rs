@@ -9,13 +9,14 @@ use super::state::ServerState;
 use crate::resp::Frame;
 
 fn deliver(srv: &mut ServerState, current: &mut Option<&mut ClientState>, id: u64, frame: &Frame) -> bool {
+    let limit = srv.limits.obuf_hard_pubsub;
     if let Some(cur) = current.as_deref_mut() {
         if cur.id == id {
-            return cur.send_raw(frame.to_bytes(cur.proto));
+            return cur.send_raw(frame.to_bytes(cur.proto)) && cur.check_output_limit(limit);
         }
     }
     match srv.clients.get(&id) {
-        Some(c) => c.send_raw(frame.to_bytes(c.proto)),
+        Some(c) => c.send_raw(frame.to_bytes(c.proto)) && c.check_output_limit(limit),
         None => false,
     }
 }

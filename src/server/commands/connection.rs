@@ -212,8 +212,8 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
         c.patterns.len(),
         multi,
         c.qbuf,
-        c.omem,
-        20 * 1024 + c.qbuf + c.omem,
+        c.pending_out.load(std::sync::atomic::Ordering::Relaxed),
+        20 * 1024 + c.qbuf + c.pending_out.load(std::sync::atomic::Ordering::Relaxed),
         cmd,
         c.user,
         if c.proto == ProtocolVersion::Resp3 { 3 } else { 2 }

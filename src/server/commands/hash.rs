@@ -324,3 +324,16 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     });
     access::scan_reply(next, items)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::types::access::testing::{words, TestServer};
+
+    #[test]
+    fn hincrbyfloat_propagates_as_hset_with_the_result() {
+        let mut t = TestServer::new();
+        t.run(&["HSET", "h", "f", "1000"]);
+        let o = t.run(&["HINCRBYFLOAT", "h", "f", "0.1"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["HSET", "h", "f", "1000.09999999999999998"]);
+    }
+}

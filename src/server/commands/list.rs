@@ -562,3 +562,28 @@ fn brpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     };
     blmove_generic(ctx, args, End::Right, End::Left, timeout, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::types::access::testing::{words, TestServer};
+
+    #[test]
+    fn blocking_forms_propagate_as_their_plain_forms() {
+        let mut t = TestServer::new();
+        t.run(&["RPUSH", "l", "a", "b", "c"]);
+        let o = t.run(&["BLPOP", "nokey", "l", "0"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["LPOP", "l"]);
+        let o = t.run(&["BRPOPLPUSH", "l", "d", "0"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["RPOPLPUSH", "l", "d"]);
+        let o = t.run(&["BLMOVE", "l", "d", "LEFT", "RIGHT", "0"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["LMOVE", "l", "d", "LEFT", "RIGHT"]);
+        t.run(&["RPUSH", "m", "1", "2", "3"]);
+        let o = t.run(&["BLMPOP", "0", "1", "m", "RIGHT", "COUNT", "10"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["RPOP", "m", "3"]);
+        let o = t.run(&["LMPOP", "1", "d", "LEFT"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["LPOP", "d", "1"]);
+        let o = t.run(&["BLPOP", "empty", "0"]);
+        assert!(o.blocked, "an empty key blocks");
+        assert!(o.rewritten.is_none());
+    }
+}

@@ -445,3 +445,23 @@ fn sdiff(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     sunion_diff(ctx, &args[2..], SetOp::Diff, Some(&args[1]))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::types::access::testing::{words, TestServer};
+
+    #[test]
+    fn spop_propagates_as_srem_or_del() {
+        let mut t = TestServer::new();
+        t.run(&["SADD", "s", "a", "b", "c", "d"]);
+        let o = t.run(&["SPOP", "s"]);
+        let w = words(&o.rewritten.unwrap());
+        assert_eq!(&w[..2], ["SREM", "s"]);
+        let o = t.run(&["SPOP", "s", "2"]);
+        assert!(o.prevented, "the SPOP itself is not propagated");
+        assert_eq!(o.also.len(), 2);
+        assert!(o.also.iter().all(|a| words(a)[..2] == ["SREM", "s"]));
+        let o = t.run(&["SPOP", "s", "10"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["DEL", "s"]);
+    }
+}

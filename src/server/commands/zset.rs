@@ -1127,3 +1127,20 @@ fn zintercard(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let n = compute_setop(ctx, &o, SetOp::Inter, Some(o.limit)).len();
     Frame::Integer(n as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::types::access::testing::{words, TestServer};
+
+    #[test]
+    fn zset_pops_propagate_as_zpop() {
+        let mut t = TestServer::new();
+        t.run(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
+        let o = t.run(&["BZPOPMAX", "nokey", "z", "0"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["ZPOPMAX", "z"]);
+        let o = t.run(&["ZMPOP", "1", "z", "MIN", "COUNT", "5"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["ZPOPMIN", "z", "2"]);
+        let o = t.run(&["BZMPOP", "0", "1", "z", "MIN"]);
+        assert!(o.blocked, "emptied and deleted: blocks");
+    }
+}

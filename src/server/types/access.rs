@@ -264,3 +264,56 @@ pub fn numkeys_arg(b: &[u8], msg_nonpositive: &str) -> Result<usize, Frame> {
     }
     Ok(n as usize)
 }
+
+/// A server state and one client for calling command handlers directly in unit tests,
+/// with access to what they asked to propagate.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    use crate::server::client::ClientState;
+    use crate::server::command::CommandTable;
+    use crate::server::state::ServerState;
+    use std::sync::Arc;
+
+    pub struct TestServer {
+        pub srv: ServerState,
+        pub client: ClientState,
+    }
+
+    /// What one command did: its reply and its propagation requests.
+    pub struct Outcome {
+        pub reply: Frame,
+        pub rewritten: Option<Vec<Bytes>>,
+        pub also: Vec<Vec<Bytes>>,
+        pub prevented: bool,
+        pub blocked: bool,
+    }
+
+    impl TestServer {
+        pub fn new() -> Self {
+            let cfg = crate::server::config::load(None, "").expect("default config");
+            let table = Arc::new(CommandTable::build(crate::server::commands::all(), &[]));
+            let srv = ServerState::new(cfg, table);
+            let client = ClientState::new(1, "127.0.0.1:1".into(), "127.0.0.1:2".into(), 0, true);
+            TestServer { srv, client }
+        }
+
+        pub fn run(&mut self, words: &[&str]) -> Outcome {
+            let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            let spec = self.srv.commands.lookup(&args[0]).cloned().expect("known command");
+            let mut ctx = Ctx::new(&mut self.srv, &mut self.client, crate::server::now_ms());
+            let reply = (spec.handler)(&mut ctx, &args);
+            Outcome {
+                reply,
+                rewritten: ctx.rewritten.take(),
+                also: ctx.also.drain(..).map(|(_, a)| a).collect(),
+                prevented: ctx.prevent_propagation,
+                blocked: ctx.block_request.is_some(),
+            }
+        }
+    }
+
+    pub fn words(v: &[Bytes]) -> Vec<String> {
+        v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+    }
+}

@@ -380,6 +380,12 @@ impl ZSetValue {
     /// the final size and longest member, as Redis does for ZUNIONSTORE/ZRANGESTORE results.
     pub fn from_pairs(pairs: Vec<(Bytes, f64)>, limits: &EncodingLimits) -> Self {
         let mut entries: Vec<Entry> = pairs.into_iter().map(|(member, score)| Entry { score, member }).collect();
+        let small_n = entries.len() <= limits.zset_max_listpack_entries;
+        if small_n {
+            for e in entries.iter_mut().filter(|e| e.score == 0.0) {
+                e.score = 0.0; // listpack normalisation of -0, see `add`
+            }
+        }
         entries.sort_by(|a, b| cmp_key(a.score, &a.member, b));
         let small = entries.len() <= limits.zset_max_listpack_entries
             && entries.iter().all(|e| e.member.len() <= limits.zset_max_listpack_value);
@@ -429,6 +435,8 @@ impl ZSetValue {
 
     /// Sets `member`'s score (ZADD without flags). `score` must not be NaN.
     pub fn add(&mut self, member: Bytes, score: f64, limits: &EncodingLimits) -> AddOutcome {
+        // A listpack stores "-0" as the integer 0, so Redis reads it back as +0.
+        let score = if score == 0.0 && self.dict.is_none() { 0.0 } else { score };
         match self.score(&member) {
             Some(old) => {
                 if old == score {

@@ -1,0 +1,225 @@
+//! Operator-driven changes that need the data plane: the rolling upgrade (OnDelete
+//! StatefulSets: replicas one at a time, then a controlled `SENTINEL FAILOVER`, then the
+//! old master; sentinels last) and `SENTINEL RESET` after the member set changed.
+//! Each call does at most ONE disruptive step and returns what it is waiting for; the
+//! reconciler requeues, so every wait is bounded by the requeue loop, not by sleeping here.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams};
+use kube::ResourceExt;
+use tracing::info;
+
+use crate::operator::builders::{restart_hash, Inputs};
+use crate::operator::crd::RedisFailoverCluster;
+use crate::operator::names::{self, Component, MASTER_NAME};
+use crate::operator::reconcile::{component_pods, Context, Error};
+use crate::operator::tracking::{connect, failover_running, AddressResolver, ClusterKey, Endpoint};
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_hash(p: &Pod) -> Option<&str> {
+    p.metadata.annotations.as_ref()?.get(names::ANNOTATION_CONFIG_HASH).map(String::as_str)
+}
+
+fn is_master(p: &Pod) -> bool {
+    p.labels().get(names::LABEL_ROLE).map(String::as_str) == Some(names::ROLE_MASTER)
+}
+
+/// Replication health parsed from `INFO replication` of a replica.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReplicaHealth {
+    pub link_up: bool,
+    pub syncing: bool,
+}
+
+pub fn parse_replica_info(info: &str) -> ReplicaHealth {
+    let field = |k: &str| info.lines().find_map(|l| l.trim().strip_prefix(k).map(str::to_string));
+    ReplicaHealth {
+        link_up: field("master_link_status:").as_deref() == Some("up"),
+        syncing: field("master_sync_in_progress:").as_deref() == Some("1"),
+    }
+}
+
+async fn replica_synced(ctx: &Context, ep: &Endpoint, password: &str) -> bool {
+    let r = async {
+        let mut c = connect(ep, Some(password), ctx.io_timeout).await.ok()?;
+        let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.ok()?;
+        let h = parse_replica_info(&info);
+        Some(h.link_up && !h.syncing)
+    };
+    tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten().unwrap_or(false)
+}
+
+fn resolver(ctx: &Context) -> Option<std::sync::Arc<dyn AddressResolver>> {
+    ctx.tracker.as_ref().map(|t| t.resolver())
+}
+
+/// One step of the rolling upgrade; `Ok(Some(msg))` while an upgrade is in progress.
+pub async fn step(ctx: &Context, cr: &RedisFailoverCluster, inputs: &Inputs<'_>, password: &str) -> Result<Option<String>, Error> {
+    let key = ClusterKey { namespace: inputs.namespace.clone(), name: inputs.name.clone() };
+    let servers = component_pods(ctx, &key, Component::Server).await?;
+    let want = restart_hash(inputs, Component::Server);
+    let stale: Vec<&Pod> = servers.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_hash(p) != Some(want.as_str())).collect();
+    if !stale.is_empty() {
+        return upgrade_servers(ctx, cr, &key, &servers, &stale, password).await.map(Some);
+    }
+    let sentinels = component_pods(ctx, &key, Component::Sentinel).await?;
+    let want = restart_hash(inputs, Component::Sentinel);
+    let stale: Vec<&Pod> = sentinels.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_hash(p) != Some(want.as_str())).collect();
+    let Some(victim) = stale.first() else { return Ok(None) };
+    if sentinels.len() < cr.spec.sentinel.replicas as usize || !sentinels.iter().all(pod_ready) {
+        return Ok(Some("rolling upgrade: waiting for all sentinels to be ready".into()));
+    }
+    delete_pod(ctx, &key, victim).await?;
+    Ok(Some(format!("rolling upgrade: restarted sentinel {}", victim.name_any())))
+}
+
+async fn upgrade_servers(ctx: &Context, cr: &RedisFailoverCluster, key: &ClusterKey, all: &[Pod], stale: &[&Pod], password: &str) -> Result<String, Error> {
+    if all.len() < cr.spec.redis.replicas as usize || !all.iter().all(pod_ready) {
+        return Ok("rolling upgrade: waiting for all servers to be ready".into());
+    }
+    let Some(resolver) = resolver(ctx) else {
+        return Ok("rolling upgrade: no master tracking available".into());
+    };
+    // Every replica must be linked and synced before the next disruption.
+    for p in all.iter().filter(|p| !is_master(p)) {
+        let Some(ep) = resolver.server_endpoint(key, &p.name_any()) else { continue };
+        if !replica_synced(ctx, &ep, password).await {
+            return Ok(format!("rolling upgrade: waiting for replica {} (master_link_status up, sync done)", p.name_any()));
+        }
+    }
+    let mut stale_replicas: Vec<&&Pod> = stale.iter().filter(|p| !is_master(p)).collect();
+    stale_replicas.sort_by_key(|p| names::ordinal_of(&key.name, Component::Server, &p.name_any()).unwrap_or(i32::MAX));
+    if let Some(p) = stale_replicas.first() {
+        delete_pod(ctx, key, p).await?;
+        return Ok(format!("rolling upgrade: restarted replica {}", p.name_any()));
+    }
+    // Only the master is left on the old version: hand over to an upgraded replica.
+    if all.len() < 2 {
+        let p = stale[0];
+        delete_pod(ctx, key, p).await?;
+        return Ok(format!("rolling upgrade: restarted the only server {}", p.name_any()));
+    }
+    let sentinels = resolver.sentinel_endpoints(key, cr.spec.sentinel.replicas);
+    // Never stack failovers: wait while any sentinel is still in one.
+    for s in &sentinels {
+        if failover_running(s, ctx.io_timeout).await {
+            return Ok(format!("rolling upgrade: waiting for the failover away from {} to finish", stale[0].name_any()));
+        }
+    }
+    // Ask ONE sentinel (the first that answers); its error (e.g. -INPROG) is reported as is.
+    for s in &sentinels {
+        let Ok(mut c) = connect(s, None, ctx.io_timeout).await else { continue };
+        let reply = tokio::time::timeout(
+            ctx.io_timeout * 2,
+            redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME).query_async::<String>(&mut c),
+        )
+        .await;
+        return match reply {
+            Ok(Ok(_)) => {
+                info!(sentinel = %s, "rolling upgrade: SENTINEL FAILOVER requested");
+                Ok(format!("rolling upgrade: failover away from old master {} requested", stale[0].name_any()))
+            }
+            Ok(Err(e)) => Ok(format!("rolling upgrade: SENTINEL FAILOVER refused by {s}: {e}")),
+            Err(_) => Ok(format!("rolling upgrade: SENTINEL FAILOVER to {s} timed out")),
+        };
+    }
+    Err(Error::Redis("rolling upgrade: no sentinel reachable for SENTINEL FAILOVER".into()))
+}
+
+async fn delete_pod(ctx: &Context, key: &ClusterKey, p: &Pod) -> Result<(), Error> {
+    info!(pod = %p.name_any(), "rolling upgrade: deleting pod to pick up the new template");
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    api.delete(&p.name_any(), &DeleteParams::default()).await?;
+    Ok(())
+}
+
+/// `SENTINEL RESET mymaster` on each sentinel in turn. Before the next one is reset, the
+/// previous one must know the master, all `servers - 1` replicas and its `sentinels - 1`
+/// peers again (bounded wait), so a majority of informed sentinels always remains.
+/// Returns how many sentinels were reset.
+pub async fn reset_sentinels(ctx: &Context, key: &ClusterKey, sentinels: i32, servers: i32) -> Result<usize, Error> {
+    let Some(resolver) = resolver(ctx) else { return Ok(0) };
+    let mut done = 0;
+    for s in resolver.sentinel_endpoints(key, sentinels) {
+        let mut c = connect(&s, None, ctx.io_timeout).await.map_err(|e| Error::Redis(e.to_string()))?;
+        redis::cmd("SENTINEL")
+            .arg("RESET")
+            .arg(MASTER_NAME)
+            .query_async::<i64>(&mut c)
+            .await
+            .map_err(|e| Error::Redis(format!("SENTINEL RESET on {s}: {e}")))?;
+        done += 1;
+        info!(sentinel = %s, "SENTINEL RESET done; waiting until it knows the group again");
+        let deadline = tokio::time::Instant::now() + RESET_RECOVERY;
+        loop {
+            if let Some(k) = sentinel_knowledge(&s, ctx.io_timeout).await {
+                if k.num_slaves >= (servers - 1).max(0) as i64 && k.num_other_sentinels >= (sentinels - 1).max(0) as i64 {
+                    break;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Redis(format!(
+                    "sentinel {s} did not rediscover {} replicas and {} peers within {RESET_RECOVERY:?} after SENTINEL RESET",
+                    servers - 1,
+                    sentinels - 1
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(done)
+}
+
+/// Bound on the wait for one sentinel to rediscover the group after a reset (peers are
+/// announced every 2 s through the master's hello channel).
+pub const RESET_RECOVERY: Duration = Duration::from_secs(20);
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct SentinelKnowledge {
+    pub num_slaves: i64,
+    pub num_other_sentinels: i64,
+}
+
+/// Parses the flat field/value list of `SENTINEL MASTER`.
+pub fn parse_sentinel_master(v: &[String]) -> Option<SentinelKnowledge> {
+    let field = |k: &str| v.chunks(2).find(|c| c.first().map(String::as_str) == Some(k)).and_then(|c| c.get(1)?.parse().ok());
+    Some(SentinelKnowledge { num_slaves: field("num-slaves")?, num_other_sentinels: field("num-other-sentinels")? })
+}
+
+async fn sentinel_knowledge(s: &Endpoint, timeout: Duration) -> Option<SentinelKnowledge> {
+    let r = async {
+        let mut c = connect(s, None, timeout).await.ok()?;
+        let v: Vec<String> = redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query_async(&mut c).await.ok()?;
+        parse_sentinel_master(&v)
+    };
+    tokio::time::timeout(timeout * 2, r).await.ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_master_parsing() {
+        let v: Vec<String> = ["name", "mymaster", "num-slaves", "2", "num-other-sentinels", "1"].map(String::from).to_vec();
+        assert_eq!(parse_sentinel_master(&v), Some(SentinelKnowledge { num_slaves: 2, num_other_sentinels: 1 }));
+        assert_eq!(parse_sentinel_master(&v[..2]), None);
+    }
+
+    #[test]
+    fn replica_info_parsing() {
+        let up = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\n";
+        assert_eq!(parse_replica_info(up), ReplicaHealth { link_up: true, syncing: false });
+        let down = "role:slave\nmaster_link_status:down\nmaster_sync_in_progress:1\n";
+        assert_eq!(parse_replica_info(down), ReplicaHealth { link_up: false, syncing: true });
+        assert_eq!(parse_replica_info("role:master\n"), ReplicaHealth { link_up: false, syncing: false });
+    }
+}

@@ -1,0 +1,296 @@
+//! Real processes on 127.0.0.1 for sentinel integration tests: data servers (Debian
+//! `redis-server` unless `RF_TEST_SERVER_BIN` says otherwise), rf-sentinels and Debian
+//! `redis-sentinel`s. Every process is killed when its guard drops.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    // two binds in a row can return the same port; remember what we handed out
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static LAST: AtomicU16 = AtomicU16::new(0);
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        // keep a gap of 1000 to the "port + 10000" cluster-bus style neighbours Redis never uses; just avoid repeats
+        if p != LAST.swap(p, Ordering::SeqCst) && p < 55000 {
+            return p;
+        }
+    }
+}
+
+pub fn server_bin() -> String {
+    std::env::var("RF_TEST_SERVER_BIN").unwrap_or_else(|_| "/usr/bin/redis-server".into())
+}
+
+pub const RF_SENTINEL: &str = env!("CARGO_BIN_EXE_rf-sentinel");
+pub const REDIS_SENTINEL: &str = "/usr/bin/redis-sentinel";
+
+/// A process killed (SIGKILL) on drop; `pid_file` processes (daemonized) are killed by pid.
+pub struct Proc {
+    pub name: String,
+    pub port: u16,
+    child: Option<Child>,
+    pid_file: Option<PathBuf>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> Option<u32> {
+        if let Some(c) = &self.child {
+            return Some(c.id());
+        }
+        let p = self.pid_file.as_ref()?;
+        std::fs::read_to_string(p).ok()?.trim().parse().ok()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).stderr(Stdio::null()).status();
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(p) = self.pid_file.take() {
+            // daemon: wait until it is gone
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().map(|s| s.is_none()).unwrap_or(false),
+            None => self.pid().is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn start_server(dir: &Path, port: u16, replica_of: Option<u16>) -> Proc {
+    let mut cmd = Command::new(server_bin());
+    cmd.arg("--port").arg(port.to_string())
+        .arg("--bind").arg("127.0.0.1")
+        .arg("--save").arg("")
+        .arg("--appendonly").arg("no")
+        .arg("--dir").arg(dir)
+        .arg("--enable-debug-command").arg("yes")
+        .arg("--repl-diskless-sync-delay").arg("0")
+        .arg("--logfile").arg(dir.join(format!("server-{port}.log")));
+    if let Some(m) = replica_of {
+        cmd.arg("--replicaof").arg("127.0.0.1").arg(m.to_string());
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let child = cmd.spawn().expect("start data server");
+    let p = Proc { name: format!("server:{port}"), port, child: Some(child), pid_file: None };
+    wait_ping(port, Duration::from_secs(10));
+    p
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SentinelKind {
+    Rf,
+    Debian,
+}
+
+pub struct SentinelOpts {
+    pub quorum: u32,
+    pub down_after: u64,
+    pub failover_timeout: u64,
+    pub daemonize: bool,
+}
+
+/// Writes the seed tutorial's sentinel config (loopback, test ports) and starts it.
+pub fn start_sentinel(kind: SentinelKind, dir: &Path, port: u16, master_port: u16, o: &SentinelOpts) -> Proc {
+    let conf = dir.join(format!("sentinel-{port}.conf"));
+    let pidfile = dir.join(format!("sentinel-{port}.pid"));
+    let mut text = format!(
+        "bind 127.0.0.1\nport {port}\nsentinel monitor mymaster 127.0.0.1 {master_port} {}\nsentinel down-after-milliseconds mymaster {}\nsentinel parallel-syncs mymaster 1\nsentinel failover-timeout mymaster {}\n",
+        o.quorum, o.down_after, o.failover_timeout
+    );
+    text.push_str(&format!("logfile \"{}\"\ndir \"{}\"\n", dir.join(format!("sentinel-{port}.log")).display(), dir.display()));
+    if o.daemonize {
+        text.push_str(&format!("daemonize yes\npidfile \"{}\"\n", pidfile.display()));
+    }
+    std::fs::write(&conf, text).unwrap();
+    start_sentinel_from(kind, &conf, port, o.daemonize.then_some(pidfile))
+}
+
+pub fn start_sentinel_from(kind: SentinelKind, conf: &Path, port: u16, pidfile: Option<PathBuf>) -> Proc {
+    let bin = match kind {
+        SentinelKind::Rf => RF_SENTINEL,
+        SentinelKind::Debian => REDIS_SENTINEL,
+    };
+    let mut cmd = Command::new(bin);
+    cmd.arg(conf).stdout(Stdio::null()).stderr(Stdio::null());
+    let p = if let Some(pf) = pidfile {
+        let status = cmd.status().expect("start daemonized sentinel");
+        assert!(status.success(), "daemonized sentinel start failed: {status}");
+        Proc { name: format!("sentinel:{port}"), port, child: None, pid_file: Some(pf) }
+    } else {
+        Proc { name: format!("sentinel:{port}"), port, child: Some(cmd.spawn().expect("start sentinel")), pid_file: None }
+    };
+    wait_ping(port, Duration::from_secs(10));
+    p
+}
+
+pub fn conn(port: u16) -> redis::RedisResult<redis::Connection> {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let con = c.get_connection_with_timeout(Duration::from_millis(500))?;
+    con.set_read_timeout(Some(Duration::from_secs(3)))?;
+    con.set_write_timeout(Some(Duration::from_secs(3)))?;
+    Ok(con)
+}
+
+pub fn wait_ping(port: u16, max: Duration) {
+    let ok = wait_until(max, || conn(port).and_then(|mut c| redis::cmd("PING").query::<String>(&mut c)).is_ok());
+    assert!(ok, "port {port} never answered PING");
+}
+
+pub fn wait_until(max: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + max;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+pub fn sentinel_cmd<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
+    let mut c = conn(port)?;
+    let mut cmd = redis::cmd("SENTINEL");
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut c)
+}
+
+pub fn master_addr(sentinel_port: u16) -> Option<u16> {
+    let v: Vec<String> = sentinel_cmd(sentinel_port, &["get-master-addr-by-name", "mymaster"]).ok()?;
+    v.get(1)?.parse().ok()
+}
+
+pub fn masters(sentinel_port: u16) -> Vec<HashMap<String, String>> {
+    sentinel_cmd(sentinel_port, &["masters"]).unwrap_or_default()
+}
+
+/// ("master", None) or ("slave", Some(master port), link up)
+pub fn role(port: u16) -> Option<(String, Option<u16>, bool)> {
+    let mut c = conn(port).ok()?;
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut c).ok()?;
+    let mut role = None;
+    let mut mport = None;
+    let mut up = false;
+    for l in info.lines() {
+        let l = l.trim();
+        if let Some(v) = l.strip_prefix("role:") {
+            role = Some(v.to_string());
+        }
+        if let Some(v) = l.strip_prefix("master_port:") {
+            mport = v.parse().ok();
+        }
+        if l == "master_link_status:up" {
+            up = true;
+        }
+    }
+    Some((role?, mport, up))
+}
+
+/// Writes keys with `SET` + `WAIT 1 <ms>` to whatever the sentinels say is the master;
+/// remembers the keys acknowledged by at least one replica and the longest write gap.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<WriterResult>>,
+}
+
+#[derive(Debug, Default)]
+pub struct WriterResult {
+    pub acked: Vec<String>,
+    pub attempts: u64,
+    /// (gap ms, when the gap ended)
+    pub max_gap_ms: u64,
+    pub gaps: Vec<(Instant, Instant)>,
+}
+
+impl Writer {
+    pub fn start(sentinel_ports: Vec<u16>, prefix: &str) -> Writer {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let prefix = prefix.to_string();
+        let handle = std::thread::spawn(move || {
+            let mut r = WriterResult::default();
+            let mut i = 0u64;
+            let mut last_ok = Instant::now();
+            let mut con: Option<(u16, redis::Connection)> = None;
+            while !s2.load(std::sync::atomic::Ordering::SeqCst) {
+                let master = sentinel_ports.iter().find_map(|p| master_addr(*p));
+                let Some(mport) = master else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                if con.as_ref().map(|c| c.0) != Some(mport) {
+                    con = conn(mport).ok().map(|c| (mport, c));
+                }
+                let Some((_, c)) = con.as_mut() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                i += 1;
+                r.attempts += 1;
+                let key = format!("{prefix}:{i}");
+                let res: redis::RedisResult<(String, i64)> = redis::pipe().cmd("SET").arg(&key).arg(i).cmd("WAIT").arg(1).arg(200).query(c);
+                match res {
+                    Ok((_, n)) if n >= 1 => {
+                        let now = Instant::now();
+                        let gap = now.duration_since(last_ok);
+                        if gap > Duration::from_millis(100) {
+                            r.gaps.push((last_ok, now));
+                        }
+                        r.max_gap_ms = r.max_gap_ms.max(gap.as_millis() as u64);
+                        last_ok = now;
+                        r.acked.push(key);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if std::env::var_os("RF_TEST_DEBUG").is_some() {
+                            eprintln!("writer error: {e}");
+                        }
+                        con = None;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            }
+            r
+        });
+        Writer { stop, handle: Some(handle) }
+    }
+
+    pub fn finish(mut self) -> WriterResult {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+/// Keys of `acked` missing on the server at `port`.
+pub fn missing_keys(port: u16, acked: &[String]) -> Vec<String> {
+    let mut c = conn(port).expect("connect to check keys");
+    let mut missing = Vec::new();
+    for chunk in acked.chunks(500) {
+        let vals: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query(&mut c).unwrap();
+        for (k, v) in chunk.iter().zip(vals) {
+            if v.is_none() {
+                missing.push(k.clone());
+            }
+        }
+    }
+    missing
+}

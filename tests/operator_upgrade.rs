@@ -1,0 +1,178 @@
+//! Operator-driven rolling upgrade and SENTINEL RESET, against real server/sentinel
+//! processes on loopback. The in-memory API has no StatefulSet controller, so the test
+//! plays it: a deleted pod is recreated with the new template hash.
+
+mod common_operator;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common_operator::*;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use redis_failover::operator::crd::RedisFailoverCluster;
+use redis_failover::operator::reconcile::{reconcile, Context};
+use redis_failover::operator::status;
+use serde_json::json;
+
+async fn put_pod(client: &kube::Client, name: &str, hash: &str, role: Option<&str>) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let mut labels = json!({
+        "app.kubernetes.io/name": "redis-failover", "app.kubernetes.io/instance": NAME,
+        "app.kubernetes.io/component": "server", "app.kubernetes.io/managed-by": "rf-operator",
+    });
+    if let Some(r) = role {
+        labels["redisfailover.io/role"] = json!(r);
+    }
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": labels,
+                     "annotations": {"redisfailover.io/config-hash": hash}},
+        "spec": {"containers": [{"name": "server", "image": "x"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }))
+    .unwrap();
+    match pods.get_opt(name).await.unwrap() {
+        Some(_) => {
+            pods.patch(name, &PatchParams::default(), &Patch::Merge(&serde_json::to_value(&pod).unwrap())).await.unwrap();
+        }
+        None => {
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+        }
+    }
+}
+
+async fn add_password_secret(client: &kube::Client) {
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "rf-auth", "namespace": NS},
+        "stringData": {"password": PASSWORD}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), NS).create(&PostParams::default(), &secret).await.unwrap();
+}
+
+async fn reconcile_once(bed: &Bed, ctx: &Arc<Context>) -> String {
+    let cr = bed.cluster().await;
+    reconcile(Arc::new(cr), ctx.clone()).await.unwrap();
+    let st = bed.cluster().await.status.unwrap();
+    status::find(&st.conditions, status::PROGRESSING).map(|c| c.message.clone()).unwrap_or_default()
+}
+
+async fn server_hash(client: &kube::Client) -> String {
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS).get("rf-server").await.unwrap();
+    sts.spec.unwrap().template.metadata.unwrap().annotations.unwrap()["redisfailover.io/config-hash"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_upgrade_restarts_replicas_then_fails_over_then_old_master() {
+    let bed = Bed::start().await;
+    add_password_secret(&bed.client).await;
+    let tracker = bed.tracker().await;
+    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    // Pods run an older template; all ready.
+    for i in 0..3 {
+        put_pod(&bed.client, &pod_name(i), "old-hash", Some(if i == 0 { "master" } else { "replica" })).await;
+    }
+    wait_for("tracker healthy", Duration::from_secs(15), || async {
+        (tracker.state(&Bed::key())?.health == status::Health::Healthy).then_some(())
+    })
+    .await;
+
+    let started = Instant::now();
+    let mut deleted: Vec<String> = vec![];
+    let mut messages: Vec<String> = vec![];
+    let mut master_when_deleted: Vec<Vec<String>> = vec![];
+    for _round in 0..80 {
+        let msg = reconcile_once(&bed, &ctx).await;
+        if messages.last() != Some(&msg) {
+            messages.push(msg.clone());
+        }
+        let want = server_hash(&bed.client).await;
+        let pods: Api<Pod> = Api::namespaced(bed.client.clone(), NS);
+        for i in 0..3 {
+            if pods.get_opt(&pod_name(i)).await.unwrap().is_none() {
+                deleted.push(pod_name(i));
+                master_when_deleted.push(masters(&bed.labels().await));
+                // The "StatefulSet controller" brings the pod back on the new template.
+                put_pod(&bed.client, &pod_name(i), &want, None).await;
+            }
+        }
+        let all_new = pods.list(&Default::default()).await.unwrap().items.iter().all(|p| {
+            p.metadata.annotations.as_ref().and_then(|a| a.get("redisfailover.io/config-hash")) == Some(&want)
+        });
+        if all_new && !msg.contains("rolling upgrade") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "upgrade not done in 60 s: {messages:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!("upgrade steps: {messages:#?}\ndeleted in order: {deleted:?}");
+    assert_eq!(deleted.len(), 3, "{deleted:?} / {messages:#?}");
+    assert_eq!(&deleted[..2], &["rf-server-1".to_string(), "rf-server-2".to_string()], "replicas first, lowest ordinal first");
+    assert_eq!(deleted[2], "rf-server-0", "old master last");
+    // When the old master was restarted, it no longer was the master.
+    assert!(!master_when_deleted[2].contains(&"rf-server-0".to_string()), "{master_when_deleted:?}");
+    assert!(messages.iter().any(|m| m.contains("failover away from old master rf-server-0 requested")), "{messages:#?}");
+    let st = bed.cluster().await.status.unwrap();
+    assert_eq!(st.failover_count, 1);
+    assert_ne!(st.master.unwrap().pod, "rf-server-0");
+    println!("MEASURED: rolling upgrade of 3 servers took {} ms", started.elapsed().as_millis());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_change_resets_sentinels_once() {
+    let bed = Bed::start().await;
+    add_password_secret(&bed.client).await;
+    let tracker = bed.tracker().await;
+    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    let want_hash = {
+        reconcile_once(&bed, &ctx).await;
+        server_hash(&bed.client).await
+    };
+    for i in 0..3 {
+        put_pod(&bed.client, &pod_name(i), &want_hash, Some(if i == 0 { "master" } else { "replica" })).await;
+    }
+    let sts: Api<StatefulSet> = Api::namespaced(bed.client.clone(), NS);
+    let members = |s: StatefulSet| s.metadata.annotations.unwrap()["redisfailover.io/server-members"].clone();
+    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "3");
+
+    // Spec says 2 servers; while 3 pods remain, no reset yet.
+    let api: Api<RedisFailoverCluster> = Api::namespaced(bed.client.clone(), NS);
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"redis": {"replicas": 2}}}))).await.unwrap();
+    let msg = reconcile_once(&bed, &ctx).await;
+    assert!(msg.contains("waiting for 2 server pods before SENTINEL RESET (3 now)"), "{msg}");
+    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "3");
+
+    // The pod goes away (its process too): now every sentinel is reset, one at a time.
+    Api::<Pod>::namespaced(bed.client.clone(), NS).delete("rf-server-2", &Default::default()).await.unwrap();
+    let mut bed = bed;
+    bed.servers[2].kill();
+    let t0 = Instant::now();
+    reconcile_once(&bed, &ctx).await;
+    println!("MEASURED: rolling SENTINEL RESET of 3 sentinels took {} ms", t0.elapsed().as_millis());
+    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "2");
+    for s in &bed.sentinels {
+        let m: Vec<String> = query(s.port, None, &["SENTINEL", "MASTER", "mymaster"]).await.unwrap();
+        let field = |k: &str| m.chunks(2).find(|c| c[0] == k).map(|c| c[1].clone()).unwrap();
+        assert_eq!(field("num-slaves"), "1", "the removed replica is forgotten");
+        assert_eq!(field("num-other-sentinels"), "2");
+    }
+    // Reset happened on every sentinel, never two at once (their logs, when they write them).
+    let mut resets = vec![];
+    for i in 0..3 {
+        let log = std::fs::read_to_string(bed.dir.path().join(format!("sentinel-{i}.log"))).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains("+reset-master")) {
+            resets.push(line.to_string());
+        }
+    }
+    if std::env::var("RF_TEST_SENTINEL_BIN").is_err() {
+        assert_eq!(resets.len(), 3, "{resets:?}");
+    }
+    // A second reconcile does not reset again.
+    reconcile_once(&bed, &ctx).await;
+    let again: usize = (0..3)
+        .map(|i| std::fs::read_to_string(bed.dir.path().join(format!("sentinel-{i}.log"))).unwrap_or_default().matches("+reset-master").count())
+        .sum();
+    assert_eq!(again, resets.len(), "no reset without a member change");
+}

@@ -1,0 +1,85 @@
+//! Mixed sentinel groups: Debian redis-sentinel and rf-sentinel watching the same servers
+//! agree on the master after a crash and after a forced failover, whoever leads.
+
+#[path = "common_sentinel/procs.rs"]
+mod procs;
+
+use std::time::Duration;
+
+use procs::*;
+
+fn mixed_group(kinds: [SentinelKind; 3]) {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let sports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut master = Some(start_server(dir.path(), ports[0], None));
+    let _r: Vec<Proc> = ports[1..].iter().map(|p| start_server(dir.path(), *p, Some(ports[0]))).collect();
+    let o = SentinelOpts { quorum: 2, down_after: 1000, failover_timeout: 10000, daemonize: false };
+    let _s: Vec<Proc> = sports.iter().zip(kinds).map(|(sp, k)| start_sentinel(k, dir.path(), *sp, ports[0], &o)).collect();
+    assert!(
+        wait_until(Duration::from_secs(20), || sports.iter().all(|sp| masters(*sp).first().is_some_and(|m| m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"))),
+        "mixed group did not discover itself: {:?}",
+        sports.iter().map(|p| masters(*p)).collect::<Vec<_>>()
+    );
+    assert!(wait_until(Duration::from_secs(20), || ports[1..].iter().all(|p| role(*p).is_some_and(|r| r.2))));
+
+    // crash the master: all sentinels agree on one of the replicas
+    master.take();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let views: Vec<Option<u16>> = sports.iter().map(|sp| master_addr(*sp)).collect();
+            views.iter().all(|v| v.is_some_and(|p| p != ports[0])) && views.windows(2).all(|w| w[0] == w[1])
+        }),
+        "no agreed failover: {:?}",
+        sports.iter().map(|sp| master_addr(*sp)).collect::<Vec<_>>()
+    );
+    let new_master = master_addr(sports[0]).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || role(new_master).is_some_and(|r| r.0 == "master")));
+    let other = *ports[1..].iter().find(|p| **p != new_master).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || role(other).is_some_and(|r| r.0 == "slave" && r.1 == Some(new_master))));
+    // every sentinel reached config epoch 1
+    assert!(wait_until(Duration::from_secs(10), || sports.iter().all(|sp| masters(*sp).first().is_some_and(|m| m["config-epoch"] == "1"))));
+
+    // a forced failover asked to each kind of sentinel in turn: the others follow
+    let mut current = new_master;
+    for (i, sp) in sports.iter().enumerate() {
+        if i > 0 && kinds[i] == kinds[i - 1] {
+            continue;
+        }
+        assert!(wait_until(Duration::from_secs(20), || ports[1..].iter().filter(|p| **p != current).all(|p| role(*p).is_some_and(|r| r.1 == Some(current) && r.2))));
+        // right after a switch Redis (and we) may still answer INPROG / NOGOODSLAVE for a
+        // moment (reconfiguration running, replica INFO not refreshed yet)
+        let mut reply: redis::RedisResult<String> = Ok(String::new());
+        let accepted = wait_until(Duration::from_secs(25), || {
+            reply = sentinel_cmd(*sp, &["failover", "mymaster"]);
+            if reply.is_err() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            reply.is_ok()
+        });
+        assert!(accepted, "sentinel {i} ({:?}) refused FAILOVER: {reply:?}", kinds[i]);
+        assert_eq!(reply.as_deref(), Ok("OK"));
+        let before = current;
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                let views: Vec<Option<u16>> = sports.iter().map(|sp| master_addr(*sp)).collect();
+                views.iter().all(|v| v.is_some_and(|p| p != before)) && views.windows(2).all(|w| w[0] == w[1])
+            }),
+            "forced failover by {:?} not followed: {:?}",
+            kinds[i],
+            sports.iter().map(|sp| master_addr(*sp)).collect::<Vec<_>>()
+        );
+        current = master_addr(sports[0]).unwrap();
+        assert!(wait_until(Duration::from_secs(20), || role(current).is_some_and(|r| r.0 == "master")));
+    }
+}
+
+#[test]
+fn two_debian_sentinels_and_one_rf_sentinel() {
+    mixed_group([SentinelKind::Debian, SentinelKind::Rf, SentinelKind::Debian]);
+}
+
+#[test]
+fn one_debian_sentinel_and_two_rf_sentinels() {
+    mixed_group([SentinelKind::Rf, SentinelKind::Debian, SentinelKind::Rf]);
+}

@@ -1,0 +1,105 @@
+//! Passwords everywhere (servers with requirepass, sentinels with requirepass and
+//! auth-pass) and the notification / client-reconfig scripts called as Redis calls them.
+
+#[path = "common_sentinel/procs.rs"]
+mod procs;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use procs::*;
+
+fn start_auth_server(dir: &std::path::Path, port: u16, replica_of: Option<u16>) -> std::process::Child {
+    let mut cmd = Command::new(server_bin());
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
+        .args(["--requirepass", "secret", "--masterauth", "secret"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null());
+    if let Some(m) = replica_of {
+        cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
+    }
+    cmd.spawn().unwrap()
+}
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn authed(port: u16, pass: &str) -> redis::Connection {
+    let c = redis::Client::open(format!("redis://:{pass}@127.0.0.1:{port}/")).unwrap();
+    c.get_connection_with_timeout(Duration::from_secs(1)).unwrap()
+}
+
+#[test]
+fn passwords_and_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mport, rport) = (free_port(), free_port());
+    let mut master = Some(Kill(start_auth_server(dir.path(), mport, None)));
+    let _replica = Kill(start_auth_server(dir.path(), rport, Some(mport)));
+    let notify_log = dir.path().join("notify.log");
+    let reconf_log = dir.path().join("reconf.log");
+    for (name, log) in [("notify.sh", &notify_log), ("reconf.sh", &reconf_log)] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display())).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let sports = [free_port(), free_port()];
+    let mut sentinels = Vec::new();
+    for sp in sports {
+        let conf = dir.path().join(format!("s-{sp}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sp}\nbind 127.0.0.1\nrequirepass spass\nsentinel monitor mymaster 127.0.0.1 {mport} 2\nsentinel auth-pass mymaster secret\n\
+                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n\
+                 sentinel notification-script mymaster {}\nsentinel client-reconfig-script mymaster {}\n",
+                dir.path().join("notify.sh").display(),
+                dir.path().join("reconf.sh").display()
+            ),
+        )
+        .unwrap();
+        sentinels.push(Kill(Command::new(RF_SENTINEL).arg(&conf).stdout(Stdio::null()).spawn().unwrap()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // without AUTH the sentinel refuses
+    let mut plain = conn(sports[0]).unwrap();
+    let err = redis::cmd("SENTINEL").arg("masters").query::<redis::Value>(&mut plain).unwrap_err();
+    assert_eq!(err.code(), Some("NOAUTH"));
+    // with it: both sentinels found each other (authenticating with requirepass) and the replica
+    let ok = wait_until(Duration::from_secs(15), || {
+        sports.iter().all(|sp| {
+            let mut c = authed(*sp, "spass");
+            let m: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL").arg("masters").query(&mut c).unwrap_or_default();
+            m.first().is_some_and(|m| m["num-slaves"] == "1" && m["num-other-sentinels"] == "1" && m["flags"] == "master")
+        })
+    });
+    assert!(ok, "sentinels did not discover each other / the replica with passwords");
+    assert!(wait_until(Duration::from_secs(15), || {
+        let mut c = authed(rport, "secret");
+        redis::cmd("INFO").arg("replication").query::<String>(&mut c).is_ok_and(|s| s.contains("master_link_status:up"))
+    }));
+    master.take();
+    let ok = wait_until(Duration::from_secs(15), || {
+        let mut c = authed(sports[0], "spass");
+        let a: Vec<String> = redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg("mymaster").query(&mut c).unwrap_or_default();
+        a.get(1) == Some(&rport.to_string())
+    });
+    assert!(ok, "no failover with passwords");
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&reconf_log).unwrap_or_default().lines().count() >= 2));
+    let notify = std::fs::read_to_string(&notify_log).unwrap();
+    assert!(notify.contains(&format!("+sdown master mymaster 127.0.0.1 {mport}")), "{notify}");
+    assert!(notify.contains(&format!("+switch-master mymaster 127.0.0.1 {mport} 127.0.0.1 {rport}")), "{notify}");
+    let reconf = std::fs::read_to_string(&reconf_log).unwrap();
+    assert!(reconf.contains(&format!("mymaster leader start 127.0.0.1 {mport} 127.0.0.1 {rport}")), "{reconf}");
+    assert!(reconf.contains(&format!("mymaster observer start 127.0.0.1 {mport} 127.0.0.1 {rport}")), "{reconf}");
+    // the promoted replica really is master
+    let mut c = authed(rport, "secret");
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
+    assert!(info.contains("role:master"));
+}

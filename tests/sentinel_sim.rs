@@ -1,0 +1,268 @@
+//! The sentinel state machine on a simulated clock and network (no sockets, no sleeps).
+//! Many seeds each; every run checks safety (one leader and one promotion per epoch).
+
+#[path = "common_sentinel/sim.rs"]
+mod sim;
+
+use sim::{SimRole, World};
+
+const SEEDS: u64 = 40;
+
+fn settle(w: &mut World) {
+    // discovery: replicas via INFO, sentinels via hello
+    assert!(w.run_until(15_000, |w| w.sentinels.iter().all(|s| {
+        let m = &s.machine.as_ref().unwrap().masters[0];
+        m.replicas.len() == w.redis.len() - 1 && m.sentinels.len() == w.sentinels.len() - 1
+    })), "discovery did not complete");
+    w.run(2000);
+}
+
+#[test]
+fn master_crash_fails_over_and_old_master_rejoins() {
+    for seed in 0..SEEDS {
+        let mut w = World::new(seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        let old = w.redis[0].addr.clone();
+        w.kill_redis(0);
+        let killed_at = w.now;
+        assert!(w.run_until(20_000, |w| w.masters().len() == 1 && w.converged()), "seed {seed}: no failover");
+        let switched = w.now - killed_at;
+        // promotion within down-after + a few hundred ms of simulated time
+        let first_promotion = w.promotions.iter().map(|p| p.at).min().unwrap();
+        assert!(first_promotion - killed_at <= 1000 + 400, "seed {seed}: promotion took {} ms", first_promotion - killed_at);
+        assert!(switched < 5000, "seed {seed}: converged after {switched} ms");
+        // the promoted replica had the highest replication offset
+        for p in &w.promotions {
+            assert_eq!(p.target_offset, p.best_offset, "seed {seed}: promoted a replica behind another");
+        }
+        // each sentinel published +switch-master exactly once
+        assert_eq!(w.all_events("+switch-master").len(), 3, "seed {seed}");
+        // old master restarts as an empty master: it is converted to a replica quickly
+        w.restart_redis(0);
+        let back = w.now;
+        assert!(w.run_until(5000, |w| w.redis[0].role != SimRole::Master && w.converged()), "seed {seed}: old master not converted");
+        assert!(w.now - back <= 1000, "seed {seed}: rejoin took {} ms", w.now - back);
+        assert!(w.all_events("+convert-to-slave").iter().any(|e| e.2.contains(&old.host)), "seed {seed}");
+        w.assert_safety();
+    }
+}
+
+#[test]
+fn lossy_delayed_network_still_fails_over_safely() {
+    for seed in 0..SEEDS {
+        let mut w = World::new(1000 + seed, 2, 5, 3, 1000);
+        settle(&mut w);
+        w.loss = 0.05;
+        w.max_latency = 40;
+        w.kill_redis(0);
+        assert!(w.run_until(120_000, |w| w.converged()), "seed {seed}: no convergence under loss");
+        w.assert_safety();
+    }
+}
+
+#[test]
+fn partitioned_minority_sentinel_cannot_fail_over() {
+    for seed in 0..SEEDS {
+        let mut w = World::new(2000 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        // sentinel 0 loses the master but the majority still sees it: no ODOWN, no failover
+        let master = w.redis[0].addr.clone();
+        let s0 = w.sentinels[0].addr.clone();
+        w.partition(&s0, &master);
+        w.run(10_000);
+        assert!(w.all_events("+sdown").iter().any(|e| e.0 == 0), "seed {seed}: minority saw no sdown");
+        assert!(w.all_events("+odown").is_empty(), "seed {seed}: odown without quorum");
+        assert!(w.promotions.is_empty(), "seed {seed}: failover without quorum");
+        assert_eq!(w.masters(), vec![master.clone()]);
+        // and with two sentinels cut from each other and the master isolated from all,
+        // the one remaining sentinel pair still elects one leader
+        w.heal();
+        w.run(3000);
+        let s1 = w.sentinels[1].addr.clone();
+        let s2 = w.sentinels[2].addr.clone();
+        w.partition(&s1, &s2);
+        w.kill_redis(0);
+        assert!(w.run_until(60_000, |w| w.converged()), "seed {seed}: no failover with a cut sentinel link");
+        w.assert_safety();
+    }
+}
+
+#[test]
+fn sentinel_crash_mid_failover_another_takes_over() {
+    for seed in 0..SEEDS {
+        let mut w = World::new(3000 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        // every sentinel would crash right after being elected, until the first crash
+        for s in &mut w.sentinels {
+            s.machine.as_mut().unwrap().simulate.crash_after_election = true;
+        }
+        w.kill_redis(0);
+        assert!(w.run_until(10_000, |w| w.sentinels.iter().any(|s| s.machine.is_none())), "seed {seed}: nobody elected");
+        for s in &mut w.sentinels {
+            if let Some(m) = s.machine.as_mut() {
+                m.simulate.crash_after_election = false;
+            }
+        }
+        // the two survivors are still a majority of 3: a later epoch finishes the job
+        assert!(w.run_until(120_000, |w| w.converged()), "seed {seed}: no failover after leader crash");
+        w.assert_safety();
+        let epochs: Vec<u64> = w.elected.iter().map(|e| e.0).collect();
+        assert!(epochs.len() >= 2 && epochs.windows(2).all(|p| p[0] < p[1]), "seed {seed}: {epochs:?}");
+        // the crashed sentinel restarts from its rewritten config and follows the new master
+        let dead = w.sentinels.iter().position(|s| s.machine.is_none()).unwrap();
+        w.restart_sentinel(dead);
+        assert!(w.run_until(10_000, |w| w.converged()), "seed {seed}: restarted sentinel did not catch up");
+    }
+}
+
+#[test]
+fn crash_after_promotion_is_completed_by_others() {
+    for seed in 0..SEEDS {
+        let mut w = World::new(4000 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        for s in &mut w.sentinels {
+            s.machine.as_mut().unwrap().simulate.crash_after_promotion = true;
+        }
+        w.kill_redis(0);
+        assert!(w.run_until(10_000, |w| w.sentinels.iter().any(|s| s.machine.is_none())), "seed {seed}");
+        for s in &mut w.sentinels {
+            if let Some(m) = s.machine.as_mut() {
+                m.simulate.crash_after_promotion = false;
+            }
+        }
+        // a promoted replica without a switch: the others notice the new master (it reports
+        // master while being a replica) only after another failover; either way converge.
+        assert!(w.run_until(120_000, |w| w.converged()), "seed {seed}: stuck after crash-after-promotion");
+        w.assert_safety();
+    }
+}
+
+#[test]
+fn simultaneous_odown_with_zero_latency_elects_one_leader() {
+    for seed in 0..SEEDS {
+        // zero latency: all sentinels reach ODOWN in the same tick and all become candidates
+        let mut w = World::new(5000 + seed, 2, 3, 2, 1000);
+        w.max_latency = 0;
+        settle(&mut w);
+        w.kill_redis(0);
+        assert!(w.run_until(120_000, |w| w.converged()), "seed {seed}: no convergence");
+        w.assert_safety();
+        let tries = w.all_events("+try-failover");
+        assert!(!tries.is_empty());
+    }
+}
+
+#[test]
+fn clock_jump_enters_tilt_and_takes_no_action() {
+    for seed in 0..10 {
+        let mut w = World::new(6000 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        // all sentinels' clocks jump 60 s forward: without TILT every instance would look
+        // down (no reply for "60 s"); with TILT nothing is acted upon
+        for s in &mut w.sentinels {
+            s.clock_offset += 60_000;
+        }
+        w.run(5_000);
+        assert_eq!(w.all_events("+tilt").len(), 3, "seed {seed}");
+        assert!(w.all_events("+odown").is_empty(), "seed {seed}: acted during tilt");
+        assert!(w.promotions.is_empty());
+        w.run(30_000);
+        assert_eq!(w.all_events("-tilt").len(), 3, "seed {seed}");
+        // backwards jump too
+        w.sentinels[1].clock_offset -= 10_000;
+        w.run(1000);
+        assert_eq!(w.all_events("+tilt").len(), 4);
+        assert!(w.promotions.is_empty());
+        assert!(w.converged());
+    }
+}
+
+#[test]
+fn replica_with_priority_zero_is_never_promoted() {
+    for seed in 0..SEEDS {
+        let mut w = World::new(7000 + seed, 2, 3, 2, 1000);
+        w.redis[1].priority = 0;
+        settle(&mut w);
+        let good = w.redis[2].addr.clone();
+        w.kill_redis(0);
+        assert!(w.run_until(20_000, |w| w.converged()), "seed {seed}");
+        assert_eq!(w.masters(), vec![good], "seed {seed}");
+        // with only priority-0 replicas left, failover aborts and nothing is promoted
+        let mut w = World::new(7500 + seed, 1, 3, 2, 1000);
+        w.redis[1].priority = 0;
+        settle(&mut w);
+        w.kill_redis(0);
+        w.run(15_000);
+        assert!(w.promotions.is_empty(), "seed {seed}");
+        assert!(!w.all_events("-failover-abort-no-good-slave").is_empty(), "seed {seed}");
+    }
+}
+
+#[test]
+fn master_returning_during_failover_ends_with_one_master() {
+    for seed in 0..SEEDS {
+        let mut w = World::new(8000 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        w.kill_redis(0);
+        // come back right when someone starts trying
+        assert!(w.run_until(10_000, |w| !w.all_events("+try-failover").is_empty()), "seed {seed}");
+        let extra = seed * 7 % 200;
+        w.run(extra);
+        w.restart_redis(0);
+        assert!(w.run_until(60_000, |w| w.converged()), "seed {seed}: two masters or disagreement: {:?}", w.masters());
+        w.assert_safety();
+    }
+}
+
+#[test]
+fn manual_failover_moves_the_master() {
+    for seed in 0..10 {
+        let mut w = World::new(9000 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        let now = w.now;
+        let m = w.sentinels[0].machine.as_mut().unwrap();
+        m.failover(now, "mymaster").unwrap();
+        assert!(w.run_until(20_000, |w| w.converged() && w.masters()[0] != w.redis[0].addr), "seed {seed}");
+        // the old master (still running) is now a replica of the new one
+        assert!(matches!(w.redis[0].role, SimRole::Replica(_)));
+        w.assert_safety();
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_trace() {
+    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut w = World::new(seed, 2, 3, 2, 1000);
+    settle(&mut w);
+    let t0 = w.now;
+    w.kill_redis(0);
+    w.run(20000);
+    for (i, s) in w.sentinels.iter().enumerate() {
+        for (t, k, m) in &s.events {
+            if *t >= t0 {
+                println!("{i} +{} {k} {m}", t - t0);
+            }
+        }
+    }
+}
+
+#[test]
+fn two_candidates_in_one_epoch_one_vote_each() {
+    use redis_failover::sentinel::config;
+    use redis_failover::sentinel::machine::Sentinel;
+    let cfg = config::parse("sentinel monitor mymaster 10.0.0.1 6379 2\n").unwrap();
+    let mut voter = Sentinel::new(&cfg, 26379, 1, 1000);
+    let a = "a".repeat(40);
+    let b = "b".repeat(40);
+    // both candidates ask in epoch 1: the first gets the vote, the second is told about it
+    assert_eq!(voter.is_master_down_by_addr(1000, "10.0.0.1", 6379, 1, &a), (false, a.clone(), 1));
+    assert_eq!(voter.is_master_down_by_addr(1001, "10.0.0.1", 6379, 1, &b), (false, a.clone(), 1));
+    // a later epoch may be voted again, an older one never
+    assert_eq!(voter.is_master_down_by_addr(1002, "10.0.0.1", 6379, 2, &b), (false, b.clone(), 2));
+    assert_eq!(voter.is_master_down_by_addr(1003, "10.0.0.1", 6379, 1, &a), (false, b.clone(), 2));
+    assert_eq!(voter.current_epoch, 2);
+    // unknown master address: not down, no vote
+    assert_eq!(voter.is_master_down_by_addr(1004, "10.9.9.9", 6379, 3, &a), (false, "*".to_string(), 0));
+    assert_eq!(voter.current_epoch, 2);
+}
