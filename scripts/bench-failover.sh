@@ -30,7 +30,7 @@ trap 'rm -f "$out"' EXIT
 echo "building and running the drill (rounds=$ROUNDS down-after=$DOWN_AFTER server=${RF_TEST_SERVER_BIN:-/usr/bin/redis-server})..." >&2
 BENCH_ROUNDS=$ROUNDS BENCH_DOWN_AFTER=$DOWN_AFTER BENCH_SYSTEMS=debian,rf \
   cargo test "${PROFILE[@]}" --quiet --test sentinel_bench -- --ignored --nocapture --test-threads 1 2>/dev/null \
-  | grep --line-buffered '^RESULT' | tee "$out" >&2
+  | grep --line-buffered -o 'RESULT .*' | tee "$out" >&2
 awk '
 function kv(s,   a) { split(s, a, "="); return a[2] }
 {

@@ -18,9 +18,10 @@ use serde_json::json;
 
 async fn put_pod(client: &kube::Client, name: &str, hash: &str, role: Option<&str>) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let component = if name.contains("-sentinel-") { "sentinel" } else { "server" };
     let mut labels = json!({
         "app.kubernetes.io/name": "redis-failover", "app.kubernetes.io/instance": NAME,
-        "app.kubernetes.io/component": "server", "app.kubernetes.io/managed-by": "rf-operator",
+        "app.kubernetes.io/component": component, "app.kubernetes.io/managed-by": "rf-operator",
     });
     if let Some(r) = role {
         labels["redisfailover.io/role"] = json!(r);
@@ -130,19 +131,22 @@ async fn member_change_resets_sentinels_once() {
         reconcile_once(&bed, &ctx).await;
         server_hash(&bed.client).await
     };
+    let sts: Api<StatefulSet> = Api::namespaced(bed.client.clone(), NS);
+    let sentinel_hash = sts.get("rf-sentinel").await.unwrap().spec.unwrap().template.metadata.unwrap().annotations.unwrap()
+        ["redisfailover.io/config-hash"].clone();
     for i in 0..3 {
         put_pod(&bed.client, &pod_name(i), &want_hash, Some(if i == 0 { "master" } else { "replica" })).await;
+        put_pod(&bed.client, &format!("{NAME}-sentinel-{i}"), &sentinel_hash, None).await;
     }
-    let sts: Api<StatefulSet> = Api::namespaced(bed.client.clone(), NS);
     let members = |s: StatefulSet| s.metadata.annotations.unwrap()["redisfailover.io/server-members"].clone();
-    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "3");
+    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "servers=3,sentinels=3");
 
     // Spec says 2 servers; while 3 pods remain, no reset yet.
     let api: Api<RedisFailoverCluster> = Api::namespaced(bed.client.clone(), NS);
     api.patch(NAME, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"redis": {"replicas": 2}}}))).await.unwrap();
     let msg = reconcile_once(&bed, &ctx).await;
-    assert!(msg.contains("waiting for 2 server pods before SENTINEL RESET (3 now)"), "{msg}");
-    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "3");
+    assert!(msg.contains("waiting for 2 server and 3 sentinel pods before SENTINEL RESET (3 and 3 now)"), "{msg}");
+    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "servers=3,sentinels=3");
 
     // The pod goes away (its process too): now every sentinel is reset, one at a time.
     Api::<Pod>::namespaced(bed.client.clone(), NS).delete("rf-server-2", &Default::default()).await.unwrap();
@@ -151,7 +155,7 @@ async fn member_change_resets_sentinels_once() {
     let t0 = Instant::now();
     reconcile_once(&bed, &ctx).await;
     println!("MEASURED: rolling SENTINEL RESET of 3 sentinels took {} ms", t0.elapsed().as_millis());
-    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "2");
+    assert_eq!(members(sts.get("rf-sentinel").await.unwrap()), "servers=2,sentinels=3");
     for s in &bed.sentinels {
         let m: Vec<String> = query(s.port, None, &["SENTINEL", "MASTER", "mymaster"]).await.unwrap();
         let field = |k: &str| m.chunks(2).find(|c| c[0] == k).map(|c| c[1].clone()).unwrap();
@@ -229,7 +233,9 @@ async fn scale_down_moves_the_master_before_removing_its_pod() {
             assert!(now < desired, "shrunk to {desired} while the master is {m:?}");
             break;
         }
-        assert_eq!(replicas, 3, "kept at 3 until the master moved");
+        // Until the master moved, the StatefulSet keeps every ordinal up to the master's
+        // (replicas beyond it, never promotable now, may already go).
+        assert_eq!(replicas, master_ordinal + 1, "kept up to the master's ordinal until it moved");
         assert!(started.elapsed() < Duration::from_secs(40), "scale-down stuck: {messages:#?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -56,9 +56,10 @@ fn passwords_and_scripts() {
         std::fs::write(
             &conf,
             format!(
-                "port {sp}\nbind 127.0.0.1\nrequirepass spass\nsentinel monitor mymaster 127.0.0.1 {mport} 2\nsentinel auth-pass mymaster secret\n\
+                "port {sp}\nbind 127.0.0.1\nrequirepass spass\nlogfile \"{}\"\nsentinel monitor mymaster 127.0.0.1 {mport} 2\nsentinel auth-pass mymaster secret\n\
                  sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n\
                  sentinel notification-script mymaster {}\nsentinel client-reconfig-script mymaster {}\n",
+                dir.path().join(format!("s-{sp}.log")).display(),
                 dir.path().join("notify.sh").display(),
                 dir.path().join("reconf.sh").display()
             ),
@@ -90,6 +91,11 @@ fn passwords_and_scripts() {
         let a: Vec<String> = redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg("mymaster").query(&mut c).unwrap_or_default();
         a.get(1) == Some(&rport.to_string())
     });
+    if !ok || std::env::var_os("RF_TEST_DEBUG").is_some() {
+        for sp in sports {
+            eprintln!("--- sentinel {sp}\n{}", std::fs::read_to_string(dir.path().join(format!("s-{sp}.log"))).unwrap_or_default());
+        }
+    }
     assert!(ok, "no failover with passwords");
     assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&reconf_log).unwrap_or_default().lines().count() >= 2));
     let notify = std::fs::read_to_string(&notify_log).unwrap();

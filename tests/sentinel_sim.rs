@@ -153,6 +153,31 @@ fn simultaneous_odown_with_zero_latency_elects_one_leader() {
 }
 
 #[test]
+fn split_votes_are_retried_quickly_in_a_new_epoch() {
+    let mut splits = 0;
+    for seed in 0..SEEDS {
+        // no stagger and no latency: every sentinel becomes a candidate in the same tick
+        // and votes for itself, the worst case for the election
+        let mut w = World::new(5500 + seed, 2, 3, 2, 1000);
+        w.max_latency = 0;
+        for s in &mut w.sentinels {
+            s.machine.as_mut().unwrap().candidate_stagger = 0;
+        }
+        settle(&mut w);
+        let t0 = w.now;
+        w.kill_redis(0);
+        assert!(w.run_until(60_000, |w| w.converged()), "seed {seed}: no convergence");
+        w.assert_safety();
+        if !w.all_events("-failover-abort-not-elected").is_empty() {
+            splits += 1;
+            // Redis would need election-timeout (10 s) + 2 x failover-timeout (20 s)
+            assert!(w.now - t0 < 5000, "seed {seed}: split vote resolved only after {} ms", w.now - t0);
+        }
+    }
+    assert!(splits > 0, "the scenario never produced a split vote: it tests nothing");
+}
+
+#[test]
 fn clock_jump_enters_tilt_and_takes_no_action() {
     for seed in 0..10 {
         let mut w = World::new(6000 + seed, 2, 3, 2, 1000);

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for scripts/bench-server.sh (sourced).
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -6,8 +7,8 @@ die() { log "ERROR: $*"; exit 1; }
 # A TCP port on 127.0.0.1 nobody listens on (probed by connecting; bounded tries), below the
 # kernel's ephemeral range so outgoing connections do not hold it.
 free_port() {
-    local port tries
-    for tries in $(seq 1 200); do
+    local port _
+    for _ in $(seq 1 200); do
         port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
@@ -19,8 +20,8 @@ free_port() {
 
 # wait_ready PORT PID LOG: until the server answers PING (10 s at most).
 wait_ready() {
-    local port="$1" pid="$2" logfile="$3" i
-    for i in $(seq 1 100); do
+    local port="$1" pid="$2" logfile="$3" _
+    for _ in $(seq 1 100); do
         if ! kill -0 "$pid" 2>/dev/null; then
             log "server exited; log:"
             tail -20 "$logfile" >&2

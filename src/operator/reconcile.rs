@@ -26,7 +26,8 @@ use crate::operator::names::{self, Component, FIELD_MANAGER};
 use crate::operator::status::{self, Health, DEGRADED, PROGRESSING, READY};
 use crate::operator::tracking::{ClusterKey, ClusterParams, Tracker};
 
-/// Annotation on the sentinel StatefulSet: the server count the sentinels were last reset for.
+/// Annotation on the sentinel StatefulSet: the member counts (`servers=N,sentinels=M`) the
+/// sentinels were last reset for.
 pub const ANNOTATION_SERVER_MEMBERS: &str = "redisfailover.io/server-members";
 
 #[derive(Debug, thiserror::Error)]
@@ -202,16 +203,19 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
         waiting.push(msg);
     }
 
-    // 4. Member set changed: SENTINEL RESET (one sentinel at a time) once the server pods
-    //    match the spec, so removed members are forgotten. The annotation only moves on
-    //    after a successful reset, so a failed reset is retried.
-    let desired_members = cr.spec.redis.replicas.to_string();
+    // 4. Member set changed (servers or sentinels): SENTINEL RESET, one sentinel at a
+    //    time, once the pods match the spec, so removed members are forgotten. The
+    //    annotation only moves on after a successful reset, so a failed reset is retried.
+    let (want_servers, want_sentinels) = (cr.spec.redis.replicas, cr.spec.sentinel.replicas);
+    let desired_members = format!("servers={want_servers},sentinels={want_sentinels}");
     let mut members = previous_members.clone().unwrap_or_else(|| desired_members.clone());
     if previous_members.as_deref().is_some_and(|p| p != desired_members) {
-        let live = component_pods(ctx, &key, Component::Server).await?.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count();
-        if live == cr.spec.redis.replicas as usize {
-            info!(from = ?previous_members, to = %desired_members, "server member set changed: resetting sentinels one at a time");
-            match crate::operator::upgrade::reset_sentinels(ctx, &key, cr.spec.sentinel.replicas, cr.spec.redis.replicas).await {
+        let live = |pods: Vec<Pod>| pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count();
+        let servers = live(component_pods(ctx, &key, Component::Server).await?);
+        let sentinels = live(component_pods(ctx, &key, Component::Sentinel).await?);
+        if servers == want_servers as usize && sentinels == want_sentinels as usize {
+            info!(from = ?previous_members, to = %desired_members, "member set changed: resetting sentinels one at a time");
+            match crate::operator::upgrade::reset_sentinels(ctx, &key, want_sentinels, want_servers).await {
                 Ok(n) => {
                     info!(sentinels = n, "sentinels reset");
                     members = desired_members.clone();
@@ -219,7 +223,9 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
                 Err(e) => waiting.push(format!("sentinel reset incomplete: {e}")),
             }
         } else {
-            waiting.push(format!("waiting for {desired_members} server pods before SENTINEL RESET ({live} now)"));
+            waiting.push(format!(
+                "waiting for {want_servers} server and {want_sentinels} sentinel pods before SENTINEL RESET ({servers} and {sentinels} now)"
+            ));
         }
     }
     let mut sentinel_sts = builders::sentinel_statefulset(&inputs)?;

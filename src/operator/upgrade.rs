@@ -149,10 +149,18 @@ pub async fn move_master_off(ctx: &Context, key: &ClusterKey, cr: &RedisFailover
         return Ok("scale-down waits: no master tracking available".into());
     };
     let password = ctx.tracker.as_ref().and_then(|t| t.password(key));
-    for o in cr.spec.redis.replicas..=master_ordinal {
-        if o == master_ordinal {
-            continue;
-        }
+    // Every pod that will go (ordinals >= spec, including those above the master that
+    // may still be running) must never be promoted.
+    let mut doomed: Vec<i32> = component_pods(ctx, key, Component::Server)
+        .await?
+        .iter()
+        .filter_map(|p| names::ordinal_of(&key.name, Component::Server, &p.name_any()))
+        .chain(cr.spec.redis.replicas..master_ordinal)
+        .filter(|o| *o >= cr.spec.redis.replicas && *o != master_ordinal)
+        .collect();
+    doomed.sort_unstable();
+    doomed.dedup();
+    for o in doomed {
         let pod = names::pod(&key.name, Component::Server, o);
         let Some(ep) = resolver.server_endpoint(key, &pod) else { continue };
         let r = async {

@@ -36,6 +36,9 @@ pub const PROBE_PERIOD: u64 = 100;
 pub const FAST_ASK_PERIOD: u64 = 100;
 /// Ours: INFO period on the replica we promoted, while waiting for it to report master.
 pub const PROMOTION_INFO_PERIOD: u64 = 50;
+/// Ours: after a certain split vote, retry after this random back-off (ms).
+pub const SPLIT_BACKOFF_MIN: u64 = 50;
+pub const SPLIT_BACKOFF_MAX: u64 = 400;
 /// Ours: delay between candidacies of successive sentinels (by run id rank) after ODOWN.
 pub const CANDIDATE_STAGGER: u64 = 60;
 pub const CANDIDATE_JITTER: u64 = 20;
@@ -444,6 +447,8 @@ pub struct Sentinel {
     pub announce_ip: Option<String>,
     pub announce_port: u16,
     pub simulate: SimulateFailure,
+    /// Candidacy stagger per rank (ms); tests set 0 to force simultaneous candidates.
+    pub candidate_stagger: u64,
     pub sentinel_user: Option<String>,
     pub sentinel_pass: Option<String>,
     pub requirepass: Option<String>,
@@ -469,6 +474,7 @@ impl Sentinel {
             announce_ip: cfg.announce_ip.clone(),
             announce_port: if cfg.announce_port != 0 { cfg.announce_port } else { own_port },
             simulate: SimulateFailure::default(),
+            candidate_stagger: CANDIDATE_STAGGER,
             sentinel_user: cfg.sentinel_user.clone(),
             sentinel_pass: cfg.sentinel_pass.clone(),
             requirepass: cfg.requirepass.clone(),
@@ -836,8 +842,8 @@ impl Sentinel {
         // goes at once; a vote request received meanwhile makes us vote and stand down.
         let Some(at) = m.candidate_at else {
             let rank = m.sentinels.iter().filter(|s| !s.s_down && !s.disconnected() && s.run_id.as_deref().is_some_and(|r| r < self.myid.as_str())).count() as u64;
-            let jitter = self.rng.gen_range(0..CANDIDATE_JITTER);
-            let at = now + rank * CANDIDATE_STAGGER + jitter;
+            let jitter = if self.candidate_stagger == 0 { 0 } else { self.rng.gen_range(0..CANDIDATE_JITTER) };
+            let at = now + rank * self.candidate_stagger + jitter;
             self.masters[mi].candidate_at = Some(at);
             return self.start_failover_if_needed(mi, now);
         };
@@ -954,6 +960,17 @@ impl Sentinel {
                 let r = self.ref_master(mi);
                 self.event(mi, "-failover-abort-not-elected", true, r);
                 self.abort_failover(mi);
+            } else if self.vote_is_split(mi, epoch) {
+                // Ours: every vote of this epoch is known and nobody can reach a majority
+                // (candidates voted for themselves at the same moment). Redis waits for the
+                // election timeout and then 2 x failover-timeout; we give up this epoch now
+                // and may stand again after a short random back-off, in a new epoch.
+                let r = self.ref_master(mi);
+                self.event(mi, "-failover-abort-not-elected", true, r);
+                self.abort_failover(mi);
+                let backoff = self.rng.gen_range(SPLIT_BACKOFF_MIN..SPLIT_BACKOFF_MAX);
+                let m = &mut self.masters[mi];
+                m.failover_start_time = (now + backoff).saturating_sub(m.cfg.failover_timeout_ms * 2);
             }
             return;
         }
@@ -967,6 +984,28 @@ impl Sentinel {
         self.event(mi, "+failover-state-select-slave", true, r);
         self.request_fresh_replica_info(mi, now);
         self.failover_select_slave(mi, now);
+    }
+
+    /// True when the votes known for `epoch` (ours and every peer's) leave no candidate a
+    /// chance to reach the majority and the quorum.
+    fn vote_is_split(&self, mi: usize, epoch: u64) -> bool {
+        let m = &self.masters[mi];
+        if m.leader.is_none() || m.cfg.leader_epoch != epoch {
+            return false;
+        }
+        let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+        *counts.entry(m.leader.as_deref().unwrap_or("")).or_default() += 1;
+        let mut unknown = 0u32;
+        for s in &m.sentinels {
+            match &s.leader {
+                Some(l) if s.leader_epoch == epoch => *counts.entry(l.as_str()).or_default() += 1,
+                _ => unknown += 1,
+            }
+        }
+        let voters = m.sentinels.len() as u32 + 1;
+        let needed = (voters / 2 + 1).max(m.cfg.quorum);
+        let best = counts.values().copied().max().unwrap_or(0);
+        unknown == 0 && best < needed
     }
 
     /// Ours: before choosing, ask every reachable replica for INFO so the choice uses the
