@@ -1,10 +1,11 @@
 //! `rf-server --sentinel`: runs the sentinel instead of the data server, as
-//! `redis-server sentinel.conf --sentinel` does. The sentinel family provides
-//! `redis_failover::sentinel::cli::main(args)`; until that is merged this shim refuses.
+//! `redis-server sentinel.conf --sentinel` does, through the sentinel family's entry point.
 
-/// Runs sentinel mode with the full command line (program name excluded). Returns the
-/// process exit code.
-pub fn run(_args: Vec<String>) -> i32 {
-    eprintln!("rf-server: --sentinel is not available in this build yet (use rf-sentinel)");
-    1
+use std::process::ExitCode;
+
+/// Runs sentinel mode with the command line (program name excluded).
+pub fn run(args: Vec<String>) -> ExitCode {
+    let mut argv: Vec<std::ffi::OsString> = vec!["rf-server".into()];
+    argv.extend(args.into_iter().map(Into::into));
+    crate::sentinel::cli::main(argv)
 }
