@@ -358,3 +358,38 @@ fn debug_digest_matches_real_redis() {
     assert_eq!(d1, d2);
     assert_eq!(redis_cli(ours.port, &["DEBUG", "DIGEST-VALUE", "a", "t", "nokey"]), redis_cli(theirs.port, &["DEBUG", "DIGEST-VALUE", "a", "t", "nokey"]));
 }
+
+#[test]
+fn keyspace_events_monitor_and_slowlog() {
+    use std::io::{Read, Write};
+    let srv = spawn_rf(&["--notify-keyspace-events", "KEA", "--slowlog-log-slower-than", "0"]);
+    let read_until = |s: &mut std::net::TcpStream, needle: &str| -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !String::from_utf8_lossy(&got).contains(needle) && std::time::Instant::now() < deadline {
+            if let Ok(n) = s.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let mut sub = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    sub.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sub.write_all(b"PSUBSCRIBE __key*__:*\r\n").unwrap();
+    read_until(&mut sub, "psubscribe");
+    let mut mon = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    mon.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    mon.write_all(b"MONITOR\r\n").unwrap();
+    read_until(&mut mon, "+OK");
+    let mut c = srv.client();
+    let _: () = c.set("watched", "1").unwrap();
+    let events = read_until(&mut sub, "__keyevent@0__:set");
+    assert!(events.contains("__keyspace@0__:watched") && events.contains("__keyevent@0__:set"), "{events}");
+    let monitored = read_until(&mut mon, "\"watched\"");
+    assert!(monitored.contains("\"SET\" \"watched\" \"1\"") || monitored.contains("\"set\" \"watched\" \"1\""), "{monitored}");
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(100).query(&mut c).unwrap();
+    assert!(!entries.is_empty());
+    let len: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut c).unwrap();
+    assert!(len >= 1);
+}

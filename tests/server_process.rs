@@ -158,3 +158,18 @@ fn config_template_is_copied_before_reading() {
     assert!(ready);
     assert!(copied.contains("maxmemory 1mb"));
 }
+
+#[test]
+fn sentinel_flag_runs_the_sentinel() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(&conf, format!("port {port}\nsentinel monitor redis-cluster 127.0.0.1 {} 2\nsentinel down-after-milliseconds redis-cluster 5000\n", free_port())).unwrap();
+    let mut child = Command::new(rf_server_bin()).arg(&conf).arg("--sentinel").current_dir(dir.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let ready = wait_ready(port, Duration::from_secs(20));
+    let masters = redis_cli(port, &["SENTINEL", "masters"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "sentinel did not answer PING");
+    assert!(masters.contains("redis-cluster"), "{masters}");
+}

@@ -475,9 +475,6 @@ impl<'a> Ctx<'a> {
     }
 
     fn touch_lru(&mut self, db: usize, pos: usize) {
-        if self.client.no_evict && false {
-            return;
-        }
         let policy = self.srv.limits.policy;
         let slot = self.srv.dbs[db].slot_mut(pos);
         if policy.is_lfu() {

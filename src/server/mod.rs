@@ -14,6 +14,24 @@
 //! - [`pubsub`], [`notify`], [`evict`], [`log`].
 //! - [`persistence`], [`replication`]: hooks filled by the persistence/replication family.
 //!
+//! ## Interfaces for the other families
+//! - Types (list/hash/set/zset/hll/bitmap/sort): put structures in `types/*` (named
+//!   `ListValue`, `HashValue`, `SetValue`, `ZSetValue`, each with `encoding()` and
+//!   `memory_usage()`), commands in `commands/<family>.rs` (`pub fn commands()`), keys via
+//!   `Ctx::lookup_read/lookup_write/add_value/value_at` and `Db::remove_at` when a value
+//!   becomes empty; blocking commands call `Ctx::block(keys, deadline, timeout_reply)` and
+//!   are re-run when a write calls `Ctx::signal_key_ready(key)` (FIFO per key, atomic with
+//!   the write that served them; inside MULTI the timeout reply is returned at once).
+//!   `command::parse_timeout` parses BLPOP-style timeouts.
+//! - Persistence/replication: see the contracts in `persistence/mod.rs` and
+//!   `replication/mod.rs`. Every write reaches `ReplicationState::feed` and
+//!   `PersistenceState::feed` through `dispatch::propagate` (expired keys as DEL, SET EX
+//!   as SET PXAT, EXEC wrapped in MULTI/EXEC). To apply a command stream (master link,
+//!   AOF load) call `dispatch::execute(&mut state, &mut client, argv, now_ms)` with a
+//!   `ClientState::internal(id)` whose `is_master_link` is true (no lazy expiry deletes,
+//!   no OOM/read-only checks). To stream to a replica, send encoded bytes with
+//!   `ClientState::send_raw`. `ServerState::dirty` counts changes, `lastsave` is LASTSAVE.
+//!
 //! Concurrency: parsing and socket I/O run on the multi-thread runtime; each connection
 //! executes its whole pipelined batch under one short lock of `Shared::state`, which keeps
 //! Redis's atomicity (commands, MULTI/EXEC, blocking wake-ups) without per-key locking.
@@ -84,11 +102,17 @@ Sentinel mode:
     );
 }
 
-/// The whole `rf-server` program; returns the exit code.
-pub fn main_entry(args: Vec<String>) -> i32 {
+/// The whole `rf-server` program (arguments without the program name).
+pub fn main_entry(args: Vec<String>) -> std::process::ExitCode {
     if args.iter().any(|a| a == "--sentinel") {
         return sentinel_mode::run(args);
     }
+    std::process::ExitCode::from(server_main(args) as u8)
+}
+
+fn server_main(args: Vec<String>) -> i32 {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RF_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     if let Some(first) = args.first() {
         match first.as_str() {
             "-v" | "--version" => {

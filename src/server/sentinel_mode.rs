@@ -1,9 +1,11 @@
-//! `rf-server sentinel.conf --sentinel`: runs the sentinel instead of the data server, as
-//! `redis-server sentinel.conf --sentinel` does (the seed's init script starts it that way).
+//! `rf-server --sentinel`: runs the sentinel instead of the data server, as
+//! `redis-server sentinel.conf --sentinel` does, through the sentinel family's entry point.
 
-/// Runs sentinel mode with the full command line (program name excluded). Returns the
-/// process exit code.
-pub fn run(args: Vec<String>) -> i32 {
-    let argv = std::iter::once("rf-server".to_string()).chain(args).map(Into::into).collect();
-    crate::sentinel::cli::run(argv)
+use std::process::ExitCode;
+
+/// Runs sentinel mode with the command line (program name excluded).
+pub fn run(args: Vec<String>) -> ExitCode {
+    let mut argv: Vec<std::ffi::OsString> = vec!["rf-server".into()];
+    argv.extend(args.into_iter().map(Into::into));
+    crate::sentinel::cli::main(argv)
 }
