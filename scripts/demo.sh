@@ -61,7 +61,7 @@ cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
   done
   sleep 0.2
-  rm -rf "$work"
+  if [ -n "${RF_DEMO_KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -230,12 +230,18 @@ async fn receive_rdb(conn: &mut Conn, repl: &Replication, generation: u64) -> Re
             return Err(LinkError::Protocol("bad $EOF mark length".into()));
         }
         repl.update_link(generation, |m| m.sync_total_bytes = -1);
+        // The mark may arrive with the start of the command stream behind it in the same
+        // read, so look for it anywhere in what is new (not only at the end of the buffer),
+        // and leave whatever follows it in the buffer for the streaming phase.
+        let mut searched = 0usize;
         loop {
-            if conn.buf.len() >= 40 && conn.buf[conn.buf.len() - 40..] == mark[..] {
-                let mut data = std::mem::take(&mut conn.buf);
-                data.truncate(data.len() - 40);
-                return Ok(data.to_vec());
+            let start = searched.saturating_sub(mark.len() - 1);
+            if let Some(pos) = conn.buf[start..].windows(mark.len()).position(|w| w == &mark[..]) {
+                let data = conn.buf.split_to(start + pos).to_vec();
+                let _ = conn.buf.split_to(mark.len());
+                return Ok(data);
             }
+            searched = conn.buf.len();
             conn.fill().await?;
             let n = conn.buf.len() as i64;
             repl.update_link(generation, |m| {
