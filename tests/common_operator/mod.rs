@@ -23,10 +23,10 @@ pub const NAME: &str = "rf";
 pub const PASSWORD: &str = "s3cret-pw";
 
 pub fn server_bin() -> String {
-    std::env::var("RF_TEST_SERVER_BIN").unwrap_or_else(|_| "/usr/bin/redis-server".into())
+    std::env::var("RF_TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rf-server").into())
 }
 pub fn sentinel_bin() -> String {
-    std::env::var("RF_TEST_SENTINEL_BIN").unwrap_or_else(|_| "/usr/bin/redis-sentinel".into())
+    std::env::var("RF_TEST_SENTINEL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rf-sentinel").into())
 }
 
 /// Kills its process on drop.

@@ -23,7 +23,7 @@ pub fn free_port() -> u16 {
 }
 
 pub fn server_bin() -> String {
-    std::env::var("RF_TEST_SERVER_BIN").unwrap_or_else(|_| "/usr/bin/redis-server".into())
+    std::env::var("RF_TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rf-server").into())
 }
 
 pub const RF_SENTINEL: &str = env!("CARGO_BIN_EXE_rf-sentinel");
