@@ -13,9 +13,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --bin rf-server --manifest-path "$ROOT/Cargo.toml" >&2
 RF="$ROOT/target/release/rf-server"
 WORK=$(mktemp -d)
-PIDS=()
+PIDFILE="$WORK/pids"
+: >"$PIDFILE"
 cleanup() {
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+    while read -r p; do kill -9 "$p" 2>/dev/null || true; done <"$PIDFILE"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -29,7 +30,7 @@ start() {
     mkdir -p "$dir"
     "$bin" --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no "$@" >"$dir/log" 2>&1 &
     local pid=$!
-    PIDS+=("$pid")
+    echo "$pid" >>"$PIDFILE"
     for _ in $(seq 1 600); do
         if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then echo "$pid"; return; fi
         sleep 0.1
@@ -37,7 +38,21 @@ start() {
     echo "server $bin did not start" >&2; exit 1
 }
 
-stop() { kill -9 "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop() {
+    kill -9 "$1" 2>/dev/null || true
+    for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+}
+
+# until_true <max seconds> <command...>: bounded polling
+until_true() {
+    local deadline=$(( $(date +%s) + $1 )); shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for: $*" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+field_is() { [ "$(info "$1" "$2" "$3")" = "$4" ]; }
+in_sync() { [ "$(info "$1" replication master_repl_offset)" = "$(info "$2" replication slave_repl_offset)" ]; }
 
 info() { redis-cli -p "$1" info "$2" | tr -d '\r' | awk -F: -v f="$3" '$1==f{print $2}'; }
 
@@ -66,7 +81,7 @@ for kind in redis rf; do
     # 1. full sync time
     t0=$(now_ms)
     rpid=$(start "$bin" "$rdir" "$rport" --replicaof 127.0.0.1 "$mport")
-    until [ "$(info "$rport" replication master_link_status)" = up ]; do sleep 0.05; done
+    until_true 600 field_is "$rport" replication master_link_status up
     R[$kind.fullsync_ms]=$(( $(now_ms) - t0 ))
 
     # 2. replication lag (bytes) under load, sampled every 100 ms; catch-up time after load
@@ -79,7 +94,7 @@ for kind in redis rf; do
         sleep 0.1
     done
     t0=$(now_ms)
-    until [ "$(info "$mport" replication master_repl_offset)" = "$(info "$rport" replication slave_repl_offset)" ]; do sleep 0.01; done
+    until_true 600 in_sync "$mport" "$rport"
     R[$kind.maxlag_bytes]=$maxlag
     R[$kind.catchup_ms]=$(( $(now_ms) - t0 ))
     stop "$rpid"
@@ -87,19 +102,20 @@ for kind in redis rf; do
     # 3. p99 during BGSAVE / BGREWRITEAOF (and a baseline)
     R[$kind.p99_idle_ms]=$(p99_during "$mport" ping)
     R[$kind.p99_bgsave_ms]=$(p99_during "$mport" bgsave)
-    until [ "$(info "$mport" persistence rdb_bgsave_in_progress)" = 0 ]; do sleep 0.1; done
+    until_true 600 field_is "$mport" persistence rdb_bgsave_in_progress 0
     redis-cli -p "$mport" config set appendonly yes >/dev/null
-    until [ "$(info "$mport" persistence aof_rewrite_in_progress)" = 0 ]; do sleep 0.1; done
+    until_true 600 field_is "$mport" persistence aof_rewrite_in_progress 0
     R[$kind.p99_bgrewriteaof_ms]=$(p99_during "$mport" bgrewriteaof)
-    until [ "$(info "$mport" persistence aof_rewrite_in_progress)" = 0 ]; do sleep 0.1; done
+    until_true 600 field_is "$mport" persistence aof_rewrite_in_progress 0
     redis-cli -p "$mport" config set appendonly no >/dev/null
     redis-cli -p "$mport" save >/dev/null
     stop "$mpid"
 
     # 4. RDB load time (start to first PONG)
+    mport=$(free_port)
     t0=$(now_ms)
     mpid=$(start "$bin" "$mdir" "$mport")
-    until [ "$(info "$mport" persistence loading)" = 0 ]; do sleep 0.01; done
+    until_true 600 field_is "$mport" persistence loading 0
     R[$kind.rdb_load_ms]=$(( $(now_ms) - t0 ))
     [ "$(redis-cli -p "$mport" dbsize)" = "$KEYS" ] || echo "$kind: reload has $(redis-cli -p "$mport" dbsize) keys" >&2
     stop "$mpid"
