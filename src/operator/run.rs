@@ -73,6 +73,10 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
             .with_grace(5)
             .build()
             .await?;
+        // A standby that reached the API and takes part in the election is healthy and
+        // ready: readiness must not depend on holding the Lease, or a 2-replica Deployment
+        // never becomes Ready and rolling updates stall.
+        state.ready.store(true, Ordering::Relaxed);
         let (mut channel, task) = manager.watch().await;
         info!(lease = %cfg.lease_name, namespace = %cfg.lease_namespace, %identity, "waiting for leadership");
         while !*channel.borrow_and_update() {

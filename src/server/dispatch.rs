@@ -419,6 +419,12 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
 /// Cleans up after a disconnected client.
 pub fn client_gone(srv: &mut ServerState, id: u64) {
     unregister_blocked(srv, id);
+    // A replica served over this connection is gone with it: forget it at once, so INFO,
+    // WAIT, min-replicas and the sentinels stop counting it (Redis does the same).
+    if let Some(replica) = srv.repl.repl.replica_by_client(id) {
+        srv.repl.repl.detach(replica.id);
+        super::log::notice(&format!("Connection with replica {}:{} lost.", replica.ip, replica.listening_port));
+    }
     if let Some(mut c) = srv.clients.remove(&id) {
         super::pubsub::unsubscribe_all(srv, &mut c);
         unwatch_all(srv, &mut c);

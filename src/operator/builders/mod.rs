@@ -138,7 +138,7 @@ fn default_anti_affinity(i: &Inputs, c: Component) -> Value {
 fn security_contexts(i: &Inputs) -> (Value, Value) {
     let sc = i.cluster.spec.security_context.as_ref();
     let pod = sc.and_then(|s| s.pod.as_ref()).map(|p| json!(p)).unwrap_or_else(|| json!({
-        "runAsNonRoot": true, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
+        "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
         "seccompProfile": {"type": "RuntimeDefault"},
     }));
     let container = sc.and_then(|s| s.container.as_ref()).map(|c| json!(c)).unwrap_or_else(|| json!({
