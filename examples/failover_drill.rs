@@ -226,7 +226,16 @@ fn run(opts: Options) -> Result<bool, String> {
     let mut failback_ok = true;
     if opts.failback {
         let mut s = connect(&opts.sentinels[0], Duration::from_secs(1)).map_err(|e| e.to_string())?;
-        let reply: redis::RedisResult<String> = redis::cmd("SENTINEL").arg("failover").arg(&opts.master_name).query(&mut s);
+        // Right after a failover the sentinels may still be reconfiguring replicas and answer
+        // INPROG; retry for a bounded time as an operator would.
+        let retry_until = Instant::now() + Duration::from_secs(30);
+        let reply = loop {
+            let reply: redis::RedisResult<String> = redis::cmd("SENTINEL").arg("failover").arg(&opts.master_name).query(&mut s);
+            match &reply {
+                Err(e) if e.code() == Some("INPROG") && Instant::now() < retry_until => std::thread::sleep(Duration::from_millis(200)),
+                _ => break reply,
+            }
+        };
         println!("drill: SENTINEL failover {} -> {:?}", opts.master_name, reply);
         match wait_until(deadline, || master_by_majority(&opts).filter(|m| *m != new_master)) {
             Some(m) => println!("drill: after SENTINEL failover the master is {m}"),

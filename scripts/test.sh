@@ -12,6 +12,10 @@ echo "== Python client tests (redis-py Sentinel against rf-sentinel)"
 cargo build -q --bin rf-server --bin rf-sentinel
 python3 -m pytest -q tests/py || status=1
 
+echo "== README main job: the seed demo with its failover drill (our binaries, other ports)"
+timeout 300 bash scripts/demo.sh --drill --exit-after-drill --down-after 1000 \
+  --server-port 27379 --sentinel-port 37379 || status=1
+
 if [ -x scripts/ci-k8s-validate.sh ] || [ -f scripts/ci-k8s-validate.sh ]; then
   echo "== Kubernetes manifests, chart and CRD validation"
   bash scripts/ci-k8s-validate.sh || status=1
