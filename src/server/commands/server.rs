@@ -924,6 +924,11 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             _ => return syntax_error(),
         }
     }
+    // Contradictory flags are a syntax error, as in Redis (never "the last one wins").
+    let said = |w: &[u8]| args[1..].iter().any(|a| a.eq_ignore_ascii_case(w));
+    if said(b"NOSAVE") && said(b"SAVE") {
+        return syntax_error();
+    }
     if abort {
         if args.len() > 2 {
             return syntax_error();
