@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use crate::resp::Frame;
-use crate::server::command::{cmd, not_integer, parse_float, parse_int, syntax_error, wrongtype, CommandSpec, Ctx};
+use crate::server::command::{cmd, not_integer, parse_int, syntax_error, wrongtype, CommandSpec, Ctx};
 use crate::server::notify;
 use crate::server::value::Value;
 
@@ -410,42 +410,28 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
 }
 
-/// Formats as Redis's INCRBYFLOAT (`%.17Lf` with trailing zeros removed): 17 significant
-/// digits in fixed notation, never an exponent.
-pub fn format_incr_float(v: f64) -> String {
-    if v == 0.0 {
-        return "0".to_string();
-    }
-    let int_digits = if v.abs() >= 1.0 { v.abs().log10().floor() as i32 + 1 } else { 0 };
-    let decimals = (17 - int_digits).clamp(0, 17) as usize;
-    let s = format!("{v:.decimals$}");
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-    if s == "-0" {
-        "0".to_string()
-    } else {
-        s
-    }
-}
-
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    // Redis computes in 80-bit long double and prints with %.17Lf: the shared long-double
+    // model gives the same digits (f64 alone would print 0.30000000000000004 for 0.1+0.2).
+    use crate::server::types::longdouble::LongDouble;
     let key = &args[1];
-    let Some(incr) = parse_float(&args[2]) else {
+    let Some(incr) = LongDouble::parse(&args[2]) else {
         return Frame::error("ERR value is not a valid float");
     };
     let pos = ctx.lookup_write(key);
     let current = match pos.map(|p| &ctx.db().slot(p).value) {
-        None => 0.0,
-        Some(Value::Str(s)) => match parse_float(s.as_slice()) {
+        None => LongDouble::zero(),
+        Some(Value::Str(s)) => match LongDouble::parse(s.as_slice()) {
             Some(v) => v,
             None => return Frame::error("ERR value is not a valid float"),
         },
         Some(_) => return wrongtype(),
     };
-    let new = current + incr;
-    if !new.is_finite() {
+    let new = current.add(&incr);
+    if !new.is_finite() || !incr.is_finite() {
         return Frame::error("ERR increment would produce NaN or Infinity");
     }
-    let text = format_incr_float(new);
+    let text = new.to_human_string();
     match pos {
         Some(p) => {
             ctx.db().replace_value(p, Value::string(text.as_bytes()));
@@ -623,19 +609,5 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Frame::Map(vec![(Frame::bulk("matches"), Frame::Array(matches)), (Frame::bulk("len"), Frame::Integer(total as i64))])
     } else {
         Frame::Bulk(Bytes::from(result))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_incr_float;
-
-    #[test]
-    fn incrbyfloat_formatting() {
-        assert_eq!(format_incr_float(10.6), "10.6");
-        assert_eq!(format_incr_float(3.0), "3");
-        assert_eq!(format_incr_float(5.0e3), "5000");
-        assert_eq!(format_incr_float(1e20), "100000000000000000000");
-        assert_eq!(format_incr_float(-0.5), "-0.5");
     }
 }
