@@ -120,31 +120,7 @@ fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let key = &args[1];
-    let (deleted, empty) = match access::write::<HashValue>(ctx, key) {
-        Err(e) => return e,
-        Ok(None) => return Frame::Integer(0),
-        Ok(Some(h)) => {
-            let mut n = 0;
-            for f in &args[2..] {
-                if h.remove(f) {
-                    n += 1;
-                    if h.is_empty() {
-                        break;
-                    }
-                }
-            }
-            (n, h.is_empty())
-        }
-    };
-    if deleted > 0 {
-        ctx.notify(notify::HASH, "hdel", key);
-        if empty {
-            access::delete_key(ctx, key);
-        }
-        ctx.dirty(deleted as u64);
-    }
-    Frame::Integer(deleted)
+    access::remove_members::<HashValue>(ctx, &args[1], &args[2..], notify::HASH, "hdel")
 }
 
 fn hlen(ctx: &mut Ctx, args: &[Bytes]) -> Frame {

@@ -69,31 +69,7 @@ fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 fn srem(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let key = &args[1];
-    let (removed, empty) = match access::write::<SetValue>(ctx, key) {
-        Err(e) => return e,
-        Ok(None) => return Frame::Integer(0),
-        Ok(Some(s)) => {
-            let mut n = 0;
-            for m in &args[2..] {
-                if s.remove(m) {
-                    n += 1;
-                    if s.is_empty() {
-                        break;
-                    }
-                }
-            }
-            (n, s.is_empty())
-        }
-    };
-    if removed > 0 {
-        ctx.notify(notify::SET, "srem", key);
-        if empty {
-            access::delete_key(ctx, key);
-        }
-        ctx.dirty(removed);
-    }
-    Frame::Integer(removed as i64)
+    access::remove_members::<SetValue>(ctx, &args[1], &args[2..], notify::SET, "srem")
 }
 
 fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Frame {

@@ -540,31 +540,7 @@ fn zrevrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 // ---- removals ----
 
 fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let key = &args[1];
-    let (n, empty) = match access::write::<ZSetValue>(ctx, key) {
-        Err(e) => return e,
-        Ok(None) => return Frame::Integer(0),
-        Ok(Some(z)) => {
-            let mut n = 0;
-            for m in &args[2..] {
-                if z.remove(m) {
-                    n += 1;
-                    if z.is_empty() {
-                        break;
-                    }
-                }
-            }
-            (n, z.is_empty())
-        }
-    };
-    if n > 0 {
-        ctx.notify(notify::ZSET, "zrem", key);
-        if empty {
-            access::delete_key(ctx, key);
-        }
-        ctx.dirty(n);
-    }
-    Frame::Integer(n as i64)
+    access::remove_members::<ZSetValue>(ctx, &args[1], &args[2..], notify::ZSET, "zrem")
 }
 
 fn zremrange_generic(ctx: &mut Ctx, args: &[Bytes], rtype: RangeType) -> Frame {

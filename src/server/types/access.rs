@@ -113,6 +113,69 @@ pub fn delete_key(ctx: &mut Ctx, key: &[u8]) {
     }
 }
 
+/// A collection whose members go one by one: hash fields, set and sorted-set members.
+pub trait RemoveMembers: Typed {
+    fn remove_member(&mut self, member: &[u8]) -> bool;
+    fn has_no_members(&self) -> bool;
+}
+
+impl RemoveMembers for HashValue {
+    fn remove_member(&mut self, member: &[u8]) -> bool {
+        self.remove(member)
+    }
+    fn has_no_members(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl RemoveMembers for SetValue {
+    fn remove_member(&mut self, member: &[u8]) -> bool {
+        self.remove(member)
+    }
+    fn has_no_members(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl RemoveMembers for ZSetValue {
+    fn remove_member(&mut self, member: &[u8]) -> bool {
+        self.remove(member)
+    }
+    fn has_no_members(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+/// HDEL / SREM / ZREM: removes `members` from the collection at `key` (stopping once it is
+/// empty, as Redis does), then notifies `event`, deletes the emptied key and counts the
+/// changes. Replies the number removed.
+pub fn remove_members<T: RemoveMembers>(ctx: &mut Ctx, key: &[u8], members: &[Bytes], class: u32, event: &str) -> Frame {
+    let (removed, empty) = match write::<T>(ctx, key) {
+        Err(e) => return e,
+        Ok(None) => return Frame::Integer(0),
+        Ok(Some(c)) => {
+            let mut n: u64 = 0;
+            for m in members {
+                if c.remove_member(m) {
+                    n += 1;
+                    if c.has_no_members() {
+                        break;
+                    }
+                }
+            }
+            (n, c.has_no_members())
+        }
+    };
+    if removed > 0 {
+        ctx.notify(class, event, key);
+        if empty {
+            delete_key(ctx, key);
+        }
+        ctx.dirty(removed);
+    }
+    Frame::Integer(removed as i64)
+}
+
 /// Stores `value` at `key` replacing anything (and its TTL), as the *STORE commands do.
 pub fn store(ctx: &mut Ctx, key: &[u8], value: Value) {
     ctx.set_value(key, value, false);
