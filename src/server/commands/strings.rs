@@ -61,6 +61,19 @@ enum ExpireArg {
     PxAt,
 }
 
+impl ExpireArg {
+    /// The SET / GETEX expire option named by `opt` (already upper-cased), if it is one.
+    fn from_option(opt: &[u8]) -> Option<ExpireArg> {
+        match opt {
+            b"EX" => Some(ExpireArg::Ex),
+            b"PX" => Some(ExpireArg::Px),
+            b"EXAT" => Some(ExpireArg::ExAt),
+            b"PXAT" => Some(ExpireArg::PxAt),
+            _ => None,
+        }
+    }
+}
+
 /// Converts an expire option to an absolute unix ms time, with Redis's checks.
 fn absolute_expire(ctx: &Ctx, kind: ExpireArg, raw: &[u8], cmd_name: &str) -> Result<i64, Frame> {
     let n = parse_int(raw)?;
@@ -89,19 +102,14 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     while i < args.len() {
         let opt = args[i].to_ascii_uppercase();
         let next = args.get(i + 1);
+        let kind = ExpireArg::from_option(&opt);
         match opt.as_slice() {
             b"NX" if !xx => nx = true,
             b"XX" if !nx => xx = true,
             b"GET" => get_old = true,
             b"KEEPTTL" if expire.is_none() => keep_ttl = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if expire.is_none() && !keep_ttl && next.is_some() => {
-                let kind = match opt.as_slice() {
-                    b"EX" => ExpireArg::Ex,
-                    b"PX" => ExpireArg::Px,
-                    b"EXAT" => ExpireArg::ExAt,
-                    _ => ExpireArg::PxAt,
-                };
-                expire = next.map(|n| (kind, n));
+            _ if kind.is_some() && expire.is_none() && !keep_ttl && next.is_some() => {
+                expire = kind.zip(next);
                 i += 1;
             }
             _ => return syntax_error(),
@@ -229,16 +237,11 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     while i < args.len() {
         let opt = args[i].to_ascii_uppercase();
         let next = args.get(i + 1);
+        let kind = ExpireArg::from_option(&opt);
         match opt.as_slice() {
             b"PERSIST" if expire.is_none() && !persist => persist = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if expire.is_none() && !persist && next.is_some() => {
-                let kind = match opt.as_slice() {
-                    b"EX" => ExpireArg::Ex,
-                    b"PX" => ExpireArg::Px,
-                    b"EXAT" => ExpireArg::ExAt,
-                    _ => ExpireArg::PxAt,
-                };
-                expire = next.map(|n| (kind, n));
+            _ if kind.is_some() && expire.is_none() && !persist && next.is_some() => {
+                expire = kind.zip(next);
                 i += 1;
             }
             _ => return syntax_error(),
