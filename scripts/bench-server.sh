@@ -113,14 +113,22 @@ for port in "$redis_port" "$rf_port"; do redis-cli -p "$port" FLUSHALL >/dev/nul
 # The machine is shared: each test runs against redis and rf alternately, RF_BENCH_ROUNDS
 # times (order swapped every round), and the best req/s of each side is kept.
 rounds="${RF_BENCH_ROUNDS:-2}"
-declare -A rps
+declare -A rps cpu_ns
+# CPU time (user + system, clock ticks) a process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 run_bench() {
-    local name="$1" port="$2" pipeline="$3" test="$4" out="$work/bench.csv" value
+    local name="$1" port="$2" pipeline="$3" test="$4" pid="$5" out="$work/bench.csv" value c0 c1 per_req
+    c0="$(cpu_ticks "$pid")"
     # Bounded: -n is fixed; timeout guards against a server that stops answering.
     if ! timeout 900 redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
         -t "$test" -q --csv >"$out" 2>"$out.err"; then
         log "WARNING: redis-benchmark -t $test -P $pipeline against $name failed: $(tail -3 "$out.err")"
     fi
+    c1="$(cpu_ticks "$pid")"
+    # Server CPU per request: far less sensitive than req/s to what else the machine runs.
+    per_req="$(awk -v a="$c0" -v b="$c1" -v n="$requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (b - a) * 1e9 / hz / n }')"
+    local ckey="$name,$pipeline,$test" cold="${cpu_ns["$name,$pipeline,$test"]:-}"
+    cpu_ns["$ckey"]="$(awk -v a="$cold" -v b="$per_req" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }')"
     while IFS=, read -r name_of_test value; do
         local key="$name,$pipeline,$name_of_test" old="${rps["$name,$pipeline,$name_of_test"]:-0}"
         rps["$key"]="$(awk -v a="$old" -v b="$value" 'BEGIN { print (b + 0 > a + 0) ? b : a }')"
@@ -136,11 +144,11 @@ for pipeline in 1 16; do
         log "-t $test -P $pipeline: $rounds rounds each (-c $clients -n $requests)"
         for round in $(seq 1 "$rounds"); do
             if [ $((round % 2)) -eq 1 ]; then
-                run_bench redis "$redis_port" "$pipeline" "$test"
-                run_bench rf "$rf_port" "$pipeline" "$test"
+                run_bench redis "$redis_port" "$pipeline" "$test" "$redis_pid"
+                run_bench rf "$rf_port" "$pipeline" "$test" "$rf_pid"
             else
-                run_bench rf "$rf_port" "$pipeline" "$test"
-                run_bench redis "$redis_port" "$pipeline" "$test"
+                run_bench rf "$rf_port" "$pipeline" "$test" "$rf_pid"
+                run_bench redis "$redis_port" "$pipeline" "$test" "$redis_pid"
             fi
         done
     done
@@ -165,6 +173,16 @@ for pipeline in 1 16; do
         case "$test" in LPUSH_\(needed*) continue ;; esac
         short="$(printf '%s' "$test" | awk -F_ '{ print tolower($1 ($2 ~ /^[0-9]+$/ ? "_" $2 : "")) }')"
         echo "ratio throughput $short P$pipeline: $(ratio "${rps["rf,$pipeline,$test"]:-}" "${rps["redis,$pipeline,$test"]:-}") (target >= 1.3)"
+    done
+done
+echo
+echo "server CPU per request (user+sys ns, lowest of $rounds rounds; redis/rf > 1 means rf uses less CPU)"
+printf '%-14s %4s %10s %10s %9s\n' test P redis rf redis/rf
+for pipeline in 1 16; do
+    for test in "${test_list[@]}"; do
+        r="${cpu_ns["redis,$pipeline,$test"]:-}"
+        f="${cpu_ns["rf,$pipeline,$test"]:-}"
+        printf '%-14s %4s %10s %10s %9s\n' "$test" "$pipeline" "${r:-n/a}" "${f:-n/a}" "$(ratio "$r" "$f")"
     done
 done
 echo
