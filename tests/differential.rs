@@ -28,7 +28,7 @@
 //!
 //! Every step is compared; a mismatch fails the test unless its step (`family/case:N`), case
 //! (`family/case`) or family (`family/*`) is listed in `tests/differential/known-gaps.txt`
-//! with a reason.
+//! with a reason; a listed gap that no longer differs fails the test too (prune it).
 //!
 //! Environment: `RF_DIFF_SERVER_BIN` replaces the rf-server binary (point it at
 //! /usr/bin/redis-server to check that the cases are deterministic), `RF_DIFF_FILTER` runs
@@ -1101,7 +1101,8 @@ fn differential_against_redis() {
             eprintln!("  {case}  (step {}: {})", m.step_no, m.text);
         }
     }
-    // Known gaps that no longer fail should be pruned.
+    // Known gaps that no longer fail must be pruned: a stale entry would hide a regression.
+    let mut stale = Vec::new();
     let still_failing: BTreeSet<String> = mismatches.iter().flat_map(|m| [m.case_id.clone(), format!("{}:{}", m.case_id, m.step_no)]).collect();
     for id in gaps.entries.keys() {
         let family_gap = id.strip_suffix("/*");
@@ -1114,6 +1115,7 @@ fn differential_against_redis() {
         };
         if in_run && !still {
             eprintln!("known gap now passes (remove it from known-gaps.txt): {id}");
+            stale.push(id.clone());
         }
     }
     for side in &sides {
@@ -1121,6 +1123,7 @@ fn differential_against_redis() {
             eprintln!("\nCRASH: {crash}");
         }
     }
+    assert!(stale.is_empty(), "known gaps that no longer differ (remove them from known-gaps.txt): {stale:?}");
     assert!(
         unexpected.is_empty(),
         "{} differential mismatches outside tests/differential/known-gaps.txt (see the summary above)",

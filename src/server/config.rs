@@ -387,7 +387,7 @@ fn special_value(name: &str, args: &[String]) -> Result<String, String> {
             if args[0].chars().any(|c| !"KEg$lshzxetmdnA".contains(c)) {
                 return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into());
             }
-            Ok(args[0].clone())
+            Ok(super::notify::flags_to_string(super::notify::parse_flags(&args[0])))
         }
         _ => Err("Bad directive or wrong number of arguments".into()),
     }
@@ -494,6 +494,16 @@ impl Config {
 
     /// CONFIG GET for one glob pattern: (name, value) pairs, aliases included as Redis does.
     pub fn get_matching(&self, pattern: &[u8], out: &mut BTreeMap<String, String>) {
+        // A plain name is looked up directly (any case, aliases too) and echoed as the
+        // client spelled it, as Redis's configGetCommand does; only globs scan the table.
+        if !pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+            let name = String::from_utf8_lossy(pattern);
+            let seen = out.keys().any(|k| k.eq_ignore_ascii_case(&name));
+            if let Some(p) = find_param(&name).filter(|_| !seen) {
+                out.insert(name.into_owned(), self.get(p.name).to_string());
+            }
+            return;
+        }
         for p in PARAMS {
             let value = self.get(p.name).to_string();
             if glob_match(pattern, p.name.as_bytes(), true) {

@@ -84,11 +84,11 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     }
     if !spec.check_arity(args.len()) {
         flag_multi_error(client);
-        return reject(srv, &spec, super::command::wrong_args(&spec.name));
+        return reject_command(srv, client, &spec, super::command::wrong_args(&spec.name));
     }
     if !client.authenticated && !spec.has(flags::NO_AUTH) {
         flag_multi_error(client);
-        return reject(srv, &spec, Frame::error("NOAUTH Authentication required."));
+        return reject_command(srv, client, &spec, Frame::error("NOAUTH Authentication required."));
     }
     let is_exec = spec.name == "exec";
     let queued_write = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::DENYOOM))));
@@ -96,26 +96,23 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         let ok = super::evict::perform_evictions(srv);
         if !ok && srv.used_memory() > srv.limits.maxmemory as usize {
             flag_multi_error(client);
-            if is_exec {
-                discard_transaction(srv, client);
-            }
-            return reject(srv, &spec, Frame::error("OOM command not allowed when used memory > 'maxmemory'."));
+            return reject_command(srv, client, &spec, Frame::error("OOM command not allowed when used memory > 'maxmemory'."));
         }
     }
     if spec.has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
         flag_multi_error(client);
-        return reject(srv, &spec, Frame::error("READONLY You can't write against a read only replica."));
+        return reject_command(srv, client, &spec, Frame::error("READONLY You can't write against a read only replica."));
     }
     if !spec.has(flags::STALE) && !client.is_master_link {
         if let Some(e) = srv.repl.repl.stale_refusal() {
             flag_multi_error(client);
-            return reject(srv, &spec, e);
+            return reject_command(srv, client, &spec, e);
         }
     }
     if (spec.has(flags::WRITE) || queued_write) && !client.is_master_link {
         if let Some(e) = srv.repl.repl.min_replicas_refusal() {
             flag_multi_error(client);
-            return reject(srv, &spec, e);
+            return reject_command(srv, client, &spec, e);
         }
     }
     if client.proto == ProtocolVersion::Resp2 && client.subscriptions() > 0 && !SUBSCRIBED_ALLOWED.contains(&spec.name.as_str()) {
@@ -129,12 +126,12 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         );
     }
     if srv.loading && !spec.has(flags::LOADING) {
-        return reject(srv, &spec, Frame::error("LOADING Redis is loading the dataset in memory"));
+        return reject_command(srv, client, &spec, Frame::error("LOADING Redis is loading the dataset in memory"));
     }
     if client.multi.is_some() && !matches!(spec.name.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
         if spec.has(flags::NO_MULTI) {
             flag_multi_error(client);
-            return reject(srv, &spec, Frame::error("ERR Command not allowed inside a transaction"));
+            return reject_command(srv, client, &spec, Frame::error("ERR Command not allowed inside a transaction"));
         }
         if let Some(q) = client.multi.as_mut() {
             q.push(Queued { args });
@@ -159,6 +156,21 @@ fn flag_multi_error(client: &mut ClientState) {
     if client.multi.is_some() {
         client.multi_error = true;
     }
+}
+
+/// Redis's `rejectCommand`: a refused EXEC also discards the transaction, and its error
+/// becomes `EXECABORT Transaction discarded because of: <reason>` (an `ERR` reason loses its
+/// code, other codes such as OOM stay).
+fn reject_command(srv: &mut ServerState, client: &mut ClientState, spec: &CommandSpec, e: Frame) -> Outcome {
+    if spec.name != "exec" {
+        return reject(srv, spec, e);
+    }
+    discard_transaction(srv, client);
+    let reason = match &e {
+        Frame::Error(text) => text.strip_prefix("ERR ").unwrap_or(text).to_string(),
+        _ => String::new(),
+    };
+    reject(srv, spec, Frame::error(format!("EXECABORT Transaction discarded because of: {reason}")))
 }
 
 fn reject(srv: &mut ServerState, spec: &CommandSpec, e: Frame) -> Outcome {
@@ -232,6 +244,12 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     let micros = started.elapsed().as_micros() as u64;
     spec.stats.calls.fetch_add(1, Ordering::Relaxed);
     spec.stats.usec.fetch_add(micros, Ordering::Relaxed);
+    if block.is_none() {
+        if srv.limits.latency_tracking {
+            spec.stats.latency.record_micros(micros);
+        }
+        super::commands::latency::sample_command(srv, spec.has(flags::FAST), micros, now_ms);
+    }
     if reply.is_error() {
         spec.stats.failed.fetch_add(1, Ordering::Relaxed);
         count_error(srv, &reply);

@@ -448,7 +448,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             b"DB" if i + 1 < args.len() => {
                 dst_db = match parse_db(ctx, &args[i + 1]) {
                     Ok(d) => d,
-                    Err(_) => return Frame::error("ERR DB index is out of range"),
+                    Err(e) => return e,
                 };
                 i += 1;
             }

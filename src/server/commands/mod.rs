@@ -7,6 +7,7 @@ pub mod connection;
 pub mod hash;
 pub mod hll;
 pub mod keys;
+pub mod latency;
 pub mod list;
 pub mod pubsub;
 pub mod server;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<CommandSpec> {
     let mut v = Vec::new();
     v.extend(connection::commands());
     v.extend(server::commands());
+    v.extend(latency::commands());
     v.extend(keys::commands());
     v.extend(strings::commands());
     v.extend(pubsub::commands());

@@ -36,10 +36,6 @@ fn send_self(ctx: &mut Ctx, frames: Vec<Frame>) -> Frame {
 pub const NO_REPLY: &str = "\u{0}rf-no-reply";
 
 fn subscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    if ctx.in_exec && ctx.client.proto == crate::resp::ProtocolVersion::Resp2 {
-        // Redis refuses SUBSCRIBE inside MULTI for RESP2 clients.
-        return Frame::error("ERR SUBSCRIBE isn't allowed for a DENY BLOCKING client");
-    }
     let mut frames = Vec::new();
     for ch in &args[1..] {
         if ctx.client.channels.insert(ch.clone()) {
@@ -151,7 +147,7 @@ fn pubsub_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "SHARDNUMSUB [<shardchannel> ...]",
         "    Return the number of subscribers for the specified shard level channel(s)",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ];
     Frame::Array(lines.iter().map(|l| Frame::Simple(l.to_string())).collect())
 }

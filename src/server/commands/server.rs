@@ -1,5 +1,5 @@
 //! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, MONITOR, SLOWLOG, MEMORY,
-//! LATENCY, DEBUG, ACL (default user only), SHUTDOWN.
+//! DEBUG, ACL (default user only), SHUTDOWN.
 
 use std::collections::BTreeMap;
 
@@ -28,8 +28,8 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("info", -2, "loading stale", 0, 0, 0, "slow connection", command_info).since("2.8.13").summary("Get array of specific Redis command details, or all when no argument is given.").tips(&["nondeterministic_output_order"]),
             cmd("docs", -2, "loading stale", 0, 0, 0, "slow connection", command_docs).since("7.0.0").summary("Get array of specific Redis command documentation").tips(&["nondeterministic_output_order"]),
             cmd("list", -2, "loading stale", 0, 0, 0, "slow connection", command_list).since("7.0.0").summary("Get an array of Redis command names").tips(&["nondeterministic_output_order"]),
-            cmd("getkeys", -3, "loading stale", 0, 0, 0, "slow connection", command_getkeys).since("2.8.13").summary("Extract keys given a full Redis command"),
-            cmd("getkeysandflags", -3, "loading stale", 0, 0, 0, "slow connection", command_getkeysandflags).since("7.0.0").summary("Extract keys and access flags given a full Redis command"),
+            cmd("getkeys", -4, "loading stale", 0, 0, 0, "slow connection", command_getkeys).since("2.8.13").summary("Extract keys given a full Redis command"),
+            cmd("getkeysandflags", -4, "loading stale", 0, 0, 0, "slow connection", command_getkeysandflags).since("7.0.0").summary("Extract keys and access flags given a full Redis command"),
             cmd("help", 2, "loading stale", 0, 0, 0, "slow connection", command_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
         ])),
         s(cmd("time", 1, "loading stale fast", 0, 0, 0, "fast", time).since("2.6.0").summary("Return the current server time").tips(&["nondeterministic_output"])),
@@ -48,13 +48,6 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("purge", 2, "", 0, 0, 0, "slow", memory_purge).since("4.0.0").summary("Ask the allocator to release memory"),
             cmd("malloc-stats", 2, "", 0, 0, 0, "slow", memory_doctor).since("4.0.0").summary("Show allocator internal stats").tips(&["nondeterministic_output"]),
             cmd("help", 2, "loading stale", 0, 0, 0, "slow", memory_help).since("4.0.0").summary("Show helpful text about the different subcommands"),
-        ])),
-        s(cmd("latency", -2, "", 0, 0, 0, "slow", container_help).since("2.8.13").summary("A container for latency diagnostics commands").subs(vec![
-            cmd("latest", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_latest).since("2.8.13").summary("Return the latest latency samples for all events.").tips(&["nondeterministic_output"]),
-            cmd("reset", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_reset).since("2.8.13").summary("Reset latency data for one or more events."),
-            cmd("history", 3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_history).since("2.8.13").summary("Return timestamp-latency samples for the event.").tips(&["nondeterministic_output"]),
-            cmd("doctor", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_doctor).since("2.8.13").summary("Return a human readable latency analysis report.").tips(&["nondeterministic_output"]),
-            cmd("help", 2, "loading stale", 0, 0, 0, "slow", latency_help).since("2.8.13").summary("Show helpful text about the different subcommands"),
         ])),
         s(cmd("debug", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", debug).summary("A container for debugging commands")),
         s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands").subs(vec![
@@ -233,7 +226,7 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
                 })
                 .collect()
         }
-        "latencystats" => String::new(),
+        "latencystats" => crate::server::commands::latency::info_latencystats(srv),
         _ => String::new(),
     }
 }
@@ -325,7 +318,6 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         }
     }
     ctx.srv.slowlog.clear();
-    ctx.srv.latency.clear();
     Frame::ok()
 }
 
@@ -383,7 +375,7 @@ fn command_info(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if args.len() == 2 {
         return command_list_all(ctx, args);
     }
-    Frame::Array(args[2..].iter().map(|n| find_spec(ctx, n).map(|s| s.info_frame()).unwrap_or(Frame::NullArray)).collect())
+    Frame::Array(args[2..].iter().map(|n| find_spec(ctx, n).map(|s| s.info_frame()).unwrap_or(Frame::Null)).collect())
 }
 
 fn command_docs(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
@@ -623,70 +615,6 @@ fn memory_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     ])
 }
 
-fn latency_latest(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    let mut events: Vec<_> = ctx.srv.latency.iter().collect();
-    events.sort_by(|a, b| a.0.cmp(b.0));
-    Frame::Array(
-        events
-            .into_iter()
-            .map(|(name, (t, last, max))| Frame::Array(vec![Frame::bulk(name.clone()), Frame::Integer(*t), Frame::Integer(*last as i64), Frame::Integer(*max as i64)]))
-            .collect(),
-    )
-}
-
-fn latency_reset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    if args.len() == 2 {
-        let n = ctx.srv.latency.len();
-        ctx.srv.latency.clear();
-        return Frame::Integer(n as i64);
-    }
-    let mut n = 0;
-    for a in &args[2..] {
-        if ctx.srv.latency.remove(&*String::from_utf8_lossy(a)).is_some() {
-            n += 1;
-        }
-    }
-    Frame::Integer(n)
-}
-
-fn latency_history(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    match ctx.srv.latency.get(&*String::from_utf8_lossy(&args[2])) {
-        Some((t, last, _)) => Frame::Array(vec![Frame::Array(vec![Frame::Integer(*t), Frame::Integer(*last as i64)])]),
-        None => Frame::Array(vec![]),
-    }
-}
-
-fn latency_doctor(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    let text = if ctx.srv.latency.is_empty() {
-        "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n".to_string()
-    } else {
-        format!("Dave, I have observed latency spikes in this Redis instance ({} events).\n", ctx.srv.latency.len())
-    };
-    Frame::Verbatim("txt".into(), Bytes::from(text))
-}
-
-fn latency_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    help_lines(&[
-        "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "DOCTOR",
-        "    Return a human readable latency analysis report.",
-        "GRAPH <event>",
-        "    Return an ASCII latency graph for the <event> class.",
-        "HISTORY <event>",
-        "    Return time-latency samples for the <event> class.",
-        "LATEST",
-        "    Return the latest latency samples for all events.",
-        "RESET [<event> ...]",
-        "    Reset latency data of one or more <event> classes.",
-        "    (default: reset all data for all event classes)",
-        "HISTOGRAM [COMMAND ...]",
-        "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
-        "    If no commands are specified then all histograms are replied.",
-        "HELP",
-        "    Print this help.",
-    ])
-}
-
 // ---------- DEBUG ----------
 
 fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
@@ -762,7 +690,11 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
         ]),
-        _ => Frame::error(format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(&args[1]))),
+        // Redis's addReplySubcommandSyntaxError: the subcommand as given, at most 128 chars.
+        _ => {
+            let shown: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
+            Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{shown}'. Try DEBUG HELP."))
+        }
     }
 }
 

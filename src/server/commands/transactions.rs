@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use crate::resp::Frame;
 use crate::server::command::{cmd, flags, CommandSpec, Ctx};
+use crate::server::commands::pubsub::NO_REPLY;
 use crate::server::dispatch;
 
 pub fn commands() -> Vec<CommandSpec> {
@@ -80,6 +81,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     let table = ctx.srv.commands.clone();
     let mut replies = Vec::with_capacity(queue.len());
     let mut wrapped = false;
+    let mut trailing = Vec::new();
     let now = ctx.now_ms;
     for q in queue {
         let Some(top) = table.lookup(&q.args[0]) else {
@@ -99,8 +101,18 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
             wrapped = true;
         }
         let (reply, _) = dispatch::call(ctx.srv, ctx.client, &spec, &q.args, now, true);
-        replies.push(reply);
+        if matches!(&reply, Frame::Simple(s) if s == NO_REPLY) {
+            // SUBSCRIBE & co. answer with frames of their own: the first takes the command's
+            // place in the EXEC array, any others follow the array (Redis writes them all
+            // in place, so one channel per command gives the very same bytes).
+            let mut own = std::mem::take(&mut ctx.client.deferred).into_iter();
+            replies.push(own.next().unwrap_or(Frame::NullArray));
+            trailing.extend(own);
+        } else {
+            replies.push(reply);
+        }
     }
+    ctx.client.deferred = trailing;
     if wrapped {
         dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"EXEC")]);
     }
