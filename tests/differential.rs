@@ -917,6 +917,9 @@ const CONFIG_DEFAULTS: &[(&str, &str)] = &[
     ("hz", "10"),
     ("save", ""),
     ("list-max-listpack-size", "-2"),
+    ("latency-monitor-threshold", "0"),
+    ("latency-tracking", "yes"),
+    ("latency-tracking-info-percentiles", "50 99 99.9"),
 ];
 
 /// Resets a server between cases: all databases emptied and the settings cases touch restored,

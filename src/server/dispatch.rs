@@ -144,12 +144,26 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
             register_blocked(srv, client, args, req);
             Outcome::Blocked
         }
-        None => Outcome::Reply(reply),
+        None => Outcome::Reply(after_own_messages(client, reply)),
     };
     if !srv.ready_keys.is_empty() {
         handle_ready_keys(srv, Some(client), now_ms);
     }
     outcome
+}
+
+/// Frames the command queued for its own client (a message it published to itself, a
+/// keyspace event) go out before its reply: the reply joins them and the marker stands in.
+pub fn after_own_messages(client: &mut ClientState, reply: Frame) -> Frame {
+    if client.deferred.is_empty() || is_no_reply_marker(&reply) {
+        return reply;
+    }
+    client.deferred.push(reply);
+    Frame::Simple(super::commands::pubsub::NO_REPLY.to_string())
+}
+
+pub fn is_no_reply_marker(f: &Frame) -> bool {
+    matches!(f, Frame::Simple(s) if s == super::commands::pubsub::NO_REPLY)
 }
 
 fn flag_multi_error(client: &mut ClientState) {

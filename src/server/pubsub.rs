@@ -12,7 +12,10 @@ fn deliver(srv: &mut ServerState, current: &mut Option<&mut ClientState>, id: u6
     let limit = srv.limits.obuf_hard_pubsub;
     if let Some(cur) = current.as_deref_mut() {
         if cur.id == id {
-            return cur.send_raw(frame.to_bytes(cur.proto)) && cur.check_output_limit(limit);
+            // The running client gets its own message in place, before the reply of the
+            // command that published it (as Redis writes both to the same output buffer).
+            cur.deferred.push(frame.clone());
+            return true;
         }
     }
     match srv.clients.get(&id) {

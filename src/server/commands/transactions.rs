@@ -4,7 +4,6 @@ use bytes::Bytes;
 
 use crate::resp::Frame;
 use crate::server::command::{cmd, flags, CommandSpec, Ctx};
-use crate::server::commands::pubsub::NO_REPLY;
 use crate::server::dispatch;
 
 pub fn commands() -> Vec<CommandSpec> {
@@ -101,10 +100,12 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
             wrapped = true;
         }
         let (reply, _) = dispatch::call(ctx.srv, ctx.client, &spec, &q.args, now, true);
-        if matches!(&reply, Frame::Simple(s) if s == NO_REPLY) {
-            // SUBSCRIBE & co. answer with frames of their own: the first takes the command's
-            // place in the EXEC array, any others follow the array (Redis writes them all
-            // in place, so one channel per command gives the very same bytes).
+        let reply = dispatch::after_own_messages(ctx.client, reply);
+        if dispatch::is_no_reply_marker(&reply) {
+            // SUBSCRIBE & co. (or a command that published to this very client) answer with
+            // several frames: Redis writes them all in place, so the first takes the
+            // command's slot in the EXEC array and the others follow it, which gives the
+            // same bytes as long as no later command adds a reply.
             let mut own = std::mem::take(&mut ctx.client.deferred).into_iter();
             replies.push(own.next().unwrap_or(Frame::NullArray));
             trailing.extend(own);
@@ -112,10 +113,16 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
             replies.push(reply);
         }
     }
-    ctx.client.deferred = trailing;
+
     if wrapped {
         dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"EXEC")]);
     }
     ctx.client.multi_error = false;
-    Frame::Array(replies)
+    if trailing.is_empty() {
+        return Frame::Array(replies);
+    }
+    // The array, then the extra frames of its commands.
+    ctx.client.deferred.push(Frame::Array(replies));
+    ctx.client.deferred.extend(trailing);
+    Frame::Simple(crate::server::commands::pubsub::NO_REPLY.to_string())
 }
