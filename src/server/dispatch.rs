@@ -144,7 +144,15 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
             register_blocked(srv, client, args, req);
             Outcome::Blocked
         }
-        None => Outcome::Reply(after_own_messages(client, reply)),
+        None => {
+            let reply = after_own_messages(client, reply);
+            if srv.tracking.is_active() {
+                super::commands::tracking::command_done(client, &spec);
+                Outcome::Reply(super::commands::tracking::after_command(srv, client, reply))
+            } else {
+                Outcome::Reply(reply)
+            }
+        }
     };
     if !srv.ready_keys.is_empty() {
         handle_ready_keys(srv, Some(client), now_ms);
@@ -228,7 +236,7 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
         feed_monitors(srv, client, args, now_ms);
     }
     let measure = srv.limits.maxmemory > 0 && spec.has(flags::WRITE);
-    let keys = if measure || !srv.watched.is_empty() { spec.key_indices(args) } else { Vec::new() };
+    let keys = if measure || !srv.watched.is_empty() || srv.tracking.is_active() { spec.key_indices(args) } else { Vec::new() };
     let db = client.db;
     if measure {
         for &k in &keys {
@@ -254,6 +262,9 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
                 srv.dbs[db].mem += size;
             }
         }
+    }
+    if client.tracking.is_some() {
+        super::commands::tracking::remember_keys(srv, client, spec, args);
     }
     let micros = started.elapsed().as_micros() as u64;
     spec.stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -458,6 +469,7 @@ pub fn client_gone(srv: &mut ServerState, id: u64) {
         super::log::notice(&format!("Connection with replica {}:{} lost.", replica.ip, replica.listening_port));
     }
     if let Some(mut c) = srv.clients.remove(&id) {
+        super::commands::tracking::disable(srv, &mut c);
         super::pubsub::unsubscribe_all(srv, &mut c);
         unwatch_all(srv, &mut c);
     }

@@ -121,6 +121,8 @@ pub struct BlockedClient {
 pub struct PubSub {
     pub channels: HashMap<Bytes, Vec<u64>>,
     pub patterns: HashMap<Bytes, Vec<u64>>,
+    /// SSUBSCRIBE channels.
+    pub shard_channels: HashMap<Bytes, Vec<u64>>,
 }
 
 pub struct ServerState {
@@ -144,6 +146,8 @@ pub struct ServerState {
     pub slowlog_next_id: u64,
     /// Latency events: name -> (last time, last ms, max ms).
     pub latency: super::commands::latency::LatencyMonitor,
+    /// CLIENT TRACKING: tracked keys, BCAST prefixes, pending invalidations.
+    pub tracking: super::commands::tracking::TrackingTable,
     /// Number of changes since the last save (the `save` points and INFO use it).
     pub dirty: u64,
     pub lastsave: i64,
@@ -203,6 +207,7 @@ impl ServerState {
             slowlog: VecDeque::new(),
             slowlog_next_id: 0,
             latency: Default::default(),
+            tracking: Default::default(),
             dirty: 0,
             lastsave: now / 1000,
             start_time: Instant::now(),
@@ -274,8 +279,12 @@ impl ServerState {
         base + dbs + clients
     }
 
-    /// Marks a key modified: invalidates WATCH of every client watching it.
-    pub fn touch_watched_key(&mut self, db: usize, key: &[u8], current: Option<&mut ClientState>) {
+    /// Marks a key modified: invalidates WATCH of every client watching it, and the key in
+    /// the client-side caches of tracking clients.
+    pub fn touch_watched_key(&mut self, db: usize, key: &[u8], mut current: Option<&mut ClientState>) {
+        if self.tracking.is_active() {
+            super::commands::tracking::invalidate_key(self, current.as_deref_mut(), key);
+        }
         if self.watched.is_empty() {
             return;
         }

@@ -497,6 +497,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let n = ctx.db().len() as u64;
     ctx.db().clear();
     ctx.srv.touch_all_watched(Some(db), Some(ctx.client));
+    crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
     Frame::ok()
 }
@@ -511,6 +512,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         db.clear();
     }
     ctx.srv.touch_all_watched(None, Some(ctx.client));
+    crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
     Frame::ok()
 }

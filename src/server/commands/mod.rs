@@ -14,6 +14,7 @@ pub mod server;
 pub mod set;
 pub mod sort;
 pub mod strings;
+pub mod tracking;
 pub mod transactions;
 pub mod zset;
 
