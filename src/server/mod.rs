@@ -256,7 +256,7 @@ async fn serve(cfg: Config) -> i32 {
     let pidfile = pidfile_path(&st.config);
     log::set_server_role(st.config.get("replicaof"));
     let mut listeners = Vec::new();
-    if port != 0 {
+    if port != 0 && !binds.is_empty() {
         for b in &binds {
             let (optional, addr) = match b.strip_prefix('-') {
                 Some(a) => (true, a),
