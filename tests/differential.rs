@@ -24,11 +24,12 @@
 //! gives is present; extra fields are allowed), `@info-fields=a,b` (INFO: those fields'
 //! values), `@ignore=a,b` (map replies: those fields' values ignored), `@kv-fields=a,b`
 //! (`k=v k=v` texts such as CLIENT INFO: those fields). Error replies are always compared
-//! exactly, whatever the mode.
+//! exactly, whatever the mode. An argument `$id:cN` is replaced, on each side, by the CLIENT
+//! ID of connection N (asked on that connection the first time; CLIENT TRACKING REDIRECT).
 //!
 //! Every step is compared; a mismatch fails the test unless its step (`family/case:N`), case
 //! (`family/case`) or family (`family/*`) is listed in `tests/differential/known-gaps.txt`
-//! with a reason.
+//! with a reason; a listed gap that no longer differs fails the test too (prune it).
 //!
 //! Environment: `RF_DIFF_SERVER_BIN` replaces the rf-server binary (point it at
 //! /usr/bin/redis-server to check that the cases are deterministic), `RF_DIFF_FILTER` runs
@@ -750,6 +751,8 @@ struct SideConns {
     port: u16,
     proto: ProtocolVersion,
     conns: BTreeMap<usize, Conn>,
+    /// CLIENT ID of each connection, asked the first time a step names it (`$id:cN`).
+    ids: BTreeMap<usize, Vec<u8>>,
 }
 
 impl SideConns {
@@ -769,17 +772,44 @@ impl SideConns {
     }
 }
 
-fn step_args(step: &Step) -> Vec<&[u8]> {
-    step.args.iter().map(|a| a.as_slice()).collect()
+/// `$id:cN` -> N: an argument that stands for connection N's CLIENT ID on each side.
+fn client_id_ref(arg: &[u8]) -> Option<usize> {
+    std::str::from_utf8(arg).ok()?.strip_prefix("$id:c")?.parse().ok()
+}
+
+impl SideConns {
+    /// The CLIENT ID of connection `n` (asked once on that connection, then remembered).
+    fn client_id(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        if let Some(id) = self.ids.get(&n) {
+            return Ok(id.clone());
+        }
+        let conn = self.get(n)?;
+        conn.send(&[b"CLIENT", b"ID"]);
+        match conn.recv(reply_timeout()) {
+            Outcome::Reply(Frame::Integer(id), _) => {
+                let id = id.to_string().into_bytes();
+                self.ids.insert(n, id.clone());
+                Ok(id)
+            }
+            other => Err(format!("CLIENT ID on connection {n} failed: {}", other.describe())),
+        }
+    }
 }
 
 fn send_step(side: &mut SideConns, step: &Step) -> Result<(), String> {
+    let mut args: Vec<Vec<u8>> = Vec::with_capacity(step.args.len());
+    for a in &step.args {
+        match client_id_ref(a) {
+            Some(n) => args.push(side.client_id(n)?),
+            None => args.push(a.clone()),
+        }
+    }
     let conn = side.get(step.conn)?;
     if step.raw {
-        let bytes: Vec<u8> = step.args.join(&b" "[..]);
+        let bytes: Vec<u8> = args.join(&b" "[..]);
         conn.send_raw(&bytes);
     } else {
-        conn.send(&step_args(step));
+        conn.send(&args.iter().map(|a| a.as_slice()).collect::<Vec<_>>());
     }
     Ok(())
 }
@@ -917,6 +947,9 @@ const CONFIG_DEFAULTS: &[(&str, &str)] = &[
     ("hz", "10"),
     ("save", ""),
     ("list-max-listpack-size", "-2"),
+    ("latency-monitor-threshold", "0"),
+    ("latency-tracking", "yes"),
+    ("latency-tracking-info-percentiles", "50 99 99.9"),
 ];
 
 /// Resets a server between cases: all databases emptied and the settings cases touch restored,
@@ -983,8 +1016,8 @@ fn run_case(
     }
     let trace = std::env::var_os("RF_DIFF_TRACE").is_some();
     let mut conns = [
-        SideConns { port: sides[0].port(), proto, conns: BTreeMap::new() },
-        SideConns { port: sides[1].port(), proto, conns: BTreeMap::new() },
+        SideConns { port: sides[0].port(), proto, conns: BTreeMap::new(), ids: BTreeMap::new() },
+        SideConns { port: sides[1].port(), proto, conns: BTreeMap::new(), ids: BTreeMap::new() },
     ];
     for (no, step) in &steps {
         let Some([reference, ours]) = run_step(&mut conns, step) else { continue };
@@ -1101,7 +1134,8 @@ fn differential_against_redis() {
             eprintln!("  {case}  (step {}: {})", m.step_no, m.text);
         }
     }
-    // Known gaps that no longer fail should be pruned.
+    // Known gaps that no longer fail must be pruned: a stale entry would hide a regression.
+    let mut stale = Vec::new();
     let still_failing: BTreeSet<String> = mismatches.iter().flat_map(|m| [m.case_id.clone(), format!("{}:{}", m.case_id, m.step_no)]).collect();
     for id in gaps.entries.keys() {
         let family_gap = id.strip_suffix("/*");
@@ -1114,6 +1148,7 @@ fn differential_against_redis() {
         };
         if in_run && !still {
             eprintln!("known gap now passes (remove it from known-gaps.txt): {id}");
+            stale.push(id.clone());
         }
     }
     for side in &sides {
@@ -1121,6 +1156,7 @@ fn differential_against_redis() {
             eprintln!("\nCRASH: {crash}");
         }
     }
+    assert!(stale.is_empty(), "known gaps that no longer differ (remove them from known-gaps.txt): {stale:?}");
     assert!(
         unexpected.is_empty(),
         "{} differential mismatches outside tests/differential/known-gaps.txt (see the summary above)",

@@ -61,6 +61,10 @@ pub struct ClientState {
     pub watched: Vec<(usize, Bytes)>,
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
+    /// SSUBSCRIBE channels (sharded pub/sub).
+    pub shard_channels: HashSet<Bytes>,
+    /// CLIENT TRACKING state (None = off).
+    pub tracking: Option<crate::server::commands::tracking::ClientTracking>,
     pub reply_mode: ReplyMode,
     pub no_evict: bool,
     pub is_monitor: bool,
@@ -107,6 +111,8 @@ impl ClientState {
             watched: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
+            tracking: None,
             reply_mode: ReplyMode::On,
             no_evict: false,
             is_monitor: false,
@@ -130,8 +136,9 @@ impl ClientState {
         ClientState::new(id, String::new(), String::new(), 0, true)
     }
 
+    /// Every subscription, shard channels included (what puts a client in pub/sub mode).
     pub fn subscriptions(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
 
     /// Sends already encoded bytes to this client's connection.
@@ -192,6 +199,15 @@ impl ClientState {
         }
         if self.no_evict {
             f.push('e');
+        }
+        if let Some(t) = &self.tracking {
+            f.push('t');
+            if t.redirect_broken {
+                f.push('R');
+            }
+            if t.bcast {
+                f.push('B');
+            }
         }
         if f.is_empty() {
             f.push('N');

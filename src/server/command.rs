@@ -114,6 +114,8 @@ pub struct CommandStats {
     pub usec: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    /// `latency-tracking`: LATENCY HISTOGRAM and INFO latencystats.
+    pub latency: super::commands::latency::LatencyHistogram,
 }
 
 impl CommandStats {
@@ -121,6 +123,7 @@ impl CommandStats {
         for c in [&self.calls, &self.usec, &self.rejected, &self.failed] {
             c.store(0, Ordering::Relaxed);
         }
+        self.latency.reset();
     }
 }
 

@@ -267,6 +267,24 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     n.checked_mul(mul)
 }
 
+/// `parse_memory` for the unsigned range (maxmemory).
+fn parse_memory_u64(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "yes" => Some(true),
@@ -298,6 +316,13 @@ pub fn canonical_value(param: &Param, args: &[String]) -> Result<String, String>
         }
         Kind::Mem(min, max) => {
             let v = one()?;
+            if param.name == "maxmemory" {
+                // Redis's maxmemory is an unsigned long long: values past i64 are accepted
+                // (and, being unreachable, act as no limit: `get_int` reads them as 0).
+                if let Some(big) = parse_memory_u64(v).filter(|&b| b > i64::MAX as u64) {
+                    return Ok(big.to_string());
+                }
+            }
             let n = parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())?;
             if n < min || n > max {
                 return Err(format!("argument must be between {min} and {max} inclusive"));
@@ -319,12 +344,8 @@ pub fn canonical_value(param: &Param, args: &[String]) -> Result<String, String>
 
 fn special_value(name: &str, args: &[String]) -> Result<String, String> {
     match name {
-        "bind" => {
-            if args.is_empty() {
-                return Err("wrong number of arguments".into());
-            }
-            Ok(args.join(" "))
-        }
+        // `bind` with no address is valid: the server then listens on no TCP address.
+        "bind" => Ok(args.join(" ")),
         "save" => {
             // `save ""` clears; otherwise pairs of <seconds> <changes>.
             if args.len() == 1 && args[0].is_empty() {
@@ -387,7 +408,7 @@ fn special_value(name: &str, args: &[String]) -> Result<String, String> {
             if args[0].chars().any(|c| !"KEg$lshzxetmdnA".contains(c)) {
                 return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into());
             }
-            Ok(args[0].clone())
+            Ok(super::notify::flags_to_string(super::notify::parse_flags(&args[0])))
         }
         _ => Err("Bad directive or wrong number of arguments".into()),
     }
@@ -418,8 +439,19 @@ impl Config {
             if args.len() != 2 {
                 return Err("Bad directive or wrong number of arguments".into());
             }
-            if !super::commands::command_exists(&args[0]) {
+            // Earlier rename-command lines count, as Redis renames its table line by line.
+            let is_command_now = |name: &str| {
+                let lower = name.to_ascii_lowercase();
+                let renamed_away = self.renames.iter().any(|(from, _)| *from == lower);
+                let renamed_to = self.renames.iter().any(|(_, to)| to.eq_ignore_ascii_case(&lower));
+                (super::commands::command_exists(&lower) && !renamed_away) || renamed_to
+            };
+            if !is_command_now(&args[0]) {
                 return Err("No such command in rename-command".into());
+            }
+            // Redis removes the old name before adding the new one: X -> X is fine.
+            if !args[1].is_empty() && !args[1].eq_ignore_ascii_case(&args[0]) && is_command_now(&args[1]) {
+                return Err("Target command name already exists".into());
             }
             self.renames.push((args[0].to_ascii_lowercase(), args[1].clone()));
             return Ok(());
@@ -431,6 +463,21 @@ impl Config {
             return Err(format!("'{lower}' is not supported by rf-server"));
         }
         let param = find_param(&lower).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        if args.is_empty() {
+            // Redis accepts these multi-value directives with no value at all: a bare `save`
+            // drops the default save points (unless a `save` line came before), a bare
+            // `client-output-buffer-limit` changes nothing.
+            match param.name {
+                "save" => {
+                    if self.values.insert("__save_seen", String::new()).is_none() {
+                        self.values.insert("save", String::new());
+                    }
+                    return Ok(());
+                }
+                "client-output-buffer-limit" => return Ok(()),
+                _ => {}
+            }
+        }
         let value = canonical_value(param, args)?;
         if param.name == "dir" {
             std::env::set_current_dir(&value).map_err(|e| io_reason(&e))?;
@@ -494,6 +541,16 @@ impl Config {
 
     /// CONFIG GET for one glob pattern: (name, value) pairs, aliases included as Redis does.
     pub fn get_matching(&self, pattern: &[u8], out: &mut BTreeMap<String, String>) {
+        // A plain name is looked up directly (any case, aliases too) and echoed as the
+        // client spelled it, as Redis's configGetCommand does; only globs scan the table.
+        if !pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+            let name = String::from_utf8_lossy(pattern);
+            let seen = out.keys().any(|k| k.eq_ignore_ascii_case(&name));
+            if let Some(p) = find_param(&name).filter(|_| !seen) {
+                out.insert(name.into_owned(), self.get(p.name).to_string());
+            }
+            return;
+        }
         for p in PARAMS {
             let value = self.get(p.name).to_string();
             if glob_match(pattern, p.name.as_bytes(), true) {

@@ -84,11 +84,11 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     }
     if !spec.check_arity(args.len()) {
         flag_multi_error(client);
-        return reject(srv, &spec, super::command::wrong_args(&spec.name));
+        return reject_command(srv, client, &spec, super::command::wrong_args(&spec.name));
     }
     if !client.authenticated && !spec.has(flags::NO_AUTH) {
         flag_multi_error(client);
-        return reject(srv, &spec, Frame::error("NOAUTH Authentication required."));
+        return reject_command(srv, client, &spec, Frame::error("NOAUTH Authentication required."));
     }
     let is_exec = spec.name == "exec";
     let queued_write = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::DENYOOM))));
@@ -96,26 +96,23 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         let ok = super::evict::perform_evictions(srv);
         if !ok && srv.used_memory() > srv.limits.maxmemory as usize {
             flag_multi_error(client);
-            if is_exec {
-                discard_transaction(srv, client);
-            }
-            return reject(srv, &spec, Frame::error("OOM command not allowed when used memory > 'maxmemory'."));
+            return reject_command(srv, client, &spec, Frame::error("OOM command not allowed when used memory > 'maxmemory'."));
         }
     }
     if spec.has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
         flag_multi_error(client);
-        return reject(srv, &spec, Frame::error("READONLY You can't write against a read only replica."));
+        return reject_command(srv, client, &spec, Frame::error("READONLY You can't write against a read only replica."));
     }
     if !spec.has(flags::STALE) && !client.is_master_link {
         if let Some(e) = srv.repl.repl.stale_refusal() {
             flag_multi_error(client);
-            return reject(srv, &spec, e);
+            return reject_command(srv, client, &spec, e);
         }
     }
     if (spec.has(flags::WRITE) || queued_write) && !client.is_master_link {
         if let Some(e) = srv.repl.repl.min_replicas_refusal() {
             flag_multi_error(client);
-            return reject(srv, &spec, e);
+            return reject_command(srv, client, &spec, e);
         }
     }
     if client.proto == ProtocolVersion::Resp2 && client.subscriptions() > 0 && !SUBSCRIBED_ALLOWED.contains(&spec.name.as_str()) {
@@ -129,12 +126,12 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         );
     }
     if srv.loading && !spec.has(flags::LOADING) {
-        return reject(srv, &spec, Frame::error("LOADING Redis is loading the dataset in memory"));
+        return reject_command(srv, client, &spec, Frame::error("LOADING Redis is loading the dataset in memory"));
     }
     if client.multi.is_some() && !matches!(spec.name.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
         if spec.has(flags::NO_MULTI) {
             flag_multi_error(client);
-            return reject(srv, &spec, Frame::error("ERR Command not allowed inside a transaction"));
+            return reject_command(srv, client, &spec, Frame::error("ERR Command not allowed inside a transaction"));
         }
         if let Some(q) = client.multi.as_mut() {
             q.push(Queued { args });
@@ -147,7 +144,15 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
             register_blocked(srv, client, args, req);
             Outcome::Blocked
         }
-        None => Outcome::Reply(reply),
+        None => {
+            let reply = after_own_messages(client, reply);
+            if srv.tracking.is_active() {
+                super::commands::tracking::command_done(client, &spec);
+                Outcome::Reply(super::commands::tracking::after_command(srv, client, reply))
+            } else {
+                Outcome::Reply(reply)
+            }
+        }
     };
     if !srv.ready_keys.is_empty() {
         handle_ready_keys(srv, Some(client), now_ms);
@@ -155,10 +160,39 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     outcome
 }
 
+/// Frames the command queued for its own client (a message it published to itself, a
+/// keyspace event) go out before its reply: the reply joins them and the marker stands in.
+pub fn after_own_messages(client: &mut ClientState, reply: Frame) -> Frame {
+    if client.deferred.is_empty() || is_no_reply_marker(&reply) {
+        return reply;
+    }
+    client.deferred.push(reply);
+    Frame::Simple(super::commands::pubsub::NO_REPLY.to_string())
+}
+
+pub fn is_no_reply_marker(f: &Frame) -> bool {
+    matches!(f, Frame::Simple(s) if s == super::commands::pubsub::NO_REPLY)
+}
+
 fn flag_multi_error(client: &mut ClientState) {
     if client.multi.is_some() {
         client.multi_error = true;
     }
+}
+
+/// Redis's `rejectCommand`: a refused EXEC also discards the transaction, and its error
+/// becomes `EXECABORT Transaction discarded because of: <reason>` (an `ERR` reason loses its
+/// code, other codes such as OOM stay).
+fn reject_command(srv: &mut ServerState, client: &mut ClientState, spec: &CommandSpec, e: Frame) -> Outcome {
+    if spec.name != "exec" {
+        return reject(srv, spec, e);
+    }
+    discard_transaction(srv, client);
+    let reason = match &e {
+        Frame::Error(text) => text.strip_prefix("ERR ").unwrap_or(text).to_string(),
+        _ => String::new(),
+    };
+    reject(srv, spec, Frame::error(format!("EXECABORT Transaction discarded because of: {reason}")))
 }
 
 fn reject(srv: &mut ServerState, spec: &CommandSpec, e: Frame) -> Outcome {
@@ -202,7 +236,7 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
         feed_monitors(srv, client, args, now_ms);
     }
     let measure = srv.limits.maxmemory > 0 && spec.has(flags::WRITE);
-    let keys = if measure || !srv.watched.is_empty() { spec.key_indices(args) } else { Vec::new() };
+    let keys = if measure || !srv.watched.is_empty() || srv.tracking.is_active() { spec.key_indices(args) } else { Vec::new() };
     let db = client.db;
     if measure {
         for &k in &keys {
@@ -229,9 +263,18 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             }
         }
     }
+    if client.tracking.is_some() {
+        super::commands::tracking::remember_keys(srv, client, spec, args);
+    }
     let micros = started.elapsed().as_micros() as u64;
     spec.stats.calls.fetch_add(1, Ordering::Relaxed);
     spec.stats.usec.fetch_add(micros, Ordering::Relaxed);
+    if block.is_none() {
+        if srv.limits.latency_tracking {
+            spec.stats.latency.record_micros(micros);
+        }
+        super::commands::latency::sample_command(srv, spec.has(flags::FAST), micros, now_ms);
+    }
     if reply.is_error() {
         spec.stats.failed.fetch_add(1, Ordering::Relaxed);
         count_error(srv, &reply);
@@ -426,6 +469,7 @@ pub fn client_gone(srv: &mut ServerState, id: u64) {
         super::log::notice(&format!("Connection with replica {}:{} lost.", replica.ip, replica.listening_port));
     }
     if let Some(mut c) = srv.clients.remove(&id) {
+        super::commands::tracking::disable(srv, &mut c);
         super::pubsub::unsubscribe_all(srv, &mut c);
         unwatch_all(srv, &mut c);
     }

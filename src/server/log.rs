@@ -66,6 +66,12 @@ pub fn set_role(role: char) {
     logger().lock().role = role;
 }
 
+/// The role char of a server once its configuration is loaded: `S` when it starts as a
+/// replica (`replicaof` set), else `M` — as Redis derives it from `server.masterhost`.
+pub fn set_server_role(replicaof: &str) {
+    set_role(if replicaof.trim().is_empty() { 'M' } else { 'S' });
+}
+
 pub fn log(level: Level, msg: &str) {
     let l = logger().lock();
     if level < l.min {

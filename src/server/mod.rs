@@ -263,9 +263,9 @@ async fn serve(cfg: Config) -> i32 {
     let table = Arc::new(command::CommandTable::build(commands::all(), &renames));
     let mut st = ServerState::new(cfg, table);
     let pidfile = pidfile_path(&st.config);
-    log::set_role('M');
+    log::set_server_role(st.config.get("replicaof"));
     let mut listeners = Vec::new();
-    if port != 0 {
+    if port != 0 && !binds.is_empty() {
         for b in &binds {
             let (optional, addr) = match b.strip_prefix('-') {
                 Some(a) => (true, a),

@@ -18,7 +18,43 @@ pub const EVICTED: u32 = 1 << 9; // e
 pub const STREAM: u32 = 1 << 10; // t
 pub const KEY_MISS: u32 = 1 << 11; // m
 pub const NEW: u32 = 1 << 12; // n
-pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM;
+/// Module events: never emitted by us, but part of `A` as in Redis.
+pub const MODULE: u32 = 1 << 13; // d
+pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+
+/// The canonical form Redis shows for the flags (`keyspaceEventsFlagsToString`): `A` or the
+/// class letters in a fixed order, then `K`, `E`, `m`. `n` is not part of `A` and Redis 7.0
+/// does not print it next to `A`.
+pub fn flags_to_string(flags: u32) -> String {
+    let mut out = String::new();
+    if flags & ALL == ALL {
+        out.push('A');
+    } else {
+        for (bit, c) in [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ] {
+            if flags & bit != 0 {
+                out.push(c);
+            }
+        }
+    }
+    for (bit, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
+        if flags & bit != 0 {
+            out.push(c);
+        }
+    }
+    out
+}
 
 pub fn parse_flags(s: &str) -> u32 {
     let mut f = 0;
@@ -37,7 +73,7 @@ pub fn parse_flags(s: &str) -> u32 {
             'E' => KEYEVENT,
             't' => STREAM,
             'm' => KEY_MISS,
-            'd' => 0,
+            'd' => MODULE,
             'n' => NEW,
             _ => 0,
         };
@@ -64,5 +100,18 @@ pub fn notify_with_current(srv: &mut ServerState, current: Option<&mut ClientSta
     if flags & KEYEVENT != 0 {
         let ch = format!("__keyevent@{db}__:{event}");
         super::pubsub::publish(srv, current.as_deref_mut(), &Bytes::from(ch), &Bytes::copy_from_slice(key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_print_in_redis_canonical_order() {
+        // Pairs observed on Redis 7.0.15 (CONFIG SET then CONFIG GET).
+        for (given, shown) in [("KEA", "AKE"), ("nmdtexzhsl$g", "Am"), ("An", "A"), ("nd", "dn"), ("ngK", "gnK"), ("mE", "Em"), ("g$lshzxet", "g$lshzxet"), ("", "")] {
+            assert_eq!(flags_to_string(parse_flags(given)), shown, "{given}");
+        }
     }
 }

@@ -12,7 +12,10 @@ fn deliver(srv: &mut ServerState, current: &mut Option<&mut ClientState>, id: u6
     let limit = srv.limits.obuf_hard_pubsub;
     if let Some(cur) = current.as_deref_mut() {
         if cur.id == id {
-            return cur.send_raw(frame.to_bytes(cur.proto)) && cur.check_output_limit(limit);
+            // The running client gets its own message in place, before the reply of the
+            // command that published it (as Redis writes both to the same output buffer).
+            cur.deferred.push(frame.clone());
+            return true;
         }
     }
     match srv.clients.get(&id) {
@@ -56,8 +59,28 @@ pub fn publish(srv: &mut ServerState, mut current: Option<&mut ClientState>, cha
     receivers
 }
 
+/// SPUBLISH: shard channel subscribers only (patterns never match shard channels).
+pub fn spublish(srv: &mut ServerState, mut current: Option<&mut ClientState>, channel: &Bytes, message: &Bytes) -> i64 {
+    let Some(ids) = srv.pubsub.shard_channels.get(channel).cloned() else {
+        return 0;
+    };
+    let frame = Frame::Push(vec![Frame::bulk("smessage"), Frame::Bulk(channel.clone()), Frame::Bulk(message.clone())]);
+    for &id in &ids {
+        deliver(srv, &mut current, id, &frame);
+    }
+    ids.len() as i64
+}
+
 /// Removes every subscription of a client (disconnect, RESET).
 pub fn unsubscribe_all(srv: &mut ServerState, client: &mut ClientState) {
+    for ch in client.shard_channels.drain() {
+        if let Some(ids) = srv.pubsub.shard_channels.get_mut(&ch) {
+            ids.retain(|&i| i != client.id);
+            if ids.is_empty() {
+                srv.pubsub.shard_channels.remove(&ch);
+            }
+        }
+    }
     for ch in client.channels.drain() {
         if let Some(ids) = srv.pubsub.channels.get_mut(&ch) {
             ids.retain(|&i| i != client.id);

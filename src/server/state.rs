@@ -32,6 +32,8 @@ pub struct Limits {
     pub slowlog_slower_than: i64,
     pub slowlog_max_len: usize,
     pub latency_threshold: i64,
+    /// `latency-tracking`: per-command latency histograms.
+    pub latency_tracking: bool,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u32,
     pub timeout_secs: u64,
@@ -119,6 +121,8 @@ pub struct BlockedClient {
 pub struct PubSub {
     pub channels: HashMap<Bytes, Vec<u64>>,
     pub patterns: HashMap<Bytes, Vec<u64>>,
+    /// SSUBSCRIBE channels.
+    pub shard_channels: HashMap<Bytes, Vec<u64>>,
 }
 
 pub struct ServerState {
@@ -141,7 +145,9 @@ pub struct ServerState {
     pub slowlog: VecDeque<SlowlogEntry>,
     pub slowlog_next_id: u64,
     /// Latency events: name -> (last time, last ms, max ms).
-    pub latency: HashMap<String, (i64, u64, u64)>,
+    pub latency: super::commands::latency::LatencyMonitor,
+    /// CLIENT TRACKING: tracked keys, BCAST prefixes, pending invalidations.
+    pub tracking: super::commands::tracking::TrackingTable,
     /// Number of changes since the last save (the `save` points and INFO use it).
     pub dirty: u64,
     pub lastsave: i64,
@@ -200,7 +206,8 @@ impl ServerState {
             stats: Stats::default(),
             slowlog: VecDeque::new(),
             slowlog_next_id: 0,
-            latency: HashMap::new(),
+            latency: Default::default(),
+            tracking: Default::default(),
             dirty: 0,
             lastsave: now / 1000,
             start_time: Instant::now(),
@@ -245,6 +252,7 @@ impl ServerState {
             slowlog_slower_than: c.get_int("slowlog-log-slower-than"),
             slowlog_max_len: c.get_int("slowlog-max-len").max(0) as usize,
             latency_threshold: c.get_int("latency-monitor-threshold"),
+            latency_tracking: c.get_bool("latency-tracking"),
             lfu_log_factor: c.get_int("lfu-log-factor") as u32,
             lfu_decay_time: c.get_int("lfu-decay-time") as u32,
             timeout_secs: c.get_int("timeout").max(0) as u64,
@@ -271,8 +279,12 @@ impl ServerState {
         base + dbs + clients
     }
 
-    /// Marks a key modified: invalidates WATCH of every client watching it.
-    pub fn touch_watched_key(&mut self, db: usize, key: &[u8], current: Option<&mut ClientState>) {
+    /// Marks a key modified: invalidates WATCH of every client watching it, and the key in
+    /// the client-side caches of tracking clients.
+    pub fn touch_watched_key(&mut self, db: usize, key: &[u8], mut current: Option<&mut ClientState>) {
+        if self.tracking.is_active() {
+            super::commands::tracking::invalidate_key(self, current.as_deref_mut(), key);
+        }
         if self.watched.is_empty() {
             return;
         }

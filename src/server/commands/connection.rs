@@ -6,6 +6,7 @@ use crate::resp::{Frame, ProtocolVersion};
 use crate::server::client::{ClientState, Outbound, ReplyMode};
 use crate::server::command::{cmd, parse_int, syntax_error, CommandSpec, Ctx};
 use crate::server::config::{REDIS_VERSION, RF_VERSION};
+use crate::server::commands::tracking;
 use crate::server::dispatch;
 
 pub fn commands() -> Vec<CommandSpec> {
@@ -29,7 +30,10 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("reply", 3, "noscript loading stale", 0, 0, 0, "slow connection", client_reply).since("3.2.0").summary("Instruct the server whether to reply to commands"),
             cmd("no-evict", 3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_no_evict).since("7.0.0").summary("Set client eviction mode for the current connection"),
             cmd("unblock", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_unblock).since("5.0.0").summary("Unblock a client blocked in a blocking command from a different connection"),
-            cmd("getredir", 2, "noscript loading stale", 0, 0, 0, "slow connection", client_getredir).since("6.0.0").summary("Get tracking notifications redirection client ID if any"),
+            cmd("getredir", 2, "noscript loading stale", 0, 0, 0, "slow connection", tracking::client_getredir).since("6.0.0").summary("Get tracking notifications redirection client ID if any"),
+            cmd("tracking", -3, "noscript loading stale", 0, 0, 0, "slow connection", tracking::client_tracking).since("6.0.0").summary("Enable or disable server assisted client side caching support"),
+            cmd("trackinginfo", 2, "noscript loading stale", 0, 0, 0, "slow connection", tracking::client_trackinginfo).since("6.2.0").summary("Return information about server assisted client side caching for the current connection"),
+            cmd("caching", 3, "noscript loading stale", 0, 0, 0, "slow connection", tracking::client_caching).since("6.0.0").summary("Instruct the server about tracking or not keys in the next request"),
             cmd("setinfo", 4, "noscript loading stale", 0, 0, 0, "slow connection", client_setinfo).since("7.2.0").summary("Set client or connection specific info"),
             cmd("help", 2, "loading stale", 0, 0, 0, "slow connection", client_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
         ])),
@@ -61,6 +65,7 @@ fn quit(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     dispatch::discard_transaction(ctx.srv, ctx.client);
     crate::server::pubsub::unsubscribe_all(ctx.srv, ctx.client);
+    crate::server::commands::tracking::disable(ctx.srv, ctx.client);
     let id = ctx.client.id;
     ctx.srv.monitors.retain(|&m| m != id);
     ctx.client.is_monitor = false;
@@ -199,7 +204,7 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
     let multi = c.multi.as_ref().map(|q| q.len() as i64).unwrap_or(-1);
     let cmd = current_cmd.unwrap_or(&c.last_cmd);
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -210,12 +215,14 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
         c.db,
         c.channels.len(),
         c.patterns.len(),
+        c.shard_channels.len(),
         multi,
         c.qbuf,
         c.pending_out.load(std::sync::atomic::Ordering::Relaxed),
         20 * 1024 + c.qbuf + c.pending_out.load(std::sync::atomic::Ordering::Relaxed),
         cmd,
         c.user,
+        tracking::redirect_field(c),
         if c.proto == ProtocolVersion::Resp3 { 3 } else { 2 }
     )
 }
@@ -445,13 +452,13 @@ fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     Frame::Integer(1)
 }
 
-fn client_getredir(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    Frame::Integer(-1)
-}
-
 fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     let lines = [
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CACHING (YES|NO)",
+        "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+        "GETREDIR",
+        "    Return the client ID we are redirecting to when tracking is enabled.",
         "GETNAME",
         "    Return the name of the current connection.",
         "ID",
@@ -460,8 +467,22 @@ fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "    Return information about the current client connection.",
         "KILL <ip:port>",
         "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are:",
+        "    * ADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made from the specified address",
+        "    * LADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made to specified local address",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Kill connections by type.",
+        "    * USER <username>",
+        "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)",
+        "      Skip killing current connection (default: yes).",
         "LIST [options ...]",
-        "    Return information about client connections.",
+        "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Return clients of specified type.",
         "UNPAUSE",
         "    Stop the current client pause, resuming traffic.",
         "PAUSE <timeout> [WRITE|ALL]",
@@ -470,10 +491,17 @@ fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "    Control the replies sent to the current connection.",
         "SETNAME <name>",
         "    Assign the name <name> to the current connection.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client.",
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+        "         [OPTIN] [OPTOUT] [NOLOOP]",
+        "    Control server assisted client side caching.",
+        "TRACKINGINFO",
+        "    Report tracking status for the current connection.",
         "NO-EVICT (ON|OFF)",
         "    Protect current client connection from eviction.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ];
     Frame::Array(lines.iter().map(|l| Frame::Simple(l.to_string())).collect())
 }

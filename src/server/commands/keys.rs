@@ -448,7 +448,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             b"DB" if i + 1 < args.len() => {
                 dst_db = match parse_db(ctx, &args[i + 1]) {
                     Ok(d) => d,
-                    Err(_) => return Frame::error("ERR DB index is out of range"),
+                    Err(e) => return e,
                 };
                 i += 1;
             }
@@ -497,6 +497,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let n = ctx.db().len() as u64;
     ctx.db().clear();
     ctx.srv.touch_all_watched(Some(db), Some(ctx.client));
+    crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
     Frame::ok()
 }
@@ -511,6 +512,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         db.clear();
     }
     ctx.srv.touch_all_watched(None, Some(ctx.client));
+    crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
     Frame::ok()
 }

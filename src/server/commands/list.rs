@@ -182,14 +182,14 @@ fn llen(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let index = match int_arg(&args[2]) {
-        Ok(i) => i,
-        Err(e) => return e,
-    };
+    // Redis looks the key up (and checks its type) before it parses the index.
     match access::read::<ListValue>(ctx, &args[1]) {
         Err(e) => e,
         Ok(None) => Frame::Null,
-        Ok(Some(l)) => l.get(index).map_or(Frame::Null, access::bulk),
+        Ok(Some(l)) => match int_arg(&args[2]) {
+            Ok(index) => l.get(index).map_or(Frame::Null, access::bulk),
+            Err(e) => e,
+        },
     }
 }
 
@@ -277,6 +277,11 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             };
             if rank == 0 {
                 return err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
+            }
+            if rank == i64::MIN {
+                // Redis 7.0 negates LONG_MIN into itself and then counts every match as
+                // reaching the rank: the search starts at the first match from the tail.
+                rank = -1;
             }
         } else if opt.eq_ignore_ascii_case(b"count") && more {
             j += 1;
@@ -531,16 +536,25 @@ fn blmove_generic(ctx: &mut Ctx, args: &[Bytes], from: End, to: End, timeout: Op
     };
     if ctx.serving_blocked && access::check_type::<ListValue>(ctx, src).is_err() {
         // The source now holds another type: keep waiting, as Redis only serves lists.
-        return ctx.block(vec![src.clone()], timeout, Frame::Null);
+        return block_for_move(ctx, src, timeout);
     }
     match move_element(ctx, src, dst, from, to) {
         Err(e) => e,
-        Ok(None) => ctx.block(vec![src.clone()], timeout, Frame::Null),
+        Ok(None) => block_for_move(ctx, src, timeout),
         Ok(Some(v)) => {
             ctx.propagate_as(propagated);
             Frame::Bulk(v)
         }
     }
+}
+
+/// Redis answers an empty source inside MULTI with a null bulk at once, but a timeout
+/// with a null array (`*-1` in RESP2), as for every blocked list command.
+fn block_for_move(ctx: &mut Ctx, src: &Bytes, timeout: Option<i64>) -> Frame {
+    if ctx.in_exec {
+        return Frame::Null;
+    }
+    ctx.block(vec![src.clone()], timeout, Frame::NullArray)
 }
 
 fn blmove(ctx: &mut Ctx, args: &[Bytes]) -> Frame {

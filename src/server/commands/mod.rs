@@ -7,12 +7,14 @@ pub mod connection;
 pub mod hash;
 pub mod hll;
 pub mod keys;
+pub mod latency;
 pub mod list;
 pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
 pub mod strings;
+pub mod tracking;
 pub mod transactions;
 pub mod zset;
 
@@ -23,6 +25,7 @@ pub fn all() -> Vec<CommandSpec> {
     let mut v = Vec::new();
     v.extend(connection::commands());
     v.extend(server::commands());
+    v.extend(latency::commands());
     v.extend(keys::commands());
     v.extend(strings::commands());
     v.extend(pubsub::commands());

@@ -15,10 +15,15 @@ pub fn commands() -> Vec<CommandSpec> {
         p(cmd("unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "pubsub slow", unsubscribe).since("2.0.0").summary("Stop listening for messages posted to the given channels")),
         p(cmd("punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "pubsub slow", punsubscribe).since("2.0.0").summary("Stop listening for messages posted to channels matching the given patterns")),
         p(cmd("publish", 3, "pubsub loading stale fast", 0, 0, 0, "pubsub fast", publish).since("2.0.0").summary("Post a message to a channel")),
+        p(cmd("ssubscribe", -2, "pubsub noscript loading stale", 1, -1, 1, "pubsub slow", ssubscribe).key_flags(&["not_key"]).since("7.0.0").summary("Listen for messages published to the given shard channels").complexity("O(N) where N is the number of shard channels to subscribe to.")),
+        p(cmd("sunsubscribe", -1, "pubsub noscript loading stale", 1, -1, 1, "pubsub slow", sunsubscribe).key_flags(&["not_key"]).since("7.0.0").summary("Stop listening for messages posted to the given shard channels").complexity("O(N) where N is the number of clients already subscribed to a shard channel.")),
+        p(cmd("spublish", 3, "pubsub loading stale fast", 1, 1, 1, "pubsub fast", spublish).key_flags(&["not_key"]).since("7.0.0").summary("Post a message to a shard channel").complexity("O(N) where N is the number of clients subscribed to the receiving shard channel.")),
         p(cmd("pubsub", -2, "", 0, 0, 0, "slow", crate::server::commands::keys::container_help).since("2.8.0").summary("A container for Pub/Sub commands").subs(vec![
             cmd("channels", -2, "pubsub loading stale", 0, 0, 0, "pubsub slow", pubsub_channels).since("2.8.0").summary("List active channels"),
             cmd("numsub", -2, "pubsub loading stale", 0, 0, 0, "pubsub slow", pubsub_numsub).since("2.8.0").summary("Get the count of subscribers for channels"),
             cmd("numpat", 2, "pubsub loading stale", 0, 0, 0, "pubsub slow", pubsub_numpat).since("2.8.0").summary("Get the count of unique patterns pattern subscriptions"),
+            cmd("shardchannels", -2, "pubsub loading stale", 0, 0, 0, "pubsub slow", pubsub_shardchannels).since("7.0.0").summary("List active shard channels"),
+            cmd("shardnumsub", -2, "pubsub loading stale", 0, 0, 0, "pubsub slow", pubsub_shardnumsub).since("7.0.0").summary("Get the count of subscribers for shard channels"),
             cmd("help", 2, "loading stale", 0, 0, 0, "slow", pubsub_help).since("6.2.0").summary("Show helpful text about the different subcommands"),
         ])),
     ]
@@ -31,21 +36,22 @@ fn send_self(ctx: &mut Ctx, frames: Vec<Frame>) -> Frame {
     Frame::Simple(NO_REPLY.to_string())
 }
 
+/// The count SUBSCRIBE & co. report: channels and patterns, not shard channels.
+fn channel_and_pattern_count(c: &crate::server::client::ClientState) -> i64 {
+    (c.channels.len() + c.patterns.len()) as i64
+}
+
 /// Marker reply meaning "the replies are in `ClientState::deferred`" (one command, several
 /// frames); the connection layer writes those instead.
 pub const NO_REPLY: &str = "\u{0}rf-no-reply";
 
 fn subscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    if ctx.in_exec && ctx.client.proto == crate::resp::ProtocolVersion::Resp2 {
-        // Redis refuses SUBSCRIBE inside MULTI for RESP2 clients.
-        return Frame::error("ERR SUBSCRIBE isn't allowed for a DENY BLOCKING client");
-    }
     let mut frames = Vec::new();
     for ch in &args[1..] {
         if ctx.client.channels.insert(ch.clone()) {
             ctx.srv.pubsub.channels.entry(ch.clone()).or_default().push(ctx.client.id);
         }
-        frames.push(Frame::Push(vec![Frame::bulk("subscribe"), Frame::Bulk(ch.clone()), Frame::Integer(ctx.client.subscriptions() as i64)]));
+        frames.push(Frame::Push(vec![Frame::bulk("subscribe"), Frame::Bulk(ch.clone()), Frame::Integer(channel_and_pattern_count(ctx.client))]));
     }
     send_self(ctx, frames)
 }
@@ -56,7 +62,7 @@ fn psubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         if ctx.client.patterns.insert(p.clone()) {
             ctx.srv.pubsub.patterns.entry(p.clone()).or_default().push(ctx.client.id);
         }
-        frames.push(Frame::Push(vec![Frame::bulk("psubscribe"), Frame::Bulk(p.clone()), Frame::Integer(ctx.client.subscriptions() as i64)]));
+        frames.push(Frame::Push(vec![Frame::bulk("psubscribe"), Frame::Bulk(p.clone()), Frame::Integer(channel_and_pattern_count(ctx.client))]));
     }
     send_self(ctx, frames)
 }
@@ -65,7 +71,7 @@ fn unsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let targets: Vec<Bytes> = if args.len() > 1 { args[1..].to_vec() } else { ctx.client.channels.iter().cloned().collect() };
     let mut frames = Vec::new();
     if targets.is_empty() {
-        frames.push(Frame::Push(vec![Frame::bulk("unsubscribe"), Frame::Null, Frame::Integer(ctx.client.subscriptions() as i64)]));
+        frames.push(Frame::Push(vec![Frame::bulk("unsubscribe"), Frame::Null, Frame::Integer(channel_and_pattern_count(ctx.client))]));
     }
     for ch in targets {
         if ctx.client.channels.remove(&ch) {
@@ -76,7 +82,7 @@ fn unsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 }
             }
         }
-        frames.push(Frame::Push(vec![Frame::bulk("unsubscribe"), Frame::Bulk(ch), Frame::Integer(ctx.client.subscriptions() as i64)]));
+        frames.push(Frame::Push(vec![Frame::bulk("unsubscribe"), Frame::Bulk(ch), Frame::Integer(channel_and_pattern_count(ctx.client))]));
     }
     send_self(ctx, frames)
 }
@@ -85,7 +91,7 @@ fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let targets: Vec<Bytes> = if args.len() > 1 { args[1..].to_vec() } else { ctx.client.patterns.iter().cloned().collect() };
     let mut frames = Vec::new();
     if targets.is_empty() {
-        frames.push(Frame::Push(vec![Frame::bulk("punsubscribe"), Frame::Null, Frame::Integer(ctx.client.subscriptions() as i64)]));
+        frames.push(Frame::Push(vec![Frame::bulk("punsubscribe"), Frame::Null, Frame::Integer(channel_and_pattern_count(ctx.client))]));
     }
     for p in targets {
         if ctx.client.patterns.remove(&p) {
@@ -96,9 +102,77 @@ fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 }
             }
         }
-        frames.push(Frame::Push(vec![Frame::bulk("punsubscribe"), Frame::Bulk(p), Frame::Integer(ctx.client.subscriptions() as i64)]));
+        frames.push(Frame::Push(vec![Frame::bulk("punsubscribe"), Frame::Bulk(p), Frame::Integer(channel_and_pattern_count(ctx.client))]));
     }
     send_self(ctx, frames)
+}
+
+fn ssubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if ctx.in_exec {
+        // Unlike SUBSCRIBE (kept for backward compatibility), Redis 7.0 refuses this in MULTI.
+        return Frame::error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client");
+    }
+    let mut frames = Vec::new();
+    for ch in &args[1..] {
+        if ctx.client.shard_channels.insert(ch.clone()) {
+            ctx.srv.pubsub.shard_channels.entry(ch.clone()).or_default().push(ctx.client.id);
+        }
+        frames.push(Frame::Push(vec![Frame::bulk("ssubscribe"), Frame::Bulk(ch.clone()), Frame::Integer(ctx.client.shard_channels.len() as i64)]));
+    }
+    send_self(ctx, frames)
+}
+
+fn sunsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let targets: Vec<Bytes> = if args.len() > 1 { args[1..].to_vec() } else { ctx.client.shard_channels.iter().cloned().collect() };
+    let mut frames = Vec::new();
+    if targets.is_empty() {
+        frames.push(Frame::Push(vec![Frame::bulk("sunsubscribe"), Frame::Null, Frame::Integer(ctx.client.shard_channels.len() as i64)]));
+    }
+    for ch in targets {
+        if ctx.client.shard_channels.remove(&ch) {
+            if let Some(ids) = ctx.srv.pubsub.shard_channels.get_mut(&ch) {
+                ids.retain(|&i| i != ctx.client.id);
+                if ids.is_empty() {
+                    ctx.srv.pubsub.shard_channels.remove(&ch);
+                }
+            }
+        }
+        frames.push(Frame::Push(vec![Frame::bulk("sunsubscribe"), Frame::Bulk(ch), Frame::Integer(ctx.client.shard_channels.len() as i64)]));
+    }
+    send_self(ctx, frames)
+}
+
+fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let n = pubsub::spublish(ctx.srv, Some(ctx.client), &args[1], &args[2]);
+    Frame::Integer(n)
+}
+
+/// Redis's reply when a PUBSUB subcommand gets too many arguments.
+fn pubsub_arity_error(args: &[Bytes]) -> Frame {
+    let shown: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
+    Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{shown}'. Try PUBSUB HELP."))
+}
+
+fn matching_channels(map: &std::collections::HashMap<Bytes, Vec<u64>>, pattern: Option<&Bytes>) -> Frame {
+    let mut out: Vec<&Bytes> = map.keys().filter(|c| pattern.is_none_or(|p| glob_match(p, c, false))).collect();
+    out.sort();
+    Frame::Array(out.into_iter().map(|c| Frame::Bulk(c.clone())).collect())
+}
+
+fn pubsub_shardchannels(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() > 3 {
+        return pubsub_arity_error(args);
+    }
+    matching_channels(&ctx.srv.pubsub.shard_channels, args.get(2))
+}
+
+fn pubsub_shardnumsub(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let mut out = Vec::new();
+    for ch in &args[2..] {
+        out.push(Frame::Bulk(ch.clone()));
+        out.push(Frame::Integer(ctx.srv.pubsub.shard_channels.get(ch).map(|v| v.len()).unwrap_or(0) as i64));
+    }
+    Frame::Array(out)
 }
 
 fn publish(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
@@ -108,19 +182,9 @@ fn publish(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn pubsub_channels(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if args.len() > 3 {
-        return crate::server::command::wrong_args("pubsub|channels");
+        return pubsub_arity_error(args);
     }
-    let pattern = args.get(2);
-    let mut out: Vec<Frame> = ctx
-        .srv
-        .pubsub
-        .channels
-        .keys()
-        .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
-        .map(|c| Frame::Bulk(c.clone()))
-        .collect();
-    out.sort_by(|a, b| a.as_bytes().cmp(&b.as_bytes()));
-    Frame::Array(out)
+    matching_channels(&ctx.srv.pubsub.channels, args.get(2))
 }
 
 fn pubsub_numsub(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
@@ -151,7 +215,7 @@ fn pubsub_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "SHARDNUMSUB [<shardchannel> ...]",
         "    Return the number of subscribers for the specified shard level channel(s)",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ];
     Frame::Array(lines.iter().map(|l| Frame::Simple(l.to_string())).collect())
 }

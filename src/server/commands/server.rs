@@ -1,5 +1,5 @@
 //! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, MONITOR, SLOWLOG, MEMORY,
-//! LATENCY, DEBUG, ACL (default user only), SHUTDOWN.
+//! DEBUG, ACL (default user only), SHUTDOWN.
 
 use std::collections::BTreeMap;
 
@@ -28,8 +28,8 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("info", -2, "loading stale", 0, 0, 0, "slow connection", command_info).since("2.8.13").summary("Get array of specific Redis command details, or all when no argument is given.").tips(&["nondeterministic_output_order"]),
             cmd("docs", -2, "loading stale", 0, 0, 0, "slow connection", command_docs).since("7.0.0").summary("Get array of specific Redis command documentation").tips(&["nondeterministic_output_order"]),
             cmd("list", -2, "loading stale", 0, 0, 0, "slow connection", command_list).since("7.0.0").summary("Get an array of Redis command names").tips(&["nondeterministic_output_order"]),
-            cmd("getkeys", -3, "loading stale", 0, 0, 0, "slow connection", command_getkeys).since("2.8.13").summary("Extract keys given a full Redis command"),
-            cmd("getkeysandflags", -3, "loading stale", 0, 0, 0, "slow connection", command_getkeysandflags).since("7.0.0").summary("Extract keys and access flags given a full Redis command"),
+            cmd("getkeys", -4, "loading stale", 0, 0, 0, "slow connection", command_getkeys).since("2.8.13").summary("Extract keys given a full Redis command"),
+            cmd("getkeysandflags", -4, "loading stale", 0, 0, 0, "slow connection", command_getkeysandflags).since("7.0.0").summary("Extract keys and access flags given a full Redis command"),
             cmd("help", 2, "loading stale", 0, 0, 0, "slow connection", command_help).since("5.0.0").summary("Show helpful text about the different subcommands"),
         ])),
         s(cmd("time", 1, "loading stale fast", 0, 0, 0, "fast", time).since("2.6.0").summary("Return the current server time").tips(&["nondeterministic_output"])),
@@ -48,13 +48,6 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("purge", 2, "", 0, 0, 0, "slow", memory_purge).since("4.0.0").summary("Ask the allocator to release memory"),
             cmd("malloc-stats", 2, "", 0, 0, 0, "slow", memory_doctor).since("4.0.0").summary("Show allocator internal stats").tips(&["nondeterministic_output"]),
             cmd("help", 2, "loading stale", 0, 0, 0, "slow", memory_help).since("4.0.0").summary("Show helpful text about the different subcommands"),
-        ])),
-        s(cmd("latency", -2, "", 0, 0, 0, "slow", container_help).since("2.8.13").summary("A container for latency diagnostics commands").subs(vec![
-            cmd("latest", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_latest).since("2.8.13").summary("Return the latest latency samples for all events.").tips(&["nondeterministic_output"]),
-            cmd("reset", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_reset).since("2.8.13").summary("Reset latency data for one or more events."),
-            cmd("history", 3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_history).since("2.8.13").summary("Return timestamp-latency samples for the event.").tips(&["nondeterministic_output"]),
-            cmd("doctor", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", latency_doctor).since("2.8.13").summary("Return a human readable latency analysis report.").tips(&["nondeterministic_output"]),
-            cmd("help", 2, "loading stale", 0, 0, 0, "slow", latency_help).since("2.8.13").summary("Show helpful text about the different subcommands"),
         ])),
         s(cmd("debug", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", debug).summary("A container for debugging commands")),
         s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands").subs(vec![
@@ -133,8 +126,9 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
             let pubsub = all.iter().filter(|c| c.subscriptions() > 0).count();
             let watching = all.iter().filter(|c| !c.watched.is_empty()).count();
             let normal = all.iter().filter(|c| !c.is_replica).count();
+            let tracking = srv.tracking.tracking_clients();
             format!(
-                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{blocked}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
+                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:{tracking}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{blocked}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
                 srv.limits.maxclients,
                 srv.watched.len(),
                 srv.blocking_keys.len()
@@ -170,8 +164,10 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
             let st = &srv.stats;
             let pubsub_channels = srv.pubsub.channels.len();
             let pubsub_patterns = srv.pubsub.patterns.len();
+            let pubsubshard_channels = srv.pubsub.shard_channels.len();
+            let (tracking_keys, tracking_items, tracking_prefixes) = srv.tracking.totals();
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{pubsub_channels}\r\npubsub_patterns:{pubsub_patterns}\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{pubsub_channels}\r\npubsub_patterns:{pubsub_patterns}\r\npubsubshard_channels:{pubsubshard_channels}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{tracking_keys}\r\ntracking_total_items:{tracking_items}\r\ntracking_total_prefixes:{tracking_prefixes}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                 st.total_connections,
                 st.total_commands,
                 st.net_input_bytes,
@@ -233,7 +229,7 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
                 })
                 .collect()
         }
-        "latencystats" => String::new(),
+        "latencystats" => crate::server::commands::latency::info_latencystats(srv),
         _ => String::new(),
     }
 }
@@ -325,7 +321,6 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         }
     }
     ctx.srv.slowlog.clear();
-    ctx.srv.latency.clear();
     Frame::ok()
 }
 
@@ -383,7 +378,7 @@ fn command_info(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if args.len() == 2 {
         return command_list_all(ctx, args);
     }
-    Frame::Array(args[2..].iter().map(|n| find_spec(ctx, n).map(|s| s.info_frame()).unwrap_or(Frame::NullArray)).collect())
+    Frame::Array(args[2..].iter().map(|n| find_spec(ctx, n).map(|s| s.info_frame()).unwrap_or(Frame::Null)).collect())
 }
 
 fn command_docs(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
@@ -429,7 +424,8 @@ fn getkeys_indices(ctx: &mut Ctx, args: &[Bytes]) -> Result<(Vec<usize>, std::sy
     if !spec.check_arity(cmd_args.len()) {
         return Err(Frame::error("ERR Invalid number of arguments specified for command"));
     }
-    let keys = spec.key_indices(cmd_args);
+    // Channel "keys" of the sharded pub/sub commands are not keys (flag not_key).
+    let keys = if spec.key_flags.contains(&"not_key") { Vec::new() } else { spec.key_indices(cmd_args) };
     if keys.is_empty() {
         return Err(Frame::error("ERR The command has no key arguments"));
     }
@@ -623,70 +619,6 @@ fn memory_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     ])
 }
 
-fn latency_latest(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    let mut events: Vec<_> = ctx.srv.latency.iter().collect();
-    events.sort_by(|a, b| a.0.cmp(b.0));
-    Frame::Array(
-        events
-            .into_iter()
-            .map(|(name, (t, last, max))| Frame::Array(vec![Frame::bulk(name.clone()), Frame::Integer(*t), Frame::Integer(*last as i64), Frame::Integer(*max as i64)]))
-            .collect(),
-    )
-}
-
-fn latency_reset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    if args.len() == 2 {
-        let n = ctx.srv.latency.len();
-        ctx.srv.latency.clear();
-        return Frame::Integer(n as i64);
-    }
-    let mut n = 0;
-    for a in &args[2..] {
-        if ctx.srv.latency.remove(&*String::from_utf8_lossy(a)).is_some() {
-            n += 1;
-        }
-    }
-    Frame::Integer(n)
-}
-
-fn latency_history(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    match ctx.srv.latency.get(&*String::from_utf8_lossy(&args[2])) {
-        Some((t, last, _)) => Frame::Array(vec![Frame::Array(vec![Frame::Integer(*t), Frame::Integer(*last as i64)])]),
-        None => Frame::Array(vec![]),
-    }
-}
-
-fn latency_doctor(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    let text = if ctx.srv.latency.is_empty() {
-        "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n".to_string()
-    } else {
-        format!("Dave, I have observed latency spikes in this Redis instance ({} events).\n", ctx.srv.latency.len())
-    };
-    Frame::Verbatim("txt".into(), Bytes::from(text))
-}
-
-fn latency_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    help_lines(&[
-        "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "DOCTOR",
-        "    Return a human readable latency analysis report.",
-        "GRAPH <event>",
-        "    Return an ASCII latency graph for the <event> class.",
-        "HISTORY <event>",
-        "    Return time-latency samples for the <event> class.",
-        "LATEST",
-        "    Return the latest latency samples for all events.",
-        "RESET [<event> ...]",
-        "    Reset latency data of one or more <event> classes.",
-        "    (default: reset all data for all event classes)",
-        "HISTOGRAM [COMMAND ...]",
-        "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
-        "    If no commands are specified then all histograms are replied.",
-        "HELP",
-        "    Print this help.",
-    ])
-}
-
 // ---------- DEBUG ----------
 
 fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
@@ -762,7 +694,11 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
         ]),
-        _ => Frame::error(format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(&args[1]))),
+        // Redis's addReplySubcommandSyntaxError: the subcommand as given, at most 128 chars.
+        _ => {
+            let shown: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
+            Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{shown}'. Try DEBUG HELP."))
+        }
     }
 }
 

@@ -80,6 +80,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     let table = ctx.srv.commands.clone();
     let mut replies = Vec::with_capacity(queue.len());
     let mut wrapped = false;
+    let mut trailing = Vec::new();
     let now = ctx.now_ms;
     for q in queue {
         let Some(top) = table.lookup(&q.args[0]) else {
@@ -99,11 +100,29 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
             wrapped = true;
         }
         let (reply, _) = dispatch::call(ctx.srv, ctx.client, &spec, &q.args, now, true);
-        replies.push(reply);
+        let reply = dispatch::after_own_messages(ctx.client, reply);
+        if dispatch::is_no_reply_marker(&reply) {
+            // SUBSCRIBE & co. (or a command that published to this very client) answer with
+            // several frames: Redis writes them all in place, so the first takes the
+            // command's slot in the EXEC array and the others follow it, which gives the
+            // same bytes as long as no later command adds a reply.
+            let mut own = std::mem::take(&mut ctx.client.deferred).into_iter();
+            replies.push(own.next().unwrap_or(Frame::NullArray));
+            trailing.extend(own);
+        } else {
+            replies.push(reply);
+        }
     }
+
     if wrapped {
         dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"EXEC")]);
     }
     ctx.client.multi_error = false;
-    Frame::Array(replies)
+    if trailing.is_empty() {
+        return Frame::Array(replies);
+    }
+    // The array, then the extra frames of its commands.
+    ctx.client.deferred.push(Frame::Array(replies));
+    ctx.client.deferred.extend(trailing);
+    Frame::Simple(crate::server::commands::pubsub::NO_REPLY.to_string())
 }

@@ -229,8 +229,8 @@ fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 ctx.srv.clients.remove(&id);
             }
             ctx.srv.config.set_raw("replicaof", String::new());
-            super::log::notice("MASTER MODE enabled (user request from 'id=... addr=... laddr=... fd=... name= age=... idle=0')");
             super::log::set_role('M');
+            super::log::notice("MASTER MODE enabled (user request from 'id=... addr=... laddr=... fd=... name= age=... idle=0')");
         }
         return Frame::ok();
     }

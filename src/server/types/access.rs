@@ -214,28 +214,29 @@ pub fn int_arg(b: &[u8]) -> Result<i64, Frame> {
     super::parse_canonical_i64(b).ok_or_else(|| err("ERR value is not an integer or out of range"))
 }
 
-/// `getPositiveLongFromObjectOrReply` with a custom message for negatives.
-pub fn positive_arg(b: &[u8], negative_msg: &str) -> Result<i64, Frame> {
-    let v = int_arg(b)?;
-    if v < 0 {
-        return Err(err(negative_msg));
-    }
-    Ok(v)
+/// `getPositiveLongFromObjectOrReply` with a custom message. As in Redis, the message is
+/// also the reply to a value that is not an integer at all (`LPOP l x`).
+pub fn positive_arg(b: &[u8], msg: &str) -> Result<i64, Frame> {
+    range_arg(b, 0, i64::MAX, msg)
 }
 
-/// `getRangeLongFromObjectOrReply` with "ERR value is out of range, must be positive" style
-/// messages supplied by the caller.
+/// `getRangeLongFromObjectOrReply` with a message supplied by the caller, used for both a
+/// value out of range and a value that does not parse (Redis passes it down to
+/// `getLongLongFromObjectOrReply`).
 pub fn range_arg(b: &[u8], min: i64, max: i64, msg: &str) -> Result<i64, Frame> {
-    let v = int_arg(b)?;
-    if v < min || v > max {
-        return Err(err(msg));
+    match super::parse_canonical_i64(b) {
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(err(msg)),
     }
-    Ok(v)
 }
 
 /// `getRangeLongFromObjectOrReply` without a custom message (Redis's wording, typo included).
 pub fn range_arg_default(b: &[u8], min: i64, max: i64) -> Result<i64, Frame> {
-    range_arg(b, min, max, &format!("ERR value is out of range, value must between {min} and {max}"))
+    let v = int_arg(b)?;
+    if v < min || v > max {
+        return Err(err(&format!("ERR value is out of range, value must between {min} and {max}")));
+    }
+    Ok(v)
 }
 
 /// `getDoubleFromObjectOrReply`: "ERR value is not a valid float".
