@@ -306,6 +306,7 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         None => return Frame::error("ERR value is not an integer or out of range"),
     };
     let (mut replace, mut absttl) = (false, false);
+    let (mut idle_secs, mut lfu_freq) = (None, None);
     let mut i = 4;
     while i < args.len() {
         let opt = args[i].to_ascii_lowercase();
@@ -314,7 +315,8 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             b"absttl" => absttl = true,
             b"idletime" | b"freq" if i + 1 < args.len() => {
                 match crate::resp::parse_i64(&args[i + 1]) {
-                    Some(v) if v >= 0 && (opt != b"freq" || v <= 255) => {}
+                    Some(v) if opt == b"freq" && (0..=255).contains(&v) => lfu_freq = Some(v as u8),
+                    Some(v) if opt == b"idletime" && v >= 0 => idle_secs = Some(v as u64),
                     Some(_) if opt == b"freq" => return Frame::error("ERR Invalid FREQ value, must be >= 0 and <= 255"),
                     Some(_) => return Frame::error("ERR Invalid IDLETIME value, must be >= 0"),
                     None => return Frame::error("ERR value is not an integer or out of range"),
@@ -356,6 +358,10 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let pos = ctx.set_value(&key, convert::rdb_to_value(value), false);
     if let Some(when) = expire_at {
         ctx.db().set_expiry(pos, when);
+    }
+    if idle_secs.is_some() || lfu_freq.is_some() {
+        let word = convert::loaded_access_word(ctx.srv, idle_secs, lfu_freq);
+        ctx.db().slot_mut(pos).lru = word;
     }
     ctx.signal_key_ready(&key);
     ctx.dirty(1);
