@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::host::DatasetSnapshot;
 use super::rdb::{RdbEntry, RdbValue, RdbWriter};
 use crate::server::evict;
+use crate::server::keyspace::Db;
 use crate::server::state::{EvictionPolicy, ServerState};
 use crate::server::types::{hash::HashValue, list::ListValue, set::SetValue, zset::ZSetValue, EncodingLimits};
 use crate::server::value::{SmallBytes, Value};
@@ -86,30 +87,49 @@ impl AccessInfo {
     }
 }
 
-/// The LRU/LFU word of a key loaded (RDB, RESTORE) with optional IDLE / FREQ information,
-/// as Redis's `objectSetLRUOrLFU`: FREQ applies under an LFU policy, IDLE under any other
-/// one; without the matching information the key counts as just accessed.
-pub fn loaded_access_word(srv: &ServerState, idle_secs: Option<u64>, lfu_freq: Option<u8>) -> u32 {
-    const LRU_CLOCK_MAX: i64 = (1 << 24) - 1;
-    if srv.limits.policy.is_lfu() {
-        let fresh = evict::lfu_initial();
-        match lfu_freq {
-            Some(freq) => (fresh & !0xff) | u32::from(freq),
-            None => fresh,
-        }
-    } else {
-        match idle_secs {
-            Some(idle) => {
-                let clock = i64::from(srv.lru_clock);
-                let mut at = clock - (idle.min(LRU_CLOCK_MAX as u64) as i64);
-                if at < 0 {
-                    at += LRU_CLOCK_MAX;
-                }
-                at as u32
+/// What a load needs to set the LRU/LFU word of the keys it creates.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadAccess {
+    pub lfu: bool,
+    pub lru_clock: u32,
+}
+
+impl LoadAccess {
+    pub fn of(srv: &ServerState) -> LoadAccess {
+        LoadAccess { lfu: srv.limits.policy.is_lfu(), lru_clock: srv.lru_clock }
+    }
+
+    /// The LRU/LFU word of a key loaded (RDB, RESTORE) with optional IDLE / FREQ
+    /// information, as Redis's `objectSetLRUOrLFU`: FREQ applies under an LFU policy, IDLE
+    /// under any other one; without the matching information the key counts as just
+    /// accessed.
+    pub fn word(self, idle_secs: Option<u64>, lfu_freq: Option<u8>) -> u32 {
+        const LRU_CLOCK_MAX: i64 = (1 << 24) - 1;
+        if self.lfu {
+            let fresh = evict::lfu_initial();
+            match lfu_freq {
+                Some(freq) => (fresh & !0xff) | u32::from(freq),
+                None => fresh,
             }
-            None => srv.lru_clock,
+        } else {
+            match idle_secs {
+                Some(idle) => {
+                    let clock = i64::from(self.lru_clock);
+                    let mut at = clock - (idle.min(LRU_CLOCK_MAX as u64) as i64);
+                    if at < 0 {
+                        at += LRU_CLOCK_MAX;
+                    }
+                    at as u32
+                }
+                None => self.lru_clock,
+            }
         }
     }
+}
+
+/// [`LoadAccess::word`] with the server's current policy and clock.
+pub fn loaded_access_word(srv: &ServerState, idle_secs: Option<u64>, lfu_freq: Option<u8>) -> u32 {
+    LoadAccess::of(srv).word(idle_secs, lfu_freq)
 }
 
 /// A point-in-time copy of the keyspace, taken under the server lock in one pass
@@ -161,21 +181,27 @@ impl DatasetSnapshot for KeyspaceSnapshot {
 /// Inserts loaded keys into `db`. Keys already expired are dropped unless `keep_expired`
 /// (replicas keep them: their master will send the DEL). Returns (loaded, expired).
 pub fn load_entries(srv: &mut ServerState, db: u32, entries: Vec<RdbEntry>, keep_expired: bool, now_ms: i64) -> (u64, u64) {
-    if db as usize >= srv.dbs.len() {
-        warning!("RDB/AOF data for database {db} ignored: only {} databases configured", srv.dbs.len());
+    let access = LoadAccess::of(srv);
+    load_entries_into(&mut srv.dbs, db, entries, keep_expired, now_ms, access)
+}
+
+/// [`load_entries`] into a set of databases that need not be the server's (a dataset
+/// being built aside).
+pub fn load_entries_into(dbs: &mut [Db], db: u32, entries: Vec<RdbEntry>, keep_expired: bool, now_ms: i64, access: LoadAccess) -> (u64, u64) {
+    let db_count = dbs.len();
+    let Some(target) = dbs.get_mut(db as usize) else {
+        warning!("RDB/AOF data for database {db} ignored: only {db_count} databases configured");
         return (0, 0);
-    }
+    };
     let (mut loaded, mut expired) = (0, 0);
-    let words: Vec<u32> = entries.iter().map(|e| loaded_access_word(srv, e.idle_secs, e.lfu_freq)).collect();
-    let target = &mut srv.dbs[db as usize];
-    for (e, word) in entries.into_iter().zip(words) {
+    for e in entries {
         if let Some(when) = e.expire_ms {
             if when <= now_ms && !keep_expired {
                 expired += 1;
                 continue;
             }
         }
-        let pos = target.set(&e.key, rdb_to_value(e.value), false, word);
+        let pos = target.set(&e.key, rdb_to_value(e.value), false, access.word(e.idle_secs, e.lfu_freq));
         if let Some(when) = e.expire_ms {
             target.set_expiry(pos, when);
         }

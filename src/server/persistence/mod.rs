@@ -34,6 +34,7 @@ use bytes::Bytes;
 use self::aof_writer::FsyncPolicy;
 use self::convert::KeyspaceSnapshot;
 use self::host::{ApplySource, DataHost, DatasetSnapshot};
+use super::replication::state::DisklessLoad;
 use self::rdb::{RdbEntry, RdbValue};
 use self::service::{PersistConfig, PersistError, Persistence};
 use super::client::ClientState;
@@ -169,6 +170,41 @@ impl DataHost for SharedHost {
         apply_commands_locked(&mut srv, &mut client, db, commands);
         if id == Some(client.id) {
             srv.clients.insert(client.id, client);
+        }
+    }
+
+    fn replace_dataset(&self, rdb: &[u8], mode: DisklessLoad) -> Result<host::LoadStats, rdb::RdbError> {
+        match mode {
+            // Serve the current data until the new dataset is complete, then swap at once
+            // (and keep the current data if the payload turns out bad).
+            DisklessLoad::SwapDb => {
+                let (db_count, access) = {
+                    let srv = self.shared.state.lock();
+                    (srv.dbs.len(), convert::LoadAccess::of(&srv))
+                };
+                let mut fresh: Vec<super::keyspace::Db> = (0..db_count).map(|_| super::keyspace::Db::new()).collect();
+                let now = super::now_ms();
+                let stats = host::load_rdb_into_with(rdb, |db, entries| {
+                    convert::load_entries_into(&mut fresh, db, entries, true, now, access);
+                })?;
+                let old = {
+                    let mut srv = self.shared.state.lock();
+                    let old = std::mem::replace(&mut srv.dbs, fresh);
+                    srv.touch_all_watched(None, None);
+                    old
+                };
+                // Freeing millions of keys takes a while: not under the lock.
+                drop(old);
+                Ok(stats)
+            }
+            // The dataset is emptied and loaded; clients get -LOADING meanwhile.
+            DisklessLoad::Disabled | DisklessLoad::OnEmptyDb => {
+                self.shared.state.lock().loading = true;
+                self.flush_all();
+                let result = host::load_rdb_into(self, rdb);
+                self.shared.state.lock().loading = false;
+                result
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::server::persistence::host::{load_rdb_into, ApplySource, DataHost};
+use crate::server::persistence::host::{ApplySource, DataHost};
 use super::state::{LinkState, Replication};
 use crate::resp::{encode_command, RequestParser};
 
@@ -175,10 +175,8 @@ async fn link_once(
         let rdb = receive_rdb(&mut conn, repl, generation).await?;
         notice!("MASTER <-> REPLICA sync: Loading DB in memory ({} bytes)", rdb.len());
         let host2 = host.clone();
-        tokio::task::spawn_blocking(move || {
-            host2.flush_all();
-            load_rdb_into(host2.as_ref(), &rdb)
-        })
+        let mode = cfg.diskless_load;
+        tokio::task::spawn_blocking(move || host2.replace_dataset(&rdb, mode))
         .await
         .map_err(|e| LinkError::Load(e.to_string()))?
         .map_err(|e| LinkError::Load(e.to_string()))?;
