@@ -229,7 +229,7 @@ impl AttachedReplica {
                 }
             }
         }
-        self.enforce_output_limits(limits, Instant::now());
+        self.enforce_output_limits(limits, Instant::now(), true);
     }
 
     /// Stream bytes going to the sink now.
@@ -273,7 +273,7 @@ impl AttachedReplica {
 
     /// Drops the replica over the hard limit, or above the soft limit for longer than
     /// the soft seconds (checkClientOutputBufferLimits). True if it was dropped.
-    pub fn enforce_output_limits(&self, limits: &OutputLimits, now: Instant) -> bool {
+    pub fn enforce_output_limits(&self, limits: &OutputLimits, now: Instant, from_feed: bool) -> bool {
         if self.is_closed() {
             return false;
         }
@@ -296,12 +296,17 @@ impl AttachedReplica {
             ReplicaSink::Client(sink) => sink.addr.clone(),
             ReplicaSink::Channel(_) => format!("{}:{}", self.ip, self.listening_port),
         };
+        // As Redis: found while adding output, the client is closed asynchronously; found by
+        // the periodic check, at once.
+        let outcome = if from_feed { "scheduled to be closed ASAP" } else { "closed" };
         warning!(
-            "Client id={} addr={} laddr= fd= name= flags=S db=0 omem={} cmd=psync scheduled to be closed ASAP for overcoming of output buffer limits.",
+            "Client id={} addr={} laddr= fd= name= flags=S db=0 omem={} cmd=psync {} for overcoming of output buffer limits.",
             self.client_id.unwrap_or(self.id),
             addr,
-            used
+            used,
+            outcome
         );
+        warning!("Connection with replica {}:{} lost.", self.ip, self.listening_port);
         self.close();
         true
     }
@@ -526,7 +531,7 @@ impl Replication {
         let limits = cfg.output_limits();
         for r in &inner.replicas {
             // The soft limit is about time: check it even when nothing new is fed.
-            r.enforce_output_limits(&limits, now);
+            r.enforce_output_limits(&limits, now, false);
             let state = *r.state.lock();
             // (Replicas waiting for the RDB get keep-alive newlines from their own task.)
             if state == AttachedState::Online && r.lag_secs() > cfg.timeout.as_secs() {
