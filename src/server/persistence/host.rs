@@ -54,6 +54,13 @@ pub trait DataHost: Send + Sync + 'static {
         load_rdb_into_with(rdb, |db, entries| self.load_entries(db, entries))
     }
 
+    /// [`DataHost::apply_commands`], then `after` while no other write can run (the
+    /// replica link accounts the stream bytes of the batch there).
+    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource, after: &mut dyn FnMut()) {
+        self.apply_commands(db, commands, source);
+        after();
+    }
+
     /// `used-mem` for the RDB aux field.
     fn used_memory(&self) -> u64 {
         0

@@ -160,7 +160,11 @@ impl DataHost for SharedHost {
         convert::load_entries(&mut srv, db, entries, keep_expired, now);
     }
 
-    fn apply_commands(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource) {
+    fn apply_commands(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource) {
+        self.apply_then(db, commands, source, &mut || {});
+    }
+
+    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource, after: &mut dyn FnMut()) {
         let mut srv = self.shared.state.lock();
         let id = super::replication::master_client_id(&srv);
         let mut client = match id.and_then(|id| srv.clients.remove(&id)) {
@@ -171,6 +175,7 @@ impl DataHost for SharedHost {
         if id == Some(client.id) {
             srv.clients.insert(client.id, client);
         }
+        after();
     }
 
     fn replace_dataset(&self, rdb: &[u8], mode: DisklessLoad) -> Result<host::LoadStats, rdb::RdbError> {
