@@ -165,9 +165,17 @@ impl DatasetSnapshot for KeyspaceSnapshot {
         for db in &self.dbs {
             w.select_db(db.index)?;
             w.resize_db(db.keys.len() as u64, db.expires)?;
-            for (key, value, expire, word) in &db.keys {
+            for (n, (key, value, expire, word)) in db.keys.iter().enumerate() {
                 let (idle, freq) = self.access.for_word(*word);
-                w.write_key_value(key.as_slice(), &value_to_rdb(value), *expire, idle, freq)?;
+                match value {
+                    Value::Str(s) => w.write_string_key_value(key.as_slice(), s.as_slice(), *expire, idle, freq)?,
+                    other => w.write_key_value(key.as_slice(), &value_to_rdb(other), *expire, idle, freq)?,
+                }
+                // A background job shares the machine with the server: step aside now and
+                // then so client requests are not queued behind a long run of encoding.
+                if n % 4096 == 4095 {
+                    std::thread::yield_now();
+                }
             }
         }
         Ok(())

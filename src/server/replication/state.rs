@@ -387,6 +387,10 @@ pub(crate) struct Inner {
     pub stats: ReplStats,
     pub no_replicas_since: Option<Instant>,
     next_replica_id: u64,
+    /// `master_repl_offset` right after our last `REPLCONF GETACK *`: while it has not
+    /// moved, the replicas' answer to that one covers every write, so WAITs share it (as
+    /// Redis sends one GETACK per event loop iteration for all blocked clients).
+    getack_sent_at: Option<i64>,
 }
 
 /// Outcome of a PSYNC request on the master side.
@@ -422,6 +426,7 @@ impl Replication {
                 stats: ReplStats::default(),
                 no_replicas_since: Some(Instant::now()),
                 next_replica_id: 1,
+                getack_sent_at: None,
             }),
             config: Mutex::new(config),
             ack_notify: Notify::new(),
@@ -695,7 +700,9 @@ impl Replication {
     /// After the RDB went out: flush the held stream and mark the replica online,
     /// atomically with respect to the feed.
     pub fn go_online(&self, r: &AttachedReplica) {
-        let _inner = self.inner.lock();
+        let mut inner = self.inner.lock();
+        // It missed the GETACKs sent so far.
+        inner.getack_sent_at = None;
         r.flush_held();
         *r.ack_time.lock() = Instant::now();
         *r.state.lock() = AttachedState::Online;
@@ -706,7 +713,8 @@ impl Replication {
     /// replica's first `REPLCONF ACK` shows that it loaded the payload. Otherwise, in case
     /// of a failed load, the replica could not tell whether the master or itself failed.
     pub fn online_on_first_ack(&self, r: &AttachedReplica) {
-        let _inner = self.inner.lock();
+        let mut inner = self.inner.lock();
+        inner.getack_sent_at = None;
         r.start_stream_on_ack.store(true, Ordering::SeqCst);
         *r.ack_time.lock() = Instant::now();
         *r.state.lock() = AttachedState::Online;
@@ -769,10 +777,14 @@ impl Replication {
         if inner.master.is_some() || inner.replicas.is_empty() {
             return;
         }
+        if inner.getack_sent_at == Some(inner.master_repl_offset) {
+            return;
+        }
         let mut buf = BytesMut::new();
         encode_command(&[b"REPLCONF", b"GETACK", b"*"], &mut buf);
         let limit = self.config.lock().output_limits();
         feed_locked(&mut inner, buf.freeze(), limit);
+        inner.getack_sent_at = Some(inner.master_repl_offset);
     }
 
     /// WAIT numreplicas timeout: resolves with the number of replicas that acknowledged
@@ -1143,6 +1155,7 @@ fn new_attached(
     });
     inner.replicas.push(r.clone());
     inner.no_replicas_since = None;
+    inner.getack_sent_at = None;
     r
 }
 
@@ -1223,6 +1236,24 @@ mod tests {
         }
         assert_eq!(r.write_refusal(false).unwrap(), Frame::error("READONLY You can't write against a read only replica."));
         assert!(r.write_refusal(true).is_none());
+    }
+
+    #[test]
+    fn concurrent_waits_share_one_getack() {
+        let r = Replication::new(ReplConfig::default());
+        let (rep, mut rx, _, _, _) = r.attach_full("127.0.0.1".into(), 7000);
+        r.go_online(&rep);
+        r.propagate(0, &argv(&["SET", "a", "1"]));
+        let _ = rx.try_recv();
+        r.request_acks();
+        r.request_acks();
+        let getack = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+        assert_eq!(&rx.try_recv().unwrap()[..], getack);
+        assert!(rx.try_recv().is_err(), "a second GETACK with no write in between");
+        r.propagate(0, &argv(&["SET", "a", "2"]));
+        let _ = rx.try_recv();
+        r.request_acks();
+        assert_eq!(&rx.try_recv().unwrap()[..], getack, "a write since the last GETACK needs a new one");
     }
 
     #[test]
