@@ -70,6 +70,40 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     dispatch::client_gone(&mut srv, id);
 }
 
+/// Writes all of `data`, but gives up once the client is scheduled to close (output buffer
+/// limits): a peer that stopped reading must not keep its connection, and what is queued
+/// for it, alive.
+async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: &AtomicBool) -> std::io::Result<()> {
+    // Fast path: the socket takes everything at once.
+    let mut written = match stream.try_write(data) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if written == data.len() {
+        return Ok(());
+    }
+    let mut check = tokio::time::interval(Duration::from_millis(100));
+    while written < data.len() {
+        tokio::select! {
+            // TcpStream writes are cancel-safe: a cancelled write wrote nothing.
+            r = stream.write(&data[written..]) => {
+                let n = r?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                written += n;
+            }
+            _ = check.tick() => {
+                if force_close.load(Ordering::Relaxed) {
+                    return Err(std::io::Error::other("client scheduled to be closed (output buffer limits)"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn is_mapped_loopback(peer: &SocketAddr) -> bool {
     match peer.ip() {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
@@ -169,7 +203,7 @@ impl Conn {
             if let Some((svc, seq)) = durability {
                 svc.wait_aof(seq).await;
             }
-            stream.write_all(&self.out).await?;
+            write_unless_dropped(stream, &self.out, &self.force_close).await?;
             self.out.clear();
             if self.out.capacity() > 1024 * 1024 {
                 self.out = BytesMut::with_capacity(16 * 1024);

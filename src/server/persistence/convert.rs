@@ -10,7 +10,9 @@ use bytes::Bytes;
 
 use super::host::DatasetSnapshot;
 use super::rdb::{RdbEntry, RdbValue, RdbWriter};
-use crate::server::state::ServerState;
+use crate::server::evict;
+use crate::server::keyspace::Db;
+use crate::server::state::{EvictionPolicy, ServerState};
 use crate::server::types::{hash::HashValue, list::ListValue, set::SetValue, zset::ZSetValue, EncodingLimits};
 use crate::server::value::{SmallBytes, Value};
 
@@ -48,11 +50,86 @@ pub fn rdb_to_value(v: RdbValue) -> Value {
     }
 }
 
-/// One database's keys, copied.
+/// One database's keys, copied: key, value, expiry, LRU/LFU word.
 struct DbCopy {
     index: u32,
-    keys: Vec<(SmallBytes, Value, Option<i64>)>,
+    keys: Vec<(SmallBytes, Value, Option<i64>, u32)>,
     expires: u64,
+}
+
+/// Which access information an RDB carries, from `maxmemory-policy` (rdbSaveKeyValuePair:
+/// IDLE under an LRU policy, FREQ under an LFU one, nothing otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessInfo {
+    None,
+    /// LRU idle seconds, relative to this LRU clock.
+    Idle { clock: u32 },
+    /// LFU counter, decayed with this `lfu-decay-time`.
+    Freq { decay_time: u32 },
+}
+
+impl AccessInfo {
+    pub fn of(srv: &ServerState) -> AccessInfo {
+        match srv.limits.policy {
+            EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru => AccessInfo::Idle { clock: srv.lru_clock },
+            EvictionPolicy::AllkeysLfu | EvictionPolicy::VolatileLfu => AccessInfo::Freq { decay_time: srv.limits.lfu_decay_time },
+            _ => AccessInfo::None,
+        }
+    }
+
+    /// (IDLE seconds, FREQ counter) to write for a key with this LRU/LFU word.
+    pub fn for_word(self, word: u32) -> (Option<u64>, Option<u8>) {
+        match self {
+            AccessInfo::None => (None, None),
+            AccessInfo::Idle { clock } => (Some(evict::idle_secs(word, clock)), None),
+            AccessInfo::Freq { decay_time } => (None, Some(evict::lfu_decayed(word, decay_time).min(255) as u8)),
+        }
+    }
+}
+
+/// What a load needs to set the LRU/LFU word of the keys it creates.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadAccess {
+    pub lfu: bool,
+    pub lru_clock: u32,
+}
+
+impl LoadAccess {
+    pub fn of(srv: &ServerState) -> LoadAccess {
+        LoadAccess { lfu: srv.limits.policy.is_lfu(), lru_clock: srv.lru_clock }
+    }
+
+    /// The LRU/LFU word of a key loaded (RDB, RESTORE) with optional IDLE / FREQ
+    /// information, as Redis's `objectSetLRUOrLFU`: FREQ applies under an LFU policy, IDLE
+    /// under any other one; without the matching information the key counts as just
+    /// accessed.
+    pub fn word(self, idle_secs: Option<u64>, lfu_freq: Option<u8>) -> u32 {
+        const LRU_CLOCK_MAX: i64 = (1 << 24) - 1;
+        if self.lfu {
+            let fresh = evict::lfu_initial();
+            match lfu_freq {
+                Some(freq) => (fresh & !0xff) | u32::from(freq),
+                None => fresh,
+            }
+        } else {
+            match idle_secs {
+                Some(idle) => {
+                    let clock = i64::from(self.lru_clock);
+                    let mut at = clock - (idle.min(LRU_CLOCK_MAX as u64) as i64);
+                    if at < 0 {
+                        at += LRU_CLOCK_MAX;
+                    }
+                    at as u32
+                }
+                None => self.lru_clock,
+            }
+        }
+    }
+}
+
+/// [`LoadAccess::word`] with the server's current policy and clock.
+pub fn loaded_access_word(srv: &ServerState, idle_secs: Option<u64>, lfu_freq: Option<u8>) -> u32 {
+    LoadAccess::of(srv).word(idle_secs, lfu_freq)
 }
 
 /// A point-in-time copy of the keyspace, taken under the server lock in one pass
@@ -61,6 +138,7 @@ struct DbCopy {
 pub struct KeyspaceSnapshot {
     dbs: Vec<DbCopy>,
     total: u64,
+    access: AccessInfo,
 }
 
 impl KeyspaceSnapshot {
@@ -73,12 +151,12 @@ impl KeyspaceSnapshot {
             }
             let mut keys = Vec::with_capacity(db.len());
             for (pos, slot) in db.iter().enumerate() {
-                keys.push((slot.key.clone(), slot.value.clone(), db.expiry_of(pos)));
+                keys.push((slot.key.clone(), slot.value.clone(), db.expiry_of(pos), slot.lru));
             }
             total += keys.len() as u64;
             dbs.push(DbCopy { index: i as u32, keys, expires: db.expires_len() as u64 });
         }
-        KeyspaceSnapshot { dbs, total }
+        KeyspaceSnapshot { dbs, total, access: AccessInfo::of(srv) }
     }
 }
 
@@ -87,8 +165,17 @@ impl DatasetSnapshot for KeyspaceSnapshot {
         for db in &self.dbs {
             w.select_db(db.index)?;
             w.resize_db(db.keys.len() as u64, db.expires)?;
-            for (key, value, expire) in &db.keys {
-                w.write_key_value(key.as_slice(), &value_to_rdb(value), *expire, None, None)?;
+            for (n, (key, value, expire, word)) in db.keys.iter().enumerate() {
+                let (idle, freq) = self.access.for_word(*word);
+                match value {
+                    Value::Str(s) => w.write_string_key_value(key.as_slice(), s.as_slice(), *expire, idle, freq)?,
+                    other => w.write_key_value(key.as_slice(), &value_to_rdb(other), *expire, idle, freq)?,
+                }
+                // A background job shares the machine with the server: step aside now and
+                // then so client requests are not queued behind a long run of encoding.
+                if n % 4096 == 4095 {
+                    std::thread::yield_now();
+                }
             }
         }
         Ok(())
@@ -102,8 +189,16 @@ impl DatasetSnapshot for KeyspaceSnapshot {
 /// Inserts loaded keys into `db`. Keys already expired are dropped unless `keep_expired`
 /// (replicas keep them: their master will send the DEL). Returns (loaded, expired).
 pub fn load_entries(srv: &mut ServerState, db: u32, entries: Vec<RdbEntry>, keep_expired: bool, now_ms: i64) -> (u64, u64) {
-    let Some(target) = srv.dbs.get_mut(db as usize) else {
-        warning!("RDB/AOF data for database {db} ignored: only {} databases configured", srv.dbs.len());
+    let access = LoadAccess::of(srv);
+    load_entries_into(&mut srv.dbs, db, entries, keep_expired, now_ms, access)
+}
+
+/// [`load_entries`] into a set of databases that need not be the server's (a dataset
+/// being built aside).
+pub fn load_entries_into(dbs: &mut [Db], db: u32, entries: Vec<RdbEntry>, keep_expired: bool, now_ms: i64, access: LoadAccess) -> (u64, u64) {
+    let db_count = dbs.len();
+    let Some(target) = dbs.get_mut(db as usize) else {
+        warning!("RDB/AOF data for database {db} ignored: only {db_count} databases configured");
         return (0, 0);
     };
     let (mut loaded, mut expired) = (0, 0);
@@ -114,7 +209,7 @@ pub fn load_entries(srv: &mut ServerState, db: u32, entries: Vec<RdbEntry>, keep
                 continue;
             }
         }
-        let pos = target.set(&e.key, rdb_to_value(e.value), false, 0);
+        let pos = target.set(&e.key, rdb_to_value(e.value), false, access.word(e.idle_secs, e.lfu_freq));
         if let Some(when) = e.expire_ms {
             target.set_expiry(pos, when);
         }

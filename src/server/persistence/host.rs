@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::rdb::{AuxInfo, RdbEntry, RdbError, RdbSaveOptions, RdbWriter};
 use super::rdb_load::{RdbItem, RdbReader};
+use crate::server::replication::state::DisklessLoad;
 
 /// A point-in-time copy of every database, written out after the barrier is released.
 pub trait DatasetSnapshot: Send {
@@ -44,6 +45,21 @@ pub trait DataHost: Send + Sync + 'static {
     /// Executes commands in order as one batch (MULTI/EXEC blocks are never split), with no
     /// replies. `db` is the database selected by the stream and is updated by SELECT.
     fn apply_commands(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource);
+
+    /// Replaces the whole dataset with an RDB image received from our master, according
+    /// to `repl-diskless-load`. The default empties the dataset and loads in batches.
+    fn replace_dataset(&self, rdb: &[u8], mode: DisklessLoad) -> Result<LoadStats, RdbError> {
+        let _ = mode;
+        self.flush_all();
+        load_rdb_into_with(rdb, |db, entries| self.load_entries(db, entries))
+    }
+
+    /// [`DataHost::apply_commands`], then `after` while no other write can run (the
+    /// replica link accounts the stream bytes of the batch there).
+    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource, after: &mut dyn FnMut()) {
+        self.apply_commands(db, commands, source);
+        after();
+    }
 
     /// `used-mem` for the RDB aux field.
     fn used_memory(&self) -> u64 {

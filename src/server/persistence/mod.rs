@@ -34,6 +34,7 @@ use bytes::Bytes;
 use self::aof_writer::FsyncPolicy;
 use self::convert::KeyspaceSnapshot;
 use self::host::{ApplySource, DataHost, DatasetSnapshot};
+use super::replication::state::DisklessLoad;
 use self::rdb::{RdbEntry, RdbValue};
 use self::service::{PersistConfig, PersistError, Persistence};
 use super::client::ClientState;
@@ -159,7 +160,11 @@ impl DataHost for SharedHost {
         convert::load_entries(&mut srv, db, entries, keep_expired, now);
     }
 
-    fn apply_commands(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource) {
+    fn apply_commands(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource) {
+        self.apply_then(db, commands, source, &mut || {});
+    }
+
+    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource, after: &mut dyn FnMut()) {
         let mut srv = self.shared.state.lock();
         let id = super::replication::master_client_id(&srv);
         let mut client = match id.and_then(|id| srv.clients.remove(&id)) {
@@ -169,6 +174,42 @@ impl DataHost for SharedHost {
         apply_commands_locked(&mut srv, &mut client, db, commands);
         if id == Some(client.id) {
             srv.clients.insert(client.id, client);
+        }
+        after();
+    }
+
+    fn replace_dataset(&self, rdb: &[u8], mode: DisklessLoad) -> Result<host::LoadStats, rdb::RdbError> {
+        match mode {
+            // Serve the current data until the new dataset is complete, then swap at once
+            // (and keep the current data if the payload turns out bad).
+            DisklessLoad::SwapDb => {
+                let (db_count, access) = {
+                    let srv = self.shared.state.lock();
+                    (srv.dbs.len(), convert::LoadAccess::of(&srv))
+                };
+                let mut fresh: Vec<super::keyspace::Db> = (0..db_count).map(|_| super::keyspace::Db::new()).collect();
+                let now = super::now_ms();
+                let stats = host::load_rdb_into_with(rdb, |db, entries| {
+                    convert::load_entries_into(&mut fresh, db, entries, true, now, access);
+                })?;
+                let old = {
+                    let mut srv = self.shared.state.lock();
+                    let old = std::mem::replace(&mut srv.dbs, fresh);
+                    srv.touch_all_watched(None, None);
+                    old
+                };
+                // Freeing millions of keys takes a while: not under the lock.
+                drop(old);
+                Ok(stats)
+            }
+            // The dataset is emptied and loaded; clients get -LOADING meanwhile.
+            DisklessLoad::Disabled | DisklessLoad::OnEmptyDb => {
+                self.shared.state.lock().loading = true;
+                self.flush_all();
+                let result = host::load_rdb_into(self, rdb);
+                self.shared.state.lock().loading = false;
+                result
+            }
         }
     }
 
@@ -306,6 +347,7 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         None => return Frame::error("ERR value is not an integer or out of range"),
     };
     let (mut replace, mut absttl) = (false, false);
+    let (mut idle_secs, mut lfu_freq) = (None, None);
     let mut i = 4;
     while i < args.len() {
         let opt = args[i].to_ascii_lowercase();
@@ -314,7 +356,8 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             b"absttl" => absttl = true,
             b"idletime" | b"freq" if i + 1 < args.len() => {
                 match crate::resp::parse_i64(&args[i + 1]) {
-                    Some(v) if v >= 0 && (opt != b"freq" || v <= 255) => {}
+                    Some(v) if opt == b"freq" && (0..=255).contains(&v) => lfu_freq = Some(v as u8),
+                    Some(v) if opt == b"idletime" && v >= 0 => idle_secs = Some(v as u64),
                     Some(_) if opt == b"freq" => return Frame::error("ERR Invalid FREQ value, must be >= 0 and <= 255"),
                     Some(_) => return Frame::error("ERR Invalid IDLETIME value, must be >= 0"),
                     None => return Frame::error("ERR value is not an integer or out of range"),
@@ -356,6 +399,10 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let pos = ctx.set_value(&key, convert::rdb_to_value(value), false);
     if let Some(when) = expire_at {
         ctx.db().set_expiry(pos, when);
+    }
+    if idle_secs.is_some() || lfu_freq.is_some() {
+        let word = convert::loaded_access_word(ctx.srv, idle_secs, lfu_freq);
+        ctx.db().slot_mut(pos).lru = word;
     }
     ctx.signal_key_ready(&key);
     ctx.dirty(1);

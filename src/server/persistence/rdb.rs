@@ -423,6 +423,41 @@ impl<W: Write> RdbWriter<W> {
         idle_secs: Option<u64>,
         lfu_freq: Option<u8>,
     ) -> io::Result<()> {
+        self.put_key_prefix(expire_ms, idle_secs, lfu_freq);
+        // type byte goes before the key: encode value into a side buffer first
+        let mut value_buf = Vec::new();
+        encode_value(&mut value_buf, value, &self.opts);
+        self.scratch.push(value_buf[0]);
+        put_string(&mut self.scratch, key, self.opts.compression);
+        self.scratch.extend_from_slice(&value_buf[1..]);
+        if self.scratch.len() >= 16 * 1024 {
+            self.flush_scratch()?;
+        }
+        Ok(())
+    }
+
+    /// A string key, encoded straight from its bytes (the snapshot's most common case:
+    /// no intermediate value, no side buffer).
+    pub fn write_string_key_value(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_ms: Option<i64>,
+        idle_secs: Option<u64>,
+        lfu_freq: Option<u8>,
+    ) -> io::Result<()> {
+        self.put_key_prefix(expire_ms, idle_secs, lfu_freq);
+        self.scratch.push(TYPE_STRING);
+        put_string(&mut self.scratch, key, self.opts.compression);
+        put_string(&mut self.scratch, value, self.opts.compression);
+        if self.scratch.len() >= 64 * 1024 {
+            self.flush_scratch()?;
+        }
+        Ok(())
+    }
+
+    /// EXPIRETIME_MS, IDLE and FREQ opcodes before a key.
+    fn put_key_prefix(&mut self, expire_ms: Option<i64>, idle_secs: Option<u64>, lfu_freq: Option<u8>) {
         if let Some(ms) = expire_ms {
             self.scratch.push(OP_EXPIRETIME_MS);
             self.scratch.extend_from_slice(&ms.to_le_bytes());
@@ -435,16 +470,6 @@ impl<W: Write> RdbWriter<W> {
             self.scratch.push(OP_FREQ);
             self.scratch.push(freq);
         }
-        // type byte goes before the key: encode value into a side buffer first
-        let mut value_buf = Vec::new();
-        encode_value(&mut value_buf, value, &self.opts);
-        self.scratch.push(value_buf[0]);
-        put_string(&mut self.scratch, key, self.opts.compression);
-        self.scratch.extend_from_slice(&value_buf[1..]);
-        if self.scratch.len() >= 16 * 1024 {
-            self.flush_scratch()?;
-        }
-        Ok(())
     }
 
     /// Writes a Redis 7.0 function library (FUNCTION2 opcode).

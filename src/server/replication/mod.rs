@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use self::state::{ReplicaSink, ReplStats};
+use self::state::{AttachedReplica, ClientSink, ReplicaSink, ReplStats};
 use super::client::{ClientState, Outbound};
 use super::command::{cmd, CommandSpec, Ctx};
 use super::commands::pubsub::NO_REPLY;
@@ -41,11 +41,21 @@ pub struct ReplicationState {
     /// REPLCONF declarations per client, until PSYNC.
     replconf: HashMap<u64, ReplconfInfo>,
     last_ping: Instant,
+    /// Diskless full syncs waiting for repl-diskless-sync-delay.
+    pending_full: Vec<PendingFullSync>,
+    last_presync_newline: Instant,
 }
 
 impl Default for ReplicationState {
     fn default() -> Self {
-        ReplicationState { repl: Replication::new(ReplConfig::default()), master_client: None, replconf: HashMap::new(), last_ping: Instant::now() }
+        ReplicationState {
+            repl: Replication::new(ReplConfig::default()),
+            master_client: None,
+            replconf: HashMap::new(),
+            last_ping: Instant::now(),
+            pending_full: Vec::new(),
+            last_presync_newline: Instant::now(),
+        }
     }
 }
 
@@ -75,7 +85,8 @@ pub fn repl_config(cfg: &Config, port: u16) -> ReplConfig {
     let non_empty = |v: &str| (!v.is_empty()).then(|| v.to_string());
     let secs = |name: &str| Duration::from_secs(cfg.get_int(name).max(0) as u64);
     let obuf: Vec<&str> = cfg.get("client-output-buffer-limit").split(' ').collect();
-    let replica_limit = obuf.chunks(4).find(|c| c[0] == "slave" || c[0] == "replica").and_then(|c| c.get(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let replica_class = obuf.chunks(4).find(|c| c[0] == "slave" || c[0] == "replica");
+    let limit_field = |i: usize| replica_class.and_then(|c| c.get(i)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     ReplConfig {
         backlog_size: cfg.get_int("repl-backlog-size").max(16 * 1024) as usize,
         backlog_ttl: secs("repl-backlog-ttl"),
@@ -98,7 +109,11 @@ pub fn repl_config(cfg: &Config, port: u16) -> ReplConfig {
         diskless_sync_delay: secs("repl-diskless-sync-delay"),
         rdb_compression: cfg.get_bool("rdbcompression"),
         listening_port: port,
-        replica_output_limit: replica_limit,
+        replica_output_limit: limit_field(1),
+        replica_output_soft_limit: limit_field(2),
+        replica_output_soft_secs: limit_field(3),
+        diskless_sync_max_replicas: cfg.get_int("repl-diskless-sync-max-replicas").max(0) as usize,
+        diskless_load: state::DisklessLoad::parse(cfg.get("repl-diskless-load")).unwrap_or_default(),
     }
 }
 
@@ -165,6 +180,7 @@ pub fn cron(srv: &mut ServerState) {
     srv.repl.last_ping = last_ping;
     let live: Vec<u64> = srv.clients.keys().copied().collect();
     srv.repl.replconf.retain(|id, _| live.contains(id));
+    start_due_full_syncs(srv);
 }
 
 pub fn start(shared: &Arc<Shared>) {
@@ -285,6 +301,8 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return Frame::error("NOMASTERLINK Can't SYNC while not connected with my master");
     }
     let Some(tx) = ctx.client.tx.clone() else { return Frame::error("ERR no connection") };
+    let (queued, force_close, addr) = (ctx.client.pending_out.clone(), ctx.client.force_close.clone(), ctx.client.addr.clone());
+    let sink = || ClientSink { tx: tx.clone(), queued: queued.clone(), force_close: force_close.clone(), addr: addr.clone() };
     let info = ctx.srv.repl.replconf.remove(&ctx.client.id).unwrap_or_default();
     let peer_ip = ctx.client.addr.rsplit_once(':').map(|(ip, _)| ip.trim_matches(|c| c == '[' || c == ']').to_string()).unwrap_or_default();
     let ip = info.ip_address.clone().unwrap_or(peer_ip);
@@ -306,23 +324,93 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     };
     super::log::notice(&format!("Replica {ip}:{port} asks for synchronization"));
     if let PsyncDecision::Continue { from } = decision {
-        if let Some((_r, replid)) = repl.attach_partial_client(ip.clone(), port, from, ctx.client.id, tx.clone()) {
+        if let Some((_r, replid)) = repl.attach_partial_client(ip.clone(), port, from, ctx.client.id, sink()) {
             ctx.client.is_replica = true;
             super::log::notice(&format!("Partial resynchronization request from {ip}:{port} accepted, from offset {from}."));
             return Frame::Simple(if info.capa_psync2 { format!("CONTINUE {replid}") } else { "CONTINUE".into() });
         }
     }
-    // Full resync: register (the stream is held until the RDB went out) and copy the
-    // keyspace in the same critical section, so the RDB matches the offset exactly.
-    let (replica, replid, offset, _) = repl.attach_full_sink(ip.clone(), port, ReplicaSink::Client(tx), Some(ctx.client.id), true);
-    let snapshot = KeyspaceSnapshot::capture(ctx.srv);
+    // Full resync. The replica is listed (wait_bgsave) now; its `+FULLRESYNC` goes out when
+    // the snapshot is taken, which for diskless replicas waits repl-diskless-sync-delay for
+    // others to share the same transfer, as Redis does.
     ctx.client.is_replica = true;
     let cfg = repl.config();
     let diskless = cfg.diskless_sync && info.capa_eof;
+    let replica = repl.attach_full_deferred(ip.clone(), port, ReplicaSink::Client(sink()), Some(ctx.client.id));
+    let pending = PendingFullSync { replica, is_psync, capa_eof: info.capa_eof, since: Instant::now() };
+    if diskless && !cfg.diskless_sync_delay.is_zero() {
+        super::log::notice("Delay next BGSAVE for diskless SYNC");
+        ctx.srv.repl.pending_full.push(pending);
+        start_due_full_syncs(ctx.srv);
+    } else {
+        start_full_syncs(ctx.srv, vec![pending]);
+    }
+    no_reply()
+}
+
+/// A replica waiting for the start of its full sync.
+pub struct PendingFullSync {
+    replica: Arc<AttachedReplica>,
+    is_psync: bool,
+    capa_eof: bool,
+    since: Instant,
+}
+
+/// Starts the delayed diskless transfers once the oldest waiter waited
+/// repl-diskless-sync-delay, or repl-diskless-sync-max-replicas are waiting
+/// (shouldStartChildForReplication).
+fn start_due_full_syncs(srv: &mut ServerState) {
+    srv.repl.pending_full.retain(|p| !p.replica.is_closed());
+    if srv.repl.pending_full.is_empty() {
+        return;
+    }
+    let cfg = srv.repl.repl.config();
+    let waiting = srv.repl.pending_full.len();
+    let max_idle = srv.repl.pending_full.iter().map(|p| p.since.elapsed()).max().unwrap_or_default();
+    let due = !cfg.diskless_sync
+        || (cfg.diskless_sync_max_replicas > 0 && waiting >= cfg.diskless_sync_max_replicas)
+        || max_idle >= cfg.diskless_sync_delay;
+    if due {
+        let batch = std::mem::take(&mut srv.repl.pending_full);
+        start_full_syncs(srv, batch);
+    } else if srv.repl.last_presync_newline.elapsed() >= Duration::from_secs(1) {
+        // Keep the waiting replicas' read timeout from firing (replicationCron).
+        srv.repl.last_presync_newline = Instant::now();
+        for p in &srv.repl.pending_full {
+            p.replica.push(Bytes::from_static(b"\n"));
+        }
+    }
+}
+
+/// One snapshot, one RDB, sent to every replica of `batch` (all get the same offset):
+/// `+FULLRESYNC`, then the payload (`$<len>` or, for diskless, `$EOF:<mark>`), then the
+/// stream held since the snapshot.
+fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
+    let repl = srv.repl.repl.clone();
+    let cfg = repl.config();
+    // One transfer for all: diskless only if every replica can take it (mincapa).
+    let diskless = cfg.diskless_sync && batch.iter().all(|p| p.capa_eof);
+    let mut targets = Vec::new();
+    let mut history = None;
+    for p in batch {
+        if p.replica.is_closed() {
+            continue;
+        }
+        let (replid, offset) = repl.begin_full_sync(&p.replica);
+        if p.is_psync && !p.replica.push(Bytes::from(format!("+FULLRESYNC {replid} {offset}\r\n"))) {
+            p.replica.close();
+            continue;
+        }
+        history.get_or_insert((replid, offset));
+        targets.push(p.replica);
+    }
+    let Some((replid, offset)) = history else { return };
+    // The keyspace is copied in the same critical section, so the RDB matches the offset.
+    let snapshot = KeyspaceSnapshot::capture(srv);
     let aux = AuxInfo {
         ctime_secs: chrono::Utc::now().timestamp(),
-        used_mem: ctx.srv.used_memory() as u64,
-        replication: Some((0, replid.clone(), offset)),
+        used_mem: srv.used_memory() as u64,
+        replication: Some((0, replid, offset)),
         aof_base: false,
     };
     let opts = RdbSaveOptions { compression: cfg.rdb_compression, ..Default::default() };
@@ -338,7 +426,8 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             tokio::select! {
                 r = &mut job => break r,
                 _ = keepalive.tick() => {
-                    if replica.is_closed() || !replica.push(Bytes::from_static(b"\n")) {
+                    targets.retain(|r| !r.is_closed() && r.push(Bytes::from_static(b"\n")));
+                    if targets.is_empty() {
                         job.abort();
                         return;
                     }
@@ -347,28 +436,34 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         };
         let Ok(Ok(rdb)) = rdb else {
             super::log::warning("Background RDB for replica sync failed");
-            replica.close();
+            for r in &targets {
+                r.close();
+            }
             return;
         };
-        *replica.state.lock() = state::AttachedState::SendBulk;
-        let sent = if diskless {
-            let mark = state::random_replid();
-            replica.push(Bytes::from(format!("$EOF:{mark}\r\n"))) && replica.push(Bytes::from(rdb)) && replica.push(Bytes::from(mark))
-        } else {
-            replica.push(Bytes::from(format!("${}\r\n", rdb.len()))) && replica.push(Bytes::from(rdb))
-        };
-        if !sent {
-            replica.close();
-            return;
+        let rdb = Bytes::from(rdb);
+        for replica in targets {
+            let name = format!("{}:{}", replica.ip, replica.listening_port);
+            let sent = if diskless {
+                let mark = state::random_replid();
+                replica.push(Bytes::from(format!("$EOF:{mark}\r\n"))) && replica.push(rdb.clone()) && replica.push(Bytes::from(mark))
+            } else {
+                *replica.state.lock() = state::AttachedState::SendBulk;
+                replica.push(Bytes::from(format!("${}\r\n", rdb.len()))) && replica.push(rdb.clone())
+            };
+            if !sent {
+                replica.close();
+                continue;
+            }
+            if diskless {
+                super::log::notice(&format!("Streamed RDB transfer with replica {name} succeeded (socket). Waiting for REPLCONF ACK from slave to enable streaming"));
+                repl.online_on_first_ack(&replica);
+            } else {
+                repl.go_online(&replica);
+            }
+            super::log::notice(&format!("Synchronization with replica {name} succeeded"));
         }
-        repl.go_online(&replica);
-        super::log::notice(&format!("Synchronization with replica {ip}:{port} succeeded"));
     });
-    if is_psync {
-        Frame::Simple(format!("FULLRESYNC {replid} {offset}"))
-    } else {
-        no_reply()
-    }
 }
 
 fn wait_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {

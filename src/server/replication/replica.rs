@@ -12,7 +12,7 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::server::persistence::host::{load_rdb_into, ApplySource, DataHost};
+use crate::server::persistence::host::{ApplySource, DataHost};
 use super::state::{LinkState, Replication};
 use crate::resp::{encode_command, RequestParser};
 
@@ -175,10 +175,8 @@ async fn link_once(
         let rdb = receive_rdb(&mut conn, repl, generation).await?;
         notice!("MASTER <-> REPLICA sync: Loading DB in memory ({} bytes)", rdb.len());
         let host2 = host.clone();
-        tokio::task::spawn_blocking(move || {
-            host2.flush_all();
-            load_rdb_into(host2.as_ref(), &rdb)
-        })
+        let mode = cfg.diskless_load;
+        tokio::task::spawn_blocking(move || host2.replace_dataset(&rdb, mode))
         .await
         .map_err(|e| LinkError::Load(e.to_string()))?
         .map_err(|e| LinkError::Load(e.to_string()))?;
@@ -283,6 +281,12 @@ async fn stream_commands(
     let timeout = conn.timeout;
     let mut last_io = Instant::now();
     send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
+    // Bytes processed but not yet accounted (offset, backlog, sub-replicas). They are fed in
+    // the same critical section that applies their commands, so a snapshot taken for a
+    // sub-replica's full sync never has an offset that disagrees with its data.
+    let mut unfed = BytesMut::new();
+    // Bytes of a MULTI block whose EXEC has not arrived yet.
+    let mut multi_raw = BytesMut::new();
     loop {
         // Apply everything complete in the buffer, in batches.
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
@@ -291,19 +295,18 @@ async fn stream_commands(
             let parsed = parser.parse(&mut conn.buf).map_err(|e| LinkError::Protocol(e.to_string()))?;
             pending_cmd_bytes += before - conn.buf.len();
             let Some(argv) = parsed else { break };
-            let cmd_raw = raw.split_to(pending_cmd_bytes).freeze();
+            let cmd_raw = raw.split_to(pending_cmd_bytes);
             pending_cmd_bytes = 0;
             if argv.is_empty() {
+                unfed.extend_from_slice(&cmd_raw);
                 continue;
             }
             let name = argv[0].to_ascii_lowercase();
             if name == b"replconf" && argv.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"getack")) {
-                // Flush what precedes, answer with the offset before this command, then count it.
-                if !batch.is_empty() {
-                    apply_batch(host, &mut db, std::mem::take(&mut batch)).await;
-                }
+                // Apply what precedes, answer with the offset before this command, then count it.
+                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split());
                 send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
-                repl.feed_from_master_stream(cmd_raw);
+                unfed.extend_from_slice(&cmd_raw);
                 continue;
             }
             match (&mut multi, name.as_slice()) {
@@ -316,15 +319,17 @@ async fn stream_commands(
             if name == b"exec" {
                 multi = None;
             }
-            // The bytes are accounted (offset, backlog, sub-replicas) as they are processed.
-            repl.feed_from_master_stream(cmd_raw);
+            if multi.is_some() {
+                multi_raw.extend_from_slice(&cmd_raw);
+            } else {
+                unfed.extend_from_slice(&multi_raw.split());
+                unfed.extend_from_slice(&cmd_raw);
+            }
             if batch.len() >= 1024 {
-                apply_batch(host, &mut db, std::mem::take(&mut batch)).await;
+                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split());
             }
         }
-        if !batch.is_empty() {
-            apply_batch(host, &mut db, batch).await;
-        }
+        apply_and_feed(host, repl, &mut db, batch, unfed.split());
         // Register for the kill notification before checking, so none is missed.
         let killed = repl.kill_notify.notified();
         tokio::pin!(killed);
@@ -356,9 +361,21 @@ async fn stream_commands(
     }
 }
 
-async fn apply_batch(host: &Arc<dyn DataHost>, db: &mut u32, batch: Vec<Vec<Bytes>>) {
+/// Applies `batch` and accounts `raw` (the bytes that carried it) in one critical section.
+fn apply_and_feed(host: &Arc<dyn DataHost>, repl: &Replication, db: &mut u32, batch: Vec<Vec<Bytes>>, raw: BytesMut) {
+    if batch.is_empty() {
+        if !raw.is_empty() {
+            repl.feed_from_master_stream(raw.freeze());
+        }
+        return;
+    }
+    let mut raw = Some(raw);
     // Keyspace work is CPU-bound and short; run it inline on the link task.
-    host.apply_commands(db, batch, ApplySource::Master);
+    host.apply_then(db, batch, ApplySource::Master, &mut || {
+        if let Some(bytes) = raw.take() {
+            repl.feed_from_master_stream(bytes.freeze());
+        }
+    });
 }
 
 async fn send_ack(stream: &mut TcpStream, offset: i64) -> Result<(), LinkError> {

@@ -3,7 +3,7 @@
 //! propagation feed, and what INFO replication / ROLE / WAIT report.
 
 use crate::server::persistence::{notice, warning};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,8 +44,49 @@ pub struct ReplConfig {
     pub rdb_compression: bool,
     /// Our own listening port (sent as REPLCONF listening-port).
     pub listening_port: u16,
-    /// client-output-buffer-limit replica hard limit in bytes (0 = none).
+    /// client-output-buffer-limit replica: hard limit in bytes (0 = none).
     pub replica_output_limit: u64,
+    /// client-output-buffer-limit replica: soft limit in bytes (0 = none) and how long
+    /// (seconds) a replica may stay above it.
+    pub replica_output_soft_limit: u64,
+    pub replica_output_soft_secs: u64,
+    /// repl-diskless-sync-max-replicas: start the diskless transfer at once when this many
+    /// replicas wait (0 = no maximum, wait the whole delay).
+    pub diskless_sync_max_replicas: usize,
+    /// repl-diskless-load (replica side).
+    pub diskless_load: DisklessLoad,
+}
+
+/// `repl-diskless-load`: how a replica loads the RDB of a full sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DisklessLoad {
+    /// Receive the whole payload first, then empty the dataset and load it (clients get
+    /// `-LOADING` meanwhile).
+    #[default]
+    Disabled,
+    /// As `Disabled`, except that an empty dataset is not worth protecting: loading starts
+    /// while the payload still streams in.
+    OnEmptyDb,
+    /// Keep serving the current dataset while the new one is loaded aside, then swap them
+    /// at once; a failed transfer leaves the current dataset untouched.
+    SwapDb,
+}
+
+impl DisklessLoad {
+    pub fn parse(s: &str) -> Option<DisklessLoad> {
+        match s.to_ascii_lowercase().as_str() {
+            "disabled" => Some(DisklessLoad::Disabled),
+            "on-empty-db" => Some(DisklessLoad::OnEmptyDb),
+            "swapdb" => Some(DisklessLoad::SwapDb),
+            _ => None,
+        }
+    }
+}
+
+impl ReplConfig {
+    pub fn output_limits(&self) -> OutputLimits {
+        OutputLimits { hard: self.replica_output_limit, soft: self.replica_output_soft_limit, soft_secs: self.replica_output_soft_secs }
+    }
 }
 
 impl Default for ReplConfig {
@@ -70,6 +111,10 @@ impl Default for ReplConfig {
             rdb_compression: true,
             listening_port: 6379,
             replica_output_limit: 256 * 1024 * 1024,
+            replica_output_soft_limit: 64 * 1024 * 1024,
+            replica_output_soft_secs: 60,
+            diskless_sync_max_replicas: 0,
+            diskless_load: DisklessLoad::Disabled,
         }
     }
 }
@@ -96,7 +141,28 @@ pub enum ReplicaSink {
     /// A task owning the socket reads this channel (socket taken over by replication).
     Channel(mpsc::UnboundedSender<Bytes>),
     /// The server's own connection task for that client writes it.
-    Client(tokio::sync::mpsc::UnboundedSender<crate::server::client::Outbound>),
+    Client(ClientSink),
+}
+
+/// A replica served by the server's connection task.
+pub struct ClientSink {
+    pub tx: mpsc::UnboundedSender<crate::server::client::Outbound>,
+    /// Bytes queued to the connection task and not yet taken by it
+    /// (`ClientState::pending_out`: the connection task decrements it).
+    pub queued: Arc<AtomicUsize>,
+    /// Makes the connection task drop the socket at once, even with a write stuck on a
+    /// replica that stopped reading (`ClientState::force_close`).
+    pub force_close: Arc<AtomicBool>,
+    /// `ip:port` of the connection (log lines).
+    pub addr: String,
+}
+
+/// `client-output-buffer-limit replica <hard> <soft> <soft seconds>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutputLimits {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
 }
 
 /// A replica connected to us (we are its master).
@@ -108,11 +174,23 @@ pub struct AttachedReplica {
     pub ack_offset: AtomicI64,
     pub ack_time: Mutex<Instant>,
     sink: ReplicaSink,
-    /// While the RDB is being produced the stream is held here (`Some`), then flushed.
+    /// While the RDB is being produced and sent (and, after a diskless transfer, until the
+    /// replica's first ACK) the stream is held here (`Some`), then flushed.
     buffer: Mutex<Option<Vec<Bytes>>>,
+    /// Bytes held in `buffer`.
+    held_bytes: AtomicU64,
+    /// Stream bytes handed to a client sink (the RDB payload and keep-alive newlines, which
+    /// all precede them in the queue, are not counted: see [`AttachedReplica::output_used`]).
+    stream_bytes: AtomicU64,
+    /// Since when the output buffer is above the soft limit.
+    soft_limit_since: Mutex<Option<Instant>>,
+    /// Diskless transfer done: the held stream goes out on the replica's first ACK.
+    start_stream_on_ack: AtomicBool,
+    /// Full sync requested but not started yet (diskless sync delay): nothing is kept.
+    awaiting_bgsave_start: AtomicBool,
     /// The server's client id when the sink is a client connection.
     pub client_id: Option<u64>,
-    /// Bytes queued but not yet written to the socket (output buffer).
+    /// Bytes queued but not yet written to the socket (channel sinks).
     pub pending_bytes: AtomicU64,
     closed: AtomicBool,
     pub close_notify: Notify,
@@ -120,8 +198,9 @@ pub struct AttachedReplica {
 
 impl AttachedReplica {
     pub fn close(&self) {
-        if let ReplicaSink::Client(tx) = &self.sink {
-            let _ = tx.send(crate::server::client::Outbound::Close);
+        if let ReplicaSink::Client(sink) = &self.sink {
+            sink.force_close.store(true, Ordering::SeqCst);
+            let _ = sink.tx.send(crate::server::client::Outbound::Close);
         }
         self.closed.store(true, Ordering::SeqCst);
         self.close_notify.notify_waiters();
@@ -130,34 +209,123 @@ impl AttachedReplica {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
-    fn send(&self, data: &Bytes, limit: u64) {
-        if self.is_closed() {
+
+    /// Adds stream bytes (held while the replica is not ready for them), then enforces the
+    /// output buffer limits.
+    fn send(&self, data: &Bytes, limits: &OutputLimits) {
+        if self.is_closed() || self.awaiting_bgsave_start.load(Ordering::Relaxed) {
             return;
         }
-        let pending = self.pending_bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
-        if limit > 0 && pending > limit {
-            warning!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", self.id);
-            self.close();
-            return;
+        {
+            let mut held = self.buffer.lock();
+            if let Some(buf) = held.as_mut() {
+                self.held_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                buf.push(data.clone());
+            } else {
+                drop(held);
+                if !self.push_stream(data.clone()) {
+                    self.close();
+                    return;
+                }
+            }
         }
-        if let Some(buf) = self.buffer.lock().as_mut() {
-            buf.push(data.clone());
-            return;
-        }
-        if !self.push(data.clone()) {
-            self.close();
+        self.enforce_output_limits(limits, Instant::now(), true);
+    }
+
+    /// Stream bytes going to the sink now.
+    fn push_stream(&self, data: Bytes) -> bool {
+        match &self.sink {
+            ReplicaSink::Channel(tx) => {
+                self.pending_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                tx.send(data).is_ok()
+            }
+            ReplicaSink::Client(sink) => {
+                self.stream_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                sink.queued.fetch_add(data.len(), Ordering::Relaxed);
+                sink.tx.send(crate::server::client::Outbound::Raw(data)).is_ok()
+            }
         }
     }
-    /// Sends bytes to the replica now (bypassing the stream buffer): RDB payload, newlines.
+
+    /// Sends bytes to the replica now, bypassing the stream buffer: `+FULLRESYNC`, keep-alive
+    /// newlines, the RDB payload. Never counted against the output buffer limits.
     pub fn push(&self, data: Bytes) -> bool {
         match &self.sink {
             ReplicaSink::Channel(tx) => tx.send(data).is_ok(),
-            ReplicaSink::Client(tx) => tx.send(crate::server::client::Outbound::Raw(data)).is_ok(),
+            ReplicaSink::Client(sink) => {
+                sink.queued.fetch_add(data.len(), Ordering::Relaxed);
+                sink.tx.send(crate::server::client::Outbound::Raw(data)).is_ok()
+            }
         }
+    }
+
+    /// Output buffer in use, as Redis counts it for a replica: the held stream plus the
+    /// stream bytes not yet taken by the connection. The connection takes its queue in
+    /// order and every payload byte precedes every stream byte in it, so what is still
+    /// queued is stream data up to `stream_bytes`.
+    pub fn output_used(&self) -> u64 {
+        let queued = match &self.sink {
+            ReplicaSink::Channel(_) => self.pending_bytes.load(Ordering::Relaxed),
+            ReplicaSink::Client(sink) => (sink.queued.load(Ordering::Relaxed) as u64).min(self.stream_bytes.load(Ordering::Relaxed)),
+        };
+        self.held_bytes.load(Ordering::Relaxed) + queued
+    }
+
+    /// Drops the replica over the hard limit, or above the soft limit for longer than
+    /// the soft seconds (checkClientOutputBufferLimits). True if it was dropped.
+    pub fn enforce_output_limits(&self, limits: &OutputLimits, now: Instant, from_feed: bool) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let used = self.output_used();
+        let hard = limits.hard > 0 && used >= limits.hard;
+        let mut soft = false;
+        if limits.soft > 0 && used >= limits.soft {
+            let mut since = self.soft_limit_since.lock();
+            match *since {
+                None => *since = Some(now),
+                Some(t) => soft = now.saturating_duration_since(t) > Duration::from_secs(limits.soft_secs),
+            }
+        } else {
+            *self.soft_limit_since.lock() = None;
+        }
+        if !(hard || soft) {
+            return false;
+        }
+        let addr = match &self.sink {
+            ReplicaSink::Client(sink) => sink.addr.clone(),
+            ReplicaSink::Channel(_) => format!("{}:{}", self.ip, self.listening_port),
+        };
+        // As Redis: found while adding output, the client is closed asynchronously; found by
+        // the periodic check, at once.
+        let outcome = if from_feed { "scheduled to be closed ASAP" } else { "closed" };
+        warning!(
+            "Client id={} addr={} laddr= fd= name= flags=S db=0 omem={} cmd=psync {} for overcoming of output buffer limits.",
+            self.client_id.unwrap_or(self.id),
+            addr,
+            used,
+            outcome
+        );
+        warning!("Connection with replica {}:{} lost.", self.ip, self.listening_port);
+        self.close();
+        true
     }
 
     pub fn lag_secs(&self) -> u64 {
         self.ack_time.lock().elapsed().as_secs()
+    }
+
+    /// Flushes the held stream (call under the replication lock, so no feed interleaves).
+    fn flush_held(&self) {
+        if let Some(held) = self.buffer.lock().take() {
+            self.held_bytes.store(0, Ordering::Relaxed);
+            for chunk in held {
+                if !self.push_stream(chunk) {
+                    self.close();
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -219,6 +387,10 @@ pub(crate) struct Inner {
     pub stats: ReplStats,
     pub no_replicas_since: Option<Instant>,
     next_replica_id: u64,
+    /// `master_repl_offset` right after our last `REPLCONF GETACK *`: while it has not
+    /// moved, the replicas' answer to that one covers every write, so WAITs share it (as
+    /// Redis sends one GETACK per event loop iteration for all blocked clients).
+    getack_sent_at: Option<i64>,
 }
 
 /// Outcome of a PSYNC request on the master side.
@@ -254,6 +426,7 @@ impl Replication {
                 stats: ReplStats::default(),
                 no_replicas_since: Some(Instant::now()),
                 next_replica_id: 1,
+                getack_sent_at: None,
             }),
             config: Mutex::new(config),
             ack_notify: Notify::new(),
@@ -329,7 +502,7 @@ impl Replication {
         }
         let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_ref()).collect();
         encode_command(&refs, &mut buf);
-        let limit = self.config.lock().replica_output_limit;
+        let limit = self.config.lock().output_limits();
         feed_locked(&mut inner, buf.freeze(), limit);
     }
 
@@ -344,7 +517,7 @@ impl Replication {
     /// backlog and to sub-replicas, so offsets stay identical along a chain.
     pub fn feed_from_master_stream(&self, data: Bytes) {
         let mut inner = self.inner.lock();
-        let limit = self.config.lock().replica_output_limit;
+        let limit = self.config.lock().output_limits();
         feed_locked(&mut inner, data, limit);
     }
 
@@ -358,9 +531,12 @@ impl Replication {
             *last_ping = now;
             let mut buf = BytesMut::new();
             encode_command(&[b"PING"], &mut buf);
-            feed_locked(&mut inner, buf.freeze(), cfg.replica_output_limit);
+            feed_locked(&mut inner, buf.freeze(), cfg.output_limits());
         }
+        let limits = cfg.output_limits();
         for r in &inner.replicas {
+            // The soft limit is about time: check it even when nothing new is fed.
+            r.enforce_output_limits(&limits, now, false);
             let state = *r.state.lock();
             // (Replicas waiting for the RDB get keep-alive newlines from their own task.)
             if state == AttachedState::Online && r.lag_secs() > cfg.timeout.as_secs() {
@@ -441,13 +617,13 @@ impl Replication {
         listening_port: u16,
         from: i64,
         client_id: u64,
-        tx: tokio::sync::mpsc::UnboundedSender<crate::server::client::Outbound>,
+        sink: ClientSink,
     ) -> Option<(Arc<AttachedReplica>, String)> {
         let mut inner = self.inner.lock();
         let backlog_bytes = inner.backlog.as_ref()?.copy_from(from)?;
-        let r = new_attached(&mut inner, ip, listening_port, AttachedState::Online, from - 1, ReplicaSink::Client(tx), Some(client_id), false);
-        if !backlog_bytes.is_empty() {
-            r.push(Bytes::from(backlog_bytes));
+        let r = new_attached(&mut inner, ip, listening_port, AttachedState::Online, from - 1, ReplicaSink::Client(sink), Some(client_id), false);
+        if !backlog_bytes.is_empty() && !r.push_stream(Bytes::from(backlog_bytes)) {
+            r.close();
         }
         inner.stats.sync_partial_ok += 1;
         Some((r, inner.replid.clone()))
@@ -472,40 +648,74 @@ impl Replication {
         client_id: Option<u64>,
         buffered: bool,
     ) -> (Arc<AttachedReplica>, String, i64, Option<u32>) {
-        let size = self.config.lock().backlog_size;
         let mut inner = self.inner.lock();
+        let r = new_attached(&mut inner, ip, listening_port, AttachedState::WaitBgsave, 0, sink, client_id, false);
+        let (replid, offset, stream_db) = self.begin_full_sync_locked(&mut inner, &r, buffered);
+        (r, replid, offset, stream_db)
+    }
+
+    /// A replica that asked for a full sync which starts later (`repl-diskless-sync-delay`):
+    /// listed (`wait_bgsave`), but the stream is not kept for it until
+    /// [`Replication::begin_full_sync`].
+    pub fn attach_full_deferred(&self, ip: String, listening_port: u16, sink: ReplicaSink, client_id: Option<u64>) -> Arc<AttachedReplica> {
+        let mut inner = self.inner.lock();
+        let r = new_attached(&mut inner, ip, listening_port, AttachedState::WaitBgsave, 0, sink, client_id, false);
+        r.awaiting_bgsave_start.store(true, Ordering::SeqCst);
+        r
+    }
+
+    /// Starts the full sync of a deferred replica: from now on its stream is held until the
+    /// payload went out. Call it in the same critical section as the snapshot.
+    /// Returns (replid, offset) for `+FULLRESYNC`.
+    pub fn begin_full_sync(&self, r: &AttachedReplica) -> (String, i64) {
+        let mut inner = self.inner.lock();
+        let (replid, offset, _) = self.begin_full_sync_locked(&mut inner, r, true);
+        (replid, offset)
+    }
+
+    fn begin_full_sync_locked(&self, inner: &mut Inner, r: &AttachedReplica, buffered: bool) -> (String, i64, Option<u32>) {
         if inner.backlog.is_none() {
-            if inner.master.is_none() && inner.replicas.is_empty() {
+            if inner.master.is_none() && inner.replicas.iter().all(|other| other.id == r.id || other.awaiting_bgsave_start.load(Ordering::SeqCst)) {
                 inner.replid = random_replid();
                 inner.replid2 = NULL_REPLID.into();
                 inner.second_repl_offset = -1;
             }
+            let size = self.config.lock().backlog_size;
             let off = inner.master_repl_offset;
             inner.backlog = Some(Backlog::new(size, off));
         }
-        let offset = inner.master_repl_offset;
-        let r = new_attached(&mut inner, ip, listening_port, AttachedState::WaitBgsave, offset, sink, client_id, buffered);
+        if buffered {
+            *r.buffer.lock() = Some(Vec::new());
+        }
+        r.awaiting_bgsave_start.store(false, Ordering::SeqCst);
         inner.stats.sync_full += 1;
         // Replicas loading the RDB don't know the db of our stream: force a SELECT.
         let stream_db = if inner.master.is_some() { inner.stream_db } else { None };
         if inner.master.is_none() {
             inner.stream_db = None;
         }
-        (r, inner.replid.clone(), offset, stream_db)
+        (inner.replid.clone(), inner.master_repl_offset, stream_db)
     }
 
     /// After the RDB went out: flush the held stream and mark the replica online,
     /// atomically with respect to the feed.
     pub fn go_online(&self, r: &AttachedReplica) {
-        let _inner = self.inner.lock();
-        if let Some(held) = r.buffer.lock().take() {
-            for chunk in held {
-                if !r.push(chunk) {
-                    r.close();
-                    break;
-                }
-            }
-        }
+        let mut inner = self.inner.lock();
+        // It missed the GETACKs sent so far.
+        inner.getack_sent_at = None;
+        r.flush_held();
+        *r.ack_time.lock() = Instant::now();
+        *r.state.lock() = AttachedState::Online;
+    }
+
+    /// After a diskless transfer (Redis's `repl_start_cmd_stream_on_ack`): the replica is
+    /// online, but the stream accumulated since the snapshot is only sent once the
+    /// replica's first `REPLCONF ACK` shows that it loaded the payload. Otherwise, in case
+    /// of a failed load, the replica could not tell whether the master or itself failed.
+    pub fn online_on_first_ack(&self, r: &AttachedReplica) {
+        let mut inner = self.inner.lock();
+        inner.getack_sent_at = None;
+        r.start_stream_on_ack.store(true, Ordering::SeqCst);
         *r.ack_time.lock() = Instant::now();
         *r.state.lock() = AttachedState::Online;
     }
@@ -521,7 +731,13 @@ impl Replication {
 
     pub fn detach(&self, id: u64) {
         let mut inner = self.inner.lock();
-        inner.replicas.retain(|r| r.id != id);
+        inner.replicas.retain(|r| {
+            if r.id == id {
+                r.closed.store(true, Ordering::SeqCst);
+                r.close_notify.notify_waiters();
+            }
+            r.id != id
+        });
     }
 
     /// CLIENT KILL TYPE replica / slave.
@@ -534,6 +750,10 @@ impl Replication {
     }
 
     pub fn record_ack(&self, replica: &AttachedReplica, offset: i64) {
+        if replica.start_stream_on_ack.swap(false, Ordering::SeqCst) {
+            let _inner = self.inner.lock();
+            replica.flush_held();
+        }
         replica.ack_offset.fetch_max(offset, Ordering::SeqCst);
         *replica.ack_time.lock() = Instant::now();
         self.ack_notify.notify_waiters();
@@ -557,10 +777,14 @@ impl Replication {
         if inner.master.is_some() || inner.replicas.is_empty() {
             return;
         }
+        if inner.getack_sent_at == Some(inner.master_repl_offset) {
+            return;
+        }
         let mut buf = BytesMut::new();
         encode_command(&[b"REPLCONF", b"GETACK", b"*"], &mut buf);
-        let limit = self.config.lock().replica_output_limit;
+        let limit = self.config.lock().output_limits();
         feed_locked(&mut inner, buf.freeze(), limit);
+        inner.getack_sent_at = Some(inner.master_repl_offset);
     }
 
     /// WAIT numreplicas timeout: resolves with the number of replicas that acknowledged
@@ -919,6 +1143,11 @@ fn new_attached(
         ack_time: Mutex::new(Instant::now()),
         sink,
         buffer: Mutex::new(buffered.then(Vec::new)),
+        held_bytes: AtomicU64::new(0),
+        stream_bytes: AtomicU64::new(0),
+        soft_limit_since: Mutex::new(None),
+        start_stream_on_ack: AtomicBool::new(false),
+        awaiting_bgsave_start: AtomicBool::new(false),
         client_id,
         pending_bytes: AtomicU64::new(0),
         closed: AtomicBool::new(false),
@@ -926,16 +1155,17 @@ fn new_attached(
     });
     inner.replicas.push(r.clone());
     inner.no_replicas_since = None;
+    inner.getack_sent_at = None;
     r
 }
 
-fn feed_locked(inner: &mut Inner, data: Bytes, limit: u64) {
+fn feed_locked(inner: &mut Inner, data: Bytes, limits: OutputLimits) {
     inner.master_repl_offset += data.len() as i64;
     if let Some(b) = inner.backlog.as_mut() {
         b.append(&data);
     }
     for r in &inner.replicas {
-        r.send(&data, limit);
+        r.send(&data, &limits);
     }
 }
 
@@ -1006,6 +1236,24 @@ mod tests {
         }
         assert_eq!(r.write_refusal(false).unwrap(), Frame::error("READONLY You can't write against a read only replica."));
         assert!(r.write_refusal(true).is_none());
+    }
+
+    #[test]
+    fn concurrent_waits_share_one_getack() {
+        let r = Replication::new(ReplConfig::default());
+        let (rep, mut rx, _, _, _) = r.attach_full("127.0.0.1".into(), 7000);
+        r.go_online(&rep);
+        r.propagate(0, &argv(&["SET", "a", "1"]));
+        let _ = rx.try_recv();
+        r.request_acks();
+        r.request_acks();
+        let getack = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+        assert_eq!(&rx.try_recv().unwrap()[..], getack);
+        assert!(rx.try_recv().is_err(), "a second GETACK with no write in between");
+        r.propagate(0, &argv(&["SET", "a", "2"]));
+        let _ = rx.try_recv();
+        r.request_acks();
+        assert_eq!(&rx.try_recv().unwrap()[..], getack, "a write since the last GETACK needs a new one");
     }
 
     #[test]
