@@ -1989,4 +1989,79 @@ mod tests {
         assert!(glob_match(b"m?master", b"mymaster"));
         assert!(glob_match(b"[lm]ymaster", b"mymaster"));
     }
+
+    fn one_master(timing: Timing, now: u64) -> Sentinel {
+        let cfg = super::super::config::parse(&format!("sentinel myid {}\nsentinel monitor m 127.0.0.1 6379 2\n", "a".repeat(40))).unwrap();
+        let mut s = Sentinel::new(&cfg, 26379, 7, now);
+        s.timing = timing;
+        s
+    }
+
+    fn info_requests(actions: &[Action]) -> Vec<u64> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(o) if o.request == Request::Info => Some(o.token),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn debug_info_period_sets_how_often_info_is_asked() {
+        for (info_period, expect_second_info) in [(INFO_PERIOD, false), (500, true)] {
+            let t0 = 1_000_000;
+            let mut s = one_master(Timing { info_period, ..Timing::default() }, t0);
+            s.tick(t0);
+            let first = info_requests(&s.take_actions());
+            assert_eq!(first.len(), 1);
+            s.on_reply(t0, first[0], Ok(Frame::bulk("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n")));
+            s.take_actions();
+            // ticks below the tilt trigger, 600 ms after the reply
+            s.tick(t0 + 300);
+            s.tick(t0 + 600);
+            let again = info_requests(&s.take_actions());
+            assert_eq!(!again.is_empty(), expect_second_info, "info-period {info_period}");
+        }
+    }
+
+    #[test]
+    fn debug_tilt_trigger_and_period_drive_tilt_mode() {
+        let t0 = 1_000_000;
+        let mut s = one_master(Timing::default(), t0);
+        s.tick(t0);
+        s.tick(t0 + 5000);
+        assert!(s.tilt, "a 5 s jump exceeds the default 2 s trigger");
+        let mut s = one_master(Timing { tilt_trigger: 10_000, ..Timing::default() }, t0);
+        s.tick(t0);
+        s.tick(t0 + 5000);
+        assert!(!s.tilt, "a 10 s trigger tolerates it");
+        let mut s = one_master(Timing { tilt_period: 1000, ..Timing::default() }, t0);
+        s.tick(t0);
+        s.tick(t0 + 5000);
+        assert!(s.tilt);
+        let mut t = t0 + 5000;
+        for _ in 0..12 {
+            t += 100;
+            s.tick(t);
+        }
+        assert!(!s.tilt, "left after the 1 s tilt period");
+        let events: Vec<String> = s.take_actions().into_iter().filter_map(|a| if let Action::Event { kind, .. } = a { Some(kind) } else { None }).collect();
+        assert!(events.contains(&"-tilt".to_string()), "{events:?}");
+    }
+
+    #[test]
+    fn debug_parameters_are_validated_as_redis() {
+        let mut t = Timing::default();
+        assert_eq!(t.list().len(), 13);
+        t.set(&["info-period".into(), "5000".into(), "PING-PERIOD".into(), "900".into()]).unwrap();
+        assert_eq!((t.info_period, t.ping_period), (5000, 900));
+        assert_eq!(
+            t.set(&["info-period".into(), "-1".into()]).unwrap_err().to_string(),
+            "ERR Invalid argument '-1' for SENTINEL DEBUG 'info-period'"
+        );
+        assert_eq!(t.set(&["foo".into(), "1".into()]).unwrap_err().to_string(), "ERR Unknown option or number of arguments for SENTINEL DEBUG 'foo'");
+        assert_eq!(t.set(&["info-period".into()]).unwrap_err().to_string(), "ERR Unknown option or number of arguments for SENTINEL DEBUG 'info-period'");
+        assert_eq!(t.info_period, 5000, "a failed call keeps what was set");
+    }
 }

@@ -233,7 +233,7 @@ mod tests {
             let err = q.finished(started[0].id, if signal != 0 { 0 } else { 1 }, signal, now, 100);
             if run < MAX_RETRY {
                 assert_eq!(err, None);
-                let job = q.jobs().next().unwrap();
+                let job = q.jobs().next().unwrap().clone();
                 assert_eq!(job.retry_num, run);
                 delays.push(job.start_time - now);
                 assert!(q.due(job.start_time - 1).is_empty(), "not before its delay");
