@@ -46,6 +46,21 @@ impl Proc {
         std::fs::read_to_string(p).ok()?.trim().parse().ok()
     }
 
+    /// Guards a process started by the caller (e.g. with its own working directory).
+    pub fn from_child(child: Child, port: u16) -> Proc {
+        Proc { name: format!("proc:{port}"), port, child: Some(child), pid_file: None }
+    }
+
+    /// Starts `bin conf` and waits until the port accepts connections (not PING: the
+    /// process may require a password).
+    pub fn spawn_for_test(bin: &str, conf: &Path, port: u16) -> Proc {
+        let child = Command::new(bin).arg(conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start process");
+        let p = Proc::from_child(child, port);
+        let up = wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert!(up, "port {port} never accepted a connection");
+        p
+    }
+
     pub fn kill(&mut self) {
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).stderr(Stdio::null()).status();
