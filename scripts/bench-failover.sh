@@ -6,6 +6,9 @@
 # acked writes lost, rejoin time (old master restarted -> replica of the new master, link
 # up), and the Debian/rf ratios.
 #
+# Also the writer's acknowledged writes per second (a round of a faster system is
+# shorter, so acked writes per round are not comparable; per second they are).
+#
 # Usage: scripts/bench-failover.sh [--rounds N] [--down-after 1000,5000] [--release]
 #        RF_TEST_SERVER_BIN=target/debug/rf-server scripts/bench-failover.sh   # our server
 set -euo pipefail
@@ -18,16 +21,18 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --down-after) DOWN_AFTER=$2; shift 2 ;;
     --release) PROFILE=(--release); shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 for bin in redis-server redis-sentinel; do
   command -v "$bin" >/dev/null || { echo "$bin not found (apt-get install redis-server redis-sentinel)" >&2; exit 1; }
 done
+# the data servers: Debian's unless RF_TEST_SERVER_BIN names ours (the tests' default is ours)
+export RF_TEST_SERVER_BIN=${RF_TEST_SERVER_BIN:-/usr/bin/redis-server}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-echo "building and running the drill (rounds=$ROUNDS down-after=$DOWN_AFTER server=${RF_TEST_SERVER_BIN:-/usr/bin/redis-server})..." >&2
+echo "building and running the drill (rounds=$ROUNDS down-after=$DOWN_AFTER server=$RF_TEST_SERVER_BIN)..." >&2
 BENCH_ROUNDS=$ROUNDS BENCH_DOWN_AFTER=$DOWN_AFTER BENCH_SYSTEMS=debian,rf \
   cargo test "${PROFILE[@]}" --quiet --test sentinel_bench -- --ignored --nocapture --test-threads 1 2>/dev/null \
   | grep --line-buffered -o 'RESULT .*' | tee "$out" >&2
@@ -37,16 +42,17 @@ function kv(s,   a) { split(s, a, "="); return a[2] }
   sys = kv($2); d = kv($3); key = sys "@" d
   n[key]++; sw[key] += kv($5); gap[key] += kv($6); lost[key] += kv($7)
   r = kv($9); if (r == "timeout") { rt[key]++ } else { rej[key] += r; rn[key]++ }
+  rate[key] += kv($11)
   ds[d] = 1
 }
 END {
-  printf "\n%-8s %-11s %6s %12s %12s %10s %12s\n", "system", "down-after", "rounds", "switch ms", "write gap ms", "acked lost", "rejoin ms"
+  printf "\n%-8s %-11s %6s %12s %12s %10s %12s %14s\n", "system", "down-after", "rounds", "switch ms", "write gap ms", "acked lost", "rejoin ms", "acked writes/s"
   for (d in ds) for (s = 0; s < 2; s++) {
     sys = (s == 0) ? "debian" : "rf"; key = sys "@" d
     if (!n[key]) continue
     m_sw[key] = sw[key] / n[key]; m_gap[key] = gap[key] / n[key]
     m_rej[key] = rn[key] ? rej[key] / rn[key] : -1
-    printf "%-8s %-11s %6d %12.0f %12.0f %10d %12s\n", sys, d, n[key], m_sw[key], m_gap[key], lost[key], (rn[key] ? sprintf("%.0f", m_rej[key]) : "timeout") (rt[key] ? " (" rt[key] " timeouts)" : "")
+    printf "%-8s %-11s %6d %12.0f %12.0f %10d %12s %14.0f\n", sys, d, n[key], m_sw[key], m_gap[key], lost[key], (rn[key] ? sprintf("%.0f", m_rej[key]) : "timeout") (rt[key] ? " (" rt[key] " timeouts)" : ""), rate[key] / n[key]
   }
   printf "\nratios debian/rf (higher = rf faster)\n"
   for (d in ds) {
