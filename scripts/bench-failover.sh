@@ -6,8 +6,8 @@
 # acked writes lost, rejoin time (old master restarted -> replica of the new master, link
 # up), and the Debian/rf ratios.
 #
-# Also the writer's acknowledged writes per second (a round of a faster system is
-# shorter, so acked writes per round are not comparable; per second they are).
+# Also the writer's acknowledged writes per second outside the write gap (a round of a
+# faster system is shorter, so acked writes per round are not comparable; per second are).
 #
 # Usage: scripts/bench-failover.sh [--rounds N] [--down-after 1000,5000] [--release]
 #        RF_TEST_SERVER_BIN=target/debug/rf-server scripts/bench-failover.sh   # our server
