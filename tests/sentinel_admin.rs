@@ -187,6 +187,25 @@ fn client_list(c: &mut redis::Connection, args: &[&str]) -> Vec<HashMap<String, 
         .collect()
 }
 
+/// Sends raw bytes and reads until `want` bytes came back (or 3 s passed).
+fn raw_exchange(port: u16, send: &str, want: usize) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s.write_all(send.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(3);
+    while got.len() < want && std::time::Instant::now() < end {
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 #[test]
 fn client_commands_as_redis_sentinel() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,6 +251,11 @@ fn client_commands_as_redis_sentinel() {
         assert_eq!(cmd(&mut me, bad).unwrap_err().to_string(), cmd(&mut d, bad).unwrap_err().to_string(), "{bad:?}");
     }
     assert_eq!(cmd(&mut me, &["CLIENT", "KILL", "ID", "999999"]).unwrap(), Value::Int(0));
+    // CLIENT REPLY OFF / ON / SKIP: the same bytes as Debian's
+    let script = "CLIENT REPLY OFF\r\nPING a\r\nCLIENT REPLY ON\r\nPING b\r\nCLIENT REPLY SKIP\r\nPING c\r\nPING d\r\nCLIENT REPLY maybe\r\nPING e\r\n";
+    let expected = "+OK\r\n$1\r\nb\r\n$1\r\nd\r\n-ERR syntax error\r\n$1\r\ne\r\n";
+    assert_eq!(raw_exchange(theirs, script, expected.len()), expected);
+    assert_eq!(raw_exchange(ours, script, expected.len()), expected);
     // kill by name-less filters: the pub/sub client, then the named one by id (new form),
     // then the plain one by address (old form)
     assert_eq!(cmd(&mut me, &["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap(), Value::Int(1));

@@ -22,6 +22,10 @@ pub struct ClientState {
     pub patterns: BTreeSet<String>,
     pub push_tx: mpsc::UnboundedSender<PushMsg>,
     pub close_after_reply: bool,
+    /// CLIENT REPLY OFF / SKIP: replies are dropped (all, this one, or the next one).
+    pub reply_off: bool,
+    drop_this_reply: bool,
+    skip_next_reply: bool,
 }
 
 impl ClientState {
@@ -37,6 +41,9 @@ impl ClientState {
             patterns: BTreeSet::new(),
             push_tx,
             close_after_reply: false,
+            reply_off: false,
+            drop_this_reply: false,
+            skip_next_reply: false,
         }
     }
     fn subscriptions(&self) -> usize {
@@ -100,7 +107,12 @@ pub fn dispatch(core: &Shared, st: &mut ClientState, args: &[Bytes]) -> Vec<Fram
         e.last_cmd = full_name.clone();
         e.last_interaction = std::time::Instant::now();
     }
-    let replies = dispatch_locked(&mut c, st, args, &cmd, &full_name);
+    // a CLIENT REPLY SKIP before this command drops this command's reply
+    st.drop_this_reply = std::mem::take(&mut st.skip_next_reply);
+    let mut replies = dispatch_locked(&mut c, st, args, &cmd, &full_name);
+    if std::mem::take(&mut st.drop_this_reply) || st.reply_off {
+        replies.clear();
+    }
     // keep what CLIENT LIST shows of this connection current
     if let Some(e) = c.clients.get_mut(&st.id) {
         e.name = st.name.clone().unwrap_or_default();
@@ -363,6 +375,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "      Return clients of specified type.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "NO-EVICT (ON|OFF)",
@@ -492,12 +506,32 @@ fn client(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
             }
             Frame::Integer(victims.len() as i64)
         }
+        "reply" if a.len() == 3 => match a[2].to_ascii_lowercase().as_str() {
+            "on" => {
+                st.reply_off = false;
+                st.skip_next_reply = false;
+                Frame::ok()
+            }
+            // neither OFF nor SKIP is answered
+            "off" => {
+                st.reply_off = true;
+                Frame::ok()
+            }
+            "skip" => {
+                st.drop_this_reply = true;
+                if !st.reply_off {
+                    st.skip_next_reply = true;
+                }
+                Frame::ok()
+            }
+            _ => Frame::error("ERR syntax error"),
+        },
         "no-evict" if a.len() == 3 => match a[2].to_ascii_lowercase().as_str() {
             "on" | "off" => Frame::ok(),
             _ => Frame::error("ERR syntax error"),
         },
         "help" if a.len() == 2 => Frame::Array(CLIENT_HELP.iter().map(|l| Frame::simple(*l)).collect()),
-        "setname" | "getname" | "id" | "info" | "kill" | "no-evict" | "help" => sub_args(),
+        "setname" | "getname" | "id" | "info" | "kill" | "reply" | "no-evict" | "help" => sub_args(),
         _ => unknown_sub(&a[1], "CLIENT"),
     }
 }

@@ -349,6 +349,16 @@ fn include(cfg: &mut SentinelConfig, pattern: &str, depth: usize) -> Result<(), 
         line: String::new(),
         reason: format!("Fatal error, can't open config file '{path}': {}", io_reason(&e)),
     };
+    // Redis changes directory on a `dir` line while reading, so a later relative include
+    // is relative to that directory
+    let joined;
+    let pattern = match &cfg.dir {
+        Some(d) if !pattern.starts_with('/') => {
+            joined = format!("{}/{pattern}", d.trim_end_matches('/'));
+            joined.as_str()
+        }
+        _ => pattern,
+    };
     let files = if pattern.contains(['*', '?', '[']) { glob_paths(pattern) } else { vec![pattern.to_string()] };
     // like Redis, the matches are read as one text (line numbers count across them)
     let mut text = String::new();
@@ -906,6 +916,9 @@ mod tests {
         let e = parse(&format!("port 1\ninclude {d}/missing.conf\n")).unwrap_err();
         assert_eq!(e.to_string(), format!("Fatal error, can't open config file '{d}/missing.conf': No such file or directory"));
         assert_eq!(parse("include\n").unwrap_err().reason, "Bad directive or wrong number of arguments");
+        // after `dir`, a relative include is relative to it (Redis chdirs while reading)
+        let cfg = parse(&format!("dir {d}\ninclude conf.d/a.conf\n")).unwrap();
+        assert!(cfg.master("m").is_some());
     }
 
     #[test]
