@@ -176,6 +176,23 @@ fn scripts_are_retried_killed_and_listed_as_redis() {
     assert_eq!(text(&p[0]["retry-num"]), "1");
     let info = text(&cmd(&mut c, &["INFO", "sentinel"]).unwrap());
     assert!(info.contains("sentinel_scripts_queue_length:1\r\n"), "{info}");
+
+    // the same reply shape as Debian's redis-sentinel running the same slow script
+    let theirs = free_port();
+    let _d = start_sentinel_from(SentinelKind::Debian, &dead_master_conf(dir.path(), theirs, "sentinel deny-scripts-reconfig no\n"), theirs, None);
+    let mut d = conn(theirs).unwrap();
+    cmd(&mut d, &["SENTINEL", "SET", "mymaster", "notification-script", &slow]).unwrap();
+    assert!(wait_until(Duration::from_secs(3), || pending_scripts(&mut d).first().is_some_and(|j| text(&j["flags"]) == "running")));
+    let shape = |raw: Value| -> Vec<(String, &'static str)> {
+        let Value::Array(jobs) = raw else { panic!() };
+        pairs(&jobs[0])
+            .into_iter()
+            .map(|(k, v)| (k, if matches!(v, Value::Array(_)) { "array" } else if matches!(v, Value::BulkString(_)) { "bulk" } else { "other" }))
+            .collect()
+    };
+    let running_ours = wait_until(Duration::from_secs(3), || pending_scripts(&mut c).first().is_some_and(|j| text(&j["flags"]) == "running"));
+    assert!(running_ours, "the retry runs again");
+    assert_eq!(shape(cmd(&mut c, &["SENTINEL", "PENDING-SCRIPTS"]).unwrap()), shape(cmd(&mut d, &["SENTINEL", "PENDING-SCRIPTS"]).unwrap()));
 }
 
 fn client_list(c: &mut redis::Connection, args: &[&str]) -> Vec<HashMap<String, String>> {
