@@ -19,6 +19,9 @@ struct Round {
     lost: usize,
     acked: usize,
     rejoin_ms: u128,
+    /// How long the writer ran: rounds of a faster system are shorter, so compare
+    /// acknowledged writes per second outside the write gap, not per round.
+    writer_ms: u128,
 }
 
 fn drill(kind: SentinelKind, down_after: u64) -> Round {
@@ -34,6 +37,7 @@ fn drill(kind: SentinelKind, down_after: u64) -> Round {
     // let the sentinels refresh replica INFO (offsets, link status) as in a steady state
     std::thread::sleep(Duration::from_millis(1500));
     let writer = Writer::start(sports.clone(), "bench");
+    let writer_started = Instant::now();
     std::thread::sleep(Duration::from_millis(1000));
     let killed = Instant::now();
     master.take(); // SIGKILL
@@ -50,6 +54,7 @@ fn drill(kind: SentinelKind, down_after: u64) -> Round {
     let rejoined = wait_until(Duration::from_secs(60), || role(ports[0]).is_some_and(|r| r.0 == "slave" && r.1 == Some(new_master) && r.2));
     let rejoin_ms = if rejoined { restarted.elapsed().as_millis() } else { u128::MAX };
     let res = writer.finish();
+    let writer_ms = writer_started.elapsed().as_millis();
     // the gap around the kill: from the last ack before it to the first ack after it
     let gap_ms = res
         .gaps
@@ -60,7 +65,7 @@ fn drill(kind: SentinelKind, down_after: u64) -> Round {
         .unwrap_or(0);
     let master_now = master_addr(sports[0]).unwrap();
     let lost = missing_keys(master_now, &res.acked).len();
-    Round { switch_ms, gap_ms, lost, acked: res.acked.len(), rejoin_ms }
+    Round { switch_ms, gap_ms, lost, acked: res.acked.len(), rejoin_ms, writer_ms }
 }
 
 #[test]
@@ -75,13 +80,16 @@ fn failover_drill() {
                 let kind = if sys.trim() == "rf" { SentinelKind::Rf } else { SentinelKind::Debian };
                 let r = drill(kind, d);
                 println!(
-                    "RESULT system={} down_after={d} round={round} switch_ms={} gap_ms={} lost={} acked={} rejoin_ms={}",
+                    "RESULT system={} down_after={d} round={round} switch_ms={} gap_ms={} lost={} acked={} rejoin_ms={} writer_ms={} acked_per_s={}",
                     sys.trim(),
                     r.switch_ms,
                     r.gap_ms,
                     r.lost,
                     r.acked,
-                    if r.rejoin_ms == u128::MAX { "timeout".to_string() } else { r.rejoin_ms.to_string() }
+                    if r.rejoin_ms == u128::MAX { "timeout".to_string() } else { r.rejoin_ms.to_string() },
+                    r.writer_ms,
+                    // while writes could succeed: the write gap is reported on its own
+                    r.acked as u128 * 1000 / r.writer_ms.saturating_sub(r.gap_ms).max(1)
                 );
             }
         }

@@ -123,7 +123,7 @@ fn run_inner(args: Vec<OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    init_logging(cfg.logfile.as_deref(), cfg.daemonize, cfg.loglevel.as_deref());
+    super::logging::init(cfg.logfile.as_deref(), cfg.daemonize, cfg.loglevel.as_deref());
     if let Some(p) = &cfg.pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             tracing::warn!("Failed to write PID file {p}: {e}");
@@ -205,27 +205,4 @@ fn daemonize(args: &[String], pidfile: Option<&str>) -> ExitCode {
     }
     eprintln!("sentinel did not write its pidfile {pidfile} in 5 s");
     ExitCode::FAILURE
-}
-
-fn init_logging(logfile: Option<&str>, daemonized: bool, level: Option<&str>) {
-    let level = match level.unwrap_or("notice") {
-        "debug" => "debug",
-        "verbose" => "info",
-        "warning" => "warn",
-        "nothing" => "error",
-        _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
-    match logfile {
-        Some(path) => {
-            if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                let _ = builder.with_writer(std::sync::Mutex::new(f)).try_init();
-            }
-        }
-        None if daemonized => {}
-        None => {
-            let _ = builder.try_init();
-        }
-    }
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::config::{self, MasterConfig, REDIS_VERSION};
-use super::machine::{AdminError, Instance, Master, Role, INFO_PERIOD, PING_PERIOD};
+use super::machine::{AdminError, Instance, Master, Role};
 use super::shell::{self, now_ms, Core, PushMsg, Shared, Subscriber};
 use crate::resp::{Frame, ProtocolVersion};
 
@@ -15,11 +15,17 @@ pub struct ClientState {
     pub peer: String,
     pub proto: ProtocolVersion,
     pub authenticated: bool,
+    /// The ACL user this connection runs as.
+    pub user: String,
     pub name: Option<String>,
     pub channels: BTreeSet<String>,
     pub patterns: BTreeSet<String>,
     pub push_tx: mpsc::UnboundedSender<PushMsg>,
     pub close_after_reply: bool,
+    /// CLIENT REPLY OFF / SKIP: replies are dropped (all, this one, or the next one).
+    pub reply_off: bool,
+    drop_this_reply: bool,
+    skip_next_reply: bool,
 }
 
 impl ClientState {
@@ -29,11 +35,15 @@ impl ClientState {
             peer,
             proto: ProtocolVersion::Resp2,
             authenticated: false,
+            user: "default".into(),
             name: None,
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
             push_tx,
             close_after_reply: false,
+            reply_off: false,
+            drop_this_reply: false,
+            skip_next_reply: false,
         }
     }
     fn subscriptions(&self) -> usize {
@@ -86,19 +96,55 @@ pub fn dispatch(core: &Shared, st: &mut ClientState, args: &[Bytes]) -> Vec<Fram
     let cmd = s(&args[0]).to_ascii_lowercase();
     let mut c = core.lock();
     c.total_commands += 1;
-    let needs_auth = c.base_config.requirepass.is_some() && !st.authenticated;
-    if needs_auth && !matches!(cmd.as_str(), "auth" | "hello" | "quit") {
+    // the name CLIENT LIST shows and NOPERM uses: `sentinel|masters` for container commands
+    let full_name = match args.get(1) {
+        Some(sub) if matches!(cmd.as_str(), "sentinel" | "client" | "acl" | "command" | "config") => {
+            format!("{cmd}|{}", s(sub).to_ascii_lowercase())
+        }
+        _ => cmd.clone(),
+    };
+    if let Some(e) = c.clients.get_mut(&st.id) {
+        e.last_cmd = full_name.clone();
+        e.last_interaction = std::time::Instant::now();
+    }
+    // a CLIENT REPLY SKIP before this command drops this command's reply
+    st.drop_this_reply = std::mem::take(&mut st.skip_next_reply);
+    let mut replies = dispatch_locked(&mut c, st, args, &cmd, &full_name);
+    if std::mem::take(&mut st.drop_this_reply) || st.reply_off {
+        replies.clear();
+    }
+    // keep what CLIENT LIST shows of this connection current
+    if let Some(e) = c.clients.get_mut(&st.id) {
+        e.name = st.name.clone().unwrap_or_default();
+        e.user = st.user.clone();
+        e.sub = st.channels.len();
+        e.psub = st.patterns.len();
+        e.resp = if st.proto == ProtocolVersion::Resp3 { 3 } else { 2 };
+    }
+    replies
+}
+
+fn dispatch_locked(c: &mut Core, st: &mut ClientState, args: &[Bytes], cmd: &str, full_name: &str) -> Vec<Frame> {
+    let no_auth_needed = matches!(cmd, "auth" | "hello" | "quit");
+    if !st.authenticated && !no_auth_needed {
         return vec![Frame::error("NOAUTH Authentication required.")];
+    }
+    if !no_auth_needed {
+        let sub = full_name.split_once('|').map(|(_, sub)| sub);
+        let allowed = c.base_config.acl.get(&st.user).is_some_and(|u| u.can_run(cmd, sub));
+        if !allowed && known_command(cmd) {
+            return vec![Frame::error(format!("NOPERM this user has no permissions to run the '{full_name}' command"))];
+        }
     }
     if st.subscriptions() > 0
         && st.proto == ProtocolVersion::Resp2
-        && !matches!(cmd.as_str(), "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
+        && !matches!(cmd, "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
     {
         return vec![Frame::error(format!(
             "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ))];
     }
-    let reply = match cmd.as_str() {
+    let reply = match cmd {
         "ping" => match args.len() {
             1 | 2 if st.subscriptions() > 0 && st.proto == ProtocolVersion::Resp2 => {
                 Frame::Array(vec![bulk("pong"), args.get(1).map(|a| Frame::bulk(a.clone())).unwrap_or_else(|| bulk(""))])
@@ -111,17 +157,18 @@ pub fn dispatch(core: &Shared, st: &mut ClientState, args: &[Bytes]) -> Vec<Fram
             st.close_after_reply = true;
             Frame::ok()
         }
-        "auth" => auth(&c, st, &args[1..]),
-        "hello" => hello(&c, st, args),
-        "client" => client(st, args),
-        "info" => info(&c, args),
+        "auth" => auth(c, st, &args[1..]),
+        "hello" => hello(c, st, args),
+        "client" => client(c, st, args),
+        "acl" => acl(c, st, args),
+        "info" => info(c, args),
         "role" => Frame::Array(vec![
             bulk("sentinel"),
             Frame::Array(c.machine.masters.iter().map(|m| bulk(&m.cfg.name)).collect()),
         ]),
-        "sentinel" => sentinel(&mut c, st, args),
-        "subscribe" | "psubscribe" => return subscribe(&mut c, st, args, cmd == "psubscribe"),
-        "unsubscribe" | "punsubscribe" => return unsubscribe(&mut c, st, args, cmd == "punsubscribe"),
+        "sentinel" => sentinel(c, st, args),
+        "subscribe" | "psubscribe" => return subscribe(c, st, args, cmd == "psubscribe"),
+        "unsubscribe" | "punsubscribe" => return unsubscribe(c, st, args, cmd == "punsubscribe"),
         "publish" => {
             if args.len() != 3 {
                 wrong_args("publish")
@@ -137,7 +184,7 @@ pub fn dispatch(core: &Shared, st: &mut ClientState, args: &[Bytes]) -> Vec<Fram
         }
         "shutdown" => {
             let _ = c.flush_config_now();
-            shell::request_shutdown(&mut c);
+            shell::request_shutdown(c);
             st.close_after_reply = true;
             Frame::ok()
         }
@@ -163,29 +210,36 @@ pub fn dispatch(core: &Shared, st: &mut ClientState, args: &[Bytes]) -> Vec<Fram
     vec![reply]
 }
 
+/// The commands the sentinel port knows (others get "unknown command", not NOPERM).
+fn known_command(cmd: &str) -> bool {
+    matches!(
+        cmd,
+        "ping" | "quit" | "auth" | "hello" | "client" | "acl" | "info" | "role" | "sentinel" | "subscribe" | "psubscribe"
+            | "unsubscribe" | "punsubscribe" | "publish" | "shutdown" | "command" | "reset"
+    )
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
 fn auth(c: &Core, st: &mut ClientState, a: &[Bytes]) -> Frame {
     let (user, pass) = match a.len() {
         1 => ("default".to_string(), s(&a[0])),
         2 => (s(&a[0]), s(&a[1])),
         _ => return wrong_args("auth"),
     };
-    match &c.base_config.requirepass {
-        None if a.len() == 1 => Frame::error(
+    let acl = &c.base_config.acl;
+    if a.len() == 1 && acl.get("default").is_some_and(|u| u.nopass) {
+        return Frame::error(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
-        None => {
-            if user == "default" {
-                st.authenticated = true;
-                Frame::ok()
-            } else {
-                Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
-            }
-        }
-        Some(p) if user == "default" && *p == pass => {
+        );
+    }
+    match acl.authenticate(&user, &pass) {
+        Some(_) => {
             st.authenticated = true;
+            st.user = user;
             Frame::ok()
         }
-        Some(_) => Frame::error("WRONGPASS invalid username-password pair or user is disabled."),
+        None => Frame::error(WRONGPASS),
     }
 }
 
@@ -201,23 +255,34 @@ fn hello(c: &Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
         }
         i = 2;
     }
+    let mut new_name = None;
+    let mut credentials = None;
     while i < args.len() {
         let opt = s(&args[i]).to_ascii_lowercase();
         if opt == "auth" && i + 2 < args.len() {
-            let r = auth(c, st, &args[i + 1..i + 3]);
-            if r.is_error() {
-                return r;
-            }
+            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 3;
         } else if opt == "setname" && i + 1 < args.len() {
-            st.name = Some(s(&args[i + 1]));
+            new_name = Some(s(&args[i + 1]));
             i += 2;
         } else {
             return Frame::error(format!("ERR Syntax error in HELLO option '{}'", s(&args[i])));
         }
     }
-    if c.base_config.requirepass.is_some() && !st.authenticated {
+    if let Some((user, pass)) = credentials {
+        let r = auth(c, st, &[user, pass]);
+        if r.is_error() {
+            return r;
+        }
+    }
+    if !st.authenticated {
         return Frame::error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
+    if let Some(n) = new_name {
+        if !valid_client_name(&n) {
+            return Frame::error("ERR Client names cannot contain spaces, newlines or special characters.");
+        }
+        st.name = Some(n).filter(|n| !n.is_empty());
     }
     st.proto = proto;
     map(vec![
@@ -226,44 +291,349 @@ fn hello(c: &Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
         ("proto", Frame::Integer(if proto == ProtocolVersion::Resp3 { 3 } else { 2 })),
         ("id", Frame::Integer(st.id as i64)),
         ("mode", bulk("sentinel")),
-        ("role", bulk("master")),
         ("modules", Frame::Array(vec![])),
     ])
 }
 
-fn client(st: &mut ClientState, args: &[Bytes]) -> Frame {
+/// Redis allows only printable ASCII without spaces in client names.
+fn valid_client_name(n: &str) -> bool {
+    n.bytes().all(|b| (b'!'..=b'~').contains(&b))
+}
+
+/// One `CLIENT LIST` line (without the newline), fields in Redis 7.0's order. Buffer and
+/// memory fields we do not track are reported as 0.
+fn client_line(e: &shell::ClientEntry) -> String {
+    let pubsub = e.sub + e.psub > 0;
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=4096 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+        e.id,
+        e.addr,
+        e.laddr,
+        e.fd,
+        e.name,
+        e.created.elapsed().as_secs(),
+        e.last_interaction.elapsed().as_secs(),
+        if pubsub { "P" } else { "N" },
+        e.sub,
+        e.psub,
+        e.last_cmd,
+        e.user,
+        e.resp
+    )
+}
+
+/// CLIENT LIST / KILL `TYPE` values; the sentinel port only has normal and pub/sub clients.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Replica,
+    Master,
+    Pubsub,
+}
+
+fn client_type(name: &str) -> Option<ClientType> {
+    match name.to_ascii_lowercase().as_str() {
+        "normal" => Some(ClientType::Normal),
+        "replica" | "slave" => Some(ClientType::Replica),
+        "master" => Some(ClientType::Master),
+        "pubsub" => Some(ClientType::Pubsub),
+        _ => None,
+    }
+}
+
+fn type_of(e: &shell::ClientEntry) -> ClientType {
+    if e.sub + e.psub > 0 {
+        ClientType::Pubsub
+    } else {
+        ClientType::Normal
+    }
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn client(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
     if args.len() < 2 {
         return wrong_args("client");
     }
     let sub = s(&args[1]).to_ascii_lowercase();
+    let a: Vec<String> = args.iter().map(s).collect();
+    let sub_args = || Frame::error(format!("ERR wrong number of arguments for 'client|{sub}' command"));
     match sub.as_str() {
-        "setname" if args.len() == 3 => {
-            let n = s(&args[2]);
-            if n.contains(' ') || n.contains('\n') {
+        "setname" if a.len() == 3 => {
+            if !valid_client_name(&a[2]) {
                 return Frame::error("ERR Client names cannot contain spaces, newlines or special characters.");
             }
-            st.name = Some(n).filter(|n| !n.is_empty());
+            st.name = Some(a[2].clone()).filter(|n| !n.is_empty());
             Frame::ok()
         }
-        "getname" => st.name.clone().map(Frame::bulk).unwrap_or(Frame::Null),
-        "id" => Frame::Integer(st.id as i64),
-        "info" | "list" => {
-            let line = format!(
-                "id={} addr={} name={} db=0 sub={} psub={} resp={} cmd=client|{}\n",
-                st.id,
-                st.peer,
-                st.name.clone().unwrap_or_default(),
-                st.channels.len(),
-                st.patterns.len(),
-                if st.proto == ProtocolVersion::Resp3 { 3 } else { 2 },
-                sub
-            );
-            Frame::bulk(line)
+        "getname" if a.len() == 2 => st.name.clone().map(Frame::bulk).unwrap_or(Frame::Null),
+        "id" if a.len() == 2 => Frame::Integer(st.id as i64),
+        "info" if a.len() == 2 => {
+            sync_entry(c, st);
+            match c.clients.get(&st.id) {
+                Some(e) => Frame::Verbatim("txt".into(), Bytes::from(format!("{}\n", client_line(e)))),
+                None => Frame::Null,
+            }
         }
-        "kill" => Frame::error("ERR No such client"),
-        "reply" => Frame::ok(),
-        "help" => Frame::Array(vec![bulk("CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are: SETNAME GETNAME ID INFO LIST KILL")]),
-        _ => unknown_sub(&s(&args[1]), "CLIENT"),
+        "list" => {
+            sync_entry(c, st);
+            let mut wanted_type = None;
+            let mut wanted_ids: Option<Vec<u64>> = None;
+            match a.len() {
+                2 => {}
+                4 if a[2].eq_ignore_ascii_case("type") => match client_type(&a[3]) {
+                    Some(t) => wanted_type = Some(t),
+                    None => return Frame::error(format!("ERR Unknown client type '{}'", a[3])),
+                },
+                n if n >= 4 && a[2].eq_ignore_ascii_case("id") => {
+                    let mut ids = Vec::new();
+                    for v in &a[3..] {
+                        match v.parse::<i64>() {
+                            Ok(id) if id > 0 => ids.push(id as u64),
+                            _ => return Frame::error("ERR Invalid client ID"),
+                        }
+                    }
+                    wanted_ids = Some(ids);
+                }
+                _ => return Frame::error("ERR syntax error"),
+            }
+            let mut out = String::new();
+            for e in c.clients.values() {
+                if wanted_type.is_some_and(|t| t != type_of(e)) {
+                    continue;
+                }
+                if wanted_ids.as_ref().is_some_and(|ids| !ids.contains(&e.id)) {
+                    continue;
+                }
+                out.push_str(&client_line(e));
+                out.push('\n');
+            }
+            Frame::Verbatim("txt".into(), Bytes::from(out))
+        }
+        "kill" if a.len() == 3 => {
+            // the old form: CLIENT KILL <ip:port>
+            let Some(id) = c.clients.values().find(|e| e.addr == a[2]).map(|e| e.id) else {
+                return Frame::error("ERR No such client");
+            };
+            kill_client(c, st, id);
+            Frame::ok()
+        }
+        "kill" if a.len() >= 4 => {
+            if a.len() % 2 != 0 {
+                return Frame::error("ERR syntax error");
+            }
+            let mut id_filter = None;
+            let mut type_filter = None;
+            let mut addr_filter = None;
+            let mut laddr_filter = None;
+            let mut user_filter = None;
+            let mut skip_me = true;
+            for pair in a[2..].chunks(2) {
+                let (opt, val) = (pair[0].to_ascii_lowercase(), &pair[1]);
+                match opt.as_str() {
+                    "id" => match val.parse::<i64>() {
+                        Ok(id) if id > 0 => id_filter = Some(id as u64),
+                        _ => return Frame::error("ERR client-id should be greater than 0"),
+                    },
+                    "type" => match client_type(val) {
+                        Some(t) => type_filter = Some(t),
+                        None => return Frame::error(format!("ERR Unknown client type '{val}'")),
+                    },
+                    "addr" => addr_filter = Some(val.clone()),
+                    "laddr" => laddr_filter = Some(val.clone()),
+                    "user" => {
+                        if c.base_config.acl.get(val).is_none() {
+                            return Frame::error(format!("ERR No such user '{val}'"));
+                        }
+                        user_filter = Some(val.clone());
+                    }
+                    "skipme" => match val.to_ascii_lowercase().as_str() {
+                        "yes" => skip_me = true,
+                        "no" => skip_me = false,
+                        _ => return Frame::error("ERR syntax error"),
+                    },
+                    _ => return Frame::error("ERR syntax error"),
+                }
+            }
+            sync_entry(c, st);
+            let victims: Vec<u64> = c
+                .clients
+                .values()
+                .filter(|e| id_filter.is_none_or(|id| e.id == id))
+                .filter(|e| type_filter.is_none_or(|t| type_of(e) == t))
+                .filter(|e| addr_filter.as_ref().is_none_or(|x| e.addr == *x))
+                .filter(|e| laddr_filter.as_ref().is_none_or(|x| e.laddr == *x))
+                .filter(|e| user_filter.as_ref().is_none_or(|x| e.user == *x))
+                .filter(|e| !(skip_me && e.id == st.id))
+                .map(|e| e.id)
+                .collect();
+            for id in &victims {
+                kill_client(c, st, *id);
+            }
+            Frame::Integer(victims.len() as i64)
+        }
+        "reply" if a.len() == 3 => match a[2].to_ascii_lowercase().as_str() {
+            "on" => {
+                st.reply_off = false;
+                st.skip_next_reply = false;
+                Frame::ok()
+            }
+            // neither OFF nor SKIP is answered
+            "off" => {
+                st.reply_off = true;
+                Frame::ok()
+            }
+            "skip" => {
+                st.drop_this_reply = true;
+                if !st.reply_off {
+                    st.skip_next_reply = true;
+                }
+                Frame::ok()
+            }
+            _ => Frame::error("ERR syntax error"),
+        },
+        "no-evict" if a.len() == 3 => match a[2].to_ascii_lowercase().as_str() {
+            "on" | "off" => Frame::ok(),
+            _ => Frame::error("ERR syntax error"),
+        },
+        "help" if a.len() == 2 => Frame::Array(CLIENT_HELP.iter().map(|l| Frame::simple(*l)).collect()),
+        "setname" | "getname" | "id" | "info" | "kill" | "reply" | "no-evict" | "help" => sub_args(),
+        _ => unknown_sub(&a[1], "CLIENT"),
+    }
+}
+
+/// Brings this connection's CLIENT LIST entry up to date before it is shown.
+fn sync_entry(c: &mut Core, st: &ClientState) {
+    if let Some(e) = c.clients.get_mut(&st.id) {
+        e.name = st.name.clone().unwrap_or_default();
+        e.user = st.user.clone();
+        e.sub = st.channels.len();
+        e.psub = st.patterns.len();
+        e.resp = if st.proto == ProtocolVersion::Resp3 { 3 } else { 2 };
+    }
+}
+
+/// Closes a connection; our own is closed after this reply, as Redis does.
+fn kill_client(c: &mut Core, st: &mut ClientState, id: u64) {
+    if id == st.id {
+        st.close_after_reply = true;
+        return;
+    }
+    if let Some(tx) = c.clients.get_mut(&id).and_then(|e| e.kill.take()) {
+        let _ = tx.send(());
+    }
+}
+
+const ACL_HELP: &[&str] = &[
+    "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DELUSER <username> [<username> ...]",
+    "    Delete a list of users.",
+    "GETUSER <username>",
+    "    Get the user's details.",
+    "GENPASS [<bits>]",
+    "    Generate a secure 256-bit user password. The optional `bits` argument can",
+    "    be used to specify a different size.",
+    "LIST",
+    "    Show users details in config file format.",
+    "SETUSER <username> <attribute> [<attribute> ...]",
+    "    Create or modify a user with the specified attributes.",
+    "USERS",
+    "    List all the registered usernames.",
+    "WHOAMI",
+    "    Return the current connection username.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn acl(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
+    if args.len() < 2 {
+        return wrong_args("acl");
+    }
+    let sub = s(&args[1]).to_ascii_lowercase();
+    let a: Vec<String> = args.iter().map(s).collect();
+    let sub_args = || Frame::error(format!("ERR wrong number of arguments for 'acl|{sub}' command"));
+    match sub.as_str() {
+        "setuser" if a.len() >= 3 => match c.base_config.acl.set_user(&a[2], &a[3..]) {
+            Ok(()) => {
+                // ours: persisted at once (Redis waits for the next config flush)
+                c.rewrite_config();
+                Frame::ok()
+            }
+            Err(e) => Frame::error(format!("ERR {e}")),
+        },
+        "getuser" if a.len() == 3 => c.base_config.acl.get(&a[2]).map(|u| u.getuser_reply()).unwrap_or(Frame::Null),
+        "deluser" if a.len() >= 3 => match c.base_config.acl.delete(&a[2..]) {
+            Ok(n) => {
+                // connections of deleted users are closed, as Redis does
+                let victims: Vec<u64> = c.clients.values().filter(|e| a[2..].contains(&e.user)).map(|e| e.id).collect();
+                for id in victims {
+                    kill_client(c, st, id);
+                }
+                if a[2..].contains(&st.user) {
+                    st.close_after_reply = true;
+                }
+                c.rewrite_config();
+                Frame::Integer(n as i64)
+            }
+            Err(e) => Frame::error(format!("ERR {e}")),
+        },
+        "list" if a.len() == 2 => Frame::Array(c.base_config.acl.config_lines().into_iter().map(Frame::bulk).collect()),
+        "users" if a.len() == 2 => Frame::Array(c.base_config.acl.users().map(|u| Frame::bulk(u.name.clone())).collect()),
+        "whoami" if a.len() == 2 => Frame::bulk(st.user.clone()),
+        "save" | "load" if a.len() == 2 => Frame::error(
+            "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.",
+        ),
+        "genpass" if a.len() <= 3 => {
+            let bits = match a.get(2).map(|b| b.parse::<i64>()) {
+                None => 256,
+                Some(Ok(b)) if (1..=4096).contains(&b) => b,
+                Some(_) => return Frame::error("ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096"),
+            };
+            let chars = (bits as usize).div_ceil(4);
+            let mut hex = String::new();
+            while hex.len() < chars {
+                hex.push_str(&config::random_run_id());
+            }
+            hex.truncate(chars);
+            Frame::bulk(hex)
+        }
+        "help" if a.len() == 2 => Frame::Array(ACL_HELP.iter().map(|l| Frame::simple(*l)).collect()),
+        "setuser" | "getuser" | "deluser" | "list" | "users" | "whoami" | "save" | "load" | "genpass" | "help" => sub_args(),
+        _ => unknown_sub(&a[1], "ACL"),
     }
 }
 
@@ -347,10 +717,12 @@ fn info(c: &Core, args: &[Bytes]) -> Frame {
     if all || section == "sentinel" {
         let m = &c.machine;
         out.push_str(&format!(
-            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{}\r\nsentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:{}\r\n",
+            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{}\r\nsentinel_running_scripts:{}\r\nsentinel_scripts_queue_length:{}\r\nsentinel_simulate_failure_flags:{}\r\n",
             m.masters.len(),
             m.tilt as u8,
             if m.tilt { (now_ms().saturating_sub(m.tilt_start) / 1000) as i64 } else { -1 },
+            c.scripts.running(),
+            c.scripts.len(),
             (m.simulate.crash_after_election as u8) | ((m.simulate.crash_after_promotion as u8) << 1),
         ));
         for (i, ms) in m.masters.iter().enumerate() {
@@ -504,7 +876,11 @@ fn sentinel(c: &mut Core, _st: &mut ClientState, args: &[Bytes]) -> Frame {
             let Some(host) = config::resolve_host(&a[3], c.base_config.resolve_hostnames) else {
                 return Frame::error("ERR Invalid IP address or hostname specified");
             };
-            match c.machine.monitor(now, MasterConfig::new(&a[2], &host, port, quorum)) {
+            let mut master = MasterConfig::new(&a[2], &host, port, quorum);
+            // new masters take the defaults that SENTINEL DEBUG may have changed, as Redis's
+            master.down_after_ms = c.machine.timing.default_down_after;
+            master.failover_timeout_ms = c.machine.timing.default_failover_timeout;
+            match c.machine.monitor(now, master) {
                 Ok(()) => Frame::ok(),
                 Err(e) => admin_err(e),
             }
@@ -548,24 +924,12 @@ fn sentinel(c: &mut Core, _st: &mut ClientState, args: &[Bytes]) -> Frame {
             }
             Frame::ok()
         }
-        ("debug", 2) => map(vec![
-            ("INFO-PERIOD", bulk(INFO_PERIOD)),
-            ("PING-PERIOD", bulk(PING_PERIOD)),
-            ("ASK-PERIOD", bulk(super::machine::ASK_PERIOD)),
-            ("PUBLISH-PERIOD", bulk(super::machine::HELLO_PERIOD)),
-            ("DEFAULT-DOWN-AFTER", bulk(config::DEFAULT_DOWN_AFTER_MS)),
-            ("DEFAULT-FAILOVER-TIMEOUT", bulk(config::DEFAULT_FAILOVER_TIMEOUT_MS)),
-            ("TILT-TRIGGER", bulk(super::machine::TILT_TRIGGER)),
-            ("TILT-PERIOD", bulk(super::machine::TILT_PERIOD)),
-            ("SLAVE-RECONF-TIMEOUT", bulk(super::machine::SLAVE_RECONF_TIMEOUT)),
-            ("MIN-LINK-RECONNECT-PERIOD", bulk(super::machine::MIN_LINK_REFRESH)),
-            ("ELECTION-TIMEOUT", bulk(super::machine::ELECTION_TIMEOUT)),
-            ("SCRIPT-MAX-RUNTIME", bulk(60000)),
-            ("SCRIPT-MAX-RETRY", bulk(10)),
-            ("SCRIPT-RETRY-DELAY", bulk(30000)),
-        ]),
-        ("debug", _) => Frame::error("ERR rf-sentinel keeps its timing parameters fixed"),
-        ("pending-scripts", 2) => Frame::Array(vec![]),
+        ("debug", 2) => Frame::Map(c.machine.timing.list().into_iter().map(|(k, v)| (bulk(k), bulk(v))).collect()),
+        ("debug", _) => match c.machine.timing.set(&a[2..]) {
+            Ok(()) => Frame::ok(),
+            Err(e) => Frame::error(e.to_string()),
+        },
+        ("pending-scripts", 2) => c.scripts.pending_reply(now),
         ("help", _) => Frame::Array(
             [
                 "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -727,8 +1091,12 @@ fn sentinel_config(c: &mut Core, a: &[String]) -> Frame {
                         true
                     }
                     "loglevel" => {
-                        cfg.loglevel = Some(v.clone());
-                        true
+                        let level = v.to_ascii_lowercase();
+                        // changes what is logged at once; the rewrite below persists it
+                        super::logging::set_level(&level) && {
+                            cfg.loglevel = Some(level);
+                            true
+                        }
                     }
                     _ => return Frame::error(format!("ERR Invalid argument '{}' to SENTINEL CONFIG SET", pair[0])),
                 };

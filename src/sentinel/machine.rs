@@ -29,6 +29,8 @@ pub const TILT_PERIOD: u64 = 30_000;
 pub const ELECTION_TIMEOUT: u64 = 10_000;
 pub const SLAVE_RECONF_TIMEOUT: u64 = 10_000;
 pub const MIN_LINK_REFRESH: u64 = 1000;
+pub const SCRIPT_MAX_RUNTIME: u64 = 60_000;
+pub const SCRIPT_RETRY_DELAY: u64 = 30_000;
 /// Ours: how often an unreachable or down instance is probed, so a returning one is seen
 /// within this delay instead of Redis's 1 s ping / 10 s INFO cycle.
 pub const PROBE_PERIOD: u64 = 100;
@@ -48,6 +50,119 @@ pub const CATCH_UP_PAUSE: u64 = 5000;
 pub const CATCH_UP_WAIT: u64 = 1000;
 /// Ours: how long the leader waits for fresh INFO from every replica before selecting one.
 pub const SELECT_FRESH_INFO_WAIT: u64 = 300;
+
+/// The timing parameters of Redis's `SENTINEL DEBUG` (milliseconds), as the machine uses
+/// them. Defaults are Redis 7.0's, except `min_link_reconnect_period` (see the field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub info_period: u64,
+    pub ping_period: u64,
+    pub ask_period: u64,
+    pub publish_period: u64,
+    pub default_down_after: u64,
+    pub default_failover_timeout: u64,
+    pub tilt_trigger: u64,
+    pub tilt_period: u64,
+    pub slave_reconf_timeout: u64,
+    /// The floor of a link's reply timeout (the link is dropped and reconnected after
+    /// max(down-after / 2, this)). Redis uses 15 s as the minimum age of a link before it
+    /// may be dropped for a late PONG; ours drops hung links sooner, hence 1 s.
+    pub min_link_reconnect_period: u64,
+    pub election_timeout: u64,
+    pub script_max_runtime: u64,
+    pub script_retry_delay: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            info_period: INFO_PERIOD,
+            ping_period: PING_PERIOD,
+            ask_period: ASK_PERIOD,
+            publish_period: HELLO_PERIOD,
+            default_down_after: super::config::DEFAULT_DOWN_AFTER_MS,
+            default_failover_timeout: super::config::DEFAULT_FAILOVER_TIMEOUT_MS,
+            tilt_trigger: TILT_TRIGGER,
+            tilt_period: TILT_PERIOD,
+            slave_reconf_timeout: SLAVE_RECONF_TIMEOUT,
+            min_link_reconnect_period: MIN_LINK_REFRESH,
+            election_timeout: ELECTION_TIMEOUT,
+            script_max_runtime: SCRIPT_MAX_RUNTIME,
+            script_retry_delay: SCRIPT_RETRY_DELAY,
+        }
+    }
+}
+
+/// Why `Timing::set` refused a parameter, in Redis's words.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TimingError {
+    #[error("ERR Unknown option or number of arguments for SENTINEL DEBUG '{0}'")]
+    UnknownOption(String),
+    #[error("ERR Invalid argument '{value}' for SENTINEL DEBUG '{option}'")]
+    InvalidValue { option: String, value: String },
+}
+
+impl Timing {
+    /// `(NAME, value)` in the order `SENTINEL DEBUG` lists them.
+    pub fn list(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("INFO-PERIOD", self.info_period),
+            ("PING-PERIOD", self.ping_period),
+            ("ASK-PERIOD", self.ask_period),
+            ("PUBLISH-PERIOD", self.publish_period),
+            ("DEFAULT-DOWN-AFTER", self.default_down_after),
+            ("DEFAULT-FAILOVER-TIMEOUT", self.default_failover_timeout),
+            ("TILT-TRIGGER", self.tilt_trigger),
+            ("TILT-PERIOD", self.tilt_period),
+            ("SLAVE-RECONF-TIMEOUT", self.slave_reconf_timeout),
+            ("MIN-LINK-RECONNECT-PERIOD", self.min_link_reconnect_period),
+            ("ELECTION-TIMEOUT", self.election_timeout),
+            ("SCRIPT-MAX-RUNTIME", self.script_max_runtime),
+            ("SCRIPT-RETRY-DELAY", self.script_retry_delay),
+        ]
+    }
+
+    fn slot(&mut self, name: &str) -> Option<&mut u64> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "info-period" => &mut self.info_period,
+            "ping-period" => &mut self.ping_period,
+            "ask-period" => &mut self.ask_period,
+            "publish-period" => &mut self.publish_period,
+            "default-down-after" => &mut self.default_down_after,
+            "default-failover-timeout" => &mut self.default_failover_timeout,
+            "tilt-trigger" => &mut self.tilt_trigger,
+            "tilt-period" => &mut self.tilt_period,
+            "slave-reconf-timeout" => &mut self.slave_reconf_timeout,
+            "min-link-reconnect-period" => &mut self.min_link_reconnect_period,
+            "election-timeout" => &mut self.election_timeout,
+            "script-max-runtime" => &mut self.script_max_runtime,
+            "script-retry-delay" => &mut self.script_retry_delay,
+            _ => return None,
+        })
+    }
+
+    /// `SENTINEL DEBUG <param> <ms> [<param> <ms> ...]`: like Redis, parameters before a
+    /// bad one stay applied; every value must be a positive integer.
+    pub fn set(&mut self, args: &[String]) -> Result<(), TimingError> {
+        let mut i = 0;
+        while i < args.len() {
+            let name = &args[i];
+            let Some(value) = args.get(i + 1) else {
+                return Err(TimingError::UnknownOption(name.clone()));
+            };
+            let parsed = value.parse::<i64>().ok().filter(|v| *v > 0);
+            let Some(slot) = self.slot(name) else {
+                return Err(TimingError::UnknownOption(name.clone()));
+            };
+            match parsed {
+                Some(v) => *slot = v as u64,
+                None => return Err(TimingError::InvalidValue { option: name.clone(), value: value.clone() }),
+            }
+            i += 2;
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Addr {
@@ -391,16 +506,16 @@ impl Master {
         self.inst.addr.clone()
     }
 
-    fn looks_sane(&self, now: u64) -> bool {
+    fn looks_sane(&self, now: u64, info_period: u64) -> bool {
         self.inst.role_reported == Role::Master
             && !self.inst.s_down
             && !self.inst.o_down
             && self.inst.info_refresh != 0
-            && now.saturating_sub(self.inst.info_refresh) < INFO_PERIOD * 2
+            && now.saturating_sub(self.inst.info_refresh) < info_period * 2
     }
 
-    fn ping_period(&self) -> u64 {
-        self.cfg.down_after_ms.min(PING_PERIOD)
+    fn ping_period(&self, base: u64) -> u64 {
+        self.cfg.down_after_ms.min(base)
     }
 
     fn event_ref(&self) -> String {
@@ -431,7 +546,7 @@ pub enum AdminError {
     InProgress,
     #[error("NOGOODSLAVE No suitable replica to promote")]
     NoGoodSlave,
-    #[error("ERR Duplicated master name")]
+    #[error("ERR Duplicate master name.")]
     Duplicated,
     #[error("ERR {0}")]
     Other(String),
@@ -447,6 +562,8 @@ pub struct Sentinel {
     pub announce_ip: Option<String>,
     pub announce_port: u16,
     pub simulate: SimulateFailure,
+    /// `SENTINEL DEBUG` parameters.
+    pub timing: Timing,
     /// Candidacy stagger per rank (ms); tests set 0 to force simultaneous candidates.
     pub candidate_stagger: u64,
     pub sentinel_user: Option<String>,
@@ -474,6 +591,7 @@ impl Sentinel {
             announce_ip: cfg.announce_ip.clone(),
             announce_port: if cfg.announce_port != 0 { cfg.announce_port } else { own_port },
             simulate: SimulateFailure::default(),
+            timing: Timing::default(),
             candidate_stagger: CANDIDATE_STAGGER,
             sentinel_user: cfg.sentinel_user.clone(),
             sentinel_pass: cfg.sentinel_pass.clone(),
@@ -536,7 +654,12 @@ impl Sentinel {
                 self.outbox.push(Action::RunScript { path: script, args: vec![kind.to_string(), message.clone()] });
             }
         }
-        tracing::info!(target: "sentinel", "{kind} {message}");
+        // Redis logs these events as warnings (`#`), the others as notices
+        if warning {
+            tracing::warn!(target: "sentinel", "{kind} {message}");
+        } else {
+            tracing::info!(target: "sentinel", "{kind} {message}");
+        }
         self.outbox.push(Action::Event { kind: kind.to_string(), message, warning, master });
     }
 
@@ -652,7 +775,7 @@ impl Sentinel {
 
     fn check_tilt(&mut self, now: u64) {
         let delta = now as i64 - self.previous_time as i64;
-        if delta < 0 || delta as u64 > TILT_TRIGGER {
+        if delta < 0 || delta as u64 > self.timing.tilt_trigger {
             if !self.tilt {
                 self.tilt = true;
                 self.tilt_start = now;
@@ -667,7 +790,7 @@ impl Sentinel {
             }
         }
         self.previous_time = now;
-        if self.tilt && now.saturating_sub(self.tilt_start) > TILT_PERIOD {
+        if self.tilt && now.saturating_sub(self.tilt_start) > self.timing.tilt_period {
             self.tilt = false;
             for mi in 0..self.masters.len() {
                 self.event(mi, "-tilt", true, "#tilt mode exited".into());
@@ -681,16 +804,16 @@ impl Sentinel {
             return PROMOTION_INFO_PERIOD;
         }
         if role == Role::Replica && (m.inst.o_down || m.in_failover() || (inst.master_link_down_ms != 0 && !inst.master_link_up)) {
-            return FAST_INFO_PERIOD;
+            return FAST_INFO_PERIOD.min(self.timing.info_period);
         }
         // Ours: follow replicas being reconfigured closely, so the failover ends sooner
         if matches!(inst.reconf, Reconf::Sent(_) | Reconf::InProgress) {
             return PROBE_PERIOD;
         }
         if inst.demoted_old_master || inst.slaveof_sent != 0 {
-            return FAST_INFO_PERIOD;
+            return FAST_INFO_PERIOD.min(self.timing.info_period);
         }
-        INFO_PERIOD
+        self.timing.info_period
     }
 
     fn periodic_commands(&mut self, mi: usize, role: Role, key: &Addr, now: u64) {
@@ -699,7 +822,7 @@ impl Sentinel {
             return;
         }
         let down_after = self.masters[mi].cfg.down_after_ms;
-        let mut ping_period = self.masters[mi].ping_period();
+        let mut ping_period = self.masters[mi].ping_period(self.timing.ping_period);
         // Ours: probe unreachable instances fast, so a returning one is noticed at once.
         if inst.s_down || inst.disconnected() {
             ping_period = ping_period.min(PROBE_PERIOD);
@@ -717,8 +840,8 @@ impl Sentinel {
             && !inst.s_down
             && !inst.disconnected()
             && inst.last_avail > 0
-            && now.saturating_sub(inst.last_hello_sent) > HELLO_PERIOD;
-        let link_timeout = (down_after / 2).max(MIN_LINK_REFRESH);
+            && now.saturating_sub(inst.last_hello_sent) > self.timing.publish_period;
+        let link_timeout = (down_after / 2).max(self.timing.min_link_reconnect_period);
         if want_info {
             self.instance_mut(mi, role, key).unwrap().info_pending = true;
             self.send(mi, role, key, Request::Info, link_timeout.max(2000));
@@ -753,7 +876,7 @@ impl Sentinel {
         // A master that keeps reporting itself as a replica is down as well (Redis rule).
         let role_mismatch = role == Role::Master
             && inst.role_reported == Role::Replica
-            && now.saturating_sub(inst.role_reported_time) > down_after + 2 * INFO_PERIOD;
+            && now.saturating_sub(inst.role_reported_time) > down_after + 2 * self.timing.info_period;
         let reboot_period = self.masters[mi].cfg.master_reboot_down_after_ms;
         let rebooted = role == Role::Master && reboot_period > 0 && inst.reboot_time != 0 && now.saturating_sub(inst.reboot_time) < reboot_period;
         let down = elapsed > down_after || role_mismatch || rebooted;
@@ -801,7 +924,7 @@ impl Sentinel {
         let timeout = m.cfg.down_after_ms.max(1000);
         let mut to_ask = Vec::new();
         for s in self.masters[mi].sentinels.iter_mut() {
-            if now.saturating_sub(s.last_master_down_reply) > ASK_PERIOD * 5 {
+            if now.saturating_sub(s.last_master_down_reply) > self.timing.ask_period * 5 {
                 s.master_down = false;
                 s.leader = None;
             }
@@ -810,7 +933,7 @@ impl Sentinel {
             }
             // Ours: until the peer agrees, ask every 100 ms instead of every second, so
             // ODOWN follows the peers' SDOWN within a tick.
-            let period = if s.master_down && !in_failover { ASK_PERIOD } else { FAST_ASK_PERIOD };
+            let period = if s.master_down && !in_failover { self.timing.ask_period } else { FAST_ASK_PERIOD.min(self.timing.ask_period) };
             if !forced && now.saturating_sub(s.last_master_down_reply) < period {
                 continue;
             }
@@ -955,7 +1078,7 @@ impl Sentinel {
         let is_leader = leader.as_deref() == Some(self.myid.as_str());
         let m = &self.masters[mi];
         if !is_leader && !m.force_failover {
-            let election_timeout = ELECTION_TIMEOUT.min(m.cfg.failover_timeout_ms);
+            let election_timeout = self.timing.election_timeout.min(m.cfg.failover_timeout_ms);
             if now.saturating_sub(m.failover_start_time) > election_timeout {
                 let r = self.ref_master(mi);
                 self.event(mi, "-failover-abort-not-elected", true, r);
@@ -1039,7 +1162,7 @@ impl Sentinel {
             max_master_down += now.saturating_sub(m.inst.s_down_since);
         }
         max_master_down += m.cfg.down_after_ms * 10;
-        let info_validity = if m.inst.s_down { PING_PERIOD * 5 } else { INFO_PERIOD * 3 };
+        let info_validity = if m.inst.s_down { self.timing.ping_period * 5 } else { self.timing.info_period * 3 };
         let mut cands: Vec<&Instance> = m
             .replicas
             .values()
@@ -1047,7 +1170,7 @@ impl Sentinel {
                 !r.s_down
                     && !r.o_down
                     && !r.disconnected()
-                    && now.saturating_sub(r.last_avail) <= PING_PERIOD * 5
+                    && now.saturating_sub(r.last_avail) <= self.timing.ping_period * 5
                     && r.priority != 0
                     && r.info_refresh != 0
                     && now.saturating_sub(r.info_refresh) <= info_validity
@@ -1143,7 +1266,7 @@ impl Sentinel {
                 continue;
             }
             if let Reconf::Sent(t) = r.reconf {
-                if now.saturating_sub(t) > SLAVE_RECONF_TIMEOUT {
+                if now.saturating_sub(t) > self.timing.slave_reconf_timeout {
                     let rr = self.ref_of(mi, Role::Replica, &k);
                     self.event(mi, "-slave-reconf-sent-timeout", true, rr);
                     self.masters[mi].replicas.get_mut(&k).unwrap().reconf = Reconf::Done;
@@ -1464,11 +1587,11 @@ impl Sentinel {
                 return;
             }
             // a replica (e.g. the returning old master) claims to be master: convert it
-            let wait = if r.demoted_old_master { 0 } else { HELLO_PERIOD * 4 };
+            let wait = if r.demoted_old_master { 0 } else { self.timing.publish_period * 4 };
             let no_down_for = r.s_down_ended == 0 || now.saturating_sub(r.s_down_ended) > wait;
             if !r.promoted
                 && !m.in_failover()
-                && m.looks_sane(now)
+                && m.looks_sane(now, self.timing.info_period)
                 && !r.s_down
                 && (r.demoted_old_master || no_down_for)
                 && now.saturating_sub(r.role_reported_time) >= wait
@@ -1492,7 +1615,7 @@ impl Sentinel {
         let r = &m.replicas[key];
         if !points_to_master && !m.in_failover() {
             let wait = m.cfg.failover_timeout_ms;
-            if m.looks_sane(now)
+            if m.looks_sane(now, self.timing.info_period)
                 && !r.s_down
                 && (r.s_down_ended == 0 || now.saturating_sub(r.s_down_ended) > wait)
                 && now.saturating_sub(r.slave_conf_change_time) > wait
@@ -1711,7 +1834,7 @@ impl Sentinel {
         let mi = self.master_idx(name).ok_or("ERR No such master with that name")?;
         let m = &self.masters[mi];
         let voters = m.sentinels.len() + 1;
-        let usable = 1 + m.sentinels.iter().filter(|s| !s.s_down && !s.o_down && now.saturating_sub(s.last_avail) < 5 * PING_PERIOD).count();
+        let usable = 1 + m.sentinels.iter().filter(|s| !s.s_down && !s.o_down && now.saturating_sub(s.last_avail) < 5 * self.timing.ping_period).count();
         let mut problems = Vec::new();
         if usable < m.cfg.quorum as usize {
             problems.push(format!("{} usable Sentinels. Not enough available Sentinels to reach the specified quorum for this master", usable));
@@ -1865,5 +1988,80 @@ mod tests {
         assert!(!glob_match(b"x*", b"mymaster"));
         assert!(glob_match(b"m?master", b"mymaster"));
         assert!(glob_match(b"[lm]ymaster", b"mymaster"));
+    }
+
+    fn one_master(timing: Timing, now: u64) -> Sentinel {
+        let cfg = super::super::config::parse(&format!("sentinel myid {}\nsentinel monitor m 127.0.0.1 6379 2\n", "a".repeat(40))).unwrap();
+        let mut s = Sentinel::new(&cfg, 26379, 7, now);
+        s.timing = timing;
+        s
+    }
+
+    fn info_requests(actions: &[Action]) -> Vec<u64> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(o) if o.request == Request::Info => Some(o.token),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn debug_info_period_sets_how_often_info_is_asked() {
+        for (info_period, expect_second_info) in [(INFO_PERIOD, false), (500, true)] {
+            let t0 = 1_000_000;
+            let mut s = one_master(Timing { info_period, ..Timing::default() }, t0);
+            s.tick(t0);
+            let first = info_requests(&s.take_actions());
+            assert_eq!(first.len(), 1);
+            s.on_reply(t0, first[0], Ok(Frame::bulk("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n")));
+            s.take_actions();
+            // ticks below the tilt trigger, 600 ms after the reply
+            s.tick(t0 + 300);
+            s.tick(t0 + 600);
+            let again = info_requests(&s.take_actions());
+            assert_eq!(!again.is_empty(), expect_second_info, "info-period {info_period}");
+        }
+    }
+
+    #[test]
+    fn debug_tilt_trigger_and_period_drive_tilt_mode() {
+        let t0 = 1_000_000;
+        let mut s = one_master(Timing::default(), t0);
+        s.tick(t0);
+        s.tick(t0 + 5000);
+        assert!(s.tilt, "a 5 s jump exceeds the default 2 s trigger");
+        let mut s = one_master(Timing { tilt_trigger: 10_000, ..Timing::default() }, t0);
+        s.tick(t0);
+        s.tick(t0 + 5000);
+        assert!(!s.tilt, "a 10 s trigger tolerates it");
+        let mut s = one_master(Timing { tilt_period: 1000, ..Timing::default() }, t0);
+        s.tick(t0);
+        s.tick(t0 + 5000);
+        assert!(s.tilt);
+        let mut t = t0 + 5000;
+        for _ in 0..12 {
+            t += 100;
+            s.tick(t);
+        }
+        assert!(!s.tilt, "left after the 1 s tilt period");
+        let events: Vec<String> = s.take_actions().into_iter().filter_map(|a| if let Action::Event { kind, .. } = a { Some(kind) } else { None }).collect();
+        assert!(events.contains(&"-tilt".to_string()), "{events:?}");
+    }
+
+    #[test]
+    fn debug_parameters_are_validated_as_redis() {
+        let mut t = Timing::default();
+        assert_eq!(t.list().len(), 13);
+        t.set(&["info-period".into(), "5000".into(), "PING-PERIOD".into(), "900".into()]).unwrap();
+        assert_eq!((t.info_period, t.ping_period), (5000, 900));
+        assert_eq!(
+            t.set(&["info-period".into(), "-1".into()]).unwrap_err().to_string(),
+            "ERR Invalid argument '-1' for SENTINEL DEBUG 'info-period'"
+        );
+        assert_eq!(t.set(&["foo".into(), "1".into()]).unwrap_err().to_string(), "ERR Unknown option or number of arguments for SENTINEL DEBUG 'foo'");
+        assert_eq!(t.set(&["info-period".into()]).unwrap_err().to_string(), "ERR Unknown option or number of arguments for SENTINEL DEBUG 'info-period'");
+        assert_eq!(t.info_period, 5000, "a failed call keeps what was set");
     }
 }

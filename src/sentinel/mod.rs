@@ -7,3 +7,6 @@ pub mod links;
 pub mod commands;
 pub mod shell;
 pub mod cli;
+pub mod scripts;
+pub mod acl;
+pub mod logging;

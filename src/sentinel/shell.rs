@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::commands;
 use super::config::{self, SentinelConfig};
 use super::links::{self, LinkEvent};
+use super::scripts::{ScriptQueue, StartJob};
 use super::machine::{glob_match, Action, Addr, Outgoing, Role, Sentinel};
 use crate::resp::{Frame, ProtocolVersion, RequestParser};
 
@@ -42,6 +43,23 @@ pub struct Subscriber {
     pub tx: mpsc::UnboundedSender<PushMsg>,
 }
 
+/// What `CLIENT LIST` shows of a connection, and the handle `CLIENT KILL` closes it with.
+pub struct ClientEntry {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub name: String,
+    pub user: String,
+    pub created: std::time::Instant,
+    pub last_interaction: std::time::Instant,
+    pub sub: usize,
+    pub psub: usize,
+    pub resp: u8,
+    pub last_cmd: String,
+    pub kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 struct LinkHandles {
     cmd: mpsc::UnboundedSender<Outgoing>,
     cmd_task: tokio::task::JoinHandle<()>,
@@ -57,10 +75,15 @@ pub struct Core {
     pub started: std::time::Instant,
     pub run_id: String,
     pub subscribers: HashMap<u64, Subscriber>,
+    /// Every connected client, by id (CLIENT LIST / KILL / INFO).
+    pub clients: std::collections::BTreeMap<u64, ClientEntry>,
     pub clients_connected: u64,
     pub total_connections: u64,
     pub total_commands: u64,
-    pub running_scripts: u64,
+    /// Notification / client-reconfig scripts, queued and retried as Redis does.
+    pub scripts: ScriptQueue,
+    script_kills: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
+    myself: std::sync::Weak<Mutex<Core>>,
     pub shutdown: Option<tokio::sync::watch::Sender<bool>>,
     links: HashMap<Addr, LinkHandles>,
     rewrite_tx: std::sync::mpsc::Sender<String>,
@@ -144,18 +167,76 @@ impl Core {
     }
 
     fn run_script(&mut self, path: String, args: Vec<String>) {
-        self.running_scripts += 1;
+        if let Some(dropped) = self.scripts.schedule(path, args) {
+            tracing::warn!("script queue full: dropped {}", dropped.argv.join(" "));
+        }
+        self.service_scripts(now_ms());
+    }
+
+    /// Starts the scripts that are due and kills those past `script-max-runtime`
+    /// (Redis's sentinelRunPendingScripts / sentinelKillTimedoutScripts).
+    pub fn service_scripts(&mut self, now: u64) {
+        for kill in self.scripts.timed_out(now, self.machine.timing.script_max_runtime) {
+            tracing::warn!("-script-timeout {}", kill.message);
+            self.publish("-script-timeout", &kill.message);
+            if let Some(tx) = self.script_kills.remove(&kill.id) {
+                let _ = tx.send(());
+            }
+        }
+        for job in self.scripts.due(now) {
+            self.spawn_script(job, now);
+        }
+    }
+
+    fn spawn_script(&mut self, job: StartJob, now: u64) {
+        let spawned = tokio::process::Command::new(&job.argv[0])
+            .args(&job.argv[1..])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                // Redis's child exits with 2 when execve fails: not retried
+                tracing::debug!("can't run {}: {e}", job.argv[0]);
+                self.script_ended(job.id, 2, 0, now);
+                return;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        tracing::debug!("+script-child {pid}");
+        self.scripts.started(job.id, pid);
+        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+        self.script_kills.insert(job.id, kill_tx);
+        let core = self.myself.clone();
         tokio::spawn(async move {
-            let child = tokio::process::Command::new(&path).args(&args).kill_on_drop(true).spawn();
-            match child {
-                Ok(mut c) => {
-                    if tokio::time::timeout(Duration::from_secs(60), c.wait()).await.is_err() {
-                        tracing::warn!("-script-timeout {path}");
-                    }
+            use std::os::unix::process::ExitStatusExt;
+            let status = tokio::select! {
+                st = child.wait() => st,
+                _ = kill_rx => {
+                    let _ = child.start_kill();
+                    child.wait().await
                 }
-                Err(e) => tracing::warn!("-script-error {path} {e}"),
+            };
+            let (code, signal) = match status {
+                Ok(st) => (st.code().unwrap_or(0), st.signal().unwrap_or(0)),
+                Err(_) => (0, 9),
+            };
+            tracing::debug!("-script-child {pid} {code} {signal}");
+            if let Some(core) = core.upgrade() {
+                core.lock().script_ended(job.id, code, signal, now_ms());
             }
         });
+    }
+
+    fn script_ended(&mut self, id: u64, code: i32, signal: i32, now: u64) {
+        self.script_kills.remove(&id);
+        if let Some(msg) = self.scripts.finished(id, code, signal, now, self.machine.timing.script_retry_delay) {
+            tracing::warn!("-script-error {msg}");
+            self.publish("-script-error", &msg);
+        }
+        // a slot is free: start what waits
+        self.service_scripts(now);
     }
 }
 
@@ -188,15 +269,19 @@ pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellE
         started: std::time::Instant::now(),
         run_id: config::random_run_id(),
         subscribers: HashMap::new(),
+        clients: std::collections::BTreeMap::new(),
         clients_connected: 0,
         total_connections: 0,
         total_commands: 0,
-        running_scripts: 0,
+        scripts: ScriptQueue::new(),
+        script_kills: HashMap::new(),
+        myself: std::sync::Weak::new(),
         shutdown: Some(stop_tx),
         links: HashMap::new(),
         rewrite_tx,
         sink: None,
     }));
+    core.lock().myself = Arc::downgrade(&core);
     let weak = Arc::downgrade(&core);
     let sink: links::EventSink = Arc::new(move |ev: LinkEvent| {
         let Some(core) = weak.upgrade() else { return };
@@ -258,8 +343,10 @@ pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellE
         loop {
             iv.tick().await;
             let mut c = timer_core.lock();
-            c.machine.tick(now_ms());
+            let now = now_ms();
+            c.machine.tick(now);
             c.pump();
+            c.service_scripts(now);
         }
     });
     // SHUTDOWN, SIGTERM or SIGINT: save the config and leave, as Redis does
@@ -278,18 +365,46 @@ pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellE
 }
 
 async fn serve_client(core: Shared, mut sock: TcpStream, id: u64, peer: String) {
+    use std::os::fd::AsRawFd;
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushMsg>();
-    {
+    let (kill_tx, mut kill_rx) = tokio::sync::oneshot::channel::<()>();
+    let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    // Redis logs connections at `verbose`
+    tracing::debug!("Accepted {peer}");
+    let authenticated = {
         let mut c = core.lock();
         c.clients_connected += 1;
         c.total_connections += 1;
-    }
+        let now = std::time::Instant::now();
+        c.clients.insert(
+            id,
+            ClientEntry {
+                id,
+                addr: peer.clone(),
+                laddr: laddr.clone(),
+                fd: sock.as_raw_fd(),
+                name: String::new(),
+                user: "default".into(),
+                created: now,
+                last_interaction: now,
+                sub: 0,
+                psub: 0,
+                resp: 2,
+                last_cmd: "NULL".into(),
+                kill: Some(kill_tx),
+            },
+        );
+        // like Redis: a default user without password is logged in from the start
+        c.base_config.acl.get("default").is_some_and(|u| u.enabled && u.nopass)
+    };
     let mut state = commands::ClientState::new(id, peer, push_tx);
+    state.authenticated = authenticated;
     let mut parser = RequestParser::new();
     let mut rbuf = BytesMut::with_capacity(4096);
     let mut out = BytesMut::new();
     'conn: loop {
         tokio::select! {
+            _ = &mut kill_rx => break,
             n = sock.read_buf(&mut rbuf) => {
                 match n {
                     Ok(0) | Err(_) => break,
@@ -340,6 +455,8 @@ async fn serve_client(core: Shared, mut sock: TcpStream, id: u64, peer: String) 
     let mut c = core.lock();
     c.clients_connected = c.clients_connected.saturating_sub(1);
     c.subscribers.remove(&id);
+    c.clients.remove(&id);
+    tracing::debug!("Client closed connection id={id}");
 }
 
 pub fn request_shutdown(core: &mut Core) {

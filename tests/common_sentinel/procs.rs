@@ -1,6 +1,6 @@
-//! Real processes on 127.0.0.1 for sentinel integration tests: data servers (Debian
-//! `redis-server` unless `RF_TEST_SERVER_BIN` says otherwise), rf-sentinels and Debian
-//! `redis-sentinel`s. Every process is killed when its guard drops.
+//! Real processes on 127.0.0.1 for sentinel integration tests: data servers (our
+//! `rf-server` unless `RF_TEST_SERVER_BIN` names another, e.g. /usr/bin/redis-server),
+//! rf-sentinels and Debian `redis-sentinel`s. Every process is killed when its guard drops.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -44,6 +44,21 @@ impl Proc {
         }
         let p = self.pid_file.as_ref()?;
         std::fs::read_to_string(p).ok()?.trim().parse().ok()
+    }
+
+    /// Guards a process started by the caller (e.g. with its own working directory).
+    pub fn from_child(child: Child, port: u16) -> Proc {
+        Proc { name: format!("proc:{port}"), port, child: Some(child), pid_file: None }
+    }
+
+    /// Starts `bin conf` and waits until the port accepts connections (not PING: the
+    /// process may require a password).
+    pub fn spawn_for_test(bin: &str, conf: &Path, port: u16) -> Proc {
+        let child = Command::new(bin).arg(conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start process");
+        let p = Proc::from_child(child, port);
+        let up = wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert!(up, "port {port} never accepted a connection");
+        p
     }
 
     pub fn kill(&mut self) {
@@ -231,14 +246,24 @@ impl Writer {
             let mut i = 0u64;
             let mut last_ok = Instant::now();
             let mut con: Option<(u16, redis::Connection)> = None;
+            // Like a sentinel-aware client: ask the sentinels for the master when there is
+            // no connection, after an error or an unacknowledged write, and every 250 ms;
+            // not before every write (a new sentinel connection per write capped the
+            // writer at a few thousand writes/s whatever the server).
+            let mut last_lookup: Option<Instant> = None;
             while !s2.load(std::sync::atomic::Ordering::SeqCst) {
-                let master = sentinel_ports.iter().find_map(|p| master_addr(*p));
-                let Some(mport) = master else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                if con.as_ref().map(|c| c.0) != Some(mport) {
-                    con = conn(mport).ok().map(|c| (mport, c));
+                let stale = last_lookup.is_none_or(|t| t.elapsed() > Duration::from_millis(250));
+                if con.is_none() || stale {
+                    last_lookup = Some(Instant::now());
+                    let master = sentinel_ports.iter().find_map(|p| master_addr(*p));
+                    let Some(mport) = master else {
+                        con = None;
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    if con.as_ref().map(|c| c.0) != Some(mport) {
+                        con = conn(mport).ok().map(|c| (mport, c));
+                    }
                 }
                 let Some((_, c)) = con.as_mut() else {
                     std::thread::sleep(Duration::from_millis(5));
@@ -259,8 +284,9 @@ impl Writer {
                         last_ok = now;
                         r.acked.push(key);
                     }
-                    Ok(_) => {}
+                    Ok(_) => last_lookup = None,
                     Err(e) => {
+                        last_lookup = None;
                         if std::env::var_os("RF_TEST_DEBUG").is_some() {
                             eprintln!("writer error: {e}");
                         }

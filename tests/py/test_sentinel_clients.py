@@ -139,3 +139,41 @@ def test_master_for_follows_a_failover(group):
     assert master.get("after") == b"failover"
     values = master.mget([f"k{i}" for i in acked])
     assert [int(v) for v in values] == acked, "acknowledged writes lost"
+
+
+def test_acl_user_on_the_sentinel_with_redis_py():
+    """A sentinel whose default user is locked (requirepass) and whose clients log in as an
+    ACL user: redis-py's Sentinel(sentinel_kwargs={username, password})."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        mport, sport = free_port(), free_port()
+        procs = []
+        try:
+            procs.append(subprocess.Popen([SERVER_BIN, "--port", str(mport), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            conf = tmp / "sentinel.conf"
+            conf.write_text(
+                f"port {sport}\nbind 127.0.0.1\ndir \"{tmp}\"\nrequirepass locked-default\n"
+                "user app on >apppass +@all\n"
+                f"sentinel monitor mymaster 127.0.0.1 {mport} 1\n"
+            )
+            procs.append(subprocess.Popen([SENTINEL_BIN, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_for(lambda: redis.Redis(port=mport, socket_timeout=0.5).ping(), 10, "server")
+            app = redis.Redis(port=sport, username="app", password="apppass", socket_timeout=0.5)
+            assert wait_for(lambda: app.acl_whoami(), 10, "sentinel login as app") == "app"
+            s = Sentinel([("127.0.0.1", sport)], socket_timeout=0.5,
+                         sentinel_kwargs={"username": "app", "password": "apppass"})
+            assert s.discover_master("mymaster") == ("127.0.0.1", mport)
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                redis.Redis(port=sport, username="app", password="wrong", socket_timeout=0.5).ping()
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                redis.Redis(port=sport, socket_timeout=0.5).ping()
+            # RESP3 clients authenticate through HELLO 3 AUTH
+            r3 = redis.Redis(port=sport, username="app", password="apppass", protocol=3, socket_timeout=0.5)
+            assert r3.ping()
+            # redis-py decodes WHOAMI only over RESP2 (Debian's sentinel gives the same bytes)
+            assert r3.acl_whoami() == b"app"
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait(timeout=10)
