@@ -182,10 +182,6 @@ async fn member_change_resets_sentinels_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "OPEN BUG: with rf-server + rf-sentinel (not with Debian's) the tracker sometimes names a \
-            different master than the labels first showed after SENTINEL FAILOVER (a second \
-            failover?), so the scale-down keeps 3 ordinals; passes with RF_TEST_SERVER_BIN / \
-            RF_TEST_SENTINEL_BIN set to Debian's binaries. Run with --ignored."]
 async fn scale_down_moves_the_master_before_removing_its_pod() {
     let bed = Bed::start().await;
     add_password_secret(&bed.client).await;

@@ -160,20 +160,71 @@ pub async fn move_master_off(ctx: &Context, key: &ClusterKey, cr: &RedisFailover
         .collect();
     doomed.sort_unstable();
     doomed.dedup();
+    let mut doomed_pods = Vec::with_capacity(doomed.len());
     for o in doomed {
         let pod = names::pod(&key.name, Component::Server, o);
         let Some(ep) = resolver.server_endpoint(key, &pod) else { continue };
         let r = async {
             let mut c = connect(&ep, password.as_deref(), ctx.io_timeout).await.ok()?;
-            redis::cmd("CONFIG").arg("SET").arg("replica-priority").arg(0).query_async::<String>(&mut c).await.ok()
+            redis::cmd("CONFIG").arg("SET").arg("replica-priority").arg(0).query_async::<String>(&mut c).await.ok()?;
+            let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.ok()?;
+            Some(parse_replica_priority(&info))
         };
-        if tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten().is_none() {
-            return Ok(format!("scale-down waits: could not set replica-priority 0 on {pod}"));
+        match tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten() {
+            None => return Ok(format!("scale-down waits: could not set replica-priority 0 on {pod}")),
+            // The server must REPORT the new priority before anyone may fail over: the
+            // sentinels choose from INFO, and a server may apply CONFIG SET to what INFO
+            // shows a little later (rf-server did, up to one cron tick).
+            Some(Some(0)) | Some(None) => {}
+            Some(Some(p)) => {
+                return Ok(format!("scale-down waits: {pod} still reports replica priority {p} after CONFIG SET replica-priority 0"))
+            }
+        }
+        doomed_pods.push(pod);
+    }
+    // Every sentinel must have read that priority too (Redis Sentinel refreshes a
+    // replica's INFO only every 10 s and chooses from what it last read), or the forced
+    // failover may promote a pod that is about to be removed.
+    for s in resolver.sentinel_endpoints(key, cr.spec.sentinel.replicas) {
+        let Some(known) = sentinel_replica_priorities(&s, ctx.io_timeout).await else { continue };
+        for (ep, priority) in known {
+            let Some(pod) = resolver.pod_for(key, &ep) else { continue };
+            if priority != 0 && doomed_pods.contains(&pod) {
+                return Ok(format!("scale-down waits: sentinel {s} still sees replica priority {priority} for {pod}"));
+            }
         }
     }
     let master_pod = names::pod(&key.name, Component::Server, master_ordinal);
     let msg = request_failover(ctx, resolver.as_ref(), key, cr.spec.sentinel.replicas, &master_pod).await?;
     Ok(format!("scale-down: {msg} (master {master_pod} is beyond spec.redis.replicas)"))
+}
+
+/// `slave_priority` (or `replica_priority`) of an `INFO replication` reply; None when
+/// absent (a master does not report it).
+pub fn parse_replica_priority(info: &str) -> Option<i64> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("slave_priority:").or_else(|| l.trim().strip_prefix("replica_priority:")))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The replicas a sentinel knows (`SENTINEL REPLICAS`) with the priority it last read.
+pub fn parse_sentinel_replicas(entries: &[Vec<String>]) -> Vec<(Endpoint, i64)> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let field = |k: &str| e.chunks(2).find(|c| c.first().map(String::as_str) == Some(k)).and_then(|c| c.get(1).cloned());
+            Some((Endpoint::new(field("ip")?, field("port")?.parse().ok()?), field("slave-priority")?.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn sentinel_replica_priorities(s: &Endpoint, timeout: Duration) -> Option<Vec<(Endpoint, i64)>> {
+    let r = async {
+        let mut c = connect(s, None, timeout).await.ok()?;
+        let v: Vec<Vec<String>> = redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER_NAME).query_async(&mut c).await.ok()?;
+        Some(parse_sentinel_replicas(&v))
+    };
+    tokio::time::timeout(timeout * 2, r).await.ok().flatten()
 }
 
 async fn delete_pod(ctx: &Context, key: &ClusterKey, p: &Pod) -> Result<(), Error> {
@@ -254,6 +305,26 @@ mod tests {
         let v: Vec<String> = ["name", "mymaster", "num-slaves", "2", "num-other-sentinels", "1"].map(String::from).to_vec();
         assert_eq!(parse_sentinel_master(&v), Some(SentinelKnowledge { num_slaves: 2, num_other_sentinels: 1 }));
         assert_eq!(parse_sentinel_master(&v[..2]), None);
+    }
+
+    #[test]
+    fn replica_priority_parsing() {
+        assert_eq!(parse_replica_priority("role:slave\r\nslave_priority:0\r\n"), Some(0));
+        assert_eq!(parse_replica_priority("replica_priority:100\n"), Some(100));
+        assert_eq!(parse_replica_priority("role:master\r\n"), None);
+    }
+
+    #[test]
+    fn sentinel_replicas_parsing() {
+        let entry = |ip: &str, port: &str, prio: &str| -> Vec<String> {
+            ["name", "x", "ip", ip, "port", port, "flags", "slave", "slave-priority", prio].map(String::from).to_vec()
+        };
+        let v = vec![entry("10.0.0.1", "6379", "0"), entry("10.0.0.2", "6380", "100"), vec!["ip".into(), "10.0.0.3".into()]];
+        assert_eq!(
+            parse_sentinel_replicas(&v),
+            vec![(Endpoint::new("10.0.0.1", 6379), 0), (Endpoint::new("10.0.0.2", 6380), 100)],
+            "an entry without port or priority is skipped"
+        );
     }
 
     #[test]
