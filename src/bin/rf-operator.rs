@@ -1,11 +1,12 @@
-//! rf-operator: `crd` prints the CustomResourceDefinition; `run` runs the controller.
+//! rf-operator: `crd` prints the CustomResourceDefinition; `run` runs the controller;
+//! `exporter` is the Prometheus sidecar of the server pods (same image).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use redis_failover::operator::{crd, run};
+use redis_failover::operator::{crd, exporter, run};
 
 #[derive(Parser)]
 #[command(name = "rf-operator", version, about = "Kubernetes operator for RedisFailoverCluster")]
@@ -38,6 +39,31 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         check_interval_secs: u64,
     },
+    /// Serve Prometheus metrics read from one server's INFO (redis_exporter names).
+    /// The password comes from --password-file, else $REDIS_PASSWORD.
+    Exporter {
+        /// The server to read, host:port.
+        #[arg(long, default_value = "127.0.0.1:6379")]
+        redis_addr: String,
+        /// Address of /metrics and /healthz: [host]:port, e.g. ":9121".
+        #[arg(long, default_value = ":9121")]
+        listen: String,
+        /// File holding the server password (a mounted Secret key).
+        #[arg(long)]
+        password_file: Option<String>,
+        /// Milliseconds allowed to connect and for each reply.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn")),
+        )
+        .init();
 }
 
 #[tokio::main]
@@ -49,12 +75,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { namespace, metrics_addr, leader_election, lease_name, lease_namespace, check_interval_secs } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn")),
-                )
-                .init();
+            init_logging();
             run::run(run::RunConfig {
                 namespace,
                 metrics_addr,
@@ -67,6 +88,17 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
             .context("rf-operator run")
+        }
+        Command::Exporter { redis_addr, listen, password_file, timeout_ms } => {
+            init_logging();
+            let cfg = exporter::ExporterConfig {
+                redis: exporter::parse_redis_addr(&redis_addr)?,
+                password: exporter::read_password(password_file.as_deref(), std::env::var("REDIS_PASSWORD").ok())?,
+                timeout: Duration::from_millis(timeout_ms.max(1)),
+            };
+            let addr = exporter::parse_listen(&listen)?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            exporter::serve(listener, cfg).await.context("rf-operator exporter")
         }
     }
 }

@@ -2,6 +2,7 @@
 //! No I/O here; the reconciler applies what these return.
 
 pub mod config;
+pub mod immutable;
 
 use std::collections::BTreeMap;
 
@@ -204,11 +205,20 @@ fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
         ],
     })];
     if spec.metrics.enabled && c == Component::Server {
+        // Our own exporter (`rf-operator exporter`, from the operator image) reads the
+        // server's INFO over loopback; the password comes from the same Secret.
+        let m = &spec.metrics;
         containers.push(json!({
             "name": "metrics",
-            "image": "oliver006/redis_exporter:v1.62.0",
+            "image": m.image,
+            "imagePullPolicy": m.image_pull_policy.as_str(),
+            "args": ["exporter", "--redis-addr", format!("127.0.0.1:{SERVER_PORT}"), "--listen", format!(":{}", names::EXPORTER_PORT)],
             "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": i.password.name, "key": i.password.key}}}],
-            "ports": [{"name": "metrics", "containerPort": 9121}],
+            "ports": [{"name": "metrics", "containerPort": names::EXPORTER_PORT}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
+            "resources": m.resources.clone().unwrap_or_else(|| serde_json::from_value(json!({
+                "requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}
+            })).unwrap_or_default()),
             "securityContext": container_sc,
         }));
     }
@@ -345,7 +355,7 @@ pub fn generated_secret(i: &Inputs, password: &str) -> Result<Secret, BuildError
 pub fn network_policy(i: &Inputs) -> Result<NetworkPolicy, BuildError> {
     let mut ports = vec![json!({"port": SERVER_PORT, "protocol": "TCP"}), json!({"port": SENTINEL_PORT, "protocol": "TCP"})];
     if i.cluster.spec.metrics.enabled {
-        ports.push(json!({"port": 9121, "protocol": "TCP"}));
+        ports.push(json!({"port": names::EXPORTER_PORT, "protocol": "TCP"}));
     }
     typed("NetworkPolicy", json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",

@@ -204,7 +204,30 @@ fn pdbs_secret_and_network_policy() {
     let np = v(&network_policy(&i).unwrap());
     assert_eq!(np["spec"]["ingress"][0]["ports"].as_array().unwrap().len(), 3);
     let sts = v(&server_statefulset(&i).unwrap());
-    assert_eq!(sts["spec"]["template"]["spec"]["containers"][1]["name"], "metrics");
+    let exporter = &sts["spec"]["template"]["spec"]["containers"][1];
+    assert_eq!(exporter["name"], "metrics");
+}
+
+#[test]
+fn metrics_sidecar_is_our_exporter() {
+    let c = cluster(r#"{"metrics":{"enabled":true}}"#);
+    let sts = v(&server_statefulset(&inputs(&c)).unwrap());
+    let m = &sts["spec"]["template"]["spec"]["containers"][1];
+    assert_eq!(m["image"], "redis-failover/rf-operator:0.1.0");
+    assert!(!m.to_string().contains("oliver006"), "{m}");
+    assert_eq!(m["args"], json!(["exporter", "--redis-addr", "127.0.0.1:6379", "--listen", ":9121"]));
+    assert_eq!(m["env"][0]["name"], "REDIS_PASSWORD");
+    assert_eq!(m["env"][0]["valueFrom"]["secretKeyRef"]["name"], "rf-auth");
+    assert_eq!(m["ports"][0]["containerPort"], 9121);
+    assert_eq!(m["securityContext"]["readOnlyRootFilesystem"], true);
+    // A custom image and pull policy are honoured.
+    let c = cluster(r#"{"metrics":{"enabled":true,"image":"my.reg/rf-operator:1.2","imagePullPolicy":"Always"}}"#);
+    let sts = v(&server_statefulset(&inputs(&c)).unwrap());
+    assert_eq!(sts["spec"]["template"]["spec"]["containers"][1]["image"], "my.reg/rf-operator:1.2");
+    assert_eq!(sts["spec"]["template"]["spec"]["containers"][1]["imagePullPolicy"], "Always");
+    // Off: one container only.
+    let sts = v(&server_statefulset(&inputs(&cluster("{}"))).unwrap());
+    assert_eq!(sts["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
 }
 
 #[test]
