@@ -374,5 +374,31 @@ pub fn network_policy(i: &Inputs) -> Result<NetworkPolicy, BuildError> {
     }))
 }
 
+/// Every object the operator applies for a cluster with the master on ordinal 0, as
+/// JSON, in apply order (what `rf-operator render` prints for offline validation). The
+/// generated Secret is included only when no `auth.secretRef` is given, with a
+/// placeholder password.
+pub fn desired_objects(i: &Inputs) -> Result<Vec<Value>, BuildError> {
+    let ser = |kind: &'static str, v: Result<Value, serde_json::Error>| v.map_err(|source| BuildError::Serde { kind, source });
+    let mut out = vec![];
+    if i.cluster.spec.auth.as_ref().and_then(|a| a.secret_ref.as_ref()).is_none() {
+        out.push(ser("Secret", serde_json::to_value(generated_secret(i, "generated-at-runtime")?))?);
+    }
+    out.push(ser("ConfigMap", serde_json::to_value(server_config_map(i)?))?);
+    out.push(ser("ConfigMap", serde_json::to_value(sentinel_config_map(i)?))?);
+    for svc in services(i)? {
+        out.push(ser("Service", serde_json::to_value(svc))?);
+    }
+    for pdb in pdbs(i)? {
+        out.push(ser("PodDisruptionBudget", serde_json::to_value(pdb))?);
+    }
+    if i.cluster.spec.network_policy.enabled {
+        out.push(ser("NetworkPolicy", serde_json::to_value(network_policy(i)?))?);
+    }
+    out.push(ser("StatefulSet", serde_json::to_value(server_statefulset(i)?))?);
+    out.push(ser("StatefulSet", serde_json::to_value(sentinel_statefulset(i)?))?);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;

@@ -242,3 +242,25 @@ fn scale_down_keeps_the_master_pod_until_it_moved() {
     let i = Inputs::new(&c, MasterRef { ordinal: 0 }).unwrap();
     assert_eq!(v(&server_statefulset(&i).unwrap())["spec"]["replicas"], 2);
 }
+
+#[test]
+fn desired_objects_cover_every_kind_and_only_our_images() {
+    let c = cluster(r#"{"metrics":{"enabled":true},"networkPolicy":{"enabled":true}}"#);
+    let objs = desired_objects(&inputs(&c)).unwrap();
+    let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    for k in ["Secret", "ConfigMap", "Service", "PodDisruptionBudget", "NetworkPolicy", "StatefulSet"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let images: Vec<String> = objs
+        .iter()
+        .filter(|o| o["kind"] == "StatefulSet")
+        .flat_map(|o| o["spec"]["template"]["spec"]["containers"].as_array().unwrap().clone())
+        .map(|c| c["image"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(images.len(), 3, "server, exporter, sentinel: {images:?}");
+    assert!(images.iter().all(|i| i.starts_with("redis-failover/")), "{images:?}");
+    // A user Secret is referenced, not generated.
+    let c = cluster(r#"{"auth":{"secretRef":{"name":"mine"}}}"#);
+    let objs = desired_objects(&inputs(&c)).unwrap();
+    assert!(!objs.iter().any(|o| o["kind"] == "Secret"));
+}
