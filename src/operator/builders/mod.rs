@@ -111,18 +111,21 @@ pub fn sentinel_config_map(i: &Inputs) -> Result<ConfigMap, BuildError> {
     }))
 }
 
-/// Hash of everything whose change needs a pod restart (image, user config, persistence,
-/// resources). The master position is deliberately NOT part of it: a failover must not
-/// trigger a rolling upgrade.
+/// Hash of everything whose change needs a pod restart: the rendered pod template
+/// (image, resources, sidecars, scheduling, security, pod labels/annotations, ...) plus
+/// what reaches the pods only through their ConfigMap (user config, persistence mode,
+/// sentinel settings). The StatefulSets are OnDelete, so a change the hash missed would
+/// never reach running pods. The master position is deliberately NOT part of it: a
+/// failover must not trigger a rolling upgrade.
 pub fn restart_hash(i: &Inputs, c: Component) -> String {
     let spec = &i.cluster.spec;
-    let relevant = match c {
-        Component::Server => json!([spec.redis.image, spec.redis.config, spec.persistence.mode, spec.redis.resources]),
+    let through_config = match c {
+        Component::Server => json!([spec.redis.config, spec.persistence.mode]),
         Component::Sentinel => json!([
-            spec.sentinel.image, spec.sentinel.resources, spec.sentinel.quorum,
-            spec.sentinel.down_after_milliseconds, spec.sentinel.failover_timeout, spec.sentinel.parallel_syncs
+            spec.sentinel.quorum, spec.sentinel.down_after_milliseconds, spec.sentinel.failover_timeout, spec.sentinel.parallel_syncs
         ]),
     };
+    let relevant = json!([through_config, pod_template(i, c)]);
     hex::encode(&Sha1::digest(relevant.to_string().as_bytes())[..8])
 }
 
@@ -149,12 +152,13 @@ fn security_contexts(i: &Inputs) -> (Value, Value) {
     (pod, container)
 }
 
-fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
+/// The pod template (without the restart-hash annotation).
+fn pod_template(i: &Inputs, c: Component) -> Value {
     let spec = &i.cluster.spec;
-    let (replicas, image, pull, resources, sched, port, port_name) = match c {
-        Component::Server => (i.server_replicas, &spec.redis.image, &spec.redis.image_pull_policy,
+    let (image, pull, resources, sched, port, port_name) = match c {
+        Component::Server => (&spec.redis.image, &spec.redis.image_pull_policy,
             &spec.redis.resources, &spec.redis.scheduling, SERVER_PORT, "redis"),
-        Component::Sentinel => (spec.sentinel.replicas, &spec.sentinel.image, &spec.sentinel.image_pull_policy,
+        Component::Sentinel => (&spec.sentinel.image, &spec.sentinel.image_pull_policy,
             &spec.sentinel.resources, &spec.sentinel.scheduling, SENTINEL_PORT, "sentinel"),
     };
     let conf_file = match c {
@@ -179,8 +183,7 @@ fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
     labels.extend(spec.pod_labels.clone());
     // Our own labels win over user pod labels.
     labels.extend(names::common_labels(&i.name, Some(c)));
-    let mut annotations = spec.pod_annotations.clone();
-    annotations.insert(names::ANNOTATION_CONFIG_HASH.into(), restart_hash(i, c));
+    let annotations = spec.pod_annotations.clone();
     let (pod_sc, container_sc) = security_contexts(i);
     let persistent = c == Component::Server && spec.persistence.mode != PersistenceMode::None;
 
@@ -245,6 +248,18 @@ fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
     if let Some(pc) = &sched.priority_class_name {
         pod_spec["priorityClassName"] = json!(pc);
     }
+    json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec})
+}
+
+fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
+    let spec = &i.cluster.spec;
+    let replicas = match c {
+        Component::Server => i.server_replicas,
+        Component::Sentinel => spec.sentinel.replicas,
+    };
+    let persistent = c == Component::Server && spec.persistence.mode != PersistenceMode::None;
+    let mut template = pod_template(i, c);
+    template["metadata"]["annotations"][names::ANNOTATION_CONFIG_HASH] = json!(restart_hash(i, c));
     let mut sts_spec = json!({
         "replicas": replicas,
         "serviceName": names::headless_service(&i.name, c),
@@ -252,10 +267,7 @@ fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
         // The operator restarts pods itself, in a safe order (replicas, failover, old master).
         "updateStrategy": {"type": "OnDelete"},
         "selector": {"matchLabels": names::selector_labels(&i.name, c)},
-        "template": {
-            "metadata": {"labels": labels, "annotations": annotations},
-            "spec": pod_spec,
-        },
+        "template": template,
     });
     if persistent {
         let mut pvc_spec = json!({

@@ -166,6 +166,18 @@ fn restart_hash_tracks_image_and_config_not_master() {
     c3.spec.redis.config.insert("maxmemory".into(), "1mb".into());
     assert_ne!(restart_hash(&inputs(&c3), Component::Server), h0);
     assert_eq!(restart_hash(&inputs(&c3), Component::Sentinel), restart_hash(&inputs(&c), Component::Sentinel));
+    // Pod-template-only changes reach running pods too (OnDelete needs the hash to move).
+    for changed in [
+        r#"{"metrics":{"enabled":true}}"#,
+        r#"{"podAnnotations":{"team":"cache"}}"#,
+        r#"{"redis":{"scheduling":{"nodeSelector":{"disk":"ssd"}}}}"#,
+    ] {
+        let c4 = cluster(changed);
+        assert_ne!(restart_hash(&inputs(&c4), Component::Server), h0, "{changed}");
+        // The annotation on the template is that same hash.
+        let sts = v(&server_statefulset(&inputs(&c4)).unwrap());
+        assert_eq!(sts["spec"]["template"]["metadata"]["annotations"]["redisfailover.io/config-hash"], restart_hash(&inputs(&c4), Component::Server));
+    }
 }
 
 #[test]
