@@ -170,7 +170,7 @@ fn restart_hash_tracks_image_and_config_not_master() {
     for changed in [
         r#"{"metrics":{"enabled":true}}"#,
         r#"{"podAnnotations":{"team":"cache"}}"#,
-        r#"{"redis":{"scheduling":{"nodeSelector":{"disk":"ssd"}}}}"#,
+        r#"{"redis":{"nodeSelector":{"disk":"ssd"}}}"#,
     ] {
         let c4 = cluster(changed);
         assert_ne!(restart_hash(&inputs(&c4), Component::Server), h0, "{changed}");
