@@ -249,9 +249,7 @@ pub async fn move_master_off(ctx: &Context, key: &ClusterKey, cr: &RedisFailover
 /// `slave_priority` (or `replica_priority`) of an `INFO replication` reply; None when
 /// absent (a master does not report it).
 pub fn parse_replica_priority(info: &str) -> Option<i64> {
-    info.lines()
-        .find_map(|l| l.trim().strip_prefix("slave_priority:").or_else(|| l.trim().strip_prefix("replica_priority:")))
-        .and_then(|v| v.parse().ok())
+    info_field(info, "slave_priority").or_else(|| info_field(info, "replica_priority"))?.parse().ok()
 }
 
 /// The replicas a sentinel knows (`SENTINEL REPLICAS`) with the priority it last read.
