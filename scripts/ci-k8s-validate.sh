@@ -240,6 +240,41 @@ section "strict schema validation (Kubernetes ${K8S_VERSIONS[*]})"
 mapfile -t deploy_files < <(find deploy -type f \( -name '*.yaml' -o -name '*.yml' \) | sort)
 run_validator objects --crd "$CRD_FILE" --versions "$VERSIONS_CSV" "${rendered[@]}" "${deploy_files[@]}"
 
+# The objects the operator itself applies (rf-operator render: the pure builders), for
+# every example cluster: valid Kubernetes, and only our own images (the metrics sidecar
+# is `rf-operator exporter`, not a third-party exporter).
+operator_bin="${RF_OPERATOR_BIN:-$REPO_ROOT/target/debug/rf-operator}"
+if [[ ! -x "$operator_bin" ]] && command -v cargo >/dev/null 2>&1; then
+  cargo build -q --bin rf-operator >/dev/null 2>&1 || true
+fi
+if [[ -x "$operator_bin" ]]; then
+  operator_rendered=()
+  for example in deploy/examples/*.yaml; do
+    target="$WORK/operator-$(basename "$example")"
+    if "$operator_bin" render "$example" >"$target" 2>"$WORK/err"; then
+      pass "rf-operator render $example ($(grep -c '^kind:' "$target") objects)"
+      operator_rendered+=("$target")
+      foreign="$(sed -n 's/^ *image: *//p' "$target" | grep -v '^redis-failover/' || true)"
+      if [[ -z "$foreign" ]]; then
+        pass "rf-operator render $example: only redis-failover/* images"
+      else
+        fail "rf-operator render $example uses images that are not ours: $foreign"
+      fi
+    else
+      fail "rf-operator render $example"
+      indent <"$WORK/err"
+    fi
+  done
+  if grep -q "^ *- exporter$" "$WORK/operator-cluster-metrics.yaml" 2>/dev/null; then
+    pass "the metrics example runs rf-operator exporter as its sidecar"
+  else
+    fail "the metrics example has no rf-operator exporter sidecar"
+  fi
+  run_validator objects --crd "$CRD_FILE" --versions "$VERSIONS_CSV" "${operator_rendered[@]}"
+else
+  skip "objects applied by the operator: no rf-operator binary (set RF_OPERATOR_BIN or install cargo)"
+fi
+
 # The e2e suite's client pod, rendered by the suite itself.
 if E2E_PRINT_WRITER_POD=1 bash tests/e2e/run.sh >"$WORK/e2e-writer-pod.yaml" 2>"$WORK/err"; then
   run_validator objects --crd "$CRD_FILE" --versions "$VERSIONS_CSV" "$WORK/e2e-writer-pod.yaml"

@@ -331,3 +331,71 @@ async fn sentinels_are_upgraded_one_at_a_time_after_servers() {
         assert!(pods.get_opt(&format!("rf-server-{i}")).await.unwrap().is_some());
     }
 }
+
+fn claim_of(sts: &StatefulSet) -> (String, Option<String>) {
+    let vct = &sts.spec.as_ref().unwrap().volume_claim_templates.as_ref().expect("volume claims")[0];
+    let spec = vct.spec.as_ref().unwrap();
+    let size = spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0.clone();
+    (size, spec.storage_class_name.clone())
+}
+
+#[tokio::test]
+async fn forbidden_persistence_change_is_degraded_not_an_error_loop() {
+    let client = client_with(vec![cluster("rf", json!({"persistence": {"mode": "RDB", "size": "1Gi"}}))]).await;
+    run_once(&client, "rf").await.unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    assert_eq!(claim_of(&sts.get("rf-server").await.unwrap()), ("1Gi".to_string(), None));
+    let st = get_cr(&client, "rf").await.status.unwrap();
+    assert_eq!(cond(&st, status::DEGRADED).status, "False");
+
+    // Size and storage class change (forbidden by Kubernetes), plus an allowed change.
+    let api: Api<RedisFailoverCluster> = Api::namespaced(client.clone(), NS);
+    let patch = json!({"spec": {
+        "persistence": {"mode": "RDB", "size": "2Gi", "storageClassName": "fast"},
+        "podAnnotations": {"team": "cache"},
+    }});
+    api.patch("rf", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    for _ in 0..2 {
+        // Twice: no error (so no backoff loop), same answer.
+        run_once(&client, "rf").await.expect("a forbidden change is a condition, not a reconcile error");
+        let st = get_cr(&client, "rf").await.status.unwrap();
+        let d = cond(&st, status::DEGRADED);
+        assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", status::REASON_IMMUTABLE_FIELD));
+        assert!(d.message.contains("volumeClaimTemplates of StatefulSet rf-server (size 1Gi -> 2Gi, storageClassName (default) -> \"fast\")"), "{}", d.message);
+        assert!(d.message.contains("set spec.persistence back to the current value (size 1Gi, storageClassName (default))"), "{}", d.message);
+        assert!(d.message.contains("--cascade=orphan"), "{}", d.message);
+        assert_eq!(cond(&st, status::READY).status, "False");
+        assert_eq!(st.observed_generation, get_cr(&client, "rf").await.metadata.generation);
+    }
+    // The live volumes were kept; the rest of the spec was applied.
+    let server = sts.get("rf-server").await.unwrap();
+    assert_eq!(claim_of(&server), ("1Gi".to_string(), None));
+    let template_annotations = server.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
+    assert_eq!(template_annotations.get("team").map(String::as_str), Some("cache"), "other changes still applied");
+    let pods_mount_data = sts.get("rf-server").await.unwrap().spec.unwrap().template.spec.unwrap().volumes.unwrap();
+    assert!(!pods_mount_data.iter().any(|v| v.name == "data"), "no emptyDir shadows the claim");
+
+    // Reverting the storage part clears Degraded.
+    let patch = json!({"spec": {"persistence": {"mode": "RDB", "size": "1Gi", "storageClassName": null}}});
+    api.patch("rf", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    run_once(&client, "rf").await.unwrap();
+    let st = get_cr(&client, "rf").await.status.unwrap();
+    assert_eq!(cond(&st, status::DEGRADED).status, "False", "{:?}", cond(&st, status::DEGRADED));
+}
+
+#[tokio::test]
+async fn turning_persistence_on_later_is_degraded_and_keeps_the_emptydir() {
+    let client = client_with(vec![cluster("rf", json!({}))]).await;
+    run_once(&client, "rf").await.unwrap();
+    let api: Api<RedisFailoverCluster> = Api::namespaced(client.clone(), NS);
+    api.patch("rf", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"persistence": {"mode": "AOF"}}}))).await.unwrap();
+    run_once(&client, "rf").await.unwrap();
+    let st = get_cr(&client, "rf").await.status.unwrap();
+    let d = cond(&st, status::DEGRADED);
+    assert_eq!(d.status, "True");
+    assert!(d.message.contains("persistence turned on"), "{}", d.message);
+    let server = Api::<StatefulSet>::namespaced(client.clone(), NS).get("rf-server").await.unwrap();
+    let spec = server.spec.unwrap();
+    assert!(spec.volume_claim_templates.unwrap_or_default().is_empty());
+    assert!(spec.template.spec.unwrap().volumes.unwrap().iter().any(|v| v.name == "data" && v.empty_dir.is_some()));
+}

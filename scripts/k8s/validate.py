@@ -298,8 +298,17 @@ SERVICE_MONITOR_SCHEMA = {
 
 # ---------------------------------------------------------------- cross-object checks
 
+# Set on pods at run time by the operator (master tracking), never in a pod template.
+RUNTIME_LABELS = {"redisfailover.io/role"}
+
+
 def labels_match(selector, labels):
     return all((labels or {}).get(k) == v for k, v in (selector or {}).items())
+
+
+def template_match(selector, labels):
+    """A Service/PDB selector against a pod template, ignoring labels set at run time."""
+    return labels_match({k: v for k, v in (selector or {}).items() if k not in RUNTIME_LABELS}, labels)
 
 
 def cross_checks(path, docs, report):
@@ -334,10 +343,26 @@ def cross_checks(path, docs, report):
                     if isinstance(p.get("targetPort"), str) and p["targetPort"] not in container_ports
                 ]
                 report.ok(what) if not missing else report.fail(what, f"unknown ports {missing}")
+    # The operator's own objects (rf-operator render): StatefulSets of servers/sentinels.
+    for sts in by_kind.get("StatefulSet", []):
+        what = f"{path}: {describe(sts)} selector matches its pod template"
+        selector = sts["spec"]["selector"].get("matchLabels", {})
+        template_labels = sts["spec"]["template"]["metadata"].get("labels", {})
+        report.ok(what) if labels_match(selector, template_labels) else report.fail(what, f"{selector} vs {template_labels}")
+        pods.append((sts, template_labels))
+        container_ports = {p.get("name") for c in sts["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        for svc in by_kind.get("Service", []):
+            if template_match(svc["spec"].get("selector"), template_labels):
+                what = f"{path}: {describe(svc)} targets named ports of {describe(sts)}"
+                missing = [
+                    p["targetPort"] for p in svc["spec"]["ports"]
+                    if isinstance(p.get("targetPort"), str) and p["targetPort"] not in container_ports
+                ]
+                report.ok(what) if not missing else report.fail(what, f"unknown ports {missing}")
     for svc in by_kind.get("Service", []):
         if pods and svc["spec"].get("selector"):
-            what = f"{path}: {describe(svc)} selects the operator pods"
-            hit = any(labels_match(svc["spec"]["selector"], labels) for _, labels in pods)
+            what = f"{path}: {describe(svc)} selects pods defined alongside"
+            hit = any(template_match(svc["spec"]["selector"], labels) for _, labels in pods)
             report.ok(what) if hit else report.fail(what, "its selector matches no pod template")
     for monitor in by_kind.get("ServiceMonitor", []):
         what = f"{path}: {describe(monitor)} selects a Service with the scraped port"
@@ -350,8 +375,8 @@ def cross_checks(path, docs, report):
         ]
         report.ok(what) if hit else report.fail(what, "no Service matches its selector and port names")
     for pdb in by_kind.get("PodDisruptionBudget", []):
-        what = f"{path}: {describe(pdb)} selects the operator pods"
-        hit = any(labels_match(pdb["spec"]["selector"].get("matchLabels"), labels) for _, labels in pods)
+        what = f"{path}: {describe(pdb)} selects pods defined alongside"
+        hit = any(template_match(pdb["spec"]["selector"].get("matchLabels"), labels) for _, labels in pods)
         report.ok(what) if hit else report.fail(what, "its selector matches no pod template")
     roles = {(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in
              by_kind.get("Role", []) + by_kind.get("ClusterRole", [])}

@@ -35,6 +35,9 @@ fn default_server_image() -> String {
 fn default_sentinel_image() -> String {
     format!("redis-failover/rf-sentinel:{VERSION}")
 }
+fn default_exporter_image() -> String {
+    format!("redis-failover/rf-operator:{VERSION}")
+}
 fn default_pull_policy() -> PullPolicy {
     PullPolicy::IfNotPresent
 }
@@ -90,7 +93,7 @@ pub struct RedisFailoverClusterSpec {
     #[serde(default)]
     pub network_policy: ToggleSpec,
     #[serde(default)]
-    pub metrics: ToggleSpec,
+    pub metrics: MetricsSpec,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
@@ -320,6 +323,29 @@ pub struct ToggleSpec {
     pub enabled: bool,
 }
 
+/// The metrics sidecar of every server pod: `rf-operator exporter` (our own image, the
+/// operator's), serving Prometheus metrics on port 9121 with redis_exporter's names.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Image providing `rf-operator exporter` (the operator image).
+    #[serde(default = "default_exporter_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    #[serde(default = "default_pull_policy")]
+    pub image_pull_policy: PullPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        MetricsSpec { enabled: false, image: default_exporter_image(), image_pull_policy: default_pull_policy(), resources: None }
+    }
+}
+
 /// Observed state, kstatus style.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -372,6 +398,8 @@ mod tests {
         assert_eq!(spec.persistence.mode, PersistenceMode::None);
         assert!(spec.persistence.keep_on_delete);
         assert_eq!(spec.service.type_, ServiceType::ClusterIP);
+        assert!(!spec.metrics.enabled);
+        assert_eq!(spec.metrics.image, "redis-failover/rf-operator:0.1.0", "the exporter is ours: the operator image");
     }
 
     #[test]

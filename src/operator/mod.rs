@@ -5,9 +5,11 @@
 //! - [`reconcile`]: the kube-runtime reconciler (server-side apply, status, conditions).
 //! - [`tracking`]: event-driven master tracking through the sentinels (labels, split brain).
 //! - [`metrics`], [`http`], [`run`]: the running controller.
+//! - [`exporter`]: `rf-operator exporter`, the Prometheus sidecar of every server pod.
 
 pub mod builders;
 pub mod crd;
+pub mod exporter;
 pub mod http;
 pub mod metrics;
 pub mod names;

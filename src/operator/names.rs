@@ -6,6 +6,8 @@ pub const FIELD_MANAGER: &str = "rf-operator";
 pub const MASTER_NAME: &str = "mymaster";
 pub const SERVER_PORT: i32 = 6379;
 pub const SENTINEL_PORT: i32 = 26379;
+/// Port of the metrics sidecar (`rf-operator exporter`), as redis_exporter's.
+pub const EXPORTER_PORT: i32 = 9121;
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";

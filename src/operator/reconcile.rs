@@ -112,6 +112,8 @@ struct Progress {
     ready_sentinels: i32,
     /// Human-readable reasons why the cluster is not Ready yet.
     waiting: Vec<String>,
+    /// Spec parts that cannot be applied (e.g. immutable StatefulSet fields); the rest was.
+    degraded: Vec<String>,
 }
 
 #[instrument(skip_all, fields(name = %cr.name_any(), namespace = cr.namespace().unwrap_or_default()))]
@@ -191,7 +193,34 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
         .get_opt(&names::statefulset(&name, Component::Sentinel))
         .await?
         .and_then(|s| s.metadata.annotations.and_then(|a| a.get(ANNOTATION_SERVER_MEMBERS).cloned()));
-    let server_sts = apply(client, &ns, &builders::server_statefulset(&inputs)?).await?;
+    // Volume claim templates cannot change on a live StatefulSet: keep the live ones,
+    // manage the rest, say so in Degraded (instead of a 422 on every reconcile).
+    let mut degraded: Vec<String> = vec![];
+    let server_sts_name = names::statefulset(&name, Component::Server);
+    let live_server_sts = sts_api.get_opt(&server_sts_name).await?;
+    let mut desired_server_sts = builders::server_statefulset(&inputs)?;
+    if let Some(live) = &live_server_sts {
+        if let Some(change) = builders::immutable::storage_change(live, &desired_server_sts) {
+            let msg = builders::immutable::storage_change_message(&server_sts_name, &change);
+            warn!(%msg, "forbidden StatefulSet change: keeping the live volume claims");
+            degraded.push(msg);
+            builders::immutable::keep_live_storage(&mut desired_server_sts, live);
+        }
+    }
+    let server_sts = match apply(client, &ns, &desired_server_sts).await {
+        Ok(s) => s,
+        // Any other field the API refuses (422 Invalid): same treatment, never an error loop.
+        Err(Error::Kube(kube::Error::Api(status))) if status.code == 422 => {
+            let msg = format!(
+                "the API refused StatefulSet {server_sts_name}: {} (revert the spec change that caused it; the rest is still managed)",
+                status.message
+            );
+            warn!(%msg, "StatefulSet apply refused");
+            degraded.push(msg);
+            live_server_sts.clone().unwrap_or(desired_server_sts)
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(t) = &ctx.tracker {
         t.ensure(&key, ClusterParams { sentinels: cr.spec.sentinel.replicas, password: Some(password.clone()) }, cr.status.as_ref());
     }
@@ -236,6 +265,7 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
         ready_servers: server_sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
         ready_sentinels: sentinel_sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
         waiting,
+        degraded,
     };
 
     // 5. Operator-driven rolling upgrade (OnDelete StatefulSets).
@@ -333,10 +363,20 @@ async fn write_status(ctx: &Context, cr: &RedisFailoverCluster, key: &ClusterKey
     let mut conds = old.conditions.clone();
     match &health {
         Health::NoMajority(_) => status::apply_tracking_health(&mut conds, &health, generation),
+        _ if !p.degraded.is_empty() => {
+            status::set_condition(&mut conds, DEGRADED, true, status::REASON_IMMUTABLE_FIELD, &p.degraded.join("; "), generation)
+        }
         _ => status::set_condition(&mut conds, DEGRADED, false, "AsExpected", "spec valid and sentinels agree", generation),
     }
-    let ready = p.waiting.is_empty() && !matches!(health, Health::NoMajority(_));
-    if ready {
+    let ready = p.waiting.is_empty() && p.degraded.is_empty() && !matches!(health, Health::NoMajority(_));
+    if !p.degraded.is_empty() && !matches!(health, Health::NoMajority(_)) {
+        // The group runs, but not as the spec says: not Ready, and not progressing either
+        // (waiting for the user), so `kubectl wait` and GitOps tools report it.
+        let msg = p.degraded.join("; ");
+        status::set_condition(&mut conds, READY, false, status::REASON_IMMUTABLE_FIELD, &msg, generation);
+        let progressing = if p.waiting.is_empty() { "waiting for the spec to be corrected".to_string() } else { p.waiting.join("; ") };
+        status::set_condition(&mut conds, PROGRESSING, !p.waiting.is_empty(), status::REASON_IMMUTABLE_FIELD, &progressing, generation);
+    } else if ready {
         let m = master.as_ref().map(|m| m.pod.clone()).unwrap_or_default();
         let msg = format!("master {m}, {servers} servers and {sentinels} sentinels ready");
         status::set_condition(&mut conds, READY, true, "AllReady", &msg, generation);

@@ -11,6 +11,8 @@ pub const DEGRADED: &str = "Degraded";
 /// unless the tracker says it is healthy again).
 pub const REASON_NO_MAJORITY: &str = "NoSentinelMajority";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+/// A spec change Kubernetes forbids on a live object (StatefulSet volume claims).
+pub const REASON_IMMUTABLE_FIELD: &str = "ImmutableFieldChanged";
 
 /// Upserts a condition; `lastTransitionTime` only changes when the status flips.
 pub fn set_condition(

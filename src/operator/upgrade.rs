@@ -37,24 +37,55 @@ fn is_master(p: &Pod) -> bool {
 pub struct ReplicaHealth {
     pub link_up: bool,
     pub syncing: bool,
+    /// `slave_repl_offset`: how far into the master's stream this replica is.
+    pub offset: Option<i64>,
+}
+
+fn info_field(info: &str, key: &str) -> Option<String> {
+    info.lines().find_map(|l| l.trim().strip_prefix(key)?.strip_prefix(':').map(str::to_string))
 }
 
 pub fn parse_replica_info(info: &str) -> ReplicaHealth {
-    let field = |k: &str| info.lines().find_map(|l| l.trim().strip_prefix(k).map(str::to_string));
     ReplicaHealth {
-        link_up: field("master_link_status:").as_deref() == Some("up"),
-        syncing: field("master_sync_in_progress:").as_deref() == Some("1"),
+        link_up: info_field(info, "master_link_status").as_deref() == Some("up"),
+        syncing: info_field(info, "master_sync_in_progress").as_deref() == Some("1"),
+        offset: info_field(info, "slave_repl_offset").and_then(|v| v.parse().ok()),
     }
 }
 
-async fn replica_synced(ctx: &Context, ep: &Endpoint, password: &str) -> bool {
+/// `master_repl_offset` of a server reporting `role:master`.
+pub fn parse_master_offset(info: &str) -> Option<i64> {
+    (info_field(info, "role").as_deref() == Some("master")).then_some(())?;
+    info_field(info, "master_repl_offset")?.parse().ok()
+}
+
+/// A replica is caught up when it is at most this many bytes behind the offset the
+/// master reported just before (under writes the two reads are a moment apart).
+pub const CAUGHT_UP_MAX_LAG_BYTES: i64 = 64 * 1024;
+
+/// Whether a replica may be counted on before the next disruption: link up, no sync
+/// running, and its own offset within `max_lag` of the master's. `Err` says why not.
+pub fn catch_up_verdict(master_offset: i64, r: &ReplicaHealth, max_lag: i64) -> Result<(), String> {
+    if !r.link_up {
+        return Err("master_link_status is not up".into());
+    }
+    if r.syncing {
+        return Err("a sync from the master is in progress".into());
+    }
+    let Some(offset) = r.offset else { return Err("its INFO has no slave_repl_offset".into()) };
+    let lag = master_offset - offset;
+    if lag > max_lag {
+        return Err(format!("{lag} bytes behind the master (slave_repl_offset {offset}, master_repl_offset {master_offset})"));
+    }
+    Ok(())
+}
+
+async fn read_info(ctx: &Context, ep: &Endpoint, password: &str) -> Option<String> {
     let r = async {
         let mut c = connect(ep, Some(password), ctx.io_timeout).await.ok()?;
-        let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.ok()?;
-        let h = parse_replica_info(&info);
-        Some(h.link_up && !h.syncing)
+        redis::cmd("INFO").arg("replication").query_async::<String>(&mut c).await.ok()
     };
-    tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten().unwrap_or(false)
+    tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten()
 }
 
 fn resolver(ctx: &Context) -> Option<std::sync::Arc<dyn AddressResolver>> {
@@ -89,11 +120,27 @@ async fn upgrade_servers(ctx: &Context, cr: &RedisFailoverCluster, key: &Cluster
     let Some(resolver) = resolver(ctx) else {
         return Ok("rolling upgrade: no master tracking available".into());
     };
-    // Every replica must be linked and synced before the next disruption.
+    // Every replica must have caught up with the master (by offset, not only by link
+    // state) before the next disruption: the master's offset is read first, so a replica
+    // that reaches it holds everything the master had acknowledged at that moment.
+    let Some(master_pod) = all.iter().find(|p| is_master(p)) else {
+        return Ok("rolling upgrade: waiting for a pod labelled master".into());
+    };
+    let master_offset = match resolver.server_endpoint(key, &master_pod.name_any()) {
+        Some(ep) => read_info(ctx, &ep, password).await.as_deref().and_then(parse_master_offset),
+        None => None,
+    };
+    let Some(master_offset) = master_offset else {
+        return Ok(format!("rolling upgrade: waiting for the replication offset of master {}", master_pod.name_any()));
+    };
     for p in all.iter().filter(|p| !is_master(p)) {
         let Some(ep) = resolver.server_endpoint(key, &p.name_any()) else { continue };
-        if !replica_synced(ctx, &ep, password).await {
-            return Ok(format!("rolling upgrade: waiting for replica {} (master_link_status up, sync done)", p.name_any()));
+        let verdict = match read_info(ctx, &ep, password).await {
+            Some(info) => catch_up_verdict(master_offset, &parse_replica_info(&info), CAUGHT_UP_MAX_LAG_BYTES),
+            None => Err("unreachable".into()),
+        };
+        if let Err(why) = verdict {
+            return Ok(format!("rolling upgrade: waiting for replica {} to catch up: {why}", p.name_any()));
         }
     }
     let mut stale_replicas: Vec<&&Pod> = stale.iter().filter(|p| !is_master(p)).collect();
@@ -160,20 +207,69 @@ pub async fn move_master_off(ctx: &Context, key: &ClusterKey, cr: &RedisFailover
         .collect();
     doomed.sort_unstable();
     doomed.dedup();
+    let mut doomed_pods = Vec::with_capacity(doomed.len());
     for o in doomed {
         let pod = names::pod(&key.name, Component::Server, o);
         let Some(ep) = resolver.server_endpoint(key, &pod) else { continue };
         let r = async {
             let mut c = connect(&ep, password.as_deref(), ctx.io_timeout).await.ok()?;
-            redis::cmd("CONFIG").arg("SET").arg("replica-priority").arg(0).query_async::<String>(&mut c).await.ok()
+            redis::cmd("CONFIG").arg("SET").arg("replica-priority").arg(0).query_async::<String>(&mut c).await.ok()?;
+            let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.ok()?;
+            Some(parse_replica_priority(&info))
         };
-        if tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten().is_none() {
-            return Ok(format!("scale-down waits: could not set replica-priority 0 on {pod}"));
+        match tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten() {
+            None => return Ok(format!("scale-down waits: could not set replica-priority 0 on {pod}")),
+            // The server must REPORT the new priority before anyone may fail over: the
+            // sentinels choose from INFO, and a server may apply CONFIG SET to what INFO
+            // shows a little later (rf-server did, up to one cron tick).
+            Some(Some(0)) | Some(None) => {}
+            Some(Some(p)) => {
+                return Ok(format!("scale-down waits: {pod} still reports replica priority {p} after CONFIG SET replica-priority 0"))
+            }
+        }
+        doomed_pods.push(pod);
+    }
+    // Every sentinel must have read that priority too (Redis Sentinel refreshes a
+    // replica's INFO only every 10 s and chooses from what it last read), or the forced
+    // failover may promote a pod that is about to be removed.
+    for s in resolver.sentinel_endpoints(key, cr.spec.sentinel.replicas) {
+        let Some(known) = sentinel_replica_priorities(&s, ctx.io_timeout).await else { continue };
+        for (ep, priority) in known {
+            let Some(pod) = resolver.pod_for(key, &ep) else { continue };
+            if priority != 0 && doomed_pods.contains(&pod) {
+                return Ok(format!("scale-down waits: sentinel {s} still sees replica priority {priority} for {pod}"));
+            }
         }
     }
     let master_pod = names::pod(&key.name, Component::Server, master_ordinal);
     let msg = request_failover(ctx, resolver.as_ref(), key, cr.spec.sentinel.replicas, &master_pod).await?;
     Ok(format!("scale-down: {msg} (master {master_pod} is beyond spec.redis.replicas)"))
+}
+
+/// `slave_priority` (or `replica_priority`) of an `INFO replication` reply; None when
+/// absent (a master does not report it).
+pub fn parse_replica_priority(info: &str) -> Option<i64> {
+    info_field(info, "slave_priority").or_else(|| info_field(info, "replica_priority"))?.parse().ok()
+}
+
+/// The replicas a sentinel knows (`SENTINEL REPLICAS`) with the priority it last read.
+pub fn parse_sentinel_replicas(entries: &[Vec<String>]) -> Vec<(Endpoint, i64)> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let field = |k: &str| e.chunks(2).find(|c| c.first().map(String::as_str) == Some(k)).and_then(|c| c.get(1).cloned());
+            Some((Endpoint::new(field("ip")?, field("port")?.parse().ok()?), field("slave-priority")?.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn sentinel_replica_priorities(s: &Endpoint, timeout: Duration) -> Option<Vec<(Endpoint, i64)>> {
+    let r = async {
+        let mut c = connect(s, None, timeout).await.ok()?;
+        let v: Vec<Vec<String>> = redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER_NAME).query_async(&mut c).await.ok()?;
+        Some(parse_sentinel_replicas(&v))
+    };
+    tokio::time::timeout(timeout * 2, r).await.ok().flatten()
 }
 
 async fn delete_pod(ctx: &Context, key: &ClusterKey, p: &Pod) -> Result<(), Error> {
@@ -257,11 +353,54 @@ mod tests {
     }
 
     #[test]
+    fn replica_priority_parsing() {
+        assert_eq!(parse_replica_priority("role:slave\r\nslave_priority:0\r\n"), Some(0));
+        assert_eq!(parse_replica_priority("replica_priority:100\n"), Some(100));
+        assert_eq!(parse_replica_priority("role:master\r\n"), None);
+    }
+
+    #[test]
+    fn sentinel_replicas_parsing() {
+        let entry = |ip: &str, port: &str, prio: &str| -> Vec<String> {
+            ["name", "x", "ip", ip, "port", port, "flags", "slave", "slave-priority", prio].map(String::from).to_vec()
+        };
+        let v = vec![entry("10.0.0.1", "6379", "0"), entry("10.0.0.2", "6380", "100"), vec!["ip".into(), "10.0.0.3".into()]];
+        assert_eq!(
+            parse_sentinel_replicas(&v),
+            vec![(Endpoint::new("10.0.0.1", 6379), 0), (Endpoint::new("10.0.0.2", 6380), 100)],
+            "an entry without port or priority is skipped"
+        );
+    }
+
+    #[test]
     fn replica_info_parsing() {
-        let up = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\n";
-        assert_eq!(parse_replica_info(up), ReplicaHealth { link_up: true, syncing: false });
+        let up = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:4242\r\n";
+        assert_eq!(parse_replica_info(up), ReplicaHealth { link_up: true, syncing: false, offset: Some(4242) });
         let down = "role:slave\nmaster_link_status:down\nmaster_sync_in_progress:1\n";
-        assert_eq!(parse_replica_info(down), ReplicaHealth { link_up: false, syncing: true });
-        assert_eq!(parse_replica_info("role:master\n"), ReplicaHealth { link_up: false, syncing: false });
+        assert_eq!(parse_replica_info(down), ReplicaHealth { link_up: false, syncing: true, offset: None });
+        assert_eq!(parse_replica_info("role:master\n"), ReplicaHealth { link_up: false, syncing: false, offset: None });
+        // A field whose name is a prefix of another is not confused with it.
+        assert_eq!(parse_replica_info("slave_repl_offset_x:1\r\n").offset, None);
+    }
+
+    #[test]
+    fn master_offset_only_from_a_master() {
+        assert_eq!(parse_master_offset("# Replication\r\nrole:master\r\nmaster_repl_offset:1000\r\n"), Some(1000));
+        assert_eq!(parse_master_offset("role:slave\r\nmaster_repl_offset:1000\r\n"), None, "a demoted master is no reference");
+        assert_eq!(parse_master_offset("role:master\r\n"), None);
+    }
+
+    #[test]
+    fn caught_up_is_offset_based() {
+        let r = |link_up, syncing, offset| ReplicaHealth { link_up, syncing, offset };
+        assert_eq!(catch_up_verdict(1000, &r(true, false, Some(1000)), 0), Ok(()));
+        assert_eq!(catch_up_verdict(1000, &r(true, false, Some(1200)), 0), Ok(()), "ahead of the earlier master read");
+        assert_eq!(catch_up_verdict(1000, &r(true, false, Some(900)), 100), Ok(()), "within the bound");
+        // Link up and no sync running, but far behind: NOT caught up (the old check said yes).
+        let behind = catch_up_verdict(10_000_000, &r(true, false, Some(1000)), CAUGHT_UP_MAX_LAG_BYTES).unwrap_err();
+        assert!(behind.contains("9999000 bytes behind"), "{behind}");
+        assert!(catch_up_verdict(1000, &r(false, false, Some(1000)), 0).unwrap_err().contains("not up"));
+        assert!(catch_up_verdict(1000, &r(true, true, Some(1000)), 0).unwrap_err().contains("sync"));
+        assert!(catch_up_verdict(1000, &r(true, false, None), 0).unwrap_err().contains("slave_repl_offset"));
     }
 }

@@ -56,7 +56,7 @@ impl Drop for Proc {
     }
 }
 
-fn spawn(bin: &str, conf: &Path) -> Child {
+pub fn spawn(bin: &str, conf: &Path) -> Child {
     // Output goes to <conf>.log (kept in the temp dir; set RF_TEST_KEEP_DIR=1 to keep it).
     let log = std::fs::OpenOptions::new().create(true).append(true).open(conf.with_extension("log")).unwrap();
     Command::new(bin)

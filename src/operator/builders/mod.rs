@@ -2,6 +2,7 @@
 //! No I/O here; the reconciler applies what these return.
 
 pub mod config;
+pub mod immutable;
 
 use std::collections::BTreeMap;
 
@@ -110,18 +111,21 @@ pub fn sentinel_config_map(i: &Inputs) -> Result<ConfigMap, BuildError> {
     }))
 }
 
-/// Hash of everything whose change needs a pod restart (image, user config, persistence,
-/// resources). The master position is deliberately NOT part of it: a failover must not
-/// trigger a rolling upgrade.
+/// Hash of everything whose change needs a pod restart: the rendered pod template
+/// (image, resources, sidecars, scheduling, security, pod labels/annotations, ...) plus
+/// what reaches the pods only through their ConfigMap (user config, persistence mode,
+/// sentinel settings). The StatefulSets are OnDelete, so a change the hash missed would
+/// never reach running pods. The master position is deliberately NOT part of it: a
+/// failover must not trigger a rolling upgrade.
 pub fn restart_hash(i: &Inputs, c: Component) -> String {
     let spec = &i.cluster.spec;
-    let relevant = match c {
-        Component::Server => json!([spec.redis.image, spec.redis.config, spec.persistence.mode, spec.redis.resources]),
+    let through_config = match c {
+        Component::Server => json!([spec.redis.config, spec.persistence.mode]),
         Component::Sentinel => json!([
-            spec.sentinel.image, spec.sentinel.resources, spec.sentinel.quorum,
-            spec.sentinel.down_after_milliseconds, spec.sentinel.failover_timeout, spec.sentinel.parallel_syncs
+            spec.sentinel.quorum, spec.sentinel.down_after_milliseconds, spec.sentinel.failover_timeout, spec.sentinel.parallel_syncs
         ]),
     };
+    let relevant = json!([through_config, pod_template(i, c)]);
     hex::encode(&Sha1::digest(relevant.to_string().as_bytes())[..8])
 }
 
@@ -148,12 +152,13 @@ fn security_contexts(i: &Inputs) -> (Value, Value) {
     (pod, container)
 }
 
-fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
+/// The pod template (without the restart-hash annotation).
+fn pod_template(i: &Inputs, c: Component) -> Value {
     let spec = &i.cluster.spec;
-    let (replicas, image, pull, resources, sched, port, port_name) = match c {
-        Component::Server => (i.server_replicas, &spec.redis.image, &spec.redis.image_pull_policy,
+    let (image, pull, resources, sched, port, port_name) = match c {
+        Component::Server => (&spec.redis.image, &spec.redis.image_pull_policy,
             &spec.redis.resources, &spec.redis.scheduling, SERVER_PORT, "redis"),
-        Component::Sentinel => (spec.sentinel.replicas, &spec.sentinel.image, &spec.sentinel.image_pull_policy,
+        Component::Sentinel => (&spec.sentinel.image, &spec.sentinel.image_pull_policy,
             &spec.sentinel.resources, &spec.sentinel.scheduling, SENTINEL_PORT, "sentinel"),
     };
     let conf_file = match c {
@@ -178,8 +183,7 @@ fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
     labels.extend(spec.pod_labels.clone());
     // Our own labels win over user pod labels.
     labels.extend(names::common_labels(&i.name, Some(c)));
-    let mut annotations = spec.pod_annotations.clone();
-    annotations.insert(names::ANNOTATION_CONFIG_HASH.into(), restart_hash(i, c));
+    let annotations = spec.pod_annotations.clone();
     let (pod_sc, container_sc) = security_contexts(i);
     let persistent = c == Component::Server && spec.persistence.mode != PersistenceMode::None;
 
@@ -204,11 +208,20 @@ fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
         ],
     })];
     if spec.metrics.enabled && c == Component::Server {
+        // Our own exporter (`rf-operator exporter`, from the operator image) reads the
+        // server's INFO over loopback; the password comes from the same Secret.
+        let m = &spec.metrics;
         containers.push(json!({
             "name": "metrics",
-            "image": "oliver006/redis_exporter:v1.62.0",
+            "image": m.image,
+            "imagePullPolicy": m.image_pull_policy.as_str(),
+            "args": ["exporter", "--redis-addr", format!("127.0.0.1:{SERVER_PORT}"), "--listen", format!(":{}", names::EXPORTER_PORT)],
             "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": i.password.name, "key": i.password.key}}}],
-            "ports": [{"name": "metrics", "containerPort": 9121}],
+            "ports": [{"name": "metrics", "containerPort": names::EXPORTER_PORT}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
+            "resources": m.resources.clone().unwrap_or_else(|| serde_json::from_value(json!({
+                "requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}
+            })).unwrap_or_default()),
             "securityContext": container_sc,
         }));
     }
@@ -235,6 +248,18 @@ fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
     if let Some(pc) = &sched.priority_class_name {
         pod_spec["priorityClassName"] = json!(pc);
     }
+    json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec})
+}
+
+fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
+    let spec = &i.cluster.spec;
+    let replicas = match c {
+        Component::Server => i.server_replicas,
+        Component::Sentinel => spec.sentinel.replicas,
+    };
+    let persistent = c == Component::Server && spec.persistence.mode != PersistenceMode::None;
+    let mut template = pod_template(i, c);
+    template["metadata"]["annotations"][names::ANNOTATION_CONFIG_HASH] = json!(restart_hash(i, c));
     let mut sts_spec = json!({
         "replicas": replicas,
         "serviceName": names::headless_service(&i.name, c),
@@ -242,10 +267,7 @@ fn statefulset(i: &Inputs, c: Component) -> Result<StatefulSet, BuildError> {
         // The operator restarts pods itself, in a safe order (replicas, failover, old master).
         "updateStrategy": {"type": "OnDelete"},
         "selector": {"matchLabels": names::selector_labels(&i.name, c)},
-        "template": {
-            "metadata": {"labels": labels, "annotations": annotations},
-            "spec": pod_spec,
-        },
+        "template": template,
     });
     if persistent {
         let mut pvc_spec = json!({
@@ -345,7 +367,7 @@ pub fn generated_secret(i: &Inputs, password: &str) -> Result<Secret, BuildError
 pub fn network_policy(i: &Inputs) -> Result<NetworkPolicy, BuildError> {
     let mut ports = vec![json!({"port": SERVER_PORT, "protocol": "TCP"}), json!({"port": SENTINEL_PORT, "protocol": "TCP"})];
     if i.cluster.spec.metrics.enabled {
-        ports.push(json!({"port": 9121, "protocol": "TCP"}));
+        ports.push(json!({"port": names::EXPORTER_PORT, "protocol": "TCP"}));
     }
     typed("NetworkPolicy", json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -362,6 +384,32 @@ pub fn network_policy(i: &Inputs) -> Result<NetworkPolicy, BuildError> {
             }],
         },
     }))
+}
+
+/// Every object the operator applies for a cluster with the master on ordinal 0, as
+/// JSON, in apply order (what `rf-operator render` prints for offline validation). The
+/// generated Secret is included only when no `auth.secretRef` is given, with a
+/// placeholder password.
+pub fn desired_objects(i: &Inputs) -> Result<Vec<Value>, BuildError> {
+    let ser = |kind: &'static str, v: Result<Value, serde_json::Error>| v.map_err(|source| BuildError::Serde { kind, source });
+    let mut out = vec![];
+    if i.cluster.spec.auth.as_ref().and_then(|a| a.secret_ref.as_ref()).is_none() {
+        out.push(ser("Secret", serde_json::to_value(generated_secret(i, "generated-at-runtime")?))?);
+    }
+    out.push(ser("ConfigMap", serde_json::to_value(server_config_map(i)?))?);
+    out.push(ser("ConfigMap", serde_json::to_value(sentinel_config_map(i)?))?);
+    for svc in services(i)? {
+        out.push(ser("Service", serde_json::to_value(svc))?);
+    }
+    for pdb in pdbs(i)? {
+        out.push(ser("PodDisruptionBudget", serde_json::to_value(pdb))?);
+    }
+    if i.cluster.spec.network_policy.enabled {
+        out.push(ser("NetworkPolicy", serde_json::to_value(network_policy(i)?))?);
+    }
+    out.push(ser("StatefulSet", serde_json::to_value(server_statefulset(i)?))?);
+    out.push(ser("StatefulSet", serde_json::to_value(sentinel_statefulset(i)?))?);
+    Ok(out)
 }
 
 #[cfg(test)]

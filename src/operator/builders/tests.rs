@@ -166,6 +166,18 @@ fn restart_hash_tracks_image_and_config_not_master() {
     c3.spec.redis.config.insert("maxmemory".into(), "1mb".into());
     assert_ne!(restart_hash(&inputs(&c3), Component::Server), h0);
     assert_eq!(restart_hash(&inputs(&c3), Component::Sentinel), restart_hash(&inputs(&c), Component::Sentinel));
+    // Pod-template-only changes reach running pods too (OnDelete needs the hash to move).
+    for changed in [
+        r#"{"metrics":{"enabled":true}}"#,
+        r#"{"podAnnotations":{"team":"cache"}}"#,
+        r#"{"redis":{"nodeSelector":{"disk":"ssd"}}}"#,
+    ] {
+        let c4 = cluster(changed);
+        assert_ne!(restart_hash(&inputs(&c4), Component::Server), h0, "{changed}");
+        // The annotation on the template is that same hash.
+        let sts = v(&server_statefulset(&inputs(&c4)).unwrap());
+        assert_eq!(sts["spec"]["template"]["metadata"]["annotations"]["redisfailover.io/config-hash"], restart_hash(&inputs(&c4), Component::Server));
+    }
 }
 
 #[test]
@@ -204,7 +216,30 @@ fn pdbs_secret_and_network_policy() {
     let np = v(&network_policy(&i).unwrap());
     assert_eq!(np["spec"]["ingress"][0]["ports"].as_array().unwrap().len(), 3);
     let sts = v(&server_statefulset(&i).unwrap());
-    assert_eq!(sts["spec"]["template"]["spec"]["containers"][1]["name"], "metrics");
+    let exporter = &sts["spec"]["template"]["spec"]["containers"][1];
+    assert_eq!(exporter["name"], "metrics");
+}
+
+#[test]
+fn metrics_sidecar_is_our_exporter() {
+    let c = cluster(r#"{"metrics":{"enabled":true}}"#);
+    let sts = v(&server_statefulset(&inputs(&c)).unwrap());
+    let m = &sts["spec"]["template"]["spec"]["containers"][1];
+    assert_eq!(m["image"], "redis-failover/rf-operator:0.1.0");
+    assert!(!m.to_string().contains("oliver006"), "{m}");
+    assert_eq!(m["args"], json!(["exporter", "--redis-addr", "127.0.0.1:6379", "--listen", ":9121"]));
+    assert_eq!(m["env"][0]["name"], "REDIS_PASSWORD");
+    assert_eq!(m["env"][0]["valueFrom"]["secretKeyRef"]["name"], "rf-auth");
+    assert_eq!(m["ports"][0]["containerPort"], 9121);
+    assert_eq!(m["securityContext"]["readOnlyRootFilesystem"], true);
+    // A custom image and pull policy are honoured.
+    let c = cluster(r#"{"metrics":{"enabled":true,"image":"my.reg/rf-operator:1.2","imagePullPolicy":"Always"}}"#);
+    let sts = v(&server_statefulset(&inputs(&c)).unwrap());
+    assert_eq!(sts["spec"]["template"]["spec"]["containers"][1]["image"], "my.reg/rf-operator:1.2");
+    assert_eq!(sts["spec"]["template"]["spec"]["containers"][1]["imagePullPolicy"], "Always");
+    // Off: one container only.
+    let sts = v(&server_statefulset(&inputs(&cluster("{}"))).unwrap());
+    assert_eq!(sts["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -218,4 +253,26 @@ fn scale_down_keeps_the_master_pod_until_it_moved() {
     // Master on ordinal 0: shrink to 2.
     let i = Inputs::new(&c, MasterRef { ordinal: 0 }).unwrap();
     assert_eq!(v(&server_statefulset(&i).unwrap())["spec"]["replicas"], 2);
+}
+
+#[test]
+fn desired_objects_cover_every_kind_and_only_our_images() {
+    let c = cluster(r#"{"metrics":{"enabled":true},"networkPolicy":{"enabled":true}}"#);
+    let objs = desired_objects(&inputs(&c)).unwrap();
+    let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    for k in ["Secret", "ConfigMap", "Service", "PodDisruptionBudget", "NetworkPolicy", "StatefulSet"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let images: Vec<String> = objs
+        .iter()
+        .filter(|o| o["kind"] == "StatefulSet")
+        .flat_map(|o| o["spec"]["template"]["spec"]["containers"].as_array().unwrap().clone())
+        .map(|c| c["image"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(images.len(), 3, "server, exporter, sentinel: {images:?}");
+    assert!(images.iter().all(|i| i.starts_with("redis-failover/")), "{images:?}");
+    // A user Secret is referenced, not generated.
+    let c = cluster(r#"{"auth":{"secretRef":{"name":"mine"}}}"#);
+    let objs = desired_objects(&inputs(&c)).unwrap();
+    assert!(!objs.iter().any(|o| o["kind"] == "Secret"));
 }
