@@ -41,3 +41,21 @@ fn killed_replica_is_dropped_without_traffic() {
     assert!(master.log_text().contains("Connection with replica 127.0.0.1:"), "no log line for the lost replica");
     drop(replica);
 }
+
+/// Sentinels (and the operator's scale-down) set `replica-priority 0` and read INFO right
+/// after: the new priority must show at once, as in Redis, not at the next replication tick.
+#[test]
+fn config_set_replica_priority_shows_in_the_next_info() {
+    let master = common::spawn_rf(&["--save", ""]);
+    let master_port = master.port.to_string();
+    let replica = common::spawn_rf(&["--save", "", "--replicaof", "127.0.0.1", &master_port]);
+    assert!(wait_for_field(replica.port, "master_link_status", "up", Duration::from_secs(10)), "replica never linked");
+    // Several rounds: the old code was right only when a 100 ms tick fell in between.
+    for priority in ["0", "7", "0", "100", "0"] {
+        let mut conn = replica.client();
+        let _: () = redis::cmd("CONFIG").arg("SET").arg("replica-priority").arg(priority).query(&mut conn).expect("CONFIG SET");
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut conn).expect("INFO");
+        let shown = info.lines().find_map(|l| l.trim().strip_prefix("slave_priority:")).map(str::to_string);
+        assert_eq!(shown.as_deref(), Some(priority), "INFO right after CONFIG SET: {info}");
+    }
+}

@@ -297,6 +297,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match ctx.srv.config.set_many(&pairs) {
         Ok(changed) => {
             ctx.srv.refresh_limits();
+            crate::server::replication::apply_config(ctx.srv);
             for name in changed {
                 match name {
                     "loglevel" => crate::server::log::set_level(crate::server::log::Level::parse(ctx.srv.config.get("loglevel"))),

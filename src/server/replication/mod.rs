@@ -172,9 +172,15 @@ pub fn info_section(srv: &ServerState) -> String {
 }
 
 /// Every 100 ms from the server cron: settings, PINGs, timeouts, backlog TTL.
-pub fn cron(srv: &mut ServerState) {
+/// Makes the replication settings of `srv.config` effective (CONFIG SET applies at once, as
+/// in Redis: a sentinel reading INFO right after `CONFIG SET replica-priority 0` must see it).
+pub fn apply_config(srv: &mut ServerState) {
     let cfg = repl_config(&srv.config, srv.port);
     srv.repl.repl.update_config(|c| *c = cfg);
+}
+
+pub fn cron(srv: &mut ServerState) {
+    apply_config(srv);
     let mut last_ping = srv.repl.last_ping;
     srv.repl.repl.cron(Instant::now(), &mut last_ping);
     srv.repl.last_ping = last_ping;
