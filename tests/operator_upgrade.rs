@@ -240,6 +240,7 @@ async fn scale_down_moves_the_master_before_removing_its_pod() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     println!("scale-down steps: {messages:#?}");
+    assert!(ctx.deprioritized(&Bed::key()).is_empty(), "pods held at priority 0 are forgotten once they go: {:?}", ctx.deprioritized(&Bed::key()));
     assert!(messages.iter().any(|m| m.contains(&format!("failover away from old master {master} requested"))), "{messages:#?}");
 }
 
@@ -356,4 +357,35 @@ async fn rolling_upgrade_waits_for_a_replica_that_is_linked_but_behind_by_offset
     })
     .await;
     println!("MEASURED: replica caught up and was restarted {} ms after the stream resumed ({msg})", started.elapsed().as_millis());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_priority_is_restored_when_a_scale_down_is_called_off() {
+    let bed = Bed::start().await;
+    add_password_secret(&bed.client).await;
+    let tracker = bed.tracker().await;
+    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    reconcile_once(&bed, &ctx).await;
+    let hash = server_hash(&bed.client).await;
+    for i in 0..3 {
+        put_pod(&bed.client, &pod_name(i), &hash, Some(if i == 0 { "master" } else { "replica" })).await;
+    }
+    // As a scale-down to 1 server leaves them: rf-server-1 (kept again once the spec says
+    // 3) and rf-server-2 held at priority 0.
+    for i in [1, 2] {
+        let _: String = query(bed.servers[i].port, Some(PASSWORD), &["CONFIG", "SET", "replica-priority", "0"]).await.unwrap();
+        ctx.note_deprioritized(&Bed::key(), &pod_name(i));
+    }
+    // The spec now keeps 2 servers: rf-server-1 gets its priority back, rf-server-2
+    // (going away) is only forgotten.
+    let api: Api<RedisFailoverCluster> = Api::namespaced(bed.client.clone(), NS);
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"redis": {"replicas": 2}}}))).await.unwrap();
+    reconcile_once(&bed, &ctx).await;
+    let priority = |port: u16| async move {
+        let info: String = query(port, Some(PASSWORD), &["CONFIG", "GET", "replica-priority"]).await.map(|v: Vec<String>| v[1].clone()).unwrap();
+        info
+    };
+    assert_eq!(priority(bed.servers[1].port).await, "100", "kept pod: priority restored");
+    assert_eq!(priority(bed.servers[2].port).await, "0", "removed pod: left alone");
+    assert!(ctx.deprioritized(&Bed::key()).is_empty(), "{:?}", ctx.deprioritized(&Bed::key()));
 }

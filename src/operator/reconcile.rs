@@ -63,13 +63,39 @@ pub struct Context {
     pub tracker: Option<Tracker>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<RedisFailoverCluster>, u32>>,
+    /// Server pods given `replica-priority 0` for a scale-down (never promoted while they
+    /// are about to go). If the scale-down is called off, their priority is restored.
+    deprioritized: Mutex<HashMap<ClusterKey, std::collections::BTreeSet<String>>>,
     /// Timeout for redis commands issued during upgrades and resets.
     pub io_timeout: Duration,
 }
 
 impl Context {
     pub fn new(client: kube::Client, metrics: Metrics, tracker: Option<Tracker>) -> Self {
-        Context { client, metrics, tracker, failures: Mutex::new(HashMap::new()), io_timeout: Duration::from_secs(2) }
+        Context {
+            client,
+            metrics,
+            tracker,
+            failures: Mutex::new(HashMap::new()),
+            deprioritized: Mutex::new(HashMap::new()),
+            io_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Records that `pod` was given `replica-priority 0` by a scale-down.
+    pub fn note_deprioritized(&self, key: &ClusterKey, pod: &str) {
+        self.deprioritized.lock().entry(key.clone()).or_default().insert(pod.to_string());
+    }
+
+    /// Pods of a cluster currently held at `replica-priority 0` by a scale-down.
+    pub fn deprioritized(&self, key: &ClusterKey) -> Vec<String> {
+        self.deprioritized.lock().get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    fn forget_deprioritized(&self, key: &ClusterKey, pod: &str) {
+        if let Some(set) = self.deprioritized.lock().get_mut(key) {
+            set.remove(pod);
+        }
     }
 }
 
@@ -230,6 +256,8 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
     if master.ordinal >= cr.spec.redis.replicas {
         let msg = crate::operator::upgrade::move_master_off(ctx, &key, cr, master.ordinal).await?;
         waiting.push(msg);
+    } else if let Some(msg) = restore_priorities(ctx, &key, cr, &password).await {
+        waiting.push(msg);
     }
 
     // 4. Member set changed (servers or sentinels): SENTINEL RESET, one sentinel at a
@@ -275,6 +303,37 @@ async fn reconcile_inner(cr: &RedisFailoverCluster, ctx: &Context) -> Result<Act
     }
 
     write_status(ctx, cr, &key, generation, progress).await
+}
+
+/// After a scale-down moved the master (or was called off): pods still in the spec that
+/// were held at `replica-priority 0` get their configured priority back; pods beyond the
+/// spec are going away with their priority. `Some(msg)` while a restore failed.
+async fn restore_priorities(ctx: &Context, key: &ClusterKey, cr: &RedisFailoverCluster, password: &str) -> Option<String> {
+    let held = ctx.deprioritized(key);
+    if held.is_empty() {
+        return None;
+    }
+    let resolver = ctx.tracker.as_ref()?.resolver();
+    let priority = builders::configured_replica_priority(&cr.spec);
+    for pod in held {
+        let kept = names::ordinal_of(&key.name, Component::Server, &pod).is_some_and(|o| o < cr.spec.redis.replicas);
+        if !kept {
+            ctx.forget_deprioritized(key, &pod);
+            continue;
+        }
+        let Some(ep) = resolver.server_endpoint(key, &pod) else { continue };
+        let set = async {
+            let mut c = crate::operator::tracking::connect(&ep, Some(password), ctx.io_timeout).await.ok()?;
+            redis::cmd("CONFIG").arg("SET").arg("replica-priority").arg(priority).query_async::<String>(&mut c).await.ok()
+        };
+        if tokio::time::timeout(ctx.io_timeout * 2, set).await.ok().flatten().is_some() {
+            info!(%pod, priority, "scale-down over: replica priority restored");
+            ctx.forget_deprioritized(key, &pod);
+        } else {
+            return Some(format!("could not restore replica-priority {priority} on {pod} (set to 0 for a scale-down)"));
+        }
+    }
+    None
 }
 
 fn is_owned_by(refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>, cr: &RedisFailoverCluster) -> bool {

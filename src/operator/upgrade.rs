@@ -217,13 +217,16 @@ pub async fn move_master_off(ctx: &Context, key: &ClusterKey, cr: &RedisFailover
             let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.ok()?;
             Some(parse_replica_priority(&info))
         };
-        match tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten() {
-            None => return Ok(format!("scale-down waits: could not set replica-priority 0 on {pod}")),
+        let Some(reported) = tokio::time::timeout(ctx.io_timeout * 2, r).await.ok().flatten() else {
+            return Ok(format!("scale-down waits: could not set replica-priority 0 on {pod}"));
+        };
+        ctx.note_deprioritized(key, &pod);
+        match reported {
             // The server must REPORT the new priority before anyone may fail over: the
             // sentinels choose from INFO, and a server may apply CONFIG SET to what INFO
             // shows a little later (rf-server did, up to one cron tick).
-            Some(Some(0)) | Some(None) => {}
-            Some(Some(p)) => {
+            Some(0) | None => {}
+            Some(p) => {
                 return Ok(format!("scale-down waits: {pod} still reports replica priority {p} after CONFIG SET replica-priority 0"))
             }
         }

@@ -1,7 +1,8 @@
 //! Loopback test bed for master tracking: real server and sentinel processes on
 //! 127.0.0.1, the in-memory Kubernetes API holding their pods. The binaries are a single
-//! switch: `RF_TEST_SERVER_BIN` / `RF_TEST_SENTINEL_BIN` (default: Debian's
-//! redis-server / redis-sentinel), both started as `<bin> <config-file>`.
+//! switch: `RF_TEST_SERVER_BIN` / `RF_TEST_SENTINEL_BIN` (default: ours, rf-server /
+//! rf-sentinel; set them to /usr/bin/redis-server and /usr/bin/redis-sentinel to compare
+//! with Debian's), both started as `<bin> <config-file>`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

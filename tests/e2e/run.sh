@@ -7,7 +7,8 @@
 #   5. delete the master pod: measure how long writes fail, check the Service's endpoints
 #      moved to the new master, and that every acknowledged write is readable
 #   6. scale the servers up (new replica has the data) and back down
-#   7. change the image tag (rolling upgrade) under write load, measure and check again
+#   7. change the image tag (rolling upgrade) under write load, measure and check again;
+#      the same change enables the metrics sidecar, scraped through the API server proxy
 #   8. delete the cluster and check every owned object is gone
 # Without kind, or without a working Docker engine, it prints
 # "skipped: kind/docker not found (...)" and exits 0.
@@ -338,7 +339,8 @@ start_writer writer-upgrade upgrade
 disrupted_at="$(now_rfc3339)"
 upgrade_ms="$(now_ms)"
 log "rolling upgrade to tag $UPGRADE_TAG"
-k patch rfc "$NAME" --type merge -p "{\"spec\":{\"redis\":{\"image\":\"redis-failover/rf-server:$UPGRADE_TAG\"},\"sentinel\":{\"image\":\"redis-failover/rf-sentinel:$UPGRADE_TAG\"}}}"
+# The same change turns the metrics sidecar on (our rf-operator exporter, same image tag).
+k patch rfc "$NAME" --type merge -p "{\"spec\":{\"redis\":{\"image\":\"redis-failover/rf-server:$UPGRADE_TAG\"},\"sentinel\":{\"image\":\"redis-failover/rf-sentinel:$UPGRADE_TAG\"},\"metrics\":{\"enabled\":true,\"image\":\"redis-failover/rf-operator:$UPGRADE_TAG\"}}}"
 all_upgraded() {
   local images
   images="$(k get pods -l "app.kubernetes.io/instance=$NAME" \
@@ -351,6 +353,15 @@ wait_for "every server and sentinel pod runs $UPGRADE_TAG" 600 all_upgraded
 wait_for "cluster Ready after the upgrade" 300 rfc_ready
 wait_for "3 ready servers after the upgrade" 300 rfc_field_is '{.status.readyServers}' 3
 RESULTS+=("rolling upgrade done after $(($(now_ms) - upgrade_ms)) ms")
+# The master's sidecar, through the API server's pod proxy (no client tools needed).
+master_metrics_served() {
+  local body
+  body="$(kubectl get --raw "/api/v1/namespaces/$NS/pods/$(master_pods):9121/proxy/metrics")" || return 1
+  grep -q '^redis_up 1$' <<<"$body" && grep -q '^rf_exporter_is_master 1$' <<<"$body" &&
+    grep -q '^redis_connected_slaves 2$' <<<"$body"
+}
+wait_for "the master's metrics sidecar (rf-operator exporter) serves redis_up 1 with 2 replicas" 120 master_metrics_served
+RESULTS+=("metrics sidecar: rf-operator exporter serves the master's INFO on :9121")
 ack_base="$(ack_count writer-upgrade)"
 wait_for "30 acknowledged writes after the upgrade" 120 acks_at_least writer-upgrade $((ack_base + 30))
 stop_writer writer-upgrade upgrade "$disrupted_at" "rolling upgrade"

@@ -229,6 +229,13 @@ pub fn render_sentinel_conf(
     out
 }
 
+/// The `replica-priority` the servers run with: the user's (`spec.redis.config`, either
+/// spelling), else Redis's default 100.
+pub fn configured_replica_priority(spec: &RedisFailoverClusterSpec) -> i64 {
+    let c = &spec.redis.config;
+    c.get("replica-priority").or_else(|| c.get("slave-priority")).and_then(|v| v.trim().parse().ok()).unwrap_or(100)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +247,16 @@ mod tests {
     #[test]
     fn default_spec_is_valid() {
         assert_eq!(validate_spec(&spec()), vec![]);
+    }
+
+    #[test]
+    fn replica_priority_from_config_or_default() {
+        assert_eq!(configured_replica_priority(&spec()), 100);
+        let mut s = spec();
+        s.redis.config.insert("slave-priority".into(), "7".into());
+        assert_eq!(configured_replica_priority(&s), 7);
+        s.redis.config.insert("replica-priority".into(), " 42 ".into());
+        assert_eq!(configured_replica_priority(&s), 42, "the modern spelling wins");
     }
 
     #[test]

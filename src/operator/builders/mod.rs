@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
-pub use config::{render_redis_conf, render_sentinel_conf, validate_spec, MasterRef, SpecError};
+pub use config::{configured_replica_priority, render_redis_conf, render_sentinel_conf, validate_spec, MasterRef, SpecError};
 
 use crate::operator::crd::{PersistenceMode, RedisFailoverCluster, SecretKeyRef};
 use crate::operator::names::{self, Component, FIELD_MANAGER, SENTINEL_PORT, SERVER_PORT};
