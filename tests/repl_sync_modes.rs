@@ -242,12 +242,14 @@ fn diskless_sync_delay_and_max_replicas_as_redis() {
     diskless_delay_and_max_replicas(RF);
 }
 
-/// Writes `count` values of `size` bytes.
+/// Writes `count` values of `size` bytes, at a pace a healthy replica (even a debug build
+/// on a busy machine) keeps up with.
 fn write_big_values(port: u16, count: usize, size: usize) {
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
     let value = "x".repeat(size);
     for i in 0..count {
         redis::cmd("SET").arg(format!("big:{}", i % 8)).arg(&value).query::<()>(&mut c).unwrap();
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -285,7 +287,7 @@ fn output_limit_drops_stalled_replica(bin: &str, limit: &[&str], keep_writing: b
     );
     assert!(stalled.closed_within(Duration::from_secs(20)), "{bin}: the dropped replica's connection stayed open");
     let slave0 = info_field(master.port, "replication", "slave0").unwrap_or_default();
-    assert!(slave0.contains(&format!("port={}", healthy.port)), "{bin}: the healthy replica was dropped too: {slave0}");
+    assert!(slave0.contains(&format!("port={}", healthy.port)), "{bin}: the healthy replica was dropped too: {slave0}\nping: {:?} log {:?}: {}", common::redis_cli(master.port, &["PING"]), master.log, master.log_text());
     let master_offset = info_field(master.port, "replication", "master_repl_offset");
     assert!(
         wait_for(Duration::from_secs(20), || info_field(healthy.port, "replication", "slave_repl_offset") == master_offset),
@@ -309,10 +311,11 @@ fn replica_output_buffer_soft_limit_as_redis() {
     output_limit_drops_stalled_replica(RF, &["replica", "0", "2mb", "1"], true);
 }
 
-#[test]
-fn swapdb_replica_serves_old_data_until_the_new_dataset_is_whole() {
+/// Re-points a replica holding one key to a master with 200k keys and samples the replica
+/// during the sync. Returns how many samples were refused with -LOADING.
+fn full_sync_samples(diskless_load: &str) -> usize {
     const KEYS: usize = 200_000;
-    let master = spawn(RF, &[]);
+    let master = spawn(RF, &["--repl-diskless-sync-delay", "0"]);
     {
         let mut c = master.client();
         for chunk in 0..KEYS / 10_000 {
@@ -323,23 +326,38 @@ fn swapdb_replica_serves_old_data_until_the_new_dataset_is_whole() {
             p.query::<()>(&mut c).unwrap();
         }
     }
-    let replica = spawn(RF, &["--repl-diskless-load", "swapdb"]);
+    let replica = spawn(RF, &["--repl-diskless-load", diskless_load]);
     let mut c = replica.client();
     redis::cmd("SET").arg("old").arg("kept").query::<()>(&mut c).unwrap();
     redis::cmd("REPLICAOF").arg("127.0.0.1").arg(master.port).query::<()>(&mut c).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut samples = 0;
+    let (mut samples, mut loading) = (0, 0);
     loop {
         // One pipeline runs as one batch on the server: a consistent view.
-        let (size, old): (usize, Option<String>) = redis::pipe().cmd("DBSIZE").cmd("GET").arg("old").query(&mut c).unwrap_or_else(|e| panic!("replica refused a read during the sync: {e}"));
+        let sample: redis::RedisResult<(usize, Option<String>)> = redis::pipe().cmd("DBSIZE").cmd("GET").arg("old").query(&mut c);
         samples += 1;
-        match (size, old.as_deref()) {
-            (1, Some("kept")) => {}
-            (n, None) if n == KEYS => break,
-            other => panic!("replica showed a partial dataset during the sync: {other:?} after {samples} samples"),
+        match sample {
+            Ok((1, Some(old))) if old == "kept" => {}
+            Ok((n, None)) if n == KEYS => break,
+            Ok(other) => panic!("{diskless_load}: replica showed a partial dataset during the sync: {other:?} after {samples} samples"),
+            Err(e) if e.to_string().contains("loading the dataset") => loading += 1,
+            Err(e) => panic!("{diskless_load}: unexpected error during the sync: {e}"),
         }
-        assert!(Instant::now() < deadline, "replica never switched to the new dataset");
+        assert!(Instant::now() < deadline, "{diskless_load}: replica never switched to the new dataset");
     }
-    assert!(link_up(replica.port) || wait_for(Duration::from_secs(5), || link_up(replica.port)));
+    assert!(wait_for(Duration::from_secs(5), || link_up(replica.port)));
     assert_eq!(common::redis_cli(replica.port, &["GET", "new:12345"]), "12345");
+    loading
+}
+
+#[test]
+fn swapdb_replica_serves_old_data_until_the_new_dataset_is_whole() {
+    let loading = full_sync_samples("swapdb");
+    assert_eq!(loading, 0, "swapdb must keep serving the old dataset, not reply -LOADING");
+}
+
+#[test]
+fn disabled_diskless_load_replies_loading_never_a_partial_dataset() {
+    let loading = full_sync_samples("disabled");
+    assert!(loading > 0, "repl-diskless-load disabled: clients were never told -LOADING while the dataset was replaced");
 }

@@ -451,6 +451,7 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
         for replica in targets {
             let name = format!("{}:{}", replica.ip, replica.listening_port);
             let sent = if diskless {
+                repl.stream_on_first_ack(&replica);
                 let mark = state::random_replid();
                 replica.push(Bytes::from(format!("$EOF:{mark}\r\n"))) && replica.push(rdb.clone()) && replica.push(Bytes::from(mark))
             } else {
@@ -463,7 +464,7 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
             }
             if diskless {
                 super::log::notice(&format!("Streamed RDB transfer with replica {name} succeeded (socket). Waiting for REPLCONF ACK from slave to enable streaming"));
-                repl.online_on_first_ack(&replica);
+                repl.transfer_done(&replica);
             } else {
                 repl.go_online(&replica);
             }

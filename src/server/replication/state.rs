@@ -708,14 +708,20 @@ impl Replication {
         *r.state.lock() = AttachedState::Online;
     }
 
-    /// After a diskless transfer (Redis's `repl_start_cmd_stream_on_ack`): the replica is
-    /// online, but the stream accumulated since the snapshot is only sent once the
-    /// replica's first `REPLCONF ACK` shows that it loaded the payload. Otherwise, in case
-    /// of a failed load, the replica could not tell whether the master or itself failed.
-    pub fn online_on_first_ack(&self, r: &AttachedReplica) {
+    /// Before a diskless transfer (Redis's `repl_start_cmd_stream_on_ack`): the stream
+    /// accumulated since the snapshot goes out on the replica's first `REPLCONF ACK`, which
+    /// shows that it loaded the payload (so that, after a failed load, the replica cannot
+    /// confuse its own failure with its master's). Armed before the payload is queued, so
+    /// even an ACK racing with [`Replication::transfer_done`] starts the stream.
+    pub fn stream_on_first_ack(&self, r: &AttachedReplica) {
+        r.start_stream_on_ack.store(true, Ordering::SeqCst);
+    }
+
+    /// The diskless payload went out: the replica is online (as Redis, even before its
+    /// first ACK).
+    pub fn transfer_done(&self, r: &AttachedReplica) {
         let mut inner = self.inner.lock();
         inner.getack_sent_at = None;
-        r.start_stream_on_ack.store(true, Ordering::SeqCst);
         *r.ack_time.lock() = Instant::now();
         *r.state.lock() = AttachedState::Online;
     }
