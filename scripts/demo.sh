@@ -79,6 +79,8 @@ for i in 0 1 2; do
     echo "dir \"$work/$port\""
     # Redis 7 refuses DEBUG unless enabled; the seed (Redis 4) crashes the master with it.
     echo "enable-debug-command yes"
+    # The restarted old master needs a full sync: no 5 s wait for others to share it.
+    echo "repl-diskless-sync-delay 0"
     [ "$i" -gt 0 ] && echo "slaveof 127.0.0.1 $master_port"
   } > "$work/$port/redis.conf"
 done

@@ -168,6 +168,9 @@ pub fn render_redis_conf(
     let _ = writeln!(out, "dir {}", names::DATA_DIR);
     let _ = writeln!(out, "replica-announce-ip {}", names::pod_dns(cluster, namespace, Component::Server, ordinal));
     let _ = writeln!(out, "replica-announce-port {SERVER_PORT}");
+    // A restarted pod needs a full sync: start it at once instead of Redis's default 5 s
+    // wait for other replicas to share the transfer (spec.redis.config, written later, wins).
+    let _ = writeln!(out, "repl-diskless-sync-delay 0");
     match spec.persistence.mode {
         PersistenceMode::None => {
             let _ = writeln!(out, "save \"\"");
@@ -333,6 +336,7 @@ mod tests {
         let c0 = render_redis_conf(&s, "rf", "ns", 0, &m);
         assert!(!c0.contains("replicaof"));
         assert!(c0.contains("replica-announce-ip rf-server-0.rf-server-headless.ns.svc.cluster.local\n"));
+        assert!(c0.contains("repl-diskless-sync-delay 0\n"));
         assert!(c0.contains("maxmemory 100mb\n"));
         assert!(c0.contains("save \"\"\n"));
         let c2 = render_redis_conf(&s, "rf", "ns", 2, &m);
