@@ -113,7 +113,11 @@ impl User {
                 *self = User { sanitize_payload: true, ..User::new(&self.name) };
             }
             _ => {
-                let (first, rest) = rule.split_at(1);
+                // an empty rule or one starting with a multi-byte character is no rule
+                let Some(first) = rule.get(..1) else {
+                    return Err(bad(SYNTAX));
+                };
+                let rest = &rule[1..];
                 match first {
                     ">" => {
                         let h = sha256_hex(rest.as_bytes());
@@ -410,6 +414,9 @@ mod tests {
         let e = acl.set_user("bob", &["+nosuchcmd".into()]).unwrap_err();
         assert_eq!(e.to_string(), "Error in ACL SETUSER modifier '+nosuchcmd': Unknown command or category name in ACL");
         assert_eq!(acl.delete(&["default".into()]), Err(AclError::DefaultUser));
+        for odd in ["", "é", "<nosuchpass"] {
+            assert!(acl.set_user("bob", &[odd.into()]).is_err(), "{odd:?}");
+        }
     }
 
     #[test]

@@ -453,7 +453,7 @@ fn client(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
             Frame::ok()
         }
         "kill" if a.len() >= 4 => {
-            if a.len() % 2 != 0 {
+            if !a.len().is_multiple_of(2) {
                 return Frame::error("ERR syntax error");
             }
             let mut id_filter = None;
