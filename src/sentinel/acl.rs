@@ -71,6 +71,10 @@ impl User {
     /// Applies one rule (`ACL SETUSER` modifier, or one word of a `user` config line).
     pub fn apply(&mut self, rule: &str) -> Result<(), AclError> {
         let bad = |reason| AclError::BadModifier { modifier: rule.to_string(), reason };
+        if rule.is_empty() {
+            // Redis: an empty modifier does nothing
+            return Ok(());
+        }
         let lower = rule.to_ascii_lowercase();
         match lower.as_str() {
             "on" => self.enabled = true,
@@ -113,7 +117,7 @@ impl User {
                 *self = User { sanitize_payload: true, ..User::new(&self.name) };
             }
             _ => {
-                // an empty rule or one starting with a multi-byte character is no rule
+                // a rule starting with a multi-byte character is no rule
                 let Some(first) = rule.get(..1) else {
                     return Err(bad(SYNTAX));
                 };
@@ -414,7 +418,8 @@ mod tests {
         let e = acl.set_user("bob", &["+nosuchcmd".into()]).unwrap_err();
         assert_eq!(e.to_string(), "Error in ACL SETUSER modifier '+nosuchcmd': Unknown command or category name in ACL");
         assert_eq!(acl.delete(&["default".into()]), Err(AclError::DefaultUser));
-        for odd in ["", "é", "<nosuchpass"] {
+        assert!(acl.set_user("bob", &["".into()]).is_ok(), "empty modifier: a no-op, as Redis");
+        for odd in ["é", "<nosuchpass"] {
             assert!(acl.set_user("bob", &[odd.into()]).is_err(), "{odd:?}");
         }
     }
