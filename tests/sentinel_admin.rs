@@ -369,6 +369,10 @@ fn acl_replies_match_debian() {
         &["ACL", "SETUSER", "bad", "foo"],
         &["ACL", "SETUSER", "bad", "#abc"],
         &["ACL", "SETUSER", "bad", "+nosuchcmd"],
+        // commands Redis Sentinel 7.0 does not have
+        &["ACL", "SETUSER", "bad", "+set"],
+        &["ACL", "SETUSER", "bad", "+reset"],
+        &["ACL", "SETUSER", "bad", "+quit"],
         &["ACL", "SETUSER", "alice", "<notapassword"],
         &["ACL", "LIST"],
         &["ACL", "USERS"],
@@ -386,6 +390,8 @@ fn acl_replies_match_debian() {
         &["ACL", "WHOAMI"],
         &["AUTH", "dave", "pw"],
         &["AUTH", "carl", "anything"],
+        &["ACL", "WHOAMI"],
+        &["RESET"],
         &["ACL", "WHOAMI"],
     ];
     for step in steps {

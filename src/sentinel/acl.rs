@@ -23,10 +23,10 @@ const UNKNOWN_COMMAND: &str = "Unknown command or category name in ACL";
 const BAD_HASH: &str = "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters";
 const NO_SUCH_PASSWORD: &str = "The password you are trying to remove from the user does not exist";
 
-/// Commands the sentinel serves (for `+<command>` rules).
+/// Commands the sentinel serves (for `+<command>` rules): Redis Sentinel 7.0's 15.
 const SENTINEL_COMMANDS: &[&str] = &[
-    "ping", "quit", "auth", "hello", "client", "info", "role", "sentinel", "subscribe", "psubscribe", "unsubscribe",
-    "punsubscribe", "publish", "shutdown", "command", "reset", "acl",
+    "ping", "auth", "hello", "client", "info", "role", "sentinel", "subscribe", "psubscribe", "unsubscribe",
+    "punsubscribe", "publish", "shutdown", "command", "acl",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
