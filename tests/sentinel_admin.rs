@@ -350,6 +350,58 @@ fn acl_users_authenticate_and_are_rewritten() {
 }
 
 #[test]
+fn acl_replies_match_debian() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (free_port(), free_port());
+    let _s = start_sentinel_from(SentinelKind::Rf, &dead_master_conf(dir.path(), ours, ""), ours, None);
+    let _d = start_sentinel_from(SentinelKind::Debian, &dead_master_conf(dir.path(), theirs, ""), theirs, None);
+    let mut c = conn(ours).unwrap();
+    let mut d = conn(theirs).unwrap();
+    let steps: &[&[&str]] = &[
+        &["ACL", "SETUSER", "alice", "on", ">pw", "+@all"],
+        &["ACL", "SETUSER", "erin", "on", ">p", "-@all", "+info", "+ping"],
+        &["ACL", "SETUSER", "erin", "-ping"],
+        &["ACL", "SETUSER", "alice", ">a", ">b", "<a"],
+        &["ACL", "SETUSER", "carl", "on", "nopass", "allcommands", "~*", "&*"],
+        &["ACL", "SETUSER", "dave", "off", "#30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4", "nocommands"],
+        &["ACL", "SETUSER", "x", "~foo", "&chan"],
+        &["ACL", "SETUSER", "y", "on", ">q", "reset"],
+        &["ACL", "SETUSER", "bad", "foo"],
+        &["ACL", "SETUSER", "bad", "#abc"],
+        &["ACL", "SETUSER", "bad", "+nosuchcmd"],
+        // commands Redis Sentinel 7.0 does not have
+        &["ACL", "SETUSER", "bad", "+set"],
+        &["ACL", "SETUSER", "bad", "+reset"],
+        &["ACL", "SETUSER", "bad", "+quit"],
+        &["ACL", "SETUSER", "alice", "<notapassword"],
+        &["ACL", "LIST"],
+        &["ACL", "USERS"],
+        &["ACL", "GETUSER", "alice"],
+        &["ACL", "GETUSER", "x"],
+        &["ACL", "GETUSER", "default"],
+        &["ACL", "GETUSER", "nosuch"],
+        &["ACL", "DELUSER", "y", "nosuch"],
+        &["ACL", "DELUSER", "default"],
+        &["ACL", "WHOAMI"],
+        &["ACL", "SAVE"],
+        &["ACL", "NOSUCH"],
+        &["AUTH", "erin", "p"],
+        &["PING"],
+        &["ACL", "WHOAMI"],
+        &["AUTH", "dave", "pw"],
+        &["AUTH", "carl", "anything"],
+        &["ACL", "WHOAMI"],
+        &["RESET"],
+        &["ACL", "WHOAMI"],
+    ];
+    for step in steps {
+        let ours = cmd(&mut c, step).map_err(|e| e.to_string());
+        let theirs = cmd(&mut d, step).map_err(|e| e.to_string());
+        assert_eq!(ours, theirs, "{step:?}");
+    }
+}
+
+#[test]
 fn sentinels_authenticate_to_each_other_with_sentinel_user() {
     let dir = tempfile::tempdir().unwrap();
     let mport = free_port();

@@ -10,8 +10,20 @@ use std::time::Duration;
 
 use procs::*;
 
+/// Runs a program expected to exit at once; one that keeps running (a config that was
+/// accepted) is killed after 10 s and reported with code -1.
 fn run(bin: &str, args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin).args(args).output().unwrap();
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = wait_until(Duration::from_secs(10), || child.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
 }
 
@@ -28,6 +40,7 @@ fn config_errors_match_redis_sentinel_output() {
         "daemonize maybe\n",
         "port 27390\nuser bob on foo\n",
         "port 27390\nuser\n",
+        "port 27390\nuser carl on >c1\nuser carl >c2\n",
         "port 27390\ninclude\n",
         "port 27390\nsentinel monitor m 127.0.0.1 6379 2\nsentinel monitor m 127.0.0.1 6380 2\n",
         // an included file with a bad line: its own line number, as Redis prints it

@@ -59,7 +59,8 @@ fn mixed_group(kinds: [SentinelKind; 3]) {
                 ms.iter().all(|m| m.first().is_some_and(|m| !m["flags"].contains("failover_in_progress")))
                     && ms.windows(2).all(|w| w[0].first().map(|m| m["config-epoch"].clone()) == w[1].first().map(|m| m["config-epoch"].clone()))
             }),
-            "previous failover did not settle"
+            "previous failover did not settle: {:?}",
+            sports.iter().map(|p| masters(*p).first().map(|m| (m["flags"].clone(), m["config-epoch"].clone(), m["port"].clone()))).collect::<Vec<_>>()
         );
         // right after a switch Redis (and we) may still answer INPROG / NOGOODSLAVE for a
         // moment (reconfiguration running, replica INFO not refreshed yet)

@@ -291,3 +291,19 @@ fn two_candidates_in_one_epoch_one_vote_each() {
     assert_eq!(voter.is_master_down_by_addr(1004, "10.9.9.9", 6379, 3, &a), (false, "*".to_string(), 0));
     assert_eq!(voter.current_epoch, 2);
 }
+
+#[test]
+fn a_sentinel_that_knows_no_replica_does_not_lead() {
+    // the sentinel that would stand first (lowest run id) has not seen any replica yet (its
+    // master INFO came before they connected): another one must lead, with no abort and
+    // no 2 x failover-timeout wait
+    for seed in 0..SEEDS {
+        let mut w = World::new(9900 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        let first = (0..w.sentinels.len()).min_by_key(|i| w.sentinels[*i].machine.as_ref().unwrap().myid.clone()).unwrap();
+        w.sentinels[first].machine.as_mut().unwrap().masters[0].replicas.clear();
+        w.kill_redis(0);
+        assert!(w.run_until(5_000, |w| w.converged()), "seed {seed}");
+        assert!(w.all_events("-failover-abort-no-good-slave").is_empty(), "seed {seed}");
+    }
+}

@@ -23,10 +23,10 @@ const UNKNOWN_COMMAND: &str = "Unknown command or category name in ACL";
 const BAD_HASH: &str = "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters";
 const NO_SUCH_PASSWORD: &str = "The password you are trying to remove from the user does not exist";
 
-/// Commands the sentinel serves (for `+<command>` rules).
+/// Commands the sentinel serves (for `+<command>` rules): Redis Sentinel 7.0's 15.
 const SENTINEL_COMMANDS: &[&str] = &[
-    "ping", "quit", "auth", "hello", "client", "info", "role", "sentinel", "subscribe", "psubscribe", "unsubscribe",
-    "punsubscribe", "publish", "shutdown", "command", "reset", "acl",
+    "ping", "auth", "hello", "client", "info", "role", "sentinel", "subscribe", "psubscribe", "unsubscribe",
+    "punsubscribe", "publish", "shutdown", "command", "acl",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +71,10 @@ impl User {
     /// Applies one rule (`ACL SETUSER` modifier, or one word of a `user` config line).
     pub fn apply(&mut self, rule: &str) -> Result<(), AclError> {
         let bad = |reason| AclError::BadModifier { modifier: rule.to_string(), reason };
+        if rule.is_empty() {
+            // Redis: an empty modifier does nothing
+            return Ok(());
+        }
         let lower = rule.to_ascii_lowercase();
         match lower.as_str() {
             "on" => self.enabled = true,
@@ -113,7 +117,11 @@ impl User {
                 *self = User { sanitize_payload: true, ..User::new(&self.name) };
             }
             _ => {
-                let (first, rest) = rule.split_at(1);
+                // a rule starting with a multi-byte character is no rule
+                let Some(first) = rule.get(..1) else {
+                    return Err(bad(SYNTAX));
+                };
+                let rest = &rule[1..];
                 match first {
                     ">" => {
                         let h = sha256_hex(rest.as_bytes());
@@ -410,6 +418,10 @@ mod tests {
         let e = acl.set_user("bob", &["+nosuchcmd".into()]).unwrap_err();
         assert_eq!(e.to_string(), "Error in ACL SETUSER modifier '+nosuchcmd': Unknown command or category name in ACL");
         assert_eq!(acl.delete(&["default".into()]), Err(AclError::DefaultUser));
+        assert!(acl.set_user("bob", &["".into()]).is_ok(), "empty modifier: a no-op, as Redis");
+        for odd in ["é", "<nosuchpass"] {
+            assert!(acl.set_user("bob", &[odd.into()]).is_err(), "{odd:?}");
+        }
     }
 
     #[test]

@@ -136,9 +136,11 @@ fn dispatch_locked(c: &mut Core, st: &mut ClientState, args: &[Bytes], cmd: &str
             return vec![Frame::error(format!("NOPERM this user has no permissions to run the '{full_name}' command"))];
         }
     }
+    // like Redis, an unknown command is reported as such before the pub/sub context rule
     if st.subscriptions() > 0
         && st.proto == ProtocolVersion::Resp2
-        && !matches!(cmd, "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
+        && known_command(cmd)
+        && !matches!(cmd, "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit")
     {
         return vec![Frame::error(format!(
             "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
@@ -197,14 +199,6 @@ fn dispatch_locked(c: &mut Core, st: &mut ClientState, args: &[Bytes], cmd: &str
                 Frame::Array(vec![])
             }
         }
-        "reset" => {
-            st.channels.clear();
-            st.patterns.clear();
-            c.subscribers.remove(&st.id);
-            st.proto = ProtocolVersion::Resp2;
-            st.name = None;
-            Frame::simple("RESET")
-        }
         _ => unknown_command(args),
     };
     vec![reply]
@@ -215,7 +209,7 @@ fn known_command(cmd: &str) -> bool {
     matches!(
         cmd,
         "ping" | "quit" | "auth" | "hello" | "client" | "acl" | "info" | "role" | "sentinel" | "subscribe" | "psubscribe"
-            | "unsubscribe" | "punsubscribe" | "publish" | "shutdown" | "command" | "reset"
+            | "unsubscribe" | "punsubscribe" | "publish" | "shutdown" | "command"
     )
 }
 
@@ -453,7 +447,7 @@ fn client(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
             Frame::ok()
         }
         "kill" if a.len() >= 4 => {
-            if a.len() % 2 != 0 {
+            if !a.len().is_multiple_of(2) {
                 return Frame::error("ERR syntax error");
             }
             let mut id_filter = None;

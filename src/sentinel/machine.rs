@@ -959,6 +959,15 @@ impl Sentinel {
         if now < m.failover_start_time + m.cfg.failover_timeout_ms * 2 && m.failover_start_time != 0 {
             return false;
         }
+        // Ours: a sentinel that knows no replica at all (its only master INFO came before
+        // the replicas connected, and the next is up to 10 s away) does not stand: as
+        // leader it would abort with no-good-slave, and the votes it got would block every
+        // sentinel for 2 x failover-timeout. It still votes, so a peer that knows the
+        // replicas leads. (Known but unpromotable replicas still give Redis's abort.)
+        if m.replicas.is_empty() {
+            self.masters[mi].candidate_at = None;
+            return false;
+        }
         // Ours: stagger candidacies by rank of run id among the reachable sentinels, so
         // that sentinels reaching ODOWN in the same millisecond do not split the vote
         // (a split costs Redis election-timeout + 2 x failover-timeout). The lowest id

@@ -404,6 +404,8 @@ async fn serve_client(core: Shared, mut sock: TcpStream, id: u64, peer: String) 
     let mut out = BytesMut::new();
     'conn: loop {
         tokio::select! {
+            // a CLIENT KILL wins over anything the client sent after it
+            biased;
             _ = &mut kill_rx => break,
             n = sock.read_buf(&mut rbuf) => {
                 match n {
