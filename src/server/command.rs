@@ -158,8 +158,16 @@ pub fn cmd(name: &str, arity: i32, flag_list: &str, first: i32, last: i32, step:
 }
 
 impl CommandSpec {
+    /// Sets the group of the command and of its subcommands that have none of their own.
     pub fn group(mut self, g: &'static str) -> Self {
         self.group = g;
+        for sub in &mut self.subcommands {
+            if let Some(s) = Arc::get_mut(sub) {
+                if s.group == "generic" {
+                    s.group = g;
+                }
+            }
+        }
         self
     }
     pub fn since(mut self, s: &'static str) -> Self {
@@ -297,23 +305,9 @@ impl CommandSpec {
         ])
     }
 
-    /// COMMAND DOCS's reply for this command (summary, since, group, complexity, subcommands).
+    /// COMMAND DOCS's reply for this command (see `commands::docs`).
     pub fn docs_frame(&self) -> Frame {
-        let mut m = vec![
-            (Frame::bulk("summary"), Frame::bulk(self.summary)),
-            (Frame::bulk("since"), Frame::bulk(self.since)),
-            (Frame::bulk("group"), Frame::bulk(self.group)),
-        ];
-        if !self.complexity.is_empty() {
-            m.push((Frame::bulk("complexity"), Frame::bulk(self.complexity)));
-        }
-        if !self.subcommands.is_empty() {
-            m.push((
-                Frame::bulk("subcommands"),
-                Frame::Map(self.subcommands.iter().map(|s| (Frame::bulk(s.name.clone()), s.docs_frame())).collect()),
-            ));
-        }
-        Frame::Map(m)
+        super::commands::docs::docs_frame(self)
     }
 }
 

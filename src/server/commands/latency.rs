@@ -39,7 +39,7 @@ pub fn commands() -> Vec<CommandSpec> {
                 .complexity("O(1)"),
             cmd("histogram", -2, FLAGS, 0, 0, 0, ACL, latency_histogram)
                 .since("7.0.0")
-                .summary("Return the cumulative distribution of latencies of a subset of commands or all commands.")
+                .summary("Return the cumulative distribution of latencies of a subset of commands or all.")
                 .complexity("O(N) where N is the number of commands with latency information being retrieved.")
                 .tips(TIPS),
             cmd("history", 3, FLAGS, 0, 0, 0, ACL, latency_history)

@@ -4,6 +4,8 @@
 
 pub mod bitmap;
 pub mod connection;
+pub mod docs;
+mod docs_data;
 pub mod hash;
 pub mod hll;
 pub mod keys;

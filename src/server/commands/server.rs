@@ -50,7 +50,7 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("help", 2, "loading stale", 0, 0, 0, "slow", memory_help).since("4.0.0").summary("Show helpful text about the different subcommands"),
         ])),
         s(cmd("debug", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", debug).summary("A container for debugging commands")),
-        s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands").subs(vec![
+        s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands ").subs(vec![
             cmd("whoami", 2, "noscript loading stale", 0, 0, 0, "slow", acl_whoami).since("6.0.0").summary("Return the name of the user associated to the current connection"),
             cmd("users", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl_users).since("6.0.0").summary("List the username of all the configured ACL rules"),
             cmd("log", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl_log).since("6.0.0").summary("List latest events denied because of ACLs in place"),
