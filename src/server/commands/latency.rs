@@ -185,17 +185,18 @@ impl LatencyHistogram {
 }
 
 /// `trimDoubleString("%f")`: 50 -> "50", 99.9 -> "99.9".
-fn percentile_name(p: f64) -> String {
+pub fn percentile_name(p: f64) -> String {
     let s = format!("{p:.6}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Parses `latency-tracking-info-percentiles` ("50 99 99.9").
+/// Parses `latency-tracking-info-percentiles` ("50 99 99.9"), with Redis's errors.
 pub fn parse_percentiles(text: &str) -> Result<Vec<f64>, String> {
     text.split_whitespace()
         .map(|w| match crate::server::command::parse_float(w.as_bytes()) {
             Some(v) if (0.0..=100.0).contains(&v) => Ok(v),
-            _ => Err("latency-tracking-info-percentiles parameters should be a list of numbers between 0 and 100".to_string()),
+            Some(_) => Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".to_string()),
+            None => Err("Invalid latency-tracking-info-percentiles parameters".to_string()),
         })
         .collect()
 }
