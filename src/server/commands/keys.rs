@@ -598,7 +598,7 @@ fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "    Return the number of references of the value associated with the specified",
         "    <key>.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ];
     Frame::Array(lines.iter().map(|l| Frame::Simple(l.to_string())).collect())
 }

@@ -350,7 +350,7 @@ fn config_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "REWRITE",
         "    Rewrite the configuration file.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
@@ -481,7 +481,7 @@ fn command_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "GETKEYSANDFLAGS <full-command>",
         "    Return the keys and the access flags from a full Redis command.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
@@ -563,7 +563,7 @@ fn slowlog_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "RESET",
         "    Reset the slowlog.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
@@ -615,7 +615,7 @@ fn memory_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "    Return memory in bytes used by <key> and its value. Nested values are",
         "    sampled up to <count> times (default: 5, 0 means sample all).",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
@@ -822,7 +822,7 @@ fn acl_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "WHOAMI",
         "    Return the current connection username.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
