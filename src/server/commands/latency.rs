@@ -78,8 +78,9 @@ const COUNTS_LEN: usize = (BUCKETS + 1) * SUB_BUCKET_HALF as usize;
 /// are never called) and updated with relaxed atomics, like the other command counters.
 #[derive(Default, Debug)]
 pub struct LatencyHistogram {
+    /// One counter per HDR bucket; the total is their sum (computed only when read, so a
+    /// call costs one relaxed increment).
     counts: OnceLock<Box<[AtomicU64]>>,
-    total: AtomicU64,
 }
 
 fn bucket_index(v: u64) -> u32 {
@@ -116,7 +117,6 @@ impl LatencyHistogram {
         let ns = micros.saturating_mul(1000).clamp(HIST_MIN_NS, HIST_MAX_NS);
         let counts = self.counts.get_or_init(|| (0..COUNTS_LEN).map(|_| AtomicU64::new(0)).collect());
         counts[counts_index(ns)].fetch_add(1, Ordering::Relaxed);
-        self.total.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn reset(&self) {
@@ -125,11 +125,10 @@ impl LatencyHistogram {
                 c.store(0, Ordering::Relaxed);
             }
         }
-        self.total.store(0, Ordering::Relaxed);
     }
 
     pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
+        self.counts.get().map_or(0, |c| c.iter().map(|a| a.load(Ordering::Relaxed)).sum())
     }
 
     fn snapshot(&self) -> Vec<u64> {
