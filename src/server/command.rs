@@ -255,7 +255,7 @@ impl CommandSpec {
         let flag_frames: Vec<Frame> =
             flags::NAMES.iter().filter(|(_, bit)| self.flags & bit != 0).map(|(n, _)| Frame::Simple(n.to_string())).collect();
         let acl: Vec<Frame> = self.acl.iter().map(|c| Frame::Simple(format!("@{c}"))).collect();
-        let tips: Vec<Frame> = self.tips.iter().map(|t| Frame::Simple(t.to_string())).collect();
+        let tips: Vec<Frame> = self.tips.iter().map(|t| Frame::bulk(t.to_string())).collect();
         let mut key_specs = Vec::new();
         if self.first_key > 0 {
             let kf: Vec<&str> = if !self.key_flags.is_empty() {
@@ -299,9 +299,18 @@ impl CommandSpec {
             Frame::Integer(self.last_key as i64),
             Frame::Integer(self.step as i64),
             Frame::Set(acl),
-            Frame::Set(tips),
-            Frame::Array(key_specs),
-            Frame::Array(self.subcommands.iter().map(|s| s.info_frame()).collect()),
+            // Tips and key specs as Redis states them when it has the command (generated
+            // data), else derived from the table.
+            match super::commands::docs::find_info(&self.name) {
+                Some(info) => Frame::Set(info.tips.iter().map(|t| Frame::bulk(*t)).collect()),
+                None => Frame::Set(tips),
+            },
+            // Redis sends the key specs as a set, and "no subcommands" as an empty set.
+            match super::commands::docs::find_info(&self.name) {
+                Some(info) => info.key_specs.frame(),
+                None => Frame::Set(key_specs),
+            },
+            if self.subcommands.is_empty() { Frame::Set(Vec::new()) } else { Frame::Array(self.subcommands.iter().map(|s| s.info_frame()).collect()) },
         ])
     }
 

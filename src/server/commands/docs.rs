@@ -1,7 +1,8 @@
 //! COMMAND DOCS details beyond what the command table states itself (summary, since and
 //! group live in each `CommandSpec`): complexity, doc flags, deprecation, history and the
 //! argument tree, kept as data in `docs_data.rs` (generated from Redis 7.0.15 by
-//! `tests/data/gen_command_docs.py`) and attached to the table by command name.
+//! `tests/data/gen_command_docs.py`) and attached to the table by command name. Likewise
+//! COMMAND INFO's tips and key specs (`info_data.rs`, `tests/data/gen_command_info.py`).
 
 use crate::resp::Frame;
 use crate::server::command::CommandSpec;
@@ -36,6 +37,43 @@ pub struct DocArg {
     pub deprecated_since: &'static str,
     pub value: &'static str,
     pub arguments: &'static [DocArg],
+}
+
+/// A reply tree kept as static data (COMMAND INFO key specs).
+#[derive(Debug)]
+pub enum Node {
+    Bulk(&'static str),
+    Simple(&'static str),
+    Int(i64),
+    Array(&'static [Node]),
+    Set(&'static [Node]),
+    Map(&'static [(&'static str, Node)]),
+}
+
+impl Node {
+    pub fn frame(&self) -> Frame {
+        match self {
+            Node::Bulk(s) => Frame::bulk(*s),
+            Node::Simple(s) => Frame::Simple(s.to_string()),
+            Node::Int(i) => Frame::Integer(*i),
+            Node::Array(items) => Frame::Array(items.iter().map(Node::frame).collect()),
+            Node::Set(items) => Frame::Set(items.iter().map(Node::frame).collect()),
+            Node::Map(pairs) => Frame::Map(pairs.iter().map(|(k, v)| (Frame::bulk(*k), v.frame())).collect()),
+        }
+    }
+}
+
+/// COMMAND INFO details of one command: its tips and its key specs.
+#[derive(Debug)]
+pub struct CommandInfo {
+    pub name: &'static str,
+    pub tips: &'static [&'static str],
+    pub key_specs: Node,
+}
+
+/// The COMMAND INFO details of `name`, if Redis has the command.
+pub fn find_info(name: &str) -> Option<&'static CommandInfo> {
+    super::info_data::INFO.iter().find(|d| d.name == name)
 }
 
 /// The documentation of `name` (`get`, `config|get`), if Redis documents it.
@@ -115,6 +153,15 @@ mod tests {
         }
         for doc in super::super::docs_data::DOCS {
             assert!(ours.iter().any(|n| n == doc.name), "{} is documented but not implemented", doc.name);
+        }
+        for info in super::super::info_data::INFO {
+            assert!(ours.iter().any(|n| n == info.name), "{} has COMMAND INFO data but is not implemented", info.name);
+        }
+        // Every implemented Redis 7.0 command has its data (client|setinfo is from 7.2).
+        for name in &ours {
+            if name != "client|setinfo" {
+                assert!(find(name).is_some() && find_info(name).is_some(), "{name} lacks generated COMMAND DOCS/INFO data");
+            }
         }
     }
 

@@ -56,7 +56,7 @@ pub fn commands() -> Vec<CommandSpec> {
                 .since("2.8.13")
                 .summary("Reset latency data for one or more events.")
                 .complexity("O(1)")
-                .tips(&["request_policy:all_nodes", "response_policy:agg_sum"]),
+                .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         ])]
 }
 
