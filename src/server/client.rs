@@ -191,15 +191,6 @@ impl ClientState {
         if self.blocked {
             f.push('b');
         }
-        if self.dirty_cas {
-            f.push('d');
-        }
-        if self.is_monitor {
-            f.push('O');
-        }
-        if self.no_evict {
-            f.push('e');
-        }
         if let Some(t) = &self.tracking {
             f.push('t');
             if t.redirect_broken {
@@ -208,6 +199,15 @@ impl ClientState {
             if t.bcast {
                 f.push('B');
             }
+        }
+        if self.dirty_cas {
+            f.push('d');
+        }
+        if self.is_monitor {
+            f.push('O');
+        }
+        if self.no_evict {
+            f.push('e');
         }
         if f.is_empty() {
             f.push('N');

@@ -158,8 +158,16 @@ pub fn cmd(name: &str, arity: i32, flag_list: &str, first: i32, last: i32, step:
 }
 
 impl CommandSpec {
+    /// Sets the group of the command and of its subcommands that have none of their own.
     pub fn group(mut self, g: &'static str) -> Self {
         self.group = g;
+        for sub in &mut self.subcommands {
+            if let Some(s) = Arc::get_mut(sub) {
+                if s.group == "generic" {
+                    s.group = g;
+                }
+            }
+        }
         self
     }
     pub fn since(mut self, s: &'static str) -> Self {
@@ -247,7 +255,7 @@ impl CommandSpec {
         let flag_frames: Vec<Frame> =
             flags::NAMES.iter().filter(|(_, bit)| self.flags & bit != 0).map(|(n, _)| Frame::Simple(n.to_string())).collect();
         let acl: Vec<Frame> = self.acl.iter().map(|c| Frame::Simple(format!("@{c}"))).collect();
-        let tips: Vec<Frame> = self.tips.iter().map(|t| Frame::Simple(t.to_string())).collect();
+        let tips: Vec<Frame> = self.tips.iter().map(|t| Frame::bulk(t.to_string())).collect();
         let mut key_specs = Vec::new();
         if self.first_key > 0 {
             let kf: Vec<&str> = if !self.key_flags.is_empty() {
@@ -291,29 +299,24 @@ impl CommandSpec {
             Frame::Integer(self.last_key as i64),
             Frame::Integer(self.step as i64),
             Frame::Set(acl),
-            Frame::Set(tips),
-            Frame::Array(key_specs),
-            Frame::Array(self.subcommands.iter().map(|s| s.info_frame()).collect()),
+            // Tips and key specs as Redis states them when it has the command (generated
+            // data), else derived from the table.
+            match super::commands::docs::find_info(&self.name) {
+                Some(info) => Frame::Set(info.tips.iter().map(|t| Frame::bulk(*t)).collect()),
+                None => Frame::Set(tips),
+            },
+            // Redis sends the key specs as a set, and "no subcommands" as an empty set.
+            match super::commands::docs::find_info(&self.name) {
+                Some(info) => info.key_specs.frame(),
+                None => Frame::Set(key_specs),
+            },
+            if self.subcommands.is_empty() { Frame::Set(Vec::new()) } else { Frame::Array(self.subcommands.iter().map(|s| s.info_frame()).collect()) },
         ])
     }
 
-    /// COMMAND DOCS's reply for this command (summary, since, group, complexity, subcommands).
+    /// COMMAND DOCS's reply for this command (see `commands::docs`).
     pub fn docs_frame(&self) -> Frame {
-        let mut m = vec![
-            (Frame::bulk("summary"), Frame::bulk(self.summary)),
-            (Frame::bulk("since"), Frame::bulk(self.since)),
-            (Frame::bulk("group"), Frame::bulk(self.group)),
-        ];
-        if !self.complexity.is_empty() {
-            m.push((Frame::bulk("complexity"), Frame::bulk(self.complexity)));
-        }
-        if !self.subcommands.is_empty() {
-            m.push((
-                Frame::bulk("subcommands"),
-                Frame::Map(self.subcommands.iter().map(|s| (Frame::bulk(s.name.clone()), s.docs_frame())).collect()),
-            ));
-        }
-        Frame::Map(m)
+        super::commands::docs::docs_frame(self)
     }
 }
 

@@ -175,7 +175,7 @@ pub static PARAMS: &[Param] = &[
     p!("slowlog-max-len", Kind::Int(0, L), "128"),
     p!("latency-monitor-threshold", Kind::Int(0, L), "0"),
     p!("latency-tracking", Kind::Bool, "yes"),
-    p!("latency-tracking-info-percentiles", Kind::Str, "50 99 99.9"),
+    p!("latency-tracking-info-percentiles", Kind::Special, "50 99 99.9"),
     p!("notify-keyspace-events", Kind::Special, ""),
     // advanced
     p!("hash-max-listpack-entries", ["hash-max-ziplist-entries"], Kind::Int(0, L), "512"),
@@ -400,6 +400,10 @@ fn special_value(name: &str, args: &[String]) -> Result<String, String> {
                 return Err(format!("argument(s) must be one of the following: {}", allowed.join(", ")));
             }
             Ok(args.iter().map(|a| a.to_ascii_lowercase()).collect::<Vec<_>>().join(" "))
+        }
+        "latency-tracking-info-percentiles" => {
+            let values = super::commands::latency::parse_percentiles(&args.join(" "))?;
+            Ok(values.iter().map(|&v| super::commands::latency::percentile_name(v)).collect::<Vec<_>>().join(" "))
         }
         "notify-keyspace-events" => {
             if args.len() != 1 {

@@ -449,9 +449,14 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
                 srv.blocked.insert(id, bc);
                 srv.clients.insert(id, client);
                 unregister_blocked(srv, id);
-                if let Some(c) = srv.clients.get(&id) {
+                if let Some(c) = srv.clients.get_mut(&id) {
+                    // Messages the served command sent to its own client follow its reply
+                    // (Redis replies to a served client before it notifies the pop).
                     if let Some(tx) = &c.tx {
                         let _ = tx.send(Outbound::Unblocked(reply));
+                    }
+                    for f in std::mem::take(&mut c.deferred) {
+                        c.send_raw(f.to_bytes(c.proto));
                     }
                 }
             }

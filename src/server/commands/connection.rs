@@ -25,7 +25,7 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("info", 2, "noscript loading stale", 0, 0, 0, "slow connection", client_info).since("6.2.0").summary("Returns information about the current client connection.").tips(&["nondeterministic_output"]),
             cmd("list", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_list).since("2.4.0").summary("Get the list of client connections").tips(&["nondeterministic_output"]),
             cmd("kill", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_kill).since("2.4.0").summary("Kill the connection of a client"),
-            cmd("pause", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_pause).since("3.0.0").summary("Stop processing commands from clients for some time"),
+            cmd("pause", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_pause).since("2.9.50").summary("Stop processing commands from clients for some time"),
             cmd("unpause", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_unpause).since("6.2.0").summary("Resume processing of clients that were paused"),
             cmd("reply", 3, "noscript loading stale", 0, 0, 0, "slow connection", client_reply).since("3.2.0").summary("Instruct the server whether to reply to commands"),
             cmd("no-evict", 3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous connection", client_no_evict).since("7.0.0").summary("Set client eviction mode for the current connection"),

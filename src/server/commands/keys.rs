@@ -10,7 +10,11 @@ use crate::server::notify;
 use crate::server::value::Value;
 
 pub fn commands() -> Vec<CommandSpec> {
-    let g = |c: CommandSpec| c.group("generic");
+    // "generic" unless the command names its own group (SELECT, FLUSHALL...); subcommands follow.
+    let g = |c: CommandSpec| {
+        let group = c.group;
+        c.group(group)
+    };
     vec![
         g(cmd("del", -2, "write", 1, -1, 1, "keyspace write slow", del).summary("Delete a key").key_flags(&["RM", "delete"])),
         g(cmd("unlink", -2, "write fast", 1, -1, 1, "keyspace write fast", del).since("4.0.0").summary("Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.").key_flags(&["RM", "delete"])),
@@ -594,7 +598,7 @@ fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "    Return the number of references of the value associated with the specified",
         "    <key>.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ];
     Frame::Array(lines.iter().map(|l| Frame::Simple(l.to_string())).collect())
 }

@@ -39,7 +39,7 @@ pub fn commands() -> Vec<CommandSpec> {
                 .complexity("O(1)"),
             cmd("histogram", -2, FLAGS, 0, 0, 0, ACL, latency_histogram)
                 .since("7.0.0")
-                .summary("Return the cumulative distribution of latencies of a subset of commands or all commands.")
+                .summary("Return the cumulative distribution of latencies of a subset of commands or all.")
                 .complexity("O(N) where N is the number of commands with latency information being retrieved.")
                 .tips(TIPS),
             cmd("history", 3, FLAGS, 0, 0, 0, ACL, latency_history)
@@ -56,7 +56,7 @@ pub fn commands() -> Vec<CommandSpec> {
                 .since("2.8.13")
                 .summary("Reset latency data for one or more events.")
                 .complexity("O(1)")
-                .tips(&["request_policy:all_nodes", "response_policy:agg_sum"]),
+                .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         ])]
 }
 
@@ -78,8 +78,9 @@ const COUNTS_LEN: usize = (BUCKETS + 1) * SUB_BUCKET_HALF as usize;
 /// are never called) and updated with relaxed atomics, like the other command counters.
 #[derive(Default, Debug)]
 pub struct LatencyHistogram {
+    /// One counter per HDR bucket; the total is their sum (computed only when read, so a
+    /// call costs one relaxed increment).
     counts: OnceLock<Box<[AtomicU64]>>,
-    total: AtomicU64,
 }
 
 fn bucket_index(v: u64) -> u32 {
@@ -116,7 +117,6 @@ impl LatencyHistogram {
         let ns = micros.saturating_mul(1000).clamp(HIST_MIN_NS, HIST_MAX_NS);
         let counts = self.counts.get_or_init(|| (0..COUNTS_LEN).map(|_| AtomicU64::new(0)).collect());
         counts[counts_index(ns)].fetch_add(1, Ordering::Relaxed);
-        self.total.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn reset(&self) {
@@ -125,11 +125,10 @@ impl LatencyHistogram {
                 c.store(0, Ordering::Relaxed);
             }
         }
-        self.total.store(0, Ordering::Relaxed);
     }
 
     pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
+        self.counts.get().map_or(0, |c| c.iter().map(|a| a.load(Ordering::Relaxed)).sum())
     }
 
     fn snapshot(&self) -> Vec<u64> {
@@ -185,17 +184,18 @@ impl LatencyHistogram {
 }
 
 /// `trimDoubleString("%f")`: 50 -> "50", 99.9 -> "99.9".
-fn percentile_name(p: f64) -> String {
+pub fn percentile_name(p: f64) -> String {
     let s = format!("{p:.6}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Parses `latency-tracking-info-percentiles` ("50 99 99.9").
+/// Parses `latency-tracking-info-percentiles` ("50 99 99.9"), with Redis's errors.
 pub fn parse_percentiles(text: &str) -> Result<Vec<f64>, String> {
     text.split_whitespace()
         .map(|w| match crate::server::command::parse_float(w.as_bytes()) {
             Some(v) if (0.0..=100.0).contains(&v) => Ok(v),
-            _ => Err("latency-tracking-info-percentiles parameters should be a list of numbers between 0 and 100".to_string()),
+            Some(_) => Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".to_string()),
+            None => Err("Invalid latency-tracking-info-percentiles parameters".to_string()),
         })
         .collect()
 }

@@ -4,6 +4,9 @@
 
 pub mod bitmap;
 pub mod connection;
+pub mod docs;
+mod docs_data;
+mod info_data;
 pub mod hash;
 pub mod hll;
 pub mod keys;

@@ -50,7 +50,7 @@ pub fn commands() -> Vec<CommandSpec> {
             cmd("help", 2, "loading stale", 0, 0, 0, "slow", memory_help).since("4.0.0").summary("Show helpful text about the different subcommands"),
         ])),
         s(cmd("debug", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", debug).summary("A container for debugging commands")),
-        s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands").subs(vec![
+        s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands ").subs(vec![
             cmd("whoami", 2, "noscript loading stale", 0, 0, 0, "slow", acl_whoami).since("6.0.0").summary("Return the name of the user associated to the current connection"),
             cmd("users", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl_users).since("6.0.0").summary("List the username of all the configured ACL rules"),
             cmd("log", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl_log).since("6.0.0").summary("List latest events denied because of ACLs in place"),
@@ -351,7 +351,7 @@ fn config_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "REWRITE",
         "    Rewrite the configuration file.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
@@ -482,7 +482,7 @@ fn command_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "GETKEYSANDFLAGS <full-command>",
         "    Return the keys and the access flags from a full Redis command.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
@@ -564,7 +564,7 @@ fn slowlog_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "RESET",
         "    Reset the slowlog.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
@@ -616,7 +616,7 @@ fn memory_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "    Return memory in bytes used by <key> and its value. Nested values are",
         "    sampled up to <count> times (default: 5, 0 means sample all).",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
@@ -823,7 +823,7 @@ fn acl_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         "WHOAMI",
         "    Return the current connection username.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ])
 }
 
