@@ -25,7 +25,7 @@ const PROTECTED_MODE_MSG: &str = "DENIED Redis is running in protected mode beca
 
 pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+    let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
     #[allow(clippy::type_complexity)]
     let admitted: Result<(u64, RequestParser, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>)), &'static [u8]> = {
@@ -61,8 +61,8 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
-    let mut conn = Conn { shared: shared.clone(), id, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, force_close };
-    let result = conn.run(&mut stream, &mut rx, &mut parser, qlimit).await;
+    let mut conn = Conn { shared: shared.clone(), id, rx, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, force_close };
+    let result = conn.run(&mut stream, &mut parser, qlimit).await;
     if let Err(e) = result {
         tracing::debug!("client {id} closed: {e}");
     }
@@ -104,6 +104,23 @@ async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: 
     Ok(())
 }
 
+/// Appends a queued message's bytes to `out`; an unblocking reply is returned for the caller
+/// to encode in the client's protocol.
+fn take_message(m: Outbound, out: &mut BytesMut, pending_out: &AtomicUsize, close: &mut bool) -> Option<Frame> {
+    match m {
+        Outbound::Raw(bytes) => {
+            pending_out.fetch_sub(bytes.len().min(pending_out.load(Ordering::Relaxed)), Ordering::Relaxed);
+            out.extend_from_slice(&bytes);
+            None
+        }
+        Outbound::Unblocked(frame) => Some(frame),
+        Outbound::Close => {
+            *close = true;
+            None
+        }
+    }
+}
+
 fn is_mapped_loopback(peer: &SocketAddr) -> bool {
     match peer.ip() {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
@@ -114,6 +131,8 @@ fn is_mapped_loopback(peer: &SocketAddr) -> bool {
 struct Conn {
     shared: Arc<Shared>,
     id: u64,
+    /// Messages from other clients (pub/sub, invalidations, unblocking, kills).
+    rx: mpsc::UnboundedReceiver<Outbound>,
     inbuf: BytesMut,
     out: BytesMut,
     /// Parsed requests not yet run (the client blocked in the middle of a pipeline).
@@ -128,13 +147,30 @@ struct Conn {
 }
 
 impl Conn {
-    async fn run(&mut self, stream: &mut TcpStream, rx: &mut mpsc::UnboundedReceiver<Outbound>, parser: &mut RequestParser, qlimit: usize) -> std::io::Result<()> {
+    async fn run(&mut self, stream: &mut TcpStream, parser: &mut RequestParser, qlimit: usize) -> std::io::Result<()> {
         loop {
             let sleep_for = match (self.blocked, self.blocked_deadline) {
                 (true, Some(deadline)) => Duration::from_millis((deadline - super::now_ms()).max(0) as u64),
                 _ => Duration::from_secs(3600),
             };
             tokio::select! {
+                // Queued messages first: a message published before this client's next
+                // command was run must reach it before that command's reply, as in Redis.
+                biased;
+                msg = self.rx.recv() => {
+                    let mut unblocked = false;
+                    match msg {
+                        Some(m) => unblocked = self.absorb(m),
+                        None => self.close_after_write = true,
+                    }
+                    // Handle whatever else is queued before writing.
+                    while let Ok(m) = self.rx.try_recv() {
+                        unblocked |= self.absorb(m);
+                    }
+                    if unblocked && !self.close_after_write {
+                        self.resume(parser, qlimit).await;
+                    }
+                }
                 read = stream.read_buf(&mut self.inbuf) => {
                     let n = read?;
                     if n == 0 {
@@ -145,33 +181,6 @@ impl Conn {
                         continue;
                     }
                     self.process_input(parser, qlimit).await;
-                }
-                msg = rx.recv() => {
-                    let mut unblocked = false;
-                    if msg.is_none() {
-                        self.close_after_write = true;
-                    }
-                    let mut next = msg;
-                    // Handle this message and whatever else is queued before writing.
-                    while let Some(m) = next.take() {
-                        match m {
-                            Outbound::Raw(bytes) => {
-                                self.pending_out.fetch_sub(bytes.len().min(self.pending_out.load(Ordering::Relaxed)), Ordering::Relaxed);
-                                self.out.extend_from_slice(&bytes);
-                            }
-                            Outbound::Unblocked(frame) => {
-                                self.blocked = false;
-                                self.blocked_deadline = None;
-                                self.push_reply_for_self(frame);
-                                unblocked = true;
-                            }
-                            Outbound::Close => self.close_after_write = true,
-                        }
-                        next = rx.try_recv().ok();
-                    }
-                    if unblocked && !self.close_after_write {
-                        self.resume(parser, qlimit).await;
-                    }
                 }
                 _ = tokio::time::sleep(sleep_for), if self.blocked => {
                     let reply = {
@@ -210,6 +219,19 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Takes one queued message into the output. True if it unblocked this client.
+    fn absorb(&mut self, m: Outbound) -> bool {
+        match take_message(m, &mut self.out, &self.pending_out, &mut self.close_after_write) {
+            Some(frame) => {
+                self.blocked = false;
+                self.blocked_deadline = None;
+                self.push_reply_for_self(frame);
+                true
+            }
+            None => false,
+        }
     }
 
     fn push_reply_for_self(&mut self, frame: Frame) {
@@ -300,6 +322,15 @@ impl Conn {
             self.close_after_write = true;
             return false;
         };
+        // Messages queued before these commands run go out before their replies; taken under
+        // the lock, so nothing can slip in between.
+        while let Ok(m) = self.rx.try_recv() {
+            if let Some(frame) = take_message(m, &mut self.out, &self.pending_out, &mut self.close_after_write) {
+                self.blocked = false;
+                self.blocked_deadline = None;
+                frame.encode(client.proto, &mut self.out);
+            }
+        }
         let now = super::now_ms();
         let out_before = self.out.len();
         let mut iter = requests.into_iter();
