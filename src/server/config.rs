@@ -248,29 +248,11 @@ impl Default for Config {
     }
 }
 
-/// Parses a size with Redis's units (`memtoull`): b, k, kb, m, mb, g, gb, case-insensitive.
-pub fn parse_memory(s: &str) -> Option<i64> {
+/// Splits a size with Redis's units (`memtoull`: b, k, kb, m, mb, g, gb, case-insensitive)
+/// into its number text and multiplier.
+fn split_memory_unit(s: &str, sign_allowed: bool) -> Option<(String, u64)> {
     let lower = s.to_ascii_lowercase();
-    let digits_end = lower.find(|c: char| !(c.is_ascii_digit() || c == '-')).unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(digits_end);
-    let mul: i64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    let n: i64 = num.parse().ok()?;
-    n.checked_mul(mul)
-}
-
-/// `parse_memory` for the unsigned range (maxmemory).
-fn parse_memory_u64(s: &str) -> Option<u64> {
-    let lower = s.to_ascii_lowercase();
-    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let digits_end = lower.find(|c: char| !(c.is_ascii_digit() || (sign_allowed && c == '-'))).unwrap_or(lower.len());
     let (num, unit) = lower.split_at(digits_end);
     let mul: u64 = match unit {
         "" | "b" => 1,
@@ -282,6 +264,18 @@ fn parse_memory_u64(s: &str) -> Option<u64> {
         "gb" => 1024 * 1024 * 1024,
         _ => return None,
     };
+    Some((num.to_string(), mul))
+}
+
+/// Parses a size with Redis's units into a signed value.
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let (num, mul) = split_memory_unit(s, true)?;
+    num.parse::<i64>().ok()?.checked_mul(mul as i64)
+}
+
+/// `parse_memory` for the unsigned range (maxmemory).
+fn parse_memory_u64(s: &str) -> Option<u64> {
+    let (num, mul) = split_memory_unit(s, false)?;
     num.parse::<u64>().ok()?.checked_mul(mul)
 }
 
