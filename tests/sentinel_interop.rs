@@ -51,10 +51,16 @@ fn mixed_group(kinds: [SentinelKind; 3]) {
         if i > 0 && kinds[i] == kinds[i - 1] {
             continue;
         }
-        assert!(wait_until(Duration::from_secs(20), || ports[1..].iter().filter(|p| **p != current).all(|p| role(*p).is_some_and(|r| r.1 == Some(current) && r.2))));
+        assert!(
+            // Generous: on a loaded 2-core CI machine a reconfigured replica may need a full sync.
+            wait_until(Duration::from_secs(45), || ports[1..].iter().filter(|p| **p != current).all(|p| role(*p).is_some_and(|r| r.1 == Some(current) && r.2))),
+            "replicas did not link to {current} (iteration {i}): roles {:?}\n{}",
+            ports.iter().map(|p| (*p, role(*p))).collect::<Vec<_>>(),
+            server_log_tails(dir, &ports)
+        );
         // as an operator would: let the previous failover finish everywhere first
         assert!(
-            wait_until(Duration::from_secs(20), || {
+            wait_until(Duration::from_secs(40), || {
                 let ms: Vec<_> = sports.iter().map(|p| masters(*p)).collect();
                 ms.iter().all(|m| m.first().is_some_and(|m| !m["flags"].contains("failover_in_progress")))
                     && ms.windows(2).all(|w| w[0].first().map(|m| m["config-epoch"].clone()) == w[1].first().map(|m| m["config-epoch"].clone()))
@@ -87,6 +93,17 @@ fn mixed_group(kinds: [SentinelKind; 3]) {
         current = master_addr(sports[0]).unwrap();
         assert!(wait_until(Duration::from_secs(20), || role(current).is_some_and(|r| r.0 == "master")));
     }
+}
+
+/// The last lines of every data server's log, for failure messages.
+fn server_log_tails(dir: &std::path::Path, ports: &[u16]) -> String {
+    let mut out = String::new();
+    for p in ports {
+        let text = std::fs::read_to_string(dir.join(format!("server-{p}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!("--- server {p}\n{}\n", lines[lines.len().saturating_sub(25)..].join("\n")));
+    }
+    out
 }
 
 #[test]
