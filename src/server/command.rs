@@ -98,7 +98,6 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub since: &'static str,
     pub summary: &'static str,
-    pub complexity: &'static str,
     pub tips: Vec<&'static str>,
     pub key_flags: Vec<&'static str>,
     pub handler: Handler,
@@ -147,7 +146,6 @@ pub fn cmd(name: &str, arity: i32, flag_list: &str, first: i32, last: i32, step:
         group: "generic",
         since: "1.0.0",
         summary: "",
-        complexity: "",
         tips: Vec::new(),
         key_flags: Vec::new(),
         handler,
@@ -176,10 +174,6 @@ impl CommandSpec {
     }
     pub fn summary(mut self, s: &'static str) -> Self {
         self.summary = s;
-        self
-    }
-    pub fn complexity(mut self, s: &'static str) -> Self {
-        self.complexity = s;
         self
     }
     pub fn tips(mut self, t: &[&'static str]) -> Self {

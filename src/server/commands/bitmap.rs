@@ -12,19 +12,19 @@ use crate::server::value::Value;
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         cmd("bitcount", -2, "readonly", 1, 1, 1, "read bitmap slow", bitcount)
-            .group("bitmap").since("2.6.0").summary("Count set bits in a string").complexity("O(N)").key_flags(&["RO", "access"]),
+            .group("bitmap").since("2.6.0").summary("Count set bits in a string").key_flags(&["RO", "access"]),
         cmd("bitfield", -2, "write denyoom", 1, 1, 1, "write bitmap slow", bitfield)
-            .group("bitmap").since("3.2.0").summary("Perform arbitrary bitfield integer operations on strings").complexity("O(1) for each subcommand specified").key_flags(&["RW", "access", "update", "variable_flags"]),
+            .group("bitmap").since("3.2.0").summary("Perform arbitrary bitfield integer operations on strings").key_flags(&["RW", "access", "update", "variable_flags"]),
         cmd("bitfield_ro", -2, "readonly fast", 1, 1, 1, "read bitmap fast", bitfield_ro)
-            .group("bitmap").since("6.0.0").summary("Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD").complexity("O(1) for each subcommand specified").key_flags(&["RO", "access"]),
+            .group("bitmap").since("6.0.0").summary("Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD").key_flags(&["RO", "access"]),
         cmd("bitop", -4, "write denyoom", 2, -1, 1, "write bitmap slow", bitop)
-            .group("bitmap").since("2.6.0").summary("Perform bitwise operations between strings").complexity("O(N)").key_flags(&["OW", "update"]),
+            .group("bitmap").since("2.6.0").summary("Perform bitwise operations between strings").key_flags(&["OW", "update"]),
         cmd("bitpos", -3, "readonly", 1, 1, 1, "read bitmap slow", bitpos)
-            .group("bitmap").since("2.8.7").summary("Find first bit set or clear in a string").complexity("O(N)").key_flags(&["RO", "access"]),
+            .group("bitmap").since("2.8.7").summary("Find first bit set or clear in a string").key_flags(&["RO", "access"]),
         cmd("getbit", 3, "readonly fast", 1, 1, 1, "read bitmap fast", getbit)
-            .group("bitmap").since("2.2.0").summary("Returns the bit value at offset in the string value stored at key").complexity("O(1)").key_flags(&["RO", "access"]),
+            .group("bitmap").since("2.2.0").summary("Returns the bit value at offset in the string value stored at key").key_flags(&["RO", "access"]),
         cmd("setbit", 4, "write denyoom", 1, 1, 1, "write bitmap slow", setbit)
-            .group("bitmap").since("2.2.0").summary("Sets or clears the bit at offset in the string value stored at key").complexity("O(1)").key_flags(&["RW", "access", "update"]),
+            .group("bitmap").since("2.2.0").summary("Sets or clears the bit at offset in the string value stored at key").key_flags(&["RW", "access", "update"]),
     ]
 }
 

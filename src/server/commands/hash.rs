@@ -13,37 +13,37 @@ use crate::server::types::{parse_canonical_i64, EncodingLimits};
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         cmd("hdel", -3, "write fast", 1, 1, 1, "write hash fast", hdel)
-            .group("hash").since("2.0.0").summary("Delete one or more hash fields").complexity("O(N) where N is the number of fields to be removed.").key_flags(&["RW", "delete"]),
+            .group("hash").since("2.0.0").summary("Delete one or more hash fields").key_flags(&["RW", "delete"]),
         cmd("hexists", 3, "readonly fast", 1, 1, 1, "read hash fast", hexists)
-            .group("hash").since("2.0.0").summary("Determine if a hash field exists").complexity("O(1)").key_flags(&["RO"]),
+            .group("hash").since("2.0.0").summary("Determine if a hash field exists").key_flags(&["RO"]),
         cmd("hget", 3, "readonly fast", 1, 1, 1, "read hash fast", hget)
-            .group("hash").since("2.0.0").summary("Get the value of a hash field").complexity("O(1)").key_flags(&["RO", "access"]),
+            .group("hash").since("2.0.0").summary("Get the value of a hash field").key_flags(&["RO", "access"]),
         cmd("hgetall", 2, "readonly", 1, 1, 1, "read hash slow", hgetall)
-            .group("hash").since("2.0.0").summary("Get all the fields and values in a hash").complexity("O(N) where N is the size of the hash.").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
+            .group("hash").since("2.0.0").summary("Get all the fields and values in a hash").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
         cmd("hincrby", 4, "write denyoom fast", 1, 1, 1, "write hash fast", hincrby)
-            .group("hash").since("2.0.0").summary("Increment the integer value of a hash field by the given number").complexity("O(1)").key_flags(&["RW", "access", "update"]),
+            .group("hash").since("2.0.0").summary("Increment the integer value of a hash field by the given number").key_flags(&["RW", "access", "update"]),
         cmd("hincrbyfloat", 4, "write denyoom fast", 1, 1, 1, "write hash fast", hincrbyfloat)
-            .group("hash").since("2.6.0").summary("Increment the float value of a hash field by the given amount").complexity("O(1)").key_flags(&["RW", "access", "update"]),
+            .group("hash").since("2.6.0").summary("Increment the float value of a hash field by the given amount").key_flags(&["RW", "access", "update"]),
         cmd("hkeys", 2, "readonly", 1, 1, 1, "read hash slow", hkeys)
-            .group("hash").since("2.0.0").summary("Get all the fields in a hash").complexity("O(N) where N is the size of the hash.").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
+            .group("hash").since("2.0.0").summary("Get all the fields in a hash").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
         cmd("hlen", 2, "readonly fast", 1, 1, 1, "read hash fast", hlen)
-            .group("hash").since("2.0.0").summary("Get the number of fields in a hash").complexity("O(1)").key_flags(&["RO"]),
+            .group("hash").since("2.0.0").summary("Get the number of fields in a hash").key_flags(&["RO"]),
         cmd("hmget", -3, "readonly fast", 1, 1, 1, "read hash fast", hmget)
-            .group("hash").since("2.0.0").summary("Get the values of all the given hash fields").complexity("O(N) where N is the number of fields being requested.").key_flags(&["RO", "access"]),
+            .group("hash").since("2.0.0").summary("Get the values of all the given hash fields").key_flags(&["RO", "access"]),
         cmd("hmset", -4, "write denyoom fast", 1, 1, 1, "write hash fast", hmset)
-            .group("hash").since("2.0.0").summary("Set multiple hash fields to multiple values").complexity("O(N) where N is the number of fields being set.").key_flags(&["RW", "update"]),
+            .group("hash").since("2.0.0").summary("Set multiple hash fields to multiple values").key_flags(&["RW", "update"]),
         cmd("hrandfield", -2, "readonly", 1, 1, 1, "read hash slow", hrandfield)
-            .group("hash").since("6.2.0").summary("Get one or multiple random fields from a hash").complexity("O(N) where N is the number of fields returned").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
+            .group("hash").since("6.2.0").summary("Get one or multiple random fields from a hash").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
         cmd("hscan", -3, "readonly", 1, 1, 1, "read hash slow", hscan)
-            .group("hash").since("2.8.0").summary("Incrementally iterate hash fields and associated values").complexity("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
+            .group("hash").since("2.8.0").summary("Incrementally iterate hash fields and associated values").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
         cmd("hset", -4, "write denyoom fast", 1, 1, 1, "write hash fast", hset)
-            .group("hash").since("2.0.0").summary("Set the string value of a hash field").complexity("O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.").key_flags(&["RW", "update"]),
+            .group("hash").since("2.0.0").summary("Set the string value of a hash field").key_flags(&["RW", "update"]),
         cmd("hsetnx", 4, "write denyoom fast", 1, 1, 1, "write hash fast", hsetnx)
-            .group("hash").since("2.0.0").summary("Set the value of a hash field, only if the field does not exist").complexity("O(1)").key_flags(&["RW", "insert"]),
+            .group("hash").since("2.0.0").summary("Set the value of a hash field, only if the field does not exist").key_flags(&["RW", "insert"]),
         cmd("hstrlen", 3, "readonly fast", 1, 1, 1, "read hash fast", hstrlen)
-            .group("hash").since("3.2.0").summary("Get the length of the value of a hash field").complexity("O(1)").key_flags(&["RO"]),
+            .group("hash").since("3.2.0").summary("Get the length of the value of a hash field").key_flags(&["RO"]),
         cmd("hvals", 2, "readonly", 1, 1, 1, "read hash slow", hvals)
-            .group("hash").since("2.0.0").summary("Get all the values in a hash").complexity("O(N) where N is the size of the hash.").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
+            .group("hash").since("2.0.0").summary("Get all the values in a hash").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
     ]
 }
 

@@ -12,15 +12,15 @@ use crate::server::value::Value;
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         cmd("pfadd", -2, "write denyoom fast", 1, 1, 1, "write hyperloglog fast", pfadd)
-            .group("hyperloglog").since("2.8.9").summary("Adds the specified elements to the specified HyperLogLog.").complexity("O(1) to add every element.").key_flags(&["RW", "insert"]),
+            .group("hyperloglog").since("2.8.9").summary("Adds the specified elements to the specified HyperLogLog.").key_flags(&["RW", "insert"]),
         cmd("pfcount", -2, "readonly", 1, -1, 1, "read hyperloglog slow", pfcount)
-            .group("hyperloglog").since("2.8.9").summary("Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).").complexity("O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.").key_flags(&["RW", "access"]),
+            .group("hyperloglog").since("2.8.9").summary("Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).").key_flags(&["RW", "access"]),
         cmd("pfdebug", 3, "write denyoom admin", 2, 2, 1, "write hyperloglog admin slow dangerous", pfdebug)
-            .group("hyperloglog").since("2.8.9").summary("Internal commands for debugging HyperLogLog values").complexity("N/A").key_flags(&["RW", "access"]),
+            .group("hyperloglog").since("2.8.9").summary("Internal commands for debugging HyperLogLog values").key_flags(&["RW", "access"]),
         cmd("pfmerge", -2, "write denyoom", 1, -1, 1, "write hyperloglog slow", pfmerge)
-            .group("hyperloglog").since("2.8.9").summary("Merge N different HyperLogLogs into a single one.").complexity("O(N) to merge N HyperLogLogs, but with high constant times.").key_flags(&["RW", "access", "insert"]),
+            .group("hyperloglog").since("2.8.9").summary("Merge N different HyperLogLogs into a single one.").key_flags(&["RW", "access", "insert"]),
         cmd("pfselftest", 1, "admin", 0, 0, 0, "hyperloglog admin slow dangerous", pfselftest)
-            .group("hyperloglog").since("2.8.9").summary("An internal command for testing HyperLogLog values").complexity("N/A"),
+            .group("hyperloglog").since("2.8.9").summary("An internal command for testing HyperLogLog values"),
     ]
 }
 

@@ -21,41 +21,41 @@ pub fn commands() -> Vec<CommandSpec> {
         .group("server")
         .since("2.8.13")
         .summary("A container for latency diagnostics commands")
-        .complexity("Depends on subcommand.")
+        
         .subs(vec![
             cmd("doctor", 2, FLAGS, 0, 0, 0, ACL, latency_doctor)
                 .since("2.8.13")
                 .summary("Return a human readable latency analysis report.")
-                .complexity("O(1)")
+                
                 .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
             cmd("graph", 3, FLAGS, 0, 0, 0, ACL, latency_graph)
                 .since("2.8.13")
                 .summary("Return a latency graph for the event.")
-                .complexity("O(1)")
+                
                 .tips(TIPS),
             cmd("help", 2, "loading stale", 0, 0, 0, "slow", latency_help)
                 .since("2.8.13")
                 .summary("Show helpful text about the different subcommands.")
-                .complexity("O(1)"),
+                ,
             cmd("histogram", -2, FLAGS, 0, 0, 0, ACL, latency_histogram)
                 .since("7.0.0")
                 .summary("Return the cumulative distribution of latencies of a subset of commands or all.")
-                .complexity("O(N) where N is the number of commands with latency information being retrieved.")
+                
                 .tips(TIPS),
             cmd("history", 3, FLAGS, 0, 0, 0, ACL, latency_history)
                 .since("2.8.13")
                 .summary("Return timestamp-latency samples for the event.")
-                .complexity("O(1)")
+                
                 .tips(TIPS),
             cmd("latest", 2, FLAGS, 0, 0, 0, ACL, latency_latest)
                 .since("2.8.13")
                 .summary("Return the latest latency samples for all events.")
-                .complexity("O(1)")
+                
                 .tips(TIPS),
             cmd("reset", -2, FLAGS, 0, 0, 0, ACL, latency_reset)
                 .since("2.8.13")
                 .summary("Reset latency data for one or more events.")
-                .complexity("O(1)")
+                
                 .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         ])]
 }

@@ -12,49 +12,49 @@ use crate::server::types::list::{End, ListValue};
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         cmd("blmove", 6, "write denyoom noscript blocking", 1, 2, 1, "write list slow blocking", blmove)
-            .group("list").since("6.2.0").summary("Pop an element from a list, push it to another list and return it; or block until one is available").complexity("O(1)").key_flags(&["RW", "access", "delete"]),
+            .group("list").since("6.2.0").summary("Pop an element from a list, push it to another list and return it; or block until one is available").key_flags(&["RW", "access", "delete"]),
         cmd("blmpop", -5, "write blocking movablekeys", 0, 0, 0, "write list slow blocking", blmpop)
-            .group("list").since("7.0.0").summary("Pop elements from a list, or block until one is available").complexity("O(N+M) where N is the number of provided keys and M is the number of elements returned.").key_flags(&["RW", "access", "delete"]).keys_fn(blmpop_keys),
+            .group("list").since("7.0.0").summary("Pop elements from a list, or block until one is available").key_flags(&["RW", "access", "delete"]).keys_fn(blmpop_keys),
         cmd("blpop", -3, "write noscript blocking", 1, -2, 1, "write list slow blocking", blpop)
-            .group("list").since("2.0.0").summary("Remove and get the first element in a list, or block until one is available").complexity("O(N) where N is the number of provided keys.").key_flags(&["RW", "access", "delete"]),
+            .group("list").since("2.0.0").summary("Remove and get the first element in a list, or block until one is available").key_flags(&["RW", "access", "delete"]),
         cmd("brpop", -3, "write noscript blocking", 1, -2, 1, "write list slow blocking", brpop)
-            .group("list").since("2.0.0").summary("Remove and get the last element in a list, or block until one is available").complexity("O(N) where N is the number of provided keys.").key_flags(&["RW", "access", "delete"]),
+            .group("list").since("2.0.0").summary("Remove and get the last element in a list, or block until one is available").key_flags(&["RW", "access", "delete"]),
         cmd("brpoplpush", 4, "write denyoom noscript blocking", 1, 2, 1, "write list slow blocking", brpoplpush)
-            .group("list").since("2.2.0").summary("Pop an element from a list, push it to another list and return it; or block until one is available").complexity("O(1)").key_flags(&["RW", "access", "delete"]),
+            .group("list").since("2.2.0").summary("Pop an element from a list, push it to another list and return it; or block until one is available").key_flags(&["RW", "access", "delete"]),
         cmd("lindex", 3, "readonly", 1, 1, 1, "read list slow", lindex)
-            .group("list").since("1.0.0").summary("Get an element from a list by its index").complexity("O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).").key_flags(&["RO"]),
+            .group("list").since("1.0.0").summary("Get an element from a list by its index").key_flags(&["RO"]),
         cmd("linsert", 5, "write denyoom", 1, 1, 1, "write list slow", linsert)
-            .group("list").since("2.2.0").summary("Insert an element before or after another element in a list").complexity("O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).").key_flags(&["RW", "insert"]),
+            .group("list").since("2.2.0").summary("Insert an element before or after another element in a list").key_flags(&["RW", "insert"]),
         cmd("llen", 2, "readonly fast", 1, 1, 1, "read list fast", llen)
-            .group("list").since("1.0.0").summary("Get the length of a list").complexity("O(1)").key_flags(&["RO"]),
+            .group("list").since("1.0.0").summary("Get the length of a list").key_flags(&["RO"]),
         cmd("lmove", 5, "write denyoom", 1, 2, 1, "write list slow", lmove)
-            .group("list").since("6.2.0").summary("Pop an element from a list, push it to another list and return it").complexity("O(1)").key_flags(&["RW", "access", "delete"]),
+            .group("list").since("6.2.0").summary("Pop an element from a list, push it to another list and return it").key_flags(&["RW", "access", "delete"]),
         cmd("lmpop", -4, "write movablekeys", 0, 0, 0, "write list slow", lmpop)
-            .group("list").since("7.0.0").summary("Pop elements from a list").complexity("O(N+M) where N is the number of provided keys and M is the number of elements returned.").key_flags(&["RW", "access", "delete"]).keys_fn(lmpop_keys),
+            .group("list").since("7.0.0").summary("Pop elements from a list").key_flags(&["RW", "access", "delete"]).keys_fn(lmpop_keys),
         cmd("lpop", -2, "write fast", 1, 1, 1, "write list fast", lpop)
-            .group("list").since("1.0.0").summary("Remove and get the first elements in a list").complexity("O(N) where N is the number of elements returned").key_flags(&["RW", "access", "delete"]),
+            .group("list").since("1.0.0").summary("Remove and get the first elements in a list").key_flags(&["RW", "access", "delete"]),
         cmd("lpos", -3, "readonly", 1, 1, 1, "read list slow", lpos)
-            .group("list").since("6.0.6").summary("Return the index of matching elements on a list").complexity("O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.").key_flags(&["RO"]),
+            .group("list").since("6.0.6").summary("Return the index of matching elements on a list").key_flags(&["RO"]),
         cmd("lpush", -3, "write denyoom fast", 1, 1, 1, "write list fast", lpush)
-            .group("list").since("1.0.0").summary("Prepend one or multiple elements to a list").complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.").key_flags(&["RW", "insert"]),
+            .group("list").since("1.0.0").summary("Prepend one or multiple elements to a list").key_flags(&["RW", "insert"]),
         cmd("lpushx", -3, "write denyoom fast", 1, 1, 1, "write list fast", lpushx)
-            .group("list").since("2.2.0").summary("Prepend an element to a list, only if the list exists").complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.").key_flags(&["RW", "insert"]),
+            .group("list").since("2.2.0").summary("Prepend an element to a list, only if the list exists").key_flags(&["RW", "insert"]),
         cmd("lrange", 4, "readonly", 1, 1, 1, "read list slow", lrange)
-            .group("list").since("1.0.0").summary("Get a range of elements from a list").complexity("O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.").key_flags(&["RO", "access"]),
+            .group("list").since("1.0.0").summary("Get a range of elements from a list").key_flags(&["RO", "access"]),
         cmd("lrem", 4, "write", 1, 1, 1, "write list slow", lrem)
-            .group("list").since("1.0.0").summary("Remove elements from a list").complexity("O(N+M) where N is the length of the list and M is the number of elements removed.").key_flags(&["RW", "delete"]),
+            .group("list").since("1.0.0").summary("Remove elements from a list").key_flags(&["RW", "delete"]),
         cmd("lset", 4, "write denyoom", 1, 1, 1, "write list slow", lset)
-            .group("list").since("1.0.0").summary("Set the value of an element in a list by its index").complexity("O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).").key_flags(&["RW", "update"]),
+            .group("list").since("1.0.0").summary("Set the value of an element in a list by its index").key_flags(&["RW", "update"]),
         cmd("ltrim", 4, "write", 1, 1, 1, "write list slow", ltrim)
-            .group("list").since("1.0.0").summary("Trim a list to the specified range").complexity("O(N) where N is the number of elements to be removed by the operation.").key_flags(&["RW", "delete"]),
+            .group("list").since("1.0.0").summary("Trim a list to the specified range").key_flags(&["RW", "delete"]),
         cmd("rpop", -2, "write fast", 1, 1, 1, "write list fast", rpop)
-            .group("list").since("1.0.0").summary("Remove and get the last elements in a list").complexity("O(N) where N is the number of elements returned").key_flags(&["RW", "access", "delete"]),
+            .group("list").since("1.0.0").summary("Remove and get the last elements in a list").key_flags(&["RW", "access", "delete"]),
         cmd("rpoplpush", 3, "write denyoom", 1, 2, 1, "write list slow", rpoplpush)
-            .group("list").since("1.2.0").summary("Remove the last element in a list, prepend it to another list and return it").complexity("O(1)").key_flags(&["RW", "access", "delete"]),
+            .group("list").since("1.2.0").summary("Remove the last element in a list, prepend it to another list and return it").key_flags(&["RW", "access", "delete"]),
         cmd("rpush", -3, "write denyoom fast", 1, 1, 1, "write list fast", rpush)
-            .group("list").since("1.0.0").summary("Append one or multiple elements to a list").complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.").key_flags(&["RW", "insert"]),
+            .group("list").since("1.0.0").summary("Append one or multiple elements to a list").key_flags(&["RW", "insert"]),
         cmd("rpushx", -3, "write denyoom fast", 1, 1, 1, "write list fast", rpushx)
-            .group("list").since("2.2.0").summary("Append an element to a list, only if the list exists").complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.").key_flags(&["RW", "insert"]),
+            .group("list").since("2.2.0").summary("Append an element to a list, only if the list exists").key_flags(&["RW", "insert"]),
     ]
 }
 

@@ -12,39 +12,39 @@ use crate::server::types::set::SetValue;
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         cmd("sadd", -3, "write denyoom fast", 1, 1, 1, "write set fast", sadd)
-            .group("set").since("1.0.0").summary("Add one or more members to a set").complexity("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.").key_flags(&["RW", "insert"]),
+            .group("set").since("1.0.0").summary("Add one or more members to a set").key_flags(&["RW", "insert"]),
         cmd("scard", 2, "readonly fast", 1, 1, 1, "read set fast", scard)
-            .group("set").since("1.0.0").summary("Get the number of members in a set").complexity("O(1)").key_flags(&["RO"]),
+            .group("set").since("1.0.0").summary("Get the number of members in a set").key_flags(&["RO"]),
         cmd("sdiff", -2, "readonly", 1, -1, 1, "read set slow", sdiff)
-            .group("set").since("1.0.0").summary("Subtract multiple sets").complexity("O(N) where N is the total number of elements in all given sets.").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
+            .group("set").since("1.0.0").summary("Subtract multiple sets").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
         cmd("sdiffstore", -3, "write denyoom", 1, -1, 1, "write set slow", sdiffstore)
-            .group("set").since("1.0.0").summary("Subtract multiple sets and store the resulting set in a key").complexity("O(N) where N is the total number of elements in all given sets.").key_flags(&["OW", "update"]),
+            .group("set").since("1.0.0").summary("Subtract multiple sets and store the resulting set in a key").key_flags(&["OW", "update"]),
         cmd("sinter", -2, "readonly", 1, -1, 1, "read set slow", sinter)
-            .group("set").since("1.0.0").summary("Intersect multiple sets").complexity("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
+            .group("set").since("1.0.0").summary("Intersect multiple sets").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
         cmd("sintercard", -3, "readonly movablekeys", 0, 0, 0, "read set slow", sintercard)
-            .group("set").since("7.0.0").summary("Intersect multiple sets and return the cardinality of the result").complexity("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.").key_flags(&["RO", "access"]).keys_fn(sintercard_keys),
+            .group("set").since("7.0.0").summary("Intersect multiple sets and return the cardinality of the result").key_flags(&["RO", "access"]).keys_fn(sintercard_keys),
         cmd("sinterstore", -3, "write denyoom", 1, -1, 1, "write set slow", sinterstore)
-            .group("set").since("1.0.0").summary("Intersect multiple sets and store the resulting set in a key").complexity("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.").key_flags(&["RW", "update"]),
+            .group("set").since("1.0.0").summary("Intersect multiple sets and store the resulting set in a key").key_flags(&["RW", "update"]),
         cmd("sismember", 3, "readonly fast", 1, 1, 1, "read set fast", sismember)
-            .group("set").since("1.0.0").summary("Determine if a given value is a member of a set").complexity("O(1)").key_flags(&["RO"]),
+            .group("set").since("1.0.0").summary("Determine if a given value is a member of a set").key_flags(&["RO"]),
         cmd("smembers", 2, "readonly", 1, 1, 1, "read set slow", smembers)
-            .group("set").since("1.0.0").summary("Get all the members in a set").complexity("O(N) where N is the set cardinality.").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
+            .group("set").since("1.0.0").summary("Get all the members in a set").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
         cmd("smismember", -3, "readonly fast", 1, 1, 1, "read set fast", smismember)
-            .group("set").since("6.2.0").summary("Returns the membership associated with the given elements for a set").complexity("O(N) where N is the number of elements being checked for membership").key_flags(&["RO", "access"]),
+            .group("set").since("6.2.0").summary("Returns the membership associated with the given elements for a set").key_flags(&["RO", "access"]),
         cmd("smove", 4, "write fast", 1, 2, 1, "write set fast", smove)
-            .group("set").since("1.0.0").summary("Move a member from one set to another").complexity("O(1)").key_flags(&["RW", "access", "delete"]),
+            .group("set").since("1.0.0").summary("Move a member from one set to another").key_flags(&["RW", "access", "delete"]),
         cmd("spop", -2, "write fast", 1, 1, 1, "write set fast", spop)
-            .group("set").since("1.0.0").summary("Remove and return one or multiple random members from a set").complexity("Without the count argument O(1), otherwise O(N) where N is the value of the passed count.").key_flags(&["RW", "access", "delete"]).tips(&["nondeterministic_output"]),
+            .group("set").since("1.0.0").summary("Remove and return one or multiple random members from a set").key_flags(&["RW", "access", "delete"]).tips(&["nondeterministic_output"]),
         cmd("srandmember", -2, "readonly", 1, 1, 1, "read set slow", srandmember)
-            .group("set").since("1.0.0").summary("Get one or multiple random members from a set").complexity("Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
+            .group("set").since("1.0.0").summary("Get one or multiple random members from a set").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
         cmd("srem", -3, "write fast", 1, 1, 1, "write set fast", srem)
-            .group("set").since("1.0.0").summary("Remove one or more members from a set").complexity("O(N) where N is the number of members to be removed.").key_flags(&["RW", "delete"]),
+            .group("set").since("1.0.0").summary("Remove one or more members from a set").key_flags(&["RW", "delete"]),
         cmd("sscan", -3, "readonly", 1, 1, 1, "read set slow", sscan)
-            .group("set").since("2.8.0").summary("Incrementally iterate Set elements").complexity("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
+            .group("set").since("2.8.0").summary("Incrementally iterate Set elements").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
         cmd("sunion", -2, "readonly", 1, -1, 1, "read set slow", sunion)
-            .group("set").since("1.0.0").summary("Add multiple sets").complexity("O(N) where N is the total number of elements in all given sets.").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
+            .group("set").since("1.0.0").summary("Add multiple sets").key_flags(&["RO", "access"]).tips(&["nondeterministic_output_order"]),
         cmd("sunionstore", -3, "write denyoom", 1, -1, 1, "write set slow", sunionstore)
-            .group("set").since("1.0.0").summary("Add multiple sets and store the resulting set in a key").complexity("O(N) where N is the total number of elements in all given sets.").key_flags(&["OW", "update"]),
+            .group("set").since("1.0.0").summary("Add multiple sets and store the resulting set in a key").key_flags(&["OW", "update"]),
     ]
 }
 

@@ -13,9 +13,9 @@ use crate::server::value::Value;
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         cmd("sort", -2, "write denyoom movablekeys", 1, 1, 1, "write set sortedset list slow dangerous", sort)
-            .group("generic").since("1.0.0").summary("Sort the elements in a list, set or sorted set").complexity("O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).").key_flags(&["RO", "access"]).keys_fn(sort_keys),
+            .group("generic").since("1.0.0").summary("Sort the elements in a list, set or sorted set").key_flags(&["RO", "access"]).keys_fn(sort_keys),
         cmd("sort_ro", -2, "readonly movablekeys", 1, 1, 1, "read set sortedset list slow dangerous", sort_ro)
-            .group("generic").since("7.0.0").summary("Sort the elements in a list, set or sorted set. Read-only variant of SORT.").complexity("O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).").key_flags(&["RO", "access"]).keys_fn(sort_keys),
+            .group("generic").since("7.0.0").summary("Sort the elements in a list, set or sorted set. Read-only variant of SORT.").key_flags(&["RO", "access"]).keys_fn(sort_keys),
     ]
 }
 

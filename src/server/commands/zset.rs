@@ -17,75 +17,75 @@ use crate::server::value::Value;
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         cmd("bzmpop", -5, "write blocking movablekeys", 0, 0, 0, "write sortedset slow blocking", bzmpop)
-            .group("sorted-set").since("7.0.0").summary("Remove and return members with scores in a sorted set or block until one is available").complexity("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.").key_flags(&["RW", "access", "delete"]).keys_fn(bzmpop_keys),
+            .group("sorted-set").since("7.0.0").summary("Remove and return members with scores in a sorted set or block until one is available").key_flags(&["RW", "access", "delete"]).keys_fn(bzmpop_keys),
         cmd("bzpopmax", -3, "write noscript blocking fast", 1, -2, 1, "write sortedset fast blocking", bzpopmax)
-            .group("sorted-set").since("5.0.0").summary("Remove and return the member with the highest score from one or more sorted sets, or block until one is available").complexity("O(log(N)) with N being the number of elements in the sorted set.").key_flags(&["RW", "access", "delete"]),
+            .group("sorted-set").since("5.0.0").summary("Remove and return the member with the highest score from one or more sorted sets, or block until one is available").key_flags(&["RW", "access", "delete"]),
         cmd("bzpopmin", -3, "write noscript blocking fast", 1, -2, 1, "write sortedset fast blocking", bzpopmin)
-            .group("sorted-set").since("5.0.0").summary("Remove and return the member with the lowest score from one or more sorted sets, or block until one is available").complexity("O(log(N)) with N being the number of elements in the sorted set.").key_flags(&["RW", "access", "delete"]),
+            .group("sorted-set").since("5.0.0").summary("Remove and return the member with the lowest score from one or more sorted sets, or block until one is available").key_flags(&["RW", "access", "delete"]),
         cmd("zadd", -4, "write denyoom fast", 1, 1, 1, "write sortedset fast", zadd)
-            .group("sorted-set").since("1.2.0").summary("Add one or more members to a sorted set, or update its score if it already exists").complexity("O(log(N)) for each item added, where N is the number of elements in the sorted set.").key_flags(&["RW", "update"]),
+            .group("sorted-set").since("1.2.0").summary("Add one or more members to a sorted set, or update its score if it already exists").key_flags(&["RW", "update"]),
         cmd("zcard", 2, "readonly fast", 1, 1, 1, "read sortedset fast", zcard)
-            .group("sorted-set").since("1.2.0").summary("Get the number of members in a sorted set").complexity("O(1)").key_flags(&["RO"]),
+            .group("sorted-set").since("1.2.0").summary("Get the number of members in a sorted set").key_flags(&["RO"]),
         cmd("zcount", 4, "readonly fast", 1, 1, 1, "read sortedset fast", zcount)
-            .group("sorted-set").since("2.0.0").summary("Count the members in a sorted set with scores within the given values").complexity("O(log(N)) with N being the number of elements in the sorted set.").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("2.0.0").summary("Count the members in a sorted set with scores within the given values").key_flags(&["RO", "access"]),
         cmd("zdiff", -3, "readonly movablekeys", 0, 0, 0, "read sortedset slow", zdiff)
-            .group("sorted-set").since("6.2.0").summary("Subtract multiple sorted sets").complexity("O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.").key_flags(&["RO", "access"]).keys_fn(numkeys1_keys),
+            .group("sorted-set").since("6.2.0").summary("Subtract multiple sorted sets").key_flags(&["RO", "access"]).keys_fn(numkeys1_keys),
         cmd("zdiffstore", -4, "write denyoom movablekeys", 1, 1, 1, "write sortedset slow", zdiffstore)
-            .group("sorted-set").since("6.2.0").summary("Subtract multiple sorted sets and store the resulting sorted set in a new key").complexity("O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.").key_flags(&["OW", "update"]).keys_fn(store_keys),
+            .group("sorted-set").since("6.2.0").summary("Subtract multiple sorted sets and store the resulting sorted set in a new key").key_flags(&["OW", "update"]).keys_fn(store_keys),
         cmd("zincrby", 4, "write denyoom fast", 1, 1, 1, "write sortedset fast", zincrby)
-            .group("sorted-set").since("1.2.0").summary("Increment the score of a member in a sorted set").complexity("O(log(N)) where N is the number of elements in the sorted set.").key_flags(&["RW", "access", "update"]),
+            .group("sorted-set").since("1.2.0").summary("Increment the score of a member in a sorted set").key_flags(&["RW", "access", "update"]),
         cmd("zinter", -3, "readonly movablekeys", 0, 0, 0, "read sortedset slow", zinter)
-            .group("sorted-set").since("6.2.0").summary("Intersect multiple sorted sets").complexity("O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.").key_flags(&["RO", "access"]).keys_fn(numkeys1_keys),
+            .group("sorted-set").since("6.2.0").summary("Intersect multiple sorted sets").key_flags(&["RO", "access"]).keys_fn(numkeys1_keys),
         cmd("zintercard", -3, "readonly movablekeys", 0, 0, 0, "read sortedset slow", zintercard)
-            .group("sorted-set").since("7.0.0").summary("Intersect multiple sorted sets and return the cardinality of the result").complexity("O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.").key_flags(&["RO", "access"]).keys_fn(numkeys1_keys),
+            .group("sorted-set").since("7.0.0").summary("Intersect multiple sorted sets and return the cardinality of the result").key_flags(&["RO", "access"]).keys_fn(numkeys1_keys),
         cmd("zinterstore", -4, "write denyoom movablekeys", 1, 1, 1, "write sortedset slow", zinterstore)
-            .group("sorted-set").since("2.0.0").summary("Intersect multiple sorted sets and store the resulting sorted set in a new key").complexity("O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.").key_flags(&["OW", "update"]).keys_fn(store_keys),
+            .group("sorted-set").since("2.0.0").summary("Intersect multiple sorted sets and store the resulting sorted set in a new key").key_flags(&["OW", "update"]).keys_fn(store_keys),
         cmd("zlexcount", 4, "readonly fast", 1, 1, 1, "read sortedset fast", zlexcount)
-            .group("sorted-set").since("2.8.9").summary("Count the number of members in a sorted set between a given lexicographical range").complexity("O(log(N)) with N being the number of elements in the sorted set.").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("2.8.9").summary("Count the number of members in a sorted set between a given lexicographical range").key_flags(&["RO", "access"]),
         cmd("zmpop", -4, "write movablekeys", 0, 0, 0, "write sortedset slow", zmpop)
-            .group("sorted-set").since("7.0.0").summary("Remove and return members with scores in a sorted set").complexity("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.").key_flags(&["RW", "access", "delete"]).keys_fn(numkeys1_keys),
+            .group("sorted-set").since("7.0.0").summary("Remove and return members with scores in a sorted set").key_flags(&["RW", "access", "delete"]).keys_fn(numkeys1_keys),
         cmd("zmscore", -3, "readonly fast", 1, 1, 1, "read sortedset fast", zmscore)
-            .group("sorted-set").since("6.2.0").summary("Get the score associated with the given members in a sorted set").complexity("O(N) where N is the number of members being requested.").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("6.2.0").summary("Get the score associated with the given members in a sorted set").key_flags(&["RO", "access"]),
         cmd("zpopmax", -2, "write fast", 1, 1, 1, "write sortedset fast", zpopmax)
-            .group("sorted-set").since("5.0.0").summary("Remove and return members with the highest scores in a sorted set").complexity("O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.").key_flags(&["RW", "access", "delete"]),
+            .group("sorted-set").since("5.0.0").summary("Remove and return members with the highest scores in a sorted set").key_flags(&["RW", "access", "delete"]),
         cmd("zpopmin", -2, "write fast", 1, 1, 1, "write sortedset fast", zpopmin)
-            .group("sorted-set").since("5.0.0").summary("Remove and return members with the lowest scores in a sorted set").complexity("O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.").key_flags(&["RW", "access", "delete"]),
+            .group("sorted-set").since("5.0.0").summary("Remove and return members with the lowest scores in a sorted set").key_flags(&["RW", "access", "delete"]),
         cmd("zrandmember", -2, "readonly", 1, 1, 1, "read sortedset slow", zrandmember)
-            .group("sorted-set").since("6.2.0").summary("Get one or multiple random elements from a sorted set").complexity("O(N) where N is the number of elements returned").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
+            .group("sorted-set").since("6.2.0").summary("Get one or multiple random elements from a sorted set").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
         cmd("zrange", -4, "readonly", 1, 1, 1, "read sortedset slow", zrange)
-            .group("sorted-set").since("1.2.0").summary("Return a range of members in a sorted set").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("1.2.0").summary("Return a range of members in a sorted set").key_flags(&["RO", "access"]),
         cmd("zrangebylex", -4, "readonly", 1, 1, 1, "read sortedset slow", zrangebylex)
-            .group("sorted-set").since("2.8.9").summary("Return a range of members in a sorted set, by lexicographical range").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("2.8.9").summary("Return a range of members in a sorted set, by lexicographical range").key_flags(&["RO", "access"]),
         cmd("zrangebyscore", -4, "readonly", 1, 1, 1, "read sortedset slow", zrangebyscore)
-            .group("sorted-set").since("1.0.5").summary("Return a range of members in a sorted set, by score").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("1.0.5").summary("Return a range of members in a sorted set, by score").key_flags(&["RO", "access"]),
         cmd("zrangestore", -5, "write denyoom", 1, 2, 1, "write sortedset slow", zrangestore)
-            .group("sorted-set").since("6.2.0").summary("Store a range of members from sorted set into another key").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.").key_flags(&["OW", "update"]),
+            .group("sorted-set").since("6.2.0").summary("Store a range of members from sorted set into another key").key_flags(&["OW", "update"]),
         cmd("zrank", 3, "readonly fast", 1, 1, 1, "read sortedset fast", zrank)
-            .group("sorted-set").since("2.0.0").summary("Determine the index of a member in a sorted set").complexity("O(log(N))").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("2.0.0").summary("Determine the index of a member in a sorted set").key_flags(&["RO", "access"]),
         cmd("zrem", -3, "write fast", 1, 1, 1, "write sortedset fast", zrem)
-            .group("sorted-set").since("1.2.0").summary("Remove one or more members from a sorted set").complexity("O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.").key_flags(&["RW", "delete"]),
+            .group("sorted-set").since("1.2.0").summary("Remove one or more members from a sorted set").key_flags(&["RW", "delete"]),
         cmd("zremrangebylex", 4, "write", 1, 1, 1, "write sortedset slow", zremrangebylex)
-            .group("sorted-set").since("2.8.9").summary("Remove all members in a sorted set between the given lexicographical range").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.").key_flags(&["RW", "delete"]),
+            .group("sorted-set").since("2.8.9").summary("Remove all members in a sorted set between the given lexicographical range").key_flags(&["RW", "delete"]),
         cmd("zremrangebyrank", 4, "write", 1, 1, 1, "write sortedset slow", zremrangebyrank)
-            .group("sorted-set").since("2.0.0").summary("Remove all members in a sorted set within the given indexes").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.").key_flags(&["RW", "delete"]),
+            .group("sorted-set").since("2.0.0").summary("Remove all members in a sorted set within the given indexes").key_flags(&["RW", "delete"]),
         cmd("zremrangebyscore", 4, "write", 1, 1, 1, "write sortedset slow", zremrangebyscore)
-            .group("sorted-set").since("1.2.0").summary("Remove all members in a sorted set within the given scores").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.").key_flags(&["RW", "delete"]),
+            .group("sorted-set").since("1.2.0").summary("Remove all members in a sorted set within the given scores").key_flags(&["RW", "delete"]),
         cmd("zrevrange", -4, "readonly", 1, 1, 1, "read sortedset slow", zrevrange)
-            .group("sorted-set").since("1.2.0").summary("Return a range of members in a sorted set, by index, with scores ordered from high to low").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("1.2.0").summary("Return a range of members in a sorted set, by index, with scores ordered from high to low").key_flags(&["RO", "access"]),
         cmd("zrevrangebylex", -4, "readonly", 1, 1, 1, "read sortedset slow", zrevrangebylex)
-            .group("sorted-set").since("2.8.9").summary("Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("2.8.9").summary("Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.").key_flags(&["RO", "access"]),
         cmd("zrevrangebyscore", -4, "readonly", 1, 1, 1, "read sortedset slow", zrevrangebyscore)
-            .group("sorted-set").since("2.2.0").summary("Return a range of members in a sorted set, by score, with scores ordered from high to low").complexity("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("2.2.0").summary("Return a range of members in a sorted set, by score, with scores ordered from high to low").key_flags(&["RO", "access"]),
         cmd("zrevrank", 3, "readonly fast", 1, 1, 1, "read sortedset fast", zrevrank)
-            .group("sorted-set").since("2.0.0").summary("Determine the index of a member in a sorted set, with scores ordered from high to low").complexity("O(log(N))").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("2.0.0").summary("Determine the index of a member in a sorted set, with scores ordered from high to low").key_flags(&["RO", "access"]),
         cmd("zscan", -3, "readonly", 1, 1, 1, "read sortedset slow", zscan)
-            .group("sorted-set").since("2.8.0").summary("Incrementally iterate sorted sets elements and associated scores").complexity("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
+            .group("sorted-set").since("2.8.0").summary("Incrementally iterate sorted sets elements and associated scores").key_flags(&["RO", "access"]).tips(&["nondeterministic_output"]),
         cmd("zscore", 3, "readonly fast", 1, 1, 1, "read sortedset fast", zscore)
-            .group("sorted-set").since("1.2.0").summary("Get the score associated with the given member in a sorted set").complexity("O(1)").key_flags(&["RO", "access"]),
+            .group("sorted-set").since("1.2.0").summary("Get the score associated with the given member in a sorted set").key_flags(&["RO", "access"]),
         cmd("zunion", -3, "readonly movablekeys", 0, 0, 0, "read sortedset slow", zunion)
-            .group("sorted-set").since("6.2.0").summary("Add multiple sorted sets").complexity("O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.").key_flags(&["RO", "access"]).keys_fn(numkeys1_keys),
+            .group("sorted-set").since("6.2.0").summary("Add multiple sorted sets").key_flags(&["RO", "access"]).keys_fn(numkeys1_keys),
         cmd("zunionstore", -4, "write denyoom movablekeys", 1, 1, 1, "write sortedset slow", zunionstore)
-            .group("sorted-set").since("2.0.0").summary("Add multiple sorted sets and store the resulting sorted set in a new key").complexity("O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.").key_flags(&["OW", "update"]).keys_fn(store_keys),
+            .group("sorted-set").since("2.0.0").summary("Add multiple sorted sets and store the resulting sorted set in a new key").key_flags(&["OW", "update"]).keys_fn(store_keys),
     ]
 }
 
