@@ -227,21 +227,27 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     Frame::Bulk(text)
 }
 
+/// HRANDFIELD / ZRANDMEMBER `key count [WITHVALUES|WITHSCORES]`: the count and whether the
+/// pairs were asked for (then the count must leave room for twice as many replies).
+pub(super) fn random_count_args(args: &[Bytes], with_pairs: &[u8]) -> Result<(i64, bool), Frame> {
+    let count = access::range_arg_default(&args[2], -i64::MAX, i64::MAX)?;
+    match args.len() {
+        3 => Ok((count, false)),
+        4 if args[3].eq_ignore_ascii_case(with_pairs) => {
+            if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+                return Err(err("ERR value is out of range"));
+            }
+            Ok((count, true))
+        }
+        _ => Err(err("ERR syntax error")),
+    }
+}
+
 fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if args.len() >= 3 {
-        let count = match access::range_arg_default(&args[2], -i64::MAX, i64::MAX) {
-            Ok(c) => c,
+        let (count, with_values) = match random_count_args(args, b"withvalues") {
+            Ok(v) => v,
             Err(e) => return e,
-        };
-        let with_values = match args.len() {
-            3 => false,
-            4 if args[3].eq_ignore_ascii_case(b"withvalues") => {
-                if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-                    return err("ERR value is out of range");
-                }
-                true
-            }
-            _ => return err("ERR syntax error"),
         };
         let resp3 = ctx.resp3();
         let h = match access::read::<HashValue>(ctx, &args[1]) {

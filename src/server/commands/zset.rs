@@ -780,19 +780,9 @@ fn bzmpop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if args.len() >= 3 {
-        let count = match access::range_arg_default(&args[2], -i64::MAX, i64::MAX) {
-            Ok(c) => c,
+        let (count, withscores) = match super::hash::random_count_args(args, b"withscores") {
+            Ok(v) => v,
             Err(e) => return e,
-        };
-        let withscores = match args.len() {
-            3 => false,
-            4 if args[3].eq_ignore_ascii_case(b"withscores") => {
-                if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-                    return err("ERR value is out of range");
-                }
-                true
-            }
-            _ => return err("ERR syntax error"),
         };
         let resp3 = ctx.resp3();
         let z = match access::read::<ZSetValue>(ctx, &args[1]) {
