@@ -14,6 +14,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use redis_failover::operator::crd::RedisFailoverCluster;
 use redis_failover::operator::reconcile::{reconcile, Context};
 use redis_failover::operator::status;
+use redis_failover::operator::tracking::Tracker;
 use serde_json::json;
 
 async fn put_pod(client: &kube::Client, name: &str, hash: &str, role: Option<&str>) {
@@ -60,6 +61,29 @@ async fn reconcile_once(bed: &Bed, ctx: &Arc<Context>) -> String {
     status::find(&st.conditions, status::PROGRESSING).map(|c| c.message.clone()).unwrap_or_default()
 }
 
+/// A test bed with the password Secret, a tracker and the operator's context.
+async fn start_operator() -> (Bed, Tracker, Arc<Context>) {
+    let bed = Bed::start().await;
+    add_password_secret(&bed.client).await;
+    let tracker = bed.tracker().await;
+    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    (bed, tracker, ctx)
+}
+
+/// The three server pods, ready, with template `hash`; ordinal 0 labelled master.
+async fn put_server_pods(client: &kube::Client, hash: &str) {
+    for i in 0..3 {
+        put_pod(client, &pod_name(i), hash, Some(if i == 0 { "master" } else { "replica" })).await;
+    }
+}
+
+async fn wait_tracker_healthy(tracker: &Tracker) {
+    wait_for("tracker healthy", Duration::from_secs(15), || async {
+        (tracker.state(&Bed::key())?.health == status::Health::Healthy).then_some(())
+    })
+    .await;
+}
+
 async fn server_hash(client: &kube::Client) -> String {
     let sts = Api::<StatefulSet>::namespaced(client.clone(), NS).get("rf-server").await.unwrap();
     sts.spec.unwrap().template.metadata.unwrap().annotations.unwrap()["redisfailover.io/config-hash"].clone()
@@ -67,18 +91,10 @@ async fn server_hash(client: &kube::Client) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_upgrade_restarts_replicas_then_fails_over_then_old_master() {
-    let bed = Bed::start().await;
-    add_password_secret(&bed.client).await;
-    let tracker = bed.tracker().await;
-    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    let (bed, tracker, ctx) = start_operator().await;
     // Pods run an older template; all ready.
-    for i in 0..3 {
-        put_pod(&bed.client, &pod_name(i), "old-hash", Some(if i == 0 { "master" } else { "replica" })).await;
-    }
-    wait_for("tracker healthy", Duration::from_secs(15), || async {
-        (tracker.state(&Bed::key())?.health == status::Health::Healthy).then_some(())
-    })
-    .await;
+    put_server_pods(&bed.client, "old-hash").await;
+    wait_tracker_healthy(&tracker).await;
 
     let started = Instant::now();
     let mut deleted: Vec<String> = vec![];
@@ -123,10 +139,7 @@ async fn rolling_upgrade_restarts_replicas_then_fails_over_then_old_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_change_resets_sentinels_once() {
-    let bed = Bed::start().await;
-    add_password_secret(&bed.client).await;
-    let tracker = bed.tracker().await;
-    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    let (bed, _tracker, ctx) = start_operator().await;
     let want_hash = {
         reconcile_once(&bed, &ctx).await;
         server_hash(&bed.client).await
@@ -183,15 +196,10 @@ async fn member_change_resets_sentinels_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_moves_the_master_before_removing_its_pod() {
-    let bed = Bed::start().await;
-    add_password_secret(&bed.client).await;
-    let tracker = bed.tracker().await;
-    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    let (bed, _tracker, ctx) = start_operator().await;
     reconcile_once(&bed, &ctx).await;
     let hash = server_hash(&bed.client).await;
-    for i in 0..3 {
-        put_pod(&bed.client, &pod_name(i), &hash, Some(if i == 0 { "master" } else { "replica" })).await;
-    }
+    put_server_pods(&bed.client, &hash).await;
     // Move the master away from ordinal 0 first (a plain failover).
     let s0 = bed.sentinels[0].port;
     let _: String = query(s0, None, &["SENTINEL", "FAILOVER", "mymaster"]).await.unwrap();
@@ -308,17 +316,9 @@ fn info_value(info: &str, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_upgrade_waits_for_a_replica_that_is_linked_but_behind_by_offset() {
-    let bed = Bed::start().await;
-    add_password_secret(&bed.client).await;
-    let tracker = bed.tracker().await;
-    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
-    for i in 0..3 {
-        put_pod(&bed.client, &pod_name(i), "old-hash", Some(if i == 0 { "master" } else { "replica" })).await;
-    }
-    wait_for("tracker healthy", Duration::from_secs(15), || async {
-        (tracker.state(&Bed::key())?.health == status::Health::Healthy).then_some(())
-    })
-    .await;
+    let (bed, tracker, ctx) = start_operator().await;
+    put_server_pods(&bed.client, "old-hash").await;
+    wait_tracker_healthy(&tracker).await;
     // rf-server-1 follows the master through the relay.
     let relay = StallableRelay::start(bed.servers[0].port).await;
     let r1 = bed.servers[1].port;
@@ -361,15 +361,10 @@ async fn rolling_upgrade_waits_for_a_replica_that_is_linked_but_behind_by_offset
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_priority_is_restored_when_a_scale_down_is_called_off() {
-    let bed = Bed::start().await;
-    add_password_secret(&bed.client).await;
-    let tracker = bed.tracker().await;
-    let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
+    let (bed, _tracker, ctx) = start_operator().await;
     reconcile_once(&bed, &ctx).await;
     let hash = server_hash(&bed.client).await;
-    for i in 0..3 {
-        put_pod(&bed.client, &pod_name(i), &hash, Some(if i == 0 { "master" } else { "replica" })).await;
-    }
+    put_server_pods(&bed.client, &hash).await;
     // As a scale-down to 1 server leaves them: rf-server-1 (kept again once the spec says
     // 3) and rf-server-2 held at priority 0.
     for i in [1, 2] {
