@@ -52,27 +52,49 @@ impl ServerGuard {
 
 /// Starts `program` (`redis-server` or the path of `rf-server`) on a free port with `dir`
 /// and extra `--directive value` arguments; waits until it answers PING.
+///
+/// A probed free port can be taken by a server of a test running in parallel before ours
+/// binds it: then ours exits, and PING would be answered by the other one. Only a server
+/// whose INFO names our child's pid counts; otherwise try another port.
 pub fn start_server(program: &str, dir: &Path, extra: &[&str]) -> ServerGuard {
-    let port = free_port();
-    let mut cmd = Command::new(program);
-    cmd.arg("--port").arg(port.to_string()).arg("--bind").arg("127.0.0.1").arg("--dir").arg(dir);
-    cmd.args(["--save", ""]);
-    cmd.args(extra);
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-    let guard = ServerGuard { child, port, dir: dir.to_path_buf() };
-    wait_ready(&guard);
-    guard
+    for _ in 0..5 {
+        let port = free_port();
+        let mut cmd = Command::new(program);
+        cmd.arg("--port").arg(port.to_string()).arg("--bind").arg("127.0.0.1").arg("--dir").arg(dir);
+        cmd.args(["--save", ""]);
+        cmd.args(extra);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let mut guard = ServerGuard { child, port, dir: dir.to_path_buf() };
+        if wait_ready(&mut guard) {
+            return guard;
+        }
+    }
+    panic!("{program} could not start on a free port in 5 attempts");
 }
 
-pub fn wait_ready(guard: &ServerGuard) {
+/// Waits until our child answers on its port (true), or until it exits or another process
+/// is found on the port (false). Panics if nothing answers within 20 s.
+pub fn wait_ready(guard: &mut ServerGuard) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = guard.child.id().to_string();
     loop {
+        if let Ok(Some(_)) = guard.child.try_wait() {
+            return false;
+        }
         if let Ok(client) = redis::Client::open(guard.url()) {
             if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(500)) {
-                let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut c);
-                if r.is_ok() {
-                    return;
+                let info: redis::RedisResult<String> = redis::cmd("INFO").arg("server").query(&mut c);
+                if let Ok(info) = info {
+                    let answering = info.lines().find_map(|l| l.trim().strip_prefix("process_id:").map(str::to_string));
+                    if answering.as_deref() != Some(pid.as_str()) {
+                        return false;
+                    }
+                    // Ours; ready once PING works (not while it still loads its data).
+                    let ping: redis::RedisResult<String> = redis::cmd("PING").query(&mut c);
+                    if ping.is_ok() {
+                        return true;
+                    }
                 }
             }
         }
