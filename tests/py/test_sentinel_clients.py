@@ -4,6 +4,7 @@ slave_for, and following a failover. Real processes on 127.0.0.1, free ports.
 RF_SERVER_BIN / RF_SENTINEL_BIN choose the binaries (default: our debug builds)."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -101,6 +102,14 @@ def group():
             g.close()
 
 
+def replicas_online(client, count):
+    """True once the master lists `count` replicas in state online: a replica still in its
+    full sync (state wait_bgsave, e.g. during repl-diskless-sync-delay) cannot ack WAIT yet."""
+    info = client.info("replication")
+    slaves = [v for k, v in info.items() if re.fullmatch(r"slave\d+", k)]
+    return len([s for s in slaves if s.get("state") == "online"]) == count
+
+
 def sentinel_client(group):
     return Sentinel([("127.0.0.1", p) for p in group.sentinel_ports], socket_timeout=0.5)
 
@@ -112,6 +121,7 @@ def test_discovery_and_master_for(group):
                         20, "two replicas discovered")
     assert replicas == sorted(("127.0.0.1", p) for p in group.server_ports[1:])
     master = s.master_for("mymaster", socket_timeout=3)
+    wait_for(lambda: replicas_online(master, 2), 20, "both replicas online")
     assert master.set("greeting", "hello")
     assert master.wait(1, 2000) >= 1
     replica = s.slave_for("mymaster", socket_timeout=1)
@@ -123,7 +133,7 @@ def test_discovery_and_master_for(group):
 def test_master_for_follows_a_failover(group):
     s = sentinel_client(group)
     master = s.master_for("mymaster", socket_timeout=3)
-    wait_for(lambda: master.info("replication")["connected_slaves"] == 2, 20, "both replicas connected")
+    wait_for(lambda: replicas_online(master, 2), 20, "both replicas online")
     wait_for(lambda: len(s.discover_slaves("mymaster")) == 2, 20, "sentinels see both replicas")
     acked = []
     for i in range(200):
