@@ -361,3 +361,81 @@ fn disabled_diskless_load_replies_loading_never_a_partial_dataset() {
     let loading = full_sync_samples("disabled");
     assert!(loading > 0, "repl-diskless-load disabled: clients were never told -LOADING while the dataset was replaced");
 }
+
+/// Starts `bin` in `dir` (kept across restarts) as a replica of `master`, and waits until
+/// its link is up.
+fn start_replica_in(bin: &str, port: u16, dir: &Path, master: u16, args: &[&str]) -> std::process::Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap();
+    let child = std::process::Command::new(bin)
+        .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--replicaof", "127.0.0.1", &master.to_string()])
+        .args(args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    assert!(common::wait_ready(port, Duration::from_secs(20)), "{bin} replica did not start");
+    assert!(wait_for(Duration::from_secs(20), || link_up(port)), "{bin} replica never linked to its master");
+    child
+}
+
+fn info_int(port: u16, section: &str, field: &str) -> i64 {
+    info_field(port, section, field).and_then(|v| v.parse().ok()).unwrap_or(-1)
+}
+
+/// `repl-diskless-load`: `disabled` keeps the payload as the replica's RDB file (so a
+/// replica restarted later loads it and resyncs partially), `on-empty-db` over an empty
+/// dataset loads from the socket and writes nothing, `rdb-del-sync-files` removes the file
+/// when persistence is off.
+fn sync_payload_on_disk(bin: &str) {
+    let master = spawn(bin, &["--repl-diskless-sync-delay", "0"]);
+    let mut c = master.client();
+    for i in 0..100 {
+        redis::cmd("SET").arg(format!("k{i}")).arg(i).query::<()>(&mut c).unwrap();
+    }
+    let dump = |dir: &Path| dir.join("dump.rdb");
+
+    // disabled (the default): the payload is stored, and a restart resyncs partially
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut replica = start_replica_in(bin, port, dir.path(), master.port, &[]);
+    assert!(dump(dir.path()).exists(), "{bin}: repl-diskless-load disabled left no dump.rdb in the replica's dir");
+    redis::cmd("SET").arg("after-sync").arg("1").query::<()>(&mut c).unwrap();
+    redis::cmd("WAIT").arg(1).arg(5000).query::<i64>(&mut c).unwrap();
+    let (full, partial) = (info_int(master.port, "stats", "sync_full"), info_int(master.port, "stats", "sync_partial_ok"));
+    replica.kill().unwrap();
+    replica.wait().unwrap();
+    let mut replica = start_replica_in(bin, port, dir.path(), master.port, &[]);
+    assert_eq!(info_int(master.port, "stats", "sync_full"), full, "{bin}: the restarted replica needed a full sync");
+    assert_eq!(info_int(master.port, "stats", "sync_partial_ok"), partial + 1, "{bin}: the restarted replica did not resync partially");
+    assert_eq!(common::redis_cli(port, &["DBSIZE"]), "101");
+    assert_eq!(common::redis_cli(port, &["GET", "after-sync"]), "1");
+    replica.kill().unwrap();
+    replica.wait().unwrap();
+
+    // on-empty-db over an empty dataset: straight from the socket, no file
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = start_replica_in(bin, common::free_port(), dir.path(), master.port, &["--repl-diskless-load", "on-empty-db"]);
+    assert!(!dump(dir.path()).exists(), "{bin}: on-empty-db over an empty dataset wrote dump.rdb");
+    replica.kill().unwrap();
+    replica.wait().unwrap();
+
+    // rdb-del-sync-files with persistence off: stored, loaded, removed
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut replica = start_replica_in(bin, port, dir.path(), master.port, &["--rdb-del-sync-files", "yes"]);
+    assert!(wait_for(Duration::from_secs(5), || !dump(dir.path()).exists()), "{bin}: rdb-del-sync-files yes kept dump.rdb");
+    assert_eq!(common::redis_cli(port, &["DBSIZE"]), "101");
+    replica.kill().unwrap();
+    replica.wait().unwrap();
+}
+
+#[test]
+fn sync_payload_on_disk_as_redis() {
+    if have_redis() {
+        sync_payload_on_disk(REDIS);
+    }
+    sync_payload_on_disk(RF);
+}

@@ -19,9 +19,7 @@ impl Drop for RedisGuard {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+include!("ports/free_port.rs");
 
 fn start_redis() -> Option<RedisGuard> {
     if Command::new("redis-server").arg("--version").output().is_err() {

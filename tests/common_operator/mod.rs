@@ -68,9 +68,7 @@ pub fn spawn(bin: &str, conf: &Path) -> Child {
         .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"))
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+include!("../ports/free_port.rs");
 
 pub async fn conn(port: u16, password: Option<&str>) -> Option<redis::aio::MultiplexedConnection> {
     let url = match password {

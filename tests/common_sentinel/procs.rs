@@ -8,19 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn free_port() -> u16 {
-    // two binds in a row can return the same port; remember what we handed out
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static LAST: AtomicU16 = AtomicU16::new(0);
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        // keep a gap of 1000 to the "port + 10000" cluster-bus style neighbours Redis never uses; just avoid repeats
-        if p != LAST.swap(p, Ordering::SeqCst) && p < 55000 {
-            return p;
-        }
-    }
-}
+include!("../ports/free_port.rs");
 
 pub fn server_bin() -> String {
     std::env::var("RF_TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rf-server").into())

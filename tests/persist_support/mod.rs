@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,9 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use redis_failover::server::persistence::rdb::{RdbFile, RdbValue};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+include!("../ports/free_port.rs");
 
 pub fn have_redis() -> bool {
     Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)

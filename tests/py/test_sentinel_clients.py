@@ -4,6 +4,7 @@ slave_for, and following a failover. Real processes on 127.0.0.1, free ports.
 RF_SERVER_BIN / RF_SENTINEL_BIN choose the binaries (default: our debug builds)."""
 
 import os
+import random
 import re
 import signal
 import socket
@@ -21,10 +22,25 @@ SERVER_BIN = os.environ.get("RF_SERVER_BIN", str(ROOT / "target/debug/rf-server"
 SENTINEL_BIN = os.environ.get("RF_SENTINEL_BIN", str(ROOT / "target/debug/rf-sentinel"))
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A bindable port below the kernel's ephemeral range (so no outgoing connection can be
+    holding it when our server binds), never handed out twice in this run."""
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    while True:
+        port = rng.randrange(20000, 32000)
+        if port in _given_ports:
+            continue
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given_ports.add(port)
+        return port
 
 
 def wait_for(predicate, timeout, what):

@@ -179,7 +179,27 @@ impl DataHost for SharedHost {
     }
 
     fn replace_dataset(&self, rdb: &[u8], mode: DisklessLoad) -> Result<host::LoadStats, rdb::RdbError> {
-        match mode {
+        let (svc, empty, del_sync_files) = {
+            let srv = self.shared.state.lock();
+            (srv.persist.svc.clone(), srv.dbs.iter().all(|db| db.is_empty()), srv.config.get_bool("rdb-del-sync-files"))
+        };
+        // Redis: `on-empty-db` loads straight from the socket only when there is nothing to
+        // lose; otherwise, like `disabled`, the payload goes to disk first.
+        let via_disk = match mode {
+            DisklessLoad::Disabled => true,
+            DisklessLoad::OnEmptyDb => !empty,
+            DisklessLoad::SwapDb => false,
+        };
+        let stored = if via_disk {
+            notice!("MASTER <-> REPLICA sync: receiving {} bytes from master to disk", rdb.len());
+            // A payload that cannot be stored is not loaded: the sync fails and is retried,
+            // and the current dataset stays as it is.
+            Some(svc.store_sync_payload(rdb).map_err(|e| rdb::RdbError::Io(std::io::Error::other(e.to_string())))?)
+        } else {
+            notice!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to parser");
+            None
+        };
+        let result = match mode {
             // Serve the current data until the new dataset is complete, then swap at once
             // (and keep the current data if the payload turns out bad).
             DisklessLoad::SwapDb => {
@@ -204,13 +224,22 @@ impl DataHost for SharedHost {
             }
             // The dataset is emptied and loaded; clients get -LOADING meanwhile.
             DisklessLoad::Disabled | DisklessLoad::OnEmptyDb => {
+                notice!("MASTER <-> REPLICA sync: Flushing old data");
                 self.shared.state.lock().loading = true;
                 self.flush_all();
+                notice!("MASTER <-> REPLICA sync: Loading DB in memory");
                 let result = host::load_rdb_into(self, rdb);
                 self.shared.state.lock().loading = false;
                 result
             }
+        };
+        if let Some(path) = stored {
+            if del_sync_files && svc.all_persistence_disabled() {
+                notice!("Removing the RDB file obtained from the master. This replica has persistence disabled");
+                let _ = std::fs::remove_file(path);
+            }
         }
+        result
     }
 
     fn used_memory(&self) -> u64 {

@@ -268,6 +268,35 @@ impl Persistence {
         Ok(())
     }
 
+    /// With `repl-diskless-load disabled` (and `on-empty-db` over a non-empty dataset) Redis
+    /// keeps the payload from its master as its RDB file before loading it: a temp file,
+    /// fsync, rename to `dbfilename`, fsync of the directory. A replica restarted later
+    /// loads that file, with the master's replication id and offset, and can partially resync.
+    pub fn store_sync_payload(&self, rdb: &[u8]) -> Result<PathBuf, PersistError> {
+        let cfg = self.config.lock().clone();
+        let final_path = cfg.rdb_path();
+        let tmp = cfg.dir.join(format!("temp-{}.{}.rdb", chrono::Utc::now().timestamp_millis(), std::process::id()));
+        let io = |source| PersistError::Io { path: final_path.clone(), source };
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut file, rdb)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &final_path)?;
+            std::fs::File::open(&cfg.dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })?;
+        Ok(final_path)
+    }
+
+    /// Neither save points nor AOF: `rdb-del-sync-files` then removes a stored sync payload.
+    pub fn all_persistence_disabled(&self) -> bool {
+        let cfg = self.config.lock();
+        cfg.save_points.is_empty() && !cfg.appendonly
+    }
+
     /// SAVE through a host (tests, tools).
     pub fn save(&self, host: &dyn DataHost, repl: Option<(i64, String, i64)>) -> Result<(), PersistError> {
         let snapshot = host.snapshot(&mut || {});

@@ -173,7 +173,6 @@ async fn link_once(
         notice!("Full resync from master: {}:{}", id, off);
         check(LinkState::Transfer)?;
         let rdb = receive_rdb(&mut conn, repl, generation).await?;
-        notice!("MASTER <-> REPLICA sync: Loading DB in memory ({} bytes)", rdb.len());
         let host2 = host.clone();
         let mode = cfg.diskless_load;
         tokio::task::spawn_blocking(move || host2.replace_dataset(&rdb, mode))
