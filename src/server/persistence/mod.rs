@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use self::aof_writer::FsyncPolicy;
-use self::convert::KeyspaceSnapshot;
+use self::convert::{IncrementalSnapshot, KeyspaceSnapshot};
 use self::host::{ApplySource, DataHost, DatasetSnapshot};
 use super::replication::state::DisklessLoad;
 use self::rdb::{RdbEntry, RdbValue};
@@ -112,6 +112,19 @@ pub struct SharedHost {
 
 static SHARED_HOST: OnceLock<Arc<SharedHost>> = OnceLock::new();
 
+/// A snapshot for a job that writes it on another thread (BGSAVE, AOF rewrite, a full
+/// sync): captured a step at a time once the server runs, else copied in one go. Never
+/// for a writer that runs while its caller holds the server lock (SAVE, SHUTDOWN): its
+/// steps take that lock.
+pub fn background_snapshot(srv: &mut ServerState) -> Box<dyn DatasetSnapshot> {
+    if let Some(host) = shared_host() {
+        if let Some(s) = IncrementalSnapshot::start(srv, host.shared.clone()) {
+            return Box::new(s);
+        }
+    }
+    Box::new(KeyspaceSnapshot::capture(srv))
+}
+
 /// The host registered by [`start`] (None before the server listens).
 pub fn shared_host() -> Option<Arc<SharedHost>> {
     SHARED_HOST.get().cloned()
@@ -140,9 +153,9 @@ fn fake_client(srv: &mut ServerState) -> ClientState {
 
 impl DataHost for SharedHost {
     fn snapshot(&self, barrier: &mut dyn FnMut()) -> Box<dyn DatasetSnapshot> {
-        let srv = self.shared.state.lock();
+        let mut srv = self.shared.state.lock();
         barrier();
-        Box::new(KeyspaceSnapshot::capture(&srv))
+        background_snapshot(&mut srv)
     }
 
     fn flush_all(&self) {
@@ -214,6 +227,9 @@ impl DataHost for SharedHost {
                 })?;
                 let old = {
                     let mut srv = self.shared.state.lock();
+                    for (old, new) in srv.dbs.iter_mut().zip(fresh.iter_mut()) {
+                        old.hand_capture_to(new);
+                    }
                     let old = std::mem::replace(&mut srv.dbs, fresh);
                     srv.touch_all_watched(None, None);
                     old
@@ -341,7 +357,7 @@ fn bgsave_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     let repl = repl_info_for_rdb(ctx.srv);
     let used = ctx.srv.used_memory() as u64;
-    let snapshot: Box<dyn DatasetSnapshot> = Box::new(KeyspaceSnapshot::capture(ctx.srv));
+    let snapshot = background_snapshot(ctx.srv);
     match svc.bgsave_snapshot(snapshot, used, repl) {
         Ok(()) => Frame::Simple("Background saving started".into()),
         Err(e) => Frame::error(server_error(e)),
@@ -354,8 +370,8 @@ fn bgrewriteaof_command(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         return Frame::error("ERR Background append only file rewriting already in progress");
     }
     let used = ctx.srv.used_memory() as u64;
-    let srv: &ServerState = ctx.srv;
-    match svc.bgrewriteaof_with(used, &mut || Box::new(KeyspaceSnapshot::capture(srv))) {
+    let srv: &mut ServerState = ctx.srv;
+    match svc.bgrewriteaof_with(used, &mut || background_snapshot(srv)) {
         Ok(true) => Frame::Simple("Background append only file rewriting started".into()),
         Ok(false) => Frame::Simple("Background append only file rewriting scheduled".into()),
         Err(e) => Frame::error(server_error(e)),
@@ -518,15 +534,13 @@ pub fn cron(srv: &mut ServerState, _now_ms: i64) {
     if appendonly_changed {
         srv.persist.appendonly_applied = cfg.appendonly;
         let used = srv.used_memory() as u64;
-        let state: &ServerState = srv;
-        if let Err(e) = svc.set_appendonly_with(cfg.appendonly, used, &mut || Box::new(KeyspaceSnapshot::capture(state))) {
+        if let Err(e) = svc.set_appendonly_with(cfg.appendonly, used, &mut || background_snapshot(srv)) {
             super::log::warning(&format!("Can't turn the append only file on: {e}"));
         }
     }
     let used = srv.used_memory() as u64;
     let repl = repl_info_for_rdb(srv);
-    let state: &ServerState = srv;
-    svc.cron_with(used, repl, &mut || Box::new(KeyspaceSnapshot::capture(state)));
+    svc.cron_with(used, repl, &mut || background_snapshot(srv));
     srv.lastsave = svc.lastsave();
 }
 

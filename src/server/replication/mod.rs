@@ -27,7 +27,6 @@ use super::client::{ClientState, Outbound};
 use super::command::{cmd, CommandSpec, Ctx};
 use super::commands::pubsub::NO_REPLY;
 use super::config::Config;
-use super::persistence::convert::KeyspaceSnapshot;
 use super::persistence::host::snapshot_to_rdb;
 use super::persistence::rdb::{AuxInfo, RdbSaveOptions};
 use super::state::{ServerState, Shared};
@@ -412,7 +411,7 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
     }
     let Some((replid, offset)) = history else { return };
     // The keyspace is copied in the same critical section, so the RDB matches the offset.
-    let snapshot = KeyspaceSnapshot::capture(srv);
+    let snapshot = super::persistence::background_snapshot(srv);
     let aux = AuxInfo {
         ctime_secs: chrono::Utc::now().timestamp(),
         used_mem: srv.used_memory() as u64,
@@ -424,7 +423,7 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
     tokio::spawn(async move {
         let mut job = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            snapshot_to_rdb(&snapshot, &aux, &opts, &mut out).map(|_| out)
+            snapshot_to_rdb(&*snapshot, &aux, &opts, &mut out).map(|_| out)
         });
         let mut keepalive = tokio::time::interval(Duration::from_secs(1));
         keepalive.tick().await;
