@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Persistence/replication benchmark: rf-server vs Debian redis-server, same settings, same run.
 # Prints, for each: full sync time of N keys, replication lag under redis-benchmark -P 16,
-# p99 GET/SET latency during BGSAVE and BGREWRITEAOF, RDB load time; then rf/redis ratios
+# p99 GET/SET latency during BGSAVE and BGREWRITEAOF, the longest GET of clients running
+# when a BGSAVE starts, RDB load time; then rf/redis ratios
 # (for every figure lower is better: target ratio <= 1.0).
 #
 # Usage: scripts/bench-replication.sh [keys=1000000]
@@ -69,6 +70,19 @@ p99_during() {  # <port> <command that starts the background job>
         | awk -F'","' '/"SET"|"GET"/{gsub(/"/,"",$7); if ($7>m) m=$7} END{print m}'
 }
 
+# max latency (ms) of clients already running when <command> starts a background job:
+# shows any stop of the server at the start of the job (Redis: fork; ours: the capture).
+max_at_start() {  # <port> <command>
+    local port=$1; shift
+    local out="$WORK/bench-$port.csv"
+    redis-benchmark -p "$port" -t get -n 300000 -c 50 -r "$KEYS" --csv >"$out" 2>/dev/null &
+    local bpid=$!
+    sleep 0.5
+    redis-cli -p "$port" "$@" >/dev/null
+    wait "$bpid"
+    awk -F'","' '/"GET"/{gsub(/"/,"",$8); print $8}' "$out"
+}
+
 declare -A R
 for kind in redis rf; do
     bin=redis-server; [ "$kind" = rf ] && bin=$RF
@@ -108,6 +122,8 @@ for kind in redis rf; do
     R[$kind.p99_idle_ms]=$(p99_during "$mport" ping)
     R[$kind.p99_bgsave_ms]=$(p99_during "$mport" bgsave)
     until_true 600 field_is "$mport" persistence rdb_bgsave_in_progress 0
+    R[$kind.max_at_bgsave_start_ms]=$(max_at_start "$mport" bgsave)
+    until_true 600 field_is "$mport" persistence rdb_bgsave_in_progress 0
     redis-cli -p "$mport" config set appendonly yes >/dev/null
     until_true 600 field_is "$mport" persistence aof_rewrite_in_progress 0
     R[$kind.p99_bgrewriteaof_ms]=$(p99_during "$mport" bgrewriteaof)
@@ -127,7 +143,7 @@ for kind in redis rf; do
 done
 
 printf '%-22s %12s %12s %8s\n' metric redis rf-server rf/redis
-for m in fullsync_ms maxlag_bytes catchup_ms p99_idle_ms p99_bgsave_ms p99_bgrewriteaof_ms rdb_load_ms; do
+for m in fullsync_ms maxlag_bytes catchup_ms p99_idle_ms p99_bgsave_ms max_at_bgsave_start_ms p99_bgrewriteaof_ms rdb_load_ms; do
     a=${R[redis.$m]}; b=${R[rf.$m]}
     ratio=$(awk -v a="$a" -v b="$b" 'BEGIN{ if (a+0==0) print (b+0==0 ? "1.00" : "inf"); else printf "%.2f", b/a }')
     printf '%-22s %12s %12s %8s\n' "$m" "$a" "$b" "$ratio"

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::host::DatasetSnapshot;
 use super::rdb::{RdbEntry, RdbValue, RdbWriter};
 use crate::server::evict;
-use crate::server::keyspace::Db;
+use crate::server::keyspace::{CapturedKey, Db};
 use crate::server::state::{EvictionPolicy, ServerState, Shared};
 use crate::server::types::{hash::HashValue, list::ListValue, set::SetValue, zset::ZSetValue, EncodingLimits};
 use crate::server::value::{SmallBytes, Value};
@@ -197,10 +197,14 @@ impl DatasetSnapshot for KeyspaceSnapshot {
 const CAPTURE_STEP: usize = 1024;
 
 /// A point-in-time snapshot taken without stopping the server for a whole copy: starting
-/// it only flips a mark per database ([`Db::start_capture`]); the writer then takes the
-/// server lock for one small step at a time, and writes copy a key before changing it.
+/// it only flips a mark per database ([`Db::start_capture`]); the copy then goes one small
+/// step at a time, and commands copy a key before changing it. The steps run as a task on
+/// the server's own runtime, between client requests (as Redis does its incremental
+/// work in the main thread), so the writer thread never competes with clients for the
+/// lock; they are paced by a small channel to the writer.
 pub struct IncrementalSnapshot {
     shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Handle>,
     /// (database index at the start, capture id, keys, keys with an expiry)
     dbs: Vec<(u32, u64, u64, u64)>,
     total: u64,
@@ -231,32 +235,89 @@ impl IncrementalSnapshot {
             total += db.len() as u64;
             dbs.push((i as u32, id, db.len() as u64, db.expires_len() as u64));
         }
-        Some(IncrementalSnapshot { shared, dbs, total, access: AccessInfo::of(srv), owner })
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        Some(IncrementalSnapshot { shared, runtime, dbs, total, access: AccessInfo::of(srv), owner })
+    }
+
+    /// One step of capture `id` under the server lock (None: the database went away).
+    fn step(shared: &Shared, id: u64) -> Option<(Vec<CapturedKey>, bool)> {
+        shared.state.lock().dbs.iter_mut().find_map(|db| db.capture_step(id, CAPTURE_STEP))
+    }
+
+    /// Runs the steps on the server runtime; `each` gets every batch in order.
+    fn steps_on_runtime(&self, runtime: &tokio::runtime::Handle, each: &mut dyn FnMut(usize, Vec<CapturedKey>) -> io::Result<()>) -> io::Result<()> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<(usize, Vec<CapturedKey>, bool)>>(4);
+        let shared = self.shared.clone();
+        let ids: Vec<u64> = self.dbs.iter().map(|d| d.1).collect();
+        runtime.spawn(async move {
+            for (part, id) in ids.into_iter().enumerate() {
+                loop {
+                    let step = Self::step(&shared, id);
+                    let done = step.as_ref().is_none_or(|s| s.1);
+                    let lost = step.is_none();
+                    if tx.send(step.map(|(batch, done)| (part, batch, done))).await.is_err() || lost {
+                        return;
+                    }
+                    if done {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let mut finished = 0;
+        while finished < self.dbs.len() {
+            match rx.blocking_recv() {
+                Some(Some((part, batch, done))) => {
+                    each(part, batch)?;
+                    if done {
+                        finished += 1;
+                    }
+                }
+                _ => return Err(io::Error::other("the database being saved went away")),
+            }
+        }
+        Ok(())
     }
 }
 
 impl DatasetSnapshot for IncrementalSnapshot {
     fn write_dbs(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
         let _owner = &self.owner;
-        for &(index, id, keys, expires) in &self.dbs {
-            w.select_db(index)?;
-            w.resize_db(keys, expires)?;
-            loop {
-                // SWAPDB may have moved the database: find it by its capture
-                let step = self.shared.state.lock().dbs.iter_mut().find_map(|db| db.capture_step(id, CAPTURE_STEP));
-                let Some((batch, done)) = step else {
-                    return Err(io::Error::other("the database being saved went away"));
-                };
-                for k in &batch {
-                    write_key(w, self.access, &k.key, &k.value, k.expire, k.lru)?;
+        let access = self.access;
+        let mut current = None;
+        let mut each = |part: usize, batch: Vec<CapturedKey>| -> io::Result<()> {
+            if current != Some(part) {
+                let (index, _, keys, expires) = self.dbs[part];
+                w.select_db(index)?;
+                w.resize_db(keys, expires)?;
+                current = Some(part);
+            }
+            for k in &batch {
+                write_key(w, access, &k.key, &k.value, k.expire, k.lru)?;
+            }
+            Ok(())
+        };
+        // Called on a runtime thread (a test, a tool) the steps cannot wait for that
+        // runtime: take them here.
+        match &self.runtime {
+            Some(rt) if tokio::runtime::Handle::try_current().is_err() => self.steps_on_runtime(rt, &mut each),
+            _ => {
+                for (part, &(_, id, _, _)) in self.dbs.iter().enumerate() {
+                    loop {
+                        // SWAPDB may have moved the database: it is found by its capture
+                        let Some((batch, done)) = Self::step(&self.shared, id) else {
+                            return Err(io::Error::other("the database being saved went away"));
+                        };
+                        each(part, batch)?;
+                        if done {
+                            break;
+                        }
+                    }
                 }
-                drop(batch);
-                if done {
-                    break;
-                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
     fn key_count(&self) -> u64 {

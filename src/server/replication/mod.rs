@@ -421,10 +421,20 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
     let opts = RdbSaveOptions { compression: cfg.rdb_compression, ..Default::default() };
     super::log::notice(&format!("Starting BGSAVE for SYNC with target: {}", if diskless { "replicas sockets" } else { "disk" }));
     tokio::spawn(async move {
-        let mut job = tokio::task::spawn_blocking(move || {
+        // A plain thread, outside the runtime: the snapshot's capture steps run as a task
+        // on the runtime and this thread waits for them.
+        let (done, mut job) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new().name("repl-rdb".into()).spawn(move || {
             let mut out = Vec::new();
-            snapshot_to_rdb(&*snapshot, &aux, &opts, &mut out).map(|_| out)
+            let _ = done.send(snapshot_to_rdb(&*snapshot, &aux, &opts, &mut out).map(|_| out));
         });
+        if spawned.is_err() {
+            super::log::warning("Background RDB for replica sync failed: cannot start a thread");
+            for r in &targets {
+                r.close();
+            }
+            return;
+        }
         let mut keepalive = tokio::time::interval(Duration::from_secs(1));
         keepalive.tick().await;
         let rdb = loop {
@@ -433,7 +443,6 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
                 _ = keepalive.tick() => {
                     targets.retain(|r| !r.is_closed() && r.push(Bytes::from_static(b"\n")));
                     if targets.is_empty() {
-                        job.abort();
                         return;
                     }
                 }
