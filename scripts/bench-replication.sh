@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Persistence/replication benchmark: rf-server vs Debian redis-server, same settings, same run.
-# Prints, for each: full sync time of N keys, replication lag under redis-benchmark -P 16,
+# Prints, for each: full sync time of N keys, replication lag under redis-benchmark -P 16
+# (bytes, and milliseconds of the master's write stream),
 # p99 GET/SET latency during BGSAVE and BGREWRITEAOF, the longest GET of clients running
 # when a BGSAVE starts, RDB load time; then rf/redis ratios
 # (for every figure lower is better: target ratio <= 1.0).
@@ -101,6 +102,7 @@ for kind in redis rf; do
     # 2. replication lag (bytes) under load, sampled every 100 ms, from ONE reply of the master
     #    (its offset and the replica's last acknowledged offset: two separate INFO calls
     #    under load skew each other); catch-up time after load
+    off0=$(info "$mport" replication master_repl_offset); tl0=$(now_ms)
     redis-benchmark -p "$mport" -t set -n 1000000 -r "$KEYS" -P 16 -c 50 -q >/dev/null 2>&1 &
     bpid=$!
     maxlag=0
@@ -113,6 +115,10 @@ for kind in redis rf; do
         sleep 0.1
     done
     t0=$(now_ms)
+    # the same lag in milliseconds of the master's write stream: a faster master makes
+    # more bytes per second, so bytes alone favour the slower server
+    R[$kind.maxlag_ms]=$(awk -v lag="$maxlag" -v b=$(( $(info "$mport" replication master_repl_offset) - off0 )) -v ms=$(( t0 - tl0 )) \
+        'BEGIN{ if (b <= 0) print 0; else printf "%.0f", lag / (b / ms) }')
     until_true 600 in_sync "$mport" "$rport"
     R[$kind.maxlag_bytes]=$maxlag
     R[$kind.catchup_ms]=$(( $(now_ms) - t0 ))
@@ -143,7 +149,7 @@ for kind in redis rf; do
 done
 
 printf '%-22s %12s %12s %8s\n' metric redis rf-server rf/redis
-for m in fullsync_ms maxlag_bytes catchup_ms p99_idle_ms p99_bgsave_ms max_at_bgsave_start_ms p99_bgrewriteaof_ms rdb_load_ms; do
+for m in fullsync_ms maxlag_bytes maxlag_ms catchup_ms p99_idle_ms p99_bgsave_ms max_at_bgsave_start_ms p99_bgrewriteaof_ms rdb_load_ms; do
     a=${R[redis.$m]}; b=${R[rf.$m]}
     ratio=$(awk -v a="$a" -v b="$b" 'BEGIN{ if (a+0==0) print (b+0==0 ? "1.00" : "inf"); else printf "%.2f", b/a }')
     printf '%-22s %12s %12s %8s\n' "$m" "$a" "$b" "$ratio"
