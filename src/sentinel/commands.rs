@@ -190,15 +190,7 @@ fn dispatch_locked(c: &mut Core, st: &mut ClientState, args: &[Bytes], cmd: &str
             st.close_after_reply = true;
             Frame::ok()
         }
-        "command" => {
-            if args.len() == 1 || s(&args[1]).eq_ignore_ascii_case("docs") {
-                Frame::Array(vec![])
-            } else if s(&args[1]).eq_ignore_ascii_case("count") {
-                Frame::Integer(0)
-            } else {
-                Frame::Array(vec![])
-            }
-        }
+        "command" => super::command_info::command(args),
         _ => unknown_command(args),
     };
     vec![reply]

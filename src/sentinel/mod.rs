@@ -5,6 +5,8 @@ pub mod config;
 pub mod machine;
 pub mod links;
 pub mod commands;
+mod command_data;
+mod command_info;
 pub mod shell;
 pub mod cli;
 pub mod scripts;
