@@ -512,3 +512,47 @@ fn include_is_relative_to_the_working_directory() {
     assert!(main.contains("include conf.d/*.conf\n"), "{main}");
     assert_eq!(std::fs::read_to_string(dir.path().join("conf.d/20-timing.conf")).unwrap(), "sentinel down-after-milliseconds inc 4321\n", "included files are not rewritten");
 }
+
+/// CLIENT PAUSE holds other connections' commands (ALL: every command, UNPAUSE too; WRITE:
+/// only PUBLISH, the sentinel's one write), as Redis Sentinel does; UNPAUSE lifts it early.
+fn client_pause_behaves(kind: SentinelKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dead_master_conf(dir.path(), port, "");
+    let _s = start_sentinel_from(kind, &conf, port, None);
+    let mut admin = conn(port).unwrap();
+    // a raw connection: a client library's hello on connect would itself be paused
+    let timed = |args: &[&str]| {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        let t = std::time::Instant::now();
+        c.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0 && buf[0] != b'-', "{args:?}: {}", String::from_utf8_lossy(&buf[..n]));
+        t.elapsed()
+    };
+    cmd(&mut admin, &["CLIENT", "PAUSE", "700"]).unwrap();
+    let waited = timed(&["PING"]);
+    assert!(waited >= Duration::from_millis(400), "{kind:?}: PING ran during CLIENT PAUSE ALL after {waited:?}");
+    cmd(&mut admin, &["CLIENT", "PAUSE", "700", "WRITE"]).unwrap();
+    assert!(timed(&["PING"]) < Duration::from_millis(300), "{kind:?}: PING waited during CLIENT PAUSE WRITE");
+    let waited = timed(&["PUBLISH", "__sentinel__:hello", "x"]);
+    assert!(waited >= Duration::from_millis(300), "{kind:?}: PUBLISH ran during CLIENT PAUSE WRITE after {waited:?}");
+    cmd(&mut admin, &["CLIENT", "PAUSE", "5000", "WRITE"]).unwrap();
+    cmd(&mut admin, &["CLIENT", "UNPAUSE"]).unwrap();
+    assert!(timed(&["PUBLISH", "__sentinel__:hello", "x"]) < Duration::from_millis(300), "{kind:?}: UNPAUSE did not lift the pause");
+}
+
+#[test]
+fn client_pause_as_redis_sentinel() {
+    if Path::new(REDIS_SENTINEL).exists() {
+        client_pause_behaves(SentinelKind::Debian);
+    }
+    client_pause_behaves(SentinelKind::Rf);
+}

@@ -248,7 +248,7 @@ impl User {
             flags.push(b("sanitize-payload"));
         }
         Frame::Map(vec![
-            (b("flags"), Frame::Array(flags)),
+            (b("flags"), Frame::Set(flags)),
             (b("passwords"), Frame::Array(self.passwords.iter().map(|p| b(p)).collect())),
             (b("commands"), b(&self.commands_description())),
             (b("keys"), b(&self.keys_description().unwrap_or_default())),

@@ -68,6 +68,16 @@ fn lookup(name: &str) -> Option<&'static Node> {
     }
 }
 
+/// Names of the commands and subcommands in ACL category `cat` (no `@`).
+pub fn in_category(cat: &str) -> Vec<&'static str> {
+    all_entries().filter(|e| categories(e).any(|c| c == cat)).map(name_of).collect()
+}
+
+/// Whether `cmd` (lower case) has a subcommand `sub`.
+pub fn has_subcommand(cmd: &str, sub: &str) -> bool {
+    lookup(cmd).is_some_and(|e| subcommands(e).iter().any(|x| name_of(x).split_once('|').is_some_and(|(_, s)| s == sub)))
+}
+
 /// Every command and subcommand entry.
 fn all_entries() -> impl Iterator<Item = &'static Node> {
     COMMANDS.iter().flat_map(|(_, e)| std::iter::once(e).chain(subcommands(e).iter()))

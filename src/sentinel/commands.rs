@@ -9,6 +9,7 @@ use super::config::{self, MasterConfig, REDIS_VERSION};
 use super::machine::{AdminError, Instance, Master, Role};
 use super::shell::{self, now_ms, Core, PushMsg, Shared, Subscriber};
 use crate::resp::{Frame, ProtocolVersion};
+use crate::server::commands::tracking::{self, ClientTracking, TrackingRequest};
 
 pub struct ClientState {
     pub id: u64,
@@ -26,6 +27,9 @@ pub struct ClientState {
     pub reply_off: bool,
     drop_this_reply: bool,
     skip_next_reply: bool,
+    /// CLIENT TRACKING mode: kept and reported as Redis Sentinel does (it has no keys to
+    /// invalidate).
+    pub tracking: Option<ClientTracking>,
 }
 
 impl ClientState {
@@ -44,6 +48,7 @@ impl ClientState {
             reply_off: false,
             drop_this_reply: false,
             skip_next_reply: false,
+            tracking: None,
         }
     }
     fn subscriptions(&self) -> usize {
@@ -133,6 +138,7 @@ fn dispatch_locked(c: &mut Core, st: &mut ClientState, args: &[Bytes], cmd: &str
         let sub = full_name.split_once('|').map(|(_, sub)| sub);
         let allowed = c.base_config.acl.get(&st.user).is_some_and(|u| u.can_run(cmd, sub));
         if !allowed && known_command(cmd) {
+            acl_log_add(c, st, "command", full_name, &st.user.clone());
             return vec![Frame::error(format!("NOPERM this user has no permissions to run the '{full_name}' command"))];
         }
     }
@@ -159,8 +165,14 @@ fn dispatch_locked(c: &mut Core, st: &mut ClientState, args: &[Bytes], cmd: &str
             st.close_after_reply = true;
             Frame::ok()
         }
-        "auth" => auth(c, st, &args[1..]),
-        "hello" => hello(c, st, args),
+        "auth" | "hello" => {
+            let reply = if cmd == "auth" { auth(c, st, &args[1..]) } else { hello(c, st, args) };
+            if matches!(&reply, Frame::Error(e) if e.starts_with("WRONGPASS")) {
+                let user = attempted_user(cmd, args);
+                acl_log_add(c, st, "auth", &s(&args[0]), &user);
+            }
+            reply
+        }
         "client" => client(c, st, args),
         "acl" => acl(c, st, args),
         "info" => info(c, args),
@@ -195,6 +207,44 @@ fn dispatch_locked(c: &mut Core, st: &mut ClientState, args: &[Bytes], cmd: &str
     };
     vec![reply]
 }
+
+/// The user an AUTH or HELLO ... AUTH tried to log in as.
+fn attempted_user(cmd: &str, args: &[Bytes]) -> String {
+    if cmd == "auth" {
+        return if args.len() == 3 { s(&args[1]) } else { "default".into() };
+    }
+    let pos = args.iter().position(|a| a.eq_ignore_ascii_case(b"auth"));
+    pos.and_then(|p| args.get(p + 1)).map(s).unwrap_or_else(|| "default".into())
+}
+
+/// A denied command or failed login in ACL LOG, merged with a like entry of the last 60 s
+/// (Redis's rule), newest first, at most 128 entries.
+fn acl_log_add(c: &mut Core, st: &ClientState, reason: &str, object: &str, username: &str) {
+    sync_entry(c, st);
+    let client_info = c.clients.get(&st.id).map(client_line).unwrap_or_default();
+    let now = std::time::Instant::now();
+    let like = c.acl_log.iter().position(|e| {
+        e.reason == reason && e.object == object && e.username == username && now.duration_since(e.created).as_secs() < 60
+    });
+    let entry = match like {
+        Some(i) => {
+            let mut e = c.acl_log.remove(i);
+            e.count += 1;
+            e.created = now;
+            e.client_info = client_info;
+            e
+        }
+        None => shell::AclLogEntry { count: 1, reason: reason.into(), object: object.into(), username: username.into(), created: now, client_info },
+    };
+    c.acl_log.insert(0, entry);
+    c.acl_log.truncate(128);
+}
+
+/// The categories of Redis 7.0's ACL, in ACL CAT's order.
+const ACL_CATEGORIES: &[&str] = &[
+    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog", "geo", "stream", "pubsub",
+    "admin", "fast", "slow", "blocking", "dangerous", "connection", "transaction", "scripting",
+];
 
 /// The commands the sentinel port knows (others get "unknown command", not NOPERM).
 fn known_command(cmd: &str) -> bool {
@@ -335,41 +385,6 @@ fn type_of(e: &shell::ClientEntry) -> ClientType {
     }
 }
 
-const CLIENT_HELP: &[&str] = &[
-    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "GETNAME",
-    "    Return the name of the current connection.",
-    "ID",
-    "    Return the ID of the current connection.",
-    "INFO",
-    "    Return information about the current client connection.",
-    "KILL <ip:port>",
-    "    Kill connection made from <ip:port>.",
-    "KILL <option> <value> [<option> <value> [...]]",
-    "    Kill connections. Options are:",
-    "    * ADDR (<ip:port>|<unixsocket>:0)",
-    "      Kill connections made from the specified address",
-    "    * LADDR (<ip:port>|<unixsocket>:0)",
-    "      Kill connections made to specified local address",
-    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
-    "      Kill connections by type.",
-    "    * USER <username>",
-    "      Kill connections authenticated by <username>.",
-    "    * SKIPME (YES|NO)",
-    "      Skip killing current connection (default: yes).",
-    "LIST [options ...]",
-    "    Return information about client connections. Options:",
-    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
-    "      Return clients of specified type.",
-    "REPLY (ON|OFF|SKIP)",
-    "    Control the replies sent to the current connection.",
-    "SETNAME <name>",
-    "    Assign the name <name> to the current connection.",
-    "NO-EVICT (ON|OFF)",
-    "    Protect current client connection from eviction.",
-    "HELP",
-    "    Prints this help.",
-];
 
 fn client(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
     if args.len() < 2 {
@@ -516,8 +531,52 @@ fn client(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
             "on" | "off" => Frame::ok(),
             _ => Frame::error("ERR syntax error"),
         },
-        "help" if a.len() == 2 => Frame::Array(CLIENT_HELP.iter().map(|l| Frame::simple(*l)).collect()),
-        "setname" | "getname" | "id" | "info" | "kill" | "reply" | "no-evict" | "help" => sub_args(),
+        "pause" if a.len() == 3 || a.len() == 4 => {
+            let Ok(ms) = a[2].parse::<i64>().map_err(|_| ()).and_then(|n| if n >= 0 { Ok(n) } else { Err(()) }) else {
+                return Frame::error("ERR timeout is not an integer or out of range");
+            };
+            let writes_only = match a.get(3).map(|m| m.to_ascii_lowercase()) {
+                None => false,
+                Some(m) if m == "all" => false,
+                Some(m) if m == "write" => true,
+                Some(_) => return Frame::error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+            };
+            c.pause = Some((std::time::Instant::now() + std::time::Duration::from_millis(ms as u64), writes_only));
+            Frame::ok()
+        }
+        "unpause" if a.len() == 2 => {
+            c.pause = None;
+            Frame::ok()
+        }
+        "tracking" if a.len() >= 3 => {
+            let clients = &c.clients;
+            match tracking::parse_tracking(args, st.tracking.as_ref(), |id| clients.contains_key(&(id as u64))) {
+                Err(e) => e,
+                Ok(TrackingRequest::Off) => {
+                    st.tracking = None;
+                    Frame::ok()
+                }
+                Ok(TrackingRequest::On { redirect, opts, prefixes }) => {
+                    st.tracking = Some(tracking::turned_on(st.tracking.take(), redirect, &opts, &prefixes));
+                    Frame::ok()
+                }
+            }
+        }
+        "trackinginfo" if a.len() == 2 => tracking::trackinginfo(st.tracking.as_ref()),
+        "getredir" if a.len() == 2 => tracking::getredir(st.tracking.as_ref()),
+        "caching" if a.len() == 3 => tracking::caching(st.tracking.as_mut(), &args[2]),
+        // nothing blocks on a sentinel
+        "unblock" if a.len() == 3 || a.len() == 4 => match a[2].parse::<i64>() {
+            Ok(_) => match a.get(3).map(|m| m.to_ascii_lowercase()) {
+                None => Frame::Integer(0),
+                Some(m) if m == "timeout" || m == "error" => Frame::Integer(0),
+                Some(_) => Frame::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+            },
+            Err(_) => Frame::error("ERR value is not an integer or out of range"),
+        },
+        "help" if a.len() == 2 => Frame::Array(crate::server::commands::connection::CLIENT_HELP.iter().map(|l| Frame::simple(*l)).collect()),
+        "setname" | "getname" | "id" | "info" | "kill" | "reply" | "no-evict" | "help" | "pause" | "unpause" | "tracking" | "trackinginfo"
+        | "getredir" | "caching" | "unblock" => sub_args(),
         _ => unknown_sub(&a[1], "CLIENT"),
     }
 }
@@ -546,8 +605,13 @@ fn kill_client(c: &mut Core, st: &mut ClientState, id: u64) {
 
 const ACL_HELP: &[&str] = &[
     "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CAT [<category>]",
+    "    List all commands that belong to <category>, or all command categories",
+    "    when no category is specified.",
     "DELUSER <username> [<username> ...]",
     "    Delete a list of users.",
+    "DRYRUN <username> <command> [<arg> ...]",
+    "    Returns whether the user can execute the given command without executing the command.",
     "GETUSER <username>",
     "    Get the user's details.",
     "GENPASS [<bits>]",
@@ -555,6 +619,12 @@ const ACL_HELP: &[&str] = &[
     "    be used to specify a different size.",
     "LIST",
     "    Show users details in config file format.",
+    "LOAD",
+    "    Reload users from the ACL file.",
+    "LOG [<count> | RESET]",
+    "    Show the ACL log entries.",
+    "SAVE",
+    "    Save the current config to the ACL file.",
     "SETUSER <username> <attribute> [<attribute> ...]",
     "    Create or modify a user with the specified attributes.",
     "USERS",
@@ -617,8 +687,63 @@ fn acl(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
             hex.truncate(chars);
             Frame::bulk(hex)
         }
+        "cat" if a.len() == 2 => Frame::Array(ACL_CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
+        "cat" if a.len() == 3 => {
+            let cat = a[2].to_ascii_lowercase();
+            if !ACL_CATEGORIES.contains(&cat.as_str()) {
+                return Frame::error(format!("ERR Unknown category '{}'", a[2]));
+            }
+            Frame::Array(super::command_info::in_category(&cat).into_iter().map(Frame::bulk).collect())
+        }
+        "dryrun" if a.len() >= 4 => {
+            let Some(user) = c.base_config.acl.get(&a[2]) else {
+                return Frame::error(format!("ERR User '{}' not found", a[2]));
+            };
+            let cmd = a[3].to_ascii_lowercase();
+            if !known_command(&cmd) {
+                return Frame::error(format!("ERR Command '{}' not found", a[3]));
+            }
+            let sub = a.get(4).map(|x| x.to_ascii_lowercase()).filter(|x| super::command_info::has_subcommand(&cmd, x));
+            if user.can_run(&cmd, sub.as_deref()) {
+                Frame::ok()
+            } else {
+                let full = sub.map(|x| format!("{cmd}|{x}")).unwrap_or(cmd);
+                Frame::bulk(format!("This user has no permissions to run the '{full}' command"))
+            }
+        }
+        "log" if a.len() <= 3 => {
+            let count = match a.get(2) {
+                None => usize::MAX,
+                Some(x) if x.eq_ignore_ascii_case("reset") => {
+                    c.acl_log.clear();
+                    return Frame::ok();
+                }
+                Some(x) => match x.parse::<i64>() {
+                    Ok(n) if n >= 0 => n as usize,
+                    _ => return Frame::error("ERR value is not an integer or out of range"),
+                },
+            };
+            let now = std::time::Instant::now();
+            Frame::Array(
+                c.acl_log
+                    .iter()
+                    .take(count)
+                    .map(|e| {
+                        map(vec![
+                            ("count", Frame::Integer(e.count as i64)),
+                            ("reason", bulk(&e.reason)),
+                            ("context", bulk("toplevel")),
+                            ("object", bulk(&e.object)),
+                            ("username", bulk(&e.username)),
+                            ("age-seconds", Frame::Double(now.duration_since(e.created).as_millis() as f64 / 1000.0)),
+                            ("client-info", bulk(&e.client_info)),
+                        ])
+                    })
+                    .collect(),
+            )
+        }
         "help" if a.len() == 2 => Frame::Array(ACL_HELP.iter().map(|l| Frame::simple(*l)).collect()),
-        "setuser" | "getuser" | "deluser" | "list" | "users" | "whoami" | "save" | "load" | "genpass" | "help" => sub_args(),
+        "setuser" | "getuser" | "deluser" | "list" | "users" | "whoami" | "save" | "load" | "genpass" | "help" | "cat" | "dryrun" | "log" => sub_args(),
         _ => unknown_sub(&a[1], "ACL"),
     }
 }

@@ -6,7 +6,7 @@ pub mod machine;
 pub mod links;
 pub mod commands;
 mod command_data;
-mod command_info;
+pub mod command_info;
 pub mod shell;
 pub mod cli;
 pub mod scripts;

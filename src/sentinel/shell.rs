@@ -60,6 +60,16 @@ pub struct ClientEntry {
     pub kill: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// One ACL LOG entry: a denied command or a failed login.
+pub struct AclLogEntry {
+    pub count: u64,
+    pub reason: String,
+    pub object: String,
+    pub username: String,
+    pub created: std::time::Instant,
+    pub client_info: String,
+}
+
 struct LinkHandles {
     cmd: mpsc::UnboundedSender<Outgoing>,
     cmd_task: tokio::task::JoinHandle<()>,
@@ -78,6 +88,10 @@ pub struct Core {
     /// Every connected client, by id (CLIENT LIST / KILL / INFO).
     pub clients: std::collections::BTreeMap<u64, ClientEntry>,
     pub clients_connected: u64,
+    /// CLIENT PAUSE: until when, and whether only writes (PUBLISH) wait.
+    pub pause: Option<(std::time::Instant, bool)>,
+    /// ACL LOG, newest first.
+    pub acl_log: Vec<AclLogEntry>,
     pub total_connections: u64,
     pub total_commands: u64,
     /// Notification / client-reconfig scripts, queued and retried as Redis does.
@@ -93,6 +107,21 @@ pub struct Core {
 pub type Shared = Arc<Mutex<Core>>;
 
 impl Core {
+    /// How long a command named `cmd` must still wait for CLIENT PAUSE (None: run it).
+    pub fn pause_left(&mut self, cmd: &[u8]) -> Option<std::time::Duration> {
+        let (until, writes_only) = self.pause?;
+        let left = until.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero());
+        if left.is_none() {
+            self.pause = None;
+            return None;
+        }
+        // Redis Sentinel's only write-like command is PUBLISH (a hello)
+        if writes_only && !cmd.eq_ignore_ascii_case(b"publish") {
+            return None;
+        }
+        left
+    }
+
     /// Runs the actions the machine produced.
     pub fn pump(&mut self) {
         let actions = self.machine.take_actions();
@@ -271,6 +300,8 @@ pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellE
         subscribers: HashMap::new(),
         clients: std::collections::BTreeMap::new(),
         clients_connected: 0,
+        pause: None,
+        acl_log: Vec::new(),
         total_connections: 0,
         total_commands: 0,
         scripts: ScriptQueue::new(),
@@ -417,6 +448,15 @@ async fn serve_client(core: Shared, mut sock: TcpStream, id: u64, peer: String) 
                         Ok(Some(args)) => {
                             if args.is_empty() {
                                 continue;
+                            }
+                            // CLIENT PAUSE holds this connection's commands (all, or only
+                            // PUBLISH in WRITE mode) until the pause ends or is lifted
+                            loop {
+                                let wait = core.lock().pause_left(&args[0]);
+                                match wait {
+                                    Some(left) => tokio::time::sleep(left.min(std::time::Duration::from_millis(10))).await,
+                                    None => break,
+                                }
                             }
                             for f in commands::dispatch(&core, &mut state, &args) {
                                 f.encode(state.proto, &mut out);

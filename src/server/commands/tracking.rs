@@ -275,13 +275,20 @@ pub fn after_command(srv: &mut ServerState, client: &mut ClientState, reply: Fra
 // ------------------------------------------------------------------ on / off
 
 fn enable(srv: &mut ServerState, client: &mut ClientState, redirect: u64, opts: &ClientTracking, prefixes: &[Bytes]) {
-    let mut t = match client.tracking.take() {
-        Some(t) => t,
-        None => {
-            srv.tracking.clients += 1;
-            ClientTracking::default()
-        }
-    };
+    if client.tracking.is_none() {
+        srv.tracking.clients += 1;
+    }
+    let t = turned_on(client.tracking.take(), redirect, opts, prefixes);
+    for p in &t.prefixes {
+        srv.tracking.prefixes.entry(p.clone()).or_default().clients.insert(client.id);
+    }
+    client.tracking = Some(t);
+}
+
+/// A client's tracking mode after a valid CLIENT TRACKING ON over `current` (BCAST
+/// without PREFIX tracks the empty prefix: every key).
+pub fn turned_on(current: Option<ClientTracking>, redirect: u64, opts: &ClientTracking, prefixes: &[Bytes]) -> ClientTracking {
+    let mut t = current.unwrap_or_default();
     t.redirect = redirect;
     t.redirect_broken = false;
     t.bcast = opts.bcast;
@@ -289,13 +296,12 @@ fn enable(srv: &mut ServerState, client: &mut ClientState, redirect: u64, opts: 
     t.optout = opts.optout;
     t.noloop = opts.noloop;
     if opts.bcast {
-        let wanted: Vec<Bytes> = if prefixes.is_empty() { vec![Bytes::new()] } else { prefixes.to_vec() };
-        for p in wanted {
-            srv.tracking.prefixes.entry(p.clone()).or_default().clients.insert(client.id);
-            t.prefixes.insert(p);
+        if prefixes.is_empty() {
+            t.prefixes.insert(Bytes::new());
         }
+        t.prefixes.extend(prefixes.iter().cloned());
     }
-    client.tracking = Some(t);
+    t
 }
 
 /// Tracking off (CLIENT TRACKING OFF, RESET, disconnect). Keys it read stay in the table
@@ -320,8 +326,17 @@ fn overlap(a: &[u8], b: &[u8]) -> bool {
     a[..n] == b[..n]
 }
 
-/// CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p]... [OPTIN] [OPTOUT] [NOLOOP]
-pub fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+/// What a valid CLIENT TRACKING asks for.
+pub enum TrackingRequest {
+    Off,
+    On { redirect: u64, opts: ClientTracking, prefixes: Vec<Bytes> },
+}
+
+/// Parses and checks CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p]... [OPTIN]
+/// [OPTOUT] [NOLOOP] against the client's current mode, with Redis's errors. `exists`
+/// says whether a client id is connected. Shared by the server and the sentinel.
+pub fn parse_tracking(args: &[Bytes], current: Option<&ClientTracking>, exists: impl Fn(i64) -> bool) -> Result<TrackingRequest, Frame> {
+    let syntax_error = crate::server::command::syntax_error;
     let mut redirect: u64 = 0;
     let mut opts = ClientTracking::default();
     let mut prefixes: Vec<Bytes> = Vec::new();
@@ -333,15 +348,11 @@ pub fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             b"redirect" if more => {
                 j += 1;
                 if redirect != 0 {
-                    return Frame::error("ERR A client can only redirect to a single other client");
+                    return Err(Frame::error("ERR A client can only redirect to a single other client"));
                 }
-                let id = match crate::server::command::parse_int(&args[j]) {
-                    Ok(v) => v,
-                    Err(e) => return e,
-                };
-                let exists = id as u64 == ctx.client.id || ctx.srv.clients.contains_key(&(id as u64));
-                if id <= 0 || !exists {
-                    return Frame::error("ERR The client ID you want redirect to does not exist");
+                let id = crate::server::command::parse_int(&args[j])?;
+                if id <= 0 || !exists(id) {
+                    return Err(Frame::error("ERR The client ID you want redirect to does not exist"));
                 }
                 redirect = id as u64;
             }
@@ -353,67 +364,87 @@ pub fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 j += 1;
                 prefixes.push(args[j].clone());
             }
-            _ => return crate::server::command::syntax_error(),
+            _ => return Err(syntax_error()),
         }
         j += 1;
     }
     let on_off = args[2].to_ascii_lowercase();
     if on_off.as_slice() == b"off" {
-        disable(ctx.srv, ctx.client);
-        return Frame::ok();
+        return Ok(TrackingRequest::Off);
     }
     if on_off.as_slice() != b"on" {
-        return crate::server::command::syntax_error();
+        return Err(syntax_error());
     }
     if !opts.bcast && !prefixes.is_empty() {
-        return Frame::error("ERR PREFIX option requires BCAST mode to be enabled");
+        return Err(Frame::error("ERR PREFIX option requires BCAST mode to be enabled"));
     }
-    if let Some(t) = &ctx.client.tracking {
+    if let Some(t) = current {
         if t.bcast != opts.bcast {
-            return Frame::error("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
+            return Err(Frame::error("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode."));
         }
     }
     if opts.bcast && (opts.optin || opts.optout) {
-        return Frame::error("ERR OPTIN and OPTOUT are not compatible with BCAST");
+        return Err(Frame::error("ERR OPTIN and OPTOUT are not compatible with BCAST"));
     }
     if opts.optin && opts.optout {
-        return Frame::error("ERR You can't specify both OPTIN mode and OPTOUT mode");
+        return Err(Frame::error("ERR You can't specify both OPTIN mode and OPTOUT mode"));
     }
-    if let Some(t) = &ctx.client.tracking {
+    if let Some(t) = current {
         if (opts.optin && t.optout) || (opts.optout && t.optin) {
-            return Frame::error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.");
+            return Err(Frame::error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."));
         }
     }
     if opts.bcast {
-        let existing: Vec<Bytes> = ctx.client.tracking.as_ref().map(|t| t.prefixes.iter().cloned().collect()).unwrap_or_default();
+        let existing: Vec<Bytes> = current.map(|t| t.prefixes.iter().cloned().collect()).unwrap_or_default();
         for (i, p) in prefixes.iter().enumerate() {
             if let Some(e) = existing.iter().find(|e| overlap(e, p)) {
-                return Frame::error(format!(
+                return Err(Frame::error(format!(
                     "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
                     String::from_utf8_lossy(p),
                     String::from_utf8_lossy(e)
-                ));
+                )));
             }
             if let Some(other) = prefixes[i + 1..].iter().find(|o| overlap(p, o)) {
-                return Frame::error(format!(
+                return Err(Frame::error(format!(
                     "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
                     String::from_utf8_lossy(p),
                     String::from_utf8_lossy(other)
-                ));
+                )));
             }
         }
     }
-    enable(ctx.srv, ctx.client, redirect, &opts, &prefixes);
-    Frame::ok()
+    Ok(TrackingRequest::On { redirect, opts, prefixes })
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p]... [OPTIN] [OPTOUT] [NOLOOP]
+pub fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let self_id = ctx.client.id;
+    let clients = &ctx.srv.clients;
+    let request = parse_tracking(args, ctx.client.tracking.as_ref(), |id| id as u64 == self_id || clients.contains_key(&(id as u64)));
+    match request {
+        Err(e) => e,
+        Ok(TrackingRequest::Off) => {
+            disable(ctx.srv, ctx.client);
+            Frame::ok()
+        }
+        Ok(TrackingRequest::On { redirect, opts, prefixes }) => {
+            enable(ctx.srv, ctx.client, redirect, &opts, &prefixes);
+            Frame::ok()
+        }
+    }
 }
 
 /// CLIENT CACHING YES|NO: the next command is (YES, OPTIN) or is not (NO, OPTOUT) tracked.
 pub fn client_caching(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let Some(t) = ctx.client.tracking.as_mut().filter(|t| t.optin || t.optout) else {
+    caching(ctx.client.tracking.as_mut(), &args[2])
+}
+
+/// CLIENT CACHING on a client's tracking mode (server and sentinel).
+pub fn caching(tracking: Option<&mut ClientTracking>, value: &[u8]) -> Frame {
+    let Some(t) = tracking.filter(|t| t.optin || t.optout) else {
         return Frame::error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
     };
-    let value = args[2].to_ascii_lowercase();
-    match value.as_slice() {
+    match value.to_ascii_lowercase().as_slice() {
         b"yes" if t.optin => t.caching = true,
         b"yes" => return Frame::error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."),
         b"no" if t.optout => t.caching = true,
@@ -424,14 +455,20 @@ pub fn client_caching(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 pub fn client_getredir(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    match &ctx.client.tracking {
-        Some(t) => Frame::Integer(t.redirect as i64),
-        None => Frame::Integer(-1),
-    }
+    getredir(ctx.client.tracking.as_ref())
+}
+
+/// CLIENT GETREDIR: the redirect target, 0 for none, -1 when not tracking.
+pub fn getredir(tracking: Option<&ClientTracking>) -> Frame {
+    Frame::Integer(tracking.map_or(-1, |t| t.redirect as i64))
 }
 
 pub fn client_trackinginfo(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    let t = ctx.client.tracking.as_ref();
+    trackinginfo(ctx.client.tracking.as_ref())
+}
+
+/// CLIENT TRACKINGINFO of a client's tracking mode (server and sentinel).
+pub fn trackinginfo(t: Option<&ClientTracking>) -> Frame {
     let mut names: Vec<&str> = vec![if t.is_some() { "on" } else { "off" }];
     if let Some(t) = t {
         if t.bcast {
