@@ -44,6 +44,8 @@ pub struct Limits {
     pub obuf_hard_normal: u64,
     pub obuf_hard_pubsub: u64,
     pub obuf_hard_replica: u64,
+    /// The `*-max-*` encoding thresholds, read per write of a hash, set or sorted set.
+    pub encoding: crate::server::types::EncodingLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -262,6 +264,7 @@ impl ServerState {
             obuf_hard_normal: hard("normal"),
             obuf_hard_pubsub: hard("pubsub"),
             obuf_hard_replica: hard("slave"),
+            encoding: crate::server::types::EncodingLimits::from_config(c),
         };
     }
 

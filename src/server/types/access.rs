@@ -182,24 +182,9 @@ pub fn store(ctx: &mut Ctx, key: &[u8], value: Value) {
 }
 
 /// Encoding thresholds from the live configuration.
+/// The encoding thresholds in force (kept current by `ServerState::refresh_limits`).
 pub fn limits(ctx: &Ctx) -> EncodingLimits {
-    let c = &ctx.srv.config;
-    let get = |name: &str, default: usize| -> usize {
-        let v = c.get_int(name);
-        if v < 0 {
-            default
-        } else {
-            v as usize
-        }
-    };
-    EncodingLimits {
-        hash_max_listpack_entries: get("hash-max-listpack-entries", 512),
-        hash_max_listpack_value: get("hash-max-listpack-value", 64),
-        set_max_intset_entries: get("set-max-intset-entries", 512),
-        zset_max_listpack_entries: get("zset-max-listpack-entries", 128),
-        zset_max_listpack_value: get("zset-max-listpack-value", 64),
-        hll_sparse_max_bytes: get("hll-sparse-max-bytes", 3000),
-    }
+    ctx.srv.limits.encoding
 }
 
 // ---- argument parsing ----

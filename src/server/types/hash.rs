@@ -82,6 +82,7 @@ impl HashValue {
 
     /// HSET of one field; true when the field is new.
     pub fn set(&mut self, field: Bytes, value: Bytes, limits: &EncodingLimits) -> bool {
+        let value = super::detach(value);
         self.prepare_for_lengths(field.len(), value.len(), limits);
         let added = field.len() + value.len();
         let is_new = match &mut self.repr {
@@ -91,11 +92,11 @@ impl HashValue {
                     slot.1 = value;
                     false
                 } else {
-                    v.push((field, value));
+                    v.push((super::detach(field), value));
                     true
                 }
             }
-            Repr::Table(d) => match d.insert(field.clone(), value) {
+            Repr::Table(d) => match d.insert(super::detach(field.clone()), value) {
                 Some(old) => {
                     self.data_bytes -= field.len() + old.len();
                     false

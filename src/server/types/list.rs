@@ -75,6 +75,7 @@ impl ListValue {
     }
 
     pub fn push(&mut self, end: End, v: Bytes) {
+        let v = super::detach(v);
         self.data_bytes += v.len();
         match end {
             End::Left => self.items.push_front(v),
@@ -121,6 +122,7 @@ impl ListValue {
 
     /// LSET; false when the index is out of range.
     pub fn set(&mut self, index: i64, v: Bytes) -> bool {
+        let v = super::detach(v);
         match self.resolve(index) {
             Some(i) => {
                 self.data_bytes = self.data_bytes + v.len() - self.items[i].len();
@@ -165,6 +167,7 @@ impl ListValue {
 
     /// LINSERT: returns the new length, or -1 when the pivot is missing.
     pub fn insert(&mut self, before: bool, pivot: &[u8], v: Bytes) -> i64 {
+        let v = super::detach(v);
         match self.items.iter().position(|e| e.as_ref() == pivot) {
             Some(i) => {
                 self.data_bytes += v.len();

@@ -11,6 +11,17 @@
 //! `skiplist`. Conversions are one-way, as in Redis. HyperLogLogs are strings.
 
 pub mod access;
+
+use bytes::Bytes;
+
+/// An element about to be stored in a collection, copied into its own allocation.
+/// Arguments are parsed without copying, as slices of the connection's read buffer: kept
+/// in a hash, list, set or sorted set, a slice would keep that whole buffer (16 KiB and
+/// up) alive and force every later read into a fresh allocation.
+#[inline]
+pub fn detach(b: Bytes) -> Bytes {
+    Bytes::copy_from_slice(&b)
+}
 pub mod bitops;
 pub mod dict;
 pub mod glob;
@@ -33,6 +44,25 @@ pub struct EncodingLimits {
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
     pub hll_sparse_max_bytes: usize,
+}
+
+impl EncodingLimits {
+    /// From the configuration; a negative setting falls back to the default.
+    pub fn from_config(c: &crate::server::config::Config) -> Self {
+        let d = EncodingLimits::default();
+        let get = |name: &str, default: usize| -> usize {
+            let v = c.get_int(name);
+            if v < 0 { default } else { v as usize }
+        };
+        EncodingLimits {
+            hash_max_listpack_entries: get("hash-max-listpack-entries", d.hash_max_listpack_entries),
+            hash_max_listpack_value: get("hash-max-listpack-value", d.hash_max_listpack_value),
+            set_max_intset_entries: get("set-max-intset-entries", d.set_max_intset_entries),
+            zset_max_listpack_entries: get("zset-max-listpack-entries", d.zset_max_listpack_entries),
+            zset_max_listpack_value: get("zset-max-listpack-value", d.zset_max_listpack_value),
+            hll_sparse_max_bytes: get("hll-sparse-max-bytes", d.hll_sparse_max_bytes),
+        }
+    }
 }
 
 impl Default for EncodingLimits {

@@ -100,7 +100,7 @@ impl SetValue {
                     false
                 } else {
                     self.data_bytes += member.len();
-                    d.insert(member, ());
+                    d.insert(super::detach(member), ());
                     true
                 }
             }

@@ -442,6 +442,7 @@ impl ZSetValue {
                 if old == score {
                     return AddOutcome::Unchanged;
                 }
+                let member = super::detach(member);
                 self.seq.remove(old, &member);
                 if let Some(d) = &mut self.dict {
                     d.insert(member.clone(), score);
@@ -450,6 +451,7 @@ impl ZSetValue {
                 AddOutcome::Updated
             }
             None => {
+                let member = super::detach(member);
                 if self.dict.is_none()
                     && (self.seq.len() + 1 > limits.zset_max_listpack_entries
                         || member.len() > limits.zset_max_listpack_value)
