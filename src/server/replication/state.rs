@@ -409,6 +409,8 @@ pub struct Replication {
     /// Bumped by CLIENT KILL TYPE master: the link drops and reconnects (PSYNC).
     kill_epoch: AtomicU64,
     pub(crate) kill_notify: Notify,
+    /// `inner.master.is_some()`, readable without the lock (checked for every command).
+    replica: AtomicBool,
 }
 
 impl Replication {
@@ -432,6 +434,7 @@ impl Replication {
             ack_notify: Notify::new(),
             kill_epoch: AtomicU64::new(0),
             kill_notify: Notify::new(),
+            replica: AtomicBool::new(false),
         })
     }
 
@@ -452,7 +455,7 @@ impl Replication {
     }
 
     pub fn is_replica(&self) -> bool {
-        self.inner.lock().master.is_some()
+        self.replica.load(Ordering::Acquire)
     }
 
     pub fn master_addr(&self) -> Option<(String, u16)> {
@@ -859,6 +862,9 @@ impl Replication {
     /// `-MASTERDOWN` for data commands on a replica whose link is down with
     /// replica-serve-stale-data no.
     pub fn stale_refusal(&self) -> Option<Frame> {
+        if !self.is_replica() {
+            return None;
+        }
         let serve = self.config.lock().replica_serve_stale_data;
         let inner = self.inner.lock();
         match &inner.master {
@@ -879,6 +885,7 @@ impl Replication {
             return false;
         }
         inner.master = None;
+        self.replica.store(false, Ordering::Release);
         inner.replid2 = std::mem::replace(&mut inner.replid, random_replid());
         inner.second_repl_offset = inner.master_repl_offset + 1;
         inner.stream_db = None;
@@ -906,6 +913,7 @@ impl Replication {
     pub fn set_master(&self, host: String, port: u16) -> u64 {
         let mut inner = self.inner.lock();
         let generation = inner.master.as_ref().map(|m| m.generation + 1).unwrap_or(1) + rand::random::<u32>() as u64;
+        self.replica.store(true, Ordering::Release);
         inner.master = Some(MasterLink {
             host,
             port,
