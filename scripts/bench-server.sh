@@ -113,18 +113,30 @@ for port in "$redis_port" "$rf_port"; do redis-cli -p "$port" FLUSHALL >/dev/nul
 # The machine is shared: each test runs against redis and rf alternately, RF_BENCH_ROUNDS
 # times (order swapped every round), and the best req/s of each side is kept.
 rounds="${RF_BENCH_ROUNDS:-2}"
-declare -A rps cpu_ns
+declare -A rps cpu_ns client_busy
 # CPU time (user + system, clock ticks) a process has used so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 run_bench() {
     local name="$1" port="$2" pipeline="$3" test="$4" pid="$5" out="$work/bench.csv" value c0 c1 per_req
     c0="$(cpu_ticks "$pid")"
-    # Bounded: -n is fixed; timeout guards against a server that stops answering.
-    if ! timeout 900 redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
-        -t "$test" -q --csv >"$out" 2>"$out.err"; then
-        log "WARNING: redis-benchmark -t $test -P $pipeline against $name failed: $(tail -3 "$out.err")"
-    fi
+    local t0 t1 client_ticks busy
+    t0="$(date +%s%N)"
+    # Bounded: -n is fixed; timeout guards against a server that stops answering. The
+    # subshell reports the CPU its finished children used (the client's own load).
+    client_ticks="$(
+        if ! timeout 900 redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
+            -t "$test" -q --csv >"$out" 2>"$out.err"; then
+            log "WARNING: redis-benchmark -t $test -P $pipeline against $name failed: $(tail -3 "$out.err")"
+        fi
+        awk '{ print $16 + $17 }' "/proc/$BASHPID/stat"
+    )"
+    t1="$(date +%s%N)"
     c1="$(cpu_ticks "$pid")"
+    # How busy the single-threaded client was (% of one core): near 100 it, not the
+    # server, sets the req/s of both servers.
+    busy="$(awk -v t="$client_ticks" -v w=$(( t1 - t0 )) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t / hz * 1e11 / w }')"
+    local bkey="$name,$pipeline"
+    client_busy["$bkey"]="$(awk -v a="${client_busy["$bkey"]:-0}" -v b="$busy" 'BEGIN { print (b + 0 > a + 0) ? b : a }')"
     # Server CPU per request: far less sensitive than req/s to what else the machine runs.
     per_req="$(awk -v a="$c0" -v b="$c1" -v n="$requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (b - a) * 1e9 / hz / n }')"
     local ckey="$name,$pipeline,$test" cold="${cpu_ns["$name,$pipeline,$test"]:-}"
@@ -174,6 +186,12 @@ for pipeline in 1 16; do
         short="$(printf '%s' "$test" | awk -F_ '{ print tolower($1 ($2 ~ /^[0-9]+$/ ? "_" $2 : "")) }')"
         echo "ratio throughput $short P$pipeline: $(ratio "${rps["rf,$pipeline,$test"]:-}" "${rps["redis,$pipeline,$test"]:-}") (target >= 1.3)"
     done
+done
+echo
+echo "the client: redis-benchmark's busiest run, % of one core (it is single-threaded; near 100 it"
+echo "caps the req/s of either server, and the ratios above say little about the servers)"
+for pipeline in 1 16; do
+    echo "  -P $pipeline: against redis ${client_busy["redis,$pipeline"]:-n/a}%, against rf ${client_busy["rf,$pipeline"]:-n/a}%"
 done
 echo
 echo "server CPU per request (user+sys ns, lowest of $rounds rounds; redis/rf > 1 means rf uses less CPU)"
