@@ -98,6 +98,7 @@ impl<V> Dict<V> {
             None => {
                 let slot = entries.len() as u32;
                 self.index.insert_unique(h, slot, |&i| hasher.hash_one(entries[i as usize].0.as_ref()));
+                super::room_for_one(entries);
                 entries.push((key, value));
                 None
             }

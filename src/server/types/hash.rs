@@ -92,6 +92,7 @@ impl HashValue {
                     slot.1 = value;
                     false
                 } else {
+                    super::room_for_one(v);
                     v.push((super::detach(field), value));
                     true
                 }

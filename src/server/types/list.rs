@@ -78,8 +78,14 @@ impl ListValue {
         let v = super::detach(v);
         self.data_bytes += v.len();
         match end {
-            End::Left => self.items.push_front(v),
-            End::Right => self.items.push_back(v),
+            End::Left => {
+                super::room_for_one_deque(&mut self.items);
+                self.items.push_front(v)
+            }
+            End::Right => {
+                super::room_for_one_deque(&mut self.items);
+                self.items.push_back(v)
+            }
         }
     }
 

@@ -22,6 +22,27 @@ use bytes::Bytes;
 pub fn detach(b: Bytes) -> Bytes {
     Bytes::copy_from_slice(&b)
 }
+
+/// Below this many elements a collection grows one slot at a time: most hashes, sets,
+/// sorted sets and lists hold a few elements, and the usual doubling (to 4 at once) would
+/// spend more on empty slots than on the data.
+const EXACT_GROWTH_BELOW: usize = 8;
+
+/// Room for one more element in `v` (exact while small, doubling after).
+#[inline]
+pub fn room_for_one<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(if v.len() < EXACT_GROWTH_BELOW { 1 } else { v.len() });
+    }
+}
+
+/// [`room_for_one`] for a deque.
+#[inline]
+pub fn room_for_one_deque<T>(v: &mut std::collections::VecDeque<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(if v.len() < EXACT_GROWTH_BELOW { 1 } else { v.len() });
+    }
+}
 pub mod bitops;
 pub mod dict;
 pub mod glob;

@@ -134,8 +134,9 @@ impl SortedSeq {
     /// Inserts an entry whose member is not present.
     pub fn insert(&mut self, score: f64, member: Bytes) {
         if self.chunks.is_empty() {
-            let mut first = Vec::with_capacity(4);
+            let mut first = Vec::with_capacity(1);
             first.push(Entry { score, member });
+            self.chunks.reserve_exact(1);
             self.chunks.push(first);
             self.sizes = Fenwick::build(std::iter::once(1));
             self.len = 1;
@@ -144,6 +145,7 @@ impl SortedSeq {
         let ci = self.chunk_for(score, &member).min(self.chunks.len() - 1);
         let chunk = &mut self.chunks[ci];
         let pos = chunk.partition_point(|e| cmp_key(score, &member, e) == Ordering::Greater);
+        super::room_for_one(chunk);
         chunk.insert(pos, Entry { score, member });
         self.len += 1;
         if chunk.len() > CHUNK_MAX {
