@@ -80,7 +80,7 @@ start_server() {
     die "$name ($bin) did not start"
 }
 
-redis_port="" redis_pid="" rf_port="" rf_pid=""
+redis_port="" redis_pid="" rf_port="" rf_pid="" small_port="" small_pid=""
 start_server redis "$redis_bin"
 start_server rf "$rf_bin"
 
@@ -107,6 +107,30 @@ measure_memory() {
 
 read -r redis_bpk redis_before redis_after < <(measure_memory redis "$redis_port" "$redis_pid")
 read -r rf_bpk rf_before rf_after < <(measure_memory rf "$rf_port" "$rf_pid")
+
+# Small collections (not a target of the issue, reported so the gap stays visible):
+# 200k keys of one element each, per type.
+small_keys=200000
+gen_small() {  # <HSET|ZADD|SADD|RPUSH>
+    awk -v c="$1" -v n="$small_keys" 'BEGIN { for (i = 0; i < n; i++) { k = sprintf("%s:%07d", c, i)
+        if (c == "HSET") printf "*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$5\r\nfield\r\n$5\r\nvalue\r\n", length(k), k
+        else if (c == "ZADD") printf "*4\r\n$4\r\nZADD\r\n$%d\r\n%s\r\n$1\r\n1\r\n$6\r\nmember\r\n", length(k), k
+        else printf "*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$6\r\nmember\r\n", length(c), c, length(k), k } }'
+}
+declare -A small_bpk
+for cmd in HSET ZADD SADD RPUSH; do
+    for side in redis rf; do
+        # a fresh server each time: memory freed earlier would hide part of the growth
+        bin="$redis_bin"; [ "$side" = rf ] && bin="$rf_bin"
+        start_server small "$bin"
+        before="$(rss_kb "$small_pid")"
+        gen_small "$cmd" | redis-cli -p "$small_port" --pipe >/dev/null 2>&1 || log "WARNING: $side: loading $cmd keys failed"
+        sleep 0.5
+        small_bpk["$side,$cmd"]="$(awk -v b="$before" -v a="$(rss_kb "$small_pid")" -v k="$small_keys" 'BEGIN { printf "%.0f", (a - b) * 1024 / k }')"
+        kill "$small_pid" 2>/dev/null || true
+        wait "$small_pid" 2>/dev/null || true
+    done
+done
 for port in "$redis_port" "$rf_port"; do redis-cli -p "$port" FLUSHALL >/dev/null; done
 
 # ---------------------------------------------------------------- throughput
@@ -208,3 +232,7 @@ echo "memory: $keys keys key:NNNNNNN -> 16-byte values (VmRSS delta)"
 printf '  redis: %s bytes/key (RSS %s kB -> %s kB)\n' "$redis_bpk" "$redis_before" "$redis_after"
 printf '  rf:    %s bytes/key (RSS %s kB -> %s kB)\n' "$rf_bpk" "$rf_before" "$rf_after"
 echo "ratio memory bytes/key: $(ratio "$rf_bpk" "$redis_bpk") (target <= 0.9)"
+echo "small collections, $small_keys keys of one element (bytes/key, VmRSS delta; no target):"
+for cmd in HSET ZADD SADD RPUSH; do
+    printf '  %-6s redis %5s  rf %5s  rf/redis %s\n' "$cmd" "${small_bpk["redis,$cmd"]}" "${small_bpk["rf,$cmd"]}" "$(ratio "${small_bpk["rf,$cmd"]}" "${small_bpk["redis,$cmd"]}")"
+done
