@@ -119,7 +119,11 @@ for kind in redis rf; do
     # more bytes per second, so bytes alone favour the slower server
     R[$kind.maxlag_ms]=$(awk -v lag="$maxlag" -v b=$(( $(info "$mport" replication master_repl_offset) - off0 )) -v ms=$(( t0 - tl0 )) \
         'BEGIN{ if (b <= 0) print 0; else printf "%.0f", lag / (b / ms) }')
-    until_true 600 in_sync "$mport" "$rport"
+    # polled back to back (each check is two redis-cli runs, ~5 ms): catch-up is tens of ms
+    deadline=$(( $(date +%s) + 600 ))
+    until in_sync "$mport" "$rport"; do
+        [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for the replica to catch up" >&2; exit 1; }
+    done
     R[$kind.maxlag_bytes]=$maxlag
     R[$kind.catchup_ms]=$(( $(now_ms) - t0 ))
     stop "$rpid"
