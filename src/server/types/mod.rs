@@ -372,3 +372,17 @@ mod float_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// Every small hash and sorted set is one boxed value of this size: the big encodings'
+    /// tables are boxed once more so they do not inflate the small ones. (A set of
+    /// strings is always a table in Redis 7.0, so its table stays inline.)
+    #[test]
+    fn collection_values_stay_small() {
+        assert!(std::mem::size_of::<super::hash::HashValue>() <= 32);
+        assert!(std::mem::size_of::<super::set::SetValue>() <= 72);
+        assert!(std::mem::size_of::<super::zset::ZSetValue>() <= 72);
+        assert!(std::mem::size_of::<super::list::ListValue>() <= 40);
+    }
+}

@@ -368,7 +368,7 @@ pub enum AddOutcome {
 pub struct ZSetValue {
     seq: SortedSeq,
     /// Some(..) in `skiplist` encoding.
-    dict: Option<Dict<f64>>,
+    dict: Option<Box<Dict<f64>>>,
     /// Sum of member lengths: keeps `memory_usage` O(1).
     data_bytes: usize,
 }
@@ -392,7 +392,7 @@ impl ZSetValue {
         let small = entries.len() <= limits.zset_max_listpack_entries
             && entries.iter().all(|e| e.member.len() <= limits.zset_max_listpack_value);
         let dict = (!small).then(|| {
-            let mut d = Dict::with_capacity(entries.len());
+            let mut d = Box::new(Dict::with_capacity(entries.len()));
             for e in &entries {
                 d.insert(e.member.clone(), e.score);
             }
@@ -431,7 +431,7 @@ impl ZSetValue {
             for e in self.seq.iter() {
                 d.insert(e.member.clone(), e.score);
             }
-            self.dict = Some(d);
+            self.dict = Some(Box::new(d));
         }
     }
 
