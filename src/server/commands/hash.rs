@@ -108,14 +108,14 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 fn hget(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match access::read::<HashValue>(ctx, &args[1]) {
         Err(e) => e,
-        Ok(h) => h.and_then(|h| h.get(&args[2])).map_or(Frame::Null, access::bulk),
+        Ok(h) => h.and_then(|h| h.get(&args[2])).map_or(Frame::Null, access::bulk_copy),
     }
 }
 
 fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match access::read::<HashValue>(ctx, &args[1]) {
         Err(e) => e,
-        Ok(h) => Frame::Array(args[2..].iter().map(|f| h.and_then(|h| h.get(f)).map_or(Frame::Null, access::bulk)).collect()),
+        Ok(h) => Frame::Array(args[2..].iter().map(|f| h.and_then(|h| h.get(f)).map_or(Frame::Null, access::bulk_copy)).collect()),
     }
 }
 
@@ -148,7 +148,7 @@ fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match access::read::<HashValue>(ctx, &args[1]) {
         Err(e) => e,
         Ok(None) => Frame::Array(Vec::new()),
-        Ok(Some(h)) => Frame::Array(h.iter().map(|(f, _)| access::bulk(f)).collect()),
+        Ok(Some(h)) => Frame::Array(h.iter().map(|(f, _)| access::bulk_copy(f)).collect()),
     }
 }
 
@@ -156,7 +156,7 @@ fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match access::read::<HashValue>(ctx, &args[1]) {
         Err(e) => e,
         Ok(None) => Frame::Array(Vec::new()),
-        Ok(Some(h)) => Frame::Array(h.iter().map(|(_, v)| access::bulk(v)).collect()),
+        Ok(Some(h)) => Frame::Array(h.iter().map(|(_, v)| access::bulk_copy(v)).collect()),
     }
 }
 
@@ -164,7 +164,7 @@ fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match access::read::<HashValue>(ctx, &args[1]) {
         Err(e) => e,
         Ok(None) => Frame::Map(Vec::new()),
-        Ok(Some(h)) => Frame::Map(h.iter().map(|(f, v)| (access::bulk(f), access::bulk(v))).collect()),
+        Ok(Some(h)) => Frame::Map(h.iter().map(|(f, v)| (access::bulk_copy(f), access::bulk_copy(v))).collect()),
     }
 }
 
@@ -262,11 +262,11 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         let mut out = Vec::with_capacity(picked.len() * if with_values { 2 } else { 1 });
         for (f, v) in picked {
             if with_values && resp3 {
-                out.push(Frame::Array(vec![access::bulk(f), access::bulk(v)]));
+                out.push(Frame::Array(vec![access::bulk_copy(f), access::bulk_copy(v)]));
             } else {
-                out.push(access::bulk(f));
+                out.push(access::bulk_copy(f));
                 if with_values {
-                    out.push(access::bulk(v));
+                    out.push(access::bulk_copy(v));
                 }
             }
         }
@@ -275,7 +275,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match access::read::<HashValue>(ctx, &args[1]) {
         Err(e) => e,
         Ok(None) => Frame::Null,
-        Ok(Some(h)) => h.random_entries(&mut rand::thread_rng(), 1).first().map_or(Frame::Null, |(f, _)| access::bulk(f)),
+        Ok(Some(h)) => h.random_entries(&mut rand::thread_rng(), 1).first().map_or(Frame::Null, |(f, _)| access::bulk_copy(f)),
     }
 }
 
@@ -300,8 +300,8 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let mut items = Vec::new();
     let next = h.scan(cursor, opts.count, |f, v| {
         if access::scan_matches(&opts, f) {
-            items.push(access::bulk(f));
-            items.push(access::bulk(v));
+            items.push(access::bulk_copy(f));
+            items.push(access::bulk_copy(v));
         }
     });
     access::scan_reply(next, items)

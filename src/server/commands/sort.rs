@@ -61,7 +61,7 @@ fn lookup_by_pattern(ctx: &mut Ctx, pattern: &[u8], elem: &Bytes) -> Option<Byte
     key.extend_from_slice(elem);
     key.extend_from_slice(postfix);
     match (ctx.read_value(&key)?, field) {
-        (Value::Hash(h), Some(f)) => h.get(f).cloned(),
+        (Value::Hash(h), Some(f)) => h.get(f).map(Bytes::copy_from_slice),
         (Value::Str(s), None) => Some(Bytes::copy_from_slice(s.as_slice())),
         _ => None,
     }

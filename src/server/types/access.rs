@@ -297,6 +297,11 @@ pub fn bulk(b: &Bytes) -> Frame {
     Frame::Bulk(b.clone())
 }
 
+/// A bulk reply copied from bytes held inside a value (a packed hash).
+pub fn bulk_copy(b: &[u8]) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(b))
+}
+
 pub fn bulks<'a>(it: impl IntoIterator<Item = &'a Bytes>) -> Frame {
     Frame::Array(it.into_iter().map(bulk).collect())
 }
