@@ -311,54 +311,42 @@ def template_match(selector, labels):
     return labels_match({k: v for k, v in (selector or {}).items() if k not in RUNTIME_LABELS}, labels)
 
 
+def check_workload(path, workload, by_kind, service_match, report):
+    """A Deployment's or StatefulSet's selector matches its pod template, and every Service
+    selecting those pods (by `service_match`) targets named ports the containers declare.
+    Returns the template's labels."""
+    what = f"{path}: {describe(workload)} selector matches its pod template"
+    selector = workload["spec"]["selector"].get("matchLabels", {})
+    template_labels = workload["spec"]["template"]["metadata"].get("labels", {})
+    report.ok(what) if labels_match(selector, template_labels) else report.fail(what, f"{selector} vs {template_labels}")
+    container_ports = {p.get("name") for c in workload["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+    for svc in by_kind.get("Service", []):
+        if service_match(svc["spec"].get("selector"), template_labels):
+            what = f"{path}: {describe(svc)} targets named ports of {describe(workload)}"
+            missing = [
+                p["targetPort"] for p in svc["spec"]["ports"]
+                if isinstance(p.get("targetPort"), str) and p["targetPort"] not in container_ports
+            ]
+            report.ok(what) if not missing else report.fail(what, f"unknown ports {missing}")
+    return template_labels
+
+
 def cross_checks(path, docs, report):
     by_kind = {}
     for doc in docs:
         by_kind.setdefault(doc.get("kind"), []).append(doc)
     pods = []
     for deploy in by_kind.get("Deployment", []):
-        what = f"{path}: {describe(deploy)} selector matches its pod template"
-        selector = deploy["spec"]["selector"].get("matchLabels", {})
-        template_labels = deploy["spec"]["template"]["metadata"].get("labels", {})
-        if labels_match(selector, template_labels):
-            report.ok(what)
-        else:
-            report.fail(what, f"{selector} vs {template_labels}")
-        pods.append((deploy, template_labels))
+        pods.append((deploy, check_workload(path, deploy, by_kind, labels_match, report)))
         sa = deploy["spec"]["template"]["spec"].get("serviceAccountName")
         if sa and by_kind.get("ServiceAccount") is not None:
             names = {d["metadata"]["name"] for d in by_kind["ServiceAccount"]}
             what = f"{path}: {describe(deploy)} uses a ServiceAccount defined alongside"
             report.ok(what) if sa in names else report.fail(what, f"{sa} not in {sorted(names)}")
-        container_ports = {
-            p.get("name")
-            for c in deploy["spec"]["template"]["spec"]["containers"]
-            for p in c.get("ports", [])
-        }
-        for svc in by_kind.get("Service", []):
-            if labels_match(svc["spec"].get("selector"), template_labels):
-                what = f"{path}: {describe(svc)} targets named ports of {describe(deploy)}"
-                missing = [
-                    p["targetPort"] for p in svc["spec"]["ports"]
-                    if isinstance(p.get("targetPort"), str) and p["targetPort"] not in container_ports
-                ]
-                report.ok(what) if not missing else report.fail(what, f"unknown ports {missing}")
-    # The operator's own objects (rf-operator render): StatefulSets of servers/sentinels.
+    # The operator's own objects (rf-operator render): StatefulSets of servers/sentinels;
+    # their Services select on a role label set at run time.
     for sts in by_kind.get("StatefulSet", []):
-        what = f"{path}: {describe(sts)} selector matches its pod template"
-        selector = sts["spec"]["selector"].get("matchLabels", {})
-        template_labels = sts["spec"]["template"]["metadata"].get("labels", {})
-        report.ok(what) if labels_match(selector, template_labels) else report.fail(what, f"{selector} vs {template_labels}")
-        pods.append((sts, template_labels))
-        container_ports = {p.get("name") for c in sts["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
-        for svc in by_kind.get("Service", []):
-            if template_match(svc["spec"].get("selector"), template_labels):
-                what = f"{path}: {describe(svc)} targets named ports of {describe(sts)}"
-                missing = [
-                    p["targetPort"] for p in svc["spec"]["ports"]
-                    if isinstance(p.get("targetPort"), str) and p["targetPort"] not in container_ports
-                ]
-                report.ok(what) if not missing else report.fail(what, f"unknown ports {missing}")
+        pods.append((sts, check_workload(path, sts, by_kind, template_match, report)))
     for svc in by_kind.get("Service", []):
         if pods and svc["spec"].get("selector"):
             what = f"{path}: {describe(svc)} selects pods defined alongside"
