@@ -9,6 +9,7 @@ use super::config::{self, MasterConfig, REDIS_VERSION};
 use super::machine::{AdminError, Instance, Master, Role};
 use super::shell::{self, now_ms, Core, PushMsg, Shared, Subscriber};
 use crate::resp::{Frame, ProtocolVersion};
+use crate::server::commands::connection;
 use crate::server::commands::tracking::{self, ClientTracking, TrackingRequest};
 
 pub struct ClientState {
@@ -531,19 +532,13 @@ fn client(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
             "on" | "off" => Frame::ok(),
             _ => Frame::error("ERR syntax error"),
         },
-        "pause" if a.len() == 3 || a.len() == 4 => {
-            let Ok(ms) = a[2].parse::<i64>().map_err(|_| ()).and_then(|n| if n >= 0 { Ok(n) } else { Err(()) }) else {
-                return Frame::error("ERR timeout is not an integer or out of range");
-            };
-            let writes_only = match a.get(3).map(|m| m.to_ascii_lowercase()) {
-                None => false,
-                Some(m) if m == "all" => false,
-                Some(m) if m == "write" => true,
-                Some(_) => return Frame::error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
-            };
-            c.pause = Some((std::time::Instant::now() + std::time::Duration::from_millis(ms as u64), writes_only));
-            Frame::ok()
-        }
+        "pause" if a.len() >= 3 => match connection::parse_pause(args) {
+            Ok((ms, writes_only)) => {
+                c.pause = Some((std::time::Instant::now() + std::time::Duration::from_millis(ms as u64), writes_only));
+                Frame::ok()
+            }
+            Err(e) => e,
+        },
         "unpause" if a.len() == 2 => {
             c.pause = None;
             Frame::ok()
@@ -565,16 +560,9 @@ fn client(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
         "trackinginfo" if a.len() == 2 => tracking::trackinginfo(st.tracking.as_ref()),
         "getredir" if a.len() == 2 => tracking::getredir(st.tracking.as_ref()),
         "caching" if a.len() == 3 => tracking::caching(st.tracking.as_mut(), &args[2]),
-        // nothing blocks on a sentinel
-        "unblock" if a.len() == 3 || a.len() == 4 => match a[2].parse::<i64>() {
-            Ok(_) => match a.get(3).map(|m| m.to_ascii_lowercase()) {
-                None => Frame::Integer(0),
-                Some(m) if m == "timeout" || m == "error" => Frame::Integer(0),
-                Some(_) => Frame::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
-            },
-            Err(_) => Frame::error("ERR value is not an integer or out of range"),
-        },
-        "help" if a.len() == 2 => Frame::Array(crate::server::commands::connection::CLIENT_HELP.iter().map(|l| Frame::simple(*l)).collect()),
+        // nothing blocks on a sentinel: a valid request unblocks no one
+        "unblock" if a.len() >= 3 => connection::parse_unblock(args).map_or_else(|e| e, |_| Frame::Integer(0)),
+        "help" if a.len() == 2 => Frame::Array(connection::CLIENT_HELP.iter().map(|l| Frame::simple(*l)).collect()),
         "setname" | "getname" | "id" | "info" | "kill" | "reply" | "no-evict" | "help" | "pause" | "unpause" | "tracking" | "trackinginfo"
         | "getredir" | "caching" | "unblock" => sub_args(),
         _ => unknown_sub(&a[1], "CLIENT"),

@@ -376,21 +376,37 @@ fn kill_matching(ctx: &mut Ctx, pred: impl Fn(&ClientState) -> bool) -> usize {
     n
 }
 
-fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+/// Redis 7.0's reply to CLIENT PAUSE / UNBLOCK with arguments past the last option: its
+/// generic subcommand error, naming the subcommand as the client typed it.
+fn too_many_args(sub: &Bytes) -> Frame {
+    Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.", String::from_utf8_lossy(sub)))
+}
+
+/// CLIENT PAUSE <timeout> [WRITE|ALL] -> (milliseconds, writes only), with Redis's errors;
+/// the server's and the sentinel's.
+pub fn parse_pause(args: &[Bytes]) -> Result<(i64, bool), Frame> {
     let ms = match parse_int(&args[2]) {
         Ok(n) if n >= 0 => n,
-        _ => return Frame::error("ERR timeout is not an integer or out of range"),
+        _ => return Err(Frame::error("ERR timeout is not an integer or out of range")),
     };
     let mut writes_only = false;
     if args.len() == 4 {
         match args[3].to_ascii_uppercase().as_slice() {
             b"WRITE" => writes_only = true,
             b"ALL" => {}
-            _ => return Frame::error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+            _ => return Err(Frame::error("ERR CLIENT PAUSE mode must be WRITE or ALL")),
         }
     } else if args.len() > 4 {
-        return syntax_error();
+        return Err(too_many_args(&args[1]));
     }
+    Ok((ms, writes_only))
+}
+
+fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let (ms, writes_only) = match parse_pause(args) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     ctx.srv.client_pause_until_ms.store(ctx.now_ms + ms, std::sync::atomic::Ordering::SeqCst);
     ctx.srv.client_pause_writes_only = writes_only;
     Frame::ok()
@@ -428,20 +444,29 @@ fn client_no_evict(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+/// CLIENT UNBLOCK <id> [TIMEOUT|ERROR] -> (client id, reply with an error), with Redis's
+/// errors; the server's and the sentinel's.
+pub fn parse_unblock(args: &[Bytes]) -> Result<(u64, bool), Frame> {
     let Ok(id) = parse_int(&args[2]) else {
-        return Frame::error("ERR value is not an integer or out of range");
+        return Err(Frame::error("ERR value is not an integer or out of range"));
     };
     let as_error = match args.get(3).map(|a| a.to_ascii_uppercase()) {
         None => false,
         Some(m) if m == b"TIMEOUT" => false,
         Some(m) if m == b"ERROR" => true,
-        Some(_) => return Frame::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+        Some(_) => return Err(Frame::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
     };
     if args.len() > 4 {
-        return syntax_error();
+        return Err(too_many_args(&args[1]));
     }
-    let id = id as u64;
+    Ok((id as u64, as_error))
+}
+
+fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let (id, as_error) = match parse_unblock(args) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     let Some(bc) = dispatch::unregister_blocked(ctx.srv, id) else {
         return Frame::Integer(0);
     };
