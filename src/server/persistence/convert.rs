@@ -192,8 +192,8 @@ impl DatasetSnapshot for KeyspaceSnapshot {
     }
 }
 
-/// Slots copied per visit of the writer to the server lock: about 50 µs of work, so a
-/// client request waits at most that long behind it.
+/// Slots copied per capture step (one visit to the server lock): about 50 µs of work, so
+/// a client request waits at most that long behind it.
 const CAPTURE_STEP: usize = 1024;
 
 /// A point-in-time snapshot taken without stopping the server for a whole copy: starting
@@ -218,12 +218,12 @@ impl IncrementalSnapshot {
     /// caller. None if a capture is already running (the caller copies in one go).
     pub fn start(srv: &mut ServerState, shared: Arc<Shared>) -> Option<IncrementalSnapshot> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let owner = Arc::new(());
-        let mut dbs = Vec::new();
-        let mut total = 0;
         if srv.dbs.iter().any(|db| db.capture_running()) {
             return None;
         }
+        let owner = Arc::new(());
+        let mut dbs = Vec::new();
+        let mut total = 0;
         for (i, db) in srv.dbs.iter_mut().enumerate() {
             if db.is_empty() {
                 continue;

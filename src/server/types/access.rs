@@ -181,7 +181,6 @@ pub fn store(ctx: &mut Ctx, key: &[u8], value: Value) {
     ctx.set_value(key, value, false);
 }
 
-/// Encoding thresholds from the live configuration.
 /// The encoding thresholds in force (kept current by `ServerState::refresh_limits`).
 pub fn limits(ctx: &Ctx) -> EncodingLimits {
     ctx.srv.limits.encoding

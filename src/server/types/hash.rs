@@ -88,9 +88,7 @@ impl Packed {
     fn push(&mut self, field: &[u8], value: &[u8], count: usize) {
         let pair = Self::encode(field, value);
         if self.buf.capacity() - self.buf.len() < pair.len() {
-            // exact while small (most hashes hold a few fields), doubling after
-            let extra = if count < 8 { pair.len() } else { pair.len().max(self.buf.len()) };
-            self.buf.reserve_exact(extra);
+            self.buf.reserve_exact(super::growth(count, pair.len(), self.buf.len()));
         }
         self.buf.extend_from_slice(&pair);
     }

@@ -28,11 +28,18 @@ pub fn detach(b: Bytes) -> Bytes {
 /// spend more on empty slots than on the data.
 const EXACT_GROWTH_BELOW: usize = 8;
 
-/// Room for one more element in `v` (exact while small, doubling after).
+/// How many slots to add for one more element to a full collection of `len` elements
+/// holding `unit` slots each: exactly one element's worth while small, doubling after.
+#[inline]
+pub fn growth(len: usize, unit: usize, used: usize) -> usize {
+    if len < EXACT_GROWTH_BELOW { unit } else { unit.max(used) }
+}
+
+/// Room for one more element in `v`.
 #[inline]
 pub fn room_for_one<T>(v: &mut Vec<T>) {
     if v.len() == v.capacity() {
-        v.reserve_exact(if v.len() < EXACT_GROWTH_BELOW { 1 } else { v.len() });
+        v.reserve_exact(growth(v.len(), 1, v.len()));
     }
 }
 
@@ -40,7 +47,7 @@ pub fn room_for_one<T>(v: &mut Vec<T>) {
 #[inline]
 pub fn room_for_one_deque<T>(v: &mut std::collections::VecDeque<T>) {
     if v.len() == v.capacity() {
-        v.reserve_exact(if v.len() < EXACT_GROWTH_BELOW { 1 } else { v.len() });
+        v.reserve_exact(growth(v.len(), 1, v.len()));
     }
 }
 pub mod bitops;
