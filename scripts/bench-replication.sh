@@ -46,11 +46,12 @@ stop() {
 }
 
 # until_true <max seconds> <command...>: bounded polling
+# POLL (seconds between checks, default 0.05; 0 = back to back)
 until_true() {
     local deadline=$(( $(date +%s) + $1 )); shift
     until "$@"; do
         [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for: $*" >&2; exit 1; }
-        sleep 0.05
+        sleep "${POLL:-0.05}"
     done
 }
 field_is() { [ "$(info "$1" "$2" "$3")" = "$4" ]; }
@@ -120,10 +121,7 @@ for kind in redis rf; do
     R[$kind.maxlag_ms]=$(awk -v lag="$maxlag" -v b=$(( $(info "$mport" replication master_repl_offset) - off0 )) -v ms=$(( t0 - tl0 )) \
         'BEGIN{ if (b <= 0) print 0; else printf "%.0f", lag / (b / ms) }')
     # polled back to back (each check is two redis-cli runs, ~5 ms): catch-up is tens of ms
-    deadline=$(( $(date +%s) + 600 ))
-    until in_sync "$mport" "$rport"; do
-        [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for the replica to catch up" >&2; exit 1; }
-    done
+    POLL=0 until_true 600 in_sync "$mport" "$rport"
     R[$kind.maxlag_bytes]=$maxlag
     R[$kind.catchup_ms]=$(( $(now_ms) - t0 ))
     stop "$rpid"
