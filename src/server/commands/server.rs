@@ -756,7 +756,7 @@ fn object_digest(value: &Value, has_expiry: bool, digest: &mut [u8; 20]) {
         }
         Value::ZSet(z) => {
             for ze in z.iter() {
-                let (member, score) = (&ze.member, &ze.score);
+                let (member, score) = (ze.member, &ze.score);
                 let mut eledigest = [0u8; 20];
                 mix_digest(&mut eledigest, member);
                 mix_digest(&mut eledigest, crate::resp::format_double(*score).as_bytes());

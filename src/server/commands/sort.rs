@@ -143,7 +143,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Frame {
         None => (Kind::List, Vec::new()),
         Some(Value::List(l)) => (Kind::List, l.iter().cloned().collect()),
         Some(Value::Set(s)) => (Kind::Set, s.iter().collect()),
-        Some(Value::ZSet(z)) => (Kind::ZSet, z.iter().map(|e| e.member.clone()).collect()),
+        Some(Value::ZSet(z)) => (Kind::ZSet, z.iter().map(|e| e.member_bytes()).collect()),
         Some(_) => return wrongtype(),
     };
     if dontsort && matches!(kind, Kind::Set) && store.is_some() {

@@ -10,7 +10,7 @@ use crate::server::notify;
 use crate::server::types::access::{self, err, int_arg, Typed};
 use crate::server::types::list::normalize_range;
 use crate::server::types::set::SetValue;
-use crate::server::types::zset::{AddOutcome, Entry, LexBound, ScoreBound, ZSetValue};
+use crate::server::types::zset::{AddOutcome, EntryRef, LexBound, ScoreBound, ZSetValue};
 use crate::server::types::{parse_canonical_i64, parse_redis_double};
 use crate::server::value::Value;
 
@@ -137,8 +137,8 @@ fn entries_reply(entries: &[(Bytes, f64)], withscores: bool, resp3: bool) -> Fra
     Frame::Array(out)
 }
 
-fn pairs_of<'a>(it: impl Iterator<Item = &'a Entry>) -> Vec<(Bytes, f64)> {
-    it.map(|e| (e.member.clone(), e.score)).collect()
+fn pairs_of<'a>(it: impl Iterator<Item = EntryRef<'a>>) -> Vec<(Bytes, f64)> {
+    it.map(|e| (e.member_bytes(), e.score)).collect()
 }
 
 // ---- ZADD / ZINCRBY ----
@@ -392,7 +392,7 @@ fn select_range(z: &ZSetValue, rtype: RangeType, rev: bool, min: &[u8], max: &[u
         }
         RangeType::Lex => {
             let (lo, hi) = parse_lex_range(min, max)?;
-            z.lex_range(&lo, &hi)
+            z.lex_range_dir(&lo, &hi, rev)
         }
     };
     if offset < 0 || (offset > 0 && offset as u64 >= z.len() as u64) {
@@ -793,13 +793,13 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         if count.unsigned_abs() > super::hash::MAX_RANDOM_REPLY {
             return err("ERR value is out of range");
         }
-        let picked: Vec<(Bytes, f64)> = z.random_entries(&mut rand::thread_rng(), count).into_iter().map(|e| (e.member.clone(), e.score)).collect();
+        let picked: Vec<(Bytes, f64)> = pairs_of(z.random_entries(&mut rand::thread_rng(), count).into_iter());
         return entries_reply(&picked, withscores, resp3);
     }
     match access::read::<ZSetValue>(ctx, &args[1]) {
         Err(e) => e,
         Ok(None) => Frame::Null,
-        Ok(Some(z)) => z.random_entries(&mut rand::thread_rng(), 1).first().map_or(Frame::Null, |e| Frame::Bulk(e.member.clone())),
+        Ok(Some(z)) => z.random_entries(&mut rand::thread_rng(), 1).first().map_or(Frame::Null, |e| Frame::Bulk(e.member_bytes())),
     }
 }
 
@@ -818,11 +818,11 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(Some(z)) => z,
     };
     let mut items = Vec::new();
-    let next = z.scan(cursor, opts.count, |m, s| {
-        if access::scan_matches(&opts, m) {
-            items.push(Frame::Bulk(m.clone()));
+    let next = z.scan(cursor, opts.count, |e| {
+        if access::scan_matches(&opts, e.member) {
+            items.push(Frame::Bulk(e.member_bytes()));
             // ZSCAN replies with scores as bulk strings in both protocols.
-            items.push(Frame::Bulk(Bytes::from(crate::resp::format_double(s))));
+            items.push(Frame::Bulk(Bytes::from(crate::resp::format_double(e.score))));
         }
     });
     access::scan_reply(next, items)
@@ -889,7 +889,7 @@ impl Src<'_> {
     }
     fn items(&self) -> Vec<(Bytes, f64)> {
         match self {
-            Src::Z(z) => z.iter().map(|e| (e.member.clone(), e.score)).collect(),
+            Src::Z(z) => pairs_of(z.iter()),
             Src::S(s) => s.iter().map(|m| (m, 1.0)).collect(),
             Src::Missing => Vec::new(),
         }

@@ -24,7 +24,7 @@ pub fn value_to_rdb(v: &Value) -> RdbValue {
         Value::List(l) => RdbValue::List(l.iter().cloned().collect()),
         Value::Hash(h) => RdbValue::Hash(h.iter().map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))).collect()),
         Value::Set(s) => RdbValue::Set(s.iter().collect()),
-        Value::ZSet(z) => RdbValue::ZSet(z.iter().map(|e| (e.member.clone(), e.score)).collect()),
+        Value::ZSet(z) => RdbValue::ZSet(z.iter().map(|e| (e.member_bytes(), e.score)).collect()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! is one small allocation, as in Redis, instead of a vector of pairs of buffers.
 
 use super::dict::Dict;
+use super::packed::{get_len, put_len};
 use super::{sample_indices, EncodingLimits};
 use bytes::Bytes;
 use rand::Rng;
@@ -22,28 +23,6 @@ enum Repr {
 #[derive(Clone, Debug, Default)]
 struct Packed {
     buf: Vec<u8>,
-}
-
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// (length, bytes it took) of the varint at `at`.
-fn get_len(buf: &[u8], mut at: usize) -> (usize, usize) {
-    let (mut n, mut shift, start) = (0usize, 0, at);
-    loop {
-        let b = buf[at];
-        n |= ((b & 0x7f) as usize) << shift;
-        at += 1;
-        if b < 0x80 {
-            return (n, at - start);
-        }
-        shift += 7;
-    }
 }
 
 /// One pair: where it starts and ends in the buffer, and its two byte ranges.

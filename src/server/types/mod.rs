@@ -57,6 +57,7 @@ pub mod hash;
 pub mod hll;
 pub mod list;
 pub mod longdouble;
+pub mod packed;
 pub mod set;
 pub mod zset;
 

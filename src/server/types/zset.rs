@@ -1,15 +1,17 @@
 //! Sorted-set values, ordered by (score, member bytes) like Redis.
 //!
-//! The order lives in [`SortedSeq`]: a list of sorted chunks (at most [`CHUNK_MAX`] entries
-//! each) with a Fenwick tree over the chunk sizes, so rank <-> element is O(log n) and range
-//! walks are contiguous memory. In `skiplist` encoding a [`Dict`] maps member -> score for
-//! O(1) ZSCORE; in `listpack` encoding (<= zset-max-listpack-entries members of <=
-//! zset-max-listpack-value bytes) members are found by a linear scan, as Redis does.
+//! `listpack` encoding (<= zset-max-listpack-entries members of <= zset-max-listpack-value
+//! bytes): the entries packed in order in one buffer, found by a linear scan, as Redis does.
+//! `skiplist` encoding: the order lives in [`SortedSeq`], a list of sorted chunks (at most
+//! [`CHUNK_MAX`] entries each) with a Fenwick tree over the chunk sizes, so rank <-> element
+//! is O(log n) and range walks are contiguous memory; a [`Dict`] maps member -> score for
+//! O(1) ZSCORE.
 //!
 //! Range queries (by score, by lex) resolve to a half-open rank interval `[start, end)`,
 //! so ZCOUNT, ZRANGE ... BYSCORE LIMIT, REV and ZREMRANGEBY* all share one code path.
 
 use super::dict::Dict;
+use super::packed::{get_len, put_len};
 use super::{sample_indices, EncodingLimits};
 use bytes::Bytes;
 use rand::Rng;
@@ -23,16 +25,21 @@ pub struct Entry {
     pub member: Bytes,
 }
 
+/// (score, member) order. Scores are never NaN in a zset; -0.0 == 0.0 as with C's `<`.
 #[inline]
-fn cmp_key(score: f64, member: &[u8], e: &Entry) -> Ordering {
-    // Scores are never NaN in a zset; -0.0 == 0.0 as with C's `<`.
-    if score < e.score {
+fn cmp_parts(score: f64, member: &[u8], other_score: f64, other_member: &[u8]) -> Ordering {
+    if score < other_score {
         Ordering::Less
-    } else if score > e.score {
+    } else if score > other_score {
         Ordering::Greater
     } else {
-        member.cmp(e.member.as_ref())
+        member.cmp(other_member)
     }
+}
+
+#[inline]
+fn cmp_key(score: f64, member: &[u8], e: &Entry) -> Ordering {
+    cmp_parts(score, member, e.score, &e.member)
 }
 
 /// Fenwick (binary indexed) tree over chunk sizes.
@@ -364,13 +371,146 @@ pub enum AddOutcome {
     Unchanged,
 }
 
+/// A borrowed entry. `shared` is the member's own buffer when it has one (`skiplist`), so
+/// replies take a reference to it instead of a copy.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryRef<'a> {
+    pub score: f64,
+    pub member: &'a [u8],
+    shared: Option<&'a Bytes>,
+}
+
+impl<'a> EntryRef<'a> {
+    fn of(e: &'a Entry) -> Self {
+        EntryRef { score: e.score, member: &e.member, shared: Some(&e.member) }
+    }
+
+    /// The member as `Bytes`: shared when it has its own buffer, else copied.
+    pub fn member_bytes(&self) -> Bytes {
+        match self.shared {
+            Some(b) => b.clone(),
+            None => Bytes::copy_from_slice(self.member),
+        }
+    }
+
+    pub fn to_entry(&self) -> Entry {
+        Entry { score: self.score, member: self.member_bytes() }
+    }
+}
+
+/// `listpack` encoding: entries in (score, member) order back to back in one buffer, each
+/// `score (8 bytes LE) varint(len) member`. A one-member sorted set is one small allocation
+/// instead of a chunk list, a Fenwick tree and a buffer per member.
 #[derive(Clone, Debug, Default)]
-pub struct ZSetValue {
+struct Packed {
+    buf: Vec<u8>,
+}
+
+/// One packed entry: its byte span in the buffer and what it holds.
+struct PackedAt<'a> {
+    start: usize,
+    end: usize,
+    entry: EntryRef<'a>,
+}
+
+impl Packed {
+    fn walk(&self) -> impl Iterator<Item = PackedAt<'_>> + '_ {
+        let buf = &self.buf;
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= buf.len() {
+                return None;
+            }
+            let start = at;
+            let score = f64::from_le_bytes(buf[at..at + 8].try_into().expect("an 8-byte score"));
+            let (len, w) = get_len(buf, at + 8);
+            let member = at + 8 + w;
+            at = member + len;
+            Some(PackedAt { start, end: at, entry: EntryRef { score, member: &buf[member..at], shared: None } })
+        })
+    }
+
+    fn find(&self, member: &[u8]) -> Option<PackedAt<'_>> {
+        self.walk().find(|p| p.entry.member == member)
+    }
+
+    /// Inserts an absent member in order; `count` is the number of entries before.
+    fn insert(&mut self, score: f64, member: &[u8], count: usize) {
+        let at = self
+            .walk()
+            .find(|p| cmp_parts(score, member, p.entry.score, p.entry.member) == Ordering::Less)
+            .map_or(self.buf.len(), |p| p.start);
+        let mut encoded = Vec::with_capacity(member.len() + 12);
+        encoded.extend_from_slice(&score.to_le_bytes());
+        put_len(&mut encoded, member.len());
+        encoded.extend_from_slice(member);
+        if self.buf.capacity() - self.buf.len() < encoded.len() {
+            self.buf.reserve_exact(super::growth(count, encoded.len(), self.buf.len()));
+        }
+        self.buf.splice(at..at, encoded);
+    }
+
+    /// Entries with rank in `start..end`.
+    fn refs(&self, start: usize, end: usize) -> Vec<EntryRef<'_>> {
+        self.walk().skip(start).take(end.saturating_sub(start)).map(|p| p.entry).collect()
+    }
+
+    /// Redis's listpack walks for a lex range (`zzlFirstInLexRange` then forward while within
+    /// max; `zzlLastInLexRange` then backward while within min for the REV forms): with mixed
+    /// scores they are not binary searches, and this gives Redis's answers.
+    fn lex_range(&self, min: &LexBound, max: &LexBound, rev: bool) -> (usize, usize) {
+        let all: Vec<EntryRef<'_>> = self.walk().map(|at| at.entry).collect();
+        let (Some(first), Some(last)) = (all.first(), all.last()) else { return (0, 0) };
+        if !min.gte_min(last.member) || !max.lte_max(first.member) {
+            return (0, 0);
+        }
+        if rev {
+            let Some(end) = all.iter().rposition(|e| max.lte_max(e.member)) else { return (0, 0) };
+            let within = all[..=end].iter().rev().take_while(|e| min.gte_min(e.member)).count();
+            (end + 1 - within, end + 1)
+        } else {
+            let Some(start) = all.iter().position(|e| min.gte_min(e.member)) else { return (0, 0) };
+            let within = all[start..].iter().take_while(|e| max.lte_max(e.member)).count();
+            (start, start + within)
+        }
+    }
+
+    /// Byte span of ranks `start..end` (both within the entry count, start < end).
+    fn span(&self, start: usize, end: usize) -> std::ops::Range<usize> {
+        let mut spans = self.walk().skip(start).take(end - start).map(|p| (p.start, p.end));
+        let first = spans.next().expect("a non-empty rank range");
+        let last = spans.last().unwrap_or(first);
+        first.0..last.1
+    }
+}
+
+/// `skiplist` encoding: the order in a [`SortedSeq`], member -> score in a [`Dict`].
+#[derive(Clone, Debug, Default)]
+struct Table {
     seq: SortedSeq,
-    /// Some(..) in `skiplist` encoding.
-    dict: Option<Box<Dict<f64>>>,
+    dict: Dict<f64>,
     /// Sum of member lengths: keeps `memory_usage` O(1).
     data_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    Listpack(Packed),
+    /// Boxed: most sorted sets are small, and the value stays 32 bytes.
+    Skiplist(Box<Table>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ZSetValue {
+    repr: Repr,
+    /// Number of entries in the listpack.
+    packed_len: usize,
+}
+
+impl Default for ZSetValue {
+    fn default() -> Self {
+        ZSetValue { repr: Repr::Listpack(Packed::default()), packed_len: 0 }
+    }
 }
 
 impl ZSetValue {
@@ -382,149 +522,218 @@ impl ZSetValue {
     /// the final size and longest member, as Redis does for ZUNIONSTORE/ZRANGESTORE results.
     pub fn from_pairs(pairs: Vec<(Bytes, f64)>, limits: &EncodingLimits) -> Self {
         let mut entries: Vec<Entry> = pairs.into_iter().map(|(member, score)| Entry { score, member }).collect();
-        let small_n = entries.len() <= limits.zset_max_listpack_entries;
-        if small_n {
+        let small = entries.len() <= limits.zset_max_listpack_entries
+            && entries.iter().all(|e| e.member.len() <= limits.zset_max_listpack_value);
+        if small {
             for e in entries.iter_mut().filter(|e| e.score == 0.0) {
                 e.score = 0.0; // listpack normalisation of -0, see `add`
             }
         }
         entries.sort_by(|a, b| cmp_key(a.score, &a.member, b));
-        let small = entries.len() <= limits.zset_max_listpack_entries
-            && entries.iter().all(|e| e.member.len() <= limits.zset_max_listpack_value);
-        let dict = (!small).then(|| {
-            let mut d = Box::new(Dict::with_capacity(entries.len()));
-            for e in &entries {
-                d.insert(e.member.clone(), e.score);
+        if small {
+            let mut z = ZSetValue::new();
+            if let Repr::Listpack(p) = &mut z.repr {
+                p.buf.reserve_exact(entries.iter().map(|e| e.member.len() + 12).sum());
+                for e in &entries {
+                    // in order: each insert appends
+                    p.insert(e.score, &e.member, z.packed_len);
+                    z.packed_len += 1;
+                }
             }
-            d
-        });
+            return z;
+        }
+        let mut dict = Dict::with_capacity(entries.len());
+        for e in &entries {
+            dict.insert(e.member.clone(), e.score);
+        }
         let data_bytes = entries.iter().map(|e| e.member.len()).sum();
-        ZSetValue { seq: SortedSeq::from_sorted(entries), dict, data_bytes }
+        ZSetValue { repr: Repr::Skiplist(Box::new(Table { seq: SortedSeq::from_sorted(entries), dict, data_bytes })), packed_len: 0 }
     }
 
     pub fn encoding(&self) -> &'static str {
-        if self.dict.is_some() {
-            "skiplist"
-        } else {
-            "listpack"
+        match self.repr {
+            Repr::Listpack(_) => "listpack",
+            Repr::Skiplist(_) => "skiplist",
         }
     }
 
     pub fn len(&self) -> usize {
-        self.seq.len()
+        match &self.repr {
+            Repr::Listpack(_) => self.packed_len,
+            Repr::Skiplist(t) => t.seq.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seq.is_empty()
+        self.len() == 0
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        match &self.dict {
-            Some(d) => d.get(member).copied(),
-            None => self.seq.iter().find(|e| e.member.as_ref() == member).map(|e| e.score),
+        match &self.repr {
+            Repr::Listpack(p) => p.find(member).map(|at| at.entry.score),
+            Repr::Skiplist(t) => t.dict.get(member).copied(),
         }
     }
 
     fn convert_to_skiplist(&mut self) {
-        if self.dict.is_none() {
-            let mut d = Dict::with_capacity(self.seq.len() + 1);
-            for e in self.seq.iter() {
-                d.insert(e.member.clone(), e.score);
+        if let Repr::Listpack(p) = &self.repr {
+            let entries: Vec<Entry> = p.walk().map(|at| at.entry.to_entry()).collect();
+            let mut dict = Dict::with_capacity(entries.len() + 1);
+            for e in &entries {
+                dict.insert(e.member.clone(), e.score);
             }
-            self.dict = Some(Box::new(d));
+            let data_bytes = entries.iter().map(|e| e.member.len()).sum();
+            self.repr = Repr::Skiplist(Box::new(Table { seq: SortedSeq::from_sorted(entries), dict, data_bytes }));
+            self.packed_len = 0;
         }
     }
 
     /// Sets `member`'s score (ZADD without flags). `score` must not be NaN.
     pub fn add(&mut self, member: Bytes, score: f64, limits: &EncodingLimits) -> AddOutcome {
         // A listpack stores "-0" as the integer 0, so Redis reads it back as +0.
-        let score = if score == 0.0 && self.dict.is_none() { 0.0 } else { score };
+        let listpack = matches!(self.repr, Repr::Listpack(_));
+        let score = if score == 0.0 && listpack { 0.0 } else { score };
         match self.score(&member) {
+            Some(old) if old == score => AddOutcome::Unchanged,
             Some(old) => {
-                if old == score {
-                    return AddOutcome::Unchanged;
+                match &mut self.repr {
+                    Repr::Listpack(p) => {
+                        let at = p.find(&member).expect("a member just found");
+                        p.buf.drain(at.start..at.end);
+                        p.insert(score, &member, self.packed_len - 1);
+                    }
+                    Repr::Skiplist(t) => {
+                        let member = super::detach(member);
+                        t.seq.remove(old, &member);
+                        t.dict.insert(member.clone(), score);
+                        t.seq.insert(score, member);
+                    }
                 }
-                let member = super::detach(member);
-                self.seq.remove(old, &member);
-                if let Some(d) = &mut self.dict {
-                    d.insert(member.clone(), score);
-                }
-                self.seq.insert(score, member);
                 AddOutcome::Updated
             }
             None => {
-                let member = super::detach(member);
-                if self.dict.is_none()
-                    && (self.seq.len() + 1 > limits.zset_max_listpack_entries
+                if listpack
+                    && (self.packed_len + 1 > limits.zset_max_listpack_entries
                         || member.len() > limits.zset_max_listpack_value)
                 {
                     self.convert_to_skiplist();
                 }
-                if let Some(d) = &mut self.dict {
-                    d.insert(member.clone(), score);
+                match &mut self.repr {
+                    Repr::Listpack(p) => {
+                        p.insert(score, &member, self.packed_len);
+                        self.packed_len += 1;
+                    }
+                    Repr::Skiplist(t) => {
+                        let member = super::detach(member);
+                        t.dict.insert(member.clone(), score);
+                        t.data_bytes += member.len();
+                        t.seq.insert(score, member);
+                    }
                 }
-                self.data_bytes += member.len();
-                self.seq.insert(score, member);
                 AddOutcome::Added
             }
         }
     }
 
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        let Some(score) = self.score(member) else { return false };
-        self.seq.remove(score, member);
-        if let Some(d) = &mut self.dict {
-            d.remove(member);
+        match &mut self.repr {
+            Repr::Listpack(p) => {
+                let Some(at) = p.find(member) else { return false };
+                let span = at.start..at.end;
+                p.buf.drain(span);
+                self.packed_len -= 1;
+            }
+            Repr::Skiplist(t) => {
+                let Some((_, score)) = t.dict.remove(member) else { return false };
+                t.seq.remove(score, member);
+                t.data_bytes -= member.len();
+            }
         }
-        self.data_bytes -= member.len();
         true
     }
 
     /// ZRANK / ZREVRANK.
     pub fn rank(&self, member: &[u8], rev: bool) -> Option<usize> {
-        let score = self.score(member)?;
-        let r = self.seq.rank(score, member)?;
+        let r = match &self.repr {
+            Repr::Listpack(p) => p.walk().position(|at| at.entry.member == member)?,
+            Repr::Skiplist(t) => t.seq.rank(*t.dict.get(member)?, member)?,
+        };
         Some(if rev { self.len() - 1 - r } else { r })
     }
 
-    pub fn get(&self, rank: usize) -> Option<&Entry> {
-        self.seq.get(rank)
+    pub fn get(&self, rank: usize) -> Option<EntryRef<'_>> {
+        match &self.repr {
+            Repr::Listpack(p) => p.walk().nth(rank).map(|at| at.entry),
+            Repr::Skiplist(t) => t.seq.get(rank).map(EntryRef::of),
+        }
     }
 
     /// Ascending entries with rank in `start..end`.
-    pub fn range(&self, start: usize, end: usize) -> impl DoubleEndedIterator<Item = &Entry> + '_ {
-        self.seq.iter_range(start, end)
+    pub fn range(&self, start: usize, end: usize) -> impl DoubleEndedIterator<Item = EntryRef<'_>> + '_ {
+        match &self.repr {
+            Repr::Listpack(p) => either::Either::Left(p.refs(start, end).into_iter()),
+            Repr::Skiplist(t) => either::Either::Right(t.seq.iter_range(start, end).map(EntryRef::of)),
+        }
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Entry> + '_ {
-        self.seq.iter()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = EntryRef<'_>> + '_ {
+        self.range(0, self.len())
+    }
+
+    /// Number of leading entries for which `pred` holds (monotone: true..false).
+    fn partition_point(&self, pred: impl Fn(EntryRef<'_>) -> bool) -> usize {
+        match &self.repr {
+            Repr::Listpack(p) => p.walk().take_while(|at| pred(at.entry)).count(),
+            Repr::Skiplist(t) => t.seq.partition_point(|e| pred(EntryRef::of(e))),
+        }
     }
 
     /// Rank interval `[start, end)` of scores within `min..max`.
     pub fn score_range(&self, min: &ScoreBound, max: &ScoreBound) -> (usize, usize) {
-        let start = self.seq.partition_point(|e| !min.admits_from_below(e.score));
-        let end = self.seq.partition_point(|e| max.admits_from_above(e.score));
+        let start = self.partition_point(|e| !min.admits_from_below(e.score));
+        let end = self.partition_point(|e| max.admits_from_above(e.score));
         (start, end.max(start))
     }
 
     /// Rank interval `[start, end)` of members within `min..max` (meaningful when all scores
     /// are equal, as Redis documents).
     pub fn lex_range(&self, min: &LexBound, max: &LexBound) -> (usize, usize) {
-        let start = self.seq.partition_point(|e| !min.gte_min(&e.member));
-        let end = self.seq.partition_point(|e| max.lte_max(&e.member));
+        self.lex_range_dir(min, max, false)
+    }
+
+    /// [`Self::lex_range`] as the REV forms find it (the same unless scores differ).
+    pub fn lex_range_dir(&self, min: &LexBound, max: &LexBound, rev: bool) -> (usize, usize) {
+        if let Repr::Listpack(p) = &self.repr {
+            return p.lex_range(min, max, rev);
+        }
+        let start = self.partition_point(|e| !min.gte_min(e.member));
+        let end = self.partition_point(|e| max.lte_max(e.member));
         (start, end.max(start))
     }
 
     /// Removes ranks `start..end` (ZREMRANGEBY*, ZPOPMIN); returns the removed entries.
     pub fn remove_range(&mut self, start: usize, end: usize) -> Vec<Entry> {
-        let removed = self.seq.remove_range(start, end);
-        if let Some(d) = &mut self.dict {
-            for e in &removed {
-                d.remove(&e.member);
+        let end = end.min(self.len());
+        if start >= end {
+            return Vec::new();
+        }
+        match &mut self.repr {
+            Repr::Listpack(p) => {
+                let removed: Vec<Entry> = p.refs(start, end).iter().map(EntryRef::to_entry).collect();
+                let span = p.span(start, end);
+                p.buf.drain(span);
+                self.packed_len -= removed.len();
+                removed
+            }
+            Repr::Skiplist(t) => {
+                let removed = t.seq.remove_range(start, end);
+                for e in &removed {
+                    t.dict.remove(&e.member);
+                }
+                t.data_bytes -= removed.iter().map(|e| e.member.len()).sum::<usize>();
+                removed
             }
         }
-        self.data_bytes -= removed.iter().map(|e| e.member.len()).sum::<usize>();
-        removed
     }
 
     /// ZPOPMIN/ZPOPMAX: up to `count` entries from the low (or high) end, in pop order.
@@ -541,24 +750,42 @@ impl ZSetValue {
     }
 
     /// ZRANDMEMBER key count.
-    pub fn random_entries<R: Rng + ?Sized>(&self, rng: &mut R, count: i64) -> Vec<&Entry> {
-        sample_indices(rng, self.len(), count).into_iter().filter_map(|i| self.seq.get(i)).collect()
+    pub fn random_entries<R: Rng + ?Sized>(&self, rng: &mut R, count: i64) -> Vec<EntryRef<'_>> {
+        let picks = sample_indices(rng, self.len(), count);
+        match &self.repr {
+            Repr::Listpack(p) => {
+                let all = p.refs(0, self.packed_len);
+                picks.into_iter().filter_map(|i| all.get(i).copied()).collect()
+            }
+            Repr::Skiplist(t) => picks.into_iter().filter_map(|i| t.seq.get(i)).map(EntryRef::of).collect(),
+        }
     }
 
     /// ZSCAN step: listpacks return everything with cursor 0, as Redis does.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, f64)) -> u64 {
-        match &self.dict {
-            None => {
-                self.seq.iter().for_each(|e| visit(&e.member, e.score));
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(EntryRef<'_>)) -> u64 {
+        match &self.repr {
+            Repr::Listpack(p) => {
+                p.walk().for_each(|at| visit(at.entry));
                 0
             }
-            Some(d) => d.scan(cursor, count, |m, s| visit(m, *s)),
+            Repr::Skiplist(t) => t.dict.scan(cursor, count, |m, s| visit(EntryRef { score: *s, member: m, shared: Some(m) })),
         }
     }
 
     pub fn memory_usage(&self) -> usize {
-        let per = if self.dict.is_some() { 96 } else { 48 };
-        self.data_bytes + self.len() * per
+        match &self.repr {
+            Repr::Listpack(p) => p.buf.capacity() + 16,
+            Repr::Skiplist(t) => t.data_bytes + t.seq.len() * 96,
+        }
+    }
+
+    /// The member byte count `memory_usage` relies on (tracked in `skiplist`).
+    #[cfg(test)]
+    fn tracked_member_bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Listpack(_) => self.iter().map(|e| e.member.len()).sum(),
+            Repr::Skiplist(t) => t.data_bytes,
+        }
     }
 }
 
@@ -572,6 +799,9 @@ mod tests {
     fn members<'a>(it: impl Iterator<Item = &'a Entry>) -> Vec<String> {
         it.map(|e| String::from_utf8_lossy(&e.member).into_owned()).collect()
     }
+    fn ref_members<'a>(it: impl Iterator<Item = EntryRef<'a>>) -> Vec<String> {
+        it.map(|e| String::from_utf8_lossy(e.member).into_owned()).collect()
+    }
 
     #[test]
     fn order_and_rank() {
@@ -581,12 +811,12 @@ mod tests {
         assert_eq!(z.add(b("a"), 1.0, &lim), AddOutcome::Added);
         assert_eq!(z.add(b("c"), 0.5, &lim), AddOutcome::Added);
         assert_eq!(z.add(b("c"), 0.5, &lim), AddOutcome::Unchanged);
-        assert_eq!(members(z.iter()), ["c", "a", "b"]);
+        assert_eq!(ref_members(z.iter()), ["c", "a", "b"]);
         assert_eq!(z.rank(b"a", false), Some(1));
         assert_eq!(z.rank(b"a", true), Some(1));
         assert_eq!(z.rank(b"c", true), Some(2));
         assert_eq!(z.add(b("c"), 2.0, &lim), AddOutcome::Updated);
-        assert_eq!(members(z.iter()), ["a", "b", "c"]);
+        assert_eq!(ref_members(z.iter()), ["a", "b", "c"]);
         assert_eq!(z.score(b"c"), Some(2.0));
         assert!(z.remove(b"a"));
         assert!(!z.remove(b"a"));
@@ -600,7 +830,7 @@ mod tests {
         let mut z = ZSetValue::new();
         z.add(b("b"), -0.0, &lim);
         z.add(b("a"), 0.0, &lim);
-        assert_eq!(members(z.iter()), ["a", "b"]);
+        assert_eq!(ref_members(z.iter()), ["a", "b"]);
         assert_eq!(z.add(b("b"), 0.0, &lim), AddOutcome::Unchanged);
     }
 
@@ -701,8 +931,8 @@ mod tests {
         sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
         assert_eq!(z.len(), sorted.len());
         assert_eq!(z.encoding(), "skiplist");
-        assert_eq!(z.data_bytes, sorted.iter().map(|(_, m)| m.len()).sum::<usize>());
-        let got: Vec<(f64, String)> = z.iter().map(|e| (e.score, String::from_utf8_lossy(&e.member).into_owned())).collect();
+        assert_eq!(z.tracked_member_bytes(), sorted.iter().map(|(_, m)| m.len()).sum::<usize>());
+        let got: Vec<(f64, String)> = z.iter().map(|e| (e.score, String::from_utf8_lossy(e.member).into_owned())).collect();
         assert_eq!(got, sorted);
         for (i, (s, m)) in sorted.iter().enumerate().step_by(7) {
             assert_eq!(z.rank(m.as_bytes(), false), Some(i));
@@ -710,10 +940,10 @@ mod tests {
         }
         // iter_range at chunk boundaries and in reverse
         for (a, bnd) in [(0, sorted.len()), (1, 200), (127, 129), (sorted.len() - 3, sorted.len() + 5)] {
-            let got = members(z.range(a, bnd));
+            let got = ref_members(z.range(a, bnd));
             let want: Vec<String> = sorted[a.min(sorted.len())..bnd.min(sorted.len())].iter().map(|x| x.1.clone()).collect();
             assert_eq!(got, want);
-            let mut rev = members(z.range(a, bnd).rev());
+            let mut rev = ref_members(z.range(a, bnd).rev());
             rev.reverse();
             assert_eq!(rev, want);
         }
@@ -723,6 +953,90 @@ mod tests {
         let want = sorted.iter().filter(|(s, _)| *s > 100.0 && *s <= 200.0).count();
         assert_eq!(bnd - a, want);
         assert!(z.get(a).unwrap().score > 100.0);
+    }
+
+    /// Both encodings answer every query alike under random adds, updates, removes and range
+    /// removals (the listpack kept packed by a high entry limit, the other converted at once).
+    #[test]
+    fn listpack_and_skiplist_agree() {
+        use rand::{Rng, SeedableRng};
+        let packed_limits = EncodingLimits { zset_max_listpack_entries: 1 << 20, zset_max_listpack_value: 1 << 20, ..Default::default() };
+        let table_limits = EncodingLimits { zset_max_listpack_entries: 0, ..Default::default() };
+        for seed in 0..20 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let (mut packed, mut table) = (ZSetValue::new(), ZSetValue::new());
+            for _ in 0..400 {
+                let m = Bytes::from(format!("m{}", rng.gen_range(0..60)).repeat(rng.gen_range(1..4)));
+                // Even seeds: one score for all, where lex ranges are meaningful.
+                let s = if seed % 2 == 0 { 1.0 } else { [0.0, 1.0, -2.5, 3.0, f64::INFINITY, f64::NEG_INFINITY][rng.gen_range(0..6)] };
+                match rng.gen_range(0..10) {
+                    0..=5 => assert_eq!(packed.add(m.clone(), s, &packed_limits), table.add(m, s, &table_limits)),
+                    6 | 7 => assert_eq!(packed.remove(&m), table.remove(&m)),
+                    _ => {
+                        let a = rng.gen_range(0..=packed.len());
+                        let b = a + rng.gen_range(0..4);
+                        assert_eq!(packed.remove_range(a, b), table.remove_range(a, b));
+                    }
+                }
+                if !table.is_empty() {
+                    assert_eq!((packed.encoding(), table.encoding()), ("listpack", "skiplist"));
+                }
+                let all = |z: &ZSetValue| z.iter().map(|e| e.to_entry()).collect::<Vec<_>>();
+                assert_eq!(all(&packed), all(&table), "seed {seed}");
+                assert_eq!(packed.len(), table.len());
+                assert_eq!(packed.tracked_member_bytes(), table.tracked_member_bytes());
+                let n = packed.len();
+                let (a, b) = (rng.gen_range(0..=n), rng.gen_range(0..=n + 2));
+                let rev = |z: &ZSetValue| z.range(a, b).rev().map(|e| e.to_entry()).collect::<Vec<_>>();
+                assert_eq!(rev(&packed), rev(&table));
+                assert_eq!(packed.get(a).map(|e| e.to_entry()), table.get(a).map(|e| e.to_entry()));
+                for member in ["m1", "m7m7", "m59", "zz"] {
+                    assert_eq!(packed.rank(member.as_bytes(), false), table.rank(member.as_bytes(), false));
+                    assert_eq!(packed.rank(member.as_bytes(), true), table.rank(member.as_bytes(), true));
+                    assert_eq!(packed.score(member.as_bytes()), table.score(member.as_bytes()));
+                }
+                let (lo, hi) = (ScoreBound { value: -2.5, exclusive: true }, ScoreBound { value: 3.0, exclusive: false });
+                assert_eq!(packed.score_range(&lo, &hi), table.score_range(&lo, &hi));
+                if seed % 2 == 0 {
+                    let (lo, hi) = (LexBound::Inclusive(Bytes::from_static(b"m2")), LexBound::Exclusive(Bytes::from_static(b"m5")));
+                    // an empty interval may sit anywhere
+                    let norm = |(a, b): (usize, usize)| if a < b { (a, b) } else { (0, 0) };
+                    assert_eq!(norm(packed.lex_range(&lo, &hi)), norm(table.lex_range(&lo, &hi)));
+                    assert_eq!(norm(packed.lex_range(&hi, &lo)), norm(table.lex_range(&hi, &lo)));
+                    assert_eq!(norm(packed.lex_range_dir(&lo, &hi, true)), norm(table.lex_range_dir(&lo, &hi, true)));
+                }
+            }
+            let mut seen = Vec::new();
+            assert_eq!(packed.scan(0, 10, |e| seen.push(e.to_entry())), 0, "a listpack scans in one step");
+            assert_eq!(seen, packed.iter().map(|e| e.to_entry()).collect::<Vec<_>>());
+            let popped = (packed.pop(3, true), table.pop(3, true));
+            assert_eq!(popped.0, popped.1);
+        }
+    }
+
+    #[test]
+    fn listpack_converts_on_the_entry_and_length_limits() {
+        let lim = EncodingLimits { zset_max_listpack_entries: 3, zset_max_listpack_value: 4, ..Default::default() };
+        let mut z = ZSetValue::new();
+        for (m, s) in [("c", 3.0), ("a", 1.0), ("b", 2.0)] {
+            z.add(b(m), s, &lim);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        assert_eq!(z.add(b("b"), 9.0, &lim), AddOutcome::Updated, "an update never converts");
+        assert_eq!(z.encoding(), "listpack");
+        assert_eq!(ref_members(z.iter()), ["a", "c", "b"]);
+        z.add(b("d"), 0.0, &lim);
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(ref_members(z.iter()), ["d", "a", "c", "b"]);
+        let mut long = ZSetValue::new();
+        long.add(b("abcd"), 1.0, &lim);
+        assert_eq!(long.encoding(), "listpack");
+        long.add(b("abcde"), 1.0, &lim);
+        assert_eq!(long.encoding(), "skiplist");
+        assert_eq!(long.score(b"abcd"), Some(1.0));
+        let built = ZSetValue::from_pairs(vec![(b("y"), 2.0), (b("x"), -0.0), (b("w"), 2.0)], &lim);
+        assert_eq!(built.encoding(), "listpack");
+        assert_eq!(built.iter().map(|e| (e.member.to_vec(), e.score.to_bits())).collect::<Vec<_>>(), vec![(b"x".to_vec(), 0f64.to_bits()), (b"w".to_vec(), 2f64.to_bits()), (b"y".to_vec(), 2f64.to_bits())]);
     }
 
     proptest::proptest! {

@@ -1,0 +1,39 @@
+//! Varint lengths for the packed (`listpack`) forms of small hashes and sorted sets: their
+//! elements live back to back in one buffer, each byte string preceded by its length.
+
+/// Appends `n` as a little-endian base-128 varint.
+pub fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// (length, bytes it took) of the varint at `at`.
+pub fn get_len(buf: &[u8], mut at: usize) -> (usize, usize) {
+    let (mut n, mut shift, start) = (0usize, 0, at);
+    loop {
+        let b = buf[at];
+        n |= ((b & 0x7f) as usize) << shift;
+        at += 1;
+        if b < 0x80 {
+            return (n, at - start);
+        }
+        shift += 7;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_round_trip() {
+        for n in [0usize, 1, 127, 128, 300, 16_383, 16_384, 1 << 30] {
+            let mut buf = vec![9u8];
+            put_len(&mut buf, n);
+            assert_eq!(get_len(&buf, 1), (n, buf.len() - 1), "{n}");
+        }
+    }
+}
