@@ -3,6 +3,7 @@
 //! docs, arities and ACL categories, so redis-cli hints and client libraries that read
 //! COMMAND see a Redis Sentinel.
 
+use crate::server::types::glob::string_match;
 use bytes::Bytes;
 
 use super::command_data::{COMMANDS, DOCS};
@@ -152,7 +153,7 @@ fn list(args: &[Bytes]) -> Frame {
                 // no modules on a sentinel
                 "module" => Box::new(|_| false),
                 "aclcat" => Box::new(move |e| categories(e).any(|c| c.eq_ignore_ascii_case(&value))),
-                "pattern" => Box::new(move |e| crate::sentinel::machine::glob_match(value.to_ascii_lowercase().as_bytes(), name_of(e).as_bytes())),
+                "pattern" => Box::new(move |e| string_match(value.as_bytes(), name_of(e).as_bytes(), true)),
                 _ => return Frame::error("ERR syntax error"),
             }
         }

@@ -1,5 +1,6 @@
 //! Commands served on the sentinel port, with replies shaped as Redis Sentinel 7.0's.
 
+use crate::server::types::glob::string_match;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
@@ -1150,7 +1151,7 @@ fn sentinel_config(c: &mut Core, a: &[String]) -> Frame {
             let pat = a[1].to_ascii_lowercase();
             Frame::Map(
                 all.into_iter()
-                    .filter(|(k, _)| super::machine::glob_match(pat.as_bytes(), k.as_bytes()))
+                    .filter(|(k, _)| string_match(pat.as_bytes(), k.as_bytes(), false))
                     .map(|(k, v)| (bulk(k), bulk(v)))
                     .collect(),
             )

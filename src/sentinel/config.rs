@@ -1,6 +1,7 @@
 //! sentinel.conf: parsing exactly as Redis Sentinel 7.0 reads it, and the atomic rewrite
 //! that keeps the file readable by Debian's `redis-sentinel`.
 
+use crate::server::types::glob::string_match;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -432,7 +433,7 @@ pub fn glob_paths(pattern: &str) -> Vec<String> {
                 if name.starts_with('.') && !part.starts_with('.') {
                     continue;
                 }
-                if super::machine::glob_match(part.as_bytes(), name.as_bytes()) {
+                if string_match(part.as_bytes(), name.as_bytes(), false) {
                     let p = join(&name);
                     if last || std::path::Path::new(&p).is_dir() {
                         next.push(p);

@@ -10,6 +10,7 @@
 //! why it stays safe: quorum for ODOWN, a majority of votes per epoch for leadership and
 //! config epochs for propagating the new configuration are all kept.
 
+use crate::server::types::glob::string_match;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -1778,7 +1779,7 @@ impl Sentinel {
     pub fn reset(&mut self, now: u64, pattern: &str) -> usize {
         let mut n = 0;
         for mi in 0..self.masters.len() {
-            if glob_match(pattern.as_bytes(), self.masters[mi].cfg.name.as_bytes()) {
+            if string_match(pattern.as_bytes(), self.masters[mi].cfg.name.as_bytes(), false) {
                 let r = self.ref_master(mi);
                 self.event(mi, "+reset-master", true, r);
                 let addrs: Vec<Addr> = self.all_keys(mi).into_iter().filter(|(r, _)| *r != Role::Master).map(|(_, a)| a).collect();
@@ -1942,38 +1943,6 @@ impl ParsedInfo {
     }
 }
 
-/// Redis's `stringmatchlen` subset: `*`, `?`, `[...]`, `\` escapes.
-pub fn glob_match(pat: &[u8], s: &[u8]) -> bool {
-    if pat.is_empty() {
-        return s.is_empty();
-    }
-    match pat[0] {
-        b'*' => (0..=s.len()).any(|i| glob_match(&pat[1..], &s[i..])),
-        b'?' => !s.is_empty() && glob_match(&pat[1..], &s[1..]),
-        b'\\' if pat.len() > 1 => !s.is_empty() && s[0] == pat[1] && glob_match(&pat[2..], &s[1..]),
-        b'[' => {
-            let Some(end) = pat.iter().position(|&c| c == b']') else { return !s.is_empty() && s[0] == b'[' && glob_match(&pat[1..], &s[1..]) };
-            if s.is_empty() {
-                return false;
-            }
-            let set = &pat[1..end];
-            let (neg, set) = if set.first() == Some(&b'^') { (true, &set[1..]) } else { (false, set) };
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    hit |= set[i] <= s[0] && s[0] <= set[i + 2];
-                    i += 3;
-                } else {
-                    hit |= set[i] == s[0];
-                    i += 1;
-                }
-            }
-            hit != neg && glob_match(&pat[end + 1..], &s[1..])
-        }
-        c => !s.is_empty() && s[0] == c && glob_match(&pat[1..], &s[1..]),
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -1988,15 +1957,6 @@ mod tests {
         assert_eq!(p.run_id.as_deref(), Some("0123456789012345678901234567890123456789"));
         let r = ParsedInfo::parse("role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\nmaster_link_status:down\r\nmaster_link_down_since_seconds:3\r\nslave_priority:0\r\nslave_repl_offset:99\r\n");
         assert_eq!((r.role, r.master_port, r.master_link_up, r.master_link_down_secs, r.priority, r.repl_offset), (Some(Role::Replica), 6379, false, 3, 0, 99));
-    }
-
-    #[test]
-    fn glob() {
-        assert!(glob_match(b"*", b"mymaster"));
-        assert!(glob_match(b"my*", b"mymaster"));
-        assert!(!glob_match(b"x*", b"mymaster"));
-        assert!(glob_match(b"m?master", b"mymaster"));
-        assert!(glob_match(b"[lm]ymaster", b"mymaster"));
     }
 
     fn one_master(timing: Timing, now: u64) -> Sentinel {

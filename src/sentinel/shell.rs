@@ -1,6 +1,7 @@
 //! The tokio shell around the state machine: the timer, the links to instances, the
 //! client port (SENTINEL and friends), event publishing, config rewrites and scripts.
 
+use crate::server::types::glob::string_match;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,7 @@ use super::commands;
 use super::config::{self, SentinelConfig};
 use super::links::{self, LinkEvent};
 use super::scripts::{ScriptQueue, StartJob};
-use super::machine::{glob_match, Action, Addr, Outgoing, Role, Sentinel};
+use super::machine::{Action, Addr, Outgoing, Role, Sentinel};
 use crate::resp::{Frame, ProtocolVersion, RequestParser};
 
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +177,7 @@ impl Core {
                 let _ = sub.tx.send(PushMsg { channel: channel.to_string(), pattern: None, message: message.to_string() });
             }
             for p in &sub.patterns {
-                if glob_match(p.as_bytes(), channel.as_bytes()) {
+                if string_match(p.as_bytes(), channel.as_bytes(), false) {
                     let _ = sub.tx.send(PushMsg { channel: channel.to_string(), pattern: Some(p.clone()), message: message.to_string() });
                 }
             }

@@ -382,6 +382,8 @@ pub struct Ctx<'a> {
     pub(crate) rewritten: Option<Vec<Bytes>>,
     pub(crate) also: Vec<(usize, Vec<Bytes>)>,
     pub(crate) prevent_propagation: bool,
+    /// Keys of the command that a write left as they were (see [`Ctx::left_unchanged`]).
+    pub(crate) unchanged_keys: Vec<Bytes>,
     /// True while running inside EXEC (blocking commands must not block).
     pub in_exec: bool,
     /// True while re-running a blocked command to serve it.
@@ -390,7 +392,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(srv: &'a mut ServerState, client: &'a mut ClientState, now_ms: i64) -> Self {
-        Ctx { srv, client, now_ms, block_request: None, rewritten: None, also: Vec::new(), prevent_propagation: false, in_exec: false, serving_blocked: false }
+        Ctx { srv, client, now_ms, block_request: None, rewritten: None, also: Vec::new(), prevent_propagation: false, unchanged_keys: Vec::new(), in_exec: false, serving_blocked: false }
     }
 
     pub fn db_index(&self) -> usize {
@@ -567,6 +569,13 @@ impl<'a> Ctx<'a> {
         if self.srv.blocking_keys.contains_key(&k) && !self.srv.ready_keys.contains(&k) {
             self.srv.ready_keys.push(k);
         }
+    }
+
+    /// A key of a writing command that stayed as it was (SMOVE's destination already holding
+    /// the member): the dispatcher leaves its WATCHes and tracking alone, as Redis signals
+    /// only the keys a write changed.
+    pub fn left_unchanged(&mut self, key: &Bytes) {
+        self.unchanged_keys.push(key.clone());
     }
 
     /// Invalidates WATCH on a key (the dispatcher does this for the command's own keys).

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::resp::split_args;
+use crate::server::types::glob::string_match;
 
 pub const REDIS_VERSION: &str = "7.0.15";
 pub const RF_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -551,11 +552,11 @@ impl Config {
         }
         for p in PARAMS {
             let value = self.get(p.name).to_string();
-            if glob_match(pattern, p.name.as_bytes(), true) {
+            if string_match(pattern, p.name.as_bytes(), true) {
                 out.insert(p.name.to_string(), value.clone());
             }
             for alias in p.aliases {
-                if glob_match(pattern, alias.as_bytes(), true) {
+                if string_match(pattern, alias.as_bytes(), true) {
                     out.insert(alias.to_string(), value.clone());
                 }
             }
@@ -718,112 +719,6 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Redis's `stringmatchlen`: glob with `*`, `?`, `[...]` (ranges, `^`), `\` escapes.
-pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    fn eq(a: u8, b: u8, nocase: bool) -> bool {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    }
-    fn inner(p: &[u8], s: &[u8], nocase: bool, depth: usize) -> bool {
-        if depth > 1000 {
-            return false;
-        }
-        let (mut pi, mut si) = (0, 0);
-        while pi < p.len() {
-            match p[pi] {
-                b'*' => {
-                    while pi + 1 < p.len() && p[pi + 1] == b'*' {
-                        pi += 1;
-                    }
-                    if pi + 1 == p.len() {
-                        return true;
-                    }
-                    for start in si..=s.len() {
-                        if inner(&p[pi + 1..], &s[start..], nocase, depth + 1) {
-                            return true;
-                        }
-                    }
-                    return false;
-                }
-                b'?' => {
-                    if si >= s.len() {
-                        return false;
-                    }
-                    si += 1;
-                }
-                b'[' => {
-                    if si >= s.len() {
-                        return false;
-                    }
-                    pi += 1;
-                    let not = pi < p.len() && p[pi] == b'^';
-                    if not {
-                        pi += 1;
-                    }
-                    let mut matched = false;
-                    loop {
-                        if pi >= p.len() {
-                            pi -= 1;
-                            break;
-                        }
-                        if p[pi] == b'\\' && pi + 2 < p.len() {
-                            pi += 1;
-                            if p[pi] == s[si] {
-                                matched = true;
-                            }
-                        } else if p[pi] == b']' {
-                            break;
-                        } else if pi + 2 < p.len() && p[pi + 1] == b'-' {
-                            let (mut lo, mut hi) = (p[pi], p[pi + 2]);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            let c = s[si];
-                            let (c2, lo2, hi2) = if nocase {
-                                (c.to_ascii_lowercase(), lo.to_ascii_lowercase(), hi.to_ascii_lowercase())
-                            } else {
-                                (c, lo, hi)
-                            };
-                            if c2 >= lo2 && c2 <= hi2 {
-                                matched = true;
-                            }
-                            pi += 2;
-                        } else if eq(p[pi], s[si], nocase) {
-                            matched = true;
-                        }
-                        pi += 1;
-                    }
-                    if not {
-                        matched = !matched;
-                    }
-                    if !matched {
-                        return false;
-                    }
-                    si += 1;
-                }
-                b'\\' if pi + 1 < p.len() => {
-                    pi += 1;
-                    if si >= s.len() || !eq(p[pi], s[si], nocase) {
-                        return false;
-                    }
-                    si += 1;
-                }
-                c => {
-                    if si >= s.len() || !eq(c, s[si], nocase) {
-                        return false;
-                    }
-                    si += 1;
-                }
-            }
-            pi += 1;
-        }
-        si == s.len()
-    }
-    inner(pattern, string, nocase, 0)
-}
 
 /// Reads the config for start-up: `path` ("-" = stdin) plus command-line directive text.
 pub fn load(path: Option<&str>, extra: &str) -> Result<Config, ConfigFileError> {
@@ -895,19 +790,6 @@ mod tests {
         assert_eq!(parse_memory("1G"), Some(1_000_000_000));
         assert_eq!(parse_memory("10x"), None);
         assert_eq!(parse_memory(""), None);
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match(b"*", b"anything", false));
-        assert!(glob_match(b"h?llo", b"hello", false));
-        assert!(glob_match(b"h[ae]llo", b"hallo", false));
-        assert!(!glob_match(b"h[^e]llo", b"hello", false));
-        assert!(glob_match(b"h[a-c]llo", b"hbllo", false));
-        assert!(glob_match(b"max*", b"maxmemory-policy", false));
-        assert!(!glob_match(b"max*", b"port", false));
-        assert!(glob_match(b"a\\*b", b"a*b", false));
-        assert!(glob_match(b"PORT", b"port", true));
     }
 
     #[test]

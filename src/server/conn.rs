@@ -354,9 +354,18 @@ impl Conn {
                                 f.encode(client.proto, &mut self.out);
                             }
                         }
-                        ReplyMode::Off => {}
-                        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
-                        ReplyMode::Skip => client.reply_mode = ReplyMode::On,
+                        silenced => {
+                            // Pub/sub notifications are pushes: Redis sends them whatever
+                            // CLIENT REPLY says (its CLIENT_PUSHING flag).
+                            for f in deferred.into_iter().filter(|f| matches!(f, Frame::Push(_))) {
+                                f.encode(client.proto, &mut self.out);
+                            }
+                            client.reply_mode = match silenced {
+                                ReplyMode::SkipNext => ReplyMode::Skip,
+                                ReplyMode::Skip => ReplyMode::On,
+                                other => other,
+                            };
+                        }
                     }
                 }
                 Outcome::Blocked => {

@@ -253,6 +253,7 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     let rewritten = ctx.rewritten.take();
     let also = std::mem::take(&mut ctx.also);
     let prevent = ctx.prevent_propagation;
+    let unchanged = std::mem::take(&mut ctx.unchanged_keys);
     drop(ctx);
     if measure {
         // Keys may have moved dbs (MOVE) or been deleted; re-measure those still here.
@@ -291,7 +292,7 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             }
         }
         let db = client.db;
-        for &k in &keys {
+        for &k in keys.iter().filter(|&&k| !unchanged.contains(&args[k])) {
             srv.touch_watched_key(db, &args[k], Some(client));
         }
     }
@@ -421,7 +422,7 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
                 continue;
             };
             for id in queue {
-                if Some(id) == current_id {
+                if Some(id) == current_id || !ready_key_serves(srv, id, db, &key) {
                     continue;
                 }
                 let Some(bc) = srv.blocked.remove(&id) else {
@@ -462,6 +463,20 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
             }
         }
     }
+}
+
+/// Redis 7.0 serves a client blocked by a list (sorted-set) command only when the ready key
+/// holds a list (sorted set): a key that became another type leaves it blocked.
+fn ready_key_serves(srv: &ServerState, id: u64, db: usize, key: &[u8]) -> bool {
+    let Some(bc) = srv.blocked.get(&id) else { return true };
+    let group = srv.commands.lookup(&bc.args[0]).or_else(|| srv.commands.original(&bc.args[0])).map(|s| s.group);
+    let wanted = match group {
+        Some("list") => "list",
+        Some("sorted-set") => "zset",
+        _ => return true,
+    };
+    let d = &srv.dbs[db];
+    d.find(key).is_none_or(|p| d.slot(p).value.type_name() == wanted)
 }
 
 /// Cleans up after a disconnected client.

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::client::ClientState;
-use super::config::glob_match;
+use super::types::glob::string_match;
 use super::state::ServerState;
 use crate::resp::Frame;
 
@@ -39,7 +39,7 @@ pub fn publish(srv: &mut ServerState, mut current: Option<&mut ClientState>, cha
             .pubsub
             .patterns
             .iter()
-            .filter(|(p, _)| glob_match(p, channel, false))
+            .filter(|(p, _)| string_match(p, channel, false))
             .map(|(p, ids)| (p.clone(), ids.clone()))
             .collect();
         for (pattern, ids) in matching {

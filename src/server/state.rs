@@ -306,12 +306,18 @@ impl ServerState {
         }
     }
 
-    /// Invalidates the WATCH of every client watching any key of `db` (or of all dbs).
-    pub fn touch_all_watched(&mut self, db: Option<usize>, current: Option<&mut ClientState>) {
+    /// Invalidates the WATCH of clients watching a key of `db` (every db when None) that
+    /// holds a value, or that holds one in `swapped_with`: call it before FLUSHDB/FLUSHALL
+    /// empty the db, or after SWAPDB. A watched key that does not exist is not touched by a
+    /// flush, as in Redis's `touchAllWatchedKeysInDb`.
+    pub fn touch_all_watched(&mut self, db: Option<usize>, swapped_with: Option<usize>, current: Option<&mut ClientState>) {
+        let dbs = &self.dbs;
         let ids: Vec<u64> = self
             .watched
             .iter()
-            .filter(|((d, _), _)| db.is_none_or(|x| x == *d))
+            .filter(|((d, k), _)| {
+                db.is_none_or(|x| x == *d) && (dbs[*d].find(k).is_some() || swapped_with.is_some_and(|o| dbs[o].find(k).is_some()))
+            })
             .flat_map(|(_, v)| v.iter().copied())
             .collect();
         for id in &ids {

@@ -122,10 +122,14 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => {
+                // A string grown in place (APPEND, SETRANGE, SETBIT) is a raw sds in Redis,
+                // whatever its bytes say.
                 let b = s.as_slice();
-                if b.len() <= 20 && crate::resp::parse_i64(b).is_some() {
+                if matches!(s, SmallBytes::Growable(_)) {
+                    "raw"
+                } else if b.len() <= 20 && crate::resp::parse_i64(b).is_some() {
                     "int"
-                } else if b.len() <= 44 && !matches!(s, SmallBytes::Growable(_)) {
+                } else if b.len() <= 44 {
                     "embstr"
                 } else {
                     "raw"

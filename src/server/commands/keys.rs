@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::resp::Frame;
 use crate::server::command::{cmd, not_integer, parse_int, syntax_error, CommandSpec, Ctx};
-use crate::server::config::glob_match;
+use crate::server::types::glob::glob_match;
 use crate::server::notify;
 use crate::server::value::Value;
 
@@ -232,7 +232,7 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             continue;
         }
         let k = db.slot(pos).key.as_slice();
-        if all || glob_match(pattern, k, false) {
+        if all || glob_match(pattern, k) {
             out.push(Frame::Bulk(Bytes::copy_from_slice(k)));
         }
     }
@@ -276,7 +276,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let next = db.scan(cursor, count, |slot| {
         let k = slot.key.as_slice();
         if let Some(p) = &pattern {
-            if !glob_match(p, k, false) {
+            if !glob_match(p, k) {
                 return;
             }
         }
@@ -430,8 +430,8 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if a != b {
         ctx.srv.dbs.swap(a, b);
         // Watchers of either db and blocked clients may now see different data.
-        ctx.srv.touch_all_watched(Some(a), Some(ctx.client));
-        ctx.srv.touch_all_watched(Some(b), Some(ctx.client));
+        ctx.srv.touch_all_watched(Some(a), Some(b), Some(ctx.client));
+        ctx.srv.touch_all_watched(Some(b), Some(a), Some(ctx.client));
         let ready: Vec<(usize, Bytes)> = ctx.srv.blocking_keys.keys().filter(|(d, _)| *d == a || *d == b).cloned().collect();
         for (d, k) in ready {
             ctx.signal_key_ready_in(d, &k);
@@ -499,8 +499,8 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     let db = ctx.db_index();
     let n = ctx.db().len() as u64;
+    ctx.srv.touch_all_watched(Some(db), None, Some(ctx.client));
     ctx.db().clear();
-    ctx.srv.touch_all_watched(Some(db), Some(ctx.client));
     crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
     Frame::ok()
@@ -511,11 +511,11 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return e;
     }
     let mut n = 0;
+    ctx.srv.touch_all_watched(None, None, Some(ctx.client));
     for db in ctx.srv.dbs.iter_mut() {
         n += db.len() as u64;
         db.clear();
     }
-    ctx.srv.touch_all_watched(None, Some(ctx.client));
     crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
     Frame::ok()

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::resp::Frame;
 use crate::server::command::{cmd, CommandSpec, Ctx};
-use crate::server::config::glob_match;
+use crate::server::types::glob::string_match;
 use crate::server::pubsub;
 
 pub fn commands() -> Vec<CommandSpec> {
@@ -154,7 +154,7 @@ fn pubsub_arity_error(args: &[Bytes]) -> Frame {
 }
 
 fn matching_channels(map: &std::collections::HashMap<Bytes, Vec<u64>>, pattern: Option<&Bytes>) -> Frame {
-    let mut out: Vec<&Bytes> = map.keys().filter(|c| pattern.is_none_or(|p| glob_match(p, c, false))).collect();
+    let mut out: Vec<&Bytes> = map.keys().filter(|c| pattern.is_none_or(|p| string_match(p, c, false))).collect();
     out.sort();
     Frame::Array(out.into_iter().map(|c| Frame::Bulk(c.clone())).collect())
 }

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use crate::resp::{Frame, ProtocolVersion};
 use crate::server::command::{cmd, parse_int, syntax_error, CommandSpec, Ctx};
 use crate::server::commands::keys::container_help;
-use crate::server::config::{glob_match, REDIS_VERSION, RF_VERSION};
+use crate::server::config::{REDIS_VERSION, RF_VERSION};
+use crate::server::types::glob::string_match;
 use crate::server::state::ShutdownRequest;
 use crate::server::value::Value;
 
@@ -404,7 +405,7 @@ fn command_list(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             let keep = match &filter {
                 None => true,
                 Some((k, v)) if k == "aclcat" => c.acl.iter().any(|a| a.eq_ignore_ascii_case(v.trim_start_matches('@'))),
-                Some((k, v)) if k == "pattern" => glob_match(v.as_bytes(), c.name.as_bytes(), true),
+                Some((k, v)) if k == "pattern" => string_match(v.as_bytes(), c.name.as_bytes(), true),
                 Some((k, _)) if k == "module" => false,
                 Some(_) => return syntax_error(),
             };

@@ -107,6 +107,8 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if added {
         ctx.dirty(1);
         ctx.notify(notify::SET, "sadd", dst);
+    } else {
+        ctx.left_unchanged(dst);
     }
     ctx.dirty(1);
     Frame::Integer(1)

@@ -160,10 +160,10 @@ impl DataHost for SharedHost {
 
     fn flush_all(&self) {
         let mut srv = self.shared.state.lock();
+        srv.touch_all_watched(None, None, None);
         for db in srv.dbs.iter_mut() {
             db.clear();
         }
-        srv.touch_all_watched(None, None);
     }
 
     fn load_entries(&self, db: u32, entries: Vec<RdbEntry>) {
@@ -230,8 +230,10 @@ impl DataHost for SharedHost {
                     for (old, new) in srv.dbs.iter_mut().zip(fresh.iter_mut()) {
                         old.hand_capture_to(new);
                     }
+                    // watched keys that existed before or exist now
+                    srv.touch_all_watched(None, None, None);
                     let old = std::mem::replace(&mut srv.dbs, fresh);
-                    srv.touch_all_watched(None, None);
+                    srv.touch_all_watched(None, None, None);
                     old
                 };
                 // Freeing millions of keys takes a while: not under the lock.
