@@ -449,6 +449,16 @@ impl<'a> Ctx<'a> {
 
     /// Position of a live key for reading: counts keyspace hits/misses, updates LRU/LFU.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<usize> {
+        self.lookup_read_with(key, true)
+    }
+
+    /// [`Self::lookup_read`] leaving the key's LRU/LFU alone (Redis's LOOKUP_NOTOUCH: TYPE,
+    /// EXISTS, TTL and friends do not make a key look used).
+    pub fn lookup_read_no_touch(&mut self, key: &[u8]) -> Option<usize> {
+        self.lookup_read_with(key, false)
+    }
+
+    fn lookup_read_with(&mut self, key: &[u8], touch: bool) -> Option<usize> {
         let db = self.client.db;
         let found = match self.srv.dbs[db].find(key) {
             Some(pos) if !self.expire_if_needed(db, pos) => Some(pos),
@@ -457,7 +467,9 @@ impl<'a> Ctx<'a> {
         match found {
             Some(pos) => {
                 self.srv.stats.keyspace_hits += 1;
-                self.touch_lru(db, pos);
+                if touch {
+                    self.touch_lru(db, pos);
+                }
                 Some(pos)
             }
             None => {

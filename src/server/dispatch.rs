@@ -92,11 +92,18 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     }
     let is_exec = spec.name == "exec";
     let queued_write = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::DENYOOM))));
-    if srv.limits.maxmemory > 0 && !client.is_master_link && (spec.has(flags::DENYOOM) || queued_write) {
-        let ok = super::evict::perform_evictions(srv);
-        if !ok && srv.used_memory() > srv.limits.maxmemory as usize {
+    // Every command frees memory first (Redis's processCommand); only the ones that may
+    // grow the dataset are refused when that fails.
+    let mut evicted_invalidations = Vec::new();
+    if srv.limits.maxmemory > 0 && !client.is_master_link {
+        let ok = super::evict::perform_evictions(srv, Some(client));
+        if srv.tracking.is_active() {
+            evicted_invalidations = super::commands::tracking::take_pending_for(srv, client);
+        }
+        if !ok && (spec.has(flags::DENYOOM) || queued_write) && srv.used_memory() > srv.limits.maxmemory as usize {
             flag_multi_error(client);
-            return reject_command(srv, client, &spec, Frame::error("OOM command not allowed when used memory > 'maxmemory'."));
+            let outcome = reject_command(srv, client, &spec, Frame::error("OOM command not allowed when used memory > 'maxmemory'."));
+            return before_reply(client, evicted_invalidations, outcome);
         }
     }
     if spec.has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
@@ -157,7 +164,7 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     if !srv.ready_keys.is_empty() {
         handle_ready_keys(srv, Some(client), now_ms);
     }
-    outcome
+    before_reply(client, evicted_invalidations, outcome)
 }
 
 /// Frames the command queued for its own client (a message it published to itself, a
@@ -461,6 +468,31 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
                     }
                 }
             }
+        }
+    }
+}
+
+/// Messages that must reach the client before its reply (invalidations of keys evicted to
+/// run the command: Redis writes them while it makes room, before the command runs).
+fn before_reply(client: &mut ClientState, early: Vec<Frame>, outcome: Outcome) -> Outcome {
+    if early.is_empty() {
+        return outcome;
+    }
+    match outcome {
+        Outcome::Reply(reply) => {
+            let mut frames = early;
+            if !is_no_reply_marker(&reply) {
+                frames.push(reply);
+            }
+            frames.append(&mut client.deferred);
+            client.deferred = frames;
+            Outcome::Reply(Frame::Simple(super::commands::pubsub::NO_REPLY.to_string()))
+        }
+        Outcome::Blocked => {
+            for f in early {
+                client.send_raw(f.to_bytes(client.proto));
+            }
+            Outcome::Blocked
         }
     }
 }

@@ -51,7 +51,8 @@ pub fn idle_secs(word: u32, clock: u32) -> u64 {
 
 /// Frees memory until under `maxmemory`. Returns false if it cannot (noeviction or
 /// nothing evictable): the caller then refuses the command with OOM.
-pub fn perform_evictions(srv: &mut ServerState) -> bool {
+/// `current`: the client whose command triggered it (its invalidations are queued for it).
+pub fn perform_evictions(srv: &mut ServerState, mut current: Option<&mut super::client::ClientState>) -> bool {
     let limit = srv.limits.maxmemory as usize;
     if limit == 0 {
         return true;
@@ -106,7 +107,7 @@ pub fn perform_evictions(srv: &mut ServerState) -> bool {
         let slot = srv.dbs[dbi].remove_at(pos);
         let key = bytes::Bytes::copy_from_slice(slot.key.as_slice());
         srv.stats.evicted_keys += 1;
-        srv.touch_watched_key(dbi, &key, None);
+        srv.touch_watched_key(dbi, &key, current.as_deref_mut());
         super::notify::notify(srv, super::notify::EVICTED, "evicted", &key, dbi);
         super::dispatch::propagate(srv, dbi, &[bytes::Bytes::from_static(b"DEL"), key]);
     }

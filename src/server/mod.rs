@@ -419,7 +419,7 @@ async fn cron(shared: Arc<Shared>) {
         }
         persistence::cron(&mut srv, now);
         if srv.limits.maxmemory > 0 {
-            evict::perform_evictions(&mut srv);
+            evict::perform_evictions(&mut srv, None);
         }
     }
 }

@@ -75,7 +75,7 @@ fn del(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let mut n = 0;
     for key in &args[1..] {
-        if ctx.lookup_read(key).is_some() {
+        if ctx.lookup_read_no_touch(key).is_some() {
             n += 1;
         }
     }
@@ -83,8 +83,8 @@ fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 fn type_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    match ctx.read_value(&args[1]) {
-        Some(v) => Frame::Simple(v.type_name().to_string()),
+    match ctx.lookup_read_no_touch(&args[1]) {
+        Some(pos) => Frame::Simple(ctx.db().slot(pos).value.type_name().to_string()),
         None => Frame::Simple("none".to_string()),
     }
 }
@@ -178,7 +178,7 @@ fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// -2 missing, -1 no TTL, else the value computed by `f` from (expire ms, now ms).
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: impl Fn(i64, i64) -> i64) -> Frame {
-    let Some(pos) = ctx.lookup_read(key) else {
+    let Some(pos) = ctx.lookup_read_no_touch(key) else {
         return Frame::Integer(-2);
     };
     match ctx.db().expiry_of(pos) {

@@ -303,7 +303,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 match name {
                     "loglevel" => crate::server::log::set_level(crate::server::log::Level::parse(ctx.srv.config.get("loglevel"))),
                     "maxmemory" => {
-                        crate::server::evict::perform_evictions(ctx.srv);
+                        crate::server::evict::perform_evictions(ctx.srv, Some(ctx.client));
                     }
                     _ => {}
                 }

@@ -19,9 +19,10 @@ pub fn commands() -> Vec<CommandSpec> {
     ]
 }
 
-/// Keys: the sorted key, plus the STORE destination.
+/// Keys: the sorted key, plus the STORE destination (the last STORE wins, as in Redis's
+/// `sortGetKeys`).
 fn sort_keys(args: &[Bytes]) -> Vec<usize> {
-    let mut v = vec![1];
+    let mut store = None;
     let mut j = 2;
     while j < args.len() {
         let a = &args[j];
@@ -34,13 +35,13 @@ fn sort_keys(args: &[Bytes]) -> Vec<usize> {
             continue;
         }
         if a.eq_ignore_ascii_case(b"store") && j + 1 < args.len() {
-            v.push(j + 1);
+            store = Some(j + 1);
             j += 2;
             continue;
         }
         j += 1;
     }
-    v
+    std::iter::once(1).chain(store).collect()
 }
 
 /// `lookupKeyByPattern`: `#` is the element itself; otherwise the first `*` is replaced by

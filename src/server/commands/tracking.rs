@@ -250,18 +250,7 @@ fn deliver(srv: &mut ServerState, current: Option<&mut ClientState>, id: u64, fr
 /// client itself follow its reply (the reply joins `deferred`, the marker stands in).
 pub fn after_command(srv: &mut ServerState, client: &mut ClientState, reply: Frame) -> Frame {
     broadcast_pending(srv, Some(client));
-    if srv.tracking.pending_for_current.is_empty() {
-        return reply;
-    }
-    let mut mine = Vec::new();
-    for (id, frame) in std::mem::take(&mut srv.tracking.pending_for_current) {
-        if id == client.id {
-            mine.push(frame);
-        } else if let Some(c) = srv.clients.get(&id) {
-            // Queued while serving a blocked client inside this command: send it now.
-            c.send_raw(frame.to_bytes(c.proto));
-        }
-    }
+    let mine = take_pending_for(srv, client);
     if mine.is_empty() {
         return reply;
     }
@@ -270,6 +259,20 @@ pub fn after_command(srv: &mut ServerState, client: &mut ClientState, reply: Fra
     }
     client.deferred.extend(mine);
     Frame::Simple(crate::server::commands::pubsub::NO_REPLY.to_string())
+}
+
+/// The invalidations queued for `client` while it runs a command; those for other clients
+/// (queued while serving a blocked client inside this command) are sent now.
+pub fn take_pending_for(srv: &mut ServerState, client: &ClientState) -> Vec<Frame> {
+    let mut mine = Vec::new();
+    for (id, frame) in std::mem::take(&mut srv.tracking.pending_for_current) {
+        if id == client.id {
+            mine.push(frame);
+        } else if let Some(c) = srv.clients.get(&id) {
+            c.send_raw(frame.to_bytes(c.proto));
+        }
+    }
+    mine
 }
 
 // ------------------------------------------------------------------ on / off

@@ -117,6 +117,7 @@ static SHARED_HOST: OnceLock<Arc<SharedHost>> = OnceLock::new();
 /// for a writer that runs while its caller holds the server lock (SAVE, SHUTDOWN): its
 /// steps take that lock.
 pub fn background_snapshot(srv: &mut ServerState) -> Box<dyn DatasetSnapshot> {
+    sync_dirty(srv);
     if let Some(host) = shared_host() {
         if let Some(s) = IncrementalSnapshot::start(srv, host.shared.clone()) {
             return Box::new(s);
@@ -293,7 +294,8 @@ fn server_error(e: PersistError) -> String {
 // ------------------------------------------------------------------ contract with the core
 
 pub fn info_section(srv: &ServerState) -> String {
-    let text = srv.persist.svc.info_section();
+    // INFO right after a write must count it, as Redis's server.dirty does.
+    let text = srv.persist.svc.info_section(srv.dirty.saturating_sub(srv.persist.seen_dirty));
     text.strip_prefix("# Persistence\r\n").unwrap_or(&text).to_string()
 }
 
@@ -328,6 +330,7 @@ fn save_command(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     if ctx.srv.persist.svc.state.bgsave_in_progress.load(std::sync::atomic::Ordering::SeqCst) {
         return Frame::error("ERR Background save already in progress");
     }
+    sync_dirty(ctx.srv);
     let snapshot = KeyspaceSnapshot::capture(ctx.srv);
     let repl = repl_info_for_rdb(ctx.srv);
     let svc = ctx.srv.persist.svc.clone();
@@ -494,6 +497,7 @@ pub fn on_shutdown(srv: &mut ServerState, save: Option<bool>) -> Result<(), Stri
     let configured = !svc.config.lock().save_points.is_empty();
     if save.unwrap_or(configured) {
         super::log::warning("Saving the final RDB snapshot before exiting.");
+        sync_dirty(srv);
         let snapshot = KeyspaceSnapshot::capture(srv);
         svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).map_err(|e| {
             super::log::warning(&format!("Error trying to save the DB, can't exit: {e}"));
@@ -506,6 +510,7 @@ pub fn on_shutdown(srv: &mut ServerState, save: Option<bool>) -> Result<(), Stri
 
 pub fn debug_reload(srv: &mut ServerState) -> Result<(), String> {
     let svc = srv.persist.svc.clone();
+    sync_dirty(srv);
     let snapshot = KeyspaceSnapshot::capture(srv);
     svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).map_err(server_error)?;
     let path = svc.config.lock().rdb_path();
@@ -518,14 +523,21 @@ pub fn debug_reload(srv: &mut ServerState) -> Result<(), String> {
     Ok(())
 }
 
+/// Hands the core's write count since the last call to the persistence service, which
+/// counts changes since the last save (the cron does it every 100 ms; a save does it first,
+/// so the writes just before it count as saved).
+fn sync_dirty(srv: &mut ServerState) {
+    let delta = srv.dirty.saturating_sub(srv.persist.seen_dirty);
+    srv.persist.seen_dirty = srv.dirty;
+    srv.persist.svc.state.add_dirty(delta);
+}
+
 /// Every 100 ms: save points, AOF auto rewrite, CONFIG SET appendonly, LASTSAVE.
 pub fn cron(srv: &mut ServerState, _now_ms: i64) {
     super::replication::cron(srv);
     let cfg = persist_config(&srv.config);
     let svc = srv.persist.svc.clone();
-    let delta = srv.dirty.saturating_sub(srv.persist.seen_dirty);
-    srv.persist.seen_dirty = srv.dirty;
-    svc.state.add_dirty(delta);
+    sync_dirty(srv);
     let appendonly_changed = cfg.appendonly != srv.persist.appendonly_applied;
     {
         let mut c = svc.config.lock();

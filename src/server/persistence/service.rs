@@ -586,8 +586,8 @@ impl Persistence {
         }
     }
 
-    pub fn info_section(&self) -> String {
-        self.state.info_section()
+    pub fn info_section(&self, unsynced: u64) -> String {
+        self.state.info_section(unsynced)
     }
 }
 

@@ -176,8 +176,9 @@ impl PersistenceState {
     }
 
     /// The `# Persistence` INFO section, field for field as Redis 7.0 (fork/COW fields are 0:
-    /// we take snapshots without forking).
-    pub fn info_section(&self) -> String {
+    /// we take snapshots without forking). `unsynced`: writes the core made since its last
+    /// [`PersistenceState::add_dirty`] (the cron hands them over every 100 ms).
+    pub fn info_section(&self, unsynced: u64) -> String {
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let b = |a: &AtomicBool| u8::from(a.load(Ordering::Relaxed));
         let mut s = String::from("# Persistence\r\n");
@@ -186,7 +187,7 @@ impl PersistenceState {
         let in_progress = self.bgsave_in_progress.load(Ordering::Relaxed);
         let (processed, total) = if in_progress { (ld(&self.keys_processed), ld(&self.keys_total)) } else { (0, 0) };
         let _ = write!(s, "current_save_keys_processed:{processed}\r\ncurrent_save_keys_total:{total}\r\n");
-        let _ = write!(s, "rdb_changes_since_last_save:{}\r\n", ld(&self.dirty));
+        let _ = write!(s, "rdb_changes_since_last_save:{}\r\n", ld(&self.dirty) + unsynced);
         let _ = write!(s, "rdb_bgsave_in_progress:{}\r\n", u8::from(in_progress));
         let _ = write!(s, "rdb_last_save_time:{}\r\n", self.lastsave_unix.load(Ordering::Relaxed));
         let _ = write!(s, "rdb_last_bgsave_status:{}\r\n", if self.last_bgsave_ok.load(Ordering::Relaxed) { "ok" } else { "err" });
@@ -247,7 +248,7 @@ mod tests {
     #[test]
     fn info_has_redis_fields_in_order() {
         let st = PersistenceState::default();
-        let info = st.info_section();
+        let info = st.info_section(0);
         let names: Vec<&str> = info.lines().skip(1).map(|l| l.split(':').next().unwrap()).collect();
         let expected = "loading async_loading current_cow_peak current_cow_size current_cow_size_age current_fork_perc current_save_keys_processed current_save_keys_total rdb_changes_since_last_save rdb_bgsave_in_progress rdb_last_save_time rdb_last_bgsave_status rdb_last_bgsave_time_sec rdb_current_bgsave_time_sec rdb_saves rdb_last_cow_size rdb_last_load_keys_expired rdb_last_load_keys_loaded aof_enabled aof_rewrite_in_progress aof_rewrite_scheduled aof_last_rewrite_time_sec aof_current_rewrite_time_sec aof_last_bgrewrite_status aof_rewrites aof_rewrites_consecutive_failures aof_last_write_status aof_last_cow_size module_fork_in_progress module_fork_last_cow_size";
         assert_eq!(names, expected.split(' ').collect::<Vec<_>>());
