@@ -42,8 +42,8 @@ fn save_bgsave_restart_and_aof_lifecycle() {
     p.bgsave(dyn_host.clone(), None).unwrap();
     host.write(0, &["SET", "after-bgsave", "x"]);
     assert!(wait_until(10, || !p.state.bgsave_in_progress.load(std::sync::atomic::Ordering::SeqCst)));
-    assert!(p.info_section().contains("rdb_last_bgsave_status:ok"));
-    assert!(p.info_section().contains("rdb_saves:2"));
+    assert!(p.info_section(0).contains("rdb_last_bgsave_status:ok"));
+    assert!(p.info_section(0).contains("rdb_saves:2"));
 
     let host2 = ToyHost::default();
     let loaded = Persistence::new(cfg(tmp.path())).load_at_startup(&host2).unwrap();
@@ -56,7 +56,7 @@ fn save_bgsave_restart_and_aof_lifecycle() {
     p.set_appendonly(true, dyn_host.clone()).unwrap();
     write(&p, &host, 1, &["SET", "aof-1", "one"]);
     write(&p, &host, 0, &["DEL", "k0"]);
-    assert!(p.info_section().contains("aof_enabled:1"));
+    assert!(p.info_section(0).contains("aof_enabled:1"));
     // The base of a freshly enabled AOF is written in the background, like a rewrite.
     assert!(matches!(p.bgrewriteaof(dyn_host.clone()), Ok(true) | Err(PersistError::RewriteInProgress)));
     assert!(wait_until(10, || !p.state.aof_rewrite_in_progress.load(std::sync::atomic::Ordering::SeqCst)));
