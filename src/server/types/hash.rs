@@ -66,9 +66,7 @@ impl Packed {
 
     fn push(&mut self, field: &[u8], value: &[u8], count: usize) {
         let pair = Self::encode(field, value);
-        if self.buf.capacity() - self.buf.len() < pair.len() {
-            self.buf.reserve_exact(super::growth(count, pair.len(), self.buf.len()));
-        }
+        super::packed::reserve(&mut self.buf, count, pair.len());
         self.buf.extend_from_slice(&pair);
     }
 }

@@ -10,6 +10,14 @@ pub fn put_len(out: &mut Vec<u8>, mut n: usize) {
     out.push(n as u8);
 }
 
+/// Room for `bytes` more in a packed buffer holding `count` elements, by the growth rule of
+/// small collections ([`super::growth`]).
+pub fn reserve(buf: &mut Vec<u8>, count: usize, bytes: usize) {
+    if buf.capacity() - buf.len() < bytes {
+        buf.reserve_exact(super::growth(count, bytes, buf.len()));
+    }
+}
+
 /// (length, bytes it took) of the varint at `at`.
 pub fn get_len(buf: &[u8], mut at: usize) -> (usize, usize) {
     let (mut n, mut shift, start) = (0usize, 0, at);

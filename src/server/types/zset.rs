@@ -434,19 +434,22 @@ impl Packed {
         self.walk().find(|p| p.entry.member == member)
     }
 
+    fn encode(score: f64, member: &[u8]) -> Vec<u8> {
+        let mut encoded = Vec::with_capacity(member.len() + 12);
+        encoded.extend_from_slice(&score.to_le_bytes());
+        put_len(&mut encoded, member.len());
+        encoded.extend_from_slice(member);
+        encoded
+    }
+
     /// Inserts an absent member in order; `count` is the number of entries before.
     fn insert(&mut self, score: f64, member: &[u8], count: usize) {
         let at = self
             .walk()
             .find(|p| cmp_parts(score, member, p.entry.score, p.entry.member) == Ordering::Less)
             .map_or(self.buf.len(), |p| p.start);
-        let mut encoded = Vec::with_capacity(member.len() + 12);
-        encoded.extend_from_slice(&score.to_le_bytes());
-        put_len(&mut encoded, member.len());
-        encoded.extend_from_slice(member);
-        if self.buf.capacity() - self.buf.len() < encoded.len() {
-            self.buf.reserve_exact(super::growth(count, encoded.len(), self.buf.len()));
-        }
+        let encoded = Self::encode(score, member);
+        super::packed::reserve(&mut self.buf, count, encoded.len());
         self.buf.splice(at..at, encoded);
     }
 
@@ -475,13 +478,6 @@ impl Packed {
         }
     }
 
-    /// Byte span of ranks `start..end` (both within the entry count, start < end).
-    fn span(&self, start: usize, end: usize) -> std::ops::Range<usize> {
-        let mut spans = self.walk().skip(start).take(end - start).map(|p| (p.start, p.end));
-        let first = spans.next().expect("a non-empty rank range");
-        let last = spans.last().unwrap_or(first);
-        first.0..last.1
-    }
 }
 
 /// `skiplist` encoding: the order in a [`SortedSeq`], member -> score in a [`Dict`].
@@ -524,23 +520,15 @@ impl ZSetValue {
         let mut entries: Vec<Entry> = pairs.into_iter().map(|(member, score)| Entry { score, member }).collect();
         let small = entries.len() <= limits.zset_max_listpack_entries
             && entries.iter().all(|e| e.member.len() <= limits.zset_max_listpack_value);
-        if small {
-            for e in entries.iter_mut().filter(|e| e.score == 0.0) {
-                e.score = 0.0; // listpack normalisation of -0, see `add`
-            }
-        }
         entries.sort_by(|a, b| cmp_key(a.score, &a.member, b));
         if small {
-            let mut z = ZSetValue::new();
-            if let Repr::Listpack(p) = &mut z.repr {
-                p.buf.reserve_exact(entries.iter().map(|e| e.member.len() + 12).sum());
-                for e in &entries {
-                    // in order: each insert appends
-                    p.insert(e.score, &e.member, z.packed_len);
-                    z.packed_len += 1;
-                }
+            let mut buf = Vec::with_capacity(entries.iter().map(|e| e.member.len() + 12).sum());
+            for e in &entries {
+                // listpack normalisation of -0 (see `add`); -0 and 0 sort alike
+                let score = if e.score == 0.0 { 0.0 } else { e.score };
+                buf.extend_from_slice(&Packed::encode(score, &e.member));
             }
-            return z;
+            return ZSetValue { repr: Repr::Listpack(Packed { buf }), packed_len: entries.len() };
         }
         let mut dict = Dict::with_capacity(entries.len());
         for e in &entries {
@@ -719,8 +707,9 @@ impl ZSetValue {
         }
         match &mut self.repr {
             Repr::Listpack(p) => {
-                let removed: Vec<Entry> = p.refs(start, end).iter().map(EntryRef::to_entry).collect();
-                let span = p.span(start, end);
+                let picked: Vec<PackedAt<'_>> = p.walk().skip(start).take(end - start).collect();
+                let span = picked[0].start..picked[picked.len() - 1].end;
+                let removed: Vec<Entry> = picked.iter().map(|at| at.entry.to_entry()).collect();
                 p.buf.drain(span);
                 self.packed_len -= removed.len();
                 removed
