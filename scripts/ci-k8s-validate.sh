@@ -354,7 +354,7 @@ if [[ -f tests/e2e/run.sh ]]; then
   if command -v kind >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
     skip "tests/e2e/run.sh: kind and a Docker engine exist here; run it explicitly (it builds images)"
   else
-    out="$(bash tests/e2e/run.sh 2>&1)"
+    out="$(E2E_PROVIDER=kind bash tests/e2e/run.sh 2>&1)"
     rc=$?
     if [[ "$rc" -eq 0 ]] && grep -q '^skipped: kind/docker not found' <<<"$out"; then
       pass "tests/e2e/run.sh skips cleanly without kind/docker ($(head -n 1 <<<"$out"))"
