@@ -49,7 +49,7 @@ type containerRunner struct {
 	pulls       *backoff
 }
 
-func newContainerRunner(w *podWorker, spec *v1.Container, isInit bool, index int) *containerRunner {
+func newContainerRunner(w *podWorker, spec *v1.Container, isInit bool) *containerRunner {
 	ctx, cancel := context.WithCancel(context.Background())
 	field := fmt.Sprintf("spec.containers{%s}", spec.Name)
 	if isInit {

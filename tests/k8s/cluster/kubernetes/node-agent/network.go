@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -145,6 +146,13 @@ func cleanNetworkLeftovers() {
 		for _, line := range strings.Split(string(out), "\n") {
 			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], netnsPrefix) {
 				_ = runIP("netns", "del", f[0])
+			}
+		}
+	}
+	if entries, err := os.ReadDir("/etc/netns"); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), netnsPrefix) {
+				_ = os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
 			}
 		}
 	}

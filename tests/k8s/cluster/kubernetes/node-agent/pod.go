@@ -28,12 +28,14 @@ type podWorker struct {
 
 	mu           sync.Mutex
 	pod          *v1.Pod
+	firstSeen    *v1.Pod // as the agent found it, before its own status patches
 	gone         bool // the pod object no longer exists in the API
 	stopping     bool
 	netns        string
 	vethHost     string
 	vethPeer     string
 	ip           net.IP
+	lastIP       net.IP // stays in the status after the sandbox is gone, as the kubelet's does
 	sandboxReady bool
 	startTime    *metav1.Time
 	volumes      map[string]mountedVolume
@@ -51,7 +53,7 @@ type podWorker struct {
 func newPodWorker(n *nodeAgent, pod *v1.Pod) *podWorker {
 	netns, vh, vp := sandboxNames(string(pod.UID))
 	return &podWorker{
-		n: n, uid: pod.UID, pod: pod,
+		n: n, uid: pod.UID, pod: pod, firstSeen: pod,
 		podDir: filepath.Join(n.cfg.stateDir, "pods", string(pod.UID)),
 		logDir: filepath.Join(n.cfg.stateDir, "logs", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID)),
 		netns:  netns, vethHost: vh, vethPeer: vp,
@@ -214,19 +216,21 @@ func (w *podWorker) startPod() {
 	}
 
 	pod = w.current()
-	w.mu.Lock()
+	var init, containers []*containerRunner
 	for i := range pod.Spec.InitContainers {
-		w.init = append(w.init, newContainerRunner(w, &pod.Spec.InitContainers[i], true, i))
+		init = append(init, newContainerRunner(w, &pod.Spec.InitContainers[i], true))
 	}
 	for i := range pod.Spec.Containers {
-		w.containers = append(w.containers, newContainerRunner(w, &pod.Spec.Containers[i], false, i))
+		containers = append(containers, newContainerRunner(w, &pod.Spec.Containers[i], false))
 	}
+	w.mu.Lock()
+	w.init, w.containers = init, containers
 	w.mu.Unlock()
 	for _, c := range w.init {
-		c.seedFromStatus(pod.Status.InitContainerStatuses)
+		c.seedFromStatus(w.firstSeen.Status.InitContainerStatuses)
 	}
 	for _, c := range w.containers {
-		c.seedFromStatus(pod.Status.ContainerStatuses)
+		c.seedFromStatus(w.firstSeen.Status.ContainerStatuses)
 	}
 	w.statusChanged()
 	for _, c := range w.init {
@@ -396,11 +400,37 @@ func (w *podWorker) setupSandbox() error {
 	if err := writeFileAtomic(filepath.Join(etc, "resolv.conf"), []byte(resolv), 0o644); err != nil {
 		return err
 	}
+	if !w.hostNetwork() {
+		// `ip netns exec` bind-mounts these over /etc, so host tools run in the pod's netns
+		// resolve names as the pod does.
+		if err := writeNetnsEtc(w.netns, etc); err != nil {
+			return err
+		}
+	}
 	w.mu.Lock()
-	w.ip = ip
+	w.ip, w.lastIP = ip, ip
 	w.sandboxReady = true
 	w.mu.Unlock()
 	w.statusChanged()
+	return nil
+}
+
+func netnsEtcDir(netns string) string { return filepath.Join("/etc/netns", netns) }
+
+func writeNetnsEtc(netns, podEtc string) error {
+	dir := netnsEtcDir(netns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"hosts", "resolv.conf"} {
+		data, err := os.ReadFile(filepath.Join(podEtc, name))
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -414,6 +444,7 @@ func (w *podWorker) teardownNetwork() {
 		return
 	}
 	teardownPodNetwork(w.netns, w.vethHost)
+	_ = os.RemoveAll(netnsEtcDir(w.netns))
 	if ip != nil {
 		w.n.ips.release(ip)
 	}
@@ -438,8 +469,8 @@ func (w *podWorker) snapshot() podSnapshot {
 		startTime:    w.startTime,
 		terminated:   w.terminated,
 	}
-	if w.ip != nil {
-		snap.podIP = w.ip.String()
+	if w.lastIP != nil {
+		snap.podIP = w.lastIP.String()
 	}
 	init := append([]*containerRunner{}, w.init...)
 	containers := append([]*containerRunner{}, w.containers...)
