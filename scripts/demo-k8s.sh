@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on Kubernetes: brings up the local cluster (upstream control plane built from
-# source + our node agent: scripts/k8s/cluster.sh; the first build takes 25-40 min on
+# source + our node agent: scripts/k8s/cluster.sh; the first build takes 10-15 min on
 # 2 cores), installs the operator with the Helm chart, creates the seed cluster
 # (deploy/examples/cluster.yaml: 3 servers, 3 sentinels, quorum 2) and runs a failover
 # drill: a writer (SET + WAIT 1) through the seed-master Service while the master pod is

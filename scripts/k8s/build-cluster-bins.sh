@@ -3,7 +3,7 @@
 # pinned versions and the build modules' go.sum (tests/k8s/cluster): etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kube-proxy, kubectl, coredns, and our node agent.
 # Go's module cache and build cache are reused, so a second build is seconds; a cold one on
-# a fresh 2-core machine takes roughly 25-40 minutes (kube-apiserver alone about a third).
+# a fresh 2-core machine takes about 10-15 minutes (kube-apiserver alone about 4).
 # Prints the cache's bin directory on stdout (progress on stderr).
 #   RF_K8S_CACHE   where the binaries go (default ~/.cache/redis-failover/k8s)
 set -euo pipefail
@@ -41,7 +41,7 @@ build() {
   echo "[k8s build $(( $(date +%s) - start ))s] building $name ($pkg)..." >&2
   local t0; t0=$(date +%s)
   if ! (cd "$dir" && go build "$@" -o "$out/$name.tmp" "$pkg"); then
-    echo "[k8s build] $name failed: if a module could not be fetched, the Go module proxy must be reachable (go env GOPROXY)" >&2
+    echo "[k8s build] $name failed (errors above; a module that cannot be fetched needs the Go module proxy: go env GOPROXY)" >&2
     return 1
   fi
   mv "$out/$name.tmp" "$out/$name"
@@ -50,7 +50,7 @@ build() {
 
 if [ ! -x "$bin/kube-apiserver" ]; then
   echo "[k8s build] cold build of Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, CoreDNS ${COREDNS_VERSION} into $bin:" >&2
-  echo "[k8s build] expect 25-40 minutes on 2 cores the first time; cached afterwards" >&2
+  echo "[k8s build] expect about 10-15 minutes on 2 cores the first time; cached afterwards" >&2
   (cd "$mods/kubernetes" && go mod download) || { echo "[k8s build] module download failed (Go module proxy unreachable?)" >&2; exit 1; }
 fi
 tags=(-tags selinux,notest)
@@ -59,7 +59,7 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubect
   build "$bin" "$b" "$mods/kubernetes" "k8s.io/kubernetes/cmd/$b" "${tags[@]}" -ldflags "$k8s_ldflags"
 done
 build "$bin" coredns "$mods/coredns" github.com/coredns/coredns -ldflags "-s -w"
-if [ -d "$mods/kubernetes/node-agent" ]; then
+if [ "${RF_K8S_NODE_AGENT:-1}" != 0 ]; then
   build "$agent_bin" node-agent "$mods/kubernetes" ./node-agent -ldflags "-s -w"
   ln -sf "$agent_bin/node-agent" "$bin/node-agent.current" 2>/dev/null || true
 fi

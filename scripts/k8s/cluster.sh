@@ -7,7 +7,7 @@
 # pods bound to them as processes, each in its own network namespace.
 #
 # Usage: scripts/k8s/cluster.sh up|down|status|kubeconfig|env|build
-#   up          build the binaries if needed (a cold build takes 25-40 min on 2 cores),
+#   up          build the binaries if needed (a cold build takes 10-15 min on 2 cores),
 #               build our three programs (cargo, release), start everything, wait until
 #               the nodes are Ready and cluster DNS answers. Idempotent.
 #   down        stop every process started by `up`, remove the bridge, the namespaces,
@@ -17,13 +17,15 @@
 #   env         prints `export PATH=...; export KUBECONFIG=...` for eval.
 #   build       only builds the binaries (prints their directory).
 # Env: RF_K8S_STATE (state dir, default /tmp/rf-k8s), RF_K8S_CACHE (binary cache),
-#      RF_K8S_PROFILE (cargo profile of our binaries: release (default) or debug).
+#      RF_K8S_PROFILE (cargo profile of our binaries: release (default) or debug),
+#      RF_K8S_NODE_AGENT=0 (the control plane alone: API-level tests, no pod runs).
 #
 # Addresses: everything listens on 127.0.0.1 except the API server (0.0.0.0:16443, so pods
 # reach it through the bridge) and CoreDNS (the bridge address). Pods get 10.244.N.x/24 on
 # the bridge rfk8s0 (10.244.0.1), Services 10.96.0.0/16 (DNS 10.96.0.10). These ranges exist
 # only on this machine: packets from pods may not leave through any other interface
-# (iptables guard), and the unused Service range is an unreachable route.
+# (iptables guard); the Service range is routed to the bridge, the rest of 10.96.0.0/12 is
+# an unreachable route.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${RF_K8S_STATE:-/tmp/rf-k8s}"
@@ -45,6 +47,7 @@ BRIDGE=rfk8s0
 GATEWAY=10.244.0.1
 POD_RANGE=10.244.0.0/16
 SERVICE_RANGE=10.96.0.0/16
+SERVICE_COVER=10.96.0.0/12
 API_SERVICE_IP=10.96.0.1
 DNS_SERVICE_IP=10.96.0.10
 DOMAIN=cluster.local
@@ -167,7 +170,11 @@ net_up() {
   ip link set "$BRIDGE" up
   sysctl -qw net.ipv4.ip_forward=1
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || log "bridge netfilter unavailable: Service traffic between pods on the bridge may not be translated back"
-  ip route replace unreachable "$SERVICE_RANGE"
+  # Service IPs are routed to the bridge, so that a connection from this host passes the
+  # first route lookup and reaches kube-proxy's translation; one without a rule dies on
+  # the bridge. The rest of the usual Service range is unreachable.
+  ip route replace "$SERVICE_RANGE" dev "$BRIDGE"
+  ip route replace unreachable "$SERVICE_COVER"
   # Packets from the pod range may go to the bridge and to this host, nowhere else.
   iptables -N "$GUARD_CHAIN" 2>/dev/null || iptables -F "$GUARD_CHAIN"
   iptables -A "$GUARD_CHAIN" -s "$POD_RANGE" -o "$BRIDGE" -j RETURN
@@ -187,7 +194,8 @@ net_down() {
   if [ -x "${BINS:-/nonexistent}/kube-proxy" ]; then
     "$BINS/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
-  ip route del unreachable "$SERVICE_RANGE" 2>/dev/null || true
+  ip route del "$SERVICE_RANGE" dev "$BRIDGE" 2>/dev/null || true
+  ip route del unreachable "$SERVICE_COVER" 2>/dev/null || true
   ip link del "$BRIDGE" 2>/dev/null || true
 }
 
@@ -246,7 +254,7 @@ kctl() { "$BINS/kubectl" --kubeconfig "$KCFG/admin.kubeconfig" "$@"; }
 images_json() {
   # The pod images the node agent can run: our three, their entrypoint/cmd/user read from
   # images/*/Dockerfile so that pods see what a container runtime would start.
-  python3 - "$REPO" "$OUR_BINS" >"$STATE/images.json" <<'EOF'
+  python3 - "$REPO" "$OUR_BINS" <<'EOF' | write_if_changed "$STATE/images.json"
 import json, re, sys, pathlib
 repo, bins = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 images = {}
@@ -345,9 +353,17 @@ endpoints:
 EOF
 }
 
+# write_if_changed FILE: stdin to FILE unless it already holds exactly that (kube-proxy
+# exits when its config file changes under it, and `up` runs again on a running cluster).
+write_if_changed() {
+  local tmp; tmp="$(mktemp "$1.XXXX")"
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 corefile() {
   # Only the cluster's own zones: anything else gets REFUSED, nothing is forwarded upstream.
-  cat >"$STATE/Corefile" <<EOF
+  write_if_changed "$STATE/Corefile" <<EOF
 $DOMAIN:53 in-addr.arpa:53 ip6.arpa:53 {
     bind $GATEWAY
     errors
@@ -365,7 +381,7 @@ EOF
 }
 
 proxy_config() {
-  cat >"$STATE/kube-proxy.yaml" <<EOF
+  write_if_changed "$STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -391,7 +407,8 @@ cmd_up() {
   ensure_host_tools
   local t0; t0=$(date +%s)
   BINS="$(bins_dir)" || die "building the cluster binaries failed"
-  [ -x "$BINS/node-agent.current" ] || die "the node agent was not built"
+  local with_nodes="${RF_K8S_NODE_AGENT:-1}"
+  [ "$with_nodes" = 0 ] || [ -x "$BINS/node-agent.current" ] || die "the node agent was not built"
   local profile="${RF_K8S_PROFILE:-release}" flag=(--release)
   [ "$profile" = debug ] && flag=()
   log "building rf-server, rf-sentinel, rf-operator ($profile)"
@@ -445,6 +462,11 @@ cmd_up() {
   corefile
   start coredns - "$BINS/coredns" -conf "$STATE/Corefile"
 
+  if [ "$with_nodes" = 0 ]; then
+    wait_for "cluster DNS" 60 dns_answers
+    log "control plane up without nodes (RF_K8S_NODE_AGENT=0) in $(( $(date +%s) - t0 ))s"
+    return 0
+  fi
   local cidrs; cidrs="$(IFS=,; echo "${NODE_CIDRS[*]}")"
   start node-agent - "$BINS/node-agent.current" \
     --state-dir "$STATE/nodes" --kubeconfig-dir "$KCFG" \

@@ -46,22 +46,13 @@ fn run_inner(args: Vec<OsString>) -> ExitCode {
         print!("{}", usage());
         return ExitCode::SUCCESS;
     }
-    let mut template: Option<String> = None;
-    let mut rest = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        if args[i] == "--config-template" {
-            let Some(p) = args.get(i + 1) else {
-                eprintln!("--config-template needs a path");
-                return ExitCode::FAILURE;
-            };
-            template = Some(p.clone());
-            i += 2;
-            continue;
+    let (template, rest) = match crate::server::config::split_config_template(&args) {
+        Ok(split) => split,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
         }
-        rest.push(args[i].clone());
-        i += 1;
-    }
+    };
     let config_path = match rest.first() {
         Some(p) if !p.starts_with("--") => PathBuf::from(p),
         _ => {
@@ -115,7 +106,7 @@ fn run_inner(args: Vec<OsString>) -> ExitCode {
     // relative paths are relative to the start directory; `dir` changes it like Redis
     let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
     if cfg.daemonize && !is_daemon_child {
-        return daemonize(&args_without_template(&args), cfg.pidfile.as_deref());
+        return daemonize(&rest, cfg.pidfile.as_deref());
     }
     if let Some(d) = &cfg.dir {
         if let Err(e) = std::env::set_current_dir(d) {
@@ -149,20 +140,6 @@ fn run_inner(args: Vec<OsString>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn args_without_template(args: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        if args[i] == "--config-template" {
-            i += 2;
-            continue;
-        }
-        out.push(args[i].clone());
-        i += 1;
-    }
-    out
 }
 
 /// `daemonize yes` without fork: start ourselves again detached (new process group, no

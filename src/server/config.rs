@@ -710,6 +710,26 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// Takes `--config-template <path>` out of a command line, wherever it stands (pods pass
+/// `/data/redis.conf --config-template /etc/...`; the usage shows it first): the template
+/// path and the arguments without it. Shared by rf-server and rf-sentinel.
+pub fn split_config_template(args: &[String]) -> Result<(Option<String>, Vec<String>), &'static str> {
+    let mut template = None;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--config-template" {
+            let path = args.get(i + 1).ok_or("--config-template needs a path")?;
+            template = Some(path.clone());
+            i += 2;
+        } else {
+            rest.push(args[i].clone());
+            i += 1;
+        }
+    }
+    Ok((template, rest))
+}
+
 pub fn io_reason(e: &std::io::Error) -> String {
     // Redis prints strerror(errno) without Rust's " (os error N)" suffix.
     let s = e.to_string();
@@ -775,6 +795,27 @@ pub fn args_to_text(args: &[String]) -> String {
         text.push('\n');
     }
     text
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::split_config_template;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn config_template_is_taken_from_any_position() {
+        let (t, rest) = split_config_template(&strings(&["/data/redis.conf", "--config-template", "/etc/t.conf", "--port", "7"])).unwrap();
+        assert_eq!(t.as_deref(), Some("/etc/t.conf"));
+        assert_eq!(rest, strings(&["/data/redis.conf", "--port", "7"]));
+        let (t, rest) = split_config_template(&strings(&["--config-template", "/t", "/c"])).unwrap();
+        assert_eq!((t.as_deref(), rest), (Some("/t"), strings(&["/c"])));
+        let (t, rest) = split_config_template(&strings(&["/c", "--port", "1"])).unwrap();
+        assert_eq!((t, rest), (None, strings(&["/c", "--port", "1"])));
+        assert!(split_config_template(&strings(&["/c", "--config-template"])).is_err());
+    }
 }
 
 #[cfg(test)]

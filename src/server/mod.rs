@@ -126,19 +126,16 @@ fn server_main(args: Vec<String>) -> i32 {
             _ => {}
         }
     }
-    let mut rest: &[String] = &args;
-    let mut template = None;
-    if rest.first().map(|s| s.as_str()) == Some("--config-template") {
-        if rest.len() < 3 {
-            eprintln!("--config-template needs a template path and a config file path");
+    let (template, rest) = match config::split_config_template(&args) {
+        Ok(split) => split,
+        Err(e) => {
+            eprintln!("{e}");
             return 1;
         }
-        template = Some(rest[1].clone());
-        rest = &rest[2..];
-    }
+    };
     let (conf_path, directives) = match rest.first() {
         Some(a) if !a.starts_with("--") => (Some(a.clone()), &rest[1..]),
-        _ => (None, rest),
+        _ => (None, &rest[..]),
     };
     // A trailing "-" after options also means "read stdin" (as redis-server).
     let (conf_path, directives): (Option<String>, Vec<String>) = {

@@ -287,7 +287,7 @@ class LocalProvider:
 
     def up(self):
         started = time.time()
-        log("local cluster: scripts/k8s/cluster.sh up (a cold build of the binaries takes 25-40 min)")
+        log("local cluster: scripts/k8s/cluster.sh up (a cold build of the binaries takes 10-15 min)")
         run(["bash", self.cluster_sh, "up"], capture=False, timeout=3 * 3600)
         env_line = run(["bash", self.cluster_sh, "env"]).stdout.strip()
         # export PATH="..." KUBECONFIG="..."
