@@ -228,7 +228,10 @@ func (p *provisioner) syncVolume(ctx context.Context, name string, get func(stri
 	err = p.client.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{UID: &pv.UID},
 	})
-	if err != nil && !apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) {
+		return nil // a second sync of the same release
+	}
+	if err != nil {
 		return err
 	}
 	klog.Infof("provisioner: deleted released %s and %s", pv.Name, dir)
