@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -720,5 +721,68 @@ func TestVolumeForClaim(t *testing.T) {
 	q := pv.Spec.Capacity[v1.ResourceStorage]
 	if q.String() != "1Gi" {
 		t.Errorf("capacity %s", q.String())
+	}
+}
+
+func TestMountPointsAreCountedAndRemoved(t *testing.T) {
+	root := t.TempDir()
+	h := newHostResources(t.TempDir())
+	bin := filepath.Join(root, "usr", "local", "bin", "rf-server")
+	a, err := h.ensureMountPoint(bin, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 4 { // usr, local, bin, rf-server
+		t.Fatalf("created %v", a)
+	}
+	if st, err := os.Stat(bin); err != nil || !st.Mode().IsRegular() || st.Size() != 0 {
+		t.Fatalf("file mount point: %v %v", st, err)
+	}
+	b, err := h.ensureMountPoint(bin, true) // a second pod shares it
+	if err != nil || len(b) != 4 {
+		t.Fatalf("second user: %v %v", b, err)
+	}
+	existing := filepath.Join(root, "etc")
+	if err := os.Mkdir(existing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.ensureMountPoint(filepath.Join(existing, "redis-failover"), false)
+	if err != nil || len(c) != 1 {
+		t.Fatalf("only the missing part is ours: %v %v", c, err)
+	}
+	h.release(a)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatal("still used by the second pod, must stay")
+	}
+	h.release(b)
+	if _, err := os.Stat(filepath.Join(root, "usr")); !os.IsNotExist(err) {
+		t.Fatalf("unused mount points must go: %v", err)
+	}
+	// A leftover record from a crashed run is cleaned on start, pre-existing dirs kept.
+	h2 := newHostResources(h.stateDir)
+	h2.cleanLeftovers()
+	if _, err := os.Stat(filepath.Join(existing, "redis-failover")); !os.IsNotExist(err) {
+		t.Fatalf("leftover mount point kept: %v", err)
+	}
+	if _, err := os.Stat(existing); err != nil {
+		t.Fatal("a directory the agent did not create must stay")
+	}
+}
+
+func TestPidFileChecksStartTime(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.pid")
+	if err := writePidFile(path, os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	if pid, ok := readPidFile(path); !ok || pid != os.Getpid() {
+		t.Fatalf("own pid file: %d %v", pid, ok)
+	}
+	// The same pid with another start time is another process: leave it alone.
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("%d 1\n", os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := readPidFile(path); ok {
+		t.Fatal("a reused pid must not match")
 	}
 }

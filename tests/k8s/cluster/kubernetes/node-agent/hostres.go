@@ -124,8 +124,8 @@ func removeIfEmpty(p string) {
 }
 
 // cleanLeftovers kills the processes of a previous run (by pid file, checking the start
-// time so a reused pid is left alone), removes its netns and veths, pod dirs and the
-// mount points it created.
+// time so a reused pid is left alone), removes its pod dirs and the mount points it
+// created. (cleanNetworkLeftovers does the netns and veths.)
 func (h *hostResources) cleanLeftovers() {
 	podsDir := filepath.Join(h.stateDir, "pods")
 	pidFiles, _ := filepath.Glob(filepath.Join(podsDir, "*", "*.pid"))
@@ -143,7 +143,6 @@ func (h *hostResources) cleanLeftovers() {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	cleanNetworkLeftovers()
 	entries, _ := os.ReadDir(podsDir)
 	for _, e := range entries {
 		_ = os.RemoveAll(filepath.Join(podsDir, e.Name()))

@@ -124,6 +124,7 @@ func run(cfg *config) error {
 	}
 	host := newHostResources(cfg.stateDir)
 	host.cleanLeftovers()
+	cleanNetworkLeftovers()
 	images := &imageStore{path: cfg.imagesFile}
 	if _, err := images.load(); err != nil {
 		return err
