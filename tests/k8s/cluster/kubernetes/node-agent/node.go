@@ -58,10 +58,11 @@ type nodeAgent struct {
 	services corelisters.ServiceLister
 	pods     corelisters.PodLister
 
-	mu      sync.Mutex
-	workers map[types.UID]*podWorker
-	closing bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	workers  map[types.UID]*podWorker
+	finished map[types.UID]time.Time // pods whose worker ended: late updates must not restart them
+	closing  bool
+	wg       sync.WaitGroup
 
 	tokensMu sync.Mutex
 	tokens   map[string]cachedToken
@@ -302,6 +303,9 @@ func (n *nodeAgent) podUpdated(obj interface{}) {
 		return
 	}
 	w := n.workers[pod.UID]
+	if _, done := n.finished[pod.UID]; done && w == nil {
+		return
+	}
 	if w == nil {
 		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			if pod.DeletionTimestamp != nil {
@@ -318,6 +322,13 @@ func (n *nodeAgent) podUpdated(obj interface{}) {
 			w.run()
 			n.mu.Lock()
 			delete(n.workers, pod.UID)
+			now := time.Now()
+			n.finished[pod.UID] = now
+			for uid, at := range n.finished {
+				if now.Sub(at) > 10*time.Minute {
+					delete(n.finished, uid)
+				}
+			}
 			n.mu.Unlock()
 		}()
 		return

@@ -29,7 +29,7 @@ type podWorker struct {
 	mu           sync.Mutex
 	pod          *v1.Pod
 	firstSeen    *v1.Pod // as the agent found it, before its own status patches
-	gone         bool // the pod object no longer exists in the API
+	gone         bool    // the pod object no longer exists in the API
 	stopping     bool
 	netns        string
 	vethHost     string
