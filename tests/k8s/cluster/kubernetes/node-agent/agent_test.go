@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -784,5 +785,25 @@ func TestPidFileChecksStartTime(t *testing.T) {
 	}
 	if _, ok := readPidFile(path); ok {
 		t.Fatal("a reused pid must not match")
+	}
+}
+
+func TestExecStreamsAndExitStatus(t *testing.T) {
+	s := execStreamsOf(map[string][]string{"input": {"1"}, "output": {"1"}, "error": {"1"}})
+	if !s.stdin || !s.stdout || !s.stderr || s.tty || s.expected() != 4 {
+		t.Errorf("streams %+v expected %d", s, s.expected())
+	}
+	s = execStreamsOf(map[string][]string{"output": {"1"}, "error": {"1"}, "tty": {"true"}})
+	if s.stderr || !s.tty || s.expected() != 3 { // error, stdout, resize
+		t.Errorf("tty streams %+v expected %d", s, s.expected())
+	}
+	if st := exitStatus(nil); st.Status != metav1.StatusSuccess {
+		t.Errorf("success status %+v", st)
+	}
+	err := exec.Command("sh", "-c", "exit 3").Run()
+	st := exitStatus(err)
+	if st.Status != metav1.StatusFailure || st.Reason != "NonZeroExitCode" ||
+		st.Details == nil || st.Details.Causes[0].Type != "ExitCode" || st.Details.Causes[0].Message != "3" {
+		t.Errorf("exit status %+v", st)
 	}
 }

@@ -16,14 +16,16 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
-// serveKubeletAPI serves the part of the kubelet API that `kubectl logs` needs:
-// GET /containerLogs/<namespace>/<pod>/<container>?follow&tailLines&previous&limitBytes.
+// serveKubeletAPI serves the part of the kubelet API that `kubectl logs` and `kubectl exec`
+// need: GET /containerLogs/<namespace>/<pod>/<container>?follow&tailLines&previous&limitBytes
+// and /exec/<namespace>/<pod>/<container>?command=... (see serveExec).
 // Clients must present a certificate of --client-ca-file (the apiserver's kubelet client).
 func serveKubeletAPI(ctx context.Context, cfg *config, addr string, n *nodeAgent) error {
 	if cfg.tlsCertFile == "" || cfg.tlsKeyFile == "" {
 		return fmt.Errorf("--tls-cert-file and --tls-key-file are needed for the kubelet API")
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	// HTTP/1.1 only: exec upgrades (hijacks) the connection, which HTTP/2 cannot.
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	if cfg.clientCAFile != "" {
 		pem, err := os.ReadFile(cfg.clientCAFile)
 		if err != nil {
@@ -36,18 +38,26 @@ func serveKubeletAPI(ctx context.Context, cfg *config, addr string, n *nodeAgent
 		tlsCfg.ClientCAs = pool
 		tlsCfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
-	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
-		n.serveContainerLogs(r.Context(), w, r)
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: n.kubeletHandler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	err := srv.ListenAndServeTLS(cfg.tlsCertFile, cfg.tlsKeyFile)
 	if err == http.ErrServerClosed {
 		return nil
 	}
 	return err
+}
+
+// kubeletHandler routes the kubelet API subset.
+func (n *nodeAgent) kubeletHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
+		n.serveContainerLogs(r.Context(), w, r)
+	})
+	mux.HandleFunc("POST /exec/{namespace}/{pod}/{container}", n.serveExec)
+	mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", n.serveExec)
+	return mux
 }
 
 func (n *nodeAgent) serveContainerLogs(ctx context.Context, w http.ResponseWriter, r *http.Request) {
