@@ -107,6 +107,8 @@ pub static PARAMS: &[Param] = &[
     p!("dir", Kind::Special, ""),
     // replication
     p!("replicaof", ["slaveof"], Kind::Special, ""),
+    // rf-server's own: ask these sentinels who the master is before serving (startup_guard).
+    p!("sentinel-startup-check", Kind::Special, "", immutable),
     p!("masterauth", Kind::Str, ""),
     p!("masteruser", Kind::Str, ""),
     p!("replica-serve-stale-data", ["slave-serve-stale-data"], Kind::Bool, "yes"),
@@ -360,6 +362,16 @@ fn special_value(name: &str, args: &[String]) -> Result<String, String> {
             }
             args[1].parse::<u16>().map_err(|_| "Invalid master port".to_string())?;
             Ok(format!("{} {}", args[0], args[1]))
+        }
+        "sentinel-startup-check" => {
+            if args.len() == 1 && args[0].is_empty() {
+                return Ok(String::new());
+            }
+            if args.len() != 3 {
+                return Err("wrong number of arguments: sentinel-startup-check <master-name> <sentinels-host> <port>".into());
+            }
+            args[2].parse::<u16>().map_err(|_| "Invalid sentinel port".to_string())?;
+            Ok(args.join(" "))
         }
         "dir" => {
             if args.len() != 1 {

@@ -50,6 +50,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod replication;
 pub mod sentinel_mode;
+pub mod startup_guard;
 pub mod state;
 pub mod types;
 pub mod value;
@@ -158,7 +159,7 @@ fn server_main(args: Vec<String>) -> i32 {
         }
     }
     let extra = config::args_to_text(&directives);
-    let cfg = match config::load(conf_path.as_deref(), &extra) {
+    let mut cfg = match config::load(conf_path.as_deref(), &extra) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -179,6 +180,9 @@ fn server_main(args: Vec<String>) -> i32 {
         log::warning("Configuration loaded");
     } else {
         log::warning("Warning: no config file specified, using the default config. In order to specify a config file use rf-server /path/to/redis.conf");
+    }
+    if let Some(check) = startup_guard::Check::from_config(&cfg) {
+        startup_guard::run(&check, &mut cfg);
     }
     // `io-threads 1` (Redis's default) runs every connection on one thread, as Redis's event
     // loop does: measured on 2 cores, a second worker costs ~25% more CPU per request (task

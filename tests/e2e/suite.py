@@ -106,13 +106,14 @@ class HostWriter:
         self.events = []  # (datetime, "ACK"|"FAIL", i)
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
+        import redis  # redis-py (.ci/run installs it): a missing module must not read as failed writes
+        self.redis = redis
 
     def start(self):
         self.thread.start()
 
     def _one(self, i):
-        import redis
-        client = redis.Redis(host=self.host, port=self.port, password=self.password,
+        client = self.redis.Redis(host=self.host, port=self.port, password=self.password,
                              socket_connect_timeout=1, socket_timeout=5)
         try:
             ok = client.set(f"{self.prefix}:{i}", str(i))

@@ -186,6 +186,14 @@ pub fn render_redis_conf(
             let _ = writeln!(out, "appendonly yes");
         }
     }
+    // Before serving, ask the sentinels who the master is: a master restarted before they
+    // noticed comes back without its data and must not take the role back (startup_guard).
+    let _ = writeln!(
+        out,
+        "sentinel-startup-check {} {}.{namespace}.svc.cluster.local {SENTINEL_PORT}",
+        MASTER_NAME,
+        names::headless_service(cluster, Component::Sentinel)
+    );
     if ordinal != master.ordinal {
         let _ = writeln!(
             out,
