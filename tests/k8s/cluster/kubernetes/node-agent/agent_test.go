@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -805,5 +806,42 @@ func TestExecStreamsAndExitStatus(t *testing.T) {
 	if st.Status != metav1.StatusFailure || st.Reason != "NonZeroExitCode" ||
 		st.Details == nil || st.Details.Causes[0].Type != "ExitCode" || st.Details.Causes[0].Message != "3" {
 		t.Errorf("exit status %+v", st)
+	}
+}
+
+func TestEndedPodIsNotStartedAgain(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`
+	if err := os.WriteFile(filepath.Join(dir, "rf-node-1.kubeconfig"), []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, cidr, _ := net.ParseCIDR("10.244.1.0/24")
+	cfg := &config{kubeconfigDir: dir, podCIDRs: []*net.IPNet{cidr}, gateway: net.ParseIP("10.244.0.1").To4()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := newNodeAgent(ctx, cfg, 0, "rf-node-1", "/bin/false", nil, newHostResources(dir), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := testPod()
+	pod.Spec.NodeName = "rf-node-1"
+	pod.Status.Phase = v1.PodRunning
+	n.workerEnded(pod.UID, time.Now())
+	n.podUpdated(pod) // a late update of the pod whose worker just ended
+	n.mu.Lock()
+	started := len(n.workers)
+	n.mu.Unlock()
+	if started != 0 {
+		t.Fatal("a pod whose worker ended must not start again")
+	}
+	n.workerEnded("other", time.Now().Add(11*time.Minute))
+	if _, kept := n.finished[pod.UID]; kept {
+		t.Error("records older than 10 minutes are pruned")
 	}
 }

@@ -93,9 +93,10 @@ func newNodeAgent(ctx context.Context, cfg *config, index int, name, self string
 		client: client, events: events,
 		recorder: events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: name}),
 		images:   images, host: host,
-		ips:     newIPAllocator(cfg.podCIDRs[index]),
-		workers: map[types.UID]*podWorker{},
-		tokens:  map[string]cachedToken{},
+		ips:      newIPAllocator(cfg.podCIDRs[index]),
+		workers:  map[types.UID]*podWorker{},
+		finished: map[types.UID]time.Time{},
+		tokens:   map[string]cachedToken{},
 	}, nil
 }
 
@@ -320,20 +321,24 @@ func (n *nodeAgent) podUpdated(obj interface{}) {
 		go func() {
 			defer n.wg.Done()
 			w.run()
-			n.mu.Lock()
-			delete(n.workers, pod.UID)
-			now := time.Now()
-			n.finished[pod.UID] = now
-			for uid, at := range n.finished {
-				if now.Sub(at) > 10*time.Minute {
-					delete(n.finished, uid)
-				}
-			}
-			n.mu.Unlock()
+			n.workerEnded(pod.UID, time.Now())
 		}()
 		return
 	}
 	w.update(pod)
+}
+
+// workerEnded forgets a pod's worker and remembers for 10 minutes that it ended.
+func (n *nodeAgent) workerEnded(uid types.UID, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.workers, uid)
+	n.finished[uid] = now
+	for u, at := range n.finished {
+		if now.Sub(at) > 10*time.Minute {
+			delete(n.finished, u)
+		}
+	}
 }
 
 func (n *nodeAgent) podRemoved(pod *v1.Pod) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,6 +209,14 @@ func (w *podWorker) startPod() {
 			w.volumes = vols
 			w.mu.Unlock()
 			break
+		}
+		// Right after binding, the Node authorizer may not know the pod yet (its graph
+		// follows the same watch as we do): retry such refusals quietly for a moment.
+		if attempt < 4 && strings.Contains(err.Error(), "is forbidden") {
+			if !w.sleepOrEnd(500 * time.Millisecond) {
+				return
+			}
+			continue
 		}
 		w.event(w.podRef(), v1.EventTypeWarning, "FailedMount", "%v", err)
 		if !w.sleepOrEnd(retryDelay(attempt)) {
