@@ -8,8 +8,8 @@
 //! this to the operator ("disable auto-restart when persistence is off"). Here the server
 //! asks the sentinels first:
 //! - they name another master: start as its replica, whatever the rendered config says;
-//! - they name this server, it has no AOF, and they know a replica holding data: stay off
-//!   the network until they fail over to that replica, then start as its replica;
+//! - they name this server, it has no AOF, and they know a live replica: stay off the
+//!   network until they fail over to it, then start as its replica;
 //! - otherwise (first start, no sentinel reachable, an AOF to load): as configured.
 //!
 //! The decision ([`decide`]) is pure; [`run`] does the blocking queries before the server
@@ -50,7 +50,9 @@ impl Check {
 pub struct Round {
     /// One entry per sentinel that answered `get-master-addr-by-name`.
     pub masters: Vec<Addr>,
-    /// A replica known to the sentinels has replicated something (offset > 0).
+    /// The sentinels know a live replica (not down, not disconnected). It holds the data
+    /// this server lost, or will take over cheaply if it holds none: either way it is the
+    /// one to promote. (Its offset is no signal: the sentinels refresh it only every 10 s.)
     pub replica_has_data: bool,
 }
 
@@ -135,7 +137,9 @@ fn ask(check: &Check) -> Round {
         if !round.replica_has_data {
             if let Some(Frame::Array(replicas)) = query(addr, &["SENTINEL", "REPLICAS", &check.master_name]) {
                 round.replica_has_data = replicas.iter().any(|r| {
-                    fields(r).iter().any(|(k, v)| k == "slave-repl-offset" && v.parse::<i64>().is_ok_and(|o| o > 0))
+                    fields(r).iter().any(|(k, v)| {
+                        k == "flags" && !v.split(',').any(|f| matches!(f, "s_down" | "o_down" | "disconnected"))
+                    })
                 });
             }
         }
