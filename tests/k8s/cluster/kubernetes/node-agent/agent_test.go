@@ -845,3 +845,19 @@ current-context: c
 		t.Error("records older than 10 minutes are pruned")
 	}
 }
+
+func TestKeyedVolumeMissingItemKey(t *testing.T) {
+	items := []v1.KeyToPath{{Key: "absent", Path: "x"}}
+	_, err := keyedVolumePayload(objects(), kindConfigMapSource, "ns1", "cfg", items, nil, nil)
+	if err == nil || err.Error() != "configmap references non-existent config key: absent" {
+		t.Errorf("configmap: %v", err)
+	}
+	_, err = keyedVolumePayload(objects(), kindSecretSource, "ns1", "pw", items, nil, nil)
+	if err == nil || err.Error() != "references non-existent secret key: absent" {
+		t.Errorf("secret: %v", err)
+	}
+	payload, err := keyedVolumePayload(objects(), kindSecretSource, "ns1", "pw", items, nil, ptr.To(true))
+	if err != nil || len(payload) != 0 {
+		t.Errorf("optional: %v %v", payload, err)
+	}
+}

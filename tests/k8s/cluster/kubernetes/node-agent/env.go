@@ -78,36 +78,30 @@ func containerEnv(pod *v1.Pod, c *v1.Container, svcEnv map[string]string, src ob
 		tmp[k] = v
 	}
 	for _, from := range c.EnvFrom {
+		kind, name, optional := kindConfigMapSource, "", false
 		switch {
 		case from.ConfigMapRef != nil:
-			optional := from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional
-			cm, err := src.configMap(pod.Namespace, from.ConfigMapRef.Name)
-			if err != nil {
-				if optional && apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, &configError{fmt.Sprintf("configmap %q not found", from.ConfigMapRef.Name)}
-			}
-			for _, k := range sortedKeys(cm.Data) {
-				set(from.Prefix+k, cm.Data[k])
-			}
+			name, optional = from.ConfigMapRef.Name, from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional
 		case from.SecretRef != nil:
-			optional := from.SecretRef.Optional != nil && *from.SecretRef.Optional
-			s, err := src.secret(pod.Namespace, from.SecretRef.Name)
-			if err != nil {
-				if optional && apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, &configError{fmt.Sprintf("secret %q not found", from.SecretRef.Name)}
+			kind = kindSecretSource
+			name, optional = from.SecretRef.Name, from.SecretRef.Optional != nil && *from.SecretRef.Optional
+		default:
+			continue
+		}
+		data, err := keyedData(src, kind, pod.Namespace, name, false)
+		if err != nil {
+			if optional && apierrors.IsNotFound(err) {
+				continue
 			}
-			keys := make([]string, 0, len(s.Data))
-			for k := range s.Data {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				set(from.Prefix+k, string(s.Data[k]))
-			}
+			return nil, &configError{notFound(kind, name)}
+		}
+		keys := make([]string, 0, len(data))
+		for k := range data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			set(from.Prefix+k, string(data[k]))
 		}
 	}
 	mapping := expansion.MappingFuncFor(tmp, svcEnv)
@@ -193,42 +187,68 @@ func envValueFrom(pod *v1.Pod, c *v1.Container, from *v1.EnvVarSource, src objec
 		return v, false, nil
 	case from.ConfigMapKeyRef != nil:
 		ref := from.ConfigMapKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		cm, err := src.configMap(pod.Namespace, ref.Name)
-		if err != nil {
-			if optional && apierrors.IsNotFound(err) {
-				return "", true, nil
-			}
-			return "", false, &configError{fmt.Sprintf("configmap %q not found", ref.Name)}
-		}
-		v, ok := cm.Data[ref.Key]
-		if !ok {
-			if optional {
-				return "", true, nil
-			}
-			return "", false, &configError{fmt.Sprintf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)}
-		}
-		return v, false, nil
+		return keyValue(src, kindConfigMapSource, pod.Namespace, ref.Name, ref.Key, ref.Optional != nil && *ref.Optional)
 	case from.SecretKeyRef != nil:
 		ref := from.SecretKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		s, err := src.secret(pod.Namespace, ref.Name)
-		if err != nil {
-			if optional && apierrors.IsNotFound(err) {
-				return "", true, nil
-			}
-			return "", false, &configError{fmt.Sprintf("secret %q not found", ref.Name)}
-		}
-		v, ok := s.Data[ref.Key]
-		if !ok {
-			if optional {
-				return "", true, nil
-			}
-			return "", false, &configError{fmt.Sprintf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)}
-		}
-		return string(v), false, nil
+		return keyValue(src, kindSecretSource, pod.Namespace, ref.Name, ref.Key, ref.Optional != nil && *ref.Optional)
 	}
 	return "", true, nil
+}
+
+// The two keyed sources, named as in the kubelet's messages.
+const (
+	kindConfigMapSource = "ConfigMap"
+	kindSecretSource    = "Secret"
+)
+
+// keyedData reads a ConfigMap (its data, and binaryData when withBinary, as volumes use it)
+// or a Secret as key -> bytes.
+func keyedData(src objectSource, kind, namespace, name string, withBinary bool) (map[string][]byte, error) {
+	if kind == kindSecretSource {
+		s, err := src.secret(namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		return s.Data, nil
+	}
+	cm, err := src.configMap(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string][]byte{}
+	for k, v := range cm.Data {
+		data[k] = []byte(v)
+	}
+	if withBinary {
+		for k, v := range cm.BinaryData {
+			data[k] = v
+		}
+	}
+	return data, nil
+}
+
+// notFound is the kubelet's message for a missing ConfigMap or Secret.
+func notFound(kind, name string) string {
+	return fmt.Sprintf("%s %q not found", strings.ToLower(kind), name)
+}
+
+// keyValue resolves a configMapKeyRef or secretKeyRef; skip when it is optional and absent.
+func keyValue(src objectSource, kind, namespace, name, key string, optional bool) (value string, skip bool, err error) {
+	data, err := keyedData(src, kind, namespace, name, false)
+	if err != nil {
+		if optional && apierrors.IsNotFound(err) {
+			return "", true, nil
+		}
+		return "", false, &configError{notFound(kind, name)}
+	}
+	v, ok := data[key]
+	if !ok {
+		if optional {
+			return "", true, nil
+		}
+		return "", false, &configError{fmt.Sprintf("couldn't find key %s in %s %s/%s", key, kind, namespace, name)}
+	}
+	return string(v), false, nil
 }
 
 // podFieldValue is the kubelet's podFieldSelectorRuntimeValue.

@@ -80,13 +80,13 @@ func prepareVolume(pod *v1.Pod, vol *v1.Volume, podDir string, src volumeSource,
 	}
 	switch {
 	case vol.ConfigMap != nil:
-		payload, err := configMapPayload(pod.Namespace, vol.ConfigMap.Name, vol.ConfigMap.Items, vol.ConfigMap.DefaultMode, vol.ConfigMap.Optional, src)
+		payload, err := keyedVolumePayload(src, kindConfigMapSource, pod.Namespace, vol.ConfigMap.Name, vol.ConfigMap.Items, vol.ConfigMap.DefaultMode, vol.ConfigMap.Optional)
 		if err != nil {
 			return mountedVolume{}, err
 		}
 		return writeProjected(kindConfigMap, payload)
 	case vol.Secret != nil:
-		payload, err := secretPayload(pod.Namespace, vol.Secret.SecretName, vol.Secret.Items, vol.Secret.DefaultMode, vol.Secret.Optional, src)
+		payload, err := keyedVolumePayload(src, kindSecretSource, pod.Namespace, vol.Secret.SecretName, vol.Secret.Items, vol.Secret.DefaultMode, vol.Secret.Optional)
 		if err != nil {
 			return mountedVolume{}, err
 		}
@@ -190,7 +190,7 @@ func modeOr(mode *int32, def int32) os.FileMode {
 
 // keyedPayload maps keys to files: every key, or only the items (a missing item key is an
 // error unless the source is optional).
-func keyedPayload(data map[string][]byte, items []v1.KeyToPath, defaultMode os.FileMode, optional bool, what string) (map[string]fileProjection, error) {
+func keyedPayload(data map[string][]byte, items []v1.KeyToPath, defaultMode os.FileMode, optional bool, kind string) (map[string]fileProjection, error) {
 	payload := map[string]fileProjection{}
 	if len(items) == 0 {
 		for k, v := range data {
@@ -204,42 +204,27 @@ func keyedPayload(data map[string][]byte, items []v1.KeyToPath, defaultMode os.F
 			if optional {
 				continue
 			}
-			return nil, fmt.Errorf("configured to use key %q which does not exist in %s", it.Key, what)
+			if kind == kindSecretSource {
+				return nil, fmt.Errorf("references non-existent secret key: %s", it.Key)
+			}
+			return nil, fmt.Errorf("configmap references non-existent config key: %s", it.Key)
 		}
 		payload[it.Path] = fileProjection{data: v, mode: modeOr(it.Mode, int32(defaultMode))}
 	}
 	return payload, nil
 }
 
-func configMapPayload(namespace, name string, items []v1.KeyToPath, defaultMode *int32, optional *bool, src objectSource) (map[string]fileProjection, error) {
+// keyedVolumePayload is the payload of a configMap or secret volume (or projection).
+func keyedVolumePayload(src objectSource, kind, namespace, name string, items []v1.KeyToPath, defaultMode *int32, optional *bool) (map[string]fileProjection, error) {
 	opt := optional != nil && *optional
-	cm, err := src.configMap(namespace, name)
+	data, err := keyedData(src, kind, namespace, name, true)
 	if err != nil {
 		if opt && apierrors.IsNotFound(err) {
 			return map[string]fileProjection{}, nil
 		}
-		return nil, fmt.Errorf("configmap %q not found", name)
+		return nil, errors.New(notFound(kind, name))
 	}
-	data := map[string][]byte{}
-	for k, v := range cm.Data {
-		data[k] = []byte(v)
-	}
-	for k, v := range cm.BinaryData {
-		data[k] = v
-	}
-	return keyedPayload(data, items, modeOr(defaultMode, 0o644), opt, "configmap "+name)
-}
-
-func secretPayload(namespace, name string, items []v1.KeyToPath, defaultMode *int32, optional *bool, src objectSource) (map[string]fileProjection, error) {
-	opt := optional != nil && *optional
-	s, err := src.secret(namespace, name)
-	if err != nil {
-		if opt && apierrors.IsNotFound(err) {
-			return map[string]fileProjection{}, nil
-		}
-		return nil, fmt.Errorf("secret %q not found", name)
-	}
-	return keyedPayload(s.Data, items, modeOr(defaultMode, 0o644), opt, "secret "+name)
+	return keyedPayload(data, items, modeOr(defaultMode, 0o644), opt, kind)
 }
 
 func downwardAPIPayload(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, defaultMode *int32, info podRuntimeInfo) (map[string]fileProjection, error) {
@@ -273,13 +258,13 @@ func projectedPayload(pod *v1.Pod, p *v1.ProjectedVolumeSource, src volumeSource
 		mode := int32(defaultMode)
 		switch {
 		case s.ConfigMap != nil:
-			part, err := configMapPayload(pod.Namespace, s.ConfigMap.Name, s.ConfigMap.Items, &mode, s.ConfigMap.Optional, src)
+			part, err := keyedVolumePayload(src, kindConfigMapSource, pod.Namespace, s.ConfigMap.Name, s.ConfigMap.Items, &mode, s.ConfigMap.Optional)
 			if err != nil {
 				return nil, err
 			}
 			merge(part)
 		case s.Secret != nil:
-			part, err := secretPayload(pod.Namespace, s.Secret.Name, s.Secret.Items, &mode, s.Secret.Optional, src)
+			part, err := keyedVolumePayload(src, kindSecretSource, pod.Namespace, s.Secret.Name, s.Secret.Items, &mode, s.Secret.Optional)
 			if err != nil {
 				return nil, err
 			}
