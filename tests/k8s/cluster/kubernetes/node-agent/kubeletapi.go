@@ -16,9 +16,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
-// serveKubeletAPI serves the part of the kubelet API that `kubectl logs` and `kubectl exec`
-// need: GET /containerLogs/<namespace>/<pod>/<container>?follow&tailLines&previous&limitBytes
-// and /exec/<namespace>/<pod>/<container>?command=... (see serveExec).
+// serveKubeletAPI serves the part of the kubelet API that `kubectl logs`, `exec` and
+// `port-forward` need: GET /containerLogs/<namespace>/<pod>/<container>?follow&tailLines&previous&limitBytes
+// /exec/<namespace>/<pod>/<container>?command=... (see serveExec) and
+// /portForward/<namespace>/<pod> (see servePortForward).
 // Clients must present a certificate of --client-ca-file (the apiserver's kubelet client).
 func serveKubeletAPI(ctx context.Context, cfg *config, addr string, n *nodeAgent) error {
 	if cfg.tlsCertFile == "" || cfg.tlsKeyFile == "" {
@@ -57,6 +58,8 @@ func (n *nodeAgent) kubeletHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /exec/{namespace}/{pod}/{container}", n.serveExec)
 	mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", n.serveExec)
+	mux.HandleFunc("POST /portForward/{namespace}/{pod}", n.servePortForward)
+	mux.HandleFunc("GET /portForward/{namespace}/{pod}", n.servePortForward)
 	return mux
 }
 

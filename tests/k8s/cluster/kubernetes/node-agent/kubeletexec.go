@@ -150,20 +150,15 @@ func (n *nodeAgent) serveExec(w http.ResponseWriter, r *http.Request) {
 
 // findRunner is the running container of a pod of this node.
 func (n *nodeAgent) findRunner(namespace, podName, container string) *containerRunner {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, w := range n.workers {
-		p := w.current()
-		if p.Namespace != namespace || p.Name != podName {
-			continue
-		}
-		w.mu.Lock()
-		all := append(append([]*containerRunner{}, w.containers...), w.init...)
-		w.mu.Unlock()
-		for _, c := range all {
-			if c.spec.Name == container {
-				return c
-			}
+	w := n.findWorker(namespace, podName)
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range append(append([]*containerRunner{}, w.containers...), w.init...) {
+		if c.spec.Name == container {
+			return c
 		}
 	}
 	return nil

@@ -33,6 +33,7 @@ type podWorker struct {
 	gone         bool    // the pod object no longer exists in the API
 	stopping     bool
 	netns        string
+	nsFile       string // netnsPath(netns) once the sandbox exists, empty for hostNetwork
 	vethHost     string
 	vethPeer     string
 	ip           net.IP
@@ -377,6 +378,13 @@ func (w *podWorker) runtimeInfo() podRuntimeInfo {
 
 func (w *podWorker) hostNetwork() bool { return w.current().Spec.HostNetwork }
 
+// netnsFile is the pod's network namespace file, empty for hostNetwork pods.
+func (w *podWorker) netnsFile() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nsFile
+}
+
 // setupSandbox makes the pod's network and its hosts, resolv.conf files.
 func (w *podWorker) setupSandbox() error {
 	pod := w.current()
@@ -416,7 +424,12 @@ func (w *podWorker) setupSandbox() error {
 			return err
 		}
 	}
+	nsFile := ""
+	if !w.hostNetwork() {
+		nsFile = netnsPath(w.netns)
+	}
 	w.mu.Lock()
+	w.nsFile = nsFile
 	w.ip, w.lastIP = ip, ip
 	w.sandboxReady = true
 	w.mu.Unlock()
