@@ -38,6 +38,9 @@ const (
 	leaseDurationSeconds = 40
 	nodeStatusInterval   = 20 * time.Second
 	volumeResyncInterval = 30 * time.Second
+	// apiCallTimeout bounds the agent's one-shot API calls, so a hung request cannot hold
+	// a pod worker (the client's own timeout would also cut the informers' watches).
+	apiCallTimeout = 30 * time.Second
 )
 
 // nodeAgent is one node: its Node object, Lease, and the pods bound to it.
@@ -352,7 +355,9 @@ func (n *nodeAgent) podRemoved(pod *v1.Pod) {
 
 // deleteFinally is the kubelet's last word on a pod: delete with grace 0, for this UID only.
 func (n *nodeAgent) deleteFinally(pod *v1.Pod) {
-	err := n.client.CoreV1().Pods(pod.Namespace).Delete(context.Background(), pod.Name, metav1.DeleteOptions{
+	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
+	defer cancel()
+	err := n.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0),
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 	})
@@ -385,19 +390,27 @@ func (n *nodeAgent) shutdown(ctx context.Context) {
 // objectSource and volumeSource through the node's identity.
 
 func (n *nodeAgent) secret(namespace, name string) (*v1.Secret, error) {
-	return n.client.CoreV1().Secrets(namespace).Get(context.Background(), name, metav1.GetOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
+	defer cancel()
+	return n.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 func (n *nodeAgent) configMap(namespace, name string) (*v1.ConfigMap, error) {
-	return n.client.CoreV1().ConfigMaps(namespace).Get(context.Background(), name, metav1.GetOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
+	defer cancel()
+	return n.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 func (n *nodeAgent) pvc(namespace, name string) (*v1.PersistentVolumeClaim, error) {
-	return n.client.CoreV1().PersistentVolumeClaims(namespace).Get(context.Background(), name, metav1.GetOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
+	defer cancel()
+	return n.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 func (n *nodeAgent) pv(name string) (*v1.PersistentVolume, error) {
-	return n.client.CoreV1().PersistentVolumes().Get(context.Background(), name, metav1.GetOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
+	defer cancel()
+	return n.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
 }
 
 func (n *nodeAgent) token(pod *v1.Pod, audience string, expirationSeconds int64) (string, error) {
@@ -420,7 +433,9 @@ func (n *nodeAgent) token(pod *v1.Pod, audience string, expirationSeconds int64)
 	if audience != "" {
 		req.Spec.Audiences = []string{audience}
 	}
-	resp, err := n.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(context.Background(), sa, req, metav1.CreateOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
+	defer cancel()
+	resp, err := n.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
 	if err != nil {
 		return "", err
 	}

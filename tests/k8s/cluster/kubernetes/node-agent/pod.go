@@ -560,7 +560,9 @@ func (w *podWorker) syncStatus(force bool) {
 	if err != nil {
 		return
 	}
-	_, err = w.n.client.CoreV1().Pods(pod.Namespace).Patch(context.Background(), pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
+	defer cancel()
+	_, err = w.n.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			klog.Errorf("pod %s: status patch: %v", podDesc(pod), err)
