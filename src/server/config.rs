@@ -367,8 +367,8 @@ fn special_value(name: &str, args: &[String]) -> Result<String, String> {
             if args.len() == 1 && args[0].is_empty() {
                 return Ok(String::new());
             }
-            if args.len() != 3 {
-                return Err("wrong number of arguments: sentinel-startup-check <master-name> <sentinels-host> <port>".into());
+            if args.len() != 3 && args.len() != 4 {
+                return Err("wrong number of arguments: sentinel-startup-check <master-name> <sentinels-host> <port> [<servers-host>]".into());
             }
             args[2].parse::<u16>().map_err(|_| "Invalid sentinel port".to_string())?;
             Ok(args.join(" "))

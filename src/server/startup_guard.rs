@@ -8,8 +8,9 @@
 //! this to the operator ("disable auto-restart when persistence is off"). Here the server
 //! asks the sentinels first:
 //! - they name another master: start as its replica, whatever the rendered config says;
-//! - they name this server, it has no AOF, and they know a live replica: stay off the
-//!   network until they fail over to it, then start as its replica;
+//! - they name this server, it has no AOF, and they know a live replica, or one of the
+//!   group's servers (asked directly) replicates this server and has data: stay off the
+//!   network until they fail over, then start as the new master's replica;
 //! - otherwise (first start, no sentinel reachable, an AOF to load): as configured.
 //!
 //! The decision ([`decide`]) is pure; [`run`] does the blocking queries before the server
@@ -33,15 +34,20 @@ pub struct Check {
     pub master_name: String,
     pub sentinels_host: String,
     pub sentinels_port: u16,
+    /// A name resolving to every server of the group (a headless Service), asked directly
+    /// whether one of them replicates this server.
+    pub servers_host: Option<String>,
 }
 
 impl Check {
-    /// The directive's value, `<master-name> <host> <port>`; None when unset.
+    /// The directive's value, `<master-name> <sentinels-host> <port> [<servers-host>]`;
+    /// None when unset.
     pub fn from_config(cfg: &Config) -> Option<Check> {
         let v = cfg.get("sentinel-startup-check");
         let mut it = v.split_whitespace();
         let (name, host, port) = (it.next()?, it.next()?, it.next()?.parse().ok()?);
-        Some(Check { master_name: name.into(), sentinels_host: host.into(), sentinels_port: port })
+        let servers_host = it.next().map(str::to_string);
+        Some(Check { master_name: name.into(), sentinels_host: host.into(), sentinels_port: port, servers_host })
     }
 }
 
@@ -83,11 +89,15 @@ pub fn decide(me: &Addr, round: &Round, has_aof: bool) -> Step {
     }
 }
 
-fn query(addr: SocketAddr, args: &[&str]) -> Option<Frame> {
+fn connect(addr: SocketAddr) -> Option<TcpStream> {
     let timeout = Duration::from_millis(800);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    let stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.set_write_timeout(Some(timeout)).ok()?;
+    Some(stream)
+}
+
+fn call(stream: &mut TcpStream, args: &[&str]) -> Option<Frame> {
     let mut out = BytesMut::new();
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     encode_command(&args, &mut out);
@@ -106,6 +116,34 @@ fn query(addr: SocketAddr, args: &[&str]) -> Option<Frame> {
     }
 }
 
+fn query(addr: SocketAddr, args: &[&str]) -> Option<Frame> {
+    call(&mut connect(addr)?, args)
+}
+
+fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
+    (host, port).to_socket_addrs().map(|a| a.collect()).unwrap_or_default()
+}
+
+/// Whether one of the servers behind `servers_host` is a replica of `me` that has
+/// replicated something: it holds the data this server just lost.
+fn replica_of_me_with_data(servers_host: &str, me: &Addr, auth: &[&str]) -> bool {
+    resolve(servers_host, me.1).into_iter().any(|addr| {
+        let Some(mut stream) = connect(addr) else { return false };
+        if !auth.is_empty() {
+            let mut args = vec!["AUTH"];
+            args.extend_from_slice(auth);
+            if !matches!(call(&mut stream, &args), Some(Frame::Simple(_))) {
+                return false;
+            }
+        }
+        let Some(info) = call(&mut stream, &["INFO", "replication"]).as_ref().and_then(text) else { return false };
+        let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(str::trim);
+        field("role") == Some("slave")
+            && field("master_host").is_some_and(|h| h.eq_ignore_ascii_case(&me.0))
+            && field("slave_repl_offset").and_then(|o| o.parse::<i64>().ok()).is_some_and(|o| o > 0)
+    })
+}
+
 fn text(f: &Frame) -> Option<String> {
     f.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned())
 }
@@ -119,13 +157,9 @@ fn fields(entry: &Frame) -> Vec<(String, String)> {
     }
 }
 
-fn ask(check: &Check) -> Round {
+fn ask(check: &Check, me: &Addr, auth: &[&str]) -> Round {
     let mut round = Round::default();
-    let addrs: Vec<SocketAddr> = match (check.sentinels_host.as_str(), check.sentinels_port).to_socket_addrs() {
-        Ok(a) => a.collect(),
-        Err(_) => return round,
-    };
-    for addr in addrs {
+    for addr in resolve(&check.sentinels_host, check.sentinels_port) {
         let Some(Frame::Array(reply)) = query(addr, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", &check.master_name]) else {
             continue;
         };
@@ -144,6 +178,13 @@ fn ask(check: &Check) -> Round {
             }
         }
     }
+    // The sentinels learn replicas from the master's INFO every 10 s: right after a group
+    // starts they may know none, so the replicas themselves are asked too.
+    if !round.replica_has_data && round.masters.iter().any(|m| m == me) {
+        if let Some(servers) = &check.servers_host {
+            round.replica_has_data = replica_of_me_with_data(servers, me, auth);
+        }
+    }
     round
 }
 
@@ -160,10 +201,16 @@ pub fn run(check: &Check, cfg: &mut Config) {
     } as u16;
     let me = (host, port);
     let has_aof = cfg.get_bool("appendonly");
+    let (user, pass) = (cfg.get("masteruser"), cfg.get("masterauth"));
+    let auth: Vec<&str> = match (user, pass) {
+        (_, "") => vec![],
+        ("", p) => vec![p],
+        (u, p) => vec![u, p],
+    };
     let started = Instant::now();
     let mut last_note = None::<Instant>;
     loop {
-        let round = ask(check);
+        let round = ask(check, &me, &auth);
         match decide(&me, &round, has_aof) {
             Step::AsConfigured => return,
             Step::Master => {
@@ -235,8 +282,15 @@ mod tests {
         cfg.apply_directive("sentinel-startup-check", &["mymaster".into(), "sentinels.ns.svc".into(), "26379".into()]).unwrap();
         assert_eq!(
             Check::from_config(&cfg),
-            Some(Check { master_name: "mymaster".into(), sentinels_host: "sentinels.ns.svc".into(), sentinels_port: 26379 })
+            Some(Check {
+                master_name: "mymaster".into(),
+                sentinels_host: "sentinels.ns.svc".into(),
+                sentinels_port: 26379,
+                servers_host: None
+            })
         );
+        cfg.apply_directive("sentinel-startup-check", &["m".into(), "s".into(), "1".into(), "servers.ns.svc".into()]).unwrap();
+        assert_eq!(Check::from_config(&cfg).unwrap().servers_host.as_deref(), Some("servers.ns.svc"));
         assert!(cfg.apply_directive("sentinel-startup-check", &["mymaster".into(), "h".into()]).is_err());
     }
 }

@@ -190,9 +190,10 @@ pub fn render_redis_conf(
     // noticed comes back without its data and must not take the role back (startup_guard).
     let _ = writeln!(
         out,
-        "sentinel-startup-check {} {}.{namespace}.svc.cluster.local {SENTINEL_PORT}",
+        "sentinel-startup-check {} {}.{namespace}.svc.cluster.local {SENTINEL_PORT} {}.{namespace}.svc.cluster.local",
         MASTER_NAME,
-        names::headless_service(cluster, Component::Sentinel)
+        names::headless_service(cluster, Component::Sentinel),
+        names::headless_service(cluster, Component::Server)
     );
     if ordinal != master.ordinal {
         let _ = writeln!(
