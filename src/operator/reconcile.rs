@@ -419,6 +419,9 @@ async fn write_status(ctx: &Context, cr: &RedisFailoverCluster, key: &ClusterKey
     if master.is_none() {
         p.waiting.push("master not yet confirmed by the sentinels".into());
     }
+    if let Some(gap) = tracked.as_ref().and_then(|t| t.discovering.clone()) {
+        p.waiting.push(gap);
+    }
     let mut conds = old.conditions.clone();
     match &health {
         Health::NoMajority(_) => status::apply_tracking_health(&mut conds, &health, generation),

@@ -66,6 +66,32 @@ pub struct Observation {
     pub failover_in_progress: bool,
 }
 
+/// What one sentinel has discovered of the group (`SENTINEL MASTER`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SentinelView {
+    /// `failover_in_progress`, `s_down` or `o_down` among its master flags.
+    pub busy: bool,
+    /// `num-slaves`
+    pub replicas: usize,
+    /// `num-other-sentinels`
+    pub other_sentinels: usize,
+}
+
+/// Why the group could not fail over yet, if so: a failover needs a majority of sentinels
+/// that know the replicas (they learn them from the master's INFO, every 10 s) and each
+/// other (hellos every 2 s). Right after a group starts, losing its master would otherwise
+/// leave nobody to promote.
+pub fn discovery_gap(views: &[Option<SentinelView>], sentinels: usize, replicas: usize) -> Option<String> {
+    let complete = views
+        .iter()
+        .flatten()
+        .filter(|v| v.replicas >= replicas && v.other_sentinels + 1 >= sentinels)
+        .count();
+    (complete * 2 <= sentinels).then(|| {
+        format!("{complete} of {sentinels} sentinels know all {replicas} replicas and the other sentinels")
+    })
+}
+
 /// Something to do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -243,6 +269,22 @@ mod tests {
         let mut tr = pod("b", Some("replica"));
         tr.terminating = true;
         assert_eq!(on_pod_event(&tr), None);
+    }
+
+    #[test]
+    fn discovery_needs_a_majority_knowing_replicas_and_peers() {
+        let full = Some(SentinelView { busy: false, replicas: 2, other_sentinels: 2 });
+        let no_replicas = Some(SentinelView { busy: false, replicas: 0, other_sentinels: 2 });
+        assert_eq!(discovery_gap(&[full.clone(), full.clone(), None], 3, 2), None);
+        assert!(discovery_gap(&[full.clone(), no_replicas.clone(), None], 3, 2).is_some());
+        assert!(discovery_gap(&[no_replicas.clone(), no_replicas, no_replicas_peers()], 3, 2).is_some());
+        // One server, no replica: nothing to discover but the peers.
+        let alone = Some(SentinelView { busy: false, replicas: 0, other_sentinels: 2 });
+        assert_eq!(discovery_gap(&[alone.clone(), alone.clone(), alone], 3, 0), None);
+    }
+
+    fn no_replicas_peers() -> Option<SentinelView> {
+        Some(SentinelView { busy: false, replicas: 2, other_sentinels: 0 })
     }
 
     #[test]

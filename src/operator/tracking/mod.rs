@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-pub use decide::{Action, Decision, Endpoint, Observation, PodView, ServerRole, ServerView, Verdict};
+pub use decide::{Action, Decision, Endpoint, Observation, PodView, SentinelView, ServerRole, ServerView, Verdict};
 
 use crate::operator::crd::{MasterStatus, RedisFailoverCluster, RedisFailoverClusterStatus};
 use crate::operator::metrics::Metrics;
@@ -110,6 +110,9 @@ pub struct TrackState {
     pub last_switch_latency: Option<Duration>,
     /// Number of sentinel connections currently subscribed.
     pub connected_sentinels: usize,
+    /// Set while no sentinel majority knows every replica and every other sentinel: the
+    /// group could not fail over yet, so it is not Ready.
+    pub discovering: Option<String>,
 }
 
 /// Per-cluster parameters; a change restarts the cluster's tracking task.
@@ -400,7 +403,8 @@ impl Worker {
     async fn check(&self, sentinels: &[Endpoint]) -> Result<Decision, TrackError> {
         let timeout = self.inner.cfg.io_timeout;
         let answers = futures::future::join_all(sentinels.iter().map(|s| ask_master(s, timeout))).await;
-        let busy = futures::future::join_all(sentinels.iter().map(|s| failover_running(s, timeout))).await;
+        let views = futures::future::join_all(sentinels.iter().map(|s| sentinel_master_view(s, timeout))).await;
+        let busy: Vec<bool> = views.iter().map(|v| v.as_ref().is_some_and(|v| v.busy)).collect();
         let pods = self.server_pods().await?;
         let pw = self.params.password.as_deref();
         let servers = futures::future::join_all(pods.iter().filter_map(|p| {
@@ -420,6 +424,8 @@ impl Worker {
             failover_in_progress: busy.into_iter().any(|b| b),
         };
         let decision = decide::decide(&obs, |ep| self.inner.resolver.pod_for(&self.key, ep));
+        let live_servers = obs.pods.iter().filter(|p| !p.terminating).count();
+        let discovering = decide::discovery_gap(&views, sentinels.len(), live_servers.saturating_sub(1));
         debug!(?decision, "check");
         let (health, master) = match &decision.verdict {
             Verdict::Agreed { pod, endpoint } => (Health::Healthy, Some((pod.clone(), endpoint.clone()))),
@@ -452,6 +458,7 @@ impl Worker {
                 st.health = health;
                 changed = true;
             }
+            st.discovering = discovering;
         }
         if let Some((pod, ep)) = master {
             changed |= self.record_master(&pod, &ep);
@@ -569,13 +576,22 @@ pub(crate) async fn ask_master(sentinel: &Endpoint, timeout: Duration) -> Option
 
 /// Whether a sentinel reports a failover in progress or the master down (`SENTINEL MASTER` flags).
 pub(crate) async fn failover_running(sentinel: &Endpoint, timeout: Duration) -> bool {
+    sentinel_master_view(sentinel, timeout).await.is_some_and(|v| v.busy)
+}
+
+/// One sentinel's `SENTINEL MASTER mymaster`: busy flags and what it has discovered.
+pub(crate) async fn sentinel_master_view(sentinel: &Endpoint, timeout: Duration) -> Option<SentinelView> {
     let r = async {
         let mut c = connect(sentinel, None, timeout).await.ok()?;
         let v: Vec<String> = redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query_async(&mut c).await.ok()?;
-        let flags = v.iter().position(|k| k == "flags").and_then(|i| v.get(i + 1))?.clone();
-        Some(flags_say_busy(&flags))
+        let field = |name: &str| v.iter().position(|k| k == name).and_then(|i| v.get(i + 1));
+        Some(SentinelView {
+            busy: flags_say_busy(field("flags")?),
+            replicas: field("num-slaves").and_then(|n| n.parse().ok()).unwrap_or(0),
+            other_sentinels: field("num-other-sentinels").and_then(|n| n.parse().ok()).unwrap_or(0),
+        })
     };
-    tokio::time::timeout(timeout * 2, r).await.ok().flatten().unwrap_or(false)
+    tokio::time::timeout(timeout * 2, r).await.ok().flatten()
 }
 
 /// `failover_in_progress`, `s_down`, `o_down` in a sentinel's master flags.
