@@ -307,3 +307,28 @@ fn a_sentinel_that_knows_no_replica_does_not_lead() {
         assert!(w.all_events("-failover-abort-no-good-slave").is_empty(), "seed {seed}");
     }
 }
+
+#[test]
+fn a_second_failover_soon_after_the_first_does_not_wait_for_failover_timeout() {
+    // Redis clears the failover timer when the master address changes; a sentinel that kept
+    // it would hold the next failover back until 2 x failover-timeout (here 20 s) after the
+    // first one started, however soon the new master dies.
+    for seed in 0..SEEDS {
+        let mut w = World::new(9500 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        w.kill_redis(0);
+        assert!(w.run_until(20_000, |w| w.converged()), "seed {seed}: first failover");
+        let first_master = w.masters()[0].clone();
+        w.run(2000);
+        let second = w.redis_idx(&first_master).unwrap();
+        w.kill_redis(second);
+        let killed_at = w.now;
+        assert!(
+            w.run_until(20_000, |w| w.converged() && w.masters()[0] != first_master),
+            "seed {seed}: no second failover"
+        );
+        let switched = w.now - killed_at;
+        assert!(switched < 5000, "seed {seed}: second failover took {switched} ms");
+        w.assert_safety();
+    }
+}
