@@ -332,3 +332,36 @@ fn a_second_failover_soon_after_the_first_does_not_wait_for_failover_timeout() {
         w.assert_safety();
     }
 }
+
+#[test]
+fn forced_failovers_by_each_sentinel_in_turn_stay_settled() {
+    // as the mixed interop group does: a crash, then SENTINEL FAILOVER asked to each
+    // sentinel in turn; each promotes exactly one replica and nothing moves afterwards
+    for seed in 0..SEEDS {
+        let mut w = World::new(12_000 + seed, 2, 3, 2, 1000);
+        w.max_latency = (seed % 5) * 10;
+        settle(&mut w);
+        w.kill_redis(0);
+        assert!(w.run_until(30_000, |w| w.converged()), "seed {seed}: crash");
+        for i in 0..w.sentinels.len() {
+            let before = w.masters()[0].clone();
+            let promotions = w.promotions.len();
+            // right after a switch the sentinel may answer NOGOODSLAVE until replica INFO is fresh
+            let mut accepted = false;
+            for _ in 0..50 {
+                let now = w.now;
+                if w.sentinels[i].machine.as_mut().unwrap().failover(now, "mymaster").is_ok() {
+                    accepted = true;
+                    break;
+                }
+                w.run(200);
+            }
+            assert!(accepted, "seed {seed}: failover {i} refused");
+            assert!(w.run_until(30_000, |w| w.converged() && w.masters()[0] != before), "seed {seed}: forced {i}: {:?} {:?}", w.masters(), w.sentinel_views());
+            w.run(30_000);
+            assert!(w.converged(), "seed {seed}: after forced {i}: {:?} {:?}", w.masters(), w.sentinel_views());
+            assert_eq!(w.promotions.len(), promotions + 1, "seed {seed}: forced {i}: extra promotions");
+        }
+        w.assert_safety();
+    }
+}
