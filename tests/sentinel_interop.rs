@@ -15,12 +15,10 @@ fn mixed_group(kinds: [SentinelKind; 3]) {
     if std::env::var_os("RF_TEST_KEEP").is_some() {
         eprintln!("{kinds:?} in {}", dir.display());
     }
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let sports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut master = Some(start_server(dir.as_path(), ports[0], None));
-    let _r: Vec<Proc> = ports[1..].iter().map(|p| start_server(dir.as_path(), *p, Some(ports[0]))).collect();
+    let (ports, mut servers) = start_servers(dir.as_path(), 2);
+    let mut master = Some(servers.remove(0));
     let o = SentinelOpts { quorum: 2, down_after: 1000, failover_timeout: 10000, daemonize: false };
-    let _s: Vec<Proc> = sports.iter().zip(kinds).map(|(sp, k)| start_sentinel(k, dir.as_path(), *sp, ports[0], &o)).collect();
+    let (sports, _s) = start_sentinels(&kinds, dir.as_path(), ports[0], &o);
     assert!(
         wait_until(Duration::from_secs(20), || sports.iter().all(|sp| masters(*sp).first().is_some_and(|m| m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"))),
         "mixed group did not discover itself: {:?}",
