@@ -70,7 +70,7 @@ impl Proc {
     /// Self once the process answering on its port is this one (a daemon: the pid in its
     /// pid file); None (and the process killed) if another process holds the port or ours
     /// exited.
-    fn started(mut self) -> Option<Proc> {
+    pub fn started(mut self) -> Option<Proc> {
         let port = self.port;
         let daemon = self.child.is_none();
         let child_pid = self.child.as_ref().map(|c| c.id());
