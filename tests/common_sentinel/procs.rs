@@ -86,8 +86,8 @@ impl Proc {
             return Some(self);
         }
         if daemon {
-            // the pid file may name a daemon of ours that lost the port race: do not kill a
-            // process it does not name for sure
+            // a daemon that lost the port race exits by itself, and its pid file may be
+            // stale: kill nothing by it
             self.pid_file = None;
         }
         self.kill();
@@ -233,11 +233,6 @@ pub fn conn(port: u16) -> redis::RedisResult<redis::Connection> {
     con.set_read_timeout(Some(Duration::from_secs(3)))?;
     con.set_write_timeout(Some(Duration::from_secs(3)))?;
     Ok(con)
-}
-
-pub fn wait_ping(port: u16, max: Duration) {
-    let ok = wait_until(max, || conn(port).and_then(|mut c| redis::cmd("PING").query::<String>(&mut c)).is_ok());
-    assert!(ok, "port {port} never answered PING");
 }
 
 pub fn wait_until(max: Duration, mut f: impl FnMut() -> bool) -> bool {
