@@ -5,11 +5,13 @@
 //! crashes the master (`DEBUG SEGFAULT`, as the seed tutorial does, or SIGKILL by pidfile),
 //! measures how long writes fail and when the sentinels switch, restarts the old master and
 //! measures how long it takes to rejoin as a replica, then checks every acknowledged write
-//! is readable on the new master.
+//! is readable on the new master. With `--rounds N` it does this N times in a row on the
+//! same group, each round crashing the master the previous one elected (a second failover
+//! soon after a first must be as fast as the first).
 //!
 //! ```text
 //! failover_drill --sentinels 127.0.0.1:16379,127.0.0.1:16380 --master-name redis-cluster \
-//!     --restart "rf-server /tmp/demo/{port}/redis.conf" [--kill segfault|sigkill:/path/{port}.pid]
+//!     --restart "rf-server /tmp/demo/{port}/redis.conf" [--kill segfault|sigkill:/path/{port}.pid] [--rounds N]
 //! ```
 //! Every wait is bounded; the drill gives up after `--timeout` seconds (default 90).
 
@@ -27,6 +29,7 @@ struct Options {
     kill: String,
     timeout: Duration,
     failback: bool,
+    rounds: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -37,6 +40,7 @@ fn parse_options() -> Result<Options, String> {
         kill: "segfault".into(),
         timeout: Duration::from_secs(90),
         failback: false,
+        rounds: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -48,7 +52,8 @@ fn parse_options() -> Result<Options, String> {
             "--kill" => opts.kill = value()?,
             "--timeout" => opts.timeout = Duration::from_secs(value()?.parse().map_err(|e| format!("--timeout: {e}"))?),
             "--failback" => opts.failback = true,
-            "--help" | "-h" => return Err("usage: failover_drill --sentinels h:p,... --master-name NAME [--restart CMD-with-{port}] [--kill segfault|sigkill:PIDFILE-with-{port}] [--timeout SECS] [--failback]".into()),
+            "--rounds" => opts.rounds = value()?.parse().ok().filter(|n| *n > 0).ok_or("--rounds needs a positive number")?,
+            "--help" | "-h" => return Err("usage: failover_drill --sentinels h:p,... --master-name NAME [--restart CMD-with-{port}] [--kill segfault|sigkill:PIDFILE-with-{port}] [--timeout SECS] [--rounds N] [--failback]".into()),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -147,21 +152,19 @@ fn wait_until<T>(deadline: Instant, mut probe: impl FnMut() -> Option<T>) -> Opt
     None
 }
 
-fn run(opts: Options) -> Result<bool, String> {
-    let opts = Arc::new(opts);
-    let deadline = Instant::now() + opts.timeout;
-    let old_master = master_by_majority(&opts).ok_or("no master agreed by a majority of sentinels")?;
+/// What one crash of the master measured.
+struct RoundResult {
+    new_master: String,
+    switch: Duration,
+    gap: Duration,
+    rejoin: Option<Duration>,
+}
+
+/// Crashes the master the sentinels name, waits for the switch and the first write on the
+/// new master, then restarts the old one (with `--restart`) and waits for it to rejoin.
+fn crash_round(opts: &Options, log: &Mutex<WriterLog>, deadline: Instant) -> Result<RoundResult, String> {
+    let old_master = master_by_majority(opts).ok_or("no master agreed by a majority of sentinels")?;
     println!("drill: master is {old_master} (by sentinel majority)");
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let log = Arc::new(Mutex::new(WriterLog::default()));
-    let writer_thread = {
-        let (o, s, l) = (opts.clone(), stop.clone(), log.clone());
-        std::thread::spawn(move || writer(o, s, l))
-    };
-    std::thread::sleep(Duration::from_secs(2));
-    println!("drill: {} writes acknowledged before the crash", log.lock().expect("log").acked.len());
-
     let kill_time = Instant::now();
     if let Some(pidfile) = opts.kill.strip_prefix("sigkill:") {
         let path = pidfile.replace("{port}", port_of(&old_master));
@@ -179,10 +182,10 @@ fn run(opts: Options) -> Result<bool, String> {
         println!("drill: DEBUG SEGFAULT sent to {old_master}");
     }
 
-    let new_master = wait_until(deadline, || master_by_majority(&opts).filter(|m| *m != old_master))
+    let new_master = wait_until(deadline, || master_by_majority(opts).filter(|m| *m != old_master))
         .ok_or("sentinels did not switch master in time")?;
-    let switch_time = kill_time.elapsed();
-    println!("drill: sentinels switched to {new_master} after {:.2} s", switch_time.as_secs_f64());
+    let switch = kill_time.elapsed();
+    println!("drill: sentinels switched to {new_master} after {:.2} s", switch.as_secs_f64());
 
     let first_new = wait_until(deadline, || log.lock().expect("log").first_ack_elsewhere(&old_master, kill_time))
         .ok_or("no write was acknowledged by another master after the crash")?;
@@ -209,6 +212,36 @@ fn run(opts: Options) -> Result<bool, String> {
             None => println!("drill: old master did NOT rejoin as a replica in time"),
         }
     }
+    Ok(RoundResult { new_master, switch, gap, rejoin })
+}
+
+fn run(opts: Options) -> Result<bool, String> {
+    let opts = Arc::new(opts);
+    let deadline = Instant::now() + opts.timeout;
+    let stop = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(WriterLog::default()));
+    let writer_thread = {
+        let (o, s, l) = (opts.clone(), stop.clone(), log.clone());
+        std::thread::spawn(move || writer(o, s, l))
+    };
+    let mut results = Vec::new();
+    for round in 1..=opts.rounds {
+        // let the writer reach the current master first
+        std::thread::sleep(Duration::from_secs(if round == 1 { 2 } else { 1 }));
+        if opts.rounds > 1 {
+            println!("drill: round {round} of {}", opts.rounds);
+        }
+        println!("drill: {} writes acknowledged so far", log.lock().expect("log").acked.len());
+        match crash_round(&opts, &log, deadline) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = writer_thread.join();
+                return Err(format!("round {round}: {e}"));
+            }
+        }
+    }
+    let new_master = results.last().map(|r| r.new_master.clone()).ok_or("no round ran")?;
 
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
@@ -246,10 +279,15 @@ fn run(opts: Options) -> Result<bool, String> {
         }
     }
 
-    println!("drill: summary: switch_s={:.2} write_gap_s={:.2} acked_writes={} acked_lost={} rejoin_s={}",
-        switch_time.as_secs_f64(), gap.as_secs_f64(), acked.len(), lost,
-        rejoin.map(|d| format!("{:.2}", d.as_secs_f64())).unwrap_or_else(|| "n/a".into()));
-    Ok(lost == 0 && failback_ok && (opts.restart.is_none() || rejoin.is_some()))
+    for (i, r) in results.iter().enumerate() {
+        let round = if results.len() > 1 { format!("round={} ", i + 1) } else { String::new() };
+        println!("drill: summary: {round}switch_s={:.2} write_gap_s={:.2} rejoin_s={}",
+            r.switch.as_secs_f64(), r.gap.as_secs_f64(),
+            r.rejoin.map(|d| format!("{:.2}", d.as_secs_f64())).unwrap_or_else(|| "n/a".into()));
+    }
+    println!("drill: summary: acked_writes={} acked_lost={lost}", acked.len());
+    let all_rejoined = opts.restart.is_none() || results.iter().all(|r| r.rejoin.is_some());
+    Ok(lost == 0 && failback_ok && all_rejoined)
 }
 
 fn main() -> ExitCode {

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Failover drill: Debian redis-server + redis-sentinel versus Debian redis-server +
-# rf-sentinel, same machine, same run. Several rounds at down-after 1000 and 5000 ms.
+# rf-sentinel, same machine, same run, at down-after 1000 and 5000 ms. Per system and
+# down-after, one group goes through several failovers in a row (--rounds, default 3):
+# each round SIGKILLs the current master soon after the previous switch and restarts it
+# once the sentinels have switched, so a sentinel that holds a second failover back shows.
 # Prints per system: switch time (SIGKILL -> all sentinels report the new master), write
 # gap (last acked write before -> first acked write after, writer uses SET + WAIT 1),
 # acked writes lost, rejoin time (old master restarted -> replica of the new master, link
@@ -28,7 +31,7 @@ while [ $# -gt 0 ]; do
       WAIT_LATENCY=3000
       if [[ ${2:-} =~ ^[0-9]+$ ]]; then WAIT_LATENCY=$2; shift; fi
       shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done

@@ -6,17 +6,19 @@
 # Sentinel 16379 is started the seed init script's way (`rf-server sentinel.conf --sentinel`),
 # the others as `rf-sentinel sentinel.conf`.
 #
-# Usage: scripts/demo.sh [--drill] [--server-port 6379] [--sentinel-port 16379]
-#                        [--down-after 5000] [--exit-after-drill]
+# Usage: scripts/demo.sh [--drill] [--drill-rounds N] [--server-port 6379]
+#                        [--sentinel-port 16379] [--down-after 5000] [--exit-after-drill]
 #   --drill   live failover drill: crash the master with DEBUG SEGFAULT (as the seed does),
 #             show the new master, print the write gap, acknowledged writes lost (must be 0)
 #             and the rejoin time of the restarted old master, then SENTINEL failover back.
+#             --drill-rounds N crashes the current master N times in a row.
 # Ctrl-C stops everything and leaves no process behind.
 # RF_SERVER_BIN / RF_SENTINEL_BIN run other binaries (e.g. Debian's redis-server/redis-sentinel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 drill=0
+drill_rounds=1
 exit_after_drill=0
 server_port=6379
 sentinel_port=16379
@@ -25,10 +27,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --drill) drill=1 ;;
     --exit-after-drill) exit_after_drill=1 ;;
+    --drill-rounds) drill_rounds="$2"; shift ;;
     --server-port) server_port="$2"; shift ;;
     --sentinel-port) sentinel_port="$2"; shift ;;
     --down-after) down_after="$2"; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -151,7 +154,7 @@ if [ "$drill" = 1 ]; then
     --sentinels "127.0.0.1:$sentinel_port,127.0.0.1:$((sentinel_port + 1)),127.0.0.1:$((sentinel_port + 2))" \
     --master-name redis-cluster \
     --restart "\"$server_bin\" \"$work/{port}/redis.conf\"" \
-    --failback --timeout 120 || status=$?
+    --rounds "$drill_rounds" --failback --timeout $((60 + 60 * drill_rounds)) || status=$?
   echo
   echo "== redis-cli -p $sentinel_port SENTINEL get-master-addr-by-name redis-cluster"
   redis-cli -p "$sentinel_port" SENTINEL get-master-addr-by-name redis-cluster

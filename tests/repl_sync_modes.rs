@@ -26,7 +26,7 @@ fn have_redis() -> bool {
 fn spawn(bin: &str, args: &[&str]) -> ServerGuard {
     let mut all = vec!["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"];
     all.extend_from_slice(args);
-    common::spawn_server(Path::new(bin), common::free_port(), &all)
+    common::spawn_server(Path::new(bin), &all)
 }
 
 fn info_field(port: u16, section: &str, field: &str) -> Option<String> {

@@ -15,7 +15,7 @@ const REDIS: &str = "/usr/bin/redis-server";
 fn spawn(bin: &str, args: &[&str]) -> ServerGuard {
     let mut all = vec!["--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--repl-diskless-sync-delay", "0"];
     all.extend_from_slice(args);
-    common::spawn_server(Path::new(bin), common::free_port(), &all)
+    common::spawn_server(Path::new(bin), &all)
 }
 
 fn link_up(port: u16) -> bool {

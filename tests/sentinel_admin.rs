@@ -68,9 +68,9 @@ fn write_script(dir: &Path, name: &str, body: &str) -> String {
 #[test]
 fn sentinel_debug_lists_redis_parameters_and_sets_them() {
     let dir = tempfile::tempdir().unwrap();
-    let (ours, theirs) = (free_port(), free_port());
-    let _s = start_sentinel_from(SentinelKind::Rf, &dead_master_conf(dir.path(), ours, ""), ours, None);
-    let _d = start_sentinel_from(SentinelKind::Debian, &dead_master_conf(dir.path(), theirs, ""), theirs, None);
+    let _s = start_sentinel_with(SentinelKind::Rf, |p| (dead_master_conf(dir.path(), p, ""), None));
+    let _d = start_sentinel_with(SentinelKind::Debian, |p| (dead_master_conf(dir.path(), p, ""), None));
+    let (ours, theirs) = (_s.port, _d.port);
     let mut c = conn(ours).unwrap();
     let mut d = conn(theirs).unwrap();
     let our_list = pairs(&cmd(&mut c, &["SENTINEL", "DEBUG"]).unwrap());
@@ -121,8 +121,8 @@ fn scripts_are_retried_killed_and_listed_as_redis() {
     let flaky = write_script(dir.path(), "flaky.sh", &format!("if [ ! -e {d}/flaky.marker ]; then touch {d}/flaky.marker; exit 1; fi\necho \"$@\" >> {d}/flaky.log"));
     let slow = write_script(dir.path(), "slow.sh", &format!("echo $$ >> {d}/slow.pids\nexec sleep 30"));
     let fatal = write_script(dir.path(), "fatal.sh", "exit 2");
-    let port = free_port();
-    let _s = start_sentinel_from(SentinelKind::Rf, &dead_master_conf(dir.path(), port, "sentinel deny-scripts-reconfig no\n"), port, None);
+    let _s = start_sentinel_with(SentinelKind::Rf, |p| (dead_master_conf(dir.path(), p, "sentinel deny-scripts-reconfig no\n"), None));
+    let port = _s.port;
     let mut c = conn(port).unwrap();
     cmd(&mut c, &["SENTINEL", "DEBUG", "script-retry-delay", "1500", "script-max-runtime", "700"]).unwrap();
     let mut sub = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
@@ -178,8 +178,8 @@ fn scripts_are_retried_killed_and_listed_as_redis() {
     assert!(info.contains("sentinel_scripts_queue_length:1\r\n"), "{info}");
 
     // the same reply shape as Debian's redis-sentinel running the same slow script
-    let theirs = free_port();
-    let _d = start_sentinel_from(SentinelKind::Debian, &dead_master_conf(dir.path(), theirs, "sentinel deny-scripts-reconfig no\n"), theirs, None);
+    let _d = start_sentinel_with(SentinelKind::Debian, |p| (dead_master_conf(dir.path(), p, "sentinel deny-scripts-reconfig no\n"), None));
+    let theirs = _d.port;
     let mut d = conn(theirs).unwrap();
     cmd(&mut d, &["SENTINEL", "SET", "mymaster", "notification-script", &slow]).unwrap();
     assert!(wait_until(Duration::from_secs(3), || pending_scripts(&mut d).first().is_some_and(|j| text(&j["flags"]) == "running")));
@@ -226,9 +226,9 @@ fn raw_exchange(port: u16, send: &str, want: usize) -> String {
 #[test]
 fn client_commands_as_redis_sentinel() {
     let dir = tempfile::tempdir().unwrap();
-    let (ours, theirs) = (free_port(), free_port());
-    let _s = start_sentinel_from(SentinelKind::Rf, &dead_master_conf(dir.path(), ours, ""), ours, None);
-    let _d = start_sentinel_from(SentinelKind::Debian, &dead_master_conf(dir.path(), theirs, ""), theirs, None);
+    let _s = start_sentinel_with(SentinelKind::Rf, |p| (dead_master_conf(dir.path(), p, ""), None));
+    let _d = start_sentinel_with(SentinelKind::Debian, |p| (dead_master_conf(dir.path(), p, ""), None));
+    let (ours, theirs) = (_s.port, _d.port);
     let mut d = conn(theirs).unwrap();
     let mut me = conn(ours).unwrap();
     let mut named = conn(ours).unwrap();
@@ -292,9 +292,12 @@ fn client_commands_as_redis_sentinel() {
 #[test]
 fn acl_users_authenticate_and_are_rewritten() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = dead_master_conf(dir.path(), port, "user admin on >adminpass allcommands\n");
-    let mut s = start_sentinel_from(SentinelKind::Rf, &conf, port, None);
+    let mut conf = std::path::PathBuf::new();
+    let mut s = start_sentinel_with(SentinelKind::Rf, |p| {
+        conf = dead_master_conf(dir.path(), p, "user admin on >adminpass allcommands\n");
+        (conf.clone(), None)
+    });
+    let port = s.port;
     let mut c = conn(port).unwrap();
     assert_eq!(text(&cmd(&mut c, &["ACL", "WHOAMI"]).unwrap()), "default");
     assert_eq!(
@@ -341,10 +344,13 @@ fn acl_users_authenticate_and_are_rewritten() {
     let mut c = conn(port).unwrap();
     assert_eq!(text(&cmd(&mut c, &["AUTH", "ro", "ro"]).unwrap()), "OK");
     drop(_s);
-    let theirs = free_port();
     let copy = dir.path().join("debian.conf");
-    std::fs::write(&copy, std::fs::read_to_string(&conf).unwrap().replace(&format!("port {port}"), &format!("port {theirs}"))).unwrap();
-    let _d = start_sentinel_from(SentinelKind::Debian, &copy, theirs, None);
+    let ours = std::fs::read_to_string(&conf).unwrap();
+    let _d = start_sentinel_with(SentinelKind::Debian, |theirs| {
+        std::fs::write(&copy, ours.replace(&format!("port {port}"), &format!("port {theirs}"))).unwrap();
+        (copy.clone(), None)
+    });
+    let theirs = _d.port;
     let mut d = conn(theirs).unwrap();
     assert_eq!(text(&cmd(&mut d, &["AUTH", "admin", "adminpass"]).unwrap()), "OK", "Debian reads our user lines");
 }
@@ -352,9 +358,9 @@ fn acl_users_authenticate_and_are_rewritten() {
 #[test]
 fn acl_replies_match_debian() {
     let dir = tempfile::tempdir().unwrap();
-    let (ours, theirs) = (free_port(), free_port());
-    let _s = start_sentinel_from(SentinelKind::Rf, &dead_master_conf(dir.path(), ours, ""), ours, None);
-    let _d = start_sentinel_from(SentinelKind::Debian, &dead_master_conf(dir.path(), theirs, ""), theirs, None);
+    let _s = start_sentinel_with(SentinelKind::Rf, |p| (dead_master_conf(dir.path(), p, ""), None));
+    let _d = start_sentinel_with(SentinelKind::Debian, |p| (dead_master_conf(dir.path(), p, ""), None));
+    let (ours, theirs) = (_s.port, _d.port);
     let mut c = conn(ours).unwrap();
     let mut d = conn(theirs).unwrap();
     let steps: &[&[&str]] = &[
@@ -404,8 +410,8 @@ fn acl_replies_match_debian() {
 #[test]
 fn sentinels_authenticate_to_each_other_with_sentinel_user() {
     let dir = tempfile::tempdir().unwrap();
-    let mport = free_port();
-    let _m = start_server(dir.path(), mport, None);
+    let _m = start_server(dir.path(), None);
+    let mport = _m.port;
     // requirepass locks the default user; peers must log in as `peer`
     let common = "requirepass nobody-knows\nuser peer on >peerpass +@all\nsentinel sentinel-user peer\n";
     let mut procs = Vec::new();
@@ -464,10 +470,13 @@ fn sentinels_authenticate_to_each_other_with_sentinel_user() {
 #[test]
 fn loglevel_changes_at_once_and_is_persisted() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = dead_master_conf(dir.path(), port, "");
+    let mut conf = std::path::PathBuf::new();
+    let _s = start_sentinel_with(SentinelKind::Rf, |p| {
+        conf = dead_master_conf(dir.path(), p, "");
+        (conf.clone(), None)
+    });
+    let port = _s.port;
     let log = dir.path().join(format!("sentinel-{port}.log"));
-    let _s = start_sentinel_from(SentinelKind::Rf, &conf, port, None);
     let accepted = |c: &mut redis::Connection| {
         let id = text(&cmd(c, &["CLIENT", "ID"]).unwrap());
         let addr = client_list(c, &["ID", &id])[0]["addr"].clone();
@@ -504,8 +513,7 @@ fn include_is_relative_to_the_working_directory() {
     std::fs::write(dir.path().join("conf.d/20-timing.conf"), "sentinel down-after-milliseconds inc 4321\n").unwrap();
     std::fs::write(dir.path().join("sentinel.conf"), format!("port {port}\nbind 127.0.0.1\ninclude conf.d/*.conf\n")).unwrap();
     let child = Command::new(RF_SENTINEL).arg("sentinel.conf").current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let _guard = procs::Proc::from_child(child, port);
-    wait_ping(port, Duration::from_secs(10));
+    let _guard = procs::Proc::from_child(child, port).expect_started();
     let m: HashMap<String, String> = sentinel_cmd(port, &["master", "inc"]).unwrap();
     assert_eq!(m["down-after-milliseconds"], "4321");
     let main = std::fs::read_to_string(dir.path().join("sentinel.conf")).unwrap();
@@ -517,9 +525,8 @@ fn include_is_relative_to_the_working_directory() {
 /// only PUBLISH, the sentinel's one write), as Redis Sentinel does; UNPAUSE lifts it early.
 fn client_pause_behaves(kind: SentinelKind) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = dead_master_conf(dir.path(), port, "");
-    let _s = start_sentinel_from(kind, &conf, port, None);
+    let _s = start_sentinel_with(kind, |p| (dead_master_conf(dir.path(), p, ""), None));
+    let port = _s.port;
     let mut admin = conn(port).unwrap();
     // a raw connection: a client library's hello on connect would itself be paused
     let timed = |args: &[&str]| {

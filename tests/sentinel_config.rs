@@ -6,6 +6,7 @@ mod procs;
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use procs::*;
@@ -81,10 +82,8 @@ fn config_errors_match_redis_sentinel_output() {
 #[test]
 fn rewritten_config_is_read_by_redis_sentinel_and_template_and_options_work() {
     let dir = tempfile::tempdir().unwrap();
-    let mport = free_port();
-    let rport = free_port();
-    let _m = start_server(dir.path(), mport, None);
-    let _r = start_server(dir.path(), rport, Some(mport));
+    let (ports, _servers) = start_servers(dir.path(), 1);
+    let (mport, rport) = (ports[0], ports[1]);
     // the template is read-only (a ConfigMap in Kubernetes); the config path is writable
     let template = dir.path().join("template.conf");
     std::fs::write(
@@ -103,7 +102,8 @@ fn rewritten_config_is_read_by_redis_sentinel_and_template_and_options_work() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_ping(sport, Duration::from_secs(10));
+    let pid = child.id();
+    assert!(wait_own_process(sport, || Some(pid), || matches!(child.try_wait(), Ok(Some(_))), Duration::from_secs(10)), "rf-sentinel did not start on {sport}");
     assert!(wait_until(Duration::from_secs(10), || std::fs::read_to_string(&conf).unwrap_or_default().contains("known-replica")));
     let myid: String = sentinel_cmd(sport, &["myid"]).unwrap();
     assert_eq!(myid.len(), 40);
@@ -121,7 +121,8 @@ fn rewritten_config_is_read_by_redis_sentinel_and_template_and_options_work() {
 
     // Debian's redis-sentinel starts on our file, with our myid and our known replica
     let mut theirs = Command::new(REDIS_SENTINEL).arg(&conf).stdout(std::process::Stdio::null()).spawn().unwrap();
-    wait_ping(sport, Duration::from_secs(10));
+    let pid = theirs.id();
+    assert!(wait_own_process(sport, || Some(pid), || matches!(theirs.try_wait(), Ok(Some(_))), Duration::from_secs(10)), "redis-sentinel did not start on {sport}");
     let their_id: String = sentinel_cmd(sport, &["myid"]).unwrap();
     assert_eq!(their_id, myid);
     let replicas: Vec<HashMap<String, String>> = sentinel_cmd(sport, &["replicas", "mymaster"]).unwrap();
@@ -138,15 +139,11 @@ fn replies_are_shaped_like_redis_sentinel() {
     // the same group watched by one rf-sentinel and one redis-sentinel: same field names in
     // the same order, same INFO sentinel lines, same errors
     let dir = tempfile::tempdir().unwrap();
-    let mport = free_port();
-    let rport = free_port();
-    let _m = start_server(dir.path(), mport, None);
-    let _r = start_server(dir.path(), rport, Some(mport));
-    let ours = free_port();
-    let theirs = free_port();
+    let (ports, _servers) = start_servers(dir.path(), 1);
+    let mport = ports[0];
     let o = SentinelOpts { quorum: 2, down_after: 1000, failover_timeout: 10000, daemonize: false };
-    let _a = start_sentinel(SentinelKind::Rf, dir.path(), ours, mport, &o);
-    let _b = start_sentinel(SentinelKind::Debian, dir.path(), theirs, mport, &o);
+    let (sports, _sentinels) = start_sentinels(&[SentinelKind::Rf, SentinelKind::Debian], dir.path(), mport, &o);
+    let (ours, theirs) = (sports[0], sports[1]);
     assert!(wait_until(Duration::from_secs(15), || [ours, theirs].iter().all(|p| masters(*p).first().is_some_and(|m| m["num-slaves"] == "1" && m["num-other-sentinels"] == "1"))));
     let keys = |port: u16, args: &[&str]| -> Vec<String> {
         let v: Vec<Vec<String>> = sentinel_cmd(port, args).unwrap();
@@ -199,13 +196,11 @@ fn raw(port: u16, req: &[u8]) -> Vec<u8> {
 #[test]
 fn resp2_and_resp3_bytes_match_redis_sentinel() {
     let dir = tempfile::tempdir().unwrap();
-    let mport = free_port();
-    let _m = start_server(dir.path(), mport, None);
-    let ours = free_port();
-    let theirs = free_port();
+    let m = start_server(dir.path(), None);
+    let mport = m.port;
     let o = SentinelOpts { quorum: 2, down_after: 5000, failover_timeout: 10000, daemonize: false };
-    let _a = start_sentinel(SentinelKind::Rf, dir.path(), ours, mport, &o);
-    let _b = start_sentinel(SentinelKind::Debian, dir.path(), theirs, mport, &o);
+    let (sports, _sentinels) = start_sentinels(&[SentinelKind::Rf, SentinelKind::Debian], dir.path(), mport, &o);
+    let (ours, theirs) = (sports[0], sports[1]);
     let script: &[&[u8]] = &[
         b"PING\r\n",
         b"*3\r\n$8\r\nSENTINEL\r\n$23\r\nGET-MASTER-ADDR-BY-NAME\r\n$8\r\nmymaster\r\n",
@@ -242,17 +237,17 @@ fn resp2_and_resp3_bytes_match_redis_sentinel() {
 #[test]
 fn hostnames_are_kept_with_resolve_hostnames() {
     let dir = tempfile::tempdir().unwrap();
-    let mport = free_port();
-    let _m = start_server(dir.path(), mport, None);
+    let m = start_server(dir.path(), None);
+    let mport = m.port;
     for (resolve, want) in [("yes", "localhost"), ("no", "127.0.0.1")] {
-        let sport = free_port();
-        let conf = dir.path().join(format!("h-{sport}.conf"));
-        std::fs::write(
-            &conf,
-            format!("port {sport}\nbind 127.0.0.1\nsentinel resolve-hostnames {resolve}\nsentinel announce-hostnames {resolve}\nsentinel monitor mymaster localhost {mport} 1\n"),
-        )
-        .unwrap();
-        let _s = start_sentinel_from(SentinelKind::Rf, &conf, sport, None);
+        let mut conf = PathBuf::new();
+        let s = start_sentinel_with(SentinelKind::Rf, |sport| {
+            conf = dir.path().join(format!("h-{sport}.conf"));
+            let text = format!("port {sport}\nbind 127.0.0.1\nsentinel resolve-hostnames {resolve}\nsentinel announce-hostnames {resolve}\nsentinel monitor mymaster localhost {mport} 1\n");
+            std::fs::write(&conf, text).unwrap();
+            (conf.clone(), None)
+        });
+        let sport = s.port;
         let addr: Vec<String> = sentinel_cmd(sport, &["get-master-addr-by-name", "mymaster"]).unwrap();
         assert_eq!(addr, vec![want.to_string(), mport.to_string()]);
         // and it really monitors it through that name

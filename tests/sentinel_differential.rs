@@ -191,9 +191,8 @@ fn command_introspection_matches_redis_sentinel() {
     // a master that is not running: these commands do not depend on it
     let master = free_port();
     let o = SentinelOpts { quorum: 1, down_after: 5000, failover_timeout: 10000, daemonize: false };
-    let (dp, rp) = (free_port(), free_port());
-    let _debian = start_sentinel(SentinelKind::Debian, dir.path(), dp, master, &o);
-    let _ours = start_sentinel(SentinelKind::Rf, dir.path(), rp, master, &o);
+    let (sports, _sentinels) = start_sentinels(&[SentinelKind::Debian, SentinelKind::Rf], dir.path(), master, &o);
+    let (dp, rp) = (sports[0], sports[1]);
     let mut mismatches = Vec::new();
     for proto in [2, 3] {
         let (mut d, mut r) = (Conn::connect(dp), Conn::connect(rp));

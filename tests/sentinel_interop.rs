@@ -15,12 +15,10 @@ fn mixed_group(kinds: [SentinelKind; 3]) {
     if std::env::var_os("RF_TEST_KEEP").is_some() {
         eprintln!("{kinds:?} in {}", dir.display());
     }
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let sports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut master = Some(start_server(dir.as_path(), ports[0], None));
-    let _r: Vec<Proc> = ports[1..].iter().map(|p| start_server(dir.as_path(), *p, Some(ports[0]))).collect();
+    let (ports, mut servers) = start_servers(dir.as_path(), 2);
+    let mut master = Some(servers.remove(0));
     let o = SentinelOpts { quorum: 2, down_after: 1000, failover_timeout: 10000, daemonize: false };
-    let _s: Vec<Proc> = sports.iter().zip(kinds).map(|(sp, k)| start_sentinel(k, dir.as_path(), *sp, ports[0], &o)).collect();
+    let (sports, _s) = start_sentinels(&kinds, dir.as_path(), ports[0], &o);
     assert!(
         wait_until(Duration::from_secs(20), || sports.iter().all(|sp| masters(*sp).first().is_some_and(|m| m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"))),
         "mixed group did not discover itself: {:?}",
@@ -42,10 +40,16 @@ fn mixed_group(kinds: [SentinelKind; 3]) {
         if i > 0 && kinds[i] == kinds[i - 1] {
             continue;
         }
-        // As an operator would: let the previous failover finish everywhere first. Under
-        // load a Redis sentinel may run one more failover of its own (a fresh master link
-        // counts as unanswered until its first PONG, and the last election's "master down"
-        // replies stay valid for 5 s), so "settled" is read anew rather than assumed.
+        // As an operator would: let the previous failover finish everywhere first. A Redis
+        // sentinel may run one more failover of its own: after a switch it counts the new
+        // master's link as unanswered until its first PONG, reconnects at most once per
+        // second (so with down-after 1000 the PONG can come too late), and the last
+        // election's "master down" replies stay valid for 5 s, giving ODOWN at once. Its
+        // replica selection ignores the reported role, so after a forced failover it may
+        // re-promote the old master, and the replica just promoted is told to follow it
+        // ~10 s later (seen here; once taken for an rf-sentinel hello bug, but all
+        // sentinels, ours included, then follow that newer epoch as they must). So
+        // "settled" is read anew rather than assumed.
         let (before, epoch_before) = settled(&sports, live, 0, Duration::from_secs(60)).unwrap_or_else(|| {
             panic!("group did not settle before failover {i}: {}\n{}", views(&sports, &ports), log_tails(dir, &ports, &sports))
         });

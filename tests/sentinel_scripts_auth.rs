@@ -10,7 +10,18 @@ use std::time::Duration;
 
 use procs::*;
 
-fn start_auth_server(dir: &std::path::Path, port: u16, replica_of: Option<u16>) -> std::process::Child {
+/// A data server with a password on a free port (`Proc::port`); another port if that one
+/// is taken (the password hides INFO, so the listening socket tells whose it is).
+fn start_auth_server(dir: &std::path::Path, replica_of: Option<u16>) -> Proc {
+    for _ in 0..5 {
+        if let Some(p) = try_start_auth_server(dir, free_port(), replica_of) {
+            return p;
+        }
+    }
+    panic!("no password-protected server could start on a free port in 5 attempts");
+}
+
+fn try_start_auth_server(dir: &std::path::Path, port: u16, replica_of: Option<u16>) -> Option<Proc> {
     let mut cmd = Command::new(server_bin());
     cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
         .args(["--requirepass", "secret", "--masterauth", "secret"])
@@ -20,15 +31,7 @@ fn start_auth_server(dir: &std::path::Path, port: u16, replica_of: Option<u16>) 
     if let Some(m) = replica_of {
         cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
     }
-    cmd.spawn().unwrap()
-}
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    Proc::from_child(cmd.spawn().unwrap(), port).started()
 }
 
 fn authed(port: u16, pass: &str) -> redis::Connection {
@@ -39,9 +42,10 @@ fn authed(port: u16, pass: &str) -> redis::Connection {
 #[test]
 fn passwords_and_scripts() {
     let dir = tempfile::tempdir().unwrap();
-    let (mport, rport) = (free_port(), free_port());
-    let mut master = Some(Kill(start_auth_server(dir.path(), mport, None)));
-    let _replica = Kill(start_auth_server(dir.path(), rport, Some(mport)));
+    let mut master = Some(start_auth_server(dir.path(), None));
+    let mport = master.as_ref().unwrap().port;
+    let replica = start_auth_server(dir.path(), Some(mport));
+    let rport = replica.port;
     let notify_log = dir.path().join("notify.log");
     let reconf_log = dir.path().join("reconf.log");
     for (name, log) in [("notify.sh", &notify_log), ("reconf.sh", &reconf_log)] {
@@ -65,9 +69,8 @@ fn passwords_and_scripts() {
             ),
         )
         .unwrap();
-        sentinels.push(Kill(Command::new(RF_SENTINEL).arg(&conf).stdout(Stdio::null()).spawn().unwrap()));
+        sentinels.push(Proc::spawn_for_test(RF_SENTINEL, &conf, sp));
     }
-    std::thread::sleep(Duration::from_millis(300));
     // without AUTH the sentinel refuses
     let mut plain = conn(sports[0]).unwrap();
     let err = redis::cmd("SENTINEL").arg("masters").query::<redis::Value>(&mut plain).unwrap_err();

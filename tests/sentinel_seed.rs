@@ -14,15 +14,10 @@ use procs::*;
 #[test]
 fn seed_replay_failover_rejoin_manual_failover_no_acked_write_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let sports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut servers: HashMap<u16, Proc> = HashMap::new();
-    servers.insert(ports[0], start_server(dir.path(), ports[0], None));
-    for p in &ports[1..] {
-        servers.insert(*p, start_server(dir.path(), *p, Some(ports[0])));
-    }
+    let (ports, procs) = start_servers(dir.path(), 2);
+    let mut servers: HashMap<u16, Proc> = ports.iter().copied().zip(procs).collect();
     let opts = SentinelOpts { quorum: 2, down_after: 1000, failover_timeout: 10000, daemonize: true };
-    let _sentinels: Vec<Proc> = sports.iter().map(|sp| start_sentinel(SentinelKind::Rf, dir.path(), *sp, ports[0], &opts)).collect();
+    let (sports, _sentinels) = start_sentinels(&[SentinelKind::Rf; 3], dir.path(), ports[0], &opts);
 
     // SENTINEL masters / slaves show the group once discovery is done
     assert!(
@@ -81,7 +76,7 @@ fn seed_replay_failover_rejoin_manual_failover_no_acked_write_lost() {
     // restart the old master from its own (master) configuration: it rejoins as a replica
     servers.remove(&old);
     let restarted_at = Instant::now();
-    servers.insert(old, start_server(dir.path(), old, None));
+    servers.insert(old, restart_server(dir.path(), old, None));
     assert!(
         wait_until(Duration::from_secs(20), || role(old).is_some_and(|r| r.0 == "slave" && r.1 == Some(new_master))),
         "old master did not rejoin as a replica: {:?}",
@@ -131,12 +126,10 @@ fn seed_replay_failover_rejoin_manual_failover_no_acked_write_lost() {
 #[test]
 fn sentinel_aware_client_follows_the_master() {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let sports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut m = Some(start_server(dir.path(), ports[0], None));
-    let _r = start_server(dir.path(), ports[1], Some(ports[0]));
+    let (ports, mut servers) = start_servers(dir.path(), 1);
+    let mut m = Some(servers.remove(0));
     let opts = SentinelOpts { quorum: 2, down_after: 1000, failover_timeout: 10000, daemonize: false };
-    let _s: Vec<Proc> = sports.iter().map(|sp| start_sentinel(SentinelKind::Rf, dir.path(), *sp, ports[0], &opts)).collect();
+    let (sports, _s) = start_sentinels(&[SentinelKind::Rf; 3], dir.path(), ports[0], &opts);
     assert!(wait_until(Duration::from_secs(15), || sports.iter().all(|sp| masters(*sp).first().is_some_and(|m| m["num-slaves"] == "1" && m["num-other-sentinels"] == "2"))));
     let urls: Vec<String> = sports.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect();
     let mut client = redis::sentinel::SentinelClient::build(urls, "mymaster".to_string(), None, redis::sentinel::SentinelServerType::Master).unwrap();

@@ -8,6 +8,19 @@ use sim::{SimRole, World};
 
 const SEEDS: u64 = 40;
 
+/// `SENTINEL FAILOVER` to sentinel `i`, asked again every 200 ms (up to 10 s) while it
+/// answers NOGOODSLAVE or INPROG, as right after a switch; true once accepted.
+fn ask_failover(w: &mut World, i: usize) -> bool {
+    for _ in 0..50 {
+        let now = w.now;
+        if w.sentinels[i].machine.as_mut().unwrap().failover(now, sim::MASTER_NAME).is_ok() {
+            return true;
+        }
+        w.run(200);
+    }
+    false
+}
+
 fn settle(w: &mut World) {
     // discovery: replicas via INFO, sentinels via hello
     assert!(w.run_until(15_000, |w| w.sentinels.iter().all(|s| {
@@ -305,5 +318,90 @@ fn a_sentinel_that_knows_no_replica_does_not_lead() {
         w.kill_redis(0);
         assert!(w.run_until(5_000, |w| w.converged()), "seed {seed}");
         assert!(w.all_events("-failover-abort-no-good-slave").is_empty(), "seed {seed}");
+    }
+}
+
+#[test]
+fn a_second_failover_soon_after_the_first_does_not_wait_for_failover_timeout() {
+    // Redis clears the failover timer when the master address changes; a sentinel that kept
+    // it would hold the next failover back until 2 x failover-timeout (here 20 s) after the
+    // first one started, however soon the new master dies.
+    for seed in 0..SEEDS {
+        let mut w = World::new(9500 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        w.kill_redis(0);
+        assert!(w.run_until(20_000, |w| w.converged()), "seed {seed}: first failover");
+        let first_master = w.masters()[0].clone();
+        w.run(2000);
+        let second = w.redis_idx(&first_master).unwrap();
+        w.kill_redis(second);
+        let killed_at = w.now;
+        assert!(
+            w.run_until(20_000, |w| w.converged() && w.masters()[0] != first_master),
+            "seed {seed}: no second failover"
+        );
+        let switched = w.now - killed_at;
+        assert!(switched < 5000, "seed {seed}: second failover took {switched} ms");
+        w.assert_safety();
+    }
+}
+
+#[test]
+fn forced_failovers_by_each_sentinel_in_turn_stay_settled() {
+    // as the mixed interop group does: a crash, then SENTINEL FAILOVER asked to each
+    // sentinel in turn; each promotes exactly one replica and nothing moves afterwards
+    for seed in 0..SEEDS {
+        let mut w = World::new(12_000 + seed, 2, 3, 2, 1000);
+        w.max_latency = (seed % 5) * 10;
+        settle(&mut w);
+        w.kill_redis(0);
+        assert!(w.run_until(30_000, |w| w.converged()), "seed {seed}: crash");
+        for i in 0..w.sentinels.len() {
+            let before = w.masters()[0].clone();
+            let promotions = w.promotions.len();
+            // right after a switch the sentinel may answer NOGOODSLAVE until replica INFO is fresh
+            assert!(ask_failover(&mut w, i), "seed {seed}: failover {i} refused");
+            assert!(w.run_until(30_000, |w| w.converged() && w.masters()[0] != before), "seed {seed}: forced {i}: {:?} {:?}", w.masters(), w.sentinel_views());
+            w.run(30_000);
+            assert!(w.converged(), "seed {seed}: after forced {i}: {:?} {:?}", w.masters(), w.sentinel_views());
+            assert_eq!(w.promotions.len(), promotions + 1, "seed {seed}: forced {i}: extra promotions");
+        }
+        w.assert_safety();
+    }
+}
+
+#[test]
+fn a_slow_first_reply_of_a_new_master_does_not_start_another_failover() {
+    // Seen with Debian's redis-sentinel in the mixed interop group: right after a switch a
+    // sentinel counted the new master as down (its first PING answered late) and, with the
+    // peers' "master down" replies of the previous election still fresh, reached ODOWN at
+    // once and failed the new master over again, re-promoting the old master. Our reset
+    // forgets those replies (and never picks a replica that reports role master), so a
+    // forced failover right after a crash failover stays the one failover.
+    for seed in 0..SEEDS {
+        let mut w = World::new(13_000 + seed, 2, 3, 2, 1000);
+        settle(&mut w);
+        w.kill_redis(0);
+        assert!(w.run_until(30_000, |w| w.converged()), "seed {seed}: crash");
+        let before = w.masters()[0].clone();
+        let promotions = w.promotions.len();
+        let odowns = w.all_events("+odown").len();
+        assert!(ask_failover(&mut w, 0), "seed {seed}: failover refused");
+        assert!(w.run_until(10_000, |w| w.promotions.len() > promotions), "seed {seed}: nothing promoted");
+        let promoted = w.promotions.last().unwrap().target.clone();
+        // sentinel 2 cannot reach the promoted replica for a while: it sees it down
+        let s2 = w.sentinels[2].addr.clone();
+        w.partition(&s2, &promoted);
+        w.run(2500);
+        w.heal();
+        let sdown = format!("master {} {} {}", sim::MASTER_NAME, promoted.host, promoted.port);
+        assert!(w.all_events("+sdown").iter().any(|e| e.0 == 2 && e.2 == sdown), "seed {seed}: sentinel 2 never saw the new master down");
+        assert!(w.run_until(30_000, |w| w.converged() && w.masters()[0] == promoted), "seed {seed}: {:?} {:?}", w.masters(), w.sentinel_views());
+        w.run(20_000);
+        assert!(w.converged() && w.masters() == vec![promoted.clone()], "seed {seed}: {:?}", w.masters());
+        assert_eq!(w.promotions.len(), promotions + 1, "seed {seed}: another failover after the forced one");
+        assert_eq!(w.all_events("+odown").len(), odowns, "seed {seed}: ODOWN of the new master from stale replies");
+        assert_ne!(promoted, before);
+        w.assert_safety();
     }
 }

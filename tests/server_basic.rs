@@ -238,7 +238,7 @@ fn config_get_set_and_rewrite() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("redis.conf");
     std::fs::write(&conf, "# my comment\nmaxmemory 10mb\nsave 900 1\nappendonly no\n").unwrap();
-    let srv = spawn_server(&rf_server_bin(), free_port(), &[conf.to_str().unwrap()]);
+    let srv = spawn_server(&rf_server_bin(), &[conf.to_str().unwrap()]);
     let mut c = srv.client();
     let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory").query(&mut c).unwrap();
     assert_eq!(v, vec!["maxmemory".to_string(), (10 * 1024 * 1024).to_string()]);

@@ -173,3 +173,21 @@ fn sentinel_flag_runs_the_sentinel() {
     assert!(ready, "sentinel did not answer PING");
     assert!(masters.contains("redis-cluster"), "{masters}");
 }
+
+#[test]
+fn readiness_counts_only_the_process_we_started() {
+    // what a harness sees when a probed free port was taken by another process before
+    // ours bound it: a server answering there that is not our child
+    let other = spawn_rf(&[]);
+    let theirs = other.pid();
+    assert!(wait_own_process(other.port, || Some(theirs), || false, Duration::from_secs(5)), "its own pid is recognised");
+    assert!(!wait_own_process(other.port, || Some(theirs + 1), || false, Duration::from_secs(5)), "another pid answering is refused");
+    assert!(!wait_own_process(other.port, || Some(theirs), || true, Duration::from_secs(5)), "an exited child is refused");
+    // a server with a password does not answer INFO: the listening socket decides
+    let locked = spawn_rf(&["--requirepass", "s3cret"]);
+    assert_eq!(port_answer(locked.port), PortAnswer::AuthRequired);
+    assert!(listens_on(locked.pid(), locked.port));
+    assert!(!listens_on(other.pid(), locked.port));
+    assert!(wait_own_process(locked.port, || Some(locked.pid()), || false, Duration::from_secs(5)));
+    assert!(!wait_own_process(locked.port, || Some(theirs), || false, Duration::from_secs(5)));
+}

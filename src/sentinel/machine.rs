@@ -1374,6 +1374,13 @@ impl Sentinel {
         }
         m.inst = inst;
         m.failover_state = FailoverState::None;
+        m.failover_state_change_time = 0;
+        // A new master may fail over at once: the 2 x failover-timeout hold-off guards
+        // against retrying the same failover, not a failover of the master we switched to
+        // (Redis's sentinelResetMaster clears it: "We can failover again ASAP").
+        m.failover_start_time = 0;
+        m.leader = None;
+        m.candidate_at = None;
         m.force_failover = false;
         m.promoted = None;
         m.cfg.host = new_addr.host.clone();

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 include!("../ports/free_port.rs");
+include!("../ports/own_process.rs");
 
 /// Path of the `rf-server` binary built for this test run.
 pub fn rf_server_bin() -> PathBuf {
@@ -62,33 +63,41 @@ impl Drop for ServerGuard {
     }
 }
 
-/// Starts `bin` with `args` (`--port` is added) in a fresh temp dir (also passed as
-/// `--dir`), stdout+stderr to `<dir>/server.log`, and waits until it answers PING.
-pub fn spawn_server(bin: &Path, port: u16, args: &[&str]) -> ServerGuard {
+/// Starts `bin` with `args` (`--port` is added) on a free port in a fresh temp dir (also
+/// passed as `--dir`), stdout+stderr to `<dir>/server.log`, and waits until it answers.
+/// Only our child counts (see `wait_own_process`): if another process holds the port,
+/// it tries another one.
+pub fn spawn_server(bin: &Path, args: &[&str]) -> ServerGuard {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("server.log");
-    let out = std::fs::File::create(&log).expect("log file");
-    let err = out.try_clone().expect("log clone");
-    let mut cmd = Command::new(bin);
-    cmd.args(args).arg("--port").arg(port.to_string()).arg("--dir").arg(dir.path()).current_dir(dir.path()).stdin(Stdio::null()).stdout(out).stderr(err);
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-    let guard = ServerGuard { child: Some(child), port, dir, log };
-    if !wait_ready(port, Duration::from_secs(20)) {
-        panic!("server on port {port} did not become ready; log:\n{}", guard.log_text());
+    for _ in 0..5 {
+        let port = free_port();
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log clone");
+        let mut cmd = Command::new(bin);
+        cmd.args(args).arg("--port").arg(port.to_string()).arg("--dir").arg(dir.path()).current_dir(dir.path()).stdin(Stdio::null()).stdout(out).stderr(err);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let pid = child.id();
+        if wait_own_process(port, || Some(pid), || matches!(child.try_wait(), Ok(Some(_))), Duration::from_secs(20)) {
+            return ServerGuard { child: Some(child), port, dir, log };
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("{} did not start on port {port} (held by another process?); log:\n{}", bin.display(), std::fs::read_to_string(&log).unwrap_or_default());
     }
-    guard
+    panic!("{} did not start on a free port in 5 attempts", bin.display());
 }
 
 /// Starts our `rf-server` on a free port.
 pub fn spawn_rf(args: &[&str]) -> ServerGuard {
-    spawn_server(&rf_server_bin(), free_port(), args)
+    spawn_server(&rf_server_bin(), args)
 }
 
 /// Starts Debian's `redis-server` on a free port (reference for comparisons).
 pub fn spawn_redis(args: &[&str]) -> ServerGuard {
     let mut all = vec!["--save", "", "--appendonly", "no"];
     all.extend_from_slice(args);
-    spawn_server(Path::new("/usr/bin/redis-server"), free_port(), &all)
+    spawn_server(Path::new("/usr/bin/redis-server"), &all)
 }
 
 /// True once `PING` on `port` answers `+PONG` (or -NOAUTH/-LOADING: the server is up).

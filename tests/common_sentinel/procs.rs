@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 include!("../ports/free_port.rs");
+include!("../ports/own_process.rs");
 
 pub fn server_bin() -> String {
     std::env::var("RF_TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rf-server").into())
@@ -39,14 +40,17 @@ impl Proc {
         Proc { name: format!("proc:{port}"), port, child: Some(child), pid_file: None }
     }
 
-    /// Starts `bin conf` and waits until the port accepts connections (not PING: the
-    /// process may require a password).
+    /// Starts `bin conf` (a config naming `port`) and waits until it answers there.
     pub fn spawn_for_test(bin: &str, conf: &Path, port: u16) -> Proc {
         let child = Command::new(bin).arg(conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start process");
-        let p = Proc::from_child(child, port);
-        let up = wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        assert!(up, "port {port} never accepted a connection");
-        p
+        Proc::from_child(child, port).expect_started()
+    }
+
+    /// Self once this process answers on its port; panics if another process holds the
+    /// port or this one exited.
+    pub fn expect_started(self) -> Proc {
+        let (name, port) = (self.name.clone(), self.port);
+        self.started().unwrap_or_else(|| panic!("{name} did not start: port {port} is held by another process, or it exited"))
     }
 
     pub fn kill(&mut self) {
@@ -63,6 +67,33 @@ impl Proc {
         }
     }
 
+    /// Self once the process answering on its port is this one (a daemon: the pid in its
+    /// pid file); None (and the process killed) if another process holds the port or ours
+    /// exited.
+    pub fn started(mut self) -> Option<Proc> {
+        let port = self.port;
+        let daemon = self.child.is_none();
+        let child_pid = self.child.as_ref().map(|c| c.id());
+        let pid_file = self.pid_file.clone();
+        let child = &mut self.child;
+        let ours = wait_own_process(
+            port,
+            || child_pid.or_else(|| std::fs::read_to_string(pid_file.as_ref()?).ok()?.trim().parse().ok()),
+            || !daemon && child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_)))),
+            Duration::from_secs(10),
+        );
+        if ours {
+            return Some(self);
+        }
+        if daemon {
+            // a daemon that lost the port race exits by itself, and its pid file may be
+            // stale: kill nothing by it
+            self.pid_file = None;
+        }
+        self.kill();
+        None
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(c) => c.try_wait().map(|s| s.is_none()).unwrap_or(false),
@@ -77,7 +108,40 @@ impl Drop for Proc {
     }
 }
 
-pub fn start_server(dir: &Path, port: u16, replica_of: Option<u16>) -> Proc {
+/// Starts a data server on a free port (`Proc::port`), as a replica of `replica_of` if given.
+/// Only our child counts as started (see `wait_own_process`); if another process holds
+/// the port, another one is tried.
+pub fn start_server(dir: &Path, replica_of: Option<u16>) -> Proc {
+    for _ in 0..5 {
+        if let Some(p) = try_start_server(dir, free_port(), replica_of) {
+            return p;
+        }
+    }
+    panic!("no data server could start on a free port in 5 attempts");
+}
+
+/// A master and `replicas` replicas of it, each on a free port: their ports and processes,
+/// master first.
+pub fn start_servers(dir: &Path, replicas: usize) -> (Vec<u16>, Vec<Proc>) {
+    let master = start_server(dir, None);
+    let mport = master.port;
+    let mut procs = vec![master];
+    procs.extend((0..replicas).map(|_| start_server(dir, Some(mport))));
+    (procs.iter().map(|p| p.port).collect(), procs)
+}
+
+/// One sentinel of each kind in `kinds` watching `master_port`: their ports and processes.
+pub fn start_sentinels(kinds: &[SentinelKind], dir: &Path, master_port: u16, o: &SentinelOpts) -> (Vec<u16>, Vec<Proc>) {
+    let procs: Vec<Proc> = kinds.iter().map(|k| start_sentinel(*k, dir, master_port, o)).collect();
+    (procs.iter().map(|p| p.port).collect(), procs)
+}
+
+/// Starts a data server again on the port it had (a restarted member keeps its address).
+pub fn restart_server(dir: &Path, port: u16, replica_of: Option<u16>) -> Proc {
+    try_start_server(dir, port, replica_of).unwrap_or_else(|| panic!("port {port} is held by another process: cannot restart the server there"))
+}
+
+fn try_start_server(dir: &Path, port: u16, replica_of: Option<u16>) -> Option<Proc> {
     let mut cmd = Command::new(server_bin());
     cmd.arg("--port").arg(port.to_string())
         .arg("--bind").arg("127.0.0.1")
@@ -92,9 +156,7 @@ pub fn start_server(dir: &Path, port: u16, replica_of: Option<u16>) -> Proc {
     }
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let child = cmd.spawn().expect("start data server");
-    let p = Proc { name: format!("server:{port}"), port, child: Some(child), pid_file: None };
-    wait_ping(port, Duration::from_secs(10));
-    p
+    Proc { name: format!("server:{port}"), port, child: Some(child), pid_file: None }.started()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -110,23 +172,45 @@ pub struct SentinelOpts {
     pub daemonize: bool,
 }
 
-/// Writes the seed tutorial's sentinel config (loopback, test ports) and starts it.
-pub fn start_sentinel(kind: SentinelKind, dir: &Path, port: u16, master_port: u16, o: &SentinelOpts) -> Proc {
-    let conf = dir.join(format!("sentinel-{port}.conf"));
-    let pidfile = dir.join(format!("sentinel-{port}.pid"));
-    let mut text = format!(
-        "bind 127.0.0.1\nport {port}\nsentinel monitor mymaster 127.0.0.1 {master_port} {}\nsentinel down-after-milliseconds mymaster {}\nsentinel parallel-syncs mymaster 1\nsentinel failover-timeout mymaster {}\n",
-        o.quorum, o.down_after, o.failover_timeout
-    );
-    text.push_str(&format!("logfile \"{}\"\ndir \"{}\"\n", dir.join(format!("sentinel-{port}.log")).display(), dir.display()));
-    if o.daemonize {
-        text.push_str(&format!("daemonize yes\npidfile \"{}\"\n", pidfile.display()));
-    }
-    std::fs::write(&conf, text).unwrap();
-    start_sentinel_from(kind, &conf, port, o.daemonize.then_some(pidfile))
+/// Writes the seed tutorial's sentinel config (loopback, a free port) and starts it; the
+/// port is `Proc::port`.
+pub fn start_sentinel(kind: SentinelKind, dir: &Path, master_port: u16, o: &SentinelOpts) -> Proc {
+    start_sentinel_with(kind, |port| {
+        let conf = dir.join(format!("sentinel-{port}.conf"));
+        let pidfile = dir.join(format!("sentinel-{port}.pid"));
+        let mut text = format!(
+            "bind 127.0.0.1\nport {port}\nsentinel monitor mymaster 127.0.0.1 {master_port} {}\nsentinel down-after-milliseconds mymaster {}\nsentinel parallel-syncs mymaster 1\nsentinel failover-timeout mymaster {}\n",
+            o.quorum, o.down_after, o.failover_timeout
+        );
+        text.push_str(&format!("logfile \"{}\"\ndir \"{}\"\n", dir.join(format!("sentinel-{port}.log")).display(), dir.display()));
+        if o.daemonize {
+            text.push_str(&format!("daemonize yes\npidfile \"{}\"\n", pidfile.display()));
+        }
+        std::fs::write(&conf, text).unwrap();
+        (conf, o.daemonize.then_some(pidfile))
+    })
 }
 
+/// Starts a sentinel from the config `write_conf(port)` writes for a free port (it returns
+/// the config path and, for a daemon, its pid file); another port if that one is taken.
+pub fn start_sentinel_with(kind: SentinelKind, mut write_conf: impl FnMut(u16) -> (PathBuf, Option<PathBuf>)) -> Proc {
+    for _ in 0..5 {
+        let port = free_port();
+        let (conf, pidfile) = write_conf(port);
+        if let Some(p) = try_start_sentinel(kind, &conf, port, pidfile) {
+            return p;
+        }
+    }
+    panic!("no {kind:?} sentinel could start on a free port in 5 attempts");
+}
+
+/// Starts a sentinel from a config that names its port (a restart keeps it); panics if
+/// another process holds that port.
 pub fn start_sentinel_from(kind: SentinelKind, conf: &Path, port: u16, pidfile: Option<PathBuf>) -> Proc {
+    try_start_sentinel(kind, conf, port, pidfile).unwrap_or_else(|| panic!("port {port} is held by another process: cannot start the sentinel of {}", conf.display()))
+}
+
+fn try_start_sentinel(kind: SentinelKind, conf: &Path, port: u16, pidfile: Option<PathBuf>) -> Option<Proc> {
     let bin = match kind {
         SentinelKind::Rf => RF_SENTINEL,
         SentinelKind::Debian => REDIS_SENTINEL,
@@ -140,8 +224,7 @@ pub fn start_sentinel_from(kind: SentinelKind, conf: &Path, port: u16, pidfile: 
     } else {
         Proc { name: format!("sentinel:{port}"), port, child: Some(cmd.spawn().expect("start sentinel")), pid_file: None }
     };
-    wait_ping(port, Duration::from_secs(10));
-    p
+    p.started()
 }
 
 pub fn conn(port: u16) -> redis::RedisResult<redis::Connection> {
@@ -150,11 +233,6 @@ pub fn conn(port: u16) -> redis::RedisResult<redis::Connection> {
     con.set_read_timeout(Some(Duration::from_secs(3)))?;
     con.set_write_timeout(Some(Duration::from_secs(3)))?;
     Ok(con)
-}
-
-pub fn wait_ping(port: u16, max: Duration) {
-    let ok = wait_until(max, || conn(port).and_then(|mut c| redis::cmd("PING").query::<String>(&mut c)).is_ok());
-    assert!(ok, "port {port} never answered PING");
 }
 
 pub fn wait_until(max: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -218,6 +296,8 @@ pub struct Writer {
 #[derive(Debug, Default)]
 pub struct WriterResult {
     pub acked: Vec<String>,
+    /// When each of `acked` was acknowledged.
+    pub acked_at: Vec<Instant>,
     pub attempts: u64,
     /// (gap ms, when the gap ended)
     pub max_gap_ms: u64,
@@ -271,6 +351,7 @@ impl Writer {
                         r.max_gap_ms = r.max_gap_ms.max(gap.as_millis() as u64);
                         last_ok = now;
                         r.acked.push(key);
+                        r.acked_at.push(now);
                     }
                     Ok(_) => last_lookup = None,
                     Err(e) => {

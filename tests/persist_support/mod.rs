@@ -12,6 +12,7 @@ use bytes::Bytes;
 use redis_failover::server::persistence::rdb::{RdbFile, RdbValue};
 
 include!("../ports/free_port.rs");
+include!("../ports/own_process.rs");
 
 pub fn have_redis() -> bool {
     Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
@@ -70,32 +71,24 @@ pub fn start_server(program: &str, dir: &Path, extra: &[&str]) -> ServerGuard {
     panic!("{program} could not start on a free port in 5 attempts");
 }
 
-/// Waits until our child answers on its port (true), or until it exits or another process
-/// is found on the port (false). Panics if nothing answers within 20 s.
+/// Waits until our child answers on its port and PING works (true), or until it exits or
+/// another process is found on the port (false). Panics if it is not ready within 20 s.
 pub fn wait_ready(guard: &mut ServerGuard) -> bool {
+    let (pid, port) = (guard.child.id(), guard.port);
+    let child = &mut guard.child;
+    if !wait_own_process(port, || Some(pid), || matches!(child.try_wait(), Ok(Some(_))), Duration::from_secs(20)) {
+        return false;
+    }
+    // ours; ready once PING works (not while it still loads its data)
     let deadline = Instant::now() + Duration::from_secs(20);
-    let pid = guard.child.id().to_string();
     loop {
-        if let Ok(Some(_)) = guard.child.try_wait() {
-            return false;
+        let ping = redis::Client::open(guard.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        if ping.is_ok() {
+            return true;
         }
-        if let Ok(client) = redis::Client::open(guard.url()) {
-            if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(500)) {
-                let info: redis::RedisResult<String> = redis::cmd("INFO").arg("server").query(&mut c);
-                if let Ok(info) = info {
-                    let answering = info.lines().find_map(|l| l.trim().strip_prefix("process_id:").map(str::to_string));
-                    if answering.as_deref() != Some(pid.as_str()) {
-                        return false;
-                    }
-                    // Ours; ready once PING works (not while it still loads its data).
-                    let ping: redis::RedisResult<String> = redis::cmd("PING").query(&mut c);
-                    if ping.is_ok() {
-                        return true;
-                    }
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "server on port {} did not become ready", guard.port);
+        assert!(Instant::now() < deadline, "server on port {port} did not become ready");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
