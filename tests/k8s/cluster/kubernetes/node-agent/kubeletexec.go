@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/streaming/pkg/httpstream"
@@ -67,8 +71,8 @@ func exitStatus(err error) *metav1.Status {
 }
 
 // serveExec is the kubelet's /exec/{namespace}/{pod}/{container}?command=...: SPDY
-// remotecommand (v4) with nsenter into the container. A tty is not allocated (the
-// command runs with pipes), which is enough for scripted use.
+// remotecommand (v4) with nsenter into the container, on a pseudo-terminal when the
+// client asks for a tty (kubectl exec -t), else on pipes.
 func (n *nodeAgent) serveExec(w http.ResponseWriter, r *http.Request) {
 	ns, podName, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	q := r.URL.Query()
@@ -97,7 +101,7 @@ func (n *nodeAgent) serveExec(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close()
 	conn.SetIdleTimeout(4 * time.Hour)
 
-	var errStream, stdin, stdout, stderr httpstream.Stream
+	var errStream, stdin, stdout, stderr, resize httpstream.Stream
 	deadline := time.After(30 * time.Second)
 	for got := 0; got < want.expected(); got++ {
 		select {
@@ -112,7 +116,7 @@ func (n *nodeAgent) serveExec(w http.ResponseWriter, r *http.Request) {
 			case "stderr":
 				stderr = s
 			case "resize":
-				go func() { _, _ = io.Copy(io.Discard, s) }()
+				resize = s
 			}
 		case <-deadline:
 			return
@@ -126,18 +130,20 @@ func (n *nodeAgent) serveExec(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	cmd, err := runner.execCommand(ctx, argv)
 	if err == nil {
-		if stdin != nil {
-			cmd.Stdin = stdin
+		if want.tty {
+			err = runWithTTY(cmd, stdin, stdout, resize)
+		} else {
+			if stdin != nil {
+				cmd.Stdin = stdin
+			}
+			if stdout != nil {
+				cmd.Stdout = stdout
+			}
+			if stderr != nil {
+				cmd.Stderr = stderr
+			}
+			err = cmd.Run()
 		}
-		if stdout != nil {
-			cmd.Stdout = stdout
-		}
-		if stderr != nil {
-			cmd.Stderr = stderr
-		} else if want.tty && stdout != nil {
-			cmd.Stderr = stdout
-		}
-		err = cmd.Run()
 	}
 	data, _ := json.Marshal(exitStatus(err))
 	_, _ = errStream.Write(data)
@@ -146,6 +152,66 @@ func (n *nodeAgent) serveExec(w http.ResponseWriter, r *http.Request) {
 			_ = s.Close()
 		}
 	}
+}
+
+// runWithTTY runs cmd on a new pseudo-terminal as its controlling terminal: stdin goes to
+// it, its output to stdout, and the resize stream's sizes (JSON {"Width","Height"}) to
+// its window size.
+func runWithTTY(cmd *exec.Cmd, stdin io.Reader, stdout io.Writer, resize io.Reader) error {
+	master, slave, err := openPTY()
+	if err != nil {
+		return err
+	}
+	defer master.Close()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	err = cmd.Start()
+	slave.Close()
+	if err != nil {
+		return err
+	}
+	if resize != nil {
+		go func() {
+			dec := json.NewDecoder(resize)
+			for {
+				var size struct{ Width, Height uint16 }
+				if dec.Decode(&size) != nil {
+					return
+				}
+				_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Height, Col: size.Width})
+			}
+		}()
+	}
+	if stdin != nil {
+		go func() { _, _ = io.Copy(master, stdin) }()
+	}
+	if stdout != nil {
+		_, _ = io.Copy(stdout, master) // ends with EIO once the command and its children closed the terminal
+	}
+	return cmd.Wait()
+}
+
+// openPTY opens a pseudo-terminal pair.
+func openPTY() (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetUint32(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
 }
 
 // findRunner is the running container of a pod of this node.

@@ -70,4 +70,36 @@ func TestExecOverSPDY(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "2" {
 		t.Fatalf("stdin: %q %v", out, err)
 	}
+
+	// With a tty: a terminal of the size the client sends, stderr merged, the exit code kept.
+	// (The size arrives on its own stream: wait for it, bounded, before reading it.)
+	script := `for i in $(seq 50); do [ "$(stty size)" != "0 0" ] && break; sleep 0.1; done; tty; stty size; echo err >&2; exit 4`
+	q := url.Values{"command": {"sh", "-c", script}, "output": {"1"}, "tty": {"1"}}
+	u, _ := url.Parse(srv.URL + "/exec/ns1/p/c?" + q.Encode())
+	ex, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tout bytes.Buffer
+	err = ex.StreamWithContext(context.Background(), remotecommand.StreamOptions{
+		Stdout: &tout, Tty: true, TerminalSizeQueue: &oneSize{size: remotecommand.TerminalSize{Width: 100, Height: 30}}})
+	got := strings.ReplaceAll(tout.String(), "\r\n", "\n")
+	if !errors.As(err, &code) || code.ExitStatus() != 4 ||
+		!strings.HasPrefix(got, "/dev/pts/") || !strings.Contains(got, "\n30 100\nerr\n") {
+		t.Fatalf("tty exec: %q %v", got, err)
+	}
+}
+
+// oneSize hands out one terminal size, then none.
+type oneSize struct {
+	sent bool
+	size remotecommand.TerminalSize
+}
+
+func (o *oneSize) Next() *remotecommand.TerminalSize {
+	if o.sent {
+		return nil
+	}
+	o.sent = true
+	return &o.size
 }
