@@ -33,9 +33,10 @@ fn start_guarded_server(dir: &std::path::Path, port: u16, sentinel_port: u16, re
 #[test]
 fn a_master_restarted_empty_waits_for_the_failover_and_no_write_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let (mport, rport, sport) = (free_port(), free_port(), free_port());
-    let mut master = start_server(dir.path(), mport, None);
-    let _replica = start_server(dir.path(), rport, Some(mport));
+    let mut master = start_server(dir.path(), None);
+    let mport = master.port;
+    let replica = start_server(dir.path(), Some(mport));
+    let rport = replica.port;
     let mut m = conn(mport).unwrap();
     for i in 0..200 {
         let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut m).unwrap();
@@ -44,7 +45,8 @@ fn a_master_restarted_empty_waits_for_the_failover_and_no_write_is_lost() {
     assert_eq!(acked, 1, "the replica did not acknowledge the writes");
 
     let opts = SentinelOpts { quorum: 1, down_after: 1000, failover_timeout: 10000, daemonize: false };
-    let _sentinel = start_sentinel(SentinelKind::Rf, dir.path(), sport, mport, &opts);
+    let sentinel = start_sentinel(SentinelKind::Rf, dir.path(), mport, &opts);
+    let sport = sentinel.port;
     let knows_replica = wait_until(Duration::from_secs(15), || {
         sentinel_cmd::<Vec<redis::Value>>(sport, &["REPLICAS", "mymaster"]).is_ok_and(|r| !r.is_empty())
     });
@@ -69,10 +71,12 @@ fn a_master_restarted_empty_waits_for_the_failover_and_no_write_is_lost() {
 #[test]
 fn a_replica_follows_the_master_the_sentinels_name_not_its_stale_config() {
     let dir = tempfile::tempdir().unwrap();
-    let (mport, stale, rport, sport) = (free_port(), free_port(), free_port(), free_port());
-    let _master = start_server(dir.path(), mport, None);
+    let (stale, rport) = (free_port(), free_port());
+    let master = start_server(dir.path(), None);
+    let mport = master.port;
     let opts = SentinelOpts { quorum: 1, down_after: 1000, failover_timeout: 10000, daemonize: false };
-    let _sentinel = start_sentinel(SentinelKind::Rf, dir.path(), sport, mport, &opts);
+    let sentinel = start_sentinel(SentinelKind::Rf, dir.path(), mport, &opts);
+    let sport = sentinel.port;
     // Its config names a master that no longer is one (a ConfigMap not yet re-rendered).
     let _replica = start_guarded_server(dir.path(), rport, sport, Some(stale));
     let follows = wait_until(Duration::from_secs(15), || {
