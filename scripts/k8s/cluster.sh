@@ -260,6 +260,7 @@ repo, bins = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 images = {}
 for name, binary in (("server", "rf-server"), ("sentinel", "rf-sentinel"), ("operator", "rf-operator")):
     text = (repo / "images" / name / "Dockerfile").read_text()
+    text = text[text.rfind("\nFROM "):]  # the final stage is the image
     def directive(key):
         m = re.findall(rf"^{key}\s+(.+)$", text, re.M)
         return m[-1].strip() if m else None
