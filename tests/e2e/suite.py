@@ -550,6 +550,7 @@ class Suite:
         base = writer.acks()
         wait_for(f"{label}: 30 acknowledged writes after", 180, lambda: writer.acks() >= base + 30)
         events = writer.stop()
+        self.save_events(prefix, events, disrupted_at)
         summary, acked = e2e_writes.analyze(events, disrupted_at, prefix)
         wait_for(f"{label}: cluster Ready with {settle_servers} servers", 300,
                  lambda: self.ready(settle_servers), step=2)
@@ -559,7 +560,7 @@ class Suite:
         masters = self.master_pods()
         if len(masters) != 1 or self.watch.current() != frozenset(masters):
             raise Failed(f"{label}: master label {masters} vs Service endpoints {sorted(self.watch.current())}")
-        gap = summary.get("write_failure_window_ms")
+        gap = self.ack_gap_ms(events, disrupted_at)
         self.record(f"{label}: write gap {gap} ms, master Service switch "
                     f"{'-' if switch_ms is None else f'{switch_ms} ms'} ({old} -> {new or masters[0]}), "
                     f"acked writes {summary['acked']}, lost {lost}, Ready after {ready_ms} ms")
@@ -568,6 +569,24 @@ class Suite:
         if lost:
             raise Failed(f"{label}: {lost} acknowledged writes lost")
         return old, new
+
+    @staticmethod
+    def ack_gap_ms(events, disrupted_at):
+        """The longest time without an acknowledged write, from the last ACK before the
+        disruption on (a write blocked for seconds is a gap even if it ends acknowledged)."""
+        acks = [t for t, kind, _ in events if kind == "ACK"]
+        before = [t for t in acks if t < disrupted_at]
+        after = [t for t in acks if t >= disrupted_at]
+        if not after:
+            return None
+        points = before[-1:] + after
+        return round(max(((b - a).total_seconds() for a, b in zip(points, points[1:])), default=0) * 1000)
+
+    def save_events(self, prefix, events, disrupted_at):
+        with open(os.path.join(self.artifacts, f"writer-{prefix}.events"), "w") as f:
+            f.write(f"{disrupted_at.isoformat()} DISRUPTED\n")
+            for t, kind, i in events:
+                f.write(f"{t.isoformat()} {kind} {i}\n")
 
     def lost_writes(self, prefix, acked, target=None):
         keys = [f"{prefix}:{i}" for i in acked]
@@ -642,11 +661,12 @@ class Suite:
         base = writer.acks()
         wait_for("upgrade: 30 acknowledged writes after", 120, lambda: writer.acks() >= base + 30)
         events = writer.stop()
+        self.save_events("upgrade", events, disrupted_at)
         summary, acked = e2e_writes.analyze(events, disrupted_at, "upgrade")
         lost = self.lost_writes("upgrade", acked)
         self.acked.append(("upgrade", acked))
         self.record(f"rolling upgrade under load: done after {round((time.time() - t0) * 1000)} ms, write gap "
-                    f"{summary.get('write_failure_window_ms')} ms, acked {summary['acked']}, lost {lost}")
+                    f"{self.ack_gap_ms(events, disrupted_at)} ms, acked {summary['acked']}, lost {lost}")
         if lost:
             raise Failed(f"rolling upgrade: {lost} acknowledged writes lost")
         self.check_all_acked(f"{self.name}-master")
@@ -828,7 +848,7 @@ def main():
     except KeyboardInterrupt:
         log("interrupted: tearing down")
         ok = args.demo
-    except (Failed, subprocess.TimeoutExpired) as e:
+    except (Failed, subprocess.TimeoutExpired, OSError) as e:
         log(f"FAILED: {e}")
         try:
             suite.diagnostics()
