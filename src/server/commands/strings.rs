@@ -140,7 +140,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     ctx.dirty(1);
     ctx.notify(notify::STRING, "set", key);
     if let Some(when) = when {
-        if when <= ctx.now_ms {
+        if ctx.already_expired(when) {
             ctx.db().remove_at(pos);
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
             ctx.notify(notify::GENERIC, "del", key);
@@ -263,7 +263,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         _ => return wrongtype(),
     };
     if let Some(when) = when {
-        if when <= ctx.now_ms {
+        if ctx.already_expired(when) {
             ctx.db().remove_at(pos);
             ctx.dirty(1);
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
