@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::ServerGuard;
+use common::{wait_for, ServerGuard};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -82,17 +82,6 @@ fn value_text(v: &redis::Value) -> String {
 fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
     let info = text(c, &["INFO", section]);
     info.lines().find_map(|l| l.trim().strip_prefix(&format!("{field}:")).map(str::to_string))
-}
-
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 // ------------------------------------------------------------------ the random load
@@ -290,6 +279,22 @@ impl Writer {
                 let w = self.blind_write();
                 send(c, &w)?;
                 send(c, &cmd(&[b"SELECT", self.home.to_string().as_bytes()]))?;
+            }
+            17..=21 => {
+                // A pipeline runs back to back: a run of writes in one database with a
+                // single SELECT in front, where a resynced replica must know the database.
+                let mut pipe = redis::pipe();
+                for _ in 0..self.rng.gen_range(5..20) {
+                    let w = self.blind_write();
+                    let c = pipe.cmd(std::str::from_utf8(&w[0]).unwrap());
+                    for a in &w[1..] {
+                        c.arg(&a[..]);
+                    }
+                }
+                match pipe.query::<redis::Value>(c) {
+                    Err(e) if e.is_io_error() || e.is_timeout() => return Err(e),
+                    _ => {}
+                }
             }
             14..=16 => {
                 // Commands propagated as their effects: relative times become absolute,
@@ -508,6 +513,10 @@ struct Scenario {
     kills: u32,
     seed: u64,
     expect: Expect,
+    /// A second replica of ours hangs off the replica (master -> replica -> sub-replica).
+    /// The replica keeps a tiny backlog and the sub-replica's link is killed with a delay
+    /// every other round, so it full-syncs from the replica in the middle of the stream.
+    chained: bool,
 }
 
 fn run(s: Scenario) {
@@ -517,7 +526,8 @@ fn run(s: Scenario) {
         s.master_bin,
         &["--repl-backlog-size", s.backlog, "--repl-backlog-ttl", s.backlog_ttl, "--repl-diskless-sync", diskless, "--repl-diskless-sync-delay", "0"],
     );
-    let replica = spawn(RF, &[]);
+    let replica = spawn(RF, if s.chained { &["--repl-backlog-size", "16kb"] } else { &[] });
+    let sub = s.chained.then(|| spawn(RF, &[]));
     let load = Load::start(master.port, s.seed, 200_000);
     let mut m = connect(master.port);
     let mut r = connect(replica.port);
@@ -528,8 +538,21 @@ fn run(s: Scenario) {
         "first sync did not complete\n{}",
         tail(&replica)
     );
-    for _ in 0..s.kills {
+    let mut sub_client = sub.as_ref().map(|sub| {
+        let mut c = connect(sub.port);
+        text(&mut c, &["REPLICAOF", "127.0.0.1", &replica.port.to_string()]);
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "replication", "master_link_status").as_deref() == Some("up")));
+        c
+    });
+    for round in 0..s.kills {
         std::thread::sleep(Duration::from_millis(1200));
+        if let Some(c) = sub_client.as_mut().filter(|_| round % 2 == 1) {
+            text(c, &["MULTI"]);
+            text(c, &["CLIENT", "KILL", "TYPE", "master"]);
+            text(c, &["DEBUG", "SLEEP", "1"]);
+            let killed = text(c, &["EXEC"]);
+            assert!(!killed.starts_with("error"), "kill: {killed}");
+        }
         let killed = match s.kill {
             Kill::FromReplica => text(&mut r, &["CLIENT", "KILL", "TYPE", "master"]),
             Kill::FromMaster => text(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]),
@@ -546,6 +569,12 @@ fn run(s: Scenario) {
     assert!(ops > 1000, "only {ops} writes");
     let what = format!("master {} diskless={diskless} backlog={} ttl={} ({ops} writes)", s.master_bin, s.backlog, s.backlog_ttl);
     assert_consistent(&master, &replica, &what);
+    if let Some(sub) = &sub {
+        assert_consistent(&master, sub, &format!("{what}, sub-replica"));
+        let mut r = connect(replica.port);
+        let full = info_field(&mut r, "stats", "sync_full").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        assert!(full > 1, "the sub-replica full-synced only {full} time(s) from the replica");
+    }
     let mut stat = |f: &str| info_field(&mut m, "stats", f).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let (full, ok, err) = (stat("sync_full"), stat("sync_partial_ok"), stat("sync_partial_err"));
     let as_expected = match s.expect {
@@ -572,6 +601,7 @@ fn psync_under_load_ours_disk() {
         kills: 6,
         seed: 11,
         expect: Expect::PartialResyncs,
+        chained: false,
     });
 }
 
@@ -586,6 +616,22 @@ fn psync_under_load_ours_diskless_killed_by_master() {
         kills: 6,
         seed: 21,
         expect: Expect::PartialResyncs,
+        chained: false,
+    });
+}
+
+#[test]
+fn chained_sub_replica_syncs_from_a_replica_under_load() {
+    run(Scenario {
+        master_bin: RF,
+        diskless: false,
+        backlog: "100mb",
+        backlog_ttl: "3600",
+        kill: Kill::FromReplica,
+        kills: 6,
+        seed: 71,
+        expect: Expect::PartialResyncs,
+        chained: true,
     });
 }
 
@@ -600,6 +646,7 @@ fn full_resyncs_under_load_ours_tiny_backlog() {
         kills: 4,
         seed: 31,
         expect: Expect::FullResyncs,
+        chained: false,
     });
 }
 
@@ -614,6 +661,7 @@ fn full_resyncs_under_load_ours_expired_backlog() {
         kills: 3,
         seed: 61,
         expect: Expect::FullResyncs,
+        chained: false,
     });
 }
 
@@ -632,6 +680,7 @@ fn psync_under_load_redis_master() {
         kills: 6,
         seed: 41,
         expect: Expect::PartialResyncs,
+        chained: false,
     });
 }
 
@@ -650,6 +699,7 @@ fn full_resyncs_under_load_redis_master_tiny_backlog() {
         kills: 4,
         seed: 51,
         expect: Expect::FullResyncs,
+        chained: false,
     });
 }
 
@@ -747,5 +797,45 @@ fn blpop_followed_by_role_change() {
     if have_redis() {
         let theirs = blpop_then_role_change(REDIS);
         assert_eq!((theirs.blocked_reply, theirs.closed), (ours.blocked_reply, ours.closed), "as Redis");
+    }
+}
+
+// ------------------------------------------------------------------ chained full sync
+
+/// A sub-replica full-syncs from a replica while its master's stream is in database 9; the
+/// master's next write in database 9 comes with no SELECT (its stream is still there), so the
+/// sub-replica must take the database from the payload's `repl-stream-db`.
+fn sub_replica_continues_in_the_stream_db(master_bin: &str, middle_bin: &str, sub_bin: &str) {
+    let master = spawn(master_bin, &[]);
+    let middle = spawn(middle_bin, &[]);
+    let sub = spawn(sub_bin, &[]);
+    let (mut m, mut r, mut s) = (connect(master.port), connect(middle.port), connect(sub.port));
+    let up = |c: &mut redis::Connection| info_field(c, "replication", "master_link_status").as_deref() == Some("up");
+    text(&mut r, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    assert!(wait_for(Duration::from_secs(10), || up(&mut r)));
+    text(&mut m, &["SELECT", "9"]);
+    text(&mut m, &["SET", "before", "1"]);
+    text(&mut r, &["SELECT", "9"]);
+    assert!(wait_for(Duration::from_secs(10), || text(&mut r, &["EXISTS", "before"]) == "1"));
+    text(&mut s, &["REPLICAOF", "127.0.0.1", &middle.port.to_string()]);
+    assert!(wait_for(Duration::from_secs(10), || up(&mut s)));
+    text(&mut m, &["SET", "after", "2"]);
+    text(&mut s, &["SELECT", "9"]);
+    let arrived = wait_for(Duration::from_secs(10), || text(&mut s, &["GET", "after"]) == "2");
+    let in_db0 = {
+        text(&mut s, &["SELECT", "0"]);
+        text(&mut s, &["EXISTS", "after"])
+    };
+    assert!(arrived, "{master_bin} -> {middle_bin} -> {sub_bin}: the write after the sub-replica's full sync is not in db 9 (in db 0: {in_db0})");
+    assert_eq!(in_db0, "0");
+}
+
+#[test]
+fn sub_replica_full_sync_continues_in_the_stream_db() {
+    sub_replica_continues_in_the_stream_db(RF, RF, RF);
+    if have_redis() {
+        sub_replica_continues_in_the_stream_db(REDIS, RF, RF);
+        sub_replica_continues_in_the_stream_db(RF, REDIS, RF);
+        sub_replica_continues_in_the_stream_db(RF, RF, REDIS);
     }
 }
