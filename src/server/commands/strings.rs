@@ -211,6 +211,8 @@ fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     ctx.set_value(&args[1], Value::string(&args[2]), false);
     ctx.dirty(1);
     ctx.notify(notify::STRING, "set", &args[1]);
+    // Replicas get a SET, as Redis propagates it (their command stats count SETs).
+    ctx.propagate_as(vec![Bytes::from_static(b"SET"), args[1].clone(), args[2].clone()]);
     old
 }
 
@@ -612,5 +614,18 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Frame::Map(vec![(Frame::bulk("matches"), Frame::Array(matches)), (Frame::bulk("len"), Frame::Integer(total as i64))])
     } else {
         Frame::Bulk(Bytes::from(result))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::server::types::access::testing::{words, TestServer};
+
+    #[test]
+    fn getset_propagates_as_set() {
+        let mut t = TestServer::new();
+        t.run(&["SET", "k", "old"]);
+        let o = t.run(&["GETSET", "k", "new"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["SET", "k", "new"]);
     }
 }

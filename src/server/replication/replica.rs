@@ -20,8 +20,13 @@ use crate::resp::{encode_command, RequestParser};
 pub enum LinkError {
     #[error("I/O error with master: {0}")]
     Io(#[from] std::io::Error),
-    #[error("timeout connecting to / reading from the MASTER")]
-    Timeout,
+    // The timeouts read as Redis's log lines (tests and operators grep for them).
+    #[error("Timeout connecting to the MASTER...")]
+    ConnectTimeout,
+    #[error("Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.")]
+    TransferTimeout,
+    #[error("MASTER timeout: no data nor PING received...")]
+    StreamTimeout,
     #[error("master closed the connection")]
     Closed,
     #[error("unexpected reply from master to {step}: {reply}")]
@@ -57,6 +62,7 @@ pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn DataHost>, ge
         }
         match result {
             Ok(()) | Err(LinkError::Stopped) => {}
+            Err(e @ (LinkError::ConnectTimeout | LinkError::TransferTimeout | LinkError::StreamTimeout)) => warning!("{}", e),
             Err(e) => warning!("Replication link with {}:{}: {}", mhost, mport, e),
         }
         if repl.kill_epoch() == epoch {
@@ -69,11 +75,14 @@ struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     timeout: Duration,
+    /// Receiving the RDB payload (which timeout message applies).
+    transferring: bool,
 }
 
 impl Conn {
     async fn fill(&mut self) -> Result<usize, LinkError> {
-        let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await.map_err(|_| LinkError::Timeout)??;
+        let timed_out = if self.transferring { LinkError::TransferTimeout } else { LinkError::ConnectTimeout };
+        let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await.map_err(|_| timed_out)??;
         if n == 0 {
             return Err(LinkError::Closed);
         }
@@ -124,7 +133,7 @@ async fn link_once(
         Ok(())
     };
     check(LinkState::Connecting)?;
-    let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect((mhost, mport))).await.map_err(|_| LinkError::Timeout)??;
+    let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect((mhost, mport))).await.map_err(|_| LinkError::ConnectTimeout)??;
     stream.set_nodelay(true)?;
     let std_stream = stream.into_std()?;
     repl.set_link_socket(Some(std_stream.try_clone()?));
@@ -133,7 +142,7 @@ async fn link_once(
         return Err(LinkError::Stopped);
     }
     notice!("MASTER <-> REPLICA sync started");
-    let mut conn = Conn { stream, buf: BytesMut::with_capacity(64 * 1024), timeout: cfg.timeout };
+    let mut conn = Conn { stream, buf: BytesMut::with_capacity(64 * 1024), timeout: cfg.timeout, transferring: false };
     check(LinkState::Handshake)?;
 
     // PING: any reply but a non-auth error is fine (Redis accepts -NOAUTH here).
@@ -180,6 +189,7 @@ async fn link_once(
         };
         notice!("Full resync from master: {}:{}", id, off);
         check(LinkState::Transfer)?;
+        conn.transferring = true;
         let rdb = receive_rdb(&mut conn, repl, generation).await?;
         let host2 = host.clone();
         let mode = cfg.diskless_load;
@@ -364,7 +374,7 @@ async fn stream_commands(
                     return Err(LinkError::Stopped);
                 }
                 if last_io.elapsed() > timeout {
-                    return Err(LinkError::Timeout);
+                    return Err(LinkError::StreamTimeout);
                 }
                 send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
             }
