@@ -839,3 +839,73 @@ fn sub_replica_full_sync_continues_in_the_stream_db() {
         sub_replica_continues_in_the_stream_db(RF, RF, REDIS);
     }
 }
+
+// ------------------------------------------------------------------ expiry in transit
+
+/// Keys written with a short TTL and made persistent right after on the master reach a
+/// replica that was away (its link killed during a DEBUG SLEEP) after that TTL passed: the
+/// replica must not delete them on the late `SET ... PXAT` / `PEXPIREAT` (the master sends
+/// its own DEL when a key expires there), or it loses them for good at the PERSIST.
+fn late_replica_keeps_keys_whose_ttl_passed_in_transit(master_bin: &str) {
+    let master = spawn(master_bin, &[]);
+    let replica = spawn(RF, &[]);
+    let (mut m, mut r) = (connect(master.port), connect(replica.port));
+    text(&mut r, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    assert!(wait_for(Duration::from_secs(10), || info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")));
+    text(&mut m, &["SET", "getex", "v"]);
+    text(&mut m, &["SET", "source", "v"]);
+    let payload = match query(&mut m, &[b"DUMP", b"source"]).unwrap() {
+        redis::Value::BulkString(p) => p,
+        other => panic!("DUMP: {other:?}"),
+    };
+    assert!(wait_for(Duration::from_secs(5), || text(&mut r, &["EXISTS", "source"]) == "1"));
+
+    let replica_port = replica.port;
+    let away = std::thread::spawn(move || {
+        let mut c = connect(replica_port);
+        text(&mut c, &["MULTI"]);
+        text(&mut c, &["CLIENT", "KILL", "TYPE", "master"]);
+        text(&mut c, &["DEBUG", "SLEEP", "1.5"]);
+        text(&mut c, &["EXEC"])
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    text(&mut m, &["SET", "set", "v", "PX", "100"]);
+    text(&mut m, &["PERSIST", "set"]);
+    text(&mut m, &["GETEX", "getex", "PX", "100"]);
+    text(&mut m, &["PERSIST", "getex"]);
+    text(&mut m, &["PEXPIRE", "source", "100"]);
+    text(&mut m, &["PERSIST", "source"]);
+    query(&mut m, &[b"RESTORE", b"restored", b"100", &payload]).unwrap();
+    text(&mut m, &["PERSIST", "restored"]);
+    let exec = away.join().unwrap();
+    assert!(!exec.starts_with("error"), "{exec}");
+
+    let keys = ["set", "getex", "source", "restored"];
+    let same = wait_for(Duration::from_secs(10), || {
+        info_field(&mut m, "replication", "master_repl_offset") == info_field(&mut r, "replication", "master_repl_offset")
+            && keys.iter().all(|k| text(&mut r, &["EXISTS", k]) == "1")
+    });
+    let on_replica: Vec<String> = keys.iter().map(|k| format!("{k}={}", text(&mut r, &["EXISTS", k]))).collect();
+    assert!(same, "{master_bin}: the replica lost keys the master keeps: {on_replica:?}\n{}", tail(&replica));
+    for k in keys {
+        assert_eq!(text(&mut m, &["PTTL", k]), "-1", "{master_bin}: {k} on the master");
+        assert_eq!(text(&mut r, &["PTTL", k]), "-1", "{master_bin}: {k} on the replica");
+    }
+    assert_eq!(digest(&mut m), digest(&mut r));
+}
+
+#[test]
+fn late_replica_keeps_keys_whose_ttl_passed_in_transit_ours() {
+    let _heavy = heavy();
+    late_replica_keeps_keys_whose_ttl_passed_in_transit(RF);
+}
+
+#[test]
+fn late_replica_keeps_keys_whose_ttl_passed_in_transit_redis_master() {
+    if !have_redis() {
+        eprintln!("skipped: {REDIS} missing");
+        return;
+    }
+    let _heavy = heavy();
+    late_replica_keeps_keys_whose_ttl_passed_in_transit(REDIS);
+}
