@@ -487,12 +487,12 @@ fn tail(s: &ServerGuard) -> String {
 #[derive(Clone, Copy)]
 enum Kill {
     /// CLIENT KILL TYPE master on the replica.
-    FromReplica,
+    MasterLinkOnReplica,
     /// CLIENT KILL TYPE replica on the master.
-    FromMaster,
+    ReplicaLinkOnMaster,
     /// On the replica, in one MULTI: CLIENT KILL TYPE master, DEBUG SLEEP <secs> (it
     /// reconnects only after the sleep, as in Redis's "no backlog" / "backlog expired" cases).
-    FromReplicaThenSleep(&'static str),
+    DelayedOnReplica(&'static str),
 }
 
 /// What the kills must have caused on the master.
@@ -554,9 +554,9 @@ fn run(s: Scenario) {
             assert!(!killed.starts_with("error"), "kill: {killed}");
         }
         let killed = match s.kill {
-            Kill::FromReplica => text(&mut r, &["CLIENT", "KILL", "TYPE", "master"]),
-            Kill::FromMaster => text(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]),
-            Kill::FromReplicaThenSleep(secs) => {
+            Kill::MasterLinkOnReplica => text(&mut r, &["CLIENT", "KILL", "TYPE", "master"]),
+            Kill::ReplicaLinkOnMaster => text(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]),
+            Kill::DelayedOnReplica(secs) => {
                 text(&mut r, &["MULTI"]);
                 text(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
                 text(&mut r, &["DEBUG", "SLEEP", secs]);
@@ -597,7 +597,7 @@ fn psync_under_load_ours_disk() {
         diskless: false,
         backlog: "100mb",
         backlog_ttl: "3600",
-        kill: Kill::FromReplica,
+        kill: Kill::MasterLinkOnReplica,
         kills: 6,
         seed: 11,
         expect: Expect::PartialResyncs,
@@ -612,7 +612,7 @@ fn psync_under_load_ours_diskless_killed_by_master() {
         diskless: true,
         backlog: "100mb",
         backlog_ttl: "3600",
-        kill: Kill::FromMaster,
+        kill: Kill::ReplicaLinkOnMaster,
         kills: 6,
         seed: 21,
         expect: Expect::PartialResyncs,
@@ -627,7 +627,7 @@ fn chained_sub_replica_syncs_from_a_replica_under_load() {
         diskless: false,
         backlog: "100mb",
         backlog_ttl: "3600",
-        kill: Kill::FromReplica,
+        kill: Kill::MasterLinkOnReplica,
         kills: 6,
         seed: 71,
         expect: Expect::PartialResyncs,
@@ -642,7 +642,7 @@ fn full_resyncs_under_load_ours_tiny_backlog() {
         diskless: true,
         backlog: "16kb",
         backlog_ttl: "3600",
-        kill: Kill::FromReplicaThenSleep("1"),
+        kill: Kill::DelayedOnReplica("1"),
         kills: 4,
         seed: 31,
         expect: Expect::FullResyncs,
@@ -657,7 +657,7 @@ fn full_resyncs_under_load_ours_expired_backlog() {
         diskless: false,
         backlog: "100mb",
         backlog_ttl: "1",
-        kill: Kill::FromReplicaThenSleep("2.5"),
+        kill: Kill::DelayedOnReplica("2.5"),
         kills: 3,
         seed: 61,
         expect: Expect::FullResyncs,
@@ -676,7 +676,7 @@ fn psync_under_load_redis_master() {
         diskless: false,
         backlog: "100mb",
         backlog_ttl: "3600",
-        kill: Kill::FromReplica,
+        kill: Kill::MasterLinkOnReplica,
         kills: 6,
         seed: 41,
         expect: Expect::PartialResyncs,
@@ -695,7 +695,7 @@ fn full_resyncs_under_load_redis_master_tiny_backlog() {
         diskless: true,
         backlog: "16kb",
         backlog_ttl: "3600",
-        kill: Kill::FromReplicaThenSleep("1"),
+        kill: Kill::DelayedOnReplica("1"),
         kills: 4,
         seed: 51,
         expect: Expect::FullResyncs,
