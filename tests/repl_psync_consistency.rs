@@ -529,6 +529,20 @@ fn run(s: Scenario) {
     let replica = spawn(RF, if s.chained { &["--repl-backlog-size", "16kb"] } else { &[] });
     let sub = s.chained.then(|| spawn(RF, &[]));
     let load = Load::start(master.port, s.seed, 200_000);
+    // In the chain, a client also WAITs on the master all along: its REPLCONF GETACKs go
+    // through the stream (answered by the replica, forwarded to the sub-replica).
+    let waiter = s.chained.then(|| {
+        let (stop, port) = (load.stop.clone(), master.port);
+        std::thread::spawn(move || {
+            let mut c = connect(port);
+            let mut waits = 0u32;
+            while !stop.load(Ordering::Relaxed) && waits < 10_000 {
+                let _: redis::RedisResult<i64> = redis::cmd("WAIT").arg(1).arg(50).query(&mut c);
+                waits += 1;
+            }
+            waits
+        })
+    });
     let mut m = connect(master.port);
     let mut r = connect(replica.port);
     assert!(wait_for(Duration::from_secs(10), || text(&mut m, &["INFO", "keyspace"]).contains("db9")), "no write load");
@@ -566,6 +580,9 @@ fn run(s: Scenario) {
         assert!(!killed.starts_with("error"), "kill: {killed}");
     }
     let ops = load.finish();
+    if let Some(w) = waiter {
+        assert!(w.join().unwrap() > 0);
+    }
     assert!(ops > 1000, "only {ops} writes");
     let what = format!("master {} diskless={diskless} backlog={} ttl={} ({ops} writes)", s.master_bin, s.backlog, s.backlog_ttl);
     assert_consistent(&master, &replica, &what);

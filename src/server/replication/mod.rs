@@ -519,6 +519,7 @@ fn wait_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let Some(host) = super::persistence::shared_host() else { return Frame::Integer(acked) };
     let id = ctx.client.id;
     let timeout = (timeout > 0).then(|| Duration::from_millis(timeout as u64));
+    repl.request_acks();
     tokio::spawn(async move {
         let n = repl.wait(target, needed.max(0) as usize, timeout).await;
         let mut srv = host.shared.state.lock();

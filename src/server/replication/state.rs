@@ -811,13 +811,14 @@ impl Replication {
 
     /// WAIT numreplicas timeout: resolves with the number of replicas that acknowledged
     /// `offset` (the caller's last write), once `needed` did or when `timeout` (0 = forever)
-    /// expires.
+    /// expires. The caller sends the GETACK ([`Replication::request_acks`]) first, under the
+    /// server lock: from this task it could land between the MULTI and the EXEC of a
+    /// transaction being propagated, and a replica would then forward the stream reordered.
     pub async fn wait(&self, offset: i64, needed: usize, timeout: Option<Duration>) -> usize {
         let acked = self.replicas_acked(offset);
         if acked >= needed || self.is_replica() {
             return acked;
         }
-        self.request_acks();
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
             let notified = self.ack_notify.notified();
