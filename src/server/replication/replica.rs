@@ -50,7 +50,7 @@ pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn DataHost>, ge
         let epoch = repl.kill_epoch();
         notice!("Connecting to MASTER {}:{}", mhost, mport);
         let result = link_once(&repl, &host, generation, epoch, &mhost, mport).await;
-        repl.set_link_socket(None);
+        repl.forget_link_socket(epoch);
         let still_current = repl.update_link(generation, |m| {
             if m.state == LinkState::Connected || m.down_since.is_none() {
                 m.down_since = Some(Instant::now());
@@ -136,7 +136,7 @@ async fn link_once(
     let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect((mhost, mport))).await.map_err(|_| LinkError::ConnectTimeout)??;
     stream.set_nodelay(true)?;
     let std_stream = stream.into_std()?;
-    repl.set_link_socket(Some(std_stream.try_clone()?));
+    repl.register_link_socket(epoch, std_stream.try_clone()?);
     let stream = TcpStream::from_std(std_stream)?;
     if repl.kill_epoch() != epoch {
         return Err(LinkError::Stopped);

@@ -414,7 +414,7 @@ pub struct Replication {
     kill_epoch: AtomicU64,
     pub(crate) kill_notify: Notify,
     /// Duplicate of the current link's socket (see [`Replication::stop_link_task`]).
-    link_socket: Mutex<Option<std::net::TcpStream>>,
+    link_socket: Mutex<Option<(u64, std::net::TcpStream)>>,
     /// `inner.master.is_some()`, readable without the lock (checked for every command).
     replica: AtomicBool,
 }
@@ -1035,16 +1035,24 @@ impl Replication {
     /// once (its backlog TTL starts counting, the replica's next PSYNC may fail).
     fn stop_link_task(&self) {
         self.kill_epoch.fetch_add(1, Ordering::SeqCst);
-        if let Some(socket) = self.link_socket.lock().take() {
+        if let Some((_, socket)) = self.link_socket.lock().take() {
             let _ = socket.shutdown(std::net::Shutdown::Both);
         }
         self.kill_notify.notify_waiters();
     }
 
-    /// A handle on the link task's socket (a duplicate), for [`Replication::stop_link_task`];
-    /// `None` when the link closes.
-    pub fn set_link_socket(&self, socket: Option<std::net::TcpStream>) {
-        *self.link_socket.lock() = socket;
+    /// A handle on the socket (a duplicate) of the link task started at kill `epoch`, for
+    /// [`Replication::stop_link_task`].
+    pub fn register_link_socket(&self, epoch: u64, socket: std::net::TcpStream) {
+        *self.link_socket.lock() = Some((epoch, socket));
+    }
+
+    /// The link of kill `epoch` closed (a newer link's socket stays registered).
+    pub fn forget_link_socket(&self, epoch: u64) {
+        let mut held = self.link_socket.lock();
+        if held.as_ref().is_some_and(|(e, _)| *e == epoch) {
+            *held = None;
+        }
     }
 
     pub fn kill_epoch(&self) -> u64 {
