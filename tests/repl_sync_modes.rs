@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::ServerGuard;
+use common::{wait_for, ServerGuard};
 
 const RF: &str = env!("CARGO_BIN_EXE_rf-server");
 const REDIS: &str = "/usr/bin/redis-server";
@@ -32,17 +32,6 @@ fn spawn(bin: &str, args: &[&str]) -> ServerGuard {
 fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
     let info = common::redis_cli(port, &["INFO", section]);
     info.lines().find_map(|l| l.trim().strip_prefix(&format!("{field}:")).map(str::to_string))
-}
-
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// A replica we drive by hand over a socket.

@@ -408,6 +408,14 @@ impl<'a> Ctx<'a> {
         self.client.proto == ProtocolVersion::Resp3
     }
 
+    /// An absolute expiry time given to a write (SET PXAT, EXPIREAT, GETEX...) that is already
+    /// past: the key is deleted at once, except when the write comes from our master, which
+    /// sends its own DEL when the key expires there (Redis's checkAlreadyExpired). A late
+    /// replica deleting it itself would lose a later PERSIST or SET KEEPTTL of the master.
+    pub fn already_expired(&self, when: i64) -> bool {
+        when <= self.now_ms && !self.client.is_master_link
+    }
+
     /// Deletes `key` at `pos` of `db` if its TTL passed. True if it was expired.
     fn expire_if_needed(&mut self, db: usize, pos: usize) -> bool {
         let Some(when) = self.srv.dbs[db].expiry_of(pos) else {

@@ -100,6 +100,18 @@ pub fn spawn_redis(args: &[&str]) -> ServerGuard {
     spawn_server(Path::new("/usr/bin/redis-server"), &all)
 }
 
+/// Polls `f` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 /// True once `PING` on `port` answers `+PONG` (or -NOAUTH/-LOADING: the server is up).
 pub fn wait_ready(port: u16, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;

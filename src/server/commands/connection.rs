@@ -362,10 +362,15 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 /// Kills every client for which `pred` holds (including the caller). Returns the count.
 fn kill_matching(ctx: &mut Ctx, pred: impl Fn(&ClientState) -> bool) -> usize {
     let mut n = 0;
+    let repl = ctx.srv.repl.repl.clone();
     for c in ctx.srv.clients.values_mut() {
         if pred(c) {
             c.killed = true;
-            if let Some(tx) = &c.tx {
+            if c.is_master_link {
+                // Closed at once, not by a task that a busy server (DEBUG SLEEP in the same
+                // MULTI) would hold up: Redis's master sees the link go immediately.
+                repl.kill_master_link();
+            } else if let Some(tx) = &c.tx {
                 let _ = tx.send(Outbound::Close);
             }
             n += 1;

@@ -146,7 +146,7 @@ fn generic_expire(ctx: &mut Ctx, args: &[Bytes], unit: Unit, absolute: bool) -> 
     if lt && current.is_some_and(|c| when >= c) {
         return Frame::Integer(0);
     }
-    if when <= ctx.now_ms && !ctx.client.is_master_link {
+    if ctx.already_expired(when) {
         ctx.db().remove_at(pos);
         ctx.dirty(1);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);

@@ -140,7 +140,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     ctx.dirty(1);
     ctx.notify(notify::STRING, "set", key);
     if let Some(when) = when {
-        if when <= ctx.now_ms {
+        if ctx.already_expired(when) {
             ctx.db().remove_at(pos);
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
             ctx.notify(notify::GENERIC, "del", key);
@@ -211,6 +211,8 @@ fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     ctx.set_value(&args[1], Value::string(&args[2]), false);
     ctx.dirty(1);
     ctx.notify(notify::STRING, "set", &args[1]);
+    // Replicas get a SET, as Redis propagates it (their command stats count SETs).
+    ctx.propagate_as(vec![Bytes::from_static(b"SET"), args[1].clone(), args[2].clone()]);
     old
 }
 
@@ -263,7 +265,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         _ => return wrongtype(),
     };
     if let Some(when) = when {
-        if when <= ctx.now_ms {
+        if ctx.already_expired(when) {
             ctx.db().remove_at(pos);
             ctx.dirty(1);
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
@@ -612,5 +614,18 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Frame::Map(vec![(Frame::bulk("matches"), Frame::Array(matches)), (Frame::bulk("len"), Frame::Integer(total as i64))])
     } else {
         Frame::Bulk(Bytes::from(result))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::server::types::access::testing::{words, TestServer};
+
+    #[test]
+    fn getset_propagates_as_set() {
+        let mut t = TestServer::new();
+        t.run(&["SET", "k", "old"]);
+        let o = t.run(&["GETSET", "k", "new"]);
+        assert_eq!(words(&o.rewritten.unwrap()), ["SET", "k", "new"]);
     }
 }

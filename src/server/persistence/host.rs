@@ -54,17 +54,23 @@ pub trait DataHost: Send + Sync + 'static {
         load_rdb_into_with(rdb, |db, entries| self.load_entries(db, entries))
     }
 
-    /// [`DataHost::apply_commands`], then `after` while no other write can run (the
-    /// replica link accounts the stream bytes of the batch there).
-    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource, after: &mut dyn FnMut()) {
+    /// [`DataHost::apply_commands`], then `after(db)` with the database selected at the end,
+    /// while no other write can run (the replica link accounts the stream bytes of the batch
+    /// there).
+    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource, after: &mut dyn FnMut(u32)) {
         self.apply_commands(db, commands, source);
-        after();
+        after(*db);
     }
 
     /// `used-mem` for the RDB aux field.
     fn used_memory(&self) -> u64 {
         0
     }
+
+    /// Returns once no command is running. The replica link calls it before PSYNC, so that a
+    /// server busy with one command (DEBUG SLEEP, a slow script) reconnects only after it,
+    /// as Redis's single thread does.
+    fn wait_until_idle(&self) {}
 
     /// The replication link to our master went up (after sync) or down.
     fn on_master_link(&self, _connected: bool, _addr: &str) {}

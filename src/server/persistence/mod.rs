@@ -175,10 +175,10 @@ impl DataHost for SharedHost {
     }
 
     fn apply_commands(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource) {
-        self.apply_then(db, commands, source, &mut || {});
+        self.apply_then(db, commands, source, &mut |_| {});
     }
 
-    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource, after: &mut dyn FnMut()) {
+    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource, after: &mut dyn FnMut(u32)) {
         let mut srv = self.shared.state.lock();
         let id = super::replication::master_client_id(&srv);
         let mut client = match id.and_then(|id| srv.clients.remove(&id)) {
@@ -189,7 +189,7 @@ impl DataHost for SharedHost {
         if id == Some(client.id) {
             srv.clients.insert(client.id, client);
         }
-        after();
+        after(*db);
     }
 
     fn replace_dataset(&self, rdb: &[u8], mode: DisklessLoad) -> Result<host::LoadStats, rdb::RdbError> {
@@ -263,6 +263,10 @@ impl DataHost for SharedHost {
 
     fn used_memory(&self) -> u64 {
         self.shared.state.lock().used_memory() as u64
+    }
+
+    fn wait_until_idle(&self) {
+        drop(self.shared.state.lock());
     }
 
     fn on_master_link(&self, connected: bool, addr: &str) {
@@ -434,7 +438,7 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Some(ctx.now_ms + ttl)
     };
     if let Some(when) = expire_at {
-        if when <= ctx.now_ms {
+        if ctx.already_expired(when) {
             // Already expired: behaves as a delete, as Redis does.
             if ctx.delete(&key) {
                 ctx.dirty(1);
@@ -449,6 +453,13 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let pos = ctx.set_value(&key, convert::rdb_to_value(value), false);
     if let Some(when) = expire_at {
         ctx.db().set_expiry(pos, when);
+        if !absttl {
+            // Replicas and the AOF get the absolute time, as Redis propagates it.
+            let mut argv = args.to_vec();
+            argv[2] = Bytes::from(when.to_string());
+            argv.push(Bytes::from_static(b"ABSTTL"));
+            ctx.propagate_as(argv);
+        }
     }
     if idle_secs.is_some() || lfu_freq.is_some() {
         let word = convert::loaded_access_word(ctx.srv, idle_secs, lfu_freq);
@@ -486,7 +497,7 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
     srv.dirty = 0;
     srv.persist.seen_dirty = 0;
     if let (Some(id), Some(off)) = (loaded.repl_id.clone(), loaded.repl_offset) {
-        super::replication::restore_history(srv, &id, off);
+        super::replication::restore_history(srv, &id, off, loaded.repl_stream_db.unwrap_or(0));
     }
     Ok(())
 }

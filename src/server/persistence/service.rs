@@ -100,6 +100,8 @@ pub struct StartupLoad {
     /// `repl-id` / `repl-offset` aux fields of the RDB (a restarted replica may PSYNC).
     pub repl_id: Option<String>,
     pub repl_offset: Option<i64>,
+    /// `repl-stream-db`: the database the replication stream selects at that offset.
+    pub repl_stream_db: Option<u32>,
 }
 
 /// Produces a consistent snapshot; the caller guarantees no write runs between the
@@ -598,6 +600,7 @@ fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
         commands: 0,
         repl_id: stats.aux_value("repl-id").map(|v| String::from_utf8_lossy(v).to_string()),
         repl_offset: stats.aux_value("repl-offset").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+        repl_stream_db: stats.aux_value("repl-stream-db").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
     }
 }
 

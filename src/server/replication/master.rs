@@ -132,7 +132,7 @@ async fn full_sync(
     let cfg = repl.config();
     let mut attached = None;
     let snapshot = host.snapshot(&mut || attached = Some(repl.attach_full(ip.clone(), port)));
-    let (replica, rx, replid, offset, _) = attached.expect("the host must call the snapshot barrier");
+    let (replica, rx, replid, offset, stream_db) = attached.expect("the host must call the snapshot barrier");
     if is_psync {
         let line = format!("+FULLRESYNC {replid} {offset}\r\n");
         if stream.write_all(line.as_bytes()).await.is_err() {
@@ -144,7 +144,7 @@ async fn full_sync(
     let aux = AuxInfo {
         ctime_secs: chrono::Utc::now().timestamp(),
         used_mem: host.used_memory(),
-        replication: Some((0, replid.clone(), offset)),
+        replication: Some((i64::from(stream_db), replid.clone(), offset)),
         aof_base: false,
     };
     let opts = RdbSaveOptions { compression: cfg.rdb_compression, ..Default::default() };

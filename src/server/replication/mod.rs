@@ -159,9 +159,9 @@ pub fn master_link_changed(srv: &mut ServerState, connected: bool, addr: &str) {
 
 /// After loading an RDB with `repl-id` / `repl-offset` on a configured replica: keep that
 /// history so the first sync can be a partial one (as Redis 7.0 does after a restart).
-pub fn restore_history(srv: &mut ServerState, replid: &str, offset: i64) {
+pub fn restore_history(srv: &mut ServerState, replid: &str, offset: i64, stream_db: u32) {
     if configured_master(&srv.config).is_some() && replid.len() == 40 {
-        srv.repl.repl.adopt_master_history(replid, offset);
+        srv.repl.repl.adopt_master_history(replid, offset, stream_db);
     }
 }
 
@@ -266,10 +266,29 @@ fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if let Some(id) = ctx.srv.repl.master_client.take() {
         ctx.srv.clients.remove(&id);
     }
+    disconnect_blocked_clients(ctx.srv);
     ctx.srv.config.set_raw("replicaof", format!("{host} {port}"));
     super::log::set_role('S');
     start_link(&repl, host, port);
     Frame::ok()
+}
+
+/// Turning into a replica (Redis's disconnectAllBlockedClients): a client blocked on keys
+/// would otherwise be served by the master's stream, popping on the replica what the
+/// master keeps. Every blocked client gets `-UNBLOCKED` and is disconnected after it.
+fn disconnect_blocked_clients(srv: &mut ServerState) {
+    let ids: Vec<u64> = srv.blocked.keys().copied().collect();
+    for id in ids {
+        if super::dispatch::unregister_blocked(srv, id).is_none() {
+            continue;
+        }
+        if let Some(tx) = srv.clients.get(&id).and_then(|c| c.tx.as_ref()) {
+            let _ = tx.send(Outbound::Unblocked(Frame::error(
+                "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+            )));
+            let _ = tx.send(Outbound::Close);
+        }
+    }
 }
 
 fn role_command(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
@@ -401,21 +420,21 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
         if p.replica.is_closed() {
             continue;
         }
-        let (replid, offset) = repl.begin_full_sync(&p.replica);
+        let (replid, offset, stream_db) = repl.begin_full_sync(&p.replica);
         if p.is_psync && !p.replica.push(Bytes::from(format!("+FULLRESYNC {replid} {offset}\r\n"))) {
             p.replica.close();
             continue;
         }
-        history.get_or_insert((replid, offset));
+        history.get_or_insert((replid, offset, stream_db));
         targets.push(p.replica);
     }
-    let Some((replid, offset)) = history else { return };
+    let Some((replid, offset, stream_db)) = history else { return };
     // The keyspace is copied in the same critical section, so the RDB matches the offset.
     let snapshot = super::persistence::background_snapshot(srv);
     let aux = AuxInfo {
         ctime_secs: chrono::Utc::now().timestamp(),
         used_mem: srv.used_memory() as u64,
-        replication: Some((0, replid, offset)),
+        replication: Some((i64::from(stream_db), replid, offset)),
         aof_base: false,
     };
     let opts = RdbSaveOptions { compression: cfg.rdb_compression, ..Default::default() };
@@ -500,6 +519,7 @@ fn wait_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let Some(host) = super::persistence::shared_host() else { return Frame::Integer(acked) };
     let id = ctx.client.id;
     let timeout = (timeout > 0).then(|| Duration::from_millis(timeout as u64));
+    repl.request_acks();
     tokio::spawn(async move {
         let n = repl.wait(target, needed.max(0) as usize, timeout).await;
         let mut srv = host.shared.state.lock();

@@ -20,8 +20,13 @@ use crate::resp::{encode_command, RequestParser};
 pub enum LinkError {
     #[error("I/O error with master: {0}")]
     Io(#[from] std::io::Error),
-    #[error("timeout connecting to / reading from the MASTER")]
-    Timeout,
+    // The timeouts read as Redis's log lines (tests and operators grep for them).
+    #[error("Timeout connecting to the MASTER...")]
+    ConnectTimeout,
+    #[error("Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.")]
+    TransferTimeout,
+    #[error("MASTER timeout: no data nor PING received...")]
+    StreamTimeout,
     #[error("master closed the connection")]
     Closed,
     #[error("unexpected reply from master to {step}: {reply}")]
@@ -45,6 +50,7 @@ pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn DataHost>, ge
         let epoch = repl.kill_epoch();
         notice!("Connecting to MASTER {}:{}", mhost, mport);
         let result = link_once(&repl, &host, generation, epoch, &mhost, mport).await;
+        repl.forget_link_socket(epoch);
         let still_current = repl.update_link(generation, |m| {
             if m.state == LinkState::Connected || m.down_since.is_none() {
                 m.down_since = Some(Instant::now());
@@ -56,6 +62,7 @@ pub async fn run_master_link(repl: Arc<Replication>, host: Arc<dyn DataHost>, ge
         }
         match result {
             Ok(()) | Err(LinkError::Stopped) => {}
+            Err(e @ (LinkError::ConnectTimeout | LinkError::TransferTimeout | LinkError::StreamTimeout)) => warning!("{}", e),
             Err(e) => warning!("Replication link with {}:{}: {}", mhost, mport, e),
         }
         if repl.kill_epoch() == epoch {
@@ -68,11 +75,14 @@ struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     timeout: Duration,
+    /// Receiving the RDB payload (which timeout message applies).
+    transferring: bool,
 }
 
 impl Conn {
     async fn fill(&mut self) -> Result<usize, LinkError> {
-        let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await.map_err(|_| LinkError::Timeout)??;
+        let timed_out = if self.transferring { LinkError::TransferTimeout } else { LinkError::ConnectTimeout };
+        let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await.map_err(|_| timed_out)??;
         if n == 0 {
             return Err(LinkError::Closed);
         }
@@ -123,10 +133,16 @@ async fn link_once(
         Ok(())
     };
     check(LinkState::Connecting)?;
-    let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect((mhost, mport))).await.map_err(|_| LinkError::Timeout)??;
+    let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect((mhost, mport))).await.map_err(|_| LinkError::ConnectTimeout)??;
     stream.set_nodelay(true)?;
+    let std_stream = stream.into_std()?;
+    repl.register_link_socket(epoch, std_stream.try_clone()?);
+    let stream = TcpStream::from_std(std_stream)?;
+    if repl.kill_epoch() != epoch {
+        return Err(LinkError::Stopped);
+    }
     notice!("MASTER <-> REPLICA sync started");
-    let mut conn = Conn { stream, buf: BytesMut::with_capacity(64 * 1024), timeout: cfg.timeout };
+    let mut conn = Conn { stream, buf: BytesMut::with_capacity(64 * 1024), timeout: cfg.timeout, transferring: false };
     check(LinkState::Handshake)?;
 
     // PING: any reply but a non-auth error is fine (Redis accepts -NOAUTH here).
@@ -159,6 +175,7 @@ async fn link_once(
     if reply.starts_with('-') {
         notice!("(Non critical) Master does not understand REPLCONF capa: {}", reply);
     }
+    host.wait_until_idle();
     let (replid, offset) = repl.psync_request();
     let offset_s = offset.to_string();
     if replid != "?" {
@@ -172,14 +189,18 @@ async fn link_once(
         };
         notice!("Full resync from master: {}:{}", id, off);
         check(LinkState::Transfer)?;
+        conn.transferring = true;
         let rdb = receive_rdb(&mut conn, repl, generation).await?;
         let host2 = host.clone();
         let mode = cfg.diskless_load;
-        tokio::task::spawn_blocking(move || host2.replace_dataset(&rdb, mode))
-        .await
-        .map_err(|e| LinkError::Load(e.to_string()))?
-        .map_err(|e| LinkError::Load(e.to_string()))?;
-        repl.adopt_master_history(id, off);
+        let loaded = tokio::task::spawn_blocking(move || host2.replace_dataset(&rdb, mode))
+            .await
+            .map_err(|e| LinkError::Load(e.to_string()))?
+            .map_err(|e| LinkError::Load(e.to_string()))?;
+        // A master's stream starts with a SELECT after a full sync, a replica's (chained
+        // replication) continues in the database its payload names.
+        let stream_db = loaded.aux_value("repl-stream-db").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0);
+        repl.adopt_master_history(id, off, stream_db);
         notice!("MASTER <-> REPLICA sync: Finished with success");
     } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
         let new_id = rest.trim();
@@ -274,7 +295,8 @@ async fn stream_commands(
     // `raw` mirrors what the parser consumes so the exact bytes can be forwarded.
     let mut raw = conn.buf.clone();
     let mut pending_cmd_bytes = 0usize;
-    let mut db: u32 = 0;
+    // The database of the stream where it resumes: a partial resync sends no SELECT.
+    let mut db = repl.master_stream_db();
     let mut multi: Option<Vec<Vec<Bytes>>> = None;
     let mut ack_tick = tokio::time::interval(Duration::from_secs(1));
     let timeout = conn.timeout;
@@ -352,7 +374,7 @@ async fn stream_commands(
                     return Err(LinkError::Stopped);
                 }
                 if last_io.elapsed() > timeout {
-                    return Err(LinkError::Timeout);
+                    return Err(LinkError::StreamTimeout);
                 }
                 send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
             }
@@ -364,15 +386,15 @@ async fn stream_commands(
 fn apply_and_feed(host: &Arc<dyn DataHost>, repl: &Replication, db: &mut u32, batch: Vec<Vec<Bytes>>, raw: BytesMut) {
     if batch.is_empty() {
         if !raw.is_empty() {
-            repl.feed_from_master_stream(raw.freeze());
+            repl.feed_from_master_stream(raw.freeze(), *db);
         }
         return;
     }
     let mut raw = Some(raw);
     // Keyspace work is CPU-bound and short; run it inline on the link task.
-    host.apply_then(db, batch, ApplySource::Master, &mut || {
+    host.apply_then(db, batch, ApplySource::Master, &mut |db_after| {
         if let Some(bytes) = raw.take() {
-            repl.feed_from_master_stream(bytes.freeze());
+            repl.feed_from_master_stream(bytes.freeze(), db_after);
         }
     });
 }

@@ -382,6 +382,10 @@ pub(crate) struct Inner {
     pub backlog: Option<Backlog>,
     /// Database of the last SELECT in the stream we generate (None: emit one).
     pub stream_db: Option<u32>,
+    /// As a replica: the database selected by our master's stream at `master_repl_offset`
+    /// (Redis's `server.master->db`). It outlives the link, as Redis's cached master does:
+    /// a PSYNC continues the stream where it stopped, with no SELECT to repeat it.
+    pub master_stream_db: u32,
     pub replicas: Vec<Arc<AttachedReplica>>,
     pub master: Option<MasterLink>,
     pub stats: ReplStats,
@@ -409,6 +413,8 @@ pub struct Replication {
     /// Bumped by CLIENT KILL TYPE master: the link drops and reconnects (PSYNC).
     kill_epoch: AtomicU64,
     pub(crate) kill_notify: Notify,
+    /// Duplicate of the current link's socket (see [`Replication::stop_link_task`]).
+    link_socket: Mutex<Option<(u64, std::net::TcpStream)>>,
     /// `inner.master.is_some()`, readable without the lock (checked for every command).
     replica: AtomicBool,
 }
@@ -423,6 +429,7 @@ impl Replication {
                 master_repl_offset: 0,
                 backlog: None,
                 stream_db: None,
+                master_stream_db: 0,
                 replicas: Vec::new(),
                 master: None,
                 stats: ReplStats::default(),
@@ -434,6 +441,7 @@ impl Replication {
             ack_notify: Notify::new(),
             kill_epoch: AtomicU64::new(0),
             kill_notify: Notify::new(),
+            link_socket: Mutex::new(None),
             replica: AtomicBool::new(false),
         })
     }
@@ -517,9 +525,11 @@ impl Replication {
     }
 
     /// Feeds raw bytes received from our master (replica side): they go unchanged to the
-    /// backlog and to sub-replicas, so offsets stay identical along a chain.
-    pub fn feed_from_master_stream(&self, data: Bytes) {
+    /// backlog and to sub-replicas, so offsets stay identical along a chain. `db` is the
+    /// database the stream selects once they are applied.
+    pub fn feed_from_master_stream(&self, data: Bytes, db: u32) {
         let mut inner = self.inner.lock();
+        inner.master_stream_db = db;
         let limit = self.config.lock().output_limits();
         feed_locked(&mut inner, data, limit);
     }
@@ -635,7 +645,7 @@ impl Replication {
     /// Registers a replica for a full resync. Call it inside the keyspace barrier of the
     /// snapshot: the stream the replica gets starts exactly at the returned offset.
     /// Creates the backlog (with a new replication id) if there is none yet.
-    pub fn attach_full(&self, ip: String, listening_port: u16) -> (Arc<AttachedReplica>, mpsc::UnboundedReceiver<Bytes>, String, i64, Option<u32>) {
+    pub fn attach_full(&self, ip: String, listening_port: u16) -> (Arc<AttachedReplica>, mpsc::UnboundedReceiver<Bytes>, String, i64, u32) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (r, replid, offset, db) = self.attach_full_sink(ip, listening_port, ReplicaSink::Channel(tx), None, false);
         (r, rx, replid, offset, db)
@@ -650,7 +660,7 @@ impl Replication {
         sink: ReplicaSink,
         client_id: Option<u64>,
         buffered: bool,
-    ) -> (Arc<AttachedReplica>, String, i64, Option<u32>) {
+    ) -> (Arc<AttachedReplica>, String, i64, u32) {
         let mut inner = self.inner.lock();
         let r = new_attached(&mut inner, ip, listening_port, AttachedState::WaitBgsave, 0, sink, client_id, false);
         let (replid, offset, stream_db) = self.begin_full_sync_locked(&mut inner, &r, buffered);
@@ -669,14 +679,13 @@ impl Replication {
 
     /// Starts the full sync of a deferred replica: from now on its stream is held until the
     /// payload went out. Call it in the same critical section as the snapshot.
-    /// Returns (replid, offset) for `+FULLRESYNC`.
-    pub fn begin_full_sync(&self, r: &AttachedReplica) -> (String, i64) {
+    /// Returns (replid, offset) for `+FULLRESYNC` and the payload's `repl-stream-db`.
+    pub fn begin_full_sync(&self, r: &AttachedReplica) -> (String, i64, u32) {
         let mut inner = self.inner.lock();
-        let (replid, offset, _) = self.begin_full_sync_locked(&mut inner, r, true);
-        (replid, offset)
+        self.begin_full_sync_locked(&mut inner, r, true)
     }
 
-    fn begin_full_sync_locked(&self, inner: &mut Inner, r: &AttachedReplica, buffered: bool) -> (String, i64, Option<u32>) {
+    fn begin_full_sync_locked(&self, inner: &mut Inner, r: &AttachedReplica, buffered: bool) -> (String, i64, u32) {
         if inner.backlog.is_none() {
             if inner.master.is_none() && inner.replicas.iter().all(|other| other.id == r.id || other.awaiting_bgsave_start.load(Ordering::SeqCst)) {
                 inner.replid = random_replid();
@@ -692,11 +701,15 @@ impl Replication {
         }
         r.awaiting_bgsave_start.store(false, Ordering::SeqCst);
         inner.stats.sync_full += 1;
-        // Replicas loading the RDB don't know the db of our stream: force a SELECT.
-        let stream_db = if inner.master.is_some() { inner.stream_db } else { None };
-        if inner.master.is_none() {
+        // The payload's repl-stream-db. A master forces a SELECT at the start of the stream
+        // the replica gets; a replica passes its master's stream on as it is, so the
+        // sub-replica must know the database that stream is in.
+        let stream_db = if inner.master.is_some() {
+            inner.master_stream_db
+        } else {
             inner.stream_db = None;
-        }
+            0
+        };
         (inner.replid.clone(), inner.master_repl_offset, stream_db)
     }
 
@@ -798,13 +811,14 @@ impl Replication {
 
     /// WAIT numreplicas timeout: resolves with the number of replicas that acknowledged
     /// `offset` (the caller's last write), once `needed` did or when `timeout` (0 = forever)
-    /// expires.
+    /// expires. The caller sends the GETACK ([`Replication::request_acks`]) first, under the
+    /// server lock: from this task it could land between the MULTI and the EXEC of a
+    /// transaction being propagated, and a replica would then forward the stream reordered.
     pub async fn wait(&self, offset: i64, needed: usize, timeout: Option<Duration>) -> usize {
         let acked = self.replicas_acked(offset);
         if acked >= needed || self.is_replica() {
             return acked;
         }
-        self.request_acks();
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
             let notified = self.ack_notify.notified();
@@ -913,6 +927,11 @@ impl Replication {
     pub fn set_master(&self, host: String, port: u16) -> u64 {
         let mut inner = self.inner.lock();
         let generation = inner.master.as_ref().map(|m| m.generation + 1).unwrap_or(1) + rand::random::<u32>() as u64;
+        if inner.master.is_none() {
+            // Our own history goes on with the new master's stream, which starts with a
+            // SELECT (replicationCacheMasterUsingMyself: no database selected).
+            inner.master_stream_db = 0;
+        }
         self.replica.store(true, Ordering::Release);
         inner.master = Some(MasterLink {
             host,
@@ -958,10 +977,17 @@ impl Replication {
         }
     }
 
-    /// After a full sync as a replica: adopt the master's history.
-    pub fn adopt_master_history(&self, replid: &str, offset: i64) {
+    /// The database our master's stream selects at our offset (replica side).
+    pub fn master_stream_db(&self) -> u32 {
+        self.inner.lock().master_stream_db
+    }
+
+    /// After a full sync as a replica: adopt the master's history. `stream_db` is the
+    /// payload's `repl-stream-db`: the database its stream selects at `offset`.
+    pub fn adopt_master_history(&self, replid: &str, offset: i64, stream_db: u32) {
         let size = self.config.lock().backlog_size;
         let mut inner = self.inner.lock();
+        inner.master_stream_db = stream_db;
         inner.replid = replid.to_string();
         inner.replid2 = NULL_REPLID.into();
         inner.second_repl_offset = -1;
@@ -1003,10 +1029,30 @@ impl Replication {
         true
     }
 
-    /// Makes the running link task (if any) drop its connection right away.
+    /// Makes the running link task (if any) drop its connection right away. The socket is
+    /// shut down here, not only when the task notices: the task may be waiting for the
+    /// keyspace (a DEBUG SLEEP on this server), and Redis's master sees the link close at
+    /// once (its backlog TTL starts counting, the replica's next PSYNC may fail).
     fn stop_link_task(&self) {
         self.kill_epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some((_, socket)) = self.link_socket.lock().take() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
         self.kill_notify.notify_waiters();
+    }
+
+    /// A handle on the socket (a duplicate) of the link task started at kill `epoch`, for
+    /// [`Replication::stop_link_task`].
+    pub fn register_link_socket(&self, epoch: u64, socket: std::net::TcpStream) {
+        *self.link_socket.lock() = Some((epoch, socket));
+    }
+
+    /// The link of kill `epoch` closed (a newer link's socket stays registered).
+    pub fn forget_link_socket(&self, epoch: u64) {
+        let mut held = self.link_socket.lock();
+        if held.as_ref().is_some_and(|(e, _)| *e == epoch) {
+            *held = None;
+        }
     }
 
     pub fn kill_epoch(&self) -> u64 {
