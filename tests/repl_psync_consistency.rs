@@ -42,7 +42,7 @@ fn spawn(bin: &str, args: &[&str]) -> ServerGuard {
         all.extend_from_slice(&["--enable-debug-command", "yes"]);
     }
     all.extend_from_slice(args);
-    common::spawn_server(Path::new(bin), common::free_port(), &all)
+    common::spawn_server(Path::new(bin), &all)
 }
 
 fn connect(port: u16) -> redis::Connection {
