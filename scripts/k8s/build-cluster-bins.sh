@@ -9,7 +9,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 mods="$repo/tests/k8s/cluster"
-# shellcheck source=../../tests/k8s/cluster/versions.env
+# shellcheck disable=SC1091  # the pinned versions, a plain KEY=value file
 . "$mods/versions.env"
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -trimpath" CGO_ENABLED=0
 
@@ -53,7 +53,7 @@ if [ ! -x "$bin/kube-apiserver" ]; then
   echo "[k8s build] expect about 10-15 minutes on 2 cores the first time; cached afterwards" >&2
   (cd "$mods/kubernetes" && go mod download) || { echo "[k8s build] module download failed (Go module proxy unreachable?)" >&2; exit 1; }
 fi
-tags=(-tags selinux,notest)
+tags=(-tags "selinux,notest")
 build "$bin" etcd "$mods/etcd" go.etcd.io/etcd/server/v3 -ldflags "-s -w"
 for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl; do
   build "$bin" "$b" "$mods/kubernetes" "k8s.io/kubernetes/cmd/$b" "${tags[@]}" -ldflags "$k8s_ldflags"

@@ -34,7 +34,6 @@ KCFG="$STATE/kubeconfig"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
 
-K8S_VERSION="$(sed -n 's/^KUBERNETES_VERSION=//p' "$REPO/tests/k8s/cluster/versions.env")"
 ETCD_CLIENT_PORT=23790
 ETCD_PEER_PORT=23800
 API_PORT=16443
@@ -72,8 +71,9 @@ ensure_host_tools() {
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-      || die "could not install ${missing[*]}"
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+      die "could not install ${missing[*]}"
+    fi
   fi
 }
 
@@ -84,7 +84,7 @@ bins_dir() {
 # --- PKI ----------------------------------------------------------------------------------
 # cert NAME CN [O] [SANS]: a key and a certificate signed by the cluster CA.
 cert() {
-  local name="$1" cn="$2" org="${3:-}" sans="${4:-}" subj="/CN=$2"
+  local name="$1" org="${3:-}" sans="${4:-}" subj="/CN=$2"
   [ -f "$PKI/$name.crt" ] && return 0
   [ -n "$org" ] && subj="/O=$org$subj"
   openssl genrsa -out "$PKI/$name.key" 2048 2>/dev/null
@@ -238,12 +238,12 @@ wait_for() {
 }
 
 stop() {
-  local name="$1" pid i
+  local name="$1" pid
   [ -f "$RUN/$name.pid" ] || return 0
   pid="$(cat "$RUN/$name.pid")"
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$RUN/$name.pid"
@@ -502,7 +502,8 @@ EOF
 
 cmd_down() {
   need_root
-  BINS="$(ls -d "${RF_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/redis-failover/k8s}"/upstream-* 2>/dev/null | head -1 || true)"
+  local built=("${RF_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/redis-failover/k8s}"/upstream-*)
+  BINS="${built[0]}"
   # The node agent first: it stops the pods and removes their namespaces.
   for name in node-agent coredns kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd; do
     if running "$name"; then log "stopping $name"; fi

@@ -9,7 +9,7 @@
 # go.sum files it writes are committed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-# shellcheck source=versions.env
+# shellcheck disable=SC1091  # the pinned versions, a plain KEY=value file
 . "$here/versions.env"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
