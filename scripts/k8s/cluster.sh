@@ -474,7 +474,7 @@ cmd_up() {
     --provisioner-kubeconfig "$KCFG/provisioner.kubeconfig" \
     --nodes "$(IFS=,; echo "${NODES[*]}")" --pod-cidrs "$cidrs" \
     --bridge "$BRIDGE" --gateway "$GATEWAY" \
-    --cluster-dns "$DNS_SERVICE_IP" --cluster-domain "$DOMAIN" \
+    --cluster-dns "$DNS_SERVICE_IP" --cluster-domain "$DOMAIN" --service-cidr "$SERVICE_RANGE" \
     --images "$STATE/images.json" --kubelet-port-base "$KUBELET_PORT_BASE" \
     --tls-cert-file "$PKI/kubelet-serving.crt" --tls-key-file "$PKI/kubelet-serving.key" \
     --client-ca-file "$PKI/ca.crt"

@@ -30,6 +30,7 @@ type config struct {
 	gateway               net.IP
 	clusterDNS            string
 	clusterDomain         string
+	serviceCIDR           string
 	imagesFile            string
 	kubeletPortBase       int
 	tlsCertFile           string
@@ -49,6 +50,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.bridge, "bridge", "rfk8s0", "bridge the pods' veths join")
 	fs.StringVar(&gateway, "gateway", "", "bridge address: pods' default gateway and the nodes' InternalIP")
 	fs.StringVar(&c.clusterDNS, "cluster-dns", "10.96.0.10", "nameserver written to pods' resolv.conf")
+	fs.StringVar(&c.serviceCIDR, "service-cidr", "10.96.0.0/16", "Service range, routed through the gateway; pods get no default route")
 	fs.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "cluster DNS domain")
 	fs.StringVar(&c.imagesFile, "images", "", "JSON map of image repository to host binary and image config")
 	fs.IntVar(&c.kubeletPortBase, "kubelet-port-base", 0, "node i (1-based) serves the kubelet API on gateway:base+i; 0 disables it")

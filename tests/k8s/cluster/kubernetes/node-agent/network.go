@@ -108,8 +108,10 @@ func runIP(args ...string) error {
 	return nil
 }
 
-// setupPodNetwork makes the pod's netns with eth0 on the bridge and a default route.
-func setupPodNetwork(netns, vethHost, vethPeer, bridge string, ip net.IP, prefixLen int, gateway net.IP) error {
+// setupPodNetwork makes the pod's netns with eth0 on the bridge. Pods reach the bridge's
+// range on-link and the Service range through the gateway (kube-proxy's translation); there
+// is no default route, so nothing a pod sends can be meant for another network.
+func setupPodNetwork(netns, vethHost, vethPeer, bridge string, ip net.IP, prefixLen int, gateway net.IP, serviceCIDR string) error {
 	teardownPodNetwork(netns, vethHost)
 	steps := [][]string{
 		{"netns", "add", netns},
@@ -122,7 +124,7 @@ func setupPodNetwork(netns, vethHost, vethPeer, bridge string, ip net.IP, prefix
 		{"-n", netns, "addr", "add", fmt.Sprintf("%s/%d", ip, prefixLen), "dev", "eth0"},
 		{"-n", netns, "link", "set", "lo", "up"},
 		{"-n", netns, "link", "set", "eth0", "up"},
-		{"-n", netns, "route", "add", "default", "via", gateway.String(), "dev", "eth0"},
+		{"-n", netns, "route", "add", serviceCIDR, "via", gateway.String(), "dev", "eth0"},
 	}
 	for _, s := range steps {
 		if err := runIP(s...); err != nil {

@@ -401,7 +401,7 @@ func (w *podWorker) setupSandbox() error {
 				return err
 			}
 		}
-		if err := setupPodNetwork(w.netns, w.vethHost, w.vethPeer, w.n.cfg.bridge, ip, w.n.prefixLen, w.n.cfg.gateway); err != nil {
+		if err := setupPodNetwork(w.netns, w.vethHost, w.vethPeer, w.n.cfg.bridge, ip, w.n.prefixLen, w.n.cfg.gateway, w.n.cfg.serviceCIDR); err != nil {
 			w.n.ips.release(ip)
 			return err
 		}
