@@ -60,3 +60,19 @@ fn reference_redis_shows_the_same_roles() {
     let dead_master = free_port().to_string();
     check_replica_then_master(spawn_redis(&["--replicaof", "127.0.0.1", &dead_master]));
 }
+
+/// `always-show-logo yes` prints the start-up banner whose `PID:` line Redis's own test
+/// harness waits for; without it, Redis's one "Running mode" line.
+#[test]
+fn always_show_logo_prints_the_pid_banner() {
+    let srv = spawn_rf(&["--always-show-logo", "yes"]);
+    let log = wait_for_line(&srv, "Ready to accept connections");
+    let pid: u32 = redis::cmd("INFO").arg("server").query::<String>(&mut srv.client()).unwrap()
+        .lines().find_map(|l| l.strip_prefix("process_id:")).unwrap().trim().parse().unwrap();
+    assert!(log.contains(&format!("\n  PID: {pid}\n")), "no PID line in the banner:\n{log}");
+    assert!(log.contains(&format!("\n  Port: {}\n", srv.port)) && log.contains("Running in standalone mode"), "{log}");
+    assert!(!log.contains("Running mode=standalone"), "{log}");
+    let plain = spawn_rf(&[]);
+    let log = wait_for_line(&plain, "Ready to accept connections");
+    assert!(log.contains(&format!("Running mode=standalone, port={}.", plain.port)) && !log.contains("PID: "), "{log}");
+}

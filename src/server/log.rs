@@ -79,6 +79,26 @@ pub fn log(level: Level, msg: &str) {
     }
     let now = chrono::Utc::now();
     let line = format!("{}:{} {} {} {}\n", std::process::id(), l.role, now.format("%d %b %Y %H:%M:%S%.3f"), level.mark(), msg);
+    write_out(&l, &line);
+}
+
+/// Text written as it is, without the line prefix (Redis's LL_RAW), at notice level.
+pub fn raw(text: &str) {
+    let l = logger().lock();
+    if Level::Notice < l.min {
+        return;
+    }
+    write_out(&l, text);
+}
+
+/// Whether the start-up logo is shown: `always-show-logo yes`, or logging to a terminal
+/// (as Redis: no logfile, no syslog, stdout a tty).
+pub fn show_logo(always: bool, syslog: bool) -> bool {
+    use std::io::IsTerminal;
+    always || (!syslog && logger().lock().file.is_none() && std::io::stdout().is_terminal())
+}
+
+fn write_out(l: &Logger, line: &str) {
     match &l.file {
         Some(path) => {
             if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {

@@ -203,6 +203,15 @@ fn server_main(args: Vec<String>) -> i32 {
     runtime.block_on(serve(cfg))
 }
 
+/// The start-up banner shown instead of the "Running mode" line (with `always-show-logo
+/// yes` or on a terminal). Tools and Redis's test harness read its `PID:` line.
+pub fn startup_logo(mode: &str, port: u16) -> String {
+    format!(
+        "\n  rf-server {RF_VERSION}, Redis {REDIS_VERSION} compatible, 64 bit\n  Running in {mode} mode\n  Port: {port}\n  PID: {}\n\n",
+        std::process::id()
+    )
+}
+
 /// `daemonize yes`: no fork (unsafe is forbidden), so re-run ourselves detached with a
 /// marker variable; the parent returns once the child wrote its pidfile (or exited).
 fn daemonize(args: &[String], cfg: &Config) -> i32 {
@@ -312,7 +321,11 @@ async fn serve(cfg: Config) -> i32 {
             log::warning(&format!("Failed to write PID file: {}", config::io_reason(&e)));
         }
     }
-    log::notice(&format!("Running mode=standalone, port={port}."));
+    if log::show_logo(st.config.get_bool("always-show-logo"), st.config.get_bool("syslog-enabled")) {
+        log::raw(&startup_logo("standalone", port));
+    } else {
+        log::notice(&format!("Running mode=standalone, port={port}."));
+    }
     log::warning("Server initialized");
     if let Err(e) = persistence::load_at_startup(&mut st) {
         log::warning(&format!("Fatal error loading the DB: {e}. Exiting."));
