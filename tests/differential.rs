@@ -959,6 +959,11 @@ fn reset_side(port: u16) -> Result<(), String> {
             return Err(format!("no reply to CONFIG SET {name}"));
         }
     }
+    // Scripts cached by one case must not answer another's EVALSHA.
+    conn.send(&[b"SCRIPT", b"FLUSH"]);
+    if let Outcome::Timeout | Outcome::Closed | Outcome::Broken(_) = conn.recv(reply_timeout()) {
+        return Err("no reply to SCRIPT FLUSH".into());
+    }
     conn.send(&[b"FLUSHALL"]);
     match conn.recv(reply_timeout()) {
         Outcome::Reply(Frame::Simple(s), _) if s == "OK" => Ok(()),

@@ -87,6 +87,8 @@ pub struct ClientState {
     pub tot_cmds: u64,
     /// Replies of a command that answers with several frames (SUBSCRIBE a b).
     pub deferred: Vec<Frame>,
+    /// True while this client's script runs commands (MONITOR shows them as `lua`).
+    pub in_script: bool,
 }
 
 impl ClientState {
@@ -127,6 +129,7 @@ impl ClientState {
             force_close: Arc::new(AtomicBool::new(false)),
             tot_cmds: 0,
             deferred: Vec::new(),
+            in_script: false,
         }
     }
 

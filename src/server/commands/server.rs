@@ -428,7 +428,8 @@ fn getkeys_indices(ctx: &mut Ctx, args: &[Bytes]) -> Result<(Vec<usize>, std::sy
     }
     // Channel "keys" of the sharded pub/sub commands are not keys (flag not_key).
     let keys = if spec.key_flags.contains(&"not_key") { Vec::new() } else { spec.key_indices(cmd_args) };
-    if keys.is_empty() {
+    // EVAL & co. (no_mandatory_keys) may name no key at all.
+    if keys.is_empty() && !spec.has(crate::server::command::flags::NO_MANDATORY_KEYS) {
         return Err(Frame::error("ERR The command has no key arguments"));
     }
     Ok((keys, spec))
