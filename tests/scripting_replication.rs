@@ -1,0 +1,160 @@
+//! Scripts replicate as their effects (Redis 7.0's only mode): real processes, our master with
+//! our replica and a Debian replica, the master's AOF read back after a restart, and a Debian
+//! master whose scripts reach our replica.
+
+mod persist_support;
+
+use std::path::Path;
+
+use persist_support::*;
+
+const RF: &str = env!("CARGO_BIN_EXE_rf-server");
+
+fn offset(c: &mut redis::Connection, field: &str) -> i64 {
+    info_field(c, "replication", field).and_then(|v| v.parse().ok()).unwrap_or(-1)
+}
+
+fn caught_up(master: &mut redis::Connection, replica: &mut redis::Connection) -> bool {
+    wait_until(20, || {
+        info_field(replica, "replication", "master_link_status").as_deref() == Some("up")
+            && offset(master, "master_repl_offset") == offset(replica, "slave_repl_offset")
+    })
+}
+
+fn eval(c: &mut redis::Connection, script: &str, keys: &[&str], args: &[&str]) -> redis::RedisResult<redis::Value> {
+    redis::cmd("EVAL").arg(script).arg(keys.len()).arg(keys).arg(args).query(c)
+}
+
+/// The scripts a master runs in these tests; returns the keys that must not reach replicas.
+fn run_scripts(c: &mut redis::Connection) {
+    // A lock taken and extended by its owner.
+    eval(c, "return redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])", &["lock"], &["owner", "60000"]).unwrap();
+    eval(c, "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0", &["lock"], &["owner", "90000"])
+        .unwrap();
+    // Non-deterministic values: replicas must get the master's, not run the script again.
+    eval(c, "for i = 1, 5 do redis.call('rpush', KEYS[1], tostring(math.random())) end return redis.call('llen', KEYS[1])", &["randoms"], &[]).unwrap();
+    eval(c, "redis.call('set', KEYS[1], redis.call('time')[1]) return 1", &["when"], &[]).unwrap();
+    // A job queue move across types and a database switch inside the script.
+    redis::cmd("ZADD").arg("delayed").arg(1).arg("j1").arg(2).arg("j2").arg(9).arg("j3").query::<()>(c).unwrap();
+    eval(
+        c,
+        "local jobs = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1]) for _, j in ipairs(jobs) do redis.call('zrem', KEYS[1], j) redis.call('lpush', KEYS[2], j) end redis.call('select', 5) redis.call('set', 'in-db5', #jobs) return #jobs",
+        &["delayed", "wait"],
+        &["5"],
+    )
+    .unwrap();
+    // An error half-way: the write before it stays, and replicates.
+    redis::cmd("SET").arg("str").arg("x").query::<()>(c).unwrap();
+    assert!(eval(c, "redis.call('set', 'before-error', 1) redis.call('incr', 'str') redis.call('set', 'never', 1)", &[], &[]).is_err());
+    // EVALSHA and scripts inside MULTI/EXEC.
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg("return redis.call('incrby', KEYS[1], ARGV[1])").query(c).unwrap();
+    redis::cmd("EVALSHA").arg(&sha).arg(1).arg("counter").arg(5).query::<i64>(c).unwrap();
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("tx")
+        .arg(1)
+        .cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg("counter")
+        .arg(2)
+        .cmd("EVAL")
+        .arg("redis.call('set', 'tx2', 2) redis.call('set', 'tx3', 3)")
+        .arg(0)
+        .query::<()>(c)
+        .unwrap();
+    // A read-only script writes nothing.
+    eval(c, "#!lua flags=no-writes\nreturn redis.call('get', 'tx')", &[], &[]).unwrap();
+}
+
+fn aof_text(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir.join("appendonlydir")).unwrap().flatten() {
+        text.push_str(&String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()));
+    }
+    text
+}
+
+#[test]
+fn script_effects_reach_our_replica_a_redis_replica_and_the_aof() {
+    if !have_redis() {
+        eprintln!("SKIP: redis-server not installed");
+        return;
+    }
+    let d_master = tempfile::tempdir().unwrap();
+    let d_ours = tempfile::tempdir().unwrap();
+    let d_redis = tempfile::tempdir().unwrap();
+    let mut master = start_server(RF, d_master.path(), &["--appendonly", "yes"]);
+    let mut c_master = master.conn();
+    let port = master.port.to_string();
+    let ours = start_server(RF, d_ours.path(), &["--replicaof", "127.0.0.1", &port]);
+    let redis_replica = start_server("redis-server", d_redis.path(), &["--replicaof", "127.0.0.1", &port]);
+    let mut c_ours = ours.conn();
+    let mut c_redis = redis_replica.conn();
+    assert!(caught_up(&mut c_master, &mut c_ours) && caught_up(&mut c_master, &mut c_redis), "replicas did not connect");
+
+    run_scripts(&mut c_master);
+    // Writes a script keeps from replicas or from the AOF.
+    eval(&mut c_master, "redis.set_repl(redis.REPL_NONE) redis.call('set', 'local-only', 1)", &[], &[]).unwrap();
+    eval(&mut c_master, "redis.set_repl(redis.REPL_AOF) redis.call('set', 'aof-only', 1)", &[], &[]).unwrap();
+    eval(&mut c_master, "redis.set_repl(redis.REPL_REPLICA) redis.call('set', 'replicas-only', 1)", &[], &[]).unwrap();
+
+    assert!(caught_up(&mut c_master, &mut c_ours), "our replica did not catch up");
+    assert!(caught_up(&mut c_master, &mut c_redis), "the Redis replica did not catch up");
+    let mut expected = dataset_of_server(&mut c_master);
+    assert!(expected.keys().any(|(db, k)| *db == 5 && &k[..] == b"in-db5"), "the script's SELECT wrote to db 5");
+    for only_master in ["local-only", "aof-only"] {
+        assert!(expected.remove(&(0, bytes::Bytes::from(only_master))).is_some(), "{only_master} missing on the master");
+    }
+    let replicas_only = expected.get(&(0, bytes::Bytes::from_static(b"replicas-only"))).cloned();
+    assert!(replicas_only.is_some());
+    assert_eq!(dataset_of_server(&mut c_ours), expected, "our replica differs from the master");
+    assert_eq!(dataset_of_server(&mut c_redis), expected, "the Redis replica differs from the master");
+
+    // The AOF holds effects, never the scripts, and several effects in MULTI/EXEC.
+    // Written by the persistence thread: wait until the last effect is in the file.
+    assert!(wait_until(10, || aof_text(d_master.path()).contains("aof-only")), "the AOF lacks the REPL_AOF write");
+    let aof = aof_text(d_master.path());
+    assert!(!aof.contains("EVAL") && !aof.contains("eval"), "scripts must not reach the AOF");
+    assert!(aof.contains("MULTI") && aof.contains("EXEC"), "multi-write scripts are wrapped");
+    assert!(!aof.contains("local-only") && !aof.contains("replicas-only"), "{aof}");
+
+    // Restarted from its AOF, the master has the same data (minus what skipped the AOF).
+    master.kill();
+    let restarted = start_server(RF, d_master.path(), &["--appendonly", "yes"]);
+    let mut c_restarted = restarted.conn();
+    let mut after = dataset_of_server(&mut c_restarted);
+    assert!(after.remove(&(0, bytes::Bytes::from_static(b"aof-only"))).is_some());
+    assert!(!after.contains_key(&(0, bytes::Bytes::from_static(b"local-only"))));
+    let mut expected_after = expected.clone();
+    expected_after.remove(&(0, bytes::Bytes::from_static(b"replicas-only")));
+    assert_eq!(after, expected_after, "the AOF did not restore the scripts' effects");
+}
+
+#[test]
+fn a_redis_masters_scripts_reach_our_replica() {
+    if !have_redis() {
+        eprintln!("SKIP: redis-server not installed");
+        return;
+    }
+    let d_master = tempfile::tempdir().unwrap();
+    let d_ours = tempfile::tempdir().unwrap();
+    let master = start_server("redis-server", d_master.path(), &[]);
+    let mut c_master = master.conn();
+    let port = master.port.to_string();
+    let ours = start_server(RF, d_ours.path(), &["--replicaof", "127.0.0.1", &port]);
+    let mut c_ours = ours.conn();
+    assert!(caught_up(&mut c_master, &mut c_ours), "our replica did not connect");
+    run_scripts(&mut c_master);
+    assert!(caught_up(&mut c_master, &mut c_ours), "our replica did not catch up");
+    assert_eq!(dataset_of_server(&mut c_ours), dataset_of_server(&mut c_master));
+    // Scripts that write are refused on the read-only replica, read-only ones run.
+    let refused = eval(&mut c_ours, "return redis.call('set', 'x', 1)", &[], &[]).unwrap_err();
+    assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+    assert!(refused.to_string().contains("You can't write against a read only replica. script:"), "{refused}");
+    let refused = eval(&mut c_ours, "#!lua\nreturn 1", &[], &[]).unwrap_err();
+    assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+    let v: i64 = redis::cmd("EVAL").arg("#!lua flags=no-writes\nreturn redis.call('exists', KEYS[1])").arg(1).arg("counter").query(&mut c_ours).unwrap();
+    assert_eq!(v, 1);
+}
