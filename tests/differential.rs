@@ -959,10 +959,12 @@ fn reset_side(port: u16) -> Result<(), String> {
             return Err(format!("no reply to CONFIG SET {name}"));
         }
     }
-    // Scripts cached by one case must not answer another's EVALSHA.
-    conn.send(&[b"SCRIPT", b"FLUSH"]);
-    if let Outcome::Timeout | Outcome::Closed | Outcome::Broken(_) = conn.recv(reply_timeout()) {
-        return Err("no reply to SCRIPT FLUSH".into());
+    // Scripts and libraries of one case must not answer another's EVALSHA / FCALL.
+    for flush in [&[&b"SCRIPT"[..], b"FLUSH"], &[b"FUNCTION", b"FLUSH"]] {
+        conn.send(flush);
+        if let Outcome::Timeout | Outcome::Closed | Outcome::Broken(_) = conn.recv(reply_timeout()) {
+            return Err(format!("no reply to {}", String::from_utf8_lossy(&flush.concat())));
+        }
     }
     conn.send(&[b"FLUSHALL"]);
     match conn.recv(reply_timeout()) {

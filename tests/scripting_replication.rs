@@ -158,3 +158,58 @@ fn a_redis_masters_scripts_reach_our_replica() {
     let v: i64 = redis::cmd("EVAL").arg("#!lua flags=no-writes\nreturn redis.call('exists', KEYS[1])").arg(1).arg("counter").query(&mut c_ours).unwrap();
     assert_eq!(v, 1);
 }
+
+const LIBRARY: &str = "#!lua name=counters\nredis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)\nredis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+
+#[test]
+fn functions_replicate_and_dump_payloads_move_between_rf_and_redis() {
+    if !have_redis() {
+        eprintln!("SKIP: redis-server not installed");
+        return;
+    }
+    let d_master = tempfile::tempdir().unwrap();
+    let d_ours = tempfile::tempdir().unwrap();
+    let d_redis = tempfile::tempdir().unwrap();
+    let master = start_server(RF, d_master.path(), &[]);
+    let mut c_master = master.conn();
+    let port = master.port.to_string();
+    let ours = start_server(RF, d_ours.path(), &["--replicaof", "127.0.0.1", &port]);
+    let redis_replica = start_server("redis-server", d_redis.path(), &["--replicaof", "127.0.0.1", &port]);
+    let mut c_ours = ours.conn();
+    let mut c_redis = redis_replica.conn();
+    assert!(caught_up(&mut c_master, &mut c_ours) && caught_up(&mut c_master, &mut c_redis));
+
+    let name: String = redis::cmd("FUNCTION").arg("LOAD").arg(LIBRARY).query(&mut c_master).unwrap();
+    assert_eq!(name, "counters");
+    let v: i64 = redis::cmd("FCALL").arg("bump").arg(1).arg("n").arg(5).query(&mut c_master).unwrap();
+    assert_eq!(v, 5);
+    assert!(caught_up(&mut c_master, &mut c_ours) && caught_up(&mut c_master, &mut c_redis));
+    for replica in [&mut c_ours, &mut c_redis] {
+        // FUNCTION LOAD reached the replica: read-only functions run there, writers are refused.
+        let v: String = redis::cmd("FCALL_RO").arg("peek").arg(1).arg("n").query(replica).unwrap();
+        assert_eq!(v, "5");
+        let refused = redis::cmd("FCALL").arg("bump").arg(1).arg("n").arg(1).query::<i64>(replica).unwrap_err();
+        assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+    }
+
+    // Our DUMP restores on Redis and Redis's on ours.
+    let ours_payload: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut c_master).unwrap();
+    let d_plain = tempfile::tempdir().unwrap();
+    let plain_redis = start_server("redis-server", d_plain.path(), &[]);
+    let mut c_plain = plain_redis.conn();
+    redis::cmd("FUNCTION").arg("RESTORE").arg(&ours_payload).query::<()>(&mut c_plain).unwrap();
+    let v: i64 = redis::cmd("FCALL").arg("bump").arg(1).arg("m").arg(2).query(&mut c_plain).unwrap();
+    assert_eq!(v, 2);
+    let redis_payload: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut c_plain).unwrap();
+    redis::cmd("FUNCTION").arg("RESTORE").arg(&redis_payload).arg("FLUSH").query::<()>(&mut c_master).unwrap();
+    let listed: redis::Value = redis::cmd("FUNCTION").arg("LIST").arg("WITHCODE").query(&mut c_master).unwrap();
+    assert!(format!("{listed:?}").contains("register_function('bump'"), "{listed:?}");
+
+    // DELETE and FLUSH replicate too.
+    redis::cmd("FUNCTION").arg("DELETE").arg("counters").query::<()>(&mut c_master).unwrap();
+    assert!(caught_up(&mut c_master, &mut c_ours) && caught_up(&mut c_master, &mut c_redis));
+    for replica in [&mut c_ours, &mut c_redis] {
+        let err = redis::cmd("FCALL_RO").arg("peek").arg(1).arg("n").query::<String>(replica).unwrap_err();
+        assert!(err.to_string().contains("Function not found"), "{err}");
+    }
+}

@@ -100,6 +100,50 @@ impl LuaEngine {
             .map_err(|e| lua_error_text(&e))
     }
 
+    /// FUNCTION LOAD's run of a library body (the code after its `#!lua` line): the
+    /// functions it registered, or Redis's error text.
+    pub fn load_library(&self, body: &[u8]) -> Result<Vec<RegisteredFunction>, String> {
+        let chunk = self
+            .lua
+            .load(body)
+            .set_name("@user_function")
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| format!("Error compiling function: {}", lua_error_text(&e)))?;
+        let load: Function = self.runtime.raw_get("load_library").map_err(|e| e.to_string())?;
+        let (ok, result): (bool, Value) = load.call(chunk).map_err(|e| format!("Error registering functions: {}", lua_error_text(&e)))?;
+        if !ok {
+            let msg = match &result {
+                Value::Table(t) => match t.raw_get::<Value>("err") {
+                    Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                    _ => String::new(),
+                },
+                Value::String(s) => format!("ERR {}", String::from_utf8_lossy(&s.as_bytes())),
+                Value::Error(e) => format!("ERR {}", lua_error_text(e)),
+                _ => String::new(),
+            };
+            return Err(format!("Error registering functions: {msg}"));
+        }
+        let Value::Table(list) = result else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for entry in list.sequence_values::<Table>() {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let flags: Table = entry.raw_get("flags").map_err(|e| e.to_string())?;
+            let mut bits = 0;
+            for name in flags.sequence_values::<String>().flatten() {
+                bits |= super::script_flags::NAMES.iter().find(|(n, _)| *n == name).map_or(0, |(_, b)| *b);
+            }
+            out.push(RegisteredFunction {
+                name: entry.raw_get("name").map_err(|e| e.to_string())?,
+                description: entry.raw_get::<Option<mlua::LuaString>>("description").map_err(|e| e.to_string())?.map(|s| s.as_bytes().to_vec()),
+                callback: entry.raw_get("callback").map_err(|e| e.to_string())?,
+                flags: bits,
+            });
+        }
+        Ok(out)
+    }
+
     /// Installs the per-run callback, runs `f(keys, args)` under the error handler and
     /// removes the callback. Returns the script's value or its error object.
     pub fn run(&self, host: Function, f: &Function, keys: Table, args: Table) -> Result<Result<Value, Value>, mlua::Error> {
@@ -115,6 +159,14 @@ impl LuaEngine {
     pub fn used_memory(&self) -> usize {
         self.lua.used_memory()
     }
+}
+
+/// A function a library registered while it loaded.
+pub struct RegisteredFunction {
+    pub name: String,
+    pub description: Option<Vec<u8>>,
+    pub callback: Function,
+    pub flags: u32,
 }
 
 /// The message of an mlua error as Lua reported it (syntax errors, runtime errors).

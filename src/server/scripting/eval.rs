@@ -124,8 +124,9 @@ fn eval_generic(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) ->
     };
     let script = &ctx.srv.scripting.scripts[&sha];
     let (function, flags) = (script.function.clone(), script.flags);
+    let engine = ctx.srv.scripting.engine.clone();
     let split = 3 + numkeys as usize;
-    invoke(ctx, Invocation { function, name: &sha, keys: &args[3..split], args: &args[split..], flags, read_only_command: read_only, eval_mode: true })
+    invoke(ctx, Invocation { engine, function, name: &sha, keys: &args[3..split], args: &args[split..], flags, read_only_command: read_only, eval_mode: true })
 }
 
 fn script_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {

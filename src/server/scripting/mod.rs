@@ -11,6 +11,7 @@
 pub mod convert;
 pub mod engine;
 pub mod eval;
+pub mod functions;
 mod rand48;
 
 use std::cell::RefCell;
@@ -27,7 +28,12 @@ use crate::resp::{format_g, Frame, ProtocolVersion};
 use engine::{LuaEngine, OP_ACL_CHECK, OP_CALL, OP_RANDOM, OP_RANDOMSEED, OP_SETRESP, OP_SET_REPL};
 use rand48::Rand48;
 
-pub use eval::commands;
+/// EVAL & co., SCRIPT, FCALL & co. and FUNCTION.
+pub fn commands() -> Vec<CommandSpec> {
+    let mut v = eval::commands();
+    v.extend(functions::commands());
+    v
+}
 
 /// Script flags (shebang `flags=` and, later, function flags).
 pub mod script_flags {
@@ -71,6 +77,8 @@ pub struct Scripting {
     pub scripts_mem: usize,
     pub rand: Rand48,
     runs: u64,
+    /// FUNCTION libraries, in their own interpreter.
+    pub functions: functions::Functions,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -93,6 +101,7 @@ impl Scripting {
             scripts_mem: 0,
             rand: Rand48::default(),
             runs: 0,
+            functions: functions::Functions::new(),
         }
     }
 
@@ -180,10 +189,15 @@ pub fn command_flags_for_script(cmd_flags: u32, script: u32) -> u32 {
 /// The command flags the dispatcher checks for a command of the scripting group: those a
 /// cached or shebang-declared script implies for EVAL & co., the table's otherwise.
 pub fn effective_command_flags(srv: &ServerState, spec: &CommandSpec, args: &[Bytes]) -> u32 {
-    if !matches!(spec.name.as_str(), "eval" | "evalsha" | "eval_ro" | "evalsha_ro") || args.len() < 2 {
+    if args.len() < 2 {
         return spec.flags;
     }
-    match eval::requested_script_flags(srv, args) {
+    let requested = match spec.name.as_str() {
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => eval::requested_script_flags(srv, args),
+        "fcall" | "fcall_ro" => functions::requested_function_flags(srv, args),
+        _ => return spec.flags,
+    };
+    match requested {
         Some(script) => command_flags_for_script(spec.flags, script),
         None => spec.flags,
     }
@@ -236,6 +250,8 @@ fn propagate_effects(srv: &mut ServerState, effects: Effects, in_exec: bool) {
 
 /// One run of a script or function.
 pub struct Invocation<'a> {
+    /// The interpreter the function belongs to (EVAL's or the libraries').
+    pub engine: LuaEngine,
     pub function: Function,
     /// The sha1 of an EVAL script, the name of a function: shown in error replies.
     pub name: &'a str,
@@ -427,7 +443,7 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     let read_only = inv.read_only_command || (!compat && inv.flags & script_flags::NO_WRITES != 0);
     let allow_oom = !compat && inv.flags & script_flags::ALLOW_OOM != 0;
     // Cloned handles: the host callback borrows the whole state mutably while Lua runs.
-    let engine = ctx.srv.scripting.engine.clone();
+    let engine = inv.engine.clone();
     let lua = engine.lua.clone();
     let outcome = (|| -> mlua::Result<(Result<Value, Value>, bool)> {
         let keys = lua.create_sequence_from(inv.keys.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)?;

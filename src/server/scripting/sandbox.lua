@@ -14,6 +14,7 @@ local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, r
 local next, pairs, ipairs, pcall, xpcall = next, pairs, ipairs, pcall, xpcall
 local floor, concat = math.floor, table.concat
 local error_table = prim.error_table
+local unwrap_error = prim.unwrap_error
 local OP_SETRESP, OP_SET_REPL, OP_RANDOMSEED = prim.OP_SETRESP, prim.OP_SET_REPL, prim.OP_RANDOMSEED
 
 local READONLY = 'Attempt to modify a readonly table'
@@ -133,8 +134,6 @@ end
 
 -- ---- Redis's pcall: an error table gives its message, as before Redis 7 -----------------
 
-local unwrap_error = prim.unwrap_error
-
 local function pcall_result(ok, ...)
   if ok then return true, ... end
   local e = unwrap_error((...))
@@ -181,21 +180,112 @@ local string_meta = getmetatable('')
 string_meta.__index = G.string
 string_meta.__metatable = false
 
+local function nonexistent_global(_, name)
+  local t = type(name)
+  if t ~= 'string' and t ~= 'number' then
+    error('Second argument to luaProtectedTableError must be a string or number', 2)
+  end
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
+
 -- The globals scripts see: reading a missing one is an error, writing any is refused.
-local env = setmetatable({}, { __index = G, __newindex = deny_write, __metatable = false })
+local env_meta = { __index = G, __newindex = deny_write, __metatable = false }
+local env = setmetatable({}, env_meta)
 guarded[env] = G
 G._G = env
-setmetatable(G, {
-  __index = function(_, name)
-    local t = type(name)
-    if t ~= 'string' and t ~= 'number' then
-      error('Second argument to luaProtectedTableError must be a string or number', 2)
-    end
-    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-  end,
-})
+setmetatable(G, { __index = nonexistent_global })
 
 rt.env = env
+
+-- ---- FUNCTION LOAD: the library's code sees only redis.register_function, redis.log and
+-- the versions (function_lua.c's LIBRARY_API); its functions see the full API when called.
+
+local registered -- the functions of the library being loaded, while it loads
+
+local FLAG_NAMES = { ['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
+                     ['no-cluster'] = true, ['allow-cross-slot-keys'] = true }
+
+local function fail(msg) error(error_table(msg)) end
+local function is_string(v) local t = type(v) return t == 'string' or t == 'number' end
+
+local function read_flags(list)
+  local flags, j = {}, 1
+  while true do
+    local f = list[j]
+    if f == nil then break end
+    if not is_string(f) then fail('unknown flag given') end
+    f = string.lower(tostring(f))
+    if not FLAG_NAMES[f] then fail('unknown flag given') end
+    flags[#flags + 1] = f
+    j = j + 1
+  end
+  return flags
+end
+
+local function register_function(...)
+  if not registered then fail('redis.register_function can only be called on FUNCTION LOAD command') end
+  local argc = select('#', ...)
+  if argc < 1 or argc > 2 then fail('wrong number of arguments to redis.register_function') end
+  local name, callback, description, flags
+  if argc == 1 then
+    local args = ...
+    if type(args) ~= 'table' then
+      fail('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
+    end
+    for k, v in next, args do
+      if not is_string(k) then fail('named argument key given to redis.register_function is not a string') end
+      local key = string.lower(tostring(k))
+      if key == 'function_name' then
+        if not is_string(v) then fail('function_name argument given to redis.register_function must be a string') end
+        name = tostring(v)
+      elseif key == 'description' then
+        if not is_string(v) then fail('description argument given to redis.register_function must be a string') end
+        description = tostring(v)
+      elseif key == 'callback' then
+        if type(v) ~= 'function' then fail('callback argument given to redis.register_function must be a function') end
+        callback = v
+      elseif key == 'flags' then
+        if type(v) ~= 'table' then fail('flags argument to redis.register_function must be a table representing function flags') end
+        flags = read_flags(v)
+      else
+        fail('unknown argument given to redis.register_function')
+      end
+    end
+    if not name then fail('redis.register_function must get a function name argument') end
+    if not callback then fail('redis.register_function must get a callback argument') end
+  else
+    local n, f = ...
+    if not is_string(n) then fail('first argument to redis.register_function must be a string') end
+    if type(f) ~= 'function' then fail('second argument to redis.register_function must be a function') end
+    name, callback = tostring(n), f
+  end
+  if not string.find(name, '^[%w_]+$') then
+    fail('Library names can only contain letters, numbers, or underscores(_) and must be at least one character long')
+  end
+  for _, r in ipairs(registered) do
+    if r.name == name then fail('Function already exists in the library') end
+  end
+  registered[#registered + 1] = { name = name, callback = callback, description = description, flags = flags or {} }
+end
+
+local load_redis = setmetatable({ register_function = register_function, log = redis.log }, { __index = nonexistent_global })
+for _, k in ipairs({ 'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING', 'REDIS_VERSION', 'REDIS_VERSION_NUM' }) do
+  load_redis[k] = redis[k]
+end
+local load_api = setmetatable({ redis = readonly(load_redis) }, { __index = nonexistent_global })
+
+-- Runs a compiled library; returns true and the functions it registered, or false and the
+-- error it raised.
+function rt.load_library(chunk)
+  registered = {}
+  env_meta.__index = load_api
+  local ok, err = pcall(chunk)
+  env_meta.__index = G
+  local functions = registered
+  registered = nil
+  if ok then return true, functions end
+  return false, unwrap_error(err)
+end
 
 -- Runs a compiled script (no arguments) or function (keys, args) under the error handler.
 function rt.run(f, keys, args)
