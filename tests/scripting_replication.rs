@@ -213,3 +213,53 @@ fn functions_replicate_and_dump_payloads_move_between_rf_and_redis() {
         assert!(err.to_string().contains("Function not found"), "{err}");
     }
 }
+
+fn fcall_peek(c: &mut redis::Connection) -> redis::RedisResult<Option<String>> {
+    redis::cmd("FCALL_RO").arg("peek").arg(1).arg("n").query(c)
+}
+
+#[test]
+fn functions_live_in_rdb_files_and_full_syncs_both_ways() {
+    if !have_redis() {
+        eprintln!("SKIP: redis-server not installed");
+        return;
+    }
+    // Ours saves, Redis loads the file.
+    let d_ours = tempfile::tempdir().unwrap();
+    let mut ours = start_server(RF, d_ours.path(), &[]);
+    let mut c = ours.conn();
+    redis::cmd("FUNCTION").arg("LOAD").arg(LIBRARY).query::<String>(&mut c).unwrap();
+    redis::cmd("SET").arg("n").arg(7).query::<()>(&mut c).unwrap();
+    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+    // A replica that connects now gets the library in its full sync.
+    let port = ours.port.to_string();
+    let d_sync_ours = tempfile::tempdir().unwrap();
+    let d_sync_redis = tempfile::tempdir().unwrap();
+    let sync_ours = start_server(RF, d_sync_ours.path(), &["--replicaof", "127.0.0.1", &port]);
+    let sync_redis = start_server("redis-server", d_sync_redis.path(), &["--replicaof", "127.0.0.1", &port]);
+    for replica in [&sync_ours, &sync_redis] {
+        let mut r = replica.conn();
+        assert!(caught_up(&mut c, &mut r), "replica did not sync");
+        assert_eq!(fcall_peek(&mut r).unwrap().as_deref(), Some("7"), "library missing after full sync");
+    }
+    ours.kill();
+    let redis_from_ours = start_server("redis-server", d_ours.path(), &[]);
+    let mut r = redis_from_ours.conn();
+    assert_eq!(fcall_peek(&mut r).unwrap().as_deref(), Some("7"), "Redis did not load our RDB's library");
+
+    // Redis saves, ours loads the file (and keeps it across its own restart).
+    redis::cmd("FCALL").arg("bump").arg(1).arg("n").arg(1).query::<i64>(&mut r).unwrap();
+    redis::cmd("SAVE").query::<()>(&mut r).unwrap();
+    drop(r);
+    drop(redis_from_ours);
+    let mut ours_again = start_server(RF, d_ours.path(), &[]);
+    let mut c = ours_again.conn();
+    assert_eq!(fcall_peek(&mut c).unwrap().as_deref(), Some("8"), "we did not load Redis's RDB library");
+    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+    ours_again.kill();
+    let ours_third = start_server(RF, d_ours.path(), &[]);
+    let mut c = ours_third.conn();
+    assert_eq!(fcall_peek(&mut c).unwrap().as_deref(), Some("8"));
+    let stats: redis::Value = redis::cmd("FUNCTION").arg("STATS").query(&mut c).unwrap();
+    assert!(format!("{stats:?}").contains("libraries_count"), "{stats:?}");
+}

@@ -129,6 +129,21 @@ impl Default for Functions {
     }
 }
 
+/// The libraries of a loaded RDB file or full-sync payload replace the current ones (Redis
+/// empties its functions with the data before such a load).
+pub fn replace_from_rdb(srv: &mut crate::server::state::ServerState, codes: &[Bytes]) {
+    let functions = &mut srv.scripting.functions;
+    if codes.is_empty() && functions.libraries.is_empty() {
+        return;
+    }
+    functions.flush();
+    for code in codes {
+        if let Err(e) = functions.load(code, true) {
+            crate::server::log::warning(&format!("Failed loading library from RDB: {e}"));
+        }
+    }
+}
+
 const NAME_RULE: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
 fn valid_name(name: &str) -> bool {
