@@ -113,6 +113,27 @@ impl Scripting {
         self.scripts_mem = 0;
     }
 
+    /// The scripting lines of INFO memory (Redis 7.0's names and order).
+    pub fn info_memory(&self) -> String {
+        use crate::server::commands::server::human;
+        let vm_eval = self.engine.used_memory() as u64;
+        let vm_functions = self.functions.engine.used_memory() as u64;
+        // The caches' bookkeeping: bodies and names, plus Redis's per-entry overhead.
+        let scripts_eval = (self.scripts_mem + self.scripts.len() * 48) as u64;
+        let functions_mem = self.functions.libraries.values().map(|l| l.code.len() + l.name.len() + 64 + l.functions.len() * 96).sum::<usize>() as u64;
+        let scripts_total = scripts_eval + functions_mem;
+        format!(
+            "used_memory_lua:{vm_eval}\r\nused_memory_vm_eval:{vm_eval}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{scripts_eval}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{vm_functions}\r\nused_memory_vm_total:{}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{functions_mem}\r\nused_memory_scripts:{scripts_total}\r\nused_memory_scripts_human:{}\r\n",
+            human(vm_eval),
+            self.scripts.len(),
+            self.functions.function_count(),
+            self.functions.libraries.len(),
+            vm_eval + vm_functions,
+            human(vm_eval + vm_functions),
+            human(scripts_total),
+        )
+    }
+
     /// Compiles `body` into the cache unless it is there; returns its sha1.
     pub fn load_script(&mut self, body: &Bytes) -> Result<String, Frame> {
         let sha = sha1_hex(body);
