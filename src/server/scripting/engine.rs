@@ -24,8 +24,8 @@ pub enum EngineError {
 #[derive(Clone)]
 pub struct LuaEngine {
     pub lua: Lua,
-    /// The sandbox's private table (`host`, `run`, `env`).
-    runtime: Table,
+    /// The sandbox's private table (`host`, `run`, `env`, `raised`).
+    pub(crate) runtime: Table,
     /// The read-only globals scripts run with.
     pub env: Table,
     run: Function,
@@ -102,7 +102,7 @@ impl LuaEngine {
 
     /// FUNCTION LOAD's run of a library body (the code after its `#!lua` line): the
     /// functions it registered, or Redis's error text.
-    pub fn load_library(&self, body: &[u8]) -> Result<Vec<RegisteredFunction>, String> {
+    pub fn load_library(&self, body: &[u8], timeout_ms: Option<i64>) -> Result<Vec<RegisteredFunction>, String> {
         let chunk = self
             .lua
             .load(body)
@@ -112,7 +112,12 @@ impl LuaEngine {
             .into_function()
             .map_err(|e| format!("Error compiling function: {}", lua_error_text(&e)))?;
         let load: Function = self.runtime.raw_get("load_library").map_err(|e| e.to_string())?;
-        let (ok, result): (bool, Value) = load.call(chunk).map_err(|e| format!("Error registering functions: {}", lua_error_text(&e)))?;
+        if let Some(ms) = timeout_ms {
+            super::busy::install_load_timeout(&self.lua, &self.runtime, ms).map_err(|e| e.to_string())?;
+        }
+        let outcome = load.call::<(bool, Value)>(chunk);
+        self.lua.remove_global_hook();
+        let (ok, result) = outcome.map_err(|e| format!("Error registering functions: {}", lua_error_text(&e)))?;
         if !ok {
             let msg = match &result {
                 Value::Table(t) => match t.raw_get::<Value>("err") {
@@ -253,7 +258,7 @@ fn error_handler(lua: &Lua, runtime: &Table, err: Value) -> mlua::Result<Value> 
 #[error("script error")]
 struct Raised;
 
-fn raise<T>(runtime: &Table, value: impl IntoLua) -> mlua::Result<T> {
+pub(crate) fn raise<T>(runtime: &Table, value: impl IntoLua) -> mlua::Result<T> {
     runtime.raw_set("raised", value)?;
     Err(mlua::Error::external(Raised))
 }

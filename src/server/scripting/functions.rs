@@ -74,7 +74,9 @@ impl Functions {
 
     /// Redis's `functionsCreateWithLibraryCtx`: loads `code` as a library (replacing the one
     /// of the same name when `replace`); returns its name or Redis's error text.
-    pub fn load(&mut self, code: &Bytes, replace: bool) -> Result<String, String> {
+    /// `timeout` bounds the library's top level to Redis's 500 ms (not for libraries from
+    /// our master, an RDB file or a RESTORE, as Redis).
+    pub fn load(&mut self, code: &Bytes, replace: bool, timeout: bool) -> Result<String, String> {
         let meta = parse_metadata(code)?;
         if !valid_name(&meta.name) {
             return Err(NAME_RULE.into());
@@ -85,7 +87,7 @@ impl Functions {
         if self.libraries.contains_key(&meta.name) && !replace {
             return Err(format!("Library '{}' already exists", meta.name));
         }
-        let registered = self.engine.load_library(&code[meta.body_start..])?;
+        let registered = self.engine.load_library(&code[meta.body_start..], timeout.then_some(LOAD_TIMEOUT_MS))?;
         if registered.is_empty() {
             return Err("No functions registered".into());
         }
@@ -138,11 +140,14 @@ pub fn replace_from_rdb(srv: &mut crate::server::state::ServerState, codes: &[By
     }
     functions.flush();
     for code in codes {
-        if let Err(e) = functions.load(code, true) {
+        if let Err(e) = functions.load(code, true, false) {
             crate::server::log::warning(&format!("Failed loading library from RDB: {e}"));
         }
     }
 }
+
+/// Redis's LOAD_TIMEOUT_MS.
+const LOAD_TIMEOUT_MS: i64 = 500;
 
 const NAME_RULE: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
@@ -300,7 +305,8 @@ fn function_load(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if pos >= args.len() {
         return Frame::error("ERR Function code is missing");
     }
-    match ctx.srv.scripting.functions.load(&args[pos], replace) {
+    let timeout = !ctx.client.is_master_link;
+    match ctx.srv.scripting.functions.load(&args[pos], replace, timeout) {
         Ok(name) => {
             ctx.dirty(1);
             Frame::bulk(name)
@@ -444,7 +450,7 @@ fn restore(functions: &mut Functions, payload: &[u8], policy: RestorePolicy) -> 
     let codes = parse_dump(payload)?;
     let mut incoming = Functions { engine: functions.engine.clone(), libraries: BTreeMap::new(), by_function: HashMap::new() };
     for code in &codes {
-        incoming.load(code, false)?;
+        incoming.load(code, false, false)?;
     }
     if policy == RestorePolicy::Flush {
         *functions = incoming;
@@ -538,7 +544,7 @@ mod tests {
     fn dump_and_restore_round_trip() {
         let mut f = Functions::new();
         let code = Bytes::from_static(b"#!lua name=lib\nredis.register_function('f1', function() return 1 end)");
-        assert_eq!(f.load(&code, false).as_deref(), Ok("lib"));
+        assert_eq!(f.load(&code, false, true).as_deref(), Ok("lib"));
         let payload = f.dump();
         let mut g = Functions::new();
         restore(&mut g, &payload, RestorePolicy::Append).expect("restores");

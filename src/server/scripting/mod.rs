@@ -8,6 +8,7 @@
 //!   commands it calls (through the one dispatcher, so notifications, tracking and WATCH
 //!   behave as for any client), and its writes propagated as effects in MULTI/EXEC.
 
+pub mod busy;
 pub mod convert;
 pub mod engine;
 pub mod eval;
