@@ -80,6 +80,7 @@ impl LuaEngine {
         }
         prim.raw_set("version", REDIS_VERSION)?;
         prim.raw_set("version_num", REDIS_VERSION_NUM)?;
+        super::libs::register(&lua, &lua.globals(), &runtime)?;
         lua.load(include_str!("sandbox.lua")).set_name(SANDBOX_CHUNK).call::<()>((runtime.clone(), prim))?;
         let rt = runtime.clone();
         runtime.raw_set("handler", lua.create_function(move |lua, err: Value| error_handler(lua, &rt, err))?)?;
@@ -280,7 +281,7 @@ fn unwrap_raised(runtime: &Table, err: Value) -> Value {
 }
 
 /// Redis's `luaL_where(L, 1)`: "user_script:LINE: " for the calling frame.
-fn where_prefix(lua: &Lua) -> String {
+pub(crate) fn where_prefix(lua: &Lua) -> String {
     lua.inspect_stack(1, |d| {
         let short = d.source().short_src.map(|s| s.into_owned()).unwrap_or_default();
         match d.current_line() {
@@ -333,7 +334,7 @@ fn sha1hex(lua: &Lua, runtime: &Table, args: MultiValue) -> mlua::Result<String>
 }
 
 /// Lua's type names, as `luaL_typerror` prints them.
-fn lua_type_name(v: &Value) -> &'static str {
+pub(crate) fn lua_type_name(v: &Value) -> &'static str {
     match v {
         Value::Nil => "nil",
         Value::Boolean(_) => "boolean",

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod engine;
 pub mod eval;
 pub mod functions;
+mod libs;
 mod rand48;
 
 use std::cell::RefCell;

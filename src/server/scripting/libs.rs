@@ -1,0 +1,403 @@
+//! The Lua C libraries Redis bundles, in Rust (mlua ships none of them): `bit` (LuaBitOp)
+//! and `cjson` (lua-cjson 2.1's encode/decode with its defaults). `cmsgpack` and `struct`
+//! are not offered yet.
+
+use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+
+use super::engine::{lua_type_name, raise, where_prefix};
+use crate::resp::format_g;
+
+/// `cjson.null`: a NULL light userdata, as lua-cjson's.
+fn json_null() -> Value {
+    Value::LightUserData(LightUserData(std::ptr::null_mut()))
+}
+
+/// Registers `bit` and `cjson` as globals of the (not yet protected) sandbox.
+pub fn register(lua: &Lua, globals: &Table, runtime: &Table) -> mlua::Result<()> {
+    let bit = lua.create_table()?;
+    type BitOp = fn(&[i32]) -> i32;
+    let ops: [(&str, usize, BitOp); 12] = [
+        ("tobit", 1, |a| a[0]),
+        ("bnot", 1, |a| !a[0]),
+        ("band", 0, |a| a.iter().fold(-1, |x, y| x & y)),
+        ("bor", 0, |a| a.iter().fold(0, |x, y| x | y)),
+        ("bxor", 0, |a| a.iter().fold(0, |x, y| x ^ y)),
+        ("lshift", 2, |a| ((a[0] as u32) << (a[1] & 31)) as i32),
+        ("rshift", 2, |a| ((a[0] as u32) >> (a[1] & 31)) as i32),
+        ("arshift", 2, |a| a[0] >> (a[1] & 31)),
+        ("rol", 2, |a| (a[0] as u32).rotate_left((a[1] & 31) as u32) as i32),
+        ("ror", 2, |a| (a[0] as u32).rotate_right((a[1] & 31) as u32) as i32),
+        ("bswap", 1, |a| a[0].swap_bytes()),
+        ("tohex", 0, |_| 0),
+    ];
+    for (name, fixed, op) in ops {
+        let rt = runtime.clone();
+        let f = if name == "tohex" {
+            lua.create_function(move |lua, args: MultiValue| {
+                let x = bit_arg(lua, &rt, &args, 0, "tohex")?;
+                let mut n = if args.len() > 1 { bit_arg(lua, &rt, &args, 1, "tohex")? } else { 8 };
+                let upper = n < 0;
+                if upper {
+                    n = n.wrapping_neg();
+                }
+                let n = n.clamp(0, 8) as usize;
+                let hex = if upper { format!("{:08X}", x as u32) } else { format!("{:08x}", x as u32) };
+                Ok(hex[8 - n..].to_string())
+            })?
+        } else {
+            lua.create_function(move |lua, args: MultiValue| {
+                let count = if fixed == 0 { args.len().max(1) } else { fixed };
+                let mut values = Vec::with_capacity(count);
+                for i in 0..count {
+                    values.push(bit_arg(lua, &rt, &args, i, name)?);
+                }
+                Ok(op(&values) as f64)
+            })?
+        };
+        bit.raw_set(name, f)?;
+    }
+    globals.raw_set("bit", bit)?;
+
+    let cjson = lua.create_table()?;
+    let rt = runtime.clone();
+    cjson.raw_set(
+        "encode",
+        lua.create_function(move |lua, args: MultiValue| {
+            if args.len() != 1 {
+                return raise(&rt, format!("{}bad argument #1 to 'encode' (expected 1 argument)", where_prefix(lua)));
+            }
+            let mut out = Vec::new();
+            match encode(&args[0], 0, &mut out) {
+                Ok(()) => Ok(lua.create_string(out)?),
+                Err(e) => raise(&rt, format!("{}{e}", where_prefix(lua))),
+            }
+        })?,
+    )?;
+    let rt = runtime.clone();
+    cjson.raw_set(
+        "decode",
+        lua.create_function(move |lua, args: MultiValue| {
+            let text = match args.front() {
+                Some(Value::String(s)) if args.len() == 1 => s.as_bytes().to_vec(),
+                // luaL_checklstring: a number is its string form.
+                Some(v @ (Value::Integer(_) | Value::Number(_))) if args.len() == 1 => {
+                    lua.coerce_string(v.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default()
+                }
+                Some(v) if args.len() == 1 => {
+                    return raise(&rt, format!("{}bad argument #1 to 'decode' (string expected, got {})", where_prefix(lua), lua_type_name(v)));
+                }
+                _ => return raise(&rt, format!("{}bad argument #1 to 'decode' (expected 1 argument)", where_prefix(lua))),
+            };
+            let mut p = Parser { s: &text, pos: 0, lua };
+            match p.document() {
+                Ok(v) => Ok(v),
+                Err(e) => raise(&rt, format!("{}{e}", where_prefix(lua))),
+            }
+        })?,
+    )?;
+    cjson.raw_set("null", json_null())?;
+    globals.raw_set("cjson", cjson)?;
+    Ok(())
+}
+
+/// LuaBitOp's argument conversion: the number rounded to an integer, its low 32 bits.
+fn bit_arg(lua: &Lua, runtime: &Table, args: &MultiValue, i: usize, name: &str) -> mlua::Result<i32> {
+    let v = args.get(i).cloned().unwrap_or(Value::Nil);
+    match lua.coerce_number(v.clone()) {
+        Ok(Some(x)) => {
+            // (x + 2^52 + 2^51): rounds to nearest even, the low word holds the integer.
+            let b = (x + 6_755_399_441_055_744.0).to_bits();
+            Ok(b as u32 as i32)
+        }
+        _ => {
+            let got = if i >= args.len() { "no value" } else { lua_type_name(&v) };
+            raise(runtime, format!("{}bad argument #{} to '{name}' (number expected, got {got})", where_prefix(lua), i + 1))
+        }
+    }
+}
+
+const MAX_DEPTH: usize = 1000;
+
+fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    match v {
+        Value::Nil => out.extend_from_slice(b"null"),
+        Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Integer(i) => out.extend_from_slice(format_g(*i as f64, 14).as_bytes()),
+        Value::Number(n) if !n.is_finite() => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+        Value::Number(n) => out.extend_from_slice(format_g(*n, 14).as_bytes()),
+        Value::String(s) => encode_string(&s.as_bytes(), out),
+        Value::Table(t) => {
+            let depth = depth + 1;
+            if depth > MAX_DEPTH {
+                return Err(format!("Cannot serialise, excessive nesting ({depth})"));
+            }
+            encode_table(t, depth, out)?;
+        }
+        other => return Err(format!("Cannot serialise {}: type not supported", lua_type_name(other))),
+    }
+    Ok(())
+}
+
+fn encode_string(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' => out.extend_from_slice(b"\\/"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            c if c < 0x20 || c == 0x7f => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+/// lua-cjson's `lua_array_length`: Some(n) for an array (positive integer keys only; not
+/// too sparse), None for an object.
+fn array_length(t: &Table) -> Result<Option<usize>, String> {
+    let (mut max, mut items) = (0usize, 0usize);
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair.map_err(|e| e.to_string())?;
+        let n = match k {
+            Value::Integer(i) => i as f64,
+            Value::Number(n) => n,
+            _ => return Ok(None),
+        };
+        if n < 1.0 || n.floor() != n {
+            return Ok(None);
+        }
+        max = max.max(n as usize);
+        items += 1;
+    }
+    // encode_sparse_array defaults: convert off, ratio 2, safe 10.
+    if max > 10 && max > items * 2 {
+        return Err("Cannot serialise table: excessively sparse array".into());
+    }
+    Ok(if max > 0 { Some(max) } else { None })
+}
+
+fn encode_table(t: &Table, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    if let Some(len) = array_length(t)? {
+        out.push(b'[');
+        for i in 1..=len {
+            if i > 1 {
+                out.push(b',');
+            }
+            encode(&t.raw_get::<Value>(i).map_err(|e| e.to_string())?, depth, out)?;
+        }
+        out.push(b']');
+        return Ok(());
+    }
+    out.push(b'{');
+    let mut first = true;
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair.map_err(|e| e.to_string())?;
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        match &k {
+            Value::String(s) => encode_string(&s.as_bytes(), out),
+            Value::Integer(_) | Value::Number(_) => {
+                out.push(b'"');
+                encode(&k, depth, out)?;
+                out.push(b'"');
+            }
+            other => return Err(format!("Cannot serialise {}: table key must be a number or string", lua_type_name(other))),
+        }
+        out.push(b':');
+        encode(&v, depth, out)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    pos: usize,
+    lua: &'a Lua,
+}
+
+impl Parser<'_> {
+    fn skip_ws(&mut self) {
+        while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
+            self.pos += 1;
+        }
+    }
+
+    fn error(&self, expected: &str) -> String {
+        let found = match self.s.get(self.pos) {
+            None => "T_END".to_string(),
+            Some(b'{') => "T_OBJ_BEGIN".into(),
+            Some(b'}') => "T_OBJ_END".into(),
+            Some(b'[') => "T_ARR_BEGIN".into(),
+            Some(b']') => "T_ARR_END".into(),
+            Some(b',') => "T_COMMA".into(),
+            Some(b':') => "T_COLON".into(),
+            Some(b'"') => "T_STRING".into(),
+            Some(_) => "invalid token".into(),
+        };
+        format!("Expected {expected} but found {found} at character {}", self.pos + 1)
+    }
+
+    fn document(&mut self) -> Result<Value, String> {
+        let v = self.value(0)?;
+        self.skip_ws();
+        if self.pos < self.s.len() {
+            return Err(self.error("the end"));
+        }
+        Ok(v)
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        self.skip_ws();
+        let lua = self.lua;
+        let e = |x: mlua::Error| x.to_string();
+        match self.s.get(self.pos) {
+            Some(b'{') => {
+                if depth >= MAX_DEPTH {
+                    return Err(format!("Found too many nested data structures ({}) at character {}", depth + 1, self.pos + 1));
+                }
+                self.pos += 1;
+                let t = lua.create_table().map_err(e)?;
+                self.skip_ws();
+                if self.s.get(self.pos) == Some(&b'}') {
+                    self.pos += 1;
+                    return Ok(Value::Table(t));
+                }
+                loop {
+                    self.skip_ws();
+                    if self.s.get(self.pos) != Some(&b'"') {
+                        return Err(self.error("object key string"));
+                    }
+                    let key = self.string()?;
+                    self.skip_ws();
+                    if self.s.get(self.pos) != Some(&b':') {
+                        return Err(self.error("colon"));
+                    }
+                    self.pos += 1;
+                    let v = self.value(depth + 1)?;
+                    t.raw_set(lua.create_string(key).map_err(e)?, v).map_err(e)?;
+                    self.skip_ws();
+                    match self.s.get(self.pos) {
+                        Some(b',') => self.pos += 1,
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(Value::Table(t));
+                        }
+                        _ => return Err(self.error("comma or object end")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return Err(format!("Found too many nested data structures ({}) at character {}", depth + 1, self.pos + 1));
+                }
+                self.pos += 1;
+                let t = lua.create_table().map_err(e)?;
+                self.skip_ws();
+                if self.s.get(self.pos) == Some(&b']') {
+                    self.pos += 1;
+                    return Ok(Value::Table(t));
+                }
+                let mut i = 1;
+                loop {
+                    let v = self.value(depth + 1)?;
+                    t.raw_set(i, v).map_err(e)?;
+                    i += 1;
+                    self.skip_ws();
+                    match self.s.get(self.pos) {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(Value::Table(t));
+                        }
+                        _ => return Err(self.error("comma or array end")),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Value::String(lua.create_string(self.string()?).map_err(e)?)),
+            Some(b't') if self.s[self.pos..].starts_with(b"true") => {
+                self.pos += 4;
+                Ok(Value::Boolean(true))
+            }
+            Some(b'f') if self.s[self.pos..].starts_with(b"false") => {
+                self.pos += 5;
+                Ok(Value::Boolean(false))
+            }
+            Some(b'n') if self.s[self.pos..].starts_with(b"null") => {
+                self.pos += 4;
+                Ok(json_null())
+            }
+            Some(c) if *c == b'-' || c.is_ascii_digit() => self.number(),
+            _ => Err(self.error("value")),
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.pos;
+        while self.pos < self.s.len() && matches!(self.s[self.pos], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+            self.pos += 1;
+        }
+        let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
+        match text.parse::<f64>() {
+            Ok(n) => Ok(Value::Number(n)),
+            Err(_) => {
+                self.pos = start;
+                Err(self.error("value"))
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<Vec<u8>, String> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(&c) = self.s.get(self.pos) else {
+                self.pos = start;
+                return Err(self.error("value"));
+            };
+            self.pos += 1;
+            match c {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let Some(&esc) = self.s.get(self.pos) else { break };
+                    self.pos += 1;
+                    match esc {
+                        b'"' | b'\\' | b'/' => out.push(esc),
+                        b'b' => out.push(0x08),
+                        b'f' => out.push(0x0c),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let hex = |p: &Self, at: usize| std::str::from_utf8(p.s.get(at..at + 4)?).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
+                            let Some(mut cp) = hex(self, self.pos) else { break };
+                            self.pos += 4;
+                            if (0xD800..0xDC00).contains(&cp) && self.s.get(self.pos..self.pos + 2) == Some(b"\\u") {
+                                if let Some(low) = hex(self, self.pos + 2).filter(|l| (0xDC00..0xE000).contains(l)) {
+                                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                                    self.pos += 6;
+                                }
+                            }
+                            let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => break,
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        self.pos = start;
+        Err(self.error("value"))
+    }
+}
