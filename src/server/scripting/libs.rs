@@ -1,6 +1,6 @@
 //! The Lua C libraries Redis bundles, in Rust (mlua ships none of them): `bit` (LuaBitOp)
-//! and `cjson` (lua-cjson 2.1's encode/decode with its defaults). `cmsgpack` and `struct`
-//! are not offered yet.
+//! and `cjson` (lua-cjson 2.1's encode/decode with its defaults), `cmsgpack` (lua_cmsgpack
+//! 0.4's pack/unpack/unpack_one/unpack_limit). `struct` is not offered yet.
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
@@ -399,5 +399,300 @@ impl Parser<'_> {
         }
         self.pos = start;
         Err(self.error("value"))
+    }
+}
+
+/// Nested tables deeper than this pack as nil (lua_cmsgpack's LUACMSGPACK_MAX_NESTING).
+const MSGPACK_MAX_NESTING: usize = 16;
+
+/// Registers `cmsgpack` (lua_cmsgpack 0.4 as Redis bundles it).
+pub fn register_cmsgpack(lua: &Lua, globals: &Table, runtime: &Table) -> mlua::Result<()> {
+    let m = lua.create_table()?;
+    let rt = runtime.clone();
+    m.raw_set(
+        "pack",
+        lua.create_function(move |lua, args: MultiValue| {
+            if args.is_empty() {
+                return raise(&rt, format!("{}bad argument #0 to 'pack' (MessagePack pack needs input.)", where_prefix(lua)));
+            }
+            let mut out = Vec::new();
+            for v in args.iter() {
+                msgpack_encode(v, 0, &mut out).map_err(mlua::Error::runtime)?;
+            }
+            lua.create_string(out)
+        })?,
+    )?;
+    for (name, kind) in [("unpack", 0), ("unpack_one", 1), ("unpack_limit", 2)] {
+        let rt = runtime.clone();
+        m.raw_set(
+            name,
+            lua.create_function(move |lua, args: MultiValue| {
+                let data = match args.front().cloned().map(|v| lua.coerce_string(v)) {
+                    Some(Ok(Some(s))) => s.as_bytes().to_vec(),
+                    _ => {
+                        let got = args.front().map_or("no value", lua_type_name);
+                        return raise(&rt, format!("{}bad argument #1 to '{name}' (string expected, got {got})", where_prefix(lua)));
+                    }
+                };
+                let int_arg = |i: usize| -> i64 { args.get(i).cloned().and_then(|v| lua.coerce_number(v).ok().flatten()).map_or(0, |n| n as i64) };
+                let (limit, offset) = match kind {
+                    0 => (0, 0),
+                    1 => (1, int_arg(1)),
+                    _ => (int_arg(1), int_arg(2)),
+                };
+                let decode_all = limit == 0 && offset == 0;
+                if offset < 0 || limit < 0 {
+                    return raise(&rt, format!("{}Invalid request to unpack with offset of {offset} and limit of {}.", where_prefix(lua), data.len()));
+                }
+                if offset as usize > data.len() {
+                    return raise(&rt, format!("{}Start offset {offset} greater than input length {}.", where_prefix(lua), data.len()));
+                }
+                let limit = if decode_all { i64::MAX } else { limit };
+                let mut cur = MsgpackCursor { data: &data, pos: offset as usize, lua };
+                let mut values = Vec::new();
+                while cur.pos < data.len() && (values.len() as i64) < limit {
+                    match cur.decode() {
+                        Ok(v) => values.push(v),
+                        Err(MsgpackError::Eof) => return raise(&rt, format!("{}Missing bytes in input.", where_prefix(lua))),
+                        Err(MsgpackError::BadFormat) => return raise(&rt, format!("{}Bad data format in input.", where_prefix(lua))),
+                        Err(MsgpackError::Lua(e)) => return Err(e),
+                    }
+                }
+                if !decode_all {
+                    let next = if cur.pos >= data.len() { -1 } else { cur.pos as i64 };
+                    values.insert(0, Value::Integer(next));
+                }
+                Ok(MultiValue::from_iter(values))
+            })?,
+        )?;
+    }
+    globals.raw_set("cmsgpack", m)?;
+    Ok(())
+}
+
+fn msgpack_int(n: i64, out: &mut Vec<u8>) {
+    if n >= 0 {
+        if n <= 127 {
+            out.push(n as u8);
+        } else if n <= 0xff {
+            out.extend_from_slice(&[0xcc, n as u8]);
+        } else if n <= 0xffff {
+            out.push(0xcd);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else if n <= 0xffff_ffff {
+            out.push(0xce);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    } else if n >= -32 {
+        out.push(n as i8 as u8);
+    } else if n >= -128 {
+        out.extend_from_slice(&[0xd0, n as i8 as u8]);
+    } else if n >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(n as i16).to_be_bytes());
+    } else if n >= -2_147_483_648 {
+        out.push(0xd2);
+        out.extend_from_slice(&(n as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// An aggregate header: fix (up to 15), 16-bit or 32-bit length.
+fn msgpack_header(fix: u8, op16: u8, n: usize, out: &mut Vec<u8>) {
+    if n <= 15 {
+        out.push(fix | n as u8);
+    } else if n <= 0xffff {
+        out.push(op16);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(op16 + 1);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    }
+}
+
+fn msgpack_number(n: f64, out: &mut Vec<u8>) {
+    // IS_INT64_EQUIVALENT; the C cast of NaN or an out-of-range value is i64::MIN.
+    let as_int = if n.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) { i64::MIN } else { n as i64 };
+    if !n.is_infinite() && as_int as f64 == n {
+        msgpack_int(as_int, out);
+    } else if (n as f32) as f64 == n {
+        out.push(0xca);
+        out.extend_from_slice(&(n as f32).to_be_bytes());
+    } else {
+        out.push(0xcb);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn msgpack_encode(v: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
+    match v {
+        Value::String(s) => {
+            let s = s.as_bytes();
+            let n = s.len();
+            if n < 32 {
+                out.push(0xa0 | n as u8);
+            } else if n <= 0xff {
+                out.extend_from_slice(&[0xd9, n as u8]);
+            } else if n <= 0xffff {
+                out.push(0xda);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            } else {
+                out.push(0xdb);
+                out.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+            out.extend_from_slice(&s);
+        }
+        Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Integer(i) => msgpack_number(*i as f64, out),
+        Value::Number(n) => msgpack_number(*n, out),
+        Value::Table(t) if level < MSGPACK_MAX_NESTING => {
+            let (mut count, mut max, mut array) = (0usize, 0usize, true);
+            for pair in t.pairs::<Value, Value>() {
+                let (k, _) = pair?;
+                count += 1;
+                let n = match k {
+                    Value::Integer(i) => i as f64,
+                    Value::Number(n) => n,
+                    _ => f64::NAN,
+                };
+                if n.is_nan() || n <= 0.0 || n.floor() != n {
+                    array = false;
+                } else {
+                    max = max.max(n as usize);
+                }
+            }
+            if array && max == count {
+                msgpack_header(0x90, 0xdc, t.raw_len(), out);
+                for i in 1..=t.raw_len() {
+                    msgpack_encode(&t.raw_get::<Value>(i)?, level + 1, out)?;
+                }
+            } else {
+                msgpack_header(0x80, 0xde, count, out);
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    msgpack_encode(&k, level + 1, out)?;
+                    msgpack_encode(&v, level + 1, out)?;
+                }
+            }
+        }
+        _ => out.push(0xc0),
+    }
+    Ok(())
+}
+
+enum MsgpackError {
+    Eof,
+    BadFormat,
+    Lua(mlua::Error),
+}
+
+impl From<mlua::Error> for MsgpackError {
+    fn from(e: mlua::Error) -> Self {
+        MsgpackError::Lua(e)
+    }
+}
+
+struct MsgpackCursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+    lua: &'a Lua,
+}
+
+impl MsgpackCursor<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], MsgpackError> {
+        if self.data.len() - self.pos < n {
+            return Err(MsgpackError::Eof);
+        }
+        let s = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn be(&mut self, n: usize) -> Result<u64, MsgpackError> {
+        Ok(self.take(n)?.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64))
+    }
+
+    fn string(&mut self, len: usize) -> Result<Value, MsgpackError> {
+        let bytes = self.take(len)?.to_vec();
+        Ok(Value::String(self.lua.create_string(bytes)?))
+    }
+
+    fn array(&mut self, len: usize) -> Result<Value, MsgpackError> {
+        let t = self.lua.create_table()?;
+        for i in 1..=len {
+            let v = self.decode()?;
+            t.raw_set(i, v)?;
+        }
+        Ok(Value::Table(t))
+    }
+
+    fn map(&mut self, len: usize) -> Result<Value, MsgpackError> {
+        let t = self.lua.create_table()?;
+        for _ in 0..len {
+            let k = self.decode()?;
+            let v = self.decode()?;
+            if !k.is_nil() {
+                t.raw_set(k, v)?;
+            }
+        }
+        Ok(Value::Table(t))
+    }
+
+    fn decode(&mut self) -> Result<Value, MsgpackError> {
+        let op = self.take(1)?[0];
+        Ok(match op {
+            0xcc => Value::Number(self.be(1)? as f64),
+            0xcd => Value::Number(self.be(2)? as f64),
+            0xce => Value::Number(self.be(4)? as f64),
+            0xcf => Value::Number(self.be(8)? as f64),
+            0xd0 => Value::Number(self.be(1)? as u8 as i8 as f64),
+            0xd1 => Value::Number(self.be(2)? as u16 as i16 as f64),
+            0xd2 => Value::Number(self.be(4)? as u32 as i32 as f64),
+            0xd3 => Value::Number(self.be(8)? as i64 as f64),
+            0xc0 => Value::Nil,
+            0xc3 => Value::Boolean(true),
+            0xc2 => Value::Boolean(false),
+            0xca => Value::Number(f32::from_bits(self.be(4)? as u32) as f64),
+            0xcb => Value::Number(f64::from_bits(self.be(8)?)),
+            0xd9 => {
+                let n = self.be(1)? as usize;
+                self.string(n)?
+            }
+            0xda => {
+                let n = self.be(2)? as usize;
+                self.string(n)?
+            }
+            0xdb => {
+                let n = self.be(4)? as usize;
+                self.string(n)?
+            }
+            0xdc => {
+                let n = self.be(2)? as usize;
+                self.array(n)?
+            }
+            0xdd => {
+                let n = self.be(4)? as usize;
+                self.array(n)?
+            }
+            0xde => {
+                let n = self.be(2)? as usize;
+                self.map(n)?
+            }
+            0xdf => {
+                let n = self.be(4)? as usize;
+                self.map(n)?
+            }
+            op if op & 0x80 == 0 => Value::Number(op as f64),
+            op if op & 0xe0 == 0xe0 => Value::Number(op as i8 as f64),
+            op if op & 0xe0 == 0xa0 => self.string((op & 0x1f) as usize)?,
+            op if op & 0xf0 == 0x90 => self.array((op & 0x0f) as usize)?,
+            op if op & 0xf0 == 0x80 => self.map((op & 0x0f) as usize)?,
+            _ => return Err(MsgpackError::BadFormat),
+        })
     }
 }
