@@ -89,6 +89,9 @@ pub struct ClientState {
     pub deferred: Vec<Frame>,
     /// True while this client's script runs commands (MONITOR shows them as `lua`).
     pub in_script: bool,
+    /// The protocol replies are built for while its script runs commands (RESP2 unless the
+    /// script called redis.setresp(3)); pushes to the client itself keep `proto`.
+    pub reply_proto: Option<ProtocolVersion>,
 }
 
 impl ClientState {
@@ -130,6 +133,7 @@ impl ClientState {
             tot_cmds: 0,
             deferred: Vec::new(),
             in_script: false,
+            reply_proto: None,
         }
     }
 

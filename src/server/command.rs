@@ -409,7 +409,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn resp3(&self) -> bool {
-        self.client.proto == ProtocolVersion::Resp3
+        self.client.reply_proto.unwrap_or(self.client.proto) == ProtocolVersion::Resp3
     }
 
     /// Deletes `key` at `pos` of `db` if its TTL passed. True if it was expired.

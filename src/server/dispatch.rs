@@ -280,7 +280,8 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             }
         }
     }
-    if client.tracking.is_some() {
+    // A script's reads are tracked for its declared keys (scripting::Run::command).
+    if client.tracking.is_some() && !client.in_script {
         super::commands::tracking::remember_keys(srv, client, spec, args);
     }
     let micros = started.elapsed().as_micros() as u64;

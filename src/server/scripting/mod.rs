@@ -327,6 +327,8 @@ struct Run<'a> {
     allow_oom: bool,
     /// A write already ran: later ones can no longer be refused (Redis's WRITE_DIRTY).
     write_dirty: bool,
+    /// The keys the EVAL / FCALL declared (client tracking remembers these).
+    declared_keys: &'a [Bytes],
 }
 
 fn as_int(v: Option<&Value>) -> i64 {
@@ -416,10 +418,12 @@ impl Run<'_> {
         if spec.has(flags::WRITE) {
             self.write_dirty = true;
         }
-        let caller_proto = self.client.proto;
-        self.client.proto = if self.resp3 { ProtocolVersion::Resp3 } else { ProtocolVersion::Resp2 };
+        self.client.reply_proto = Some(if self.resp3 { ProtocolVersion::Resp3 } else { ProtocolVersion::Resp2 });
         let (reply, _) = dispatch::call(self.srv, self.client, &spec, &argv, self.now_ms, true);
-        self.client.proto = caller_proto;
+        self.client.reply_proto = None;
+        if self.client.tracking.is_some() {
+            crate::server::commands::tracking::remember_script_read(self.srv, self.client, &spec, self.declared_keys);
+        }
         match reply {
             Frame::Error(_) => {
                 let Value::Table(t) = convert::reply_to_lua(lua, &reply, self.resp3)? else { unreachable!("errors convert to tables") };
@@ -478,7 +482,7 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
         let caller_db = ctx.client.db;
         ctx.client.in_script = true;
         ctx.srv.script_effects = Some(Effects { targets: repl_targets::ALL, items: Vec::new() });
-        let run = RefCell::new(Run { srv: &mut *ctx.srv, client: &mut *ctx.client, now_ms: ctx.now_ms, resp3: false, read_only, allow_oom, write_dirty: false });
+        let run = RefCell::new(Run { srv: &mut *ctx.srv, client: &mut *ctx.client, now_ms: ctx.now_ms, resp3: false, read_only, allow_oom, write_dirty: false, declared_keys: inv.keys });
         let result = lua.scope(|scope| {
             let host = scope.create_function_mut(|lua, args: Variadic<Value>| run.borrow_mut().host(lua, args))?;
             engine.run(host, &inv.function, keys, args)
