@@ -76,23 +76,39 @@ fn aof_text(dir: &Path) -> String {
     text
 }
 
+/// Our master (with `master_args`), our replica and a Debian replica, both caught up.
+struct Trio {
+    master: ServerGuard,
+    ours: ServerGuard,
+    redis: ServerGuard,
+    // Kept alive with the servers.
+    _dirs: [tempfile::TempDir; 3],
+}
+
+impl Trio {
+    fn start(master_args: &[&str]) -> Trio {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let master = start_server(RF, dirs[0].path(), master_args);
+        let port = master.port.to_string();
+        let ours = start_server(RF, dirs[1].path(), &["--replicaof", "127.0.0.1", &port]);
+        let redis = start_server("redis-server", dirs[2].path(), &["--replicaof", "127.0.0.1", &port]);
+        let mut c = master.conn();
+        assert!(caught_up(&mut c, &mut ours.conn()) && caught_up(&mut c, &mut redis.conn()), "replicas did not connect");
+        Trio { master, ours, redis, _dirs: dirs }
+    }
+}
+
 #[test]
 fn script_effects_reach_our_replica_a_redis_replica_and_the_aof() {
     if !have_redis() {
         eprintln!("SKIP: redis-server not installed");
         return;
     }
-    let d_master = tempfile::tempdir().unwrap();
-    let d_ours = tempfile::tempdir().unwrap();
-    let d_redis = tempfile::tempdir().unwrap();
-    let mut master = start_server(RF, d_master.path(), &["--appendonly", "yes"]);
+    let Trio { mut master, ours, redis: redis_replica, _dirs } = Trio::start(&["--appendonly", "yes"]);
+    let master_dir = master.dir.clone();
     let mut c_master = master.conn();
-    let port = master.port.to_string();
-    let ours = start_server(RF, d_ours.path(), &["--replicaof", "127.0.0.1", &port]);
-    let redis_replica = start_server("redis-server", d_redis.path(), &["--replicaof", "127.0.0.1", &port]);
     let mut c_ours = ours.conn();
     let mut c_redis = redis_replica.conn();
-    assert!(caught_up(&mut c_master, &mut c_ours) && caught_up(&mut c_master, &mut c_redis), "replicas did not connect");
 
     run_scripts(&mut c_master);
     // Writes a script keeps from replicas or from the AOF.
@@ -114,15 +130,15 @@ fn script_effects_reach_our_replica_a_redis_replica_and_the_aof() {
 
     // The AOF holds effects, never the scripts, and several effects in MULTI/EXEC.
     // Written by the persistence thread: wait until the last effect is in the file.
-    assert!(wait_until(10, || aof_text(d_master.path()).contains("aof-only")), "the AOF lacks the REPL_AOF write");
-    let aof = aof_text(d_master.path());
+    assert!(wait_until(10, || aof_text(&master_dir).contains("aof-only")), "the AOF lacks the REPL_AOF write");
+    let aof = aof_text(&master_dir);
     assert!(!aof.contains("EVAL") && !aof.contains("eval"), "scripts must not reach the AOF");
     assert!(aof.contains("MULTI") && aof.contains("EXEC"), "multi-write scripts are wrapped");
     assert!(!aof.contains("local-only") && !aof.contains("replicas-only"), "{aof}");
 
     // Restarted from its AOF, the master has the same data (minus what skipped the AOF).
     master.kill();
-    let restarted = start_server(RF, d_master.path(), &["--appendonly", "yes"]);
+    let restarted = start_server(RF, &master_dir, &["--appendonly", "yes"]);
     let mut c_restarted = restarted.conn();
     let mut after = dataset_of_server(&mut c_restarted);
     assert!(after.remove(&(0, bytes::Bytes::from_static(b"aof-only"))).is_some());
@@ -167,17 +183,10 @@ fn functions_replicate_and_dump_payloads_move_between_rf_and_redis() {
         eprintln!("SKIP: redis-server not installed");
         return;
     }
-    let d_master = tempfile::tempdir().unwrap();
-    let d_ours = tempfile::tempdir().unwrap();
-    let d_redis = tempfile::tempdir().unwrap();
-    let master = start_server(RF, d_master.path(), &[]);
+    let Trio { master, ours, redis: redis_replica, _dirs } = Trio::start(&[]);
     let mut c_master = master.conn();
-    let port = master.port.to_string();
-    let ours = start_server(RF, d_ours.path(), &["--replicaof", "127.0.0.1", &port]);
-    let redis_replica = start_server("redis-server", d_redis.path(), &["--replicaof", "127.0.0.1", &port]);
     let mut c_ours = ours.conn();
     let mut c_redis = redis_replica.conn();
-    assert!(caught_up(&mut c_master, &mut c_ours) && caught_up(&mut c_master, &mut c_redis));
 
     let name: String = redis::cmd("FUNCTION").arg("LOAD").arg(LIBRARY).query(&mut c_master).unwrap();
     assert_eq!(name, "counters");
