@@ -82,6 +82,7 @@ impl LuaEngine {
         prim.raw_set("version_num", REDIS_VERSION_NUM)?;
         super::libs::register(&lua, &lua.globals(), &runtime)?;
         super::libs::register_cmsgpack(&lua, &lua.globals(), &runtime)?;
+        super::libs::register_struct(&lua, &lua.globals(), &runtime)?;
         lua.load(include_str!("sandbox.lua")).set_name(SANDBOX_CHUNK).call::<()>((runtime.clone(), prim))?;
         let rt = runtime.clone();
         runtime.raw_set("handler", lua.create_function(move |lua, err: Value| error_handler(lua, &rt, err))?)?;

@@ -1,6 +1,6 @@
 //! The Lua C libraries Redis bundles, in Rust (mlua ships none of them): `bit` (LuaBitOp)
 //! and `cjson` (lua-cjson 2.1's encode/decode with its defaults), `cmsgpack` (lua_cmsgpack
-//! 0.4's pack/unpack/unpack_one/unpack_limit). `struct` is not offered yet.
+//! 0.4's pack/unpack/unpack_one/unpack_limit) and `struct` (lua_struct's pack/unpack/size).
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
@@ -695,4 +695,289 @@ impl MsgpackCursor<'_> {
             _ => return Err(MsgpackError::BadFormat),
         })
     }
+}
+
+/// Registers `struct` (Roberto Ierusalimschy's lua_struct as Redis bundles it: pack, unpack,
+/// size; x86-64 sizes, little-endian native order, maximum alignment 8).
+pub fn register_struct(lua: &Lua, globals: &Table, runtime: &Table) -> mlua::Result<()> {
+    let st = lua.create_table()?;
+    for name in ["pack", "unpack", "size"] {
+        let rt = runtime.clone();
+        st.raw_set(
+            name,
+            lua.create_function(move |lua, args: MultiValue| {
+                let result = match name {
+                    "pack" => struct_pack(lua, &args).and_then(|b| Ok(MultiValue::from_iter([Value::String(lua.create_string(b)?)]))),
+                    "unpack" => struct_unpack(lua, &args),
+                    _ => struct_size(lua, &args).map(|n| MultiValue::from_iter([Value::Integer(n as i64)])),
+                };
+                match result {
+                    Ok(v) => Ok(v),
+                    Err(StructError::Lua(e)) => Err(e),
+                    Err(StructError::Arg(n, msg)) => raise(&rt, format!("{}bad argument #{n} to '{name}' ({msg})", where_prefix(lua))),
+                    Err(StructError::Plain(msg)) => raise(&rt, format!("{}{msg}", where_prefix(lua))),
+                }
+            })?,
+        )?;
+    }
+    globals.raw_set("struct", st)?;
+    Ok(())
+}
+
+enum StructError {
+    Arg(usize, String),
+    Plain(String),
+    Lua(mlua::Error),
+}
+
+impl From<mlua::Error> for StructError {
+    fn from(e: mlua::Error) -> Self {
+        StructError::Lua(e)
+    }
+}
+
+const STRUCT_MAXINTSIZE: usize = 32;
+const STRUCT_MAXALIGN: usize = 8;
+
+struct StructFormat<'a> {
+    fmt: &'a [u8],
+    pos: usize,
+    little: bool,
+    align: usize,
+}
+
+impl StructFormat<'_> {
+    fn getnum(&mut self, default: usize) -> Result<usize, StructError> {
+        if !self.fmt.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            return Ok(default);
+        }
+        let mut a: usize = 0;
+        while let Some(d) = self.fmt.get(self.pos).filter(|c| c.is_ascii_digit()) {
+            a = a.checked_mul(10).and_then(|a| a.checked_add((d - b'0') as usize)).filter(|&a| a <= i32::MAX as usize).ok_or_else(|| StructError::Plain("integral size overflow".into()))?;
+            self.pos += 1;
+        }
+        Ok(a)
+    }
+
+    /// `optsize`: the size of option `opt` (reading its digits).
+    fn size(&mut self, opt: u8) -> Result<usize, StructError> {
+        Ok(match opt {
+            b'B' | b'b' | b'x' => 1,
+            b'H' | b'h' => 2,
+            b'L' | b'l' | b'T' | b'd' => 8,
+            b'f' => 4,
+            b'c' => self.getnum(1)?,
+            b'i' | b'I' => {
+                let sz = self.getnum(4)?;
+                if sz > STRUCT_MAXINTSIZE {
+                    return Err(StructError::Plain(format!("integral size {sz} is larger than limit of {STRUCT_MAXINTSIZE}")));
+                }
+                sz
+            }
+            _ => 0,
+        })
+    }
+
+    fn to_align(&self, len: usize, opt: u8, size: usize) -> usize {
+        if size == 0 || opt == b'c' {
+            return 0;
+        }
+        let size = size.min(self.align);
+        (size - (len & (size - 1))) & (size - 1)
+    }
+
+    /// `controloptions`: endianness, alignment, spaces; anything else is invalid.
+    fn control(&mut self, opt: u8) -> Result<(), StructError> {
+        match opt {
+            b' ' => {}
+            b'>' => self.little = false,
+            b'<' => self.little = true,
+            b'!' => {
+                let a = self.getnum(STRUCT_MAXALIGN)?;
+                if a == 0 || a & (a - 1) != 0 {
+                    return Err(StructError::Plain(format!("alignment {a} is not a power of 2")));
+                }
+                self.align = a;
+            }
+            other => return Err(StructError::Arg(1, format!("invalid format option '{}'", other as char))),
+        }
+        Ok(())
+    }
+}
+
+fn struct_fmt(lua: &Lua, args: &MultiValue) -> Result<Vec<u8>, StructError> {
+    match args.front().cloned().map(|v| lua.coerce_string(v)) {
+        Some(Ok(Some(s))) => Ok(s.as_bytes().to_vec()),
+        _ => Err(StructError::Arg(1, format!("string expected, got {}", args.front().map_or("no value", lua_type_name)))),
+    }
+}
+
+fn struct_number(lua: &Lua, args: &MultiValue, arg: usize) -> Result<f64, StructError> {
+    let v = args.get(arg - 1).cloned().unwrap_or(Value::Nil);
+    match lua.coerce_number(v.clone()) {
+        Ok(Some(n)) => Ok(n),
+        _ => Err(StructError::Arg(arg, format!("number expected, got {}", if arg > args.len() { "no value" } else { lua_type_name(&v) }))),
+    }
+}
+
+fn struct_pack(lua: &Lua, args: &MultiValue) -> Result<Vec<u8>, StructError> {
+    let fmt = struct_fmt(lua, args)?;
+    let mut f = StructFormat { fmt: &fmt, pos: 0, little: true, align: 1 };
+    let mut out = Vec::new();
+    let mut arg = 2;
+    while f.pos < fmt.len() {
+        let opt = fmt[f.pos];
+        f.pos += 1;
+        let mut size = f.size(opt)?;
+        let pad = f.to_align(out.len(), opt, size);
+        out.resize(out.len() + pad, 0);
+        match opt {
+            b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
+                let n = struct_number(lua, args, arg)?;
+                arg += 1;
+                let mut value: u64 = if n < 0.0 { n as i64 as u64 } else { n as u64 };
+                let mut bytes = vec![0u8; size];
+                for i in 0..size {
+                    let at = if f.little { i } else { size - 1 - i };
+                    bytes[at] = (value & 0xff) as u8;
+                    value >>= 8;
+                }
+                out.extend_from_slice(&bytes);
+            }
+            b'x' => out.push(0),
+            b'f' => {
+                let v = struct_number(lua, args, arg)? as f32;
+                arg += 1;
+                out.extend_from_slice(&if f.little { v.to_le_bytes() } else { v.to_be_bytes() });
+            }
+            b'd' => {
+                let v = struct_number(lua, args, arg)?;
+                arg += 1;
+                out.extend_from_slice(&if f.little { v.to_le_bytes() } else { v.to_be_bytes() });
+            }
+            b'c' | b's' => {
+                let s = match args.get(arg - 1).cloned().map(|v| lua.coerce_string(v)) {
+                    Some(Ok(Some(s))) => s.as_bytes().to_vec(),
+                    _ => return Err(StructError::Arg(arg, format!("string expected, got {}", args.get(arg - 1).map_or("no value", lua_type_name)))),
+                };
+                arg += 1;
+                if size == 0 {
+                    size = s.len();
+                }
+                if s.len() < size {
+                    // lua_struct checks after moving to the next argument.
+                    return Err(StructError::Arg(arg, "string too short".into()));
+                }
+                out.extend_from_slice(&s[..size]);
+                if opt == b's' {
+                    out.push(0);
+                }
+            }
+            other => f.control(other)?,
+        }
+    }
+    Ok(out)
+}
+
+fn struct_unpack(lua: &Lua, args: &MultiValue) -> Result<MultiValue, StructError> {
+    let fmt = struct_fmt(lua, args)?;
+    let data = match args.get(1).cloned().map(|v| lua.coerce_string(v)) {
+        Some(Ok(Some(s))) => s.as_bytes().to_vec(),
+        _ => return Err(StructError::Arg(2, format!("string expected, got {}", args.get(1).map_or("no value", lua_type_name)))),
+    };
+    let start = if args.len() > 2 && !args[2].is_nil() { struct_number(lua, args, 3)? as i64 } else { 1 };
+    if start <= 0 {
+        return Err(StructError::Arg(3, "offset must be 1 or greater".into()));
+    }
+    let mut pos = (start - 1) as usize;
+    let ld = data.len();
+    let mut f = StructFormat { fmt: &fmt, pos: 0, little: true, align: 1 };
+    let mut out: Vec<Value> = Vec::new();
+    let too_short = || StructError::Arg(2, "data string too short".into());
+    while f.pos < fmt.len() {
+        let opt = fmt[f.pos];
+        f.pos += 1;
+        let mut size = f.size(opt)?;
+        pos += f.to_align(pos, opt, size);
+        if size > ld || pos > ld - size {
+            return Err(too_short());
+        }
+        match opt {
+            b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
+                let bytes = &data[pos..pos + size];
+                let mut l: u64 = 0;
+                for i in 0..size {
+                    let b = if f.little { bytes[size - 1 - i] } else { bytes[i] };
+                    l = (l << 8) | b as u64;
+                }
+                let n = if opt.is_ascii_lowercase() {
+                    let mask = (!0u64).checked_shl((size * 8).saturating_sub(1) as u32).unwrap_or(0);
+                    if l & mask != 0 {
+                        l |= mask;
+                    }
+                    l as i64 as f64
+                } else {
+                    l as f64
+                };
+                out.push(Value::Number(n));
+            }
+            b'x' => {}
+            b'f' => {
+                let b: [u8; 4] = data[pos..pos + 4].try_into().expect("4 bytes");
+                out.push(Value::Number(if f.little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) } as f64));
+            }
+            b'd' => {
+                let b: [u8; 8] = data[pos..pos + 8].try_into().expect("8 bytes");
+                out.push(Value::Number(if f.little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) }));
+            }
+            b'c' => {
+                if size == 0 {
+                    let prev = match out.last() {
+                        Some(Value::Number(n)) => *n,
+                        Some(Value::String(s)) => std::str::from_utf8(&s.as_bytes()).ok().and_then(|t| t.trim().parse().ok()).ok_or_else(|| StructError::Plain("format 'c0' needs a previous size".into()))?,
+                        _ => return Err(StructError::Plain("format 'c0' needs a previous size".into())),
+                    };
+                    out.pop();
+                    size = prev as usize;
+                    if size > ld || pos > ld - size {
+                        return Err(too_short());
+                    }
+                }
+                out.push(Value::String(lua.create_string(&data[pos..pos + size])?));
+            }
+            b's' => {
+                let Some(end) = data[pos..].iter().position(|&b| b == 0) else {
+                    return Err(StructError::Plain("unfinished string in data".into()));
+                };
+                size = end + 1;
+                out.push(Value::String(lua.create_string(&data[pos..pos + end])?));
+            }
+            other => f.control(other)?,
+        }
+        pos += size;
+    }
+    out.push(Value::Integer(pos as i64 + 1));
+    Ok(MultiValue::from_iter(out))
+}
+
+fn struct_size(lua: &Lua, args: &MultiValue) -> Result<usize, StructError> {
+    let fmt = struct_fmt(lua, args)?;
+    let mut f = StructFormat { fmt: &fmt, pos: 0, little: true, align: 1 };
+    let mut pos = 0;
+    while f.pos < fmt.len() {
+        let opt = fmt[f.pos];
+        f.pos += 1;
+        let size = f.size(opt)?;
+        pos += f.to_align(pos, opt, size);
+        if opt == b's' {
+            return Err(StructError::Arg(1, "option 's' has no fixed size".into()));
+        } else if opt == b'c' && size == 0 {
+            return Err(StructError::Arg(1, "option 'c0' has no fixed size".into()));
+        }
+        if !opt.is_ascii_alphanumeric() {
+            f.control(opt)?;
+        }
+        pos += size;
+    }
+    Ok(pos)
 }
