@@ -107,7 +107,7 @@ fn convert_value(value: &Value, resp3: bool, depth: usize) -> Frame {
 
 /// C's `(long long)` cast of a double on x86-64: out of range and NaN give i64::MIN.
 fn c_double_to_i64(n: f64) -> i64 {
-    if n.is_nan() || n >= 9_223_372_036_854_775_808.0 || n < -9_223_372_036_854_775_808.0 {
+    if n.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
         i64::MIN
     } else {
         n as i64

@@ -317,6 +317,9 @@ fn refusal_before_run(ctx: &Ctx, script: u32, read_only_command: bool) -> Option
     None
 }
 
+/// A command a script names, with its arguments.
+type ResolvedCall = (std::sync::Arc<CommandSpec>, Vec<Bytes>);
+
 /// What the host callback of a running script reaches.
 struct Run<'a> {
     srv: &'a mut ServerState,
@@ -390,7 +393,7 @@ impl Run<'_> {
     }
 
     /// The command a `redis.*` call names (with its arity checked), or the error table.
-    fn lookup(&self, lua: &Lua, args: &[Value]) -> mlua::Result<Result<(std::sync::Arc<CommandSpec>, Vec<Bytes>), mlua::Table>> {
+    fn lookup(&self, lua: &Lua, args: &[Value]) -> mlua::Result<Result<ResolvedCall, mlua::Table>> {
         let argv = match Self::argv(lua, args)? {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
@@ -488,7 +491,6 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
             engine.run(host, &inv.function, keys, args)
         });
         let resp3 = run.borrow().resp3;
-        drop(run);
         ctx.client.in_script = false;
         ctx.client.db = caller_db;
         let effects = ctx.srv.script_effects.take().unwrap_or_default();
@@ -498,7 +500,7 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     ctx.prevent_propagation();
     let scripting = &mut ctx.srv.scripting;
     scripting.runs += 1;
-    if scripting.runs % 50 == 0 {
+    if scripting.runs.is_multiple_of(50) {
         // Redis steps the collector every 50 runs rather than letting a full cycle stall one.
         let _ = lua.gc_step();
     }
