@@ -272,3 +272,44 @@ fn functions_live_in_rdb_files_and_full_syncs_both_ways() {
     let stats: redis::Value = redis::cmd("FUNCTION").arg("STATS").query(&mut c).unwrap();
     assert!(format!("{stats:?}").contains("libraries_count"), "{stats:?}");
 }
+
+/// Every reply of `script` (EVAL ... 0) as text, error or value.
+fn eval_text(c: &mut redis::Connection, script: &str) -> String {
+    match redis::cmd("EVAL").arg(script).arg(0).query::<redis::Value>(c) {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("{:?} {}", e.code(), e.detail().unwrap_or_default()),
+    }
+}
+
+#[test]
+fn stale_replica_rules_as_redis() {
+    if !have_redis() {
+        eprintln!("SKIP: redis-server not installed");
+        return;
+    }
+    // Both replicas follow a master that does not exist, with replica-serve-stale-data no.
+    // (Made replicas once running: a stale replica refuses the PING that start-up waits for.)
+    let dead_port = free_port().to_string();
+    let d_ours = tempfile::tempdir().unwrap();
+    let d_redis = tempfile::tempdir().unwrap();
+    let ours = start_server(RF, d_ours.path(), &["--replica-serve-stale-data", "no"]);
+    let redis_replica = start_server("redis-server", d_redis.path(), &["--replica-serve-stale-data", "no"]);
+    for server in [&ours, &redis_replica] {
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&dead_port).query::<()>(&mut server.conn()).unwrap();
+    }
+    let scripts = [
+        "return 1",
+        "#!lua\nreturn 1",
+        "#!lua flags=no-writes\nreturn 1",
+        "#!lua flags=no-writes,allow-stale\nreturn redis.call('ping')",
+        "#!lua flags=no-writes,allow-stale\nreturn redis.call('get', 'k')",
+        "#!lua flags=no-writes,allow-stale\nreturn redis.pcall('get', 'k')",
+    ];
+    let mut c_ours = ours.conn();
+    let mut c_redis = redis_replica.conn();
+    for script in scripts {
+        assert_eq!(eval_text(&mut c_ours, script), eval_text(&mut c_redis, script), "script {script:?}");
+    }
+    // They were refused, not silently run.
+    assert!(eval_text(&mut c_ours, "return 1").contains("MASTERDOWN"));
+}
