@@ -2,6 +2,8 @@
 # Benchmark rf-server against Debian's redis-server, same settings, same run.
 #
 # Prints req/s of `redis-benchmark -c 50 -n 300000 -t set,get,incr,lpush,lrange_100,hset,zadd`
+# plus `evalsha` (EVALSHA of a small write script: INCR + EXPIRE) and `fcall` (the same as a
+# function)
 # at -P 1 and -P 16 for both servers with the ratio rf/redis, then the memory cost of 1M keys
 # `key:NNNNNNN` -> 16-byte values (VmRSS delta / keys) for both with the ratio.
 # Targets (issue 3): every throughput ratio >= 1.3, memory ratio <= 0.9. This is a benchmark:
@@ -14,7 +16,8 @@
 #   RF_BENCH_REDIS_BIN    reference binary (default /usr/bin/redis-server)
 #   RF_BENCH_REQUESTS     -n per test (default 300000)
 #   RF_BENCH_KEYS         keys for the memory test (default 1000000)
-#   RF_BENCH_TESTS        -t list (default set,get,incr,lpush,lrange_100,hset,zadd)
+#   RF_BENCH_TESTS        -t list (default set,get,incr,lpush,lrange_100,hset,zadd,evalsha,fcall;
+#                         evalsha and fcall are this script's, not redis-benchmark's)
 #   RF_BENCH_ROUNDS       alternating rounds per test, best kept (default 2)
 set -euo pipefail
 
@@ -26,7 +29,7 @@ source "$here/bench/lib.sh"
 redis_bin="${RF_BENCH_REDIS_BIN:-/usr/bin/redis-server}"
 requests="${RF_BENCH_REQUESTS:-300000}"
 keys="${RF_BENCH_KEYS:-1000000}"
-tests="${RF_BENCH_TESTS:-set,get,incr,lpush,lrange_100,hset,zadd}"
+tests="${RF_BENCH_TESTS:-set,get,incr,lpush,lrange_100,hset,zadd,evalsha,fcall}"
 clients=50
 
 for tool in redis-benchmark redis-cli awk; do
@@ -133,6 +136,22 @@ for cmd in HSET ZADD SADD RPUSH; do
 done
 for port in "$redis_port" "$rf_port"; do redis-cli -p "$port" FLUSHALL >/dev/null; done
 
+# The scripting tests: a small write script (INCR + EXPIRE) by EVALSHA, and as a function.
+bench_script="redis.call('incr', KEYS[1]) return redis.call('expire', KEYS[1], ARGV[1])"
+bench_library="$(printf '#!lua name=benchlib\nredis.register_function(%s, function(keys, args) %s end)' "'bump'" "redis.call('incr', keys[1]) return redis.call('expire', keys[1], args[1])")"
+for port in "$redis_port" "$rf_port"; do
+    bench_sha="$(redis-cli -p "$port" SCRIPT LOAD "$bench_script")"
+    redis-cli -p "$port" FUNCTION LOAD REPLACE "$bench_library" >/dev/null
+done
+# redis-benchmark arguments of a test: -t NAME, or the command of a scripting test.
+bench_args() {
+    case "$1" in
+        evalsha) echo "-r 100000 EVALSHA $bench_sha 1 key:__rand_int__ 100" ;;
+        fcall) echo "-r 100000 FCALL bump 1 key:__rand_int__ 100" ;;
+        *) echo "-t $1" ;;
+    esac
+}
+
 # ---------------------------------------------------------------- throughput
 # The machine is shared: each test runs against redis and rf alternately, RF_BENCH_ROUNDS
 # times (order swapped every round), and the best req/s of each side is kept.
@@ -148,8 +167,9 @@ run_bench() {
     # Bounded: -n is fixed; timeout guards against a server that stops answering. The
     # subshell reports the CPU its finished children used (the client's own load).
     client_ticks="$(
+        # shellcheck disable=SC2046 # bench_args is word-split on purpose
         if ! timeout 900 redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
-            -t "$test" -q --csv >"$out" 2>"$out.err"; then
+            -q --csv $(bench_args "$test") >"$out" 2>"$out.err"; then
             log "WARNING: redis-benchmark -t $test -P $pipeline against $name failed: $(tail -3 "$out.err")"
         fi
         awk '{ print $16 + $17 }' "/proc/$BASHPID/stat"

@@ -959,6 +959,13 @@ fn reset_side(port: u16) -> Result<(), String> {
             return Err(format!("no reply to CONFIG SET {name}"));
         }
     }
+    // Scripts and libraries of one case must not answer another's EVALSHA / FCALL.
+    for flush in [&[&b"SCRIPT"[..], b"FLUSH"], &[b"FUNCTION", b"FLUSH"]] {
+        conn.send(flush);
+        if let Outcome::Timeout | Outcome::Closed | Outcome::Broken(_) = conn.recv(reply_timeout()) {
+            return Err(format!("no reply to {}", String::from_utf8_lossy(&flush.concat())));
+        }
+    }
     conn.send(&[b"FLUSHALL"]);
     match conn.recv(reply_timeout()) {
         Outcome::Reply(Frame::Simple(s), _) if s == "OK" => Ok(()),

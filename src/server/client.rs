@@ -87,6 +87,11 @@ pub struct ClientState {
     pub tot_cmds: u64,
     /// Replies of a command that answers with several frames (SUBSCRIBE a b).
     pub deferred: Vec<Frame>,
+    /// True while this client's script runs commands (MONITOR shows them as `lua`).
+    pub in_script: bool,
+    /// The protocol replies are built for while its script runs commands (RESP2 unless the
+    /// script called redis.setresp(3)); pushes to the client itself keep `proto`.
+    pub reply_proto: Option<ProtocolVersion>,
 }
 
 impl ClientState {
@@ -127,6 +132,8 @@ impl ClientState {
             force_close: Arc::new(AtomicBool::new(false)),
             tot_cmds: 0,
             deferred: Vec::new(),
+            in_script: false,
+            reply_proto: None,
         }
     }
 

@@ -246,8 +246,12 @@ impl CommandSpec {
 
     /// COMMAND INFO's reply for this command.
     pub fn info_frame(&self) -> Frame {
-        let flag_frames: Vec<Frame> =
-            flags::NAMES.iter().filter(|(_, bit)| self.flags & bit != 0).map(|(n, _)| Frame::Simple(n.to_string())).collect();
+        // may_replicate is "hidden on purpose" by Redis 7.0.
+        let flag_frames: Vec<Frame> = flags::NAMES
+            .iter()
+            .filter(|(_, bit)| self.flags & bit != 0 && *bit != flags::MAY_REPLICATE)
+            .map(|(n, _)| Frame::Simple(n.to_string()))
+            .collect();
         let acl: Vec<Frame> = self.acl.iter().map(|c| Frame::Simple(format!("@{c}"))).collect();
         let tips: Vec<Frame> = self.tips.iter().map(|t| Frame::bulk(t.to_string())).collect();
         let mut key_specs = Vec::new();
@@ -405,7 +409,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn resp3(&self) -> bool {
-        self.client.proto == ProtocolVersion::Resp3
+        self.client.reply_proto.unwrap_or(self.client.proto) == ProtocolVersion::Resp3
     }
 
     /// An absolute expiry time given to a write (SET PXAT, EXPIREAT, GETEX...) that is already

@@ -23,6 +23,10 @@ pub enum Outcome {
 
 /// Feeds a write to replication and AOF (every propagated command goes through here).
 pub fn propagate(srv: &mut ServerState, db: usize, argv: &[Bytes]) {
+    if let Some(effects) = srv.script_effects.as_mut() {
+        effects.push(db, argv);
+        return;
+    }
     srv.repl.feed(db, argv);
     srv.persist.feed(db, argv);
 }
@@ -91,32 +95,37 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         return reject_command(srv, client, &spec, Frame::error("NOAUTH Authentication required."));
     }
     let is_exec = spec.name == "exec";
+    // A script with a shebang runs under the flags it declares (Redis's evalGetCommandFlags).
+    let cmd_flags = if spec.group == "scripting" { super::scripting::effective_command_flags(srv, &spec, &args) } else { spec.flags };
+    let has = |flag: u32| cmd_flags & flag != 0;
     let queued_write = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::DENYOOM))));
     // Every command frees memory first (Redis's processCommand); only the ones that may
     // grow the dataset are refused when that fails.
     let mut evicted_invalidations = Vec::new();
+    srv.pre_command_oom = false;
     if srv.limits.maxmemory > 0 && !client.is_master_link {
         let ok = super::evict::perform_evictions(srv, Some(client));
+        srv.pre_command_oom = !ok && srv.used_memory() > srv.limits.maxmemory as usize;
         if srv.tracking.is_active() {
             evicted_invalidations = super::commands::tracking::take_pending_for(srv, client);
         }
-        if !ok && (spec.has(flags::DENYOOM) || queued_write) && srv.used_memory() > srv.limits.maxmemory as usize {
+        if !ok && (has(flags::DENYOOM) || queued_write) && srv.used_memory() > srv.limits.maxmemory as usize {
             flag_multi_error(client);
             let outcome = reject_command(srv, client, &spec, Frame::error("OOM command not allowed when used memory > 'maxmemory'."));
             return before_reply(client, evicted_invalidations, outcome);
         }
     }
-    if spec.has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
+    if has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
         flag_multi_error(client);
         return reject_command(srv, client, &spec, Frame::error("READONLY You can't write against a read only replica."));
     }
-    if !spec.has(flags::STALE) && !client.is_master_link {
+    if !has(flags::STALE) && !client.is_master_link {
         if let Some(e) = srv.repl.repl.stale_refusal() {
             flag_multi_error(client);
             return reject_command(srv, client, &spec, e);
         }
     }
-    if (spec.has(flags::WRITE) || queued_write) && !client.is_master_link {
+    if (has(flags::WRITE) || queued_write) && !client.is_master_link {
         if let Some(e) = srv.repl.repl.min_replicas_refusal() {
             flag_multi_error(client);
             return reject_command(srv, client, &spec, e);
@@ -271,7 +280,8 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             }
         }
     }
-    if client.tracking.is_some() {
+    // A script's reads are tracked for its declared keys (scripting::Run::command).
+    if client.tracking.is_some() && !client.in_script {
         super::commands::tracking::remember_keys(srv, client, spec, args);
     }
     let micros = started.elapsed().as_micros() as u64;
@@ -365,8 +375,8 @@ pub fn repr(b: &[u8]) -> String {
     s
 }
 
-fn feed_monitors(srv: &mut ServerState, client: &ClientState, args: &[Bytes], now_ms: i64) {
-    let who = if client.is_master_link { "lua".to_string() } else { client.addr.clone() };
+pub fn feed_monitors(srv: &mut ServerState, client: &ClientState, args: &[Bytes], now_ms: i64) {
+    let who = if client.is_master_link || client.in_script { "lua".to_string() } else { client.addr.clone() };
     let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, (now_ms % 1000) * 1000, client.db, who);
     for a in args {
         line.push(' ');

@@ -49,6 +49,7 @@ pub mod notify;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod sentinel_mode;
 pub mod startup_guard;
 pub mod state;

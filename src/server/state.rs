@@ -171,6 +171,16 @@ pub struct ServerState {
     pub loading: bool,
     pub lru_clock: u32,
     pub stat_peak_memory: usize,
+    /// Lua scripts and functions (EVAL, FCALL...).
+    pub scripting: super::scripting::Scripting,
+    /// Set while a script runs: its writes are collected here and propagated together
+    /// (wrapped in MULTI/EXEC) when it ends.
+    pub script_effects: Option<super::scripting::Effects>,
+    /// True between the MULTI that EXEC (or a script inside EXEC) propagated and its EXEC.
+    pub multi_propagated: bool,
+    /// Whether the current command found the server over maxmemory after evicting
+    /// (Redis's `pre_command_oom_state`, read by scripts' allow-oom rules).
+    pub pre_command_oom: bool,
 }
 
 /// How the server should stop (SHUTDOWN or a signal).
@@ -228,6 +238,10 @@ impl ServerState {
             loading: false,
             lru_clock: 0,
             stat_peak_memory: 0,
+            scripting: super::scripting::Scripting::new(),
+            script_effects: None,
+            multi_propagated: false,
+            pre_command_oom: false,
             config,
         };
         st.refresh_limits();

@@ -13,7 +13,7 @@ pub fn commands() -> Vec<CommandSpec> {
     vec![
         cmd("pfadd", -2, "write denyoom fast", 1, 1, 1, "write hyperloglog fast", pfadd)
             .group("hyperloglog").since("2.8.9").summary("Adds the specified elements to the specified HyperLogLog.").key_flags(&["RW", "insert"]),
-        cmd("pfcount", -2, "readonly", 1, -1, 1, "read hyperloglog slow", pfcount)
+        cmd("pfcount", -2, "readonly may_replicate", 1, -1, 1, "read hyperloglog slow", pfcount)
             .group("hyperloglog").since("2.8.9").summary("Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).").key_flags(&["RW", "access"]),
         cmd("pfdebug", 3, "write denyoom admin", 2, 2, 1, "write hyperloglog admin slow dangerous", pfdebug)
             .group("hyperloglog").since("2.8.9").summary("Internal commands for debugging HyperLogLog values").key_flags(&["RW", "access"]),

@@ -42,6 +42,7 @@ pub fn all() -> Vec<CommandSpec> {
     v.extend(sort::commands());
     v.extend(super::persistence::commands());
     v.extend(super::replication::commands());
+    v.extend(super::scripting::commands());
     v
 }
 

@@ -14,10 +14,10 @@ pub fn commands() -> Vec<CommandSpec> {
         p(cmd("psubscribe", -2, "pubsub noscript loading stale", 0, 0, 0, "pubsub slow", psubscribe).since("2.0.0").summary("Listen for messages published to channels matching the given patterns")),
         p(cmd("unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "pubsub slow", unsubscribe).since("2.0.0").summary("Stop listening for messages posted to the given channels")),
         p(cmd("punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "pubsub slow", punsubscribe).since("2.0.0").summary("Stop listening for messages posted to channels matching the given patterns")),
-        p(cmd("publish", 3, "pubsub loading stale fast", 0, 0, 0, "pubsub fast", publish).since("2.0.0").summary("Post a message to a channel")),
+        p(cmd("publish", 3, "pubsub loading stale fast may_replicate", 0, 0, 0, "pubsub fast", publish).since("2.0.0").summary("Post a message to a channel")),
         p(cmd("ssubscribe", -2, "pubsub noscript loading stale", 1, -1, 1, "pubsub slow", ssubscribe).key_flags(&["not_key"]).since("7.0.0").summary("Listen for messages published to the given shard channels")),
         p(cmd("sunsubscribe", -1, "pubsub noscript loading stale", 1, -1, 1, "pubsub slow", sunsubscribe).key_flags(&["not_key"]).since("7.0.0").summary("Stop listening for messages posted to the given shard channels")),
-        p(cmd("spublish", 3, "pubsub loading stale fast", 1, 1, 1, "pubsub fast", spublish).key_flags(&["not_key"]).since("7.0.0").summary("Post a message to a shard channel")),
+        p(cmd("spublish", 3, "pubsub loading stale fast may_replicate", 1, 1, 1, "pubsub fast", spublish).key_flags(&["not_key"]).since("7.0.0").summary("Post a message to a shard channel")),
         p(cmd("pubsub", -2, "", 0, 0, 0, "slow", crate::server::commands::keys::container_help).since("2.8.0").summary("A container for Pub/Sub commands").subs(vec![
             cmd("channels", -2, "pubsub loading stale", 0, 0, 0, "pubsub slow", pubsub_channels).since("2.8.0").summary("List active channels"),
             cmd("numsub", -2, "pubsub loading stale", 0, 0, 0, "pubsub slow", pubsub_numsub).since("2.8.0").summary("Get the count of subscribers for channels"),

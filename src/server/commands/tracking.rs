@@ -79,18 +79,30 @@ impl TrackingTable {
 /// After a read-only command: remember its keys for the calling client (default mode),
 /// honouring OPTIN/OPTOUT and CLIENT CACHING.
 pub fn remember_keys(srv: &mut ServerState, client: &ClientState, spec: &CommandSpec, args: &[Bytes]) {
+    if tracks_read(client, spec) {
+        remember(srv, client.id, spec.key_indices(args).into_iter().map(|i| &args[i]));
+    }
+}
+
+/// A read command run by a script: Redis 7.0 tracks the keys its caller's EVAL / FCALL
+/// declared, not the ones the script reads.
+pub fn remember_script_read(srv: &mut ServerState, client: &ClientState, spec: &CommandSpec, declared: &[Bytes]) {
+    if tracks_read(client, spec) {
+        remember(srv, client.id, declared.iter());
+    }
+}
+
+fn tracks_read(client: &ClientState, spec: &CommandSpec) -> bool {
     let Some(t) = &client.tracking else {
-        return;
+        return false;
     };
-    if t.bcast || !spec.has(flags::READONLY) || spec.has(flags::PUBSUB) {
-        return;
-    }
-    if (t.optin && !t.caching) || (t.optout && t.caching) {
-        return;
-    }
-    for i in spec.key_indices(args) {
-        let ids = srv.tracking.keys.entry(args[i].clone()).or_default();
-        if ids.insert(client.id) {
+    !(t.bcast || !spec.has(flags::READONLY) || spec.has(flags::PUBSUB) || (t.optin && !t.caching) || (t.optout && t.caching))
+}
+
+fn remember<'a>(srv: &mut ServerState, id: u64, keys: impl Iterator<Item = &'a Bytes>) {
+    for key in keys {
+        let ids = srv.tracking.keys.entry(key.clone()).or_default();
+        if ids.insert(id) {
             srv.tracking.items += 1;
         }
     }

@@ -79,7 +79,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     dispatch::unwatch_all(ctx.srv, ctx.client);
     let table = ctx.srv.commands.clone();
     let mut replies = Vec::with_capacity(queue.len());
-    let mut wrapped = false;
+    ctx.srv.multi_propagated = false;
     let mut trailing = Vec::new();
     let now = ctx.now_ms;
     for q in queue {
@@ -95,9 +95,9 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
             }
         };
         // Writes inside the transaction reach replicas/AOF wrapped in MULTI ... EXEC.
-        if !wrapped && spec.has(flags::WRITE) {
+        if !ctx.srv.multi_propagated && spec.has(flags::WRITE) {
             dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"MULTI")]);
-            wrapped = true;
+            ctx.srv.multi_propagated = true;
         }
         let (reply, _) = dispatch::call(ctx.srv, ctx.client, &spec, &q.args, now, true);
         let reply = dispatch::after_own_messages(ctx.client, reply);
@@ -114,8 +114,9 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         }
     }
 
-    if wrapped {
+    if ctx.srv.multi_propagated {
         dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"EXEC")]);
+        ctx.srv.multi_propagated = false;
     }
     ctx.client.multi_error = false;
     if trailing.is_empty() {

@@ -138,6 +138,8 @@ pub fn loaded_access_word(srv: &ServerState, idle_secs: Option<u64>, lfu_freq: O
 /// (keys and small strings are inline, so this is a memcpy-like walk of the slot arrays)
 /// and serialized later on another thread while clients keep running.
 pub struct KeyspaceSnapshot {
+    /// FUNCTION libraries' code (Redis writes them before the databases).
+    functions: Vec<Bytes>,
     dbs: Vec<DbCopy>,
     total: u64,
     access: AccessInfo,
@@ -158,7 +160,7 @@ impl KeyspaceSnapshot {
             total += keys.len() as u64;
             dbs.push(DbCopy { index: i as u32, keys, expires: db.expires_len() as u64 });
         }
-        KeyspaceSnapshot { dbs, total, access: AccessInfo::of(srv) }
+        KeyspaceSnapshot { functions: srv.scripting.functions.codes(), dbs, total, access: AccessInfo::of(srv) }
     }
 }
 
@@ -170,8 +172,16 @@ fn write_key(w: &mut RdbWriter<&mut dyn Write>, access: AccessInfo, key: &SmallB
     }
 }
 
+fn write_functions(w: &mut RdbWriter<&mut dyn Write>, functions: &[Bytes]) -> io::Result<()> {
+    for code in functions {
+        w.write_function(code)?;
+    }
+    Ok(())
+}
+
 impl DatasetSnapshot for KeyspaceSnapshot {
     fn write_dbs(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        write_functions(w, &self.functions)?;
         for db in &self.dbs {
             w.select_db(db.index)?;
             w.resize_db(db.keys.len() as u64, db.expires)?;
@@ -203,6 +213,7 @@ const CAPTURE_STEP: usize = 1024;
 /// work in the main thread), so the writer thread never competes with clients for the
 /// lock; they are paced by a small channel to the writer.
 pub struct IncrementalSnapshot {
+    functions: Vec<Bytes>,
     shared: Arc<Shared>,
     runtime: Option<tokio::runtime::Handle>,
     /// (database index at the start, capture id, keys, keys with an expiry)
@@ -236,7 +247,7 @@ impl IncrementalSnapshot {
             dbs.push((i as u32, id, db.len() as u64, db.expires_len() as u64));
         }
         let runtime = tokio::runtime::Handle::try_current().ok();
-        Some(IncrementalSnapshot { shared, runtime, dbs, total, access: AccessInfo::of(srv), owner })
+        Some(IncrementalSnapshot { functions: srv.scripting.functions.codes(), shared, runtime, dbs, total, access: AccessInfo::of(srv), owner })
     }
 
     /// One step of capture `id` under the server lock (None: the database went away).
@@ -283,6 +294,7 @@ impl IncrementalSnapshot {
 
 impl DatasetSnapshot for IncrementalSnapshot {
     fn write_dbs(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        write_functions(w, &self.functions)?;
         let _owner = &self.owner;
         let access = self.access;
         let mut current = None;

@@ -99,6 +99,8 @@ pub struct LoadStats {
     pub aux: Vec<(Bytes, Bytes)>,
     /// Bytes consumed (an AOF base may continue with commands after the RDB part).
     pub consumed: usize,
+    /// FUNCTION libraries' code found in the file.
+    pub functions: Vec<Bytes>,
 }
 
 impl LoadStats {
@@ -135,7 +137,8 @@ pub fn load_rdb_into_with(rdb: &[u8], mut load: impl FnMut(u32, Vec<RdbEntry>)) 
                 }
             }
             RdbItem::Aux(k, v) => stats.aux.push((k, v)),
-            RdbItem::ResizeDb { .. } | RdbItem::Function(_) | RdbItem::ModuleAux => {}
+            RdbItem::Function(code) => stats.functions.push(code),
+            RdbItem::ResizeDb { .. } | RdbItem::ModuleAux => {}
         }
     }
     if !batch.is_empty() {

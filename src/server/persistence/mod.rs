@@ -228,6 +228,7 @@ impl DataHost for SharedHost {
                 })?;
                 let old = {
                     let mut srv = self.shared.state.lock();
+                    crate::server::scripting::functions::replace_from_rdb(&mut srv, &stats.functions);
                     for (old, new) in srv.dbs.iter_mut().zip(fresh.iter_mut()) {
                         old.hand_capture_to(new);
                     }
@@ -248,7 +249,11 @@ impl DataHost for SharedHost {
                 self.flush_all();
                 notice!("MASTER <-> REPLICA sync: Loading DB in memory");
                 let result = host::load_rdb_into(self, rdb);
-                self.shared.state.lock().loading = false;
+                let mut srv = self.shared.state.lock();
+                srv.loading = false;
+                if let Ok(stats) = &result {
+                    crate::server::scripting::functions::replace_from_rdb(&mut srv, &stats.functions);
+                }
                 result
             }
         };
@@ -283,11 +288,13 @@ struct LockedHost<'a> {
 
 impl LockedHost<'_> {
     fn load_rdb(&self, data: &[u8]) -> Result<host::LoadStats, rdb::RdbError> {
-        host::load_rdb_into_with(data, |db, entries| {
+        let stats = host::load_rdb_into_with(data, |db, entries| {
             let mut srv = self.srv.lock();
             let keep = srv.repl.is_replica();
             convert::load_entries(&mut srv, db, entries, keep, super::now_ms());
-        })
+        })?;
+        crate::server::scripting::functions::replace_from_rdb(&mut self.srv.lock(), &stats.functions);
+        Ok(stats)
     }
 }
 

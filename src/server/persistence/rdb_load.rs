@@ -83,6 +83,11 @@ impl<'a> RdbReader<'a> {
         Ok(self.take(1, what)?[0])
     }
 
+    /// The next byte (a record type of a payload that is not a whole RDB file).
+    pub fn read_type(&mut self) -> Result<u8, RdbError> {
+        self.byte("record type")
+    }
+
     fn read_len_raw(&mut self, what: &'static str) -> Result<Len, RdbError> {
         let b = self.byte(what)?;
         Ok(match b >> 6 {
