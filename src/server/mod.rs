@@ -411,31 +411,41 @@ async fn cron(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
-        let mut srv = shared.state.lock();
-        let now = now_ms();
-        srv.lru_clock = state::lru_clock_now();
-        if srv.active_expire_enabled && !srv.repl.is_replica() {
-            active_expire_cycle(&mut srv, now);
+        // A panic in one tick must not end the task for good: the LRU clock and active
+        // expiry would silently stop for the life of the server. It is logged instead.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cron_tick(&shared)));
+        if let Err(panic) = step {
+            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            log::warning(&format!("Background cron step failed (a bug): {}", what.unwrap_or_default()));
         }
-        let used = srv.used_memory();
-        if used > srv.stat_peak_memory {
-            srv.stat_peak_memory = used;
-        }
-        let timeout = srv.limits.timeout_secs;
-        if timeout > 0 {
-            for c in srv.clients.values_mut() {
-                if !c.blocked && c.subscriptions() == 0 && !c.is_replica && !c.is_master_link && (now - c.last_interaction_ms) / 1000 > timeout as i64 {
-                    c.killed = true;
-                    if let Some(tx) = &c.tx {
-                        let _ = tx.send(client::Outbound::Close);
-                    }
+    }
+}
+
+fn cron_tick(shared: &Shared) {
+    let mut srv = shared.state.lock();
+    let now = now_ms();
+    srv.lru_clock = state::lru_clock_now();
+    if srv.active_expire_enabled && !srv.repl.is_replica() {
+        active_expire_cycle(&mut srv, now);
+    }
+    let used = srv.used_memory();
+    if used > srv.stat_peak_memory {
+        srv.stat_peak_memory = used;
+    }
+    let timeout = srv.limits.timeout_secs;
+    if timeout > 0 {
+        for c in srv.clients.values_mut() {
+            if !c.blocked && c.subscriptions() == 0 && !c.is_replica && !c.is_master_link && (now - c.last_interaction_ms) / 1000 > timeout as i64 {
+                c.killed = true;
+                if let Some(tx) = &c.tx {
+                    let _ = tx.send(client::Outbound::Close);
                 }
             }
         }
-        persistence::cron(&mut srv, now);
-        if srv.limits.maxmemory > 0 {
-            evict::perform_evictions(&mut srv, None);
-        }
+    }
+    persistence::cron(&mut srv, now);
+    if srv.limits.maxmemory > 0 {
+        evict::perform_evictions(&mut srv, None);
     }
 }
 
