@@ -530,8 +530,9 @@ class Suite:
         statuses = kget("pod", pod, ns=self.ns)["status"].get("containerStatuses") or []
         return sum(s.get("restartCount", 0) for s in statuses)
 
-    def disruption(self, label, prefix, disrupt, expect_new_master=True, settle_servers=3):
-        """Runs a writer, applies `disrupt(old_master)`, measures, checks no acked write lost."""
+    def disruption(self, label, prefix, disrupt, expect_new_master=True, settle_servers=3, settle=None):
+        """Runs a writer, applies `disrupt(old_master)`, waits for `settle()` if given,
+        measures, checks no acked write lost."""
         writer = self.provider.writer(self, f"writer-{prefix}", prefix)
         writer.start()
         wait_for(f"{label}: 30 acknowledged writes before", 120, lambda: writer.acks() >= 30)
@@ -539,6 +540,8 @@ class Suite:
         t0 = time.time()
         disrupted_at = dt.datetime.now(dt.timezone.utc)
         disrupt(old)
+        if settle:
+            settle()
         new = None
         switch_ms = None
         if expect_new_master:
@@ -650,25 +653,11 @@ class Suite:
             return len(pods) == 6 and all(i.endswith(":" + tag) for i in images) and \
                 all(p["status"].get("phase") == "Running" for p in pods)
 
-        writer = self.provider.writer(self, "writer-upgrade", "upgrade")
-        writer.start()
-        wait_for("upgrade: 30 acknowledged writes before", 120, lambda: writer.acks() >= 30)
-        t0 = time.time()
-        disrupted_at = dt.datetime.now(dt.timezone.utc)
-        upgrade(None)
-        wait_for(f"every server and sentinel pod runs {tag}", 600, all_upgraded, step=2)
-        wait_for("cluster Ready after the upgrade", 300, lambda: self.ready(3), step=2)
-        base = writer.acks()
-        wait_for("upgrade: 30 acknowledged writes after", 120, lambda: writer.acks() >= base + 30)
-        events = writer.stop()
-        self.save_events("upgrade", events, disrupted_at)
-        summary, acked = e2e_writes.analyze(events, disrupted_at, "upgrade")
-        lost = self.lost_writes("upgrade", acked)
-        self.acked.append(("upgrade", acked))
-        self.record(f"rolling upgrade under load: done after {round((time.time() - t0) * 1000)} ms, write gap "
-                    f"{self.ack_gap_ms(events, disrupted_at)} ms, acked {summary['acked']}, lost {lost}")
-        if lost:
-            raise Failed(f"rolling upgrade: {lost} acknowledged writes lost")
+        def settle():
+            wait_for(f"every server and sentinel pod runs {tag}", 600, all_upgraded, step=2)
+            wait_for("cluster Ready after the upgrade", 300, lambda: self.ready(3), step=2)
+
+        self.disruption("rolling upgrade under load", "upgrade", upgrade, expect_new_master=False, settle=settle)
         self.check_all_acked(f"{self.name}-master")
 
         def metrics_served():
