@@ -83,6 +83,7 @@ impl Drop for ServerProcess {
 }
 
 include!("ports/free_port.rs");
+include!("ports/own_process.rs");
 
 /// Settings given identically to both servers.
 fn server_args(port: u16, dir: &Path) -> Vec<String> {
@@ -122,25 +123,25 @@ fn start_server(bin: &Path) -> Result<ServerProcess, String> {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
         let mut server = ServerProcess { child, port, log_path, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                last_err = format!("{} exited at start-up ({status}); log:\n{}", bin.display(), log_tail(&server.log_path));
-                break;
+        // Only our child counts: a probed free port can be bound by a server of a parallel
+        // test first, and a PING probe would then compare against that foreign server.
+        let pid = server.child.id();
+        let mut exit_status = None;
+        if wait_own_process(port, || Some(pid), || match server.child.try_wait() {
+            Ok(Some(status)) => {
+                exit_status = Some(status);
+                true
             }
-            if let Ok(mut conn) = Conn::connect(port) {
-                conn.send(&[b"PING"]);
-                if let Outcome::Reply(Frame::Simple(s), _) = conn.recv(Duration::from_secs(2)) {
-                    if s == "PONG" {
-                        return Ok(server);
-                    }
-                }
-            }
-            thread::sleep(Duration::from_millis(30));
+            _ => false,
+        }, Duration::from_secs(10)) {
+            return Ok(server);
         }
-        if last_err.is_empty() {
-            last_err = format!("{} did not answer PING within 10 s; log:\n{}", bin.display(), log_tail(&server.log_path));
-        }
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        last_err = match exit_status {
+            Some(status) => format!("{} exited at start-up ({status}); log:\n{}", bin.display(), log_tail(&server.log_path)),
+            None => format!("{} did not answer as itself on port {port} (held by another process?); log:\n{}", bin.display(), log_tail(&server.log_path)),
+        };
     }
     Err(last_err)
 }

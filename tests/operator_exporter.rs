@@ -62,25 +62,21 @@ async fn scrape_when(port: u16, what: &str, ok: impl Fn(&str) -> bool) -> String
     .await
 }
 
-fn start_server(dir: &std::path::Path, name: &str, port: u16, extra: &str) -> Proc {
-    let conf = dir.join(format!("{name}.conf"));
+fn start_server(dir: &std::path::Path, name: &str, extra: &str) -> Proc {
     let data = dir.join(name);
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        &conf,
-        format!("port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nrequirepass {PASSWORD}\nmasterauth {PASSWORD}\n{extra}", data.display()),
-    )
-    .unwrap();
-    let bin = server_bin();
-    Proc { child: Some(spawn(&bin, &conf)), port, conf, bin }
+    start_own(&server_bin(), dir, name, |port| {
+        format!("port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nrequirepass {PASSWORD}\nmasterauth {PASSWORD}\n{extra}", data.display())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exporter_serves_info_as_redis_exporter_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let (mp, rp) = (free_port(), free_port());
-    let mut master = start_server(dir.path(), "master", mp, "");
-    let _replica = start_server(dir.path(), "replica", rp, &format!("replicaof 127.0.0.1 {mp}\n"));
+    let mut master = start_server(dir.path(), "master", "");
+    let mp = master.port;
+    let replica = start_server(dir.path(), "replica", &format!("replicaof 127.0.0.1 {mp}\n"));
+    let rp = replica.port;
     wait_for("replica online", Duration::from_secs(15), || async {
         let info: String = query(mp, Some(PASSWORD), &["INFO", "replication"]).await?;
         info.contains("state=online").then_some(())
@@ -143,8 +139,8 @@ async fn exporter_serves_info_as_redis_exporter_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exporter_with_a_wrong_password_reports_down() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _server = start_server(dir.path(), "s", port, "");
+    let server = start_server(dir.path(), "s", "");
+    let port = server.port;
     wait_for("server up", Duration::from_secs(10), || async { query::<String>(port, Some(PASSWORD), &["PING"]).await }).await;
     let exporter = start_exporter(port, Some("not-the-password"));
     let body = scrape_when(exporter.port, "a scrape", |b| b.contains("redis_up ")).await;

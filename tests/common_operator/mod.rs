@@ -69,6 +69,27 @@ pub fn spawn(bin: &str, conf: &Path) -> Child {
 }
 
 include!("../ports/free_port.rs");
+include!("../ports/own_process.rs");
+
+/// Starts `bin` with the config `conf(port)` written to `<dir>/<name>.conf`, on a free port,
+/// and returns once the process answering there is our child: a probed port can be bound by
+/// another process first, and then another port is tried.
+pub fn start_own(bin: &str, dir: &Path, name: &str, conf: impl Fn(u16) -> String) -> Proc {
+    let path = dir.join(format!("{name}.conf"));
+    for _ in 0..5 {
+        let port = free_port();
+        std::fs::write(&path, conf(port)).unwrap();
+        let mut child = spawn(bin, &path);
+        let pid = child.id();
+        if wait_own_process(port, || Some(pid), || matches!(child.try_wait(), Ok(Some(_))), Duration::from_secs(20)) {
+            return Proc { child: Some(child), port, conf: path, bin: bin.to_string() };
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("{bin} ({name}) did not start as itself on port {port}; trying another port");
+    }
+    panic!("{bin} ({name}) did not start on a free port in 5 attempts");
+}
 
 pub async fn conn(port: u16, password: Option<&str>) -> Option<redis::aio::MultiplexedConnection> {
     let url = match password {
@@ -131,30 +152,23 @@ impl Bed {
             dir.disable_cleanup(true);
             eprintln!("test dir kept: {}", dir.path().display());
         }
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut servers = vec![];
-        for (i, port) in ports.iter().enumerate() {
-            let conf = dir.path().join(format!("server-{i}.conf"));
+        let mut servers: Vec<Proc> = vec![];
+        for i in 0..3 {
             let data = dir.path().join(format!("server-{i}"));
             std::fs::create_dir_all(&data).unwrap();
-            let mut text = format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\nrequirepass {PASSWORD}\nmasterauth {PASSWORD}\n",
-                data.display()
-            );
-            if i > 0 {
-                text.push_str(&format!("replicaof 127.0.0.1 {}\n", ports[0]));
-            }
-            std::fs::write(&conf, text).unwrap();
-            let bin = server_bin();
-            servers.push(Proc { child: Some(spawn(&bin, &conf)), port: *port, conf, bin });
+            let master = servers.first().map(|m| m.port);
+            servers.push(start_own(&server_bin(), dir.path(), &format!("server-{i}"), |port| {
+                let mut text = format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\nrequirepass {PASSWORD}\nmasterauth {PASSWORD}\n",
+                    data.display()
+                );
+                if let Some(master) = master {
+                    text.push_str(&format!("replicaof 127.0.0.1 {master}\n"));
+                }
+                text
+            }));
         }
-        for p in &ports {
-            let p = *p;
-            wait_for("server PING", Duration::from_secs(10), || async move {
-                query::<String>(p, Some(PASSWORD), &["PING"]).await.filter(|r| r == "PONG")
-            })
-            .await;
-        }
+        let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
         let master = ports[0];
         wait_for("2 replicas online", Duration::from_secs(15), || async move {
             let info: String = query(master, Some(PASSWORD), &["INFO", "replication"]).await?;
@@ -164,20 +178,14 @@ impl Bed {
 
         let mut sentinels = vec![];
         for i in 0..3 {
-            let port = free_port();
-            let conf = dir.path().join(format!("sentinel-{i}.conf"));
-            std::fs::write(
-                &conf,
+            sentinels.push(start_own(&sentinel_bin(), dir.path(), &format!("sentinel-{i}"), |port| {
                 format!(
                     "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master} 2\n\
                      sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 4000\n\
                      sentinel parallel-syncs mymaster 1\nsentinel auth-pass mymaster {PASSWORD}\n",
                     dir.path().display()
-                ),
-            )
-            .unwrap();
-            let bin = sentinel_bin();
-            sentinels.push(Proc { child: Some(spawn(&bin, &conf)), port, conf, bin });
+                )
+            }));
         }
         for s in &sentinels {
             let p = s.port;
