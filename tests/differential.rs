@@ -294,7 +294,9 @@ impl Conn {
                 return Outcome::Timeout;
             }
             let _ = self.stream.set_read_timeout(Some(deadline - now));
-            let mut chunk = [0u8; 16384];
+            // Large reads: every read is followed by a parse attempt of the whole buffer,
+            // which for a 100,000-element reply in small chunks took seconds (debug build).
+            let mut chunk = vec![0u8; 1 << 20];
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     self.closed = true;
