@@ -290,6 +290,7 @@ fn orchestrate(opts: &Options) -> Result<bool, String> {
     claim()?;
     let result = setup_network().and_then(|()| {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // the same executable (the example, or the test that includes this file) as `drive`
         let mut args: Vec<String> = vec!["netns".into(), "exec".into(), CLIENT_NS.into(), exe.display().to_string(), "drive".into()];
         args.extend(opts.raw.iter().cloned());
         Command::new("ip").args(&args).status().map_err(|e| e.to_string()).map(|s| s.success())
@@ -825,14 +826,19 @@ fn drive(opts: &Options) -> Result<bool, String> {
     Ok(ok || !opts.check)
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
+/// Runs the command line: Ok(false) when `--check` found a guarantee broken.
+pub fn run_args(args: &[String]) -> Result<bool, String> {
+    match args.first().map(String::as_str) {
         Some("cleanup") => cleanup(),
         Some("drive") => parse_options(&args[1..]).and_then(|o| drive(&o)),
-        _ => parse_options(&args).and_then(|o| orchestrate(&o)),
-    };
-    match result {
+        _ => parse_options(args).and_then(|o| orchestrate(&o)),
+    }
+}
+
+/// The drill's command line (`args` without the program name): `cleanup`, `drive ...`
+/// (inside the client namespace) or the options of a run.
+pub fn main_with(args: &[String]) -> ExitCode {
+    match run_args(args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
