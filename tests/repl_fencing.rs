@@ -15,11 +15,7 @@ use common::ServerGuard;
 const RF: &str = env!("CARGO_BIN_EXE_rf-server");
 const REDIS: &str = "/usr/bin/redis-server";
 
-fn spawn(bin: &str, args: &[&str]) -> ServerGuard {
-    let mut all = vec!["--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--repl-diskless-sync-delay", "0"];
-    all.extend_from_slice(args);
-    common::spawn_server(Path::new(bin), &all)
-}
+use common::spawn_for_replication as spawn;
 
 fn replica_of(bin: &str, master: &ServerGuard, args: &[&str]) -> ServerGuard {
     let port = master.port.to_string();

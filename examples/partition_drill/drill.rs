@@ -35,6 +35,10 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
+#[path = "../support/connect.rs"]
+mod support;
+use support::connect;
+
 const NS_PREFIX: &str = "rfpart-";
 const BRIDGE: &str = "rfpartbr0";
 const CLIENT_NS: &str = "rfpart-client";
@@ -466,14 +470,6 @@ fn sentinel_conf(opts: &Options, i: usize, dir: &Path) -> String {
 }
 
 // ------------------------------------------------------------------ talking to it
-
-fn connect(addr: &str, timeout: Duration) -> redis::RedisResult<Connection> {
-    let client = redis::Client::open(format!("redis://{addr}/"))?;
-    let conn = client.get_connection_with_timeout(timeout)?;
-    conn.set_read_timeout(Some(timeout))?;
-    conn.set_write_timeout(Some(timeout))?;
-    Ok(conn)
-}
 
 fn server_addr(i: usize) -> String {
     format!("{}:{SERVER_PORT}", host_ip(i))
