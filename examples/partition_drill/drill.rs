@@ -214,8 +214,19 @@ fn our_namespaces() -> Vec<String> {
         .collect()
 }
 
-fn bridge_exists() -> bool {
-    Command::new("ip").args(["link", "show", BRIDGE]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+fn link_exists(name: &str) -> bool {
+    Command::new("ip").args(["link", "show", name]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// The root namespace's end of member `i`'s veth pair (the other end is in its namespace).
+fn outer_veth(i: usize) -> String {
+    format!("rfpartv{i}")
+}
+
+/// Our links in the root namespace: the bridge and the veth ends (the kernel removes a
+/// deleted namespace's veths asynchronously, so they can outlive it for a moment).
+fn our_links() -> Vec<String> {
+    [BRIDGE.to_string()].into_iter().chain((0..=HOSTS).map(outer_veth)).filter(|l| link_exists(l)).collect()
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -232,8 +243,8 @@ fn teardown() {
         }
         let _ = run("ip", &["netns", "del", &ns]);
     }
-    if bridge_exists() {
-        let _ = run("ip", &["link", "del", BRIDGE]);
+    for link in our_links() {
+        let _ = run("ip", &["link", "del", &link]);
     }
     let _ = std::fs::remove_file(OWNER_FILE);
 }
@@ -259,8 +270,8 @@ fn claim() -> Result<(), String> {
             }
         }
     }
-    if !our_namespaces().is_empty() || bridge_exists() {
-        eprintln!("partition: removing the leftovers of an earlier run ({NS_PREFIX}* namespaces, {BRIDGE})");
+    if !our_namespaces().is_empty() || !our_links().is_empty() {
+        eprintln!("partition: removing the leftovers of an earlier run ({NS_PREFIX}* namespaces, {BRIDGE}, veths)");
         teardown();
     }
     std::fs::write(OWNER_FILE, std::process::id().to_string()).map_err(|e| format!("{OWNER_FILE}: {e}"))
@@ -273,7 +284,7 @@ fn setup_network() -> Result<(), String> {
     let members: Vec<(String, String)> =
         (0..HOSTS).map(|i| (host_ns(i), host_ip(i))).chain([(CLIENT_NS.to_string(), CLIENT_IP.to_string())]).collect();
     for (i, (ns, ip)) in members.iter().enumerate() {
-        let (outer, inner) = (format!("rfpartv{i}"), format!("rfparti{i}"));
+        let (outer, inner) = (outer_veth(i), format!("rfparti{i}"));
         run("ip", &["netns", "add", ns])?;
         run("ip", &["link", "add", &outer, "type", "veth", "peer", "name", &inner])?;
         run("ip", &["link", "set", &outer, "master", BRIDGE, "up"])?;
