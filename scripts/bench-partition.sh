@@ -10,7 +10,7 @@
 #
 # Usage: scripts/bench-partition.sh [--release] [drill options: --systems rf,debian
 #        --cases ... --partition-secs 10 --rate 100 --down-after 1000 --lag-ms 300
-#        --ack-period-ms 100 --check]
+#        --ack-period-ms 100 --debian-lag 10 --check]
 # Needs root and `ip netns`. Namespaces and bridge are removed on exit (also on Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."

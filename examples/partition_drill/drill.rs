@@ -14,9 +14,14 @@
 //! cut from everything), `client` (the client cut from the master). Systems (`--systems`,
 //! default `rf,debian`): our rf-server + rf-sentinel, Debian's redis-server + redis-sentinel.
 //!
+//! Per round: acknowledged writes lost (plain / WAIT 1), the WAIT writer's longest gap, when
+//! the sentinels' majority switched, the rejoin after the heal (master cases: the old master
+//! a replica of the new one, link up; replica case: the cut replica has the master's offset
+//! of the heal), when the group was whole again, and whether the servers' DEBUG DIGESTs agree.
+//!
 //! ```text
 //! partition_drill [--systems rf,debian] [--cases ...] [--partition-secs 10] [--rate 100]
-//!                 [--down-after 1000] [--lag-ms 300] [--ack-period-ms 100] [--check]
+//!                 [--down-after 1000] [--lag-ms 300] [--ack-period-ms 100] [--debian-lag 10] [--check]
 //! partition_drill cleanup        # remove what an interrupted run left (the script's trap)
 //! ```
 //! Needs root and `ip netns`. The top-level process builds the network, runs the rounds as
@@ -120,6 +125,8 @@ struct Options {
     rate: u32,
     down_after_ms: u64,
     lag_ms: u64,
+    /// Debian's `min-replicas-max-lag` (whole seconds; Redis's default 10).
+    debian_lag_secs: u64,
     ack_period_ms: u64,
     check: bool,
     rf_server: PathBuf,
@@ -129,7 +136,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: partition_drill [--systems rf,debian] [--cases master-mrw0,master-mrw1,replica,sentinel,client] \
-[--partition-secs N] [--rate WRITES-PER-S] [--down-after MS] [--lag-ms MS] [--ack-period-ms MS] \
+[--partition-secs N] [--rate WRITES-PER-S] [--down-after MS] [--lag-ms MS] [--ack-period-ms MS] [--debian-lag SECS] \
 [--rf-server PATH] [--rf-sentinel PATH] [--check]  |  partition_drill cleanup";
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -144,6 +151,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         rate: 100,
         down_after_ms: 1000,
         lag_ms: 300,
+        debian_lag_secs: 10,
         ack_period_ms: 100,
         check: false,
         rf_server: bin_dir.join("rf-server"),
@@ -175,6 +183,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--rate" => opts.rate = number(value()?)?.clamp(1, 1000) as u32,
             "--down-after" => opts.down_after_ms = number(value()?)?.max(100),
             "--lag-ms" => opts.lag_ms = number(value()?)?,
+            "--debian-lag" => opts.debian_lag_secs = number(value()?)?,
             "--ack-period-ms" => opts.ack_period_ms = number(value()?)?.max(10),
             "--rf-server" => opts.rf_server = PathBuf::from(value()?),
             "--rf-sentinel" => opts.rf_sentinel = PathBuf::from(value()?),
@@ -336,7 +345,7 @@ fn apply_cut(cut: Cut, master: usize) -> Result<Vec<String>, String> {
     };
     match cut {
         Cut::Master => isolate_host(master),
-        Cut::Replica => isolate_host((master + HOSTS - 1) % HOSTS),
+        Cut::Replica => isolate_host(cut_replica(master)),
         Cut::Sentinel => {
             let ns = host_ns(master);
             let port = SENTINEL_PORT.to_string();
@@ -456,10 +465,15 @@ fn server_conf(system: System, case: &Case, opts: &Options, i: usize, dir: &Path
         dir.display(),
         case.min_replicas
     );
-    if system == System::Rf {
-        // our fast fencing (Redis has neither directive)
-        let _ = writeln!(c, "repl-ack-period-ms {}", opts.ack_period_ms);
-        let _ = writeln!(c, "min-replicas-max-lag-ms {}", opts.lag_ms);
+    match system {
+        System::Rf => {
+            // our fast fencing (Redis has neither directive)
+            let _ = writeln!(c, "repl-ack-period-ms {}", opts.ack_period_ms);
+            let _ = writeln!(c, "min-replicas-max-lag-ms {}", opts.lag_ms);
+        }
+        System::Debian => {
+            let _ = writeln!(c, "min-replicas-max-lag {}", opts.debian_lag_secs);
+        }
     }
     if i != 0 {
         let _ = writeln!(c, "replicaof {} {SERVER_PORT}", host_ip(0));
@@ -521,6 +535,16 @@ fn replica_of(i: usize, master: usize) -> bool {
             && f.get("master_host") == Some(&host_ip(master))
             && f.get("master_link_status").map(String::as_str) == Some("up")
     })
+}
+
+/// The replica the `replica` case cuts off.
+fn cut_replica(master: usize) -> usize {
+    (master + HOSTS - 1) % HOSTS
+}
+
+/// `master_repl_offset` of server `i` (on a replica: how far it has processed the stream).
+fn repl_offset(i: usize) -> Option<i64> {
+    info_fields(i, "replication")?.get("master_repl_offset")?.parse().ok()
 }
 
 /// One master named by every sentinel, with every other server its replica, link up.
@@ -635,7 +659,8 @@ struct Round {
     /// Longest time between two acknowledged WAIT-confirmed writes.
     wait_gap: Duration,
     failover: Option<Duration>,
-    /// Master cases: heal -> old master a replica of the new one, link up.
+    /// Master cases: heal -> old master a replica of the new one, link up. Replica case:
+    /// heal -> the cut replica has the master's replication offset of the heal.
     rejoin: Option<Duration>,
     settled: Option<Duration>,
     digests_equal: bool,
@@ -726,14 +751,19 @@ fn measure(system: System, case: &Case, opts: &Options) -> Result<Round, String>
     }
     heal(&cut_namespaces)?;
     let healed_at = Instant::now();
-    let rejoin = (case.cut == Cut::Master)
-        .then(|| {
+    let rejoin = match case.cut {
+        Cut::Master => wait_until(Duration::from_secs(20), || {
+            let new = master_by_majority().filter(|&m| m != master)?;
+            replica_of(master, new).then_some(healed_at.elapsed())
+        }),
+        Cut::Replica => repl_offset(master).and_then(|at_heal| {
+            // its link may still read "up" (repl-timeout is 60 s): what counts is the data
             wait_until(Duration::from_secs(20), || {
-                let new = master_by_majority().filter(|&m| m != master)?;
-                replica_of(master, new).then_some(healed_at.elapsed())
+                (repl_offset(cut_replica(master))? >= at_heal).then_some(healed_at.elapsed())
             })
-        })
-        .flatten();
+        }),
+        Cut::Sentinel | Cut::Client => None,
+    };
     let settled = wait_until(Duration::from_secs(30), || healthy().map(|_| healed_at.elapsed()));
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
@@ -785,12 +815,13 @@ fn measure(system: System, case: &Case, opts: &Options) -> Result<Round, String>
 fn print_table(rounds: &[Round], opts: &Options) {
     println!(
         "\npartition {}s, {} writes/s per writer, down-after {} ms; rf: min-replicas-max-lag-ms {}, repl-ack-period-ms {}; \
-         debian: min-replicas-max-lag 10 (default)",
+         debian: min-replicas-max-lag {}",
         opts.partition.as_secs(),
         opts.rate,
         opts.down_after_ms,
         opts.lag_ms,
-        opts.ack_period_ms
+        opts.ack_period_ms,
+        opts.debian_lag_secs
     );
     println!(
         "{:<12} {:<7} {:>20} {:>14} {:>11} {:>10} {:>9} {:>9} {:>7}",
@@ -806,7 +837,7 @@ fn print_table(rounds: &[Round], opts: &Options) {
                 format!("{}/{}", r.wait_lost, r.wait_acked),
                 r.wait_gap.as_secs_f64(),
                 r.failover.map_or("none".into(), |d| format!("{:.2}s", d.as_secs_f64())),
-                if case.cut == Cut::Master { fmt_opt(r.rejoin) } else { "-".into() },
+                if matches!(case.cut, Cut::Master | Cut::Replica) { fmt_opt(r.rejoin) } else { "-".into() },
                 fmt_opt(r.settled),
                 if r.digests_equal { "same" } else { "DIFFER" }
             );
