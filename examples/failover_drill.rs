@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
+#[path = "support/connect.rs"]
+mod support;
+use support::connect;
+
 struct Options {
     sentinels: Vec<String>,
     master_name: String,
@@ -61,14 +65,6 @@ fn parse_options() -> Result<Options, String> {
         return Err("--sentinels is required".into());
     }
     Ok(opts)
-}
-
-fn connect(addr: &str, timeout: Duration) -> redis::RedisResult<Connection> {
-    let client = redis::Client::open(format!("redis://{addr}/"))?;
-    let conn = client.get_connection_with_timeout(timeout)?;
-    conn.set_read_timeout(Some(timeout))?;
-    conn.set_write_timeout(Some(timeout))?;
-    Ok(conn)
 }
 
 /// The master address most sentinels agree on, if any do.

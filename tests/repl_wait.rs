@@ -12,11 +12,7 @@ use common::ServerGuard;
 const RF: &str = env!("CARGO_BIN_EXE_rf-server");
 const REDIS: &str = "/usr/bin/redis-server";
 
-fn spawn(bin: &str, args: &[&str]) -> ServerGuard {
-    let mut all = vec!["--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--repl-diskless-sync-delay", "0"];
-    all.extend_from_slice(args);
-    common::spawn_server(Path::new(bin), &all)
-}
+use common::spawn_for_replication as spawn;
 
 fn link_up(port: u16) -> bool {
     common::redis_cli(port, &["INFO", "replication"]).contains("master_link_status:up")

@@ -148,6 +148,14 @@ pub struct RedisSpec {
     /// (replicaof, port, dir, ...) are refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Fencing of a master cut off from its replicas while clients still reach it: it accepts
+    /// writes only while `minReplicasToWrite` replicas acknowledged within
+    /// `maxLagMilliseconds`. Writes it accepts in that window are lost when the other side
+    /// fails over: with the defaults about 0.3 s of writes (Redis's own rule
+    /// counts the lag in whole seconds, 10 by default). Writes confirmed with WAIT 1 are never
+    /// lost.
+    #[serde(default)]
+    pub fencing: FencingSpec,
     #[serde(default, flatten)]
     pub scheduling: Scheduling,
 }
@@ -160,8 +168,62 @@ impl Default for RedisSpec {
             image_pull_policy: default_pull_policy(),
             resources: None,
             config: BTreeMap::new(),
+            fencing: FencingSpec::default(),
             scheduling: Scheduling::default(),
         }
+    }
+}
+
+/// 3 ACK periods: a replica may miss two ACKs before the master fences; a partitioned
+/// master loses at most ~0.3 s of writes (~3% in a 10 s partition, scripts/bench-partition.sh).
+fn default_max_lag_ms() -> i64 {
+    300
+}
+fn default_ack_period_ms() -> i64 {
+    100
+}
+
+/// Fencing of a partitioned master, rendered into every server's redis.conf. A master keeps
+/// accepting writes only while `minReplicasToWrite` replicas acknowledged the stream within
+/// `maxLagMilliseconds`; replicas acknowledge every `ackPeriodMilliseconds`. Writes a master
+/// cut off from its replicas accepts during that lag are lost when the other side fails over:
+/// with the defaults, about 0.3 s of writes (Redis's own rule counts the lag
+/// in whole seconds from ACKs sent once a second, 10 s by default).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.ackPeriodMilliseconds * 2 <= self.maxLagMilliseconds").message("fencing.ackPeriodMilliseconds must be at most half of fencing.maxLagMilliseconds"))]
+pub struct FencingSpec {
+    /// `min-replicas-to-write`. Unset: 1 when the cluster has at least 3 servers (writes go on
+    /// with one replica down or restarting), 0 with fewer (a lone replica's restart would
+    /// stop all writes). 0 turns fencing off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_replicas_to_write: Option<i32>,
+    /// `min-replicas-max-lag-ms` (rf-server's own directive): a replica counts while its last
+    /// acknowledgement is at most this old.
+    #[serde(default = "default_max_lag_ms")]
+    #[schemars(range(min = 50))]
+    pub max_lag_milliseconds: i64,
+    /// `repl-ack-period-ms` (rf-server's own directive): how often replicas acknowledge.
+    #[serde(default = "default_ack_period_ms")]
+    #[schemars(range(min = 10))]
+    pub ack_period_milliseconds: i64,
+}
+
+impl Default for FencingSpec {
+    fn default() -> Self {
+        FencingSpec {
+            min_replicas_to_write: None,
+            max_lag_milliseconds: default_max_lag_ms(),
+            ack_period_milliseconds: default_ack_period_ms(),
+        }
+    }
+}
+
+impl RedisSpec {
+    /// The `min-replicas-to-write` the servers run with (see [`FencingSpec`]).
+    pub fn effective_min_replicas_to_write(&self) -> i32 {
+        self.fencing.min_replicas_to_write.unwrap_or(if self.replicas >= 3 { 1 } else { 0 })
     }
 }
 

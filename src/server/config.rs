@@ -126,6 +126,12 @@ pub static PARAMS: &[Param] = &[
     p!("replica-announced", Kind::Bool, "yes"),
     p!("min-replicas-to-write", ["min-slaves-to-write"], Kind::Int(0, I32), "0"),
     p!("min-replicas-max-lag", ["min-slaves-max-lag"], Kind::Int(0, I32), "10"),
+    // rf-server's own, for fast fencing of a partitioned master (README, "Fencing"): a lag
+    // limit in milliseconds (0 = use min-replicas-max-lag's whole seconds, as Redis) and the
+    // replica's ACK period (Redis: fixed 1 s; ours 100 ms, so that a lag of a few hundred
+    // ms is measurable; an ACK is ~40 bytes).
+    p!("min-replicas-max-lag-ms", Kind::Int(0, I32), "0"),
+    p!("repl-ack-period-ms", Kind::Int(10, 60000), "100"),
     p!("replica-announce-ip", ["slave-announce-ip"], Kind::Str, ""),
     p!("replica-announce-port", ["slave-announce-port"], Kind::Int(0, 65535), "0"),
     p!("replica-lazy-flush", ["slave-lazy-flush"], Kind::Bool, "no"),

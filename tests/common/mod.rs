@@ -100,6 +100,14 @@ pub fn spawn_redis(args: &[&str]) -> ServerGuard {
     spawn_server(Path::new("/usr/bin/redis-server"), &all)
 }
 
+/// Starts `bin` (ours or Debian's) for a replication test: no persistence, loopback only,
+/// full syncs without Redis's 5 s diskless delay.
+pub fn spawn_for_replication(bin: &str, args: &[&str]) -> ServerGuard {
+    let mut all = vec!["--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--repl-diskless-sync-delay", "0"];
+    all.extend_from_slice(args);
+    spawn_server(Path::new(bin), &all)
+}
+
 /// Polls `f` every 20 ms until it holds (true) or `timeout` passes (false).
 pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -22,6 +22,8 @@ pub enum SpecError {
     QuorumTooLarge { quorum: i32, replicas: i32 },
     #[error("spec.{field} must be >= {min}, got {got}")]
     TooSmall { field: &'static str, min: i64, got: i64 },
+    #[error("spec.redis.fencing.ackPeriodMilliseconds ({period}) must be at most half of maxLagMilliseconds ({lag}): replicas would flap")]
+    FencingPeriod { period: i64, lag: i64 },
     #[error("spec.{field} must not be empty")]
     Empty { field: &'static str },
     #[error("spec.persistence.size {0:?} is not a Kubernetes quantity (e.g. 1Gi)")]
@@ -78,17 +80,24 @@ fn valid_quantity(s: &str) -> bool {
 /// Returns every problem, in spec order, so the condition message lists them all.
 pub fn validate_spec(spec: &RedisFailoverClusterSpec) -> Vec<SpecError> {
     let mut errors = Vec::new();
-    let mins: [(&'static str, i64, i64); 5] = [
+    let fencing = &spec.redis.fencing;
+    let mins: [(&'static str, i64, i64); 8] = [
         ("redis.replicas", 1, spec.redis.replicas as i64),
         ("sentinel.replicas", 1, spec.sentinel.replicas as i64),
         ("sentinel.downAfterMilliseconds", 100, spec.sentinel.down_after_milliseconds),
         ("sentinel.failoverTimeout", 1000, spec.sentinel.failover_timeout),
         ("sentinel.parallelSyncs", 1, spec.sentinel.parallel_syncs as i64),
+        ("redis.fencing.minReplicasToWrite", 0, fencing.min_replicas_to_write.unwrap_or(0) as i64),
+        ("redis.fencing.maxLagMilliseconds", 50, fencing.max_lag_milliseconds),
+        ("redis.fencing.ackPeriodMilliseconds", 10, fencing.ack_period_milliseconds),
     ];
     for (field, min, got) in mins {
         if got < min {
             errors.push(SpecError::TooSmall { field, min, got });
         }
+    }
+    if fencing.ack_period_milliseconds * 2 > fencing.max_lag_milliseconds {
+        errors.push(SpecError::FencingPeriod { period: fencing.ack_period_milliseconds, lag: fencing.max_lag_milliseconds });
     }
     if let Some(q) = spec.sentinel.quorum {
         if q < 1 {
@@ -195,6 +204,13 @@ pub fn render_redis_conf(
         names::headless_service(cluster, Component::Sentinel),
         names::headless_service(cluster, Component::Server)
     );
+    // Fencing (spec.redis.fencing): a master cut off from its replicas refuses writes once
+    // their ACKs are older than the lag, so a failover on the other side loses at most that
+    // much. The last two directives are rf-server's own (README, "Fencing").
+    let fencing = &spec.redis.fencing;
+    let _ = writeln!(out, "min-replicas-to-write {}", spec.redis.effective_min_replicas_to_write());
+    let _ = writeln!(out, "min-replicas-max-lag-ms {}", fencing.max_lag_milliseconds);
+    let _ = writeln!(out, "repl-ack-period-ms {}", fencing.ack_period_milliseconds);
     if ordinal != master.ordinal {
         let _ = writeln!(
             out,
@@ -324,6 +340,30 @@ mod tests {
             msg,
             "spec.redis.replicas must be >= 1, got 0; spec.sentinel.quorum (4) must be <= spec.sentinel.replicas (3)"
         );
+    }
+
+    #[test]
+    fn fencing_rendered_with_safe_defaults_and_checked() {
+        let m = MasterRef { ordinal: 0 };
+        let s = spec();
+        assert_eq!(s.redis.replicas, 3);
+        let c = render_redis_conf(&s, "rf", "ns", 1, &m);
+        for line in ["min-replicas-to-write 1\n", "min-replicas-max-lag-ms 300\n", "repl-ack-period-ms 100\n"] {
+            assert!(c.contains(line), "{line:?} missing from\n{c}");
+        }
+        let mut two = spec();
+        two.redis.replicas = 2;
+        assert!(render_redis_conf(&two, "rf", "ns", 0, &m).contains("min-replicas-to-write 0\n"), "a lone replica must not stop writes");
+        two.redis.fencing.min_replicas_to_write = Some(1);
+        assert!(render_redis_conf(&two, "rf", "ns", 0, &m).contains("min-replicas-to-write 1\n"), "an explicit value wins");
+        // the user's own directive comes last, so it wins in redis.conf
+        let mut own = spec();
+        own.redis.config.insert("min-replicas-to-write".into(), "0".into());
+        let c = render_redis_conf(&own, "rf", "ns", 0, &m);
+        assert!(c.find("min-replicas-to-write 0").unwrap() > c.find("min-replicas-to-write 1").unwrap());
+        let mut bad = spec();
+        bad.redis.fencing.ack_period_milliseconds = 200;
+        assert_eq!(validate_spec(&bad), vec![SpecError::FencingPeriod { period: 200, lag: 300 }]);
     }
 
     #[test]

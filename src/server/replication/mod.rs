@@ -93,6 +93,8 @@ pub fn repl_config(cfg: &Config, port: u16) -> ReplConfig {
         timeout: secs("repl-timeout").max(Duration::from_secs(1)),
         min_replicas_to_write: cfg.get_int("min-replicas-to-write").max(0) as usize,
         min_replicas_max_lag: cfg.get_int("min-replicas-max-lag").max(0) as u64,
+        min_replicas_max_lag_ms: cfg.get_int("min-replicas-max-lag-ms").max(0) as u64,
+        ack_period: Duration::from_millis(cfg.get_int("repl-ack-period-ms").max(1) as u64),
         replica_read_only: cfg.get_bool("replica-read-only"),
         replica_serve_stale_data: cfg.get_bool("replica-serve-stale-data"),
         replica_priority: cfg.get_int("replica-priority").max(0) as u32,

@@ -298,7 +298,7 @@ async fn stream_commands(
     // The database of the stream where it resumes: a partial resync sends no SELECT.
     let mut db = repl.master_stream_db();
     let mut multi: Option<Vec<Vec<Bytes>>> = None;
-    let mut ack_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ack_tick = tokio::time::interval(repl.config().ack_period);
     let timeout = conn.timeout;
     let mut last_io = Instant::now();
     send_ack(&mut conn.stream, repl.master_repl_offset()).await?;

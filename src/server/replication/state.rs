@@ -31,6 +31,11 @@ pub struct ReplConfig {
     pub timeout: Duration,
     pub min_replicas_to_write: usize,
     pub min_replicas_max_lag: u64,
+    /// Ours (`min-replicas-max-lag-ms`): when non-zero, a replica is good while its last ACK
+    /// is at most this old, instead of Redis's whole-second `min-replicas-max-lag`.
+    pub min_replicas_max_lag_ms: u64,
+    /// Ours (`repl-ack-period-ms`): how often a replica sends REPLCONF ACK to its master.
+    pub ack_period: Duration,
     pub replica_read_only: bool,
     pub replica_serve_stale_data: bool,
     pub replica_priority: u32,
@@ -84,6 +89,18 @@ impl DisklessLoad {
 }
 
 impl ReplConfig {
+    /// Whether `replica` counts for min-replicas-to-write (online, recent enough ACK).
+    fn is_good_replica(&self, replica: &AttachedReplica) -> bool {
+        if *replica.state.lock() != AttachedState::Online {
+            return false;
+        }
+        if self.min_replicas_max_lag_ms > 0 {
+            replica.ack_time.lock().elapsed() <= Duration::from_millis(self.min_replicas_max_lag_ms)
+        } else {
+            replica.lag_secs() <= self.min_replicas_max_lag
+        }
+    }
+
     pub fn output_limits(&self) -> OutputLimits {
         OutputLimits { hard: self.replica_output_limit, soft: self.replica_output_soft_limit, soft_secs: self.replica_output_soft_secs }
     }
@@ -98,6 +115,8 @@ impl Default for ReplConfig {
             timeout: Duration::from_secs(60),
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
+            min_replicas_max_lag_ms: 0,
+            ack_period: Duration::from_millis(100),
             replica_read_only: true,
             replica_serve_stale_data: true,
             replica_priority: 100,
@@ -839,9 +858,9 @@ impl Replication {
 
     /// Replicas online with lag <= min-replicas-max-lag (`min_slaves_good_slaves`).
     pub fn good_replicas(&self) -> usize {
-        let max_lag = self.config.lock().min_replicas_max_lag;
+        let cfg = self.config.lock().clone();
         let inner = self.inner.lock();
-        inner.replicas.iter().filter(|r| *r.state.lock() == AttachedState::Online && r.lag_secs() <= max_lag).count()
+        inner.replicas.iter().filter(|r| cfg.is_good_replica(r)).count()
     }
 
     /// The error a write must get on this server, if any: `-NOREPLICAS` (master with too
@@ -1104,11 +1123,7 @@ impl Replication {
         }
         let _ = write!(s, "connected_slaves:{}\r\n", inner.replicas.len());
         if inner.master.is_none() && cfg.min_replicas_to_write > 0 {
-            let good = inner
-                .replicas
-                .iter()
-                .filter(|r| *r.state.lock() == AttachedState::Online && r.lag_secs() <= cfg.min_replicas_max_lag)
-                .count();
+            let good = inner.replicas.iter().filter(|r| cfg.is_good_replica(r)).count();
             let _ = write!(s, "min_slaves_good_slaves:{good}\r\n");
         }
         for (i, r) in inner.replicas.iter().enumerate() {
