@@ -279,8 +279,8 @@ fn less_advanced_replica(replicas: &[u16]) -> u16 {
 }
 
 fn crash_cycles(sys: System, persistence: Persistence, cycles: usize) -> Run {
-    let root = tempfile::tempdir().expect("tempdir");
-    let root = root.path();
+    let root_dir = tempfile::tempdir().expect("tempdir");
+    let root = root_dir.path();
     let first = start_member_on_free_port(sys, root, None, persistence);
     let master_port = first.port;
     let mut servers: HashMap<u16, Proc> = HashMap::from([(master_port, first)]);
@@ -380,6 +380,11 @@ fn crash_cycles(sys: System, persistence: Persistence, cycles: usize) -> Run {
     // the data of the master the sentinels name, healthy group or not
     if let Some(m) = sentinel_ports.iter().find_map(|s| master_addr(*s)) {
         run.lost = missing_keys(m, &result.acked);
+    }
+    if run.failure.is_some() || run.health.is_err() || !run.lost.is_empty() {
+        // the servers' and sentinels' logs and configs, to find out why
+        drop((servers, sentinels));
+        eprintln!("{} {}: logs kept in {}", sys.name, persistence.name(), root_dir.keep().display());
     }
     run
 }
