@@ -66,18 +66,19 @@ $1 == "CYCLE" {
 }
 $1 == "SUMMARY" {
   key = kv($3) "@" kv($2); if (!(kv($3) in modes)) { modes[kv($3)] = 1; order[++nm] = kv($3) }
-  cyc[key] = kv($4); conf[key] = kv($5); lost[key] = kv($6); ok[key] = kv($7); lmiss[key] = kv($8); fail[key] = kv($9)
+  cyc[key] = kv($4); conf[key] = kv($5); lost[key] = kv($6); ok[key] = kv($7); lmiss[key] = kv($8); fail[key] = kv($9); extra[key] = kv($10)
   if (kv($6) != 0 || kv($7) != "yes" || kv($9) != "none" || (kv($3) == "always" && kv($8) != 0)) bad = 1
 }
 END {
-  printf "\n%-9s %-7s %6s %10s %9s %8s %10s %10s %12s %10s %10s %11s %9s\n", "aof", "system", "cycles", "confirmed", "lost", "healthy", "switch ms", "gap ms", "gap max ms", "gap x3 ms", "rejoin ms", "rejoin max", "aof miss"
+  printf "\n%-9s %-7s %6s %10s %9s %8s %10s %10s %12s %10s %10s %11s %9s %9s\n", "aof", "system", "cycles", "confirmed", "lost", "healthy", "switch ms", "gap ms", "gap max ms", "gap x3 ms", "rejoin ms", "rejoin max", "aof miss", "extra sw"
   for (i = 1; i <= nm; i++) for (s = 0; s < 2; s++) {
     m = order[i]; sys = (s == 0) ? "rf" : "debian"; key = m "@" sys
     if (!(key in cyc)) continue
     k = n[key] ? n[key] : 1
-    printf "%-9s %-7s %6s %10s %9s %8s %10.0f %10.0f %12.0f %10s %10.0f %11.0f %9s%s\n", m, sys, cyc[key], conf[key], lost[key], ok[key], sw[key] / k, gap[key] / k, gmax[key], mn[key] ? sprintf("%.0f", mgap[key] / mn[key]) : "n/a", rej[key] / k, rmax[key], lmiss[key], fail[key] == "none" ? "" : "  stopped: " fail[key]
+    printf "%-9s %-7s %6s %10s %9s %8s %10.0f %10.0f %12.0f %10s %10.0f %11.0f %9s %9s%s\n", m, sys, cyc[key], conf[key], lost[key], ok[key], sw[key] / k, gap[key] / k, gmax[key], mn[key] ? sprintf("%.0f", mgap[key] / mn[key]) : "n/a", rej[key] / k, rmax[key], lmiss[key], extra[key], fail[key] == "none" ? "" : "  stopped: " fail[key]
   }
   print "(means per cycle; gap x3 = cycles that killed the master, a replica and a sentinel; aof miss = writes a killed"
-  print " master answered OK to that its own files did not load: must be 0 under always, up to ~1 s of writes under everysec)"
+  print " master answered OK to that its own files did not load: must be 0 under always, up to ~1 s of writes under everysec;"
+  print " extra sw = cycles where the sentinels failed over once more, with no crash, before the rejoin)"
   exit bad
 }' "$out/all"
