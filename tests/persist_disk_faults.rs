@@ -249,6 +249,7 @@ fn aof_rewrite_on_a_full_disk_fails_is_reported_and_succeeds_once_space_returns(
         assert_eq!(reply_line(server.port, "BGREWRITEAOF"), "Background append only file rewriting started", "{program}");
         assert!(wait_info(&server, "aof_rewrite_in_progress", "0"), "{program}: the rewrite never ended");
         assert_eq!(info(&server, "aof_last_bgrewrite_status"), "err", "{program}");
+        assert_eq!(info(&server, "aof_rewrites_consecutive_failures"), "1", "{program}");
         // a failed rewrite does not stop writes: the current AOF is intact
         assert_eq!(info(&server, "aof_last_write_status"), "ok", "{program}");
         assert_eq!(reply_line(server.port, "SET small 1"), "OK", "{program}: a write after the failed rewrite");
@@ -257,6 +258,7 @@ fn aof_rewrite_on_a_full_disk_fails_is_reported_and_succeeds_once_space_returns(
         assert_eq!(reply_line(server.port, "BGREWRITEAOF"), "Background append only file rewriting started", "{program}");
         assert!(wait_info(&server, "aof_rewrite_in_progress", "0"), "{program}: the rewrite never ended");
         assert_eq!(info(&server, "aof_last_bgrewrite_status"), "ok", "{program}");
+        assert_eq!(info(&server, "aof_rewrites_consecutive_failures"), "0", "{program}");
         std::thread::sleep(Duration::from_millis(1500));
         server.kill();
         let missing = missing_after_restart(program, disk.path(), &args, &acked);
