@@ -169,19 +169,23 @@ fn bgsave_on_a_full_disk_refuses_writes_with_misconf_until_a_save_succeeds() {
     }
 }
 
-/// Writes big values until one is refused; returns the keys answered OK and the refusal.
-fn write_until_refused(port: u16, prefix: &str) -> (Vec<(String, usize)>, String) {
-    let mut acked = Vec::new();
-    for i in 0..400 {
-        let key = format!("{prefix}{i}");
-        match set_big(port, &key, i).as_str() {
+/// Starts `program` with `args` on `disk`, writes a key, fills the disk, then writes big
+/// values until one is refused: the server, the keys answered OK, and the refusal.
+fn fill_while_writing(program: &str, disk: &SmallDisk, args: &[&str]) -> (ServerGuard, Vec<(String, usize)>, String) {
+    let server = start_server(program, disk.path(), args);
+    assert_eq!(set_big(server.port, "before", 0), "OK");
+    disk.fill_leaving(0);
+    let mut acked = vec![("before".to_string(), 0)];
+    for i in 1..400 {
+        let key = format!("full{i}");
+        match set_big(server.port, &key, i).as_str() {
             "OK" => acked.push((key, i)),
-            refused => return (acked, refused.to_string()),
+            refused => return (server, acked, refused.to_string()),
         }
         // under everysec the refusal follows the failed write the next time the AOF is flushed
         std::thread::sleep(Duration::from_millis(5));
     }
-    (acked, "(never refused)".into())
+    (server, acked, "(never refused)".into())
 }
 
 #[test]
@@ -189,11 +193,7 @@ fn aof_appends_on_a_full_disk_refuse_writes_until_space_returns_and_lose_nothing
     let args = ["--appendonly", "yes", "--appendfsync", "everysec"];
     for program in programs() {
         let Some(disk) = SmallDisk::mount("2m") else { return };
-        let mut server = start_server(program, disk.path(), &args);
-        assert_eq!(set_big(server.port, "before", 0), "OK");
-        disk.fill_leaving(0);
-        let (mut acked, refusal) = write_until_refused(server.port, "full");
-        acked.push(("before".into(), 0));
+        let (mut server, mut acked, refusal) = fill_while_writing(program, &disk, &args);
         assert_eq!(refusal, AOF_MISCONF, "{program}: a write on the full disk");
         assert_eq!(info(&server, "aof_last_write_status"), "err", "{program}");
         assert_eq!(reply_line(server.port, "PING"), AOF_MISCONF, "{program}: PING (Redis refuses it too)");
@@ -216,11 +216,7 @@ fn aof_appends_on_a_full_disk_under_always_exit_without_losing_an_acknowledged_w
     let args = ["--appendonly", "yes", "--appendfsync", "always"];
     for program in programs() {
         let Some(disk) = SmallDisk::mount("2m") else { return };
-        let mut server = start_server(program, disk.path(), &args);
-        assert_eq!(set_big(server.port, "before", 0), "OK");
-        disk.fill_leaving(0);
-        let (mut acked, refusal) = write_until_refused(server.port, "full");
-        acked.push(("before".into(), 0));
+        let (mut server, acked, refusal) = fill_while_writing(program, &disk, &args);
         // Redis cannot take back a write it applied, so it exits rather than answer it
         assert_eq!(refusal, "(closed)", "{program}: the write that hit the full disk");
         assert!(wait_until(10, || matches!(server.child.try_wait(), Ok(Some(_)))), "{program}: still running after an AOF write error under always");
