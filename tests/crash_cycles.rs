@@ -320,12 +320,22 @@ fn crash_cycles(sys: System, persistence: Persistence, cycles: usize) -> Run {
 
     for number in 1..=cycles {
         let outcome = (|| -> Result<Cycle, String> {
-            let old = wait_healthy(&server_ports, &sentinel_ports, STEP_LIMIT).map_err(|e| format!("not healthy before the kill: {e}"))?;
-            // a master the sentinels chose on their own: its tenure counts from now
-            if tenure.0 != old {
-                tenure = (old, Instant::now());
+            // a healthy group that kept its master through a second of writes (the sentinels
+            // may still fail over on their own right after a switch)
+            let mut settled = None;
+            for _ in 0..5 {
+                let master = wait_healthy(&server_ports, &sentinel_ports, STEP_LIMIT).map_err(|e| format!("not healthy before the kill: {e}"))?;
+                // a master the sentinels chose on their own: its tenure counts from now
+                if tenure.0 != master {
+                    tenure = (master, Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(1000));
+                if agreed_master(&sentinel_ports) == Some(master) {
+                    settled = Some(master);
+                    break;
+                }
             }
-            std::thread::sleep(Duration::from_millis(1000));
+            let old = settled.ok_or("the sentinels kept switching masters on their own")?;
             let with_replica_and_sentinel = number % 10 == 0;
             let killed_at = Instant::now();
             servers.remove(&old); // SIGKILL
