@@ -78,14 +78,7 @@ fn drill(kind: SentinelKind, down_after: u64, rounds: usize) -> Vec<Round> {
     spans
         .iter()
         .map(|sp| {
-            // the gap around the kill: from the last ack before it to the first ack after it
-            let gap_ms = res
-                .gaps
-                .iter()
-                .filter(|(a, b)| *a <= sp.killed + Duration::from_millis(50) && *b >= sp.killed)
-                .map(|(a, b)| b.duration_since(*a).as_millis())
-                .max()
-                .unwrap_or(0);
+            let gap_ms = res.gap_around(sp.killed);
             let in_round: Vec<&String> = res.acked.iter().zip(&res.acked_at).filter(|(_, t)| **t >= sp.start && **t < sp.end).map(|(k, _)| k).collect();
             Round {
                 switch_ms: sp.switch_ms,

@@ -296,6 +296,18 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// Redis's MULTI_ARG_CONFIG directives: one argument given alone is split into several.
+const MULTI_ARG_DIRECTIVES: &[&str] = &[
+    "save",
+    "client-output-buffer-limit",
+    "oom-score-adj-values",
+    "bind",
+    "replicaof",
+    "latency-tracking-info-percentiles",
+    "shutdown-on-sigint",
+    "shutdown-on-sigterm",
+];
+
 /// Validates and canonicalises one value of `param` (args after the name).
 pub fn canonical_value(param: &Param, args: &[String]) -> Result<String, String> {
     let one = || -> Result<&String, String> {
@@ -495,6 +507,19 @@ impl Config {
                 _ => {}
             }
         }
+        // Redis splits the single argument of a multi-argument directive as it splits a
+        // line: `--save "3600 1"` on a command line is `save 3600 1`.
+        let split: Vec<String>;
+        let args = if MULTI_ARG_DIRECTIVES.contains(&param.name) && args.len() == 1 && !args[0].is_empty() {
+            split = split_args(args[0].as_bytes())
+                .ok_or("Unbalanced quotes in configuration line")?
+                .into_iter()
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+                .collect();
+            &split[..]
+        } else {
+            args
+        };
         let value = canonical_value(param, args)?;
         if param.name == "dir" {
             std::env::set_current_dir(&value).map_err(|e| io_reason(&e))?;
@@ -863,6 +888,22 @@ mod tests {
         assert!(err.ends_with("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"));
         let err = cfg.load_text("requirepass \"abc", None).unwrap_err().to_string();
         assert!(err.ends_with("Unbalanced quotes in configuration line"));
+    }
+
+    #[test]
+    fn a_multi_argument_directive_given_as_one_argument_is_split() {
+        let mut cfg = Config::default();
+        cfg.apply_directive("save", &["3600 1 60 5".to_string()]).unwrap();
+        assert_eq!(cfg.get("save"), "3600 1 60 5");
+        cfg.apply_directive("replicaof", &["127.0.0.1 6379".to_string()]).unwrap();
+        assert_eq!(cfg.get("replicaof"), "127.0.0.1 6379");
+        assert_eq!(cfg.apply_directive("save", &["3600".to_string()]).unwrap_err(), "Invalid save parameters");
+        // an empty one still clears
+        cfg.apply_directive("save", &[String::new()]).unwrap();
+        assert_eq!(cfg.get("save"), "");
+        // a single-argument directive keeps its spaces
+        cfg.apply_directive("requirepass", &["a b".to_string()]).unwrap();
+        assert_eq!(cfg.get("requirepass"), "a b");
     }
 
     #[test]

@@ -115,6 +115,15 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
             return before_reply(client, evicted_invalidations, outcome);
         }
     }
+    // While the server cannot persist, Redis refuses writes, and PING too (a sentinel then
+    // sees the master in trouble): -MISCONF.
+    let queued_writes = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::WRITE))));
+    if (has(flags::WRITE) || queued_writes || spec.name == "ping") && !client.is_master_link {
+        if let Some(e) = srv.persist.svc.write_refusal() {
+            flag_multi_error(client);
+            return reject_command(srv, client, &spec, Frame::error(e));
+        }
+    }
     if has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
         flag_multi_error(client);
         return reject_command(srv, client, &spec, Frame::error("READONLY You can't write against a read only replica."));

@@ -142,7 +142,14 @@ pub fn restart_server(dir: &Path, port: u16, replica_of: Option<u16>) -> Proc {
 }
 
 fn try_start_server(dir: &Path, port: u16, replica_of: Option<u16>) -> Option<Proc> {
-    let mut cmd = Command::new(server_bin());
+    start_server_on(&server_bin(), dir, port, replica_of, &[])
+}
+
+/// Starts the data server `bin` on `port` with its files in `dir` (no snapshots, no AOF, then
+/// `extra` directives, which win), as a replica of `replica_of` if given; None (and the
+/// process killed) if another process holds the port or it exited.
+pub fn start_server_on(bin: &str, dir: &Path, port: u16, replica_of: Option<u16>, extra: &[&str]) -> Option<Proc> {
+    let mut cmd = Command::new(bin);
     cmd.arg("--port").arg(port.to_string())
         .arg("--bind").arg("127.0.0.1")
         .arg("--save").arg("")
@@ -154,6 +161,7 @@ fn try_start_server(dir: &Path, port: u16, replica_of: Option<u16>) -> Option<Pr
     if let Some(m) = replica_of {
         cmd.arg("--replicaof").arg("127.0.0.1").arg(m.to_string());
     }
+    cmd.args(extra);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let child = cmd.spawn().expect("start data server");
     Proc { name: format!("server:{port}"), port, child: Some(child), pid_file: None }.started()
@@ -290,10 +298,11 @@ pub fn role(port: u16) -> Option<(String, Option<u16>, bool)> {
 /// remembers the keys acknowledged by at least one replica and the longest write gap.
 pub struct Writer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: Option<std::thread::JoinHandle<WriterResult>>,
+    log: std::sync::Arc<std::sync::Mutex<WriterResult>>,
+    handle: Option<std::thread::JoinHandle<()>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct WriterResult {
     pub acked: Vec<String>,
     /// When each of `acked` was acknowledged.
@@ -302,17 +311,42 @@ pub struct WriterResult {
     /// (gap ms, when the gap ended)
     pub max_gap_ms: u64,
     pub gaps: Vec<(Instant, Instant)>,
+    /// Every write a master answered `OK` to (confirmed by a replica or not): the master's
+    /// port, the key, when.
+    pub set_ok: Vec<(u16, String, Instant)>,
+}
+
+impl WriterResult {
+    /// The longest stretch without an acknowledged write around `t` (from the last ack
+    /// before it to the first ack after it), in ms; 0 if writes never stopped there. An ack
+    /// is timed when the writer thread records it, which on a loaded machine can be a while
+    /// after the reply arrived: a gap starting up to 500 ms after `t` still counts.
+    pub fn gap_around(&self, t: Instant) -> u128 {
+        self.gaps
+            .iter()
+            .filter(|(a, b)| *a <= t + Duration::from_millis(500) && *b >= t)
+            .map(|(a, b)| b.duration_since(*a).as_millis())
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 impl Writer {
     pub fn start(sentinel_ports: Vec<u16>, prefix: &str) -> Writer {
+        Writer::start_paced(sentinel_ports, prefix, Duration::ZERO)
+    }
+
+    /// Like `start`, at most one write per `interval` (a long run's dataset stays small,
+    /// and fast and slow systems write the same amount).
+    pub fn start_paced(sentinel_ports: Vec<u16>, prefix: &str, interval: Duration) -> Writer {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s2 = stop.clone();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(WriterResult::default()));
+        let (s2, r) = (stop.clone(), log.clone());
         let prefix = prefix.to_string();
         let handle = std::thread::spawn(move || {
-            let mut r = WriterResult::default();
             let mut i = 0u64;
             let mut last_ok = Instant::now();
+            let mut last_write = Instant::now();
             let mut con: Option<(u16, redis::Connection)> = None;
             // Like a sentinel-aware client: ask the sentinels for the master when there is
             // no connection, after an error or an unacknowledged write, and every 250 ms;
@@ -333,28 +367,38 @@ impl Writer {
                         con = conn(mport).ok().map(|c| (mport, c));
                     }
                 }
-                let Some((_, c)) = con.as_mut() else {
+                let Some((mport, c)) = con.as_mut() else {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
+                if let Some(wait) = interval.checked_sub(last_write.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+                last_write = Instant::now();
                 i += 1;
-                r.attempts += 1;
                 let key = format!("{prefix}:{i}");
                 let res: redis::RedisResult<(String, i64)> = redis::pipe().cmd("SET").arg(&key).arg(i).cmd("WAIT").arg(1).arg(200).query(c);
+                let now = Instant::now();
+                let mut r = r.lock().expect("writer log");
+                r.attempts += 1;
                 match res {
-                    Ok((_, n)) if n >= 1 => {
-                        let now = Instant::now();
-                        let gap = now.duration_since(last_ok);
-                        if gap > Duration::from_millis(100) {
-                            r.gaps.push((last_ok, now));
+                    Ok((_, n)) => {
+                        r.set_ok.push((*mport, key.clone(), now));
+                        if n >= 1 {
+                            let gap = now.duration_since(last_ok);
+                            if gap > Duration::from_millis(100) {
+                                r.gaps.push((last_ok, now));
+                            }
+                            r.max_gap_ms = r.max_gap_ms.max(gap.as_millis() as u64);
+                            last_ok = now;
+                            r.acked.push(key);
+                            r.acked_at.push(now);
+                        } else {
+                            last_lookup = None;
                         }
-                        r.max_gap_ms = r.max_gap_ms.max(gap.as_millis() as u64);
-                        last_ok = now;
-                        r.acked.push(key);
-                        r.acked_at.push(now);
                     }
-                    Ok(_) => last_lookup = None,
                     Err(e) => {
+                        drop(r);
                         last_lookup = None;
                         if std::env::var_os("RF_TEST_DEBUG").is_some() {
                             eprintln!("writer error: {e}");
@@ -364,14 +408,25 @@ impl Writer {
                     }
                 }
             }
-            r
         });
-        Writer { stop, handle: Some(handle) }
+        Writer { stop, log, handle: Some(handle) }
+    }
+
+    /// A copy of what the writer has recorded so far.
+    pub fn snapshot(&self) -> WriterResult {
+        self.log.lock().expect("writer log").clone()
+    }
+
+    /// Keys the master on `port` answered `OK` to since `since`.
+    pub fn set_ok_by(&self, port: u16, since: Instant) -> Vec<String> {
+        let log = self.log.lock().expect("writer log");
+        log.set_ok.iter().filter(|(p, _, t)| *p == port && *t >= since).map(|(_, k, _)| k.clone()).collect()
     }
 
     pub fn finish(mut self) -> WriterResult {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.handle.take().unwrap().join().unwrap()
+        self.handle.take().unwrap().join().unwrap();
+        std::mem::take(&mut *self.log.lock().expect("writer log"))
     }
 }
 

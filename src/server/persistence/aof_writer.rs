@@ -2,6 +2,11 @@
 //! applies the `appendfsync` policy. Under `always`, writers get a sequence number and wait
 //! (`wait_durable`) until the data covering it has been fsynced: many clients share one
 //! fsync (group commit) and no tokio worker ever blocks on the disk.
+//!
+//! A failed write or fsync is handled as Redis does: a partial write is cut off the file;
+//! under `always` the process exits (a write already applied cannot be taken back, and
+//! nothing unsynced may be acknowledged); otherwise the data stays queued, is retried, and
+//! the error (`write_error`) makes the server refuse writes until a write succeeds.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -52,7 +57,7 @@ pub struct AofWriter {
     next_seq: parking_lot::Mutex<u64>,
     durable: watch::Receiver<u64>,
     written_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    last_write_error: std::sync::Arc<parking_lot::Mutex<Option<String>>>,
+    write_error: std::sync::Arc<parking_lot::Mutex<Option<String>>>,
     thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -74,7 +79,7 @@ impl AofWriter {
             next_seq: parking_lot::Mutex::new(0),
             durable: durable_rx,
             written_bytes: written,
-            last_write_error: err,
+            write_error: err,
             thread: parking_lot::Mutex::new(Some(thread)),
         })
     }
@@ -115,8 +120,10 @@ impl AofWriter {
         self.written_bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn last_error(&self) -> Option<String> {
-        self.last_write_error.lock().clone()
+    /// The reason (Redis's strerror text) while the last write or fsync failed; None once
+    /// one succeeded again.
+    pub fn write_error(&self) -> Option<String> {
+        self.write_error.lock().clone()
     }
 }
 
@@ -135,9 +142,10 @@ fn writer_loop(
     rx: mpsc::Receiver<Msg>,
     durable: watch::Sender<u64>,
     written: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    last_error: std::sync::Arc<parking_lot::Mutex<Option<String>>>,
+    write_error: std::sync::Arc<parking_lot::Mutex<Option<String>>>,
 ) {
     let mut last_fsync = Instant::now();
+    let mut last_error_log: Option<Instant> = None;
     let mut dirty = false;
     let mut pending_seq = 0u64;
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -172,24 +180,32 @@ fn writer_loop(
             }
         }
         if !buf.is_empty() {
-            // Retry a failed write a few times; a persistent error is reported in INFO.
-            let mut ok = false;
-            for _ in 0..3 {
-                match file.write_all(&buf) {
-                    Ok(()) => {
-                        ok = true;
-                        break;
-                    }
-                    Err(e) => {
-                        *last_error.lock() = Some(e.to_string());
-                        std::thread::sleep(Duration::from_millis(10));
+            let good_len = written.load(std::sync::atomic::Ordering::Relaxed);
+            match file.write_all(&buf) {
+                Ok(()) => {
+                    written.fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    buf.clear();
+                    dirty = true;
+                    if write_error.lock().take().is_some() {
+                        warning!("AOF write error looks solved, Redis can write again.");
                     }
                 }
-            }
-            if ok {
-                written.fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                buf.clear();
-                dirty = true;
+                Err(e) => {
+                    // Redis logs this once per 30 s while the disk stays full
+                    if last_error_log.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(30)) {
+                        warning!("Error writing to the AOF file: {}", strerror(&e));
+                        last_error_log = Some(Instant::now());
+                    }
+                    // Whatever part was written goes: the whole buffer is written again later.
+                    if let Err(t) = file.set_len(good_len) {
+                        warning!("Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {}", strerror(&t));
+                    }
+                    if policy == FsyncPolicy::Always {
+                        warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+                        std::process::exit(1);
+                    }
+                    *write_error.lock() = Some(strerror(&e));
+                }
             }
         }
         let must_sync = match policy {
@@ -199,10 +215,18 @@ fn writer_loop(
         };
         if must_sync {
             if let Err(e) = file.sync_data() {
-                *last_error.lock() = Some(e.to_string());
+                if policy == FsyncPolicy::Always {
+                    warning!("Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...", strerror(&e));
+                    std::process::exit(1);
+                }
+                warning!("Error syncing the AOF file: {}", strerror(&e));
+                *write_error.lock() = Some(strerror(&e));
             } else {
                 dirty = false;
                 last_fsync = Instant::now();
+                if buf.is_empty() {
+                    write_error.lock().take();
+                }
             }
         }
         if buf.is_empty() && (policy != FsyncPolicy::Always || !dirty) {
@@ -229,7 +253,7 @@ fn writer_loop(
                             let _ = reply.send(Ok(()));
                             if dirty {
                                 if let Err(e) = old.sync_data() {
-                                    *last_error.lock() = Some(e.to_string());
+                                    warning!("Error syncing the AOF file: {}", strerror(&e));
                                 }
                             }
                             dirty = false;
@@ -245,6 +269,15 @@ fn writer_loop(
                 }
             }
         }
+    }
+}
+
+/// C's strerror text of an I/O error ("No space left on device"), as Redis prints it.
+fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if e.raw_os_error().is_some() => text[..at].to_string(),
+        _ => text,
     }
 }
 

@@ -365,13 +365,20 @@ impl Persistence {
         }
     }
 
-    /// `-MISCONF` when the last background save failed and stop-writes-on-bgsave-error is on.
+    /// `-MISCONF` (Redis's writeCommandsDeniedByDiskError): when the last background save
+    /// failed and stop-writes-on-bgsave-error is on, or while the AOF cannot be written.
     pub fn write_refusal(&self) -> Option<String> {
         let cfg = self.config.lock();
         if cfg.stop_writes_on_bgsave_error && !cfg.save_points.is_empty() && !self.state.last_bgsave_ok.load(Ordering::Relaxed) {
             return Some("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into());
         }
-        None
+        drop(cfg);
+        self.aof_write_error().map(|reason| format!("MISCONF Errors writing to the AOF file: {reason}"))
+    }
+
+    /// Why the AOF cannot be written now (the writer thread's last write or fsync failed).
+    fn aof_write_error(&self) -> Option<String> {
+        self.aof.lock().as_ref().and_then(|m| m.writer.write_error())
     }
 
     pub fn lastsave(&self) -> i64 {
@@ -589,6 +596,8 @@ impl Persistence {
     }
 
     pub fn info_section(&self, unsynced: u64) -> String {
+        // the writer thread owns the AOF's status; INFO shows it as of now
+        self.state.aof_last_write_ok.store(self.aof_write_error().is_none(), Ordering::Relaxed);
         self.state.info_section(unsynced)
     }
 }
