@@ -40,8 +40,15 @@ fn seed_replay_failover_rejoin_manual_failover_no_acked_write_lost() {
     let mut want = ports[1..].to_vec();
     want.sort();
     assert_eq!(sp, want);
-    // the config file was rewritten with the discovered state and a persisted myid
-    let conf = std::fs::read_to_string(dir.path().join(format!("sentinel-{}.conf", sports[0]))).unwrap();
+    // the config file was rewritten with the discovered state and a persisted myid (the
+    // rewrite follows the discovery that SENTINEL MASTER already shows, so wait for it)
+    let conf_path = dir.path().join(format!("sentinel-{}.conf", sports[0]));
+    let read_conf = || std::fs::read_to_string(&conf_path).unwrap();
+    wait_until(Duration::from_secs(5), || {
+        let conf = read_conf();
+        conf.matches("sentinel known-replica mymaster").count() == 2 && conf.matches("sentinel known-sentinel mymaster").count() == 2
+    });
+    let conf = read_conf();
     assert!(conf.contains("sentinel myid "), "{conf}");
     assert_eq!(conf.matches("sentinel known-replica mymaster").count(), 2, "{conf}");
     assert_eq!(conf.matches("sentinel known-sentinel mymaster").count(), 2, "{conf}");
