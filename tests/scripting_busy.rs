@@ -105,3 +105,92 @@ fn busy_eval_is_answered_and_killed() {
         assert_eq!(ask(port, &["SCRIPT", "KILL"]), NOTBUSY, "{name}");
     }
 }
+
+#[test]
+fn busy_function_is_killed_with_function_kill() {
+    for (name, server) in both(&[]) {
+        let port = server.port;
+        assert_eq!(ask(port, &["FUNCTION", "LOAD", LIBRARY]), "spinlib", "{name}");
+        let call = run_in_thread(port, &["FCALL", "spin", "0"]);
+        wait_busy(name, port, BUSY_FUNCTION);
+        assert_eq!(ask(port, &["SET", "k", "v"]), BUSY_FUNCTION, "{name}");
+        // SCRIPT KILL does not stop a function.
+        assert_eq!(ask(port, &["SCRIPT", "KILL"]), BUSY_FUNCTION, "{name}");
+        assert_eq!(ask(port, &["FUNCTION", "KILL"]), "OK", "{name}");
+        let reply = call.join().expect("fcall thread");
+        assert_eq!(reply, "ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2.", "{name}");
+        assert_eq!(ask(port, &["FUNCTION", "KILL"]), NOTBUSY, "{name}");
+        assert_eq!(ask(port, &["SET", "k", "v"]), "OK", "{name}");
+    }
+}
+
+#[test]
+fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_the_server() {
+    for (name, mut server) in both(&[]) {
+        let port = server.port;
+        let script = run_in_thread(port, &["EVAL", WRITE_THEN_SPIN, "0"]);
+        wait_busy(name, port, BUSY_EVAL);
+        assert_eq!(ask(port, &["SCRIPT", "KILL"]), UNKILLABLE, "{name}");
+        assert_eq!(ask(port, &["FUNCTION", "KILL"]), UNKILLABLE, "{name}");
+        assert_eq!(ask(port, &["SHUTDOWN"]), BUSY_EVAL, "{name}");
+        // SHUTDOWN NOSAVE gets no reply: the server exits.
+        let (out, closed) = common::raw_exchange_closed(port, b"SHUTDOWN NOSAVE\r\n", Duration::from_secs(10));
+        assert!(closed && out.is_empty(), "{name}: {:?} closed={closed}", String::from_utf8_lossy(&out));
+        assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0), "{name}: {}", server.log_text());
+        let reply = script.join().expect("script thread");
+        assert!(!reply.contains("UNKILLABLE") && !reply.starts_with("ERR"), "{name}: the script's client got {reply:?}");
+    }
+}
+
+/// A script that writes, then runs `ms` milliseconds (`no_writes`: only spins, for EVAL_RO).
+fn timed_script(ms: u64, write: bool) -> String {
+    format!(
+        "{} local function now() local t = redis.call('time') return t[1] * 1000 + math.floor(t[2] / 1000) end \
+         local start = now() while now() - start < {ms} do for i = 1, 100000 do end end return 'done'",
+        if write { "redis.call('set', 'during', 'busy')" } else { "" }
+    )
+}
+
+fn dbsize(port: u16) -> i64 {
+    ask(port, &["DBSIZE"]).parse().unwrap_or(-1)
+}
+
+#[test]
+fn replicas_attached_during_a_busy_script_end_up_consistent() {
+    for (name, master) in both(&[]) {
+        let port = master.port;
+        let mut c = connect(port);
+        for i in 0..200 {
+            redis::cmd("SET").arg(format!("k{i}")).arg(i).query::<()>(&mut c).expect("set");
+        }
+        let script = run_in_thread(port, &["EVAL", &timed_script(1500, true), "0"]);
+        wait_busy(name, port, BUSY_EVAL);
+        let master_port = port.to_string();
+        let replica_args = ["--save", "", "--busy-reply-threshold", "100", "--replicaof", "127.0.0.1", &master_port];
+        let replicas = [("rf-server", spawn_rf(&replica_args)), ("redis-server", spawn_redis(&replica_args))];
+        assert_eq!(script.join().expect("script thread"), "done", "{name}");
+        for (kind, replica) in &replicas {
+            let synced = wait_for(Duration::from_secs(20), || ask(replica.port, &["GET", "during"]) == "busy" && dbsize(replica.port) == 201);
+            assert!(synced, "{name} -> {kind}: replica never caught up: {}", replica.log_text());
+        }
+        // A busy read-only script on each replica while the master writes: the stream is
+        // applied after it, in order.
+        let spins: Vec<_> = replicas.iter().map(|(_, r)| run_in_thread(r.port, &["EVAL_RO", &timed_script(800, false), "0"])).collect();
+        for (kind, replica) in &replicas {
+            wait_busy(&format!("{name} -> {kind}"), replica.port, BUSY_EVAL);
+        }
+        for i in 0..50 {
+            redis::cmd("INCR").arg("after").query::<i64>(&mut c).expect("incr");
+            redis::cmd("DEL").arg(format!("k{i}")).query::<i64>(&mut c).expect("del");
+        }
+        for spin in spins {
+            assert_eq!(spin.join().expect("spin thread"), "done", "{name}");
+        }
+        for (kind, replica) in &replicas {
+            let synced = wait_for(Duration::from_secs(20), || ask(replica.port, &["GET", "after"]) == "50" && dbsize(replica.port) == 152);
+            assert!(synced, "{name} -> {kind}: replica never applied the writes made during its busy script: {}", replica.log_text());
+            assert_eq!(ask(replica.port, &["GET", "k49"]), "(nil)", "{name} -> {kind}");
+            assert_eq!(ask(replica.port, &["GET", "k50"]), "50", "{name} -> {kind}");
+        }
+    }
+}
