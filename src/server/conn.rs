@@ -22,6 +22,10 @@ use crate::resp::{Frame, ProtocolVersion, RequestParser};
 /// Most requests executed per lock acquisition (keeps other clients' latency low).
 const MAX_BATCH: usize = 512;
 
+/// Input a connection accepted while a script is busy may buffer (Redis's default
+/// client-query-buffer-limit; the configured one needs the state).
+const MAX_INPUT_WHILE_BUSY: usize = 1024 * 1024 * 1024;
+
 const PROTECTED_MODE_MSG: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
 pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
@@ -102,10 +106,10 @@ enum AfterBusy {
     /// Everything answered (or the script ended): carry on as usual.
     Continue,
     Close,
-    /// The first pending request needs the server state: it runs after the script.
+    /// The first pending request needs the server state: it runs after the script. SHUTDOWN
+    /// NOSAVE stops the script and stays pending: the server exits once the script stopped
+    /// (or the command runs as usual if it did not).
     WaitForScript,
-    /// SHUTDOWN NOSAVE: the server exits once the script stopped.
-    ShutdownPending,
 }
 
 /// Answers `pending` from the front as Redis answers while a script is busy (see
@@ -127,27 +131,11 @@ fn answer_while_busy(shared: &Shared, pending: &mut Vec<Vec<Bytes>>, out: &mut B
                 answered = pending.len();
                 break AfterBusy::Close;
             }
-            WhileBusy::Shutdown => {
-                answered += 1;
-                break AfterBusy::ShutdownPending;
-            }
-            WhileBusy::WaitForState => break AfterBusy::WaitForScript,
+            WhileBusy::Shutdown | WhileBusy::WaitForState => break AfterBusy::WaitForScript,
         }
     };
     pending.drain(..answered);
     next
-}
-
-/// Waits for the end of the busy script; after SHUTDOWN NOSAVE the process normally exits
-/// meanwhile, otherwise the client gets Redis's error for a failed shutdown.
-async fn wait_after_busy(shared: &Shared, next: AfterBusy, out: &mut BytesMut, proto: ProtocolVersion) {
-    if matches!(next, AfterBusy::WaitForScript | AfterBusy::ShutdownPending) {
-        shared.watch.until_idle().await;
-    }
-    if matches!(next, AfterBusy::ShutdownPending) {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        Frame::error("ERR Errors trying to SHUTDOWN. Check logs.").encode(proto, out);
-    }
 }
 
 /// A connection accepted while a script is busy is answered as Redis answers it (-BUSY,
@@ -160,6 +148,9 @@ async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser:
     let mut out = BytesMut::new();
     let mut pending = Vec::new();
     while shared.watch.is_busy() {
+        if inbuf.len() > MAX_INPUT_WHILE_BUSY {
+            return Ok(None);
+        }
         loop {
             match parser.parse(&mut inbuf) {
                 Ok(Some(args)) if !args.is_empty() => pending.push(args),
@@ -181,8 +172,7 @@ async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser:
             return Ok(None);
         }
         if wait {
-            wait_after_busy(shared, next, &mut out, proto).await;
-            stream.write_all(&out).await?;
+            shared.watch.until_idle().await;
             break;
         }
         tokio::select! {
@@ -423,10 +413,11 @@ impl Conn {
             let state = loop {
                 if shared.watch.is_busy() {
                     let next = answer_while_busy(&shared, &mut self.pending, &mut self.out, self.proto, self.authenticated);
-                    if matches!(next, AfterBusy::Close) {
-                        self.close_after_write = true;
+                    match next {
+                        AfterBusy::Close => self.close_after_write = true,
+                        AfterBusy::WaitForScript => shared.watch.until_idle().await,
+                        AfterBusy::Continue => {}
                     }
-                    wait_after_busy(&shared, next, &mut self.out, self.proto).await;
                 }
                 if self.pending.is_empty() || self.close_after_write {
                     break None;

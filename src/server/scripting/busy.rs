@@ -215,7 +215,8 @@ pub enum WhileBusy {
     Reply(Frame),
     /// QUIT: +OK and close.
     Quit,
-    /// SHUTDOWN NOSAVE was passed on to the script; the server exits when it stops.
+    /// SHUTDOWN NOSAVE was passed on to the script; the server exits when it stops (the
+    /// command runs as usual afterwards if it did not).
     Shutdown,
     /// An allow_busy command that needs the server state (MULTI, WATCH, AUTH, HELLO...): it
     /// runs once the script ended.
