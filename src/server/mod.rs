@@ -77,6 +77,11 @@ pub fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
+/// Stack of the runtime's threads. Scripts run there and recurse on it (cjson and cmsgpack
+/// nest 1000 and 4000 levels deep, a reply up to Redis's ~8000 levels, see
+/// `scripting::convert`); they ran on the main thread's 8 MB before the runtime had workers.
+pub const SCRIPT_THREAD_STACK: usize = 64 * 1024 * 1024;
+
 const DAEMON_ENV: &str = "RF_SERVER_DAEMON_CHILD";
 
 pub fn version_line() -> String {
@@ -191,7 +196,7 @@ fn server_main(args: Vec<String>) -> i32 {
     // is a multi-thread runtime with one worker (not current_thread) so that a busy script
     // can hand the worker to another thread (`scripting::busy`).
     let io_threads = cfg.get_int("io-threads").max(1) as usize;
-    let built = tokio::runtime::Builder::new_multi_thread().worker_threads(io_threads).enable_all().build();
+    let built = tokio::runtime::Builder::new_multi_thread().worker_threads(io_threads).thread_stack_size(SCRIPT_THREAD_STACK).enable_all().build();
     let runtime = match built {
         Ok(r) => r,
         Err(e) => {
