@@ -194,3 +194,25 @@ fn replicas_attached_during_a_busy_script_end_up_consistent() {
         }
     }
 }
+
+#[test]
+fn a_transaction_with_a_command_refused_while_busy_aborts() {
+    for (name, server) in both(&[]) {
+        let port = server.port;
+        let mut tx = connect(port);
+        assert_eq!(value_text(&redis::cmd("MULTI").query::<redis::Value>(&mut tx).expect("multi")), "OK", "{name}");
+        assert_eq!(value_text(&redis::cmd("SET").arg("a").arg("1").query::<redis::Value>(&mut tx).expect("queued")), "QUEUED", "{name}");
+        let script = run_in_thread(port, &["EVAL", &timed_script(1500, false), "0"]);
+        wait_busy(name, port, BUSY_EVAL);
+        let refused = redis::cmd("SET").arg("b").arg("2").query::<redis::Value>(&mut tx).map_err(|e| error_text(&e));
+        assert_eq!(refused, Err(BUSY_EVAL.to_string()), "{name}");
+        let exec = redis::cmd("EXEC").query::<redis::Value>(&mut tx).map_err(|e| error_text(&e));
+        assert_eq!(exec, Err(format!("EXECABORT Transaction discarded because of: {BUSY_EVAL}")), "{name}");
+        assert_eq!(script.join().expect("script thread"), "done", "{name}");
+        // The transaction is gone.
+        let again = redis::cmd("EXEC").query::<redis::Value>(&mut tx).map_err(|e| error_text(&e));
+        assert_eq!(again, Err("ERR EXEC without MULTI".to_string()), "{name}");
+        assert_eq!(ask(port, &["GET", "a"]), "(nil)", "{name}");
+        assert_eq!(ask(port, &["EXISTS", "b"]), "0", "{name}");
+    }
+}

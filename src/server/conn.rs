@@ -31,7 +31,8 @@ const PROTECTED_MODE_MSG: &str = "DENIED Redis is running in protected mode beca
 pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let mut parser = RequestParser::new();
-    let (carried_input, carried_requests) = if shared.watch.is_busy() {
+    let loopback = peer.ip().is_loopback() || is_mapped_loopback(&peer);
+    let (carried_input, carried_requests) = if shared.watch.is_busy() && shared.watch.may_answer_new_client(loopback) {
         match serve_before_admission(&shared, &mut stream, &mut parser).await {
             Ok(Some(carried)) => carried,
             _ => return,
@@ -92,6 +93,9 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
         force_close,
         proto: ProtocolVersion::Resp2,
         authenticated: parser.authenticated(),
+        in_multi: false,
+        rejected_in_multi: false,
+        discard_transaction: false,
     };
     let result = conn.run(&mut stream, &mut parser, qlimit).await;
     if let Err(e) = result {
@@ -112,18 +116,41 @@ enum AfterBusy {
     WaitForScript,
 }
 
+/// The client as a connection answering without the server state sees it.
+struct BusyClient {
+    proto: ProtocolVersion,
+    authenticated: bool,
+    in_multi: bool,
+    /// A command was rejected while a transaction was open (flagged at the next batch).
+    rejected: bool,
+    /// EXEC was rejected: the transaction is discarded at the next batch.
+    discard: bool,
+}
+
 /// Answers `pending` from the front as Redis answers while a script is busy (see
 /// `scripting::busy`), without the server state.
-fn answer_while_busy(shared: &Shared, pending: &mut Vec<Vec<Bytes>>, out: &mut BytesMut, proto: ProtocolVersion, authenticated: bool) -> AfterBusy {
+fn answer_while_busy(shared: &Shared, pending: &mut Vec<Vec<Bytes>>, out: &mut BytesMut, client: &mut BusyClient) -> AfterBusy {
+    let proto = client.proto;
     let mut answered = 0;
     let next = loop {
         let Some(args) = pending.get(answered) else { break AfterBusy::Continue };
         if !shared.watch.is_busy() {
             break AfterBusy::Continue;
         }
-        match busy::answer_while_busy(&shared.watch, &shared.commands, args, authenticated) {
+        match busy::answer_while_busy(&shared.watch, &shared.commands, args, client.authenticated, client.in_multi) {
             WhileBusy::Reply(frame) => {
                 frame.encode(proto, out);
+                answered += 1;
+            }
+            WhileBusy::Rejected(frame) => {
+                frame.encode(proto, out);
+                client.rejected |= client.in_multi;
+                answered += 1;
+            }
+            WhileBusy::AbortExec(frame) => {
+                frame.encode(proto, out);
+                client.discard = true;
+                client.in_multi = false;
                 answered += 1;
             }
             WhileBusy::Quit => {
@@ -163,7 +190,8 @@ async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser:
                 }
             }
         }
-        let next = answer_while_busy(shared, &mut pending, &mut out, proto, false);
+        let mut client = BusyClient { proto, authenticated: false, in_multi: false, rejected: false, discard: false };
+        let next = answer_while_busy(shared, &mut pending, &mut out, &mut client);
         let done = matches!(next, AfterBusy::Close);
         let wait = !matches!(next, AfterBusy::Continue);
         stream.write_all(&out).await?;
@@ -261,10 +289,15 @@ struct Conn {
     unaccounted_input: u64,
     pending_out: Arc<AtomicUsize>,
     force_close: Arc<AtomicBool>,
-    /// The client's protocol and authentication as of its last batch (replies sent without
-    /// the state: unblocking, busy scripts).
+    /// The client's protocol, authentication and transaction as of its last batch (replies
+    /// sent without the state: unblocking, busy scripts).
     proto: ProtocolVersion,
     authenticated: bool,
+    in_multi: bool,
+    /// A command was rejected during a busy script while a transaction was open.
+    rejected_in_multi: bool,
+    /// EXEC was rejected during a busy script: the transaction goes at the next batch.
+    discard_transaction: bool,
 }
 
 impl Conn {
@@ -412,7 +445,11 @@ impl Conn {
             let shared = self.shared.clone();
             let state = loop {
                 if shared.watch.is_busy() {
-                    let next = answer_while_busy(&shared, &mut self.pending, &mut self.out, self.proto, self.authenticated);
+                    let mut client = BusyClient { proto: self.proto, authenticated: self.authenticated, in_multi: self.in_multi, rejected: false, discard: false };
+                    let next = answer_while_busy(&shared, &mut self.pending, &mut self.out, &mut client);
+                    self.rejected_in_multi |= client.rejected;
+                    self.discard_transaction |= client.discard;
+                    self.in_multi = client.in_multi;
                     match next {
                         AfterBusy::Close => self.close_after_write = true,
                         AfterBusy::WaitForScript => shared.watch.until_idle().await,
@@ -469,6 +506,12 @@ impl Conn {
             self.close_after_write = true;
             return false;
         };
+        if std::mem::take(&mut self.discard_transaction) {
+            dispatch::discard_transaction(&mut srv, &mut client);
+        }
+        if std::mem::take(&mut self.rejected_in_multi) {
+            dispatch::flag_multi_error(&mut client);
+        }
         // Messages queued before these commands run go out before their replies; taken under
         // the lock, so nothing can slip in between.
         while let Ok(m) = self.rx.try_recv() {
@@ -532,6 +575,7 @@ impl Conn {
         parser.set_authenticated(client.authenticated);
         self.proto = client.proto;
         self.authenticated = client.authenticated;
+        self.in_multi = client.multi.is_some();
         parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
         client.qbuf = self.inbuf.len();
         srv.clients.insert(self.id, client);

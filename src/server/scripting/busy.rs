@@ -69,11 +69,14 @@ pub struct ScriptWatch {
     stop: AtomicU8,
     /// requirepass is set: clients that did not AUTH get NOAUTH rather than -BUSY.
     auth_required: AtomicBool,
+    /// Protected mode without a password: only loopback clients are served at all.
+    loopback_only: AtomicBool,
 }
 
 impl ScriptWatch {
     /// A script starts (under the server lock).
-    pub fn begin(&self, eval_mode: bool, threshold_ms: i64, auth_required: bool) {
+    pub fn begin(&self, eval_mode: bool, threshold_ms: i64, auth_required: bool, loopback_only: bool) {
+        self.loopback_only.store(loopback_only, Ordering::Relaxed);
         self.threshold_ms.store(threshold_ms, Ordering::Relaxed);
         self.eval_mode.store(eval_mode, Ordering::Relaxed);
         self.auth_required.store(auth_required, Ordering::Relaxed);
@@ -98,6 +101,12 @@ impl ScriptWatch {
 
     pub fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
+    }
+
+    /// Whether a new connection from `loopback` may be answered while the script is busy
+    /// (protected mode refuses the others once the state is free).
+    pub fn may_answer_new_client(&self, loopback: bool) -> bool {
+        loopback || !self.loopback_only.load(Ordering::Relaxed)
     }
 
     pub fn script_running(&self) -> bool {
@@ -212,7 +221,13 @@ fn hand_off_worker() -> bool {
 
 /// What a connection does with a request while a script is busy.
 pub enum WhileBusy {
+    /// The command ran (KILL) or answered its own error.
     Reply(Frame),
+    /// Redis's `rejectCommand`: the error, and a transaction in progress is flagged so that
+    /// its EXEC aborts.
+    Rejected(Frame),
+    /// EXEC of an open transaction: rejected, which discards the transaction.
+    AbortExec(Frame),
     /// QUIT: +OK and close.
     Quit,
     /// SHUTDOWN NOSAVE was passed on to the script; the server exits when it stops (the
@@ -224,27 +239,32 @@ pub enum WhileBusy {
 }
 
 /// Redis's processCommand for a busy script: the checks before it (unknown command, arity,
-/// authentication), then -BUSY unless the command is allowed while busy.
-pub fn answer_while_busy(watch: &ScriptWatch, table: &CommandTable, args: &[Bytes], authenticated: bool) -> WhileBusy {
+/// authentication), then -BUSY unless the command is allowed while busy. `in_multi`: the
+/// client has a transaction open (a command rejected meanwhile makes its EXEC abort).
+pub fn answer_while_busy(watch: &ScriptWatch, table: &CommandTable, args: &[Bytes], authenticated: bool, in_multi: bool) -> WhileBusy {
     use crate::server::dispatch;
     let Some(top) = table.lookup(&args[0]) else {
-        return WhileBusy::Reply(dispatch::unknown_command_error(args));
+        return WhileBusy::Rejected(dispatch::unknown_command_error(args));
     };
     let spec = match dispatch::resolve(top, args) {
         Ok(s) => s,
-        Err(e) => return WhileBusy::Reply(e),
+        Err(e) => return WhileBusy::Rejected(e),
     };
     if !spec.check_arity(args.len()) {
-        return WhileBusy::Reply(crate::server::command::wrong_args(&spec.name));
+        return WhileBusy::Rejected(crate::server::command::wrong_args(&spec.name));
     }
     if !authenticated && watch.auth_required.load(Ordering::Relaxed) && !spec.has(flags::NO_AUTH) {
-        return WhileBusy::Reply(Frame::error("NOAUTH Authentication required."));
+        return WhileBusy::Rejected(Frame::error("NOAUTH Authentication required."));
     }
     if spec.name == "quit" {
         return WhileBusy::Quit;
     }
     if !spec.has(flags::ALLOW_BUSY) {
-        return WhileBusy::Reply(watch.busy_error());
+        if spec.name == "exec" && in_multi {
+            let Frame::Error(reason) = watch.busy_error() else { unreachable!("busy_error is an error") };
+            return WhileBusy::AbortExec(Frame::error(format!("EXECABORT Transaction discarded because of: {reason}")));
+        }
+        return WhileBusy::Rejected(watch.busy_error());
     }
     match spec.name.as_str() {
         "script|kill" => WhileBusy::Reply(watch.kill(true)),

@@ -480,7 +480,8 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     let engine = inv.engine.clone();
     let lua = engine.lua.clone();
     let watch = ctx.srv.scripting.watch.clone();
-    watch.begin(inv.eval_mode, ctx.srv.limits.busy_reply_threshold_ms, ctx.srv.limits.requirepass.is_some());
+    let limits = &ctx.srv.limits;
+    watch.begin(inv.eval_mode, limits.busy_reply_threshold_ms, limits.requirepass.is_some(), limits.protected_mode && limits.requirepass.is_none());
     let mut shutting_down = false;
     let outcome = (|| -> mlua::Result<(Result<Value, Value>, bool)> {
         let keys = lua.create_sequence_from(inv.keys.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)?;
