@@ -18,6 +18,11 @@
 //! hop per EVAL (a script thread) or a hook that polls the connections itself, which tokio
 //! does not offer.
 //!
+//! Not as Redis yet: the `allow_busy` commands that need the state (MULTI, WATCH, UNWATCH,
+//! DISCARD, RESET, AUTH, HELLO, REPLCONF, FUNCTION STATS during an FCALL) run once the script
+//! ended instead of at once; with `io-threads` > 1 a worker that was already waiting for the
+//! lock when the script went busy stays blocked until it ends (other workers answer).
+//!
 //! FUNCTION LOAD's top level may run 500 ms, then the load fails with "FUNCTION LOAD
 //! timeout" (Redis's `luaEngineLoadHook`); it never goes busy.
 
