@@ -89,6 +89,10 @@ impl RequestParser {
         self.authenticated = authenticated;
     }
 
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+
     /// True while part of a request is buffered (used for query-buffer limits).
     pub fn in_progress(&self) -> bool {
         self.pending_args > 0

@@ -15,21 +15,36 @@ use tokio::sync::mpsc;
 
 use super::client::{ClientState, Outbound, ReplyMode};
 use super::dispatch::{self, Outcome};
-use super::state::Shared;
-use crate::resp::{Frame, RequestParser};
+use super::scripting::busy::{self, WhileBusy};
+use super::state::{ServerState, Shared};
+use crate::resp::{Frame, ProtocolVersion, RequestParser};
 
 /// Most requests executed per lock acquisition (keeps other clients' latency low).
 const MAX_BATCH: usize = 512;
+
+/// Input a connection accepted while a script is busy may buffer (Redis's default
+/// client-query-buffer-limit; the configured one needs the state).
+const MAX_INPUT_WHILE_BUSY: usize = 1024 * 1024 * 1024;
 
 const PROTECTED_MODE_MSG: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
 pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let mut parser = RequestParser::new();
+    let loopback = peer.ip().is_loopback() || is_mapped_loopback(&peer);
+    let (carried_input, carried_requests) = if shared.watch.is_busy() && shared.watch.may_answer_new_client(loopback) {
+        match serve_before_admission(&shared, &mut stream, &mut parser).await {
+            Ok(Some(carried)) => carried,
+            _ => return,
+        }
+    } else {
+        (BytesMut::with_capacity(16 * 1024), Vec::new())
+    };
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
     #[allow(clippy::type_complexity)]
-    let admitted: Result<(u64, RequestParser, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>)), &'static [u8]> = {
-        let mut srv = shared.state.lock();
+    let admitted: Result<(u64, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>)), &'static [u8]> = {
+        let mut srv = shared.lock_async().await;
         srv.stats.total_connections += 1;
         let protected = srv.limits.protected_mode && srv.limits.requirepass.is_none();
         if protected && !peer.ip().is_loopback() && !is_mapped_loopback(&peer) {
@@ -44,13 +59,13 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             c.tx = Some(tx);
             let (c_pending, c_force) = (c.pending_out.clone(), c.force_close.clone());
             srv.clients.insert(id, c);
-            let mut parser = RequestParser::new().with_max_bulk_len(srv.limits.proto_max_bulk_len);
+            parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
             parser.set_authenticated(authenticated);
             let out_state = (c_pending.clone(), c_force.clone());
-            Ok((id, parser, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone(), out_state))
+            Ok((id, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone(), out_state))
         }
     };
-    let (id, mut parser, qlimit, pause, (pending_out, force_close)) = match admitted {
+    let (id, qlimit, pause, (pending_out, force_close)) = match admitted {
         Ok(v) => v,
         Err(b"protected") => {
             let _ = stream.write_all(format!("-{PROTECTED_MODE_MSG}\r\n").as_bytes()).await;
@@ -61,13 +76,143 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
-    let mut conn = Conn { shared: shared.clone(), id, rx, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, force_close };
+    let unaccounted_input = carried_input.len() as u64;
+    let mut conn = Conn {
+        shared: shared.clone(),
+        id,
+        rx,
+        inbuf: carried_input,
+        out: BytesMut::with_capacity(16 * 1024),
+        pending: carried_requests,
+        close_after_write: false,
+        blocked_deadline: None,
+        blocked: false,
+        pause,
+        unaccounted_input,
+        pending_out,
+        force_close,
+        proto: ProtocolVersion::Resp2,
+        authenticated: parser.authenticated(),
+        in_multi: false,
+        rejected_in_multi: false,
+        discard_transaction: false,
+    };
     let result = conn.run(&mut stream, &mut parser, qlimit).await;
     if let Err(e) = result {
         tracing::debug!("client {id} closed: {e}");
     }
-    let mut srv = shared.state.lock();
+    let mut srv = shared.lock_async().await;
     dispatch::client_gone(&mut srv, id);
+}
+
+/// What a connection does after answering requests while a script is busy.
+enum AfterBusy {
+    /// Everything answered (or the script ended): carry on as usual.
+    Continue,
+    Close,
+    /// The first pending request needs the server state: it runs after the script. SHUTDOWN
+    /// NOSAVE stops the script and stays pending: the server exits once the script stopped
+    /// (or the command runs as usual if it did not).
+    WaitForScript,
+}
+
+/// The client as a connection answering without the server state sees it.
+struct BusyClient {
+    proto: ProtocolVersion,
+    authenticated: bool,
+    in_multi: bool,
+    /// A command was rejected while a transaction was open (flagged at the next batch).
+    rejected: bool,
+    /// EXEC was rejected: the transaction is discarded at the next batch.
+    discard: bool,
+}
+
+/// Answers `pending` from the front as Redis answers while a script is busy (see
+/// `scripting::busy`), without the server state.
+fn answer_while_busy(shared: &Shared, pending: &mut Vec<Vec<Bytes>>, out: &mut BytesMut, client: &mut BusyClient) -> AfterBusy {
+    let proto = client.proto;
+    let mut answered = 0;
+    let next = loop {
+        let Some(args) = pending.get(answered) else { break AfterBusy::Continue };
+        if !shared.watch.is_busy() {
+            break AfterBusy::Continue;
+        }
+        match busy::answer_while_busy(&shared.watch, &shared.commands, args, client.authenticated, client.in_multi) {
+            WhileBusy::Reply(frame) => {
+                frame.encode(proto, out);
+                answered += 1;
+            }
+            WhileBusy::Rejected(frame) => {
+                frame.encode(proto, out);
+                client.rejected |= client.in_multi;
+                answered += 1;
+            }
+            WhileBusy::AbortExec(frame) => {
+                frame.encode(proto, out);
+                client.discard = true;
+                client.in_multi = false;
+                answered += 1;
+            }
+            WhileBusy::Quit => {
+                Frame::ok().encode(proto, out);
+                answered = pending.len();
+                break AfterBusy::Close;
+            }
+            WhileBusy::Shutdown | WhileBusy::WaitForState => break AfterBusy::WaitForScript,
+        }
+    };
+    pending.drain(..answered);
+    next
+}
+
+/// A connection accepted while a script is busy is answered as Redis answers it (-BUSY,
+/// KILL, SHUTDOWN NOSAVE) before it is registered, which needs the state. Returns the
+/// unread input and the requests left once the script ended or a request needs the state;
+/// None when the connection is done.
+async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser: &mut RequestParser) -> std::io::Result<Option<(BytesMut, Vec<Vec<Bytes>>)>> {
+    let proto = ProtocolVersion::Resp2;
+    let mut inbuf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::new();
+    let mut pending = Vec::new();
+    while shared.watch.is_busy() {
+        if inbuf.len() > MAX_INPUT_WHILE_BUSY {
+            return Ok(None);
+        }
+        loop {
+            match parser.parse(&mut inbuf) {
+                Ok(Some(args)) if !args.is_empty() => pending.push(args),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    Frame::error(format!("ERR {e}")).encode(proto, &mut out);
+                    stream.write_all(&out).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        let mut client = BusyClient { proto, authenticated: false, in_multi: false, rejected: false, discard: false };
+        let next = answer_while_busy(shared, &mut pending, &mut out, &mut client);
+        let done = matches!(next, AfterBusy::Close);
+        let wait = !matches!(next, AfterBusy::Continue);
+        stream.write_all(&out).await?;
+        out.clear();
+        if done {
+            return Ok(None);
+        }
+        if wait {
+            shared.watch.until_idle().await;
+            break;
+        }
+        tokio::select! {
+            read = stream.read_buf(&mut inbuf) => {
+                if read? == 0 {
+                    return Ok(None);
+                }
+            }
+            _ = shared.watch.until_idle() => {}
+        }
+    }
+    Ok(Some((inbuf, pending)))
 }
 
 /// Writes all of `data`, but gives up once the client is scheduled to close (output buffer
@@ -144,10 +289,27 @@ struct Conn {
     unaccounted_input: u64,
     pending_out: Arc<AtomicUsize>,
     force_close: Arc<AtomicBool>,
+    /// The client's protocol, authentication and transaction as of its last batch (replies
+    /// sent without the state: unblocking, busy scripts).
+    proto: ProtocolVersion,
+    authenticated: bool,
+    in_multi: bool,
+    /// A command was rejected during a busy script while a transaction was open.
+    rejected_in_multi: bool,
+    /// EXEC was rejected during a busy script: the transaction goes at the next batch.
+    discard_transaction: bool,
 }
 
 impl Conn {
     async fn run(&mut self, stream: &mut TcpStream, parser: &mut RequestParser, qlimit: usize) -> std::io::Result<()> {
+        if !self.pending.is_empty() || !self.inbuf.is_empty() {
+            // Requests read while a script was busy, before this client was registered.
+            self.process_input(parser, qlimit).await;
+            self.flush(stream).await?;
+            if self.close_after_write {
+                return Ok(());
+            }
+        }
         loop {
             let sleep_for = match (self.blocked, self.blocked_deadline) {
                 (true, Some(deadline)) => Duration::from_millis((deadline - super::now_ms()).max(0) as u64),
@@ -184,7 +346,7 @@ impl Conn {
                 }
                 _ = tokio::time::sleep(sleep_for), if self.blocked => {
                     let reply = {
-                        let mut srv = self.shared.state.lock();
+                        let mut srv = self.shared.lock_async().await;
                         dispatch::unblock_on_timeout(&mut srv, self.id)
                     };
                     if let Some(frame) = reply {
@@ -208,7 +370,9 @@ impl Conn {
     async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         if !self.out.is_empty() {
             // appendfsync always: no reply leaves before the writes it acknowledges are fsynced.
-            let durability = self.shared.state.lock().persist.durability_wait();
+            // appendfsync always: no reply leaves before the writes it acknowledges are
+            // fsynced. While a script is busy this client ran nothing since its last flush.
+            let durability = self.shared.lock_unless_busy().await.and_then(|srv| srv.persist.durability_wait());
             if let Some((svc, seq)) = durability {
                 svc.wait_aof(seq).await;
             }
@@ -235,10 +399,7 @@ impl Conn {
     }
 
     fn push_reply_for_self(&mut self, frame: Frame) {
-        let srv = self.shared.state.lock();
-        let proto = srv.clients.get(&self.id).map(|c| c.proto).unwrap_or_default();
-        drop(srv);
-        frame.encode(proto, &mut self.out);
+        frame.encode(self.proto, &mut self.out);
     }
 
     async fn resume(&mut self, parser: &mut RequestParser, qlimit: usize) {
@@ -264,7 +425,7 @@ impl Conn {
                 }
             }
             if self.inbuf.len() > qlimit {
-                let mut srv = self.shared.state.lock();
+                let mut srv = self.shared.lock_async().await;
                 super::log::warning(&format!("Closing client that reached max query buffer length: id={} (qbuf initial bytes: ...)", self.id));
                 if let Some(c) = srv.clients.get_mut(&self.id) {
                     c.killed = true;
@@ -281,7 +442,31 @@ impl Conn {
                 return;
             }
             self.wait_if_paused().await;
-            let more = self.run_batch(parser);
+            let shared = self.shared.clone();
+            let state = loop {
+                if shared.watch.is_busy() {
+                    let mut client = BusyClient { proto: self.proto, authenticated: self.authenticated, in_multi: self.in_multi, rejected: false, discard: false };
+                    let next = answer_while_busy(&shared, &mut self.pending, &mut self.out, &mut client);
+                    self.rejected_in_multi |= client.rejected;
+                    self.discard_transaction |= client.discard;
+                    self.in_multi = client.in_multi;
+                    match next {
+                        AfterBusy::Close => self.close_after_write = true,
+                        AfterBusy::WaitForScript => shared.watch.until_idle().await,
+                        AfterBusy::Continue => {}
+                    }
+                }
+                if self.pending.is_empty() || self.close_after_write {
+                    break None;
+                }
+                if let Some(srv) = shared.lock_unless_busy().await {
+                    break Some(srv);
+                }
+            };
+            let more = match state {
+                Some(srv) => self.run_batch(parser, srv),
+                None => !self.close_after_write,
+            };
             if let Some(e) = protocol_error {
                 if !self.blocked {
                     Frame::error(format!("ERR {e}")).encode(crate::resp::ProtocolVersion::Resp2, &mut self.out);
@@ -301,7 +486,7 @@ impl Conn {
                 return;
             }
             let (until, writes_only, has_write) = {
-                let srv = self.shared.state.lock();
+                let srv = self.shared.lock_async().await;
                 let until = self.pause.load(Ordering::Relaxed);
                 let has_write = self.pending.iter().any(|a| srv.commands.lookup(&a[0]).is_some_and(|s| s.has(super::command::flags::WRITE)));
                 (until, srv.client_pause_writes_only, has_write)
@@ -314,14 +499,19 @@ impl Conn {
         }
     }
 
-    /// Runs the pending requests under one lock. Returns true if input may remain.
-    fn run_batch(&mut self, parser: &mut RequestParser) -> bool {
+    /// Runs the pending requests under the lock. Returns true if input may remain.
+    fn run_batch(&mut self, parser: &mut RequestParser, mut srv: parking_lot::MutexGuard<'_, ServerState>) -> bool {
         let requests = std::mem::take(&mut self.pending);
-        let mut srv = self.shared.state.lock();
         let Some(mut client) = srv.clients.remove(&self.id) else {
             self.close_after_write = true;
             return false;
         };
+        if std::mem::take(&mut self.discard_transaction) {
+            dispatch::discard_transaction(&mut srv, &mut client);
+        }
+        if std::mem::take(&mut self.rejected_in_multi) {
+            dispatch::flag_multi_error(&mut client);
+        }
         // Messages queued before these commands run go out before their replies; taken under
         // the lock, so nothing can slip in between.
         while let Ok(m) = self.rx.try_recv() {
@@ -383,6 +573,9 @@ impl Conn {
         srv.stats.net_output_bytes += (self.out.len() - out_before) as u64;
         srv.stats.net_input_bytes += std::mem::take(&mut self.unaccounted_input);
         parser.set_authenticated(client.authenticated);
+        self.proto = client.proto;
+        self.authenticated = client.authenticated;
+        self.in_multi = client.multi.is_some();
         parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
         client.qbuf = self.inbuf.len();
         srv.clients.insert(self.id, client);

@@ -199,7 +199,8 @@ pub fn is_no_reply_marker(f: &Frame) -> bool {
     matches!(f, Frame::Simple(s) if s == super::commands::pubsub::NO_REPLY)
 }
 
-fn flag_multi_error(client: &mut ClientState) {
+/// Redis's `flagTransaction`: an open transaction's EXEC will abort.
+pub fn flag_multi_error(client: &mut ClientState) {
     if client.multi.is_some() {
         client.multi_error = true;
     }

@@ -77,6 +77,11 @@ pub fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
+/// Stack of the runtime's threads. Scripts run there and recurse on it (cjson and cmsgpack
+/// nest 1000 and 4000 levels deep, a reply up to Redis's ~8000 levels, see
+/// `scripting::convert`); they ran on the main thread's 8 MB before the runtime had workers.
+pub const SCRIPT_THREAD_STACK: usize = 64 * 1024 * 1024;
+
 const DAEMON_ENV: &str = "RF_SERVER_DAEMON_CHILD";
 
 pub fn version_line() -> String {
@@ -185,15 +190,13 @@ fn server_main(args: Vec<String>) -> i32 {
     if let Some(check) = startup_guard::Check::from_config(&cfg) {
         startup_guard::run(&check, &mut cfg);
     }
-    // `io-threads 1` (Redis's default) runs every connection on one thread, as Redis's event
-    // loop does: measured on 2 cores, a second worker costs ~25% more CPU per request (task
-    // wake-ups across threads) and only pays off when the machine has idle cores.
+    // `io-threads 1` (Redis's default) runs every connection on one worker thread, as Redis's
+    // event loop does: measured on 2 cores, a second worker costs ~25% more CPU per request
+    // (task wake-ups across threads) and only pays off when the machine has idle cores. It
+    // is a multi-thread runtime with one worker (not current_thread) so that a busy script
+    // can hand the worker to another thread (`scripting::busy`).
     let io_threads = cfg.get_int("io-threads").max(1) as usize;
-    let built = if io_threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(io_threads).enable_all().build()
-    };
+    let built = tokio::runtime::Builder::new_multi_thread().worker_threads(io_threads).thread_stack_size(SCRIPT_THREAD_STACK).enable_all().build();
     let runtime = match built {
         Ok(r) => r,
         Err(e) => {
@@ -332,7 +335,10 @@ async fn serve(cfg: Config) -> i32 {
         log::warning(&format!("Fatal error loading the DB: {e}. Exiting."));
         return 1;
     }
-    let shared = Arc::new(Shared { state: Mutex::new(st), shutdown: Notify::new() });
+    let watch = st.scripting.watch.clone();
+    let single_worker = st.config.get_int("io-threads") <= 1;
+    let commands = st.commands.clone();
+    let shared = Arc::new(Shared { state: Mutex::new(st), shutdown: Notify::new(), watch, single_worker, commands });
     for listener in listeners {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -411,9 +417,12 @@ async fn cron(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
+        // Redis's serverCron does not run while a script is busy either.
+        let Some(mut srv) = shared.lock_unless_busy().await else { continue };
         // A panic in one tick must not end the task for good: the LRU clock and active
         // expiry would silently stop for the life of the server. It is logged instead.
-        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cron_tick(&shared)));
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cron_tick(&mut srv)));
+        drop(srv);
         if let Err(panic) = step {
             let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
             log::warning(&format!("Background cron step failed (a bug): {}", what.unwrap_or_default()));
@@ -421,12 +430,11 @@ async fn cron(shared: Arc<Shared>) {
     }
 }
 
-fn cron_tick(shared: &Shared) {
-    let mut srv = shared.state.lock();
+fn cron_tick(srv: &mut ServerState) {
     let now = now_ms();
     srv.lru_clock = state::lru_clock_now();
     if srv.active_expire_enabled && !srv.repl.is_replica() {
-        active_expire_cycle(&mut srv, now);
+        active_expire_cycle(srv, now);
     }
     let used = srv.used_memory();
     if used > srv.stat_peak_memory {
@@ -443,9 +451,9 @@ fn cron_tick(shared: &Shared) {
             }
         }
     }
-    persistence::cron(&mut srv, now);
+    persistence::cron(srv, now);
     if srv.limits.maxmemory > 0 {
-        evict::perform_evictions(&mut srv, None);
+        evict::perform_evictions(srv, None);
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Limits {
     pub obuf_hard_replica: u64,
     /// The `*-max-*` encoding thresholds, read per write of a hash, set or sorted set.
     pub encoding: crate::server::types::EncodingLimits,
+    /// `busy-reply-threshold` (`lua-time-limit`): a script running longer is "busy".
+    pub busy_reply_threshold_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -196,6 +198,51 @@ pub struct Shared {
     pub state: Mutex<ServerState>,
     /// Wakes the main loop for SHUTDOWN.
     pub shutdown: Notify,
+    /// The running script (busy scripts answer without the state).
+    pub watch: Arc<crate::server::scripting::busy::ScriptWatch>,
+    /// `io-threads 1`: one runtime worker, so the state is only ever contended by threads
+    /// outside the runtime (a script that went busy, persistence threads).
+    pub single_worker: bool,
+    /// The command table (the same as `ServerState::commands`), readable while busy.
+    pub commands: Arc<CommandTable>,
+}
+
+impl Shared {
+    /// The state for an async task, or None while a script is busy (the task answers
+    /// without it, or waits with [`Shared::lock_async`]). Never blocks the worker thread on
+    /// a lock a script holds from outside the runtime (see `scripting::busy`).
+    pub async fn lock_unless_busy(&self) -> Option<parking_lot::MutexGuard<'_, ServerState>> {
+        for attempt in 0u32.. {
+            if self.watch.is_busy() {
+                return None;
+            }
+            if let Some(guard) = self.state.try_lock() {
+                return Some(guard);
+            }
+            if !self.single_worker && !self.watch.script_running() {
+                // Ordinary contention between runtime workers.
+                return Some(self.state.lock());
+            }
+            // Held by a thread outside the runtime: a script that went busy (and may still
+            // be finishing its batch), persistence. Wait without blocking the worker.
+            if attempt < 16 {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        unreachable!("the loop above only ends by returning")
+    }
+
+    /// The state for an async task, once no busy script holds it.
+    pub async fn lock_async(&self) -> parking_lot::MutexGuard<'_, ServerState> {
+        loop {
+            if let Some(guard) = self.lock_unless_busy().await {
+                return guard;
+            }
+            self.watch.until_idle().await;
+        }
+    }
 }
 
 impl ServerState {
@@ -279,6 +326,7 @@ impl ServerState {
             obuf_hard_pubsub: hard("pubsub"),
             obuf_hard_replica: hard("slave"),
             encoding: crate::server::types::EncodingLimits::from_config(c),
+            busy_reply_threshold_ms: c.get_int("lua-time-limit"),
         };
     }
 

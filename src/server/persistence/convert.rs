@@ -251,8 +251,8 @@ impl IncrementalSnapshot {
     }
 
     /// One step of capture `id` under the server lock (None: the database went away).
-    fn step(shared: &Shared, id: u64) -> Option<(Vec<CapturedKey>, bool)> {
-        shared.state.lock().dbs.iter_mut().find_map(|db| db.capture_step(id, CAPTURE_STEP))
+    fn step(srv: &mut ServerState, id: u64) -> Option<(Vec<CapturedKey>, bool)> {
+        srv.dbs.iter_mut().find_map(|db| db.capture_step(id, CAPTURE_STEP))
     }
 
     /// Runs the steps on the server runtime; `each` gets every batch in order.
@@ -263,7 +263,7 @@ impl IncrementalSnapshot {
         runtime.spawn(async move {
             for (part, id) in ids.into_iter().enumerate() {
                 loop {
-                    let step = Self::step(&shared, id);
+                    let step = Self::step(&mut *shared.lock_async().await, id);
                     let done = step.as_ref().is_none_or(|s| s.1);
                     let lost = step.is_none();
                     if tx.send(step.map(|(batch, done)| (part, batch, done))).await.is_err() || lost {
@@ -318,7 +318,7 @@ impl DatasetSnapshot for IncrementalSnapshot {
                 for (part, &(_, id, _, _)) in self.dbs.iter().enumerate() {
                     loop {
                         // SWAPDB may have moved the database: it is found by its capture
-                        let Some((batch, done)) = Self::step(&self.shared, id) else {
+                        let Some((batch, done)) = Self::step(&mut *self.shared.state.lock(), id) else {
                             return Err(io::Error::other("the database being saved went away"));
                         };
                         each(part, batch)?;

@@ -72,6 +72,12 @@ pub trait DataHost: Send + Sync + 'static {
     /// as Redis's single thread does.
     fn wait_until_idle(&self) {}
 
+    /// The server's running-script watch, which async callers check before the calls above
+    /// (a busy script holds the state).
+    fn script_watch(&self) -> Option<std::sync::Arc<crate::server::scripting::busy::ScriptWatch>> {
+        None
+    }
+
     /// The replication link to our master went up (after sync) or down.
     fn on_master_link(&self, _connected: bool, _addr: &str) {}
 }

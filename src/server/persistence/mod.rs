@@ -274,6 +274,10 @@ impl DataHost for SharedHost {
         drop(self.shared.state.lock());
     }
 
+    fn script_watch(&self) -> Option<Arc<crate::server::scripting::busy::ScriptWatch>> {
+        Some(self.shared.watch.clone())
+    }
+
     fn on_master_link(&self, connected: bool, addr: &str) {
         let mut srv = self.shared.state.lock();
         super::replication::master_link_changed(&mut srv, connected, addr);

@@ -524,7 +524,7 @@ fn wait_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     repl.request_acks();
     tokio::spawn(async move {
         let n = repl.wait(target, needed.max(0) as usize, timeout).await;
-        let mut srv = host.shared.state.lock();
+        let mut srv = host.shared.lock_async().await;
         if srv.blocked.contains_key(&id) {
             super::dispatch::unregister_blocked(&mut srv, id);
             if let Some(tx) = srv.clients.get(&id).and_then(|c| c.tx.clone()) {

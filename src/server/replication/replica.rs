@@ -175,6 +175,7 @@ async fn link_once(
     if reply.starts_with('-') {
         notice!("(Non critical) Master does not understand REPLCONF capa: {}", reply);
     }
+    until_script_idle(host).await;
     host.wait_until_idle();
     let (replid, offset) = repl.psync_request();
     let offset_s = offset.to_string();
@@ -221,8 +222,10 @@ async fn link_once(
     });
     notice!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization or finished a full one; streaming.");
     let addr = format!("{mhost}:{mport}");
+    until_script_idle(host).await;
     host.on_master_link(true, &addr);
     let result = stream_commands(conn, repl, host, generation, epoch).await;
+    until_script_idle(host).await;
     host.on_master_link(false, &addr);
     result
 }
@@ -325,7 +328,7 @@ async fn stream_commands(
             let name = argv[0].to_ascii_lowercase();
             if name == b"replconf" && argv.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"getack")) {
                 // Apply what precedes, answer with the offset before this command, then count it.
-                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split());
+                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split()).await;
                 send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
                 unfed.extend_from_slice(&cmd_raw);
                 continue;
@@ -347,10 +350,10 @@ async fn stream_commands(
                 unfed.extend_from_slice(&cmd_raw);
             }
             if batch.len() >= 1024 {
-                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split());
+                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split()).await;
             }
         }
-        apply_and_feed(host, repl, &mut db, batch, unfed.split());
+        apply_and_feed(host, repl, &mut db, batch, unfed.split()).await;
         // Register for the kill notification before checking, so none is missed.
         let killed = repl.kill_notify.notified();
         tokio::pin!(killed);
@@ -382,8 +385,16 @@ async fn stream_commands(
     }
 }
 
+/// Waits while a script is busy here: Redis leaves the master's stream unread meanwhile, and
+/// the host's calls would block the runtime worker on the state the script holds.
+async fn until_script_idle(host: &Arc<dyn DataHost>) {
+    if let Some(watch) = host.script_watch() {
+        watch.until_idle().await;
+    }
+}
+
 /// Applies `batch` and accounts `raw` (the bytes that carried it) in one critical section.
-fn apply_and_feed(host: &Arc<dyn DataHost>, repl: &Replication, db: &mut u32, batch: Vec<Vec<Bytes>>, raw: BytesMut) {
+async fn apply_and_feed(host: &Arc<dyn DataHost>, repl: &Replication, db: &mut u32, batch: Vec<Vec<Bytes>>, raw: BytesMut) {
     if batch.is_empty() {
         if !raw.is_empty() {
             repl.feed_from_master_stream(raw.freeze(), *db);
@@ -391,6 +402,7 @@ fn apply_and_feed(host: &Arc<dyn DataHost>, repl: &Replication, db: &mut u32, ba
         return;
     }
     let mut raw = Some(raw);
+    until_script_idle(host).await;
     // Keyspace work is CPU-bound and short; run it inline on the link task.
     host.apply_then(db, batch, ApplySource::Master, &mut |db_after| {
         if let Some(bytes) = raw.take() {

@@ -7,11 +7,14 @@ use mlua::{Lua, Table, Value};
 use super::engine::error_table;
 use crate::resp::{format_double, Frame};
 
-/// How deep a returned table may nest before the conversion gives up with Redis's "reached
-/// lua stack limit" (a table that contains itself must not recurse for ever). Redis stops
-/// near 8000 levels, when its Lua stack is full; this conversion recurses on the thread's
-/// stack (2 MB for the runtime's workers), so it stops much earlier.
-const MAX_DEPTH: usize = 200;
+/// Redis converts a script's reply on its Lua stack (Lua 5.1's LUAI_MAXCSTACK, 8000 slots):
+/// every value converted first checks for 4 free slots, an array level holds one more, a
+/// map or set level three (measured against Redis 7.0). A value past the limit becomes
+/// "reached lua stack limit", which also ends a table that contains itself. The runtime's
+/// threads have a stack sized for this recursion (`server::SCRIPT_THREAD_STACK`).
+const LUA_STACK_LIMIT: usize = 7995;
+const ARRAY_LEVEL_SLOTS: usize = 1;
+const MAP_LEVEL_SLOTS: usize = 3;
 
 /// A command's reply as the script sees it. `resp3` is the protocol the script chose with
 /// `redis.setresp`: under RESP2 the RESP3-only types arrive as their RESP2 forms.
@@ -89,18 +92,24 @@ pub fn lua_to_reply(value: &Value, resp3: bool) -> Frame {
     convert_value(value, resp3, 0)
 }
 
-fn convert_value(value: &Value, resp3: bool, depth: usize) -> Frame {
+/// Redis's error for a value past its Lua stack. mlua holds every open level of the
+/// conversion in its reference stack, which Lua 5.1 bounds at 8000 slots too: when that is
+/// full (a few levels short of Redis's limit) the value gets the same error.
+fn stack_limit_error() -> Frame {
+    Frame::error("ERR reached lua stack limit")
+}
+
+fn convert_value(value: &Value, resp3: bool, slots: usize) -> Frame {
+    if slots >= LUA_STACK_LIMIT {
+        return stack_limit_error();
+    }
     match value {
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Boolean(b) if resp3 => Frame::Boolean(*b),
         Value::Boolean(true) => Frame::Integer(1),
         Value::Integer(n) => Frame::Integer(*n),
         Value::Number(n) => Frame::Integer(c_double_to_i64(*n)),
-        Value::Table(t) if depth >= MAX_DEPTH => {
-            let _ = t;
-            Frame::error("ERR reached lua stack limit")
-        }
-        Value::Table(t) => convert_table(t, resp3, depth),
+        Value::Table(t) => convert_table(t, resp3, slots),
         _ => Frame::Null,
     }
 }
@@ -114,11 +123,12 @@ fn c_double_to_i64(n: f64) -> i64 {
     }
 }
 
-fn string_field(t: &Table, name: &str) -> Option<mlua::LuaString> {
-    match t.raw_get::<Value>(name) {
-        Ok(Value::String(s)) => Some(s),
+/// A string field of a reply table; Err when mlua's reference stack is full.
+fn string_field(t: &Table, name: &str) -> mlua::Result<Option<mlua::LuaString>> {
+    Ok(match t.raw_get::<Value>(name)? {
+        Value::String(s) => Some(s),
         _ => None,
-    }
+    })
 }
 
 /// Redis's single-line text of a status or big number: CR and LF become spaces.
@@ -126,49 +136,58 @@ fn one_line(s: &mlua::LuaString) -> String {
     String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " ")
 }
 
-fn convert_table(t: &Table, resp3: bool, depth: usize) -> Frame {
-    if let Some(err) = string_field(t, "err") {
-        return Frame::Error(script_error_text(&err.as_bytes()));
+fn convert_table(t: &Table, resp3: bool, slots: usize) -> Frame {
+    table_frame(t, resp3, slots).unwrap_or_else(|_| stack_limit_error())
+}
+
+fn table_frame(t: &Table, resp3: bool, slots: usize) -> mlua::Result<Frame> {
+    if let Some(err) = string_field(t, "err")? {
+        return Ok(Frame::Error(script_error_text(&err.as_bytes())));
     }
-    if let Some(ok) = string_field(t, "ok") {
+    if let Some(ok) = string_field(t, "ok")? {
         let ok = ok.as_bytes();
         // Redis copies it with sdsnew: it stops at the first NUL.
         let end = ok.iter().position(|&b| b == 0).unwrap_or(ok.len());
-        return Frame::Simple(String::from_utf8_lossy(&ok[..end]).replace(['\r', '\n'], " "));
+        return Ok(Frame::Simple(String::from_utf8_lossy(&ok[..end]).replace(['\r', '\n'], " ")));
     }
-    match t.raw_get::<Value>("double") {
-        Ok(Value::Number(d)) => return Frame::Double(d),
-        Ok(Value::Integer(d)) => return Frame::Double(d as f64),
+    match t.raw_get::<Value>("double")? {
+        Value::Number(d) => return Ok(Frame::Double(d)),
+        Value::Integer(d) => return Ok(Frame::Double(d as f64)),
         _ => {}
     }
-    if let Some(n) = string_field(t, "big_number") {
-        return Frame::BigNumber(one_line(&n));
+    if let Some(n) = string_field(t, "big_number")? {
+        return Ok(Frame::BigNumber(one_line(&n)));
     }
-    if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
-        if let (Some(format), Some(text)) = (string_field(&v, "format"), string_field(&v, "string")) {
+    if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
+        if let (Some(format), Some(text)) = (string_field(&v, "format")?, string_field(&v, "string")?) {
             let format = String::from_utf8_lossy(&format.as_bytes()).chars().take(3).collect();
-            return Frame::Verbatim(format, Bytes::copy_from_slice(&text.as_bytes()));
+            return Ok(Frame::Verbatim(format, Bytes::copy_from_slice(&text.as_bytes())));
         }
     }
-    if let Ok(Value::Table(map)) = t.raw_get::<Value>("map") {
+    if let Value::Table(map) = t.raw_get::<Value>("map")? {
         let mut pairs = Vec::new();
-        for (k, v) in map.pairs::<Value, Value>().flatten() {
-            pairs.push((convert_value(&k, resp3, depth + 1), convert_value(&v, resp3, depth + 1)));
+        for pair in map.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            pairs.push((convert_value(&k, resp3, slots + MAP_LEVEL_SLOTS), convert_value(&v, resp3, slots + MAP_LEVEL_SLOTS)));
         }
-        return Frame::Map(pairs);
+        return Ok(Frame::Map(pairs));
     }
-    if let Ok(Value::Table(set)) = t.raw_get::<Value>("set") {
-        let items = set.pairs::<Value, Value>().flatten().map(|(k, _)| convert_value(&k, resp3, depth + 1)).collect();
-        return Frame::Set(items);
+    if let Value::Table(set) = t.raw_get::<Value>("set")? {
+        let mut items = Vec::new();
+        for pair in set.pairs::<Value, Value>() {
+            let (k, _) = pair?;
+            items.push(convert_value(&k, resp3, slots + MAP_LEVEL_SLOTS));
+        }
+        return Ok(Frame::Set(items));
     }
     let mut items = Vec::new();
     for i in 1.. {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(convert_value(&v, resp3, depth + 1)),
+        match t.raw_get::<Value>(i)? {
+            Value::Nil => break,
+            v => items.push(convert_value(&v, resp3, slots + ARRAY_LEVEL_SLOTS)),
         }
     }
-    Frame::Array(items)
+    Ok(Frame::Array(items))
 }
 
 /// An error reply made from a script's `{err=...}`: Redis writes it as `-<text>` after
@@ -196,16 +215,27 @@ mod tests {
         let lua = Lua::new();
         let t: Table = lua.load("return {1, 'two', nil, 4}").eval().expect("table");
         assert_eq!(lua_to_reply(&Value::Table(t), false), Frame::Array(vec![Frame::Integer(1), Frame::bulk("two")]));
-        let t: Table = lua.load("local t = {}; t[1] = t; return t").eval().expect("table");
-        // Deep but finite: the innermost level reports the stack limit.
-        let mut f = lua_to_reply(&Value::Table(t), false);
-        let mut depth = 0;
-        while let Frame::Array(mut items) = f {
-            f = items.remove(0);
-            depth += 1;
-        }
-        assert_eq!(depth, MAX_DEPTH);
-        assert!(f.is_error());
+        // Deep but finite: the innermost level reports the stack limit. The recursion needs
+        // the stack the server's threads have.
+        let deepest = std::thread::Builder::new()
+            .stack_size(crate::server::SCRIPT_THREAD_STACK)
+            .spawn(|| {
+                let lua = Lua::new();
+                let t: Table = lua.load("local t = {}; t[1] = t; return t").eval().expect("table");
+                let mut f = lua_to_reply(&Value::Table(t), false);
+                let mut depth = 0;
+                while let Frame::Array(mut items) = f {
+                    f = items.remove(0);
+                    depth += 1;
+                }
+                (depth, f)
+            })
+            .expect("thread")
+            .join()
+            .expect("conversion");
+        // Redis's limit, or a few levels before it where mlua's reference stack is full.
+        assert!(deepest.0 <= LUA_STACK_LIMIT && deepest.0 + 16 >= LUA_STACK_LIMIT, "depth {}", deepest.0);
+        assert!(deepest.1.is_error());
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct LuaEngine {
     /// The read-only globals scripts run with.
     pub env: Table,
     run: Function,
+    /// The busy-script hook is in place (FUNCTION LOAD's timeout and a kill replace it).
+    busy_hook: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for LuaEngine {
@@ -89,7 +91,7 @@ impl LuaEngine {
         let env: Table = runtime.raw_get("env")?;
         let run: Function = runtime.raw_get("run")?;
         lua.set_globals(env.clone())?;
-        Ok(LuaEngine { lua, runtime, env, run })
+        Ok(LuaEngine { lua, runtime, env, run, busy_hook: Default::default() })
     }
 
     /// Compiles a script body as `@user_script` with the sandboxed globals.
@@ -120,6 +122,7 @@ impl LuaEngine {
         }
         let outcome = load.call::<(bool, Value)>(chunk);
         self.lua.remove_global_hook();
+        self.busy_hook.store(false, std::sync::atomic::Ordering::Relaxed);
         let (ok, result) = outcome.map_err(|e| format!("Error registering functions: {}", lua_error_text(&e)))?;
         if !ok {
             let msg = match &result {
@@ -161,6 +164,19 @@ impl LuaEngine {
         self.runtime.raw_set("host", Value::Nil)?;
         let (ok, value) = result?;
         Ok(if ok { Ok(value) } else { Err(value) })
+    }
+
+    /// Puts the busy-script hook in place unless it is.
+    pub fn ensure_busy_hook(&self, watch: &std::sync::Arc<super::busy::ScriptWatch>) -> mlua::Result<()> {
+        if !self.busy_hook.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            super::busy::install_busy_hook(&self.lua, watch)?;
+        }
+        Ok(())
+    }
+
+    /// The hook was replaced (a kill makes it fire every line): install it again next run.
+    pub fn forget_busy_hook(&self) {
+        self.busy_hook.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Memory the interpreter holds, in bytes (INFO used_memory_lua).

@@ -448,13 +448,17 @@ pub fn register_cmsgpack(lua: &Lua, globals: &Table, runtime: &Table) -> mlua::R
                     return raise(&rt, format!("{}Start offset {offset} greater than input length {}.", where_prefix(lua), data.len()));
                 }
                 let limit = if decode_all { i64::MAX } else { limit };
-                let mut cur = MsgpackCursor { data: &data, pos: offset as usize, lua };
+                let mut cur = MsgpackCursor { data: &data, pos: offset as usize, lua, slots: args.len() };
                 let mut values = Vec::new();
                 while cur.pos < data.len() && (values.len() as i64) < limit {
+                    cur.slots = args.len() + values.len();
                     match cur.decode() {
                         Ok(v) => values.push(v),
                         Err(MsgpackError::Eof) => return raise(&rt, format!("{}Missing bytes in input.", where_prefix(lua))),
                         Err(MsgpackError::BadFormat) => return raise(&rt, format!("{}Bad data format in input.", where_prefix(lua))),
+                        Err(MsgpackError::StackOverflow) => {
+                            return raise(&rt, format!("{}stack overflow (in function mp_decode_to_lua_array)", where_prefix(lua)));
+                        }
                         Err(MsgpackError::Lua(e)) => return Err(e),
                     }
                 }
@@ -588,8 +592,13 @@ fn msgpack_encode(v: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()
 enum MsgpackError {
     Eof,
     BadFormat,
+    /// Nested arrays filled lua_cmsgpack's Lua stack.
+    StackOverflow,
     Lua(mlua::Error),
 }
+
+/// The Lua stack slots a C function may use (Lua 5.1's LUAI_MAXCSTACK).
+const LUAI_MAXCSTACK: usize = 8000;
 
 impl From<mlua::Error> for MsgpackError {
     fn from(e: mlua::Error) -> Self {
@@ -601,6 +610,10 @@ struct MsgpackCursor<'a> {
     data: &'a [u8],
     pos: usize,
     lua: &'a Lua,
+    /// Slots lua_cmsgpack's decoder would hold on its Lua stack here: the arguments, the
+    /// values decoded so far, and per open array its table and index, per map its table
+    /// (and the key while the value decodes). Redis's nesting limit follows from it.
+    slots: usize,
 }
 
 impl MsgpackCursor<'_> {
@@ -623,23 +636,33 @@ impl MsgpackCursor<'_> {
     }
 
     fn array(&mut self, len: usize) -> Result<Value, MsgpackError> {
+        // mp_decode_to_lua_array checks for one free slot once its table is pushed.
+        if self.slots + 2 > LUAI_MAXCSTACK {
+            return Err(MsgpackError::StackOverflow);
+        }
         let t = self.lua.create_table()?;
+        self.slots += 2;
         for i in 1..=len {
             let v = self.decode()?;
             t.raw_set(i, v)?;
         }
+        self.slots -= 2;
         Ok(Value::Table(t))
     }
 
     fn map(&mut self, len: usize) -> Result<Value, MsgpackError> {
         let t = self.lua.create_table()?;
+        self.slots += 1;
         for _ in 0..len {
             let k = self.decode()?;
+            self.slots += 1;
             let v = self.decode()?;
+            self.slots -= 1;
             if !k.is_nil() {
                 t.raw_set(k, v)?;
             }
         }
+        self.slots -= 1;
         Ok(Value::Table(t))
     }
 

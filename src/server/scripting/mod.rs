@@ -81,6 +81,8 @@ pub struct Scripting {
     runs: u64,
     /// FUNCTION libraries, in their own interpreter.
     pub functions: functions::Functions,
+    /// The running script, seen by other tasks without the server lock (busy scripts).
+    pub watch: std::sync::Arc<busy::ScriptWatch>,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -104,6 +106,7 @@ impl Scripting {
             rand: Rand48::default(),
             runs: 0,
             functions: functions::Functions::new(),
+            watch: Default::default(),
         }
     }
 
@@ -420,6 +423,7 @@ impl Run<'_> {
         }
         if spec.has(flags::WRITE) {
             self.write_dirty = true;
+            self.srv.scripting.watch.note_write();
         }
         self.client.reply_proto = Some(if self.resp3 { ProtocolVersion::Resp3 } else { ProtocolVersion::Resp2 });
         let (reply, _) = dispatch::call(self.srv, self.client, &spec, &argv, self.now_ms, true);
@@ -475,6 +479,10 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     // Cloned handles: the host callback borrows the whole state mutably while Lua runs.
     let engine = inv.engine.clone();
     let lua = engine.lua.clone();
+    let watch = ctx.srv.scripting.watch.clone();
+    let limits = &ctx.srv.limits;
+    watch.begin(inv.eval_mode, limits.busy_reply_threshold_ms, limits.requirepass.is_some(), limits.protected_mode && limits.requirepass.is_none());
+    let mut shutting_down = false;
     let outcome = (|| -> mlua::Result<(Result<Value, Value>, bool)> {
         let keys = lua.create_sequence_from(inv.keys.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)?;
         let args = lua.create_sequence_from(inv.args.iter().map(|a| lua.create_string(a)).collect::<mlua::Result<Vec<_>>>()?)?;
@@ -483,6 +491,7 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
             engine.env.raw_set("ARGV", args.clone())?;
         }
         let caller_db = ctx.client.db;
+        engine.ensure_busy_hook(&watch)?;
         ctx.client.in_script = true;
         ctx.srv.script_effects = Some(Effects { targets: repl_targets::ALL, items: Vec::new() });
         let run = RefCell::new(Run { srv: &mut *ctx.srv, client: &mut *ctx.client, now_ms: ctx.now_ms, resp3: false, read_only, allow_oom, write_dirty: false, declared_keys: inv.keys });
@@ -494,7 +503,21 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
         ctx.client.in_script = false;
         ctx.client.db = caller_db;
         let effects = ctx.srv.script_effects.take().unwrap_or_default();
-        propagate_effects(ctx.srv, effects, ctx.in_exec);
+        match watch.end() {
+            None => propagate_effects(ctx.srv, effects, ctx.in_exec),
+            Some(stop) => {
+                engine.forget_busy_hook();
+                match stop {
+                    busy::Stop::Kill => propagate_effects(ctx.srv, effects, ctx.in_exec),
+                    // The server exits without saving: the half-run script's writes are
+                    // not propagated, as Redis propagates a script's writes when it ends.
+                    busy::Stop::Shutdown { force } => {
+                        ctx.srv.shutdown_requested = Some(super::state::ShutdownRequest { save: Some(false), force });
+                        shutting_down = true;
+                    }
+                }
+            }
+        }
         Ok((result?, resp3))
     })();
     ctx.prevent_propagation();
@@ -503,6 +526,10 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     if scripting.runs.is_multiple_of(50) {
         // Redis steps the collector every 50 runs rather than letting a full cycle stall one.
         let _ = lua.gc_step();
+    }
+    if shutting_down {
+        // The server exits without answering the script's client, as Redis does.
+        return Frame::Simple(super::commands::pubsub::NO_REPLY.into());
     }
     match outcome {
         Ok((Ok(value), resp3)) => convert::lua_to_reply(&value, resp3),
