@@ -6,6 +6,7 @@
 //! - [`sentinel`]: `rf-sentinel`, monitoring and failover.
 //! - [`operator`]: `rf-operator`, the `RedisFailoverCluster` controller.
 
+pub mod common;
 pub mod operator;
 pub mod resp;
 pub mod sentinel;

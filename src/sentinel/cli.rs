@@ -77,25 +77,15 @@ fn run_inner(args: Vec<OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut cfg = match config::parse(&text) {
+    // command-line options are config lines read after the file's (they become config on
+    // the next rewrite, as in Redis)
+    let mut cfg = match config::load(&text, &config::command_line_to_text(options)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    if !options.is_empty() {
-        let extra = config::command_line_to_text(options);
-        // command-line options are not part of the file; parse them separately so the line
-        // numbers of errors match the options, then merge
-        let before = cfg.preserved_lines.len();
-        if let Err(e) = config::apply_text(&mut cfg, &extra) {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-        // keep options in the rewritten file like Redis does (they become config)
-        let _ = before;
-    }
     if let Err(e) = std::fs::OpenOptions::new().append(true).open(&config_path) {
         eprintln!("Sentinel config file {} is not writable: {e}. Exiting...", config_path.display());
         return ExitCode::FAILURE;
@@ -115,6 +105,13 @@ fn run_inner(args: Vec<OsString>) -> ExitCode {
         }
     }
     super::logging::init(cfg.logfile.as_deref(), cfg.daemonize, cfg.loglevel.as_deref());
+    tracing::warn!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
+    tracing::warn!(
+        "Redis version={REDIS_VERSION}, bits=64, commit=00000000, modified=0, pid={}, just started (rf-sentinel {})",
+        std::process::id(),
+        env!("CARGO_PKG_VERSION")
+    );
+    tracing::warn!("Configuration loaded");
     if let Some(p) = &cfg.pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             tracing::warn!("Failed to write PID file {p}: {e}");

@@ -213,6 +213,10 @@ pub async fn pubsub_link(addr: Addr, auth_user: Option<String>, auth_pass: Optio
             }
             encode_command(&[b"CLIENT", b"SETNAME", client_name.as_bytes()], &mut wbuf);
             encode_command(&[b"SUBSCRIBE", HELLO_CHANNEL.as_bytes()], &mut wbuf);
+            // the replies to AUTH and CLIENT SETNAME come first; an error in place of the
+            // SUBSCRIBE reply (NOAUTH: wrong or missing password) drops the link, which
+            // shows as `disconnected`, as hiredis does for Redis's sentinel
+            let mut replies_before_subscribe = usize::from(auth_pass.is_some()) + 1;
             if stream.write_all(&wbuf).await.is_ok() {
                 let mut rbuf = BytesMut::with_capacity(4096);
                 'read: loop {
@@ -229,7 +233,11 @@ pub async fn pubsub_link(addr: Addr, auth_user: Option<String>, auth_pass: Optio
                                     }
                                 }
                             }
-                            Ok(Some(_)) => {}
+                            Ok(Some(Frame::Error(_))) if replies_before_subscribe == 0 => {
+                                sink(LinkEvent::Down { addr: addr.clone() });
+                                break 'read;
+                            }
+                            Ok(Some(_)) => replies_before_subscribe = replies_before_subscribe.saturating_sub(1),
                             Ok(None) => break,
                             Err(_) => break 'read,
                         }

@@ -655,7 +655,8 @@ impl Sentinel {
                 self.outbox.push(Action::RunScript { path: script, args: vec![kind.to_string(), message.clone()] });
             }
         }
-        // Redis logs these events as warnings (`#`), the others as notices
+        // Redis logs these events as warnings (`#`), the others as notices; only warnings
+        // run the notification script
         if warning {
             tracing::warn!(target: "sentinel", "{kind} {message}");
         } else {
@@ -1237,7 +1238,7 @@ impl Sentinel {
                 let r = self.ref_of(mi, Role::Replica, &addr);
                 self.event(mi, "+selected-slave", true, r.clone());
                 self.set_state(mi, FailoverState::SendSlaveofNoOne, now);
-                self.event(mi, "+failover-state-send-slaveof-noone", true, r);
+                self.event(mi, "+failover-state-send-slaveof-noone", false, r);
                 self.failover_send_slaveof_noone(mi, now);
             }
         }
@@ -1258,7 +1259,7 @@ impl Sentinel {
         let timeout = self.masters[mi].cfg.failover_timeout_ms;
         self.send(mi, Role::Replica, &addr, Request::SlaveOf(None), timeout);
         let r = self.ref_of(mi, Role::Replica, &addr);
-        self.event(mi, "+failover-state-wait-promotion", true, r);
+        self.event(mi, "+failover-state-wait-promotion", false, r);
         self.set_state(mi, FailoverState::WaitPromotion, now);
     }
 
@@ -1278,7 +1279,7 @@ impl Sentinel {
             if let Reconf::Sent(t) = r.reconf {
                 if now.saturating_sub(t) > self.timing.slave_reconf_timeout {
                     let rr = self.ref_of(mi, Role::Replica, &k);
-                    self.event(mi, "-slave-reconf-sent-timeout", true, rr);
+                    self.event(mi, "-slave-reconf-sent-timeout", false, rr);
                     self.masters[mi].replicas.get_mut(&k).unwrap().reconf = Reconf::Done;
                 }
                 continue;
@@ -1290,7 +1291,7 @@ impl Sentinel {
             self.send(mi, Role::Replica, &k, Request::SlaveOf(Some(promoted.clone())), timeout);
             self.masters[mi].replicas.get_mut(&k).unwrap().reconf = Reconf::Sent(now);
             let rr = self.ref_of(mi, Role::Replica, &k);
-            self.event(mi, "+slave-reconf-sent", true, rr);
+            self.event(mi, "+slave-reconf-sent", false, rr);
             in_progress += 1;
         }
         self.failover_detect_end(mi, now);
@@ -1319,7 +1320,7 @@ impl Sentinel {
                     let timeout = self.masters[mi].cfg.failover_timeout_ms;
                     self.send(mi, Role::Replica, &k, Request::SlaveOf(Some(promoted.clone())), timeout);
                     let rr = self.ref_of(mi, Role::Replica, &k);
-                    self.event(mi, "+slave-reconf-sent-be", true, rr);
+                    self.event(mi, "+slave-reconf-sent-be", false, rr);
                     self.masters[mi].replicas.get_mut(&k).unwrap().reconf = Reconf::Sent(now);
                 }
             }
@@ -1507,7 +1508,7 @@ impl Sentinel {
         let prev_role = inst.role_reported;
         if rebooted {
             let r = self.ref_of(mi, role, key);
-            self.event(mi, "+reboot", true, r);
+            self.event(mi, "+reboot", false, r);
         }
         let new_role = info.role.unwrap_or(prev_role);
         let role_changed = new_role != prev_role;
@@ -1615,7 +1616,7 @@ impl Sentinel {
                 && now.saturating_sub(r.slaveof_sent) > 1000
             {
                 let rr = self.ref_of(mi, Role::Replica, key);
-                self.event(mi, "+convert-to-slave", true, rr);
+                self.event(mi, "+convert-to-slave", false, rr);
                 let i = self.masters[mi].replicas.get_mut(key).unwrap();
                 i.slaveof_sent = now;
                 let timeout = self.masters[mi].cfg.failover_timeout_ms;
@@ -1639,7 +1640,7 @@ impl Sentinel {
                 && now.saturating_sub(r.slaveof_sent) > wait
             {
                 let rr = self.ref_of(mi, Role::Replica, key);
-                self.event(mi, "+fix-slave-config", true, rr);
+                self.event(mi, "+fix-slave-config", false, rr);
                 self.masters[mi].replicas.get_mut(key).unwrap().slaveof_sent = now;
                 let timeout = self.masters[mi].cfg.failover_timeout_ms;
                 self.send(mi, Role::Replica, key, Request::SlaveOf(Some(master_addr)), timeout);
@@ -1659,13 +1660,13 @@ impl Sentinel {
                 if matches!(r.reconf, Reconf::Sent(_)) {
                     self.masters[mi].replicas.get_mut(key).unwrap().reconf = Reconf::InProgress;
                     let rr = self.ref_of(mi, Role::Replica, key);
-                    self.event(mi, "+slave-reconf-inprog", true, rr);
+                    self.event(mi, "+slave-reconf-inprog", false, rr);
                 }
                 let r = &self.masters[mi].replicas[key];
                 if r.reconf == Reconf::InProgress && r.master_link_up {
                     self.masters[mi].replicas.get_mut(key).unwrap().reconf = Reconf::Done;
                     let rr = self.ref_of(mi, Role::Replica, key);
-                    self.event(mi, "+slave-reconf-done", true, rr);
+                    self.event(mi, "+slave-reconf-done", false, rr);
                 }
             }
             self.failover_reconf_next_slave(mi, now);

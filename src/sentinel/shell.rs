@@ -75,6 +75,8 @@ struct LinkHandles {
     cmd: mpsc::UnboundedSender<Outgoing>,
     cmd_task: tokio::task::JoinHandle<()>,
     pubsub_task: Option<tokio::task::JoinHandle<()>>,
+    /// The credentials the pub/sub link logs in with (user, password).
+    pubsub_auth: (Option<String>, Option<String>),
 }
 
 /// Everything behind the one lock: the machine and the shell's bookkeeping.
@@ -101,7 +103,7 @@ pub struct Core {
     myself: std::sync::Weak<Mutex<Core>>,
     pub shutdown: Option<tokio::sync::watch::Sender<bool>>,
     links: HashMap<Addr, LinkHandles>,
-    rewrite_tx: std::sync::mpsc::Sender<String>,
+    rewrite_tx: std::sync::mpsc::Sender<config::SentinelConfig>,
     sink: Option<links::EventSink>,
 }
 
@@ -150,20 +152,22 @@ impl Core {
 
     fn send(&mut self, out: Outgoing) {
         let sink = self.sink.clone().expect("sink set at start");
-        if !self.links.contains_key(&out.addr) {
+        let short = self.machine.myid[..8].to_string();
+        let h = self.links.entry(out.addr.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            let short = &self.machine.myid[..8];
             let cmd_task = tokio::spawn(links::command_link(out.addr.clone(), rx, sink.clone(), format!("sentinel-{short}-cmd")));
-            let pubsub_task = (out.role != Role::Sentinel).then(|| {
-                tokio::spawn(links::pubsub_link(out.addr.clone(), out.auth_user.clone(), out.auth_pass.clone(), sink.clone(), format!("sentinel-{short}-pubsub")))
-            });
-            self.links.insert(out.addr.clone(), LinkHandles { cmd: tx, cmd_task, pubsub_task });
-        }
-        let h = &self.links[&out.addr];
-        if h.pubsub_task.is_none() && out.role != Role::Sentinel {
-            let short = &self.machine.myid[..8];
-            let t = tokio::spawn(links::pubsub_link(out.addr.clone(), out.auth_user.clone(), out.auth_pass.clone(), sink, format!("sentinel-{short}-pubsub")));
-            self.links.get_mut(&out.addr).unwrap().pubsub_task = Some(t);
+            LinkHandles { cmd: tx, cmd_task, pubsub_task: None, pubsub_auth: (None, None) }
+        });
+        // masters and replicas get a pub/sub link too, (re)made when the credentials
+        // change (SENTINEL SET auth-pass), as Redis drops the links then
+        let auth = (out.auth_user.clone(), out.auth_pass.clone());
+        if out.role != Role::Sentinel && (h.pubsub_task.is_none() || h.pubsub_auth != auth) {
+            if let Some(old) = h.pubsub_task.take() {
+                old.abort();
+            }
+            let link = links::pubsub_link(out.addr.clone(), auth.0.clone(), auth.1.clone(), sink, format!("sentinel-{short}-pubsub"));
+            h.pubsub_task = Some(tokio::spawn(link));
+            h.pubsub_auth = auth;
         }
         let token = out.token;
         if self.links[&out.addr].cmd.send(out).is_err() {
@@ -185,15 +189,13 @@ impl Core {
     }
 
     pub fn rewrite_config(&mut self) {
-        let cfg = self.machine.to_config(&self.base_config);
-        let text = config::render(&cfg);
-        let _ = self.rewrite_tx.send(text);
+        let _ = self.rewrite_tx.send(self.machine.to_config(&self.base_config));
     }
 
     /// Writes the config now (SENTINEL FLUSHCONFIG, SHUTDOWN); Err text for the client.
     pub fn flush_config_now(&mut self) -> Result<(), String> {
         let cfg = self.machine.to_config(&self.base_config);
-        config::write_atomically(&self.config_path, &config::render(&cfg)).map_err(|e| e.to_string())
+        config::rewrite_file(&self.config_path, &cfg).map_err(|e| e.to_string())
     }
 
     fn run_script(&mut self, path: String, args: Vec<String>) {
@@ -234,7 +236,7 @@ impl Core {
             }
         };
         let pid = child.id().unwrap_or(0);
-        tracing::debug!("+script-child {pid}");
+        tracing::trace!("+script-child {pid}");
         self.scripts.started(job.id, pid);
         let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
         self.script_kills.insert(job.id, kill_tx);
@@ -252,7 +254,7 @@ impl Core {
                 Ok(st) => (st.code().unwrap_or(0), st.signal().unwrap_or(0)),
                 Err(_) => (0, 9),
             };
-            tracing::debug!("-script-child {pid} {code} {signal}");
+            tracing::trace!("-script-child {pid} {code} {signal}");
             if let Some(core) = core.upgrade() {
                 core.lock().script_ended(job.id, code, signal, now_ms());
             }
@@ -274,17 +276,17 @@ impl Core {
 pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellError> {
     let now = now_ms();
     let machine = Sentinel::new(&cfg, cfg.port, rand::random(), now);
-    let (rewrite_tx, rewrite_rx) = std::sync::mpsc::channel::<String>();
+    let (rewrite_tx, rewrite_rx) = std::sync::mpsc::channel::<config::SentinelConfig>();
     let path = config_path.clone();
     std::thread::Builder::new()
         .name("sentinel-rewrite".into())
         .spawn(move || {
             // coalesce: only the latest content matters
-            while let Ok(mut text) = rewrite_rx.recv() {
-                while let Ok(t) = rewrite_rx.try_recv() {
-                    text = t;
+            while let Ok(mut cfg) = rewrite_rx.recv() {
+                while let Ok(newer) = rewrite_rx.try_recv() {
+                    cfg = newer;
                 }
-                if let Err(e) = config::write_atomically(&path, &text) {
+                if let Err(e) = config::rewrite_file(&path, &cfg) {
                     tracing::warn!("{e}");
                 }
             }
@@ -333,10 +335,6 @@ pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellE
         c.sink = Some(sink);
         // the first rewrite persists a freshly generated myid, as Redis does at start
         c.rewrite_config();
-        let masters: Vec<String> = c.machine.masters.iter().map(|m| format!("master {} {} {} quorum {}", m.cfg.name, m.inst.addr.host, m.inst.addr.port, m.cfg.quorum)).collect();
-        for m in masters {
-            tracing::info!("+monitor {m}");
-        }
     }
     let binds: Vec<String> = if cfg.bind.is_empty() { vec!["0.0.0.0".into()] } else { cfg.bind.clone() };
     let mut listeners = Vec::new();
@@ -350,7 +348,15 @@ pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellE
             Err(source) => return Err(ShellError::Bind { addr: format!("{host}:{}", cfg.port), source }),
         }
     }
-    tracing::info!("Sentinel ID is {}", core.lock().machine.myid);
+    tracing::info!("Running mode=sentinel, port={}.", cfg.port);
+    {
+        // Redis's sentinelIsRunning: the id, then a +monitor event per configured master
+        let c = core.lock();
+        tracing::warn!("Sentinel ID is {}", c.machine.myid);
+        for m in &c.machine.masters {
+            tracing::warn!("+monitor master {} {} {} quorum {}", m.cfg.name, m.inst.addr.host, m.inst.addr.port, m.cfg.quorum);
+        }
+    }
     let next_client = Arc::new(AtomicU64::new(1));
     for l in listeners {
         let core = core.clone();

@@ -6,33 +6,7 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Debug,
-    Verbose,
-    Notice,
-    Warning,
-}
-
-impl Level {
-    fn mark(self) -> char {
-        match self {
-            Level::Debug => '.',
-            Level::Verbose => '-',
-            Level::Notice => '*',
-            Level::Warning => '#',
-        }
-    }
-
-    pub fn parse(s: &str) -> Level {
-        match s {
-            "debug" => Level::Debug,
-            "verbose" => Level::Verbose,
-            "warning" => Level::Warning,
-            _ => Level::Notice,
-        }
-    }
-}
+pub use crate::common::log_line::Level;
 
 struct Logger {
     file: Option<String>,
@@ -77,8 +51,7 @@ pub fn log(level: Level, msg: &str) {
     if level < l.min {
         return;
     }
-    let now = chrono::Utc::now();
-    let line = format!("{}:{} {} {} {}\n", std::process::id(), l.role, now.format("%d %b %Y %H:%M:%S%.3f"), level.mark(), msg);
+    let line = crate::common::log_line::format_line(l.role, level, msg);
     write_out(&l, &line);
 }
 

@@ -1,0 +1,5 @@
+//! Pieces shared by the server and the sentinel: Redis's log line format and the
+//! line-by-line config rewrite.
+
+pub mod log_line;
+pub mod conf_rewrite;
