@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::client::{ClientState, Outbound, ReplyMode};
 use super::dispatch::{self, Outcome};
+use super::persistence::service::Persistence;
 use super::state::Shared;
 use crate::resp::{Frame, RequestParser};
 
@@ -61,7 +62,8 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
-    let mut conn = Conn { shared: shared.clone(), id, rx, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, force_close };
+    let persist = shared.state.lock().persist.svc.clone();
+    let mut conn = Conn { shared: shared.clone(), persist, id, rx, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, force_close };
     let result = conn.run(&mut stream, &mut parser, qlimit).await;
     if let Err(e) = result {
         tracing::debug!("client {id} closed: {e}");
@@ -130,6 +132,7 @@ fn is_mapped_loopback(peer: &SocketAddr) -> bool {
 
 struct Conn {
     shared: Arc<Shared>,
+    persist: Arc<Persistence>,
     id: u64,
     /// Messages from other clients (pub/sub, invalidations, unblocking, kills).
     rx: mpsc::UnboundedReceiver<Outbound>,
@@ -207,10 +210,11 @@ impl Conn {
 
     async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            // appendfsync always: no reply leaves before the writes it acknowledges are fsynced.
-            let durability = self.shared.state.lock().persist.durability_wait();
-            if let Some((svc, seq)) = durability {
-                svc.wait_aof(seq).await;
+            // As Redis's beforeSleep: the AOF holds every write these replies may depend on
+            // (this client's or another's) before they leave; under appendfsync always
+            // they are fsynced too.
+            if let Some(sync) = self.persist.aof_before_reply() {
+                sync.wait().await;
             }
             write_unless_dropped(stream, &self.out, &self.force_close).await?;
             self.out.clear();
