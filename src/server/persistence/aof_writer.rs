@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -64,7 +64,7 @@ enum Msg {
 
 /// Commands fed and not written yet.
 struct Pending {
-    buf: Vec<u8>,
+    buf: BytesMut,
     /// Sequence number of the last command in `buf`.
     last_seq: u64,
 }
@@ -76,7 +76,7 @@ struct FileSide {
     retired: Vec<Arc<File>>,
     last_error_log: Option<Instant>,
     /// An empty buffer kept to swap in for the pending one (no allocation per write).
-    spare: Vec<u8>,
+    spare: BytesMut,
 }
 
 /// State shared by the handle and the writer thread. Lock order: `file`, then `pending`.
@@ -201,8 +201,8 @@ impl AofWriter {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let start_len = file.metadata()?.len();
         let core = Arc::new(Core {
-            pending: Mutex::new(Pending { buf: Vec::with_capacity(64 * 1024), last_seq: 0 }),
-            file: Mutex::new(FileSide { file: Arc::new(file), retired: Vec::new(), last_error_log: None, spare: Vec::with_capacity(64 * 1024) }),
+            pending: Mutex::new(Pending { buf: BytesMut::with_capacity(64 * 1024), last_seq: 0 }),
+            file: Mutex::new(FileSide { file: Arc::new(file), retired: Vec::new(), last_error_log: None, spare: BytesMut::with_capacity(64 * 1024) }),
             appended_seq: AtomicU64::new(0),
             written_seq: AtomicU64::new(0),
             written_bytes: AtomicU64::new(start_len),
@@ -219,8 +219,13 @@ impl AofWriter {
     /// Queues bytes (already RESP-encoded commands) for the next write; returns their
     /// sequence number.
     pub fn append(&self, data: Bytes) -> u64 {
+        self.append_with(|buf| buf.extend_from_slice(&data))
+    }
+
+    /// [`AofWriter::append`] of what `encode` puts straight into the buffer.
+    pub fn append_with(&self, encode: impl FnOnce(&mut BytesMut)) -> u64 {
         let mut pending = self.core.pending.lock();
-        pending.buf.extend_from_slice(&data);
+        encode(&mut pending.buf);
         pending.last_seq += 1;
         self.core.appended_seq.store(pending.last_seq, Ordering::Release);
         pending.last_seq
