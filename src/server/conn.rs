@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::client::{ClientState, Outbound, ReplyMode};
 use super::dispatch::{self, Outcome};
+use super::persistence::service::Persistence;
 use super::scripting::busy::{self, WhileBusy};
 use super::state::{ServerState, Shared};
 use crate::resp::{Frame, ProtocolVersion, RequestParser};
@@ -43,7 +44,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
     #[allow(clippy::type_complexity)]
-    let admitted: Result<(u64, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>)), &'static [u8]> = {
+    let admitted: Result<(u64, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>), Arc<Persistence>), &'static [u8]> = {
         let mut srv = shared.lock_async().await;
         srv.stats.total_connections += 1;
         let protected = srv.limits.protected_mode && srv.limits.requirepass.is_none();
@@ -62,10 +63,10 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
             parser.set_authenticated(authenticated);
             let out_state = (c_pending.clone(), c_force.clone());
-            Ok((id, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone(), out_state))
+            Ok((id, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone(), out_state, srv.persist.svc.clone()))
         }
     };
-    let (id, qlimit, pause, (pending_out, force_close)) = match admitted {
+    let (id, qlimit, pause, (pending_out, force_close), persist) = match admitted {
         Ok(v) => v,
         Err(b"protected") => {
             let _ = stream.write_all(format!("-{PROTECTED_MODE_MSG}\r\n").as_bytes()).await;
@@ -79,6 +80,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     let unaccounted_input = carried_input.len() as u64;
     let mut conn = Conn {
         shared: shared.clone(),
+        persist,
         id,
         rx,
         inbuf: carried_input,
@@ -275,6 +277,7 @@ fn is_mapped_loopback(peer: &SocketAddr) -> bool {
 
 struct Conn {
     shared: Arc<Shared>,
+    persist: Arc<Persistence>,
     id: u64,
     /// Messages from other clients (pub/sub, invalidations, unblocking, kills).
     rx: mpsc::UnboundedReceiver<Outbound>,
@@ -369,12 +372,11 @@ impl Conn {
 
     async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            // appendfsync always: no reply leaves before the writes it acknowledges are fsynced.
-            // appendfsync always: no reply leaves before the writes it acknowledges are
-            // fsynced. While a script is busy this client ran nothing since its last flush.
-            let durability = self.shared.lock_unless_busy().await.and_then(|srv| srv.persist.durability_wait());
-            if let Some((svc, seq)) = durability {
-                svc.wait_aof(seq).await;
+            // As Redis's beforeSleep: the AOF holds every write these replies may depend on
+            // (this client's or another's) before they leave; under appendfsync always
+            // they are fsynced too.
+            if let Some(sync) = self.persist.aof_before_reply() {
+                sync.wait().await;
             }
             write_unless_dropped(stream, &self.out, &self.force_close).await?;
             self.out.clear();

@@ -200,20 +200,21 @@ impl AofManager {
         Ok(size)
     }
 
-    /// Queues raw command bytes; returns the sequence to await under `appendfsync always`.
+    /// Queues raw command bytes; returns their sequence number.
     pub fn feed(&self, data: Bytes) -> u64 {
         self.writer.append(data)
     }
 
     /// Queues one command executed in `db`, preceded by SELECT when the database changes.
     pub fn feed_command(&mut self, db: u32, argv: &[Bytes]) -> u64 {
-        let mut buf = BytesMut::new();
-        if self.selected_db != Some(db) {
-            append_command(&mut buf, &[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())]);
-            self.selected_db = Some(db);
-        }
-        append_command(&mut buf, argv);
-        self.writer.append(buf.freeze())
+        let select = (self.selected_db != Some(db)).then(|| [Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())]);
+        self.selected_db = Some(db);
+        self.writer.append_with(|buf| {
+            if let Some(select) = &select {
+                append_command(buf, select);
+            }
+            append_command(buf, argv);
+        })
     }
 }
 

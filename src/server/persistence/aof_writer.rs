@@ -1,7 +1,11 @@
-//! The live AOF: a dedicated thread appends command bytes to the current incr file and
-//! applies the `appendfsync` policy. Under `always`, writers get a sequence number and wait
-//! (`wait_durable`) until the data covering it has been fsynced: many clients share one
-//! fsync (group commit) and no tokio worker ever blocks on the disk.
+//! The live AOF, written as Redis writes it: commands fed while they execute gather in a
+//! buffer, and the buffer is write()n to the current incr file (one write(2), page cache
+//! only) before any reply that could depend on them leaves — Redis does it in beforeSleep.
+//! A `kill -9` of the process then loses nothing it acknowledged. Only fsync is left to
+//! the writer thread: once a second under `everysec`; under `always` on request, many
+//! clients sharing one fsync (group commit) while their replies wait (`wait_durable`), so
+//! no tokio worker ever blocks on an fsync. The thread also writes what nobody flushed
+//! (writes no reply depends on yet) and retries failed writes.
 //!
 //! A failed write or fsync is handled as Redis does: a partial write is cut off the file;
 //! under `always` the process exits (a write already applied cannot be taken back, and
@@ -10,12 +14,21 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
 use tokio::sync::watch;
+
+/// How often the writer thread writes what no reply has flushed yet, and retries a failed
+/// write (Redis retries in every event-loop turn).
+const WRITE_BEHIND_TICK: Duration = Duration::from_millis(10);
+
+/// A buffer that grew past this is not kept for reuse.
+const SPARE_BUFFER_MAX: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
@@ -42,23 +55,144 @@ impl FsyncPolicy {
     }
 }
 
+/// Requests to the writer thread.
 enum Msg {
-    Append(u64, Bytes),
-    /// Switch to another file (after it was created and registered in the manifest).
-    Reopen(PathBuf, mpsc::Sender<std::io::Result<()>>),
-    SetPolicy(FsyncPolicy),
-    Flush(mpsc::Sender<std::io::Result<()>>),
+    /// fsync what is written now (a reply waits for it, or a file was switched).
+    Sync,
     Stop,
 }
 
-/// Handle to the AOF writer thread. Cheap to share behind an `Arc`.
+/// Commands fed and not written yet.
+struct Pending {
+    buf: BytesMut,
+    /// Sequence number of the last command in `buf`.
+    last_seq: u64,
+}
+
+/// The file end. Its lock is held across a write, so writes reach the file in feed order.
+struct FileSide {
+    file: Arc<File>,
+    /// Files switched away from (AOF rewrite) whose last writes may not be fsynced yet.
+    retired: Vec<Arc<File>>,
+    last_error_log: Option<Instant>,
+    /// An empty buffer kept to swap in for the pending one (no allocation per write).
+    spare: BytesMut,
+}
+
+/// State shared by the handle and the writer thread. Lock order: `file`, then `pending`.
+struct Core {
+    pending: Mutex<Pending>,
+    file: Mutex<FileSide>,
+    /// Sequence of the last command fed / written to the file.
+    appended_seq: AtomicU64,
+    written_seq: AtomicU64,
+    /// Size of the current file.
+    written_bytes: AtomicU64,
+    policy: Mutex<FsyncPolicy>,
+    write_error: Mutex<Option<String>>,
+    /// Sequence of the last command fsynced.
+    durable: watch::Sender<u64>,
+}
+
+impl Core {
+    /// Writes what is pending, if anything. Returns the sequence written so far.
+    fn write_pending(&self) -> std::io::Result<u64> {
+        let written = self.written_seq.load(Ordering::Acquire);
+        if self.appended_seq.load(Ordering::Acquire) == written {
+            return Ok(written);
+        }
+        let mut side = self.file.lock();
+        self.write_locked(&mut side)
+    }
+
+    fn write_locked(&self, side: &mut FileSide) -> std::io::Result<u64> {
+        let (mut data, seq) = {
+            let mut pending = self.pending.lock();
+            if pending.buf.is_empty() {
+                return Ok(self.written_seq.load(Ordering::Acquire));
+            }
+            let spare = std::mem::take(&mut side.spare);
+            (std::mem::replace(&mut pending.buf, spare), pending.last_seq)
+        };
+        let good_len = self.written_bytes.load(Ordering::Relaxed);
+        match (&*side.file).write_all(&data) {
+            Ok(()) => {
+                self.written_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.written_seq.store(seq, Ordering::Release);
+                data.clear();
+                if data.capacity() <= SPARE_BUFFER_MAX {
+                    side.spare = data;
+                }
+                if self.write_error.lock().take().is_some() {
+                    warning!("AOF write error looks solved, Redis can write again.");
+                }
+                Ok(seq)
+            }
+            Err(e) => {
+                // Redis logs this once per 30 s while the disk stays full
+                if side.last_error_log.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(30)) {
+                    warning!("Error writing to the AOF file: {}", strerror(&e));
+                    side.last_error_log = Some(Instant::now());
+                }
+                // Whatever part was written goes: the whole buffer is written again later.
+                if let Err(t) = side.file.set_len(good_len) {
+                    warning!("Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {}", strerror(&t));
+                }
+                if *self.policy.lock() == FsyncPolicy::Always {
+                    warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+                    std::process::exit(1);
+                }
+                *self.write_error.lock() = Some(strerror(&e));
+                // Back in front of what was fed meanwhile.
+                let mut pending = self.pending.lock();
+                data.extend_from_slice(&pending.buf);
+                pending.buf = data;
+                Err(e)
+            }
+        }
+    }
+
+    /// fsyncs every file holding written data (the current one and any switched away
+    /// from), then publishes the sequence that is now durable.
+    fn sync(&self) -> std::io::Result<()> {
+        let (files, seq) = {
+            let mut side = self.file.lock();
+            let mut files = std::mem::take(&mut side.retired);
+            files.push(side.file.clone());
+            (files, self.written_seq.load(Ordering::Acquire))
+        };
+        let current = files.len() - 1;
+        for (i, f) in files.iter().enumerate() {
+            if let Err(e) = f.sync_data() {
+                // the switched-away files not synced yet stay to be synced
+                self.file.lock().retired.extend(files[i.min(current)..current].iter().cloned());
+                return Err(e);
+            }
+        }
+        self.durable.send_if_modified(|d| {
+            let newer = seq > *d;
+            if newer {
+                *d = seq;
+            }
+            newer
+        });
+        Ok(())
+    }
+
+    fn unsynced(&self) -> bool {
+        *self.durable.borrow() < self.written_seq.load(Ordering::Acquire) || !self.file.lock().retired.is_empty()
+    }
+
+    fn all_written(&self) -> bool {
+        self.appended_seq.load(Ordering::Acquire) == self.written_seq.load(Ordering::Acquire)
+    }
+}
+
+/// Handle to the live AOF. Cheap to share behind an `Arc`.
 pub struct AofWriter {
+    core: Arc<Core>,
     tx: mpsc::Sender<Msg>,
-    next_seq: parking_lot::Mutex<u64>,
-    durable: watch::Receiver<u64>,
-    written_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    write_error: std::sync::Arc<parking_lot::Mutex<Option<String>>>,
-    thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl AofWriter {
@@ -66,64 +200,91 @@ impl AofWriter {
     pub fn open(path: &Path, policy: FsyncPolicy) -> std::io::Result<AofWriter> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let start_len = file.metadata()?.len();
+        let core = Arc::new(Core {
+            pending: Mutex::new(Pending { buf: BytesMut::with_capacity(64 * 1024), last_seq: 0 }),
+            file: Mutex::new(FileSide { file: Arc::new(file), retired: Vec::new(), last_error_log: None, spare: BytesMut::with_capacity(64 * 1024) }),
+            appended_seq: AtomicU64::new(0),
+            written_seq: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(start_len),
+            policy: Mutex::new(policy),
+            write_error: Mutex::new(None),
+            durable: watch::channel(0u64).0,
+        });
         let (tx, rx) = mpsc::channel();
-        let (durable_tx, durable_rx) = watch::channel(0u64);
-        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(start_len));
-        let err = std::sync::Arc::new(parking_lot::Mutex::new(None));
-        let (w2, e2) = (written.clone(), err.clone());
-        let thread = std::thread::Builder::new()
-            .name("aof-writer".into())
-            .spawn(move || writer_loop(file, policy, rx, durable_tx, w2, e2))?;
-        Ok(AofWriter {
-            tx,
-            next_seq: parking_lot::Mutex::new(0),
-            durable: durable_rx,
-            written_bytes: written,
-            write_error: err,
-            thread: parking_lot::Mutex::new(Some(thread)),
-        })
+        let thread_core = core.clone();
+        let thread = std::thread::Builder::new().name("aof-writer".into()).spawn(move || writer_loop(&thread_core, &rx))?;
+        Ok(AofWriter { core, tx, thread: Mutex::new(Some(thread)) })
     }
 
-    /// Queues bytes (already RESP-encoded commands); returns the sequence to wait for.
+    /// Queues bytes (already RESP-encoded commands) for the next write; returns their
+    /// sequence number.
     pub fn append(&self, data: Bytes) -> u64 {
-        let mut seq = self.next_seq.lock();
-        *seq += 1;
-        let _ = self.tx.send(Msg::Append(*seq, data));
-        *seq
+        self.append_with(|buf| buf.extend_from_slice(&data))
     }
 
-    /// Resolves once everything up to `seq` is written (and fsynced under `always`).
+    /// [`AofWriter::append`] of what `encode` puts straight into the buffer.
+    pub fn append_with(&self, encode: impl FnOnce(&mut BytesMut)) -> u64 {
+        let mut pending = self.core.pending.lock();
+        encode(&mut pending.buf);
+        pending.last_seq += 1;
+        self.core.appended_seq.store(pending.last_seq, Ordering::Release);
+        pending.last_seq
+    }
+
+    /// write()s everything queued (one write, no fsync): call before sending a reply that
+    /// may depend on it. Returns the sequence written so far; a failed write is kept
+    /// queued and reported by [`AofWriter::write_error`], as Redis does.
+    pub fn write_pending(&self) -> u64 {
+        self.core.write_pending().unwrap_or_else(|_| self.core.written_seq.load(Ordering::Acquire))
+    }
+
+    /// Resolves once everything up to `seq` is fsynced (the writer thread groups the
+    /// requests of many clients into one fsync). `seq` must be written already.
     pub async fn wait_durable(&self, seq: u64) {
-        let mut rx = self.durable.clone();
-        let _ = rx.wait_for(|d| *d >= seq).await;
+        if *self.core.durable.borrow() >= seq {
+            return;
+        }
+        let mut durable = self.core.durable.subscribe();
+        let _ = self.tx.send(Msg::Sync);
+        let _ = durable.wait_for(|d| *d >= seq).await;
     }
 
-    /// Blocking variant for non-async callers (tests, shutdown).
+    /// Writes and fsyncs everything queued, on the caller's thread (shutdown, turning the
+    /// AOF off, tests).
     pub fn flush_blocking(&self) -> std::io::Result<()> {
-        let (tx, rx) = mpsc::channel();
-        let _ = self.tx.send(Msg::Flush(tx));
-        rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("AOF writer stopped")))
+        self.core.write_pending()?;
+        self.core.sync()
     }
 
+    /// Switches to another file (after it was created and registered in the manifest).
+    /// What was fed before the switch is written to the old file first; if that fails the
+    /// switch does not happen.
     pub fn reopen_blocking(&self, path: &Path) -> std::io::Result<()> {
-        let (tx, rx) = mpsc::channel();
-        let _ = self.tx.send(Msg::Reopen(path.to_path_buf(), tx));
-        rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("AOF writer stopped")))
+        let mut side = self.core.file.lock();
+        self.core.write_locked(&mut side)?;
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        self.core.written_bytes.store(file.metadata().map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+        let old = std::mem::replace(&mut side.file, Arc::new(file));
+        side.retired.push(old);
+        drop(side);
+        // The caller holds the server lock: the old file is made durable on the thread.
+        let _ = self.tx.send(Msg::Sync);
+        Ok(())
     }
 
     pub fn set_policy(&self, policy: FsyncPolicy) {
-        let _ = self.tx.send(Msg::SetPolicy(policy));
+        *self.core.policy.lock() = policy;
     }
 
     /// Size of the current file (`aof_current_size`).
     pub fn current_size(&self) -> u64 {
-        self.written_bytes.load(std::sync::atomic::Ordering::Relaxed)
+        self.core.written_bytes.load(Ordering::Relaxed)
     }
 
     /// The reason (Redis's strerror text) while the last write or fsync failed; None once
     /// one succeeded again.
     pub fn write_error(&self) -> Option<String> {
-        self.write_error.lock().clone()
+        self.core.write_error.lock().clone()
     }
 }
 
@@ -136,137 +297,53 @@ impl Drop for AofWriter {
     }
 }
 
-fn writer_loop(
-    mut file: File,
-    mut policy: FsyncPolicy,
-    rx: mpsc::Receiver<Msg>,
-    durable: watch::Sender<u64>,
-    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    write_error: std::sync::Arc<parking_lot::Mutex<Option<String>>>,
-) {
+/// The writer thread: writes what no reply flushed (and retries failed writes) every tick,
+/// and fsyncs as the policy says or as asked.
+fn writer_loop(core: &Core, rx: &mpsc::Receiver<Msg>) {
     let mut last_fsync = Instant::now();
-    let mut last_error_log: Option<Instant> = None;
-    let mut dirty = false;
-    let mut pending_seq = 0u64;
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
-        let first = match rx.recv_timeout(Duration::from_millis(100)) {
+        let first = match rx.recv_timeout(WRITE_BEHIND_TICK) {
             Ok(m) => Some(m),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Msg::Stop),
         };
-        // Not waited on by replies (everysec / no): let appends gather for a moment, so the
-        // writer wakes and writes once per millisecond instead of once per client batch
-        // (on a small machine every wake-up is taken from the clients).
-        if policy != FsyncPolicy::Always && matches!(first, Some(Msg::Append(..))) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let mut control = Vec::new();
-        let handle = |m: Msg, buf: &mut Vec<u8>, pending: &mut u64, control: &mut Vec<Msg>| match m {
-            Msg::Append(seq, data) => {
-                buf.extend_from_slice(&data);
-                *pending = seq;
-            }
-            other => control.push(other),
-        };
-        if let Some(m) = first {
-            handle(m, &mut buf, &mut pending_seq, &mut control);
-        }
-        // Group commit: take everything already queued.
-        while control.is_empty() {
-            match rx.try_recv() {
-                Ok(m) => handle(m, &mut buf, &mut pending_seq, &mut control),
-                Err(_) => break,
+        // Group commit: one fsync answers every request already queued.
+        let (mut sync_requested, mut stop) = (false, false);
+        for m in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok()).take(4096)) {
+            match m {
+                Msg::Sync => sync_requested = true,
+                Msg::Stop => stop = true,
             }
         }
-        if !buf.is_empty() {
-            let good_len = written.load(std::sync::atomic::Ordering::Relaxed);
-            match file.write_all(&buf) {
-                Ok(()) => {
-                    written.fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    buf.clear();
-                    dirty = true;
-                    if write_error.lock().take().is_some() {
-                        warning!("AOF write error looks solved, Redis can write again.");
-                    }
-                }
-                Err(e) => {
-                    // Redis logs this once per 30 s while the disk stays full
-                    if last_error_log.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(30)) {
-                        warning!("Error writing to the AOF file: {}", strerror(&e));
-                        last_error_log = Some(Instant::now());
-                    }
-                    // Whatever part was written goes: the whole buffer is written again later.
-                    if let Err(t) = file.set_len(good_len) {
-                        warning!("Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {}", strerror(&t));
-                    }
-                    if policy == FsyncPolicy::Always {
-                        warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
-                        std::process::exit(1);
-                    }
-                    *write_error.lock() = Some(strerror(&e));
-                }
-            }
+        let _ = core.write_pending();
+        if stop {
+            let _ = core.sync();
+            return;
         }
-        let must_sync = match policy {
-            FsyncPolicy::Always => dirty,
-            FsyncPolicy::EverySec => dirty && last_fsync.elapsed() >= Duration::from_secs(1),
+        let policy = *core.policy.lock();
+        let due = match policy {
+            _ if sync_requested => true,
+            FsyncPolicy::Always => core.unsynced(),
+            FsyncPolicy::EverySec => last_fsync.elapsed() >= Duration::from_secs(1) && core.unsynced(),
             FsyncPolicy::No => false,
         };
-        if must_sync {
-            if let Err(e) = file.sync_data() {
+        if !due {
+            continue;
+        }
+        match core.sync() {
+            Ok(()) => {
+                last_fsync = Instant::now();
+                if core.all_written() {
+                    core.write_error.lock().take();
+                }
+            }
+            Err(e) => {
                 if policy == FsyncPolicy::Always {
                     warning!("Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...", strerror(&e));
                     std::process::exit(1);
                 }
                 warning!("Error syncing the AOF file: {}", strerror(&e));
-                *write_error.lock() = Some(strerror(&e));
-            } else {
-                dirty = false;
-                last_fsync = Instant::now();
-                if buf.is_empty() {
-                    write_error.lock().take();
-                }
-            }
-        }
-        if buf.is_empty() && (policy != FsyncPolicy::Always || !dirty) {
-            durable.send_replace(pending_seq);
-        }
-        for m in control {
-            match m {
-                Msg::Append(..) => unreachable!("appends are handled above"),
-                Msg::SetPolicy(p) => policy = p,
-                Msg::Flush(reply) => {
-                    let r = file.flush().and_then(|_| file.sync_data());
-                    if r.is_ok() {
-                        dirty = false;
-                    }
-                    let _ = reply.send(r);
-                }
-                Msg::Reopen(path, reply) => {
-                    match OpenOptions::new().create(true).append(true).open(&path) {
-                        Ok(f) => {
-                            written.store(f.metadata().map(|m| m.len()).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
-                            let old = std::mem::replace(&mut file, f);
-                            // The caller holds the server lock: answer first, then make the
-                            // old file durable (what `always` acknowledged already is).
-                            let _ = reply.send(Ok(()));
-                            if dirty {
-                                if let Err(e) = old.sync_data() {
-                                    warning!("Error syncing the AOF file: {}", strerror(&e));
-                                }
-                            }
-                            dirty = false;
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
-                    }
-                }
-                Msg::Stop => {
-                    let _ = file.sync_data();
-                    return;
-                }
+                *core.write_error.lock() = Some(strerror(&e));
             }
         }
     }
@@ -294,6 +371,7 @@ mod tests {
         for i in 0..100 {
             last = w.append(Bytes::from(format!("cmd{i};")));
         }
+        assert_eq!(w.write_pending(), last);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(5), w.wait_durable(last)).await.expect("durable in time");
@@ -302,10 +380,36 @@ mod tests {
         assert!(text.starts_with("cmd0;cmd1;"));
         assert!(text.ends_with("cmd99;"));
         assert_eq!(w.current_size(), text.len() as u64);
-        let other = dir.path().join("b.aof");
-        w.reopen_blocking(&other).unwrap();
-        w.append(Bytes::from_static(b"after"));
+    }
+
+    #[test]
+    fn write_pending_puts_every_queued_byte_in_the_file_before_returning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.aof");
+        let w = AofWriter::open(&path, FsyncPolicy::EverySec).unwrap();
+        for round in 0..50 {
+            let mut last = 0;
+            for i in 0..20 {
+                last = w.append(Bytes::from(format!("r{round}c{i};")));
+            }
+            assert_eq!(w.write_pending(), last);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.ends_with(&format!("r{round}c19;")), "round {round}: the file ends with {:?}", &text[text.len().saturating_sub(20)..]);
+            assert_eq!(w.current_size(), text.len() as u64);
+        }
+    }
+
+    #[test]
+    fn what_was_fed_before_a_reopen_stays_in_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("a.aof"), dir.path().join("b.aof"));
+        let w = AofWriter::open(&first, FsyncPolicy::No).unwrap();
+        w.append(Bytes::from_static(b"before;"));
+        w.reopen_blocking(&second).unwrap();
+        w.append(Bytes::from_static(b"after;"));
         w.flush_blocking().unwrap();
-        assert_eq!(std::fs::read_to_string(&other).unwrap(), "after");
+        assert_eq!(std::fs::read_to_string(&first).unwrap(), "before;");
+        assert_eq!(std::fs::read_to_string(&second).unwrap(), "after;");
+        assert_eq!(w.current_size(), "after;".len() as u64);
     }
 }

@@ -78,6 +78,12 @@ pub trait DataHost: Send + Sync + 'static {
         None
     }
 
+    /// [`super::service::Persistence::aof_before_reply`]: the AOF holds every write
+    /// applied so far before something depending on them is sent.
+    fn aof_before_reply(&self) -> Option<super::service::AofSync> {
+        None
+    }
+
     /// The replication link to our master went up (after sync) or down.
     fn on_master_link(&self, _connected: bool, _addr: &str) {}
 }

@@ -46,8 +46,6 @@ use crate::resp::Frame;
 /// Held in `ServerState::persist`.
 pub struct PersistenceState {
     pub svc: Arc<Persistence>,
-    /// Highest AOF sequence fed; under `appendfsync always` replies wait for it.
-    pub last_aof_seq: u64,
     /// `ServerState::dirty` already accounted into the save-point counter.
     seen_dirty: u64,
     /// The appendonly value the service was last configured with.
@@ -56,27 +54,20 @@ pub struct PersistenceState {
 
 impl Default for PersistenceState {
     fn default() -> Self {
-        PersistenceState { svc: Persistence::new(PersistConfig::default()), last_aof_seq: 0, seen_dirty: 0, appendonly_applied: false }
+        PersistenceState { svc: Persistence::new(PersistConfig::default()), seen_dirty: 0, appendonly_applied: false }
     }
 }
 
 impl std::fmt::Debug for PersistenceState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PersistenceState").field("last_aof_seq", &self.last_aof_seq).finish()
+        f.debug_struct("PersistenceState").field("appendonly_applied", &self.appendonly_applied).finish()
     }
 }
 
 impl PersistenceState {
     /// Every propagated write (dispatch::propagate): appended to the AOF when it is on.
     pub fn feed(&mut self, db: usize, argv: &[Bytes]) {
-        if let Some(seq) = self.svc.feed_aof(db as u32, argv) {
-            self.last_aof_seq = seq;
-        }
-    }
-
-    /// `Some(seq)` when replies must wait for the AOF fsync (`appendfsync always`).
-    pub fn durability_wait(&self) -> Option<(Arc<Persistence>, u64)> {
-        (self.last_aof_seq > 0 && self.svc.aof_fsync_always()).then(|| (self.svc.clone(), self.last_aof_seq))
+        self.svc.feed_aof(db as u32, argv);
     }
 }
 
@@ -190,6 +181,11 @@ impl DataHost for SharedHost {
             srv.clients.insert(client.id, client);
         }
         after(*db);
+    }
+
+    fn aof_before_reply(&self) -> Option<service::AofSync> {
+        let svc = self.shared.state.lock().persist.svc.clone();
+        svc.aof_before_reply()
     }
 
     fn replace_dataset(&self, rdb: &[u8], mode: DisklessLoad) -> Result<host::LoadStats, rdb::RdbError> {

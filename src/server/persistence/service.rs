@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use super::aof::{load_aof_dir, manifest_name, AofError, AofLoadEvent};
 use super::aof_manager::AofManager;
-use super::aof_writer::FsyncPolicy;
+use super::aof_writer::{AofWriter, FsyncPolicy};
 use super::host::{load_rdb_into, snapshot_to_rdb, ApplySource, DataHost, DatasetSnapshot, LoadStats};
 use super::rdb::{AuxInfo, RdbError, RdbSaveOptions};
 use super::state::{PersistenceState, SavePoint};
@@ -107,6 +107,18 @@ pub struct StartupLoad {
 /// Produces a consistent snapshot; the caller guarantees no write runs between the
 /// preceding bookkeeping and the snapshot (it holds the server lock, or is a test).
 pub type SnapshotFn<'a> = &'a mut dyn FnMut() -> Box<dyn DatasetSnapshot>;
+
+/// The fsync a reply waits for under `appendfsync always`.
+pub struct AofSync {
+    writer: Arc<AofWriter>,
+    seq: u64,
+}
+
+impl AofSync {
+    pub async fn wait(self) {
+        self.writer.wait_durable(self.seq).await;
+    }
+}
 
 pub struct Persistence {
     pub config: Mutex<PersistConfig>,
@@ -387,24 +399,22 @@ impl Persistence {
 
     // ------------------------------------------------------------------ AOF
 
-    /// Feeds one executed write command to the AOF (when enabled). Returns the sequence to
-    /// pass to [`Persistence::wait_aof`] before replying under `appendfsync always`.
-    pub fn feed_aof(&self, db: u32, argv: &[Bytes]) -> Option<u64> {
-        let mut aof = self.aof.lock();
-        let mgr = aof.as_mut()?;
-        Some(mgr.feed_command(db, argv))
-    }
-
-    /// True when replies must wait for the AOF fsync.
-    pub fn aof_fsync_always(&self) -> bool {
-        self.aof.lock().is_some() && self.config.lock().appendfsync == FsyncPolicy::Always
-    }
-
-    pub async fn wait_aof(&self, seq: u64) {
-        let writer = self.aof.lock().as_ref().map(|m| m.writer.clone());
-        if let Some(w) = writer {
-            w.wait_durable(seq).await;
+    /// Feeds one executed write command to the AOF (when enabled); it is written by the
+    /// next [`Persistence::aof_before_reply`].
+    pub fn feed_aof(&self, db: u32, argv: &[Bytes]) {
+        if let Some(mgr) = self.aof.lock().as_mut() {
+            mgr.feed_command(db, argv);
         }
+    }
+
+    /// Redis's beforeSleep for the AOF: call before sending anything that may depend on
+    /// the writes executed so far (replies, a replica's ACK). write()s every command fed
+    /// (a process crash then loses none of them); under `appendfsync always`, returns the
+    /// fsync to wait for before sending.
+    pub fn aof_before_reply(&self) -> Option<AofSync> {
+        let writer = self.aof.lock().as_ref()?.writer.clone();
+        let seq = writer.write_pending();
+        (self.config.lock().appendfsync == FsyncPolicy::Always).then_some(AofSync { writer, seq })
     }
 
     /// CONFIG SET appendonly through a host (tests).
@@ -558,8 +568,10 @@ impl Persistence {
     /// AOF rewrite.
     pub fn cron_with(self: &Arc<Self>, used_mem: u64, repl: Option<(i64, String, i64)>, snapshot: SnapshotFn<'_>) {
         let cfg = self.config.lock().clone();
-        if let Some(size) = self.aof.lock().as_ref().map(|m| m.writer.current_size()) {
-            self.state.aof_current_size.store(size, Ordering::Relaxed);
+        if let Some(m) = self.aof.lock().as_ref() {
+            // CONFIG SET appendfsync reaches the writer here
+            m.writer.set_policy(cfg.appendfsync);
+            self.state.aof_current_size.store(m.writer.current_size(), Ordering::Relaxed);
         }
         let rewriting = self.state.aof_rewrite_in_progress.load(Ordering::SeqCst);
         if !rewriting && self.state.should_auto_save(&cfg.save_points) {

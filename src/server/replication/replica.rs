@@ -304,7 +304,7 @@ async fn stream_commands(
     let mut ack_tick = tokio::time::interval(repl.config().ack_period);
     let timeout = conn.timeout;
     let mut last_io = Instant::now();
-    send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
+    send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
     // Bytes processed but not yet accounted (offset, backlog, sub-replicas). They are fed in
     // the same critical section that applies their commands, so a snapshot taken for a
     // sub-replica's full sync never has an offset that disagrees with its data.
@@ -329,7 +329,7 @@ async fn stream_commands(
             if name == b"replconf" && argv.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"getack")) {
                 // Apply what precedes, answer with the offset before this command, then count it.
                 apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split()).await;
-                send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
+                send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
                 unfed.extend_from_slice(&cmd_raw);
                 continue;
             }
@@ -379,7 +379,7 @@ async fn stream_commands(
                 if last_io.elapsed() > timeout {
                     return Err(LinkError::StreamTimeout);
                 }
-                send_ack(&mut conn.stream, repl.master_repl_offset()).await?;
+                send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
             }
         }
     }
@@ -411,7 +411,11 @@ async fn apply_and_feed(host: &Arc<dyn DataHost>, repl: &Replication, db: &mut u
     });
 }
 
-async fn send_ack(stream: &mut TcpStream, offset: i64) -> Result<(), LinkError> {
+/// REPLCONF ACK: the acknowledged writes are in our AOF first (WAIT counts on them).
+async fn send_ack(stream: &mut TcpStream, host: &Arc<dyn DataHost>, offset: i64) -> Result<(), LinkError> {
+    if let Some(sync) = host.aof_before_reply() {
+        sync.wait().await;
+    }
     let mut out = BytesMut::new();
     let off = offset.to_string();
     encode_command(&[b"REPLCONF", b"ACK", off.as_bytes()], &mut out);
