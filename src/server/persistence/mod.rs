@@ -99,6 +99,9 @@ pub fn persist_config(cfg: &Config) -> PersistConfig {
 /// jobs, the replication link): every call takes the lock briefly.
 pub struct SharedHost {
     pub shared: Arc<Shared>,
+    /// The server's persistence service (created once with the state), held here so that
+    /// the replica link reaches the AOF without the state lock, which a busy script holds.
+    persist: Arc<service::Persistence>,
 }
 
 static SHARED_HOST: OnceLock<Arc<SharedHost>> = OnceLock::new();
@@ -184,8 +187,7 @@ impl DataHost for SharedHost {
     }
 
     fn aof_before_reply(&self) -> Option<service::AofSync> {
-        let svc = self.shared.state.lock().persist.svc.clone();
-        svc.aof_before_reply()
+        self.persist.aof_before_reply()
     }
 
     fn replace_dataset(&self, rdb: &[u8], mode: DisklessLoad) -> Result<host::LoadStats, rdb::RdbError> {
@@ -577,7 +579,8 @@ pub fn cron(srv: &mut ServerState, _now_ms: i64) {
 }
 
 pub fn start(shared: &Arc<Shared>) {
-    let _ = SHARED_HOST.set(Arc::new(SharedHost { shared: shared.clone() }));
+    let persist = shared.state.lock().persist.svc.clone();
+    let _ = SHARED_HOST.set(Arc::new(SharedHost { shared: shared.clone(), persist }));
     let host: Arc<dyn DataHost> = SHARED_HOST.get().expect("just set").clone();
     shared.state.lock().persist.svc.set_host(host);
 }
