@@ -214,6 +214,9 @@ pub static PARAMS: &[Param] = &[
 ];
 
 
+/// Redis's MULTI_ARG_CONFIG directives.
+const MULTI_ARG: &[&str] = &["save", "client-output-buffer-limit", "bind"];
+
 pub fn find_param(name: &str) -> Option<&'static Param> {
     let lower = name.to_ascii_lowercase();
     PARAMS.iter().find(|p| p.name == lower || p.aliases.contains(&lower.as_str()))
@@ -489,6 +492,15 @@ impl Config {
                 _ => {}
             }
         }
+        // Redis 7 splits the single argument of a multi-argument directive at spaces
+        // (`--client-output-buffer-limit "normal 1mb 0 0"` on a command line).
+        let split: Vec<String>;
+        let args = if MULTI_ARG.contains(&param.name) && args.len() == 1 && args[0].contains(' ') {
+            split = args[0].split(' ').filter(|a| !a.is_empty()).map(str::to_string).collect();
+            &split[..]
+        } else {
+            args
+        };
         let value = canonical_value(param, args)?;
         if param.name == "dir" {
             std::env::set_current_dir(&value).map_err(|e| io_reason(&e))?;

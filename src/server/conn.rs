@@ -23,12 +23,23 @@ const MAX_BATCH: usize = 512;
 
 const PROTECTED_MODE_MSG: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
+/// What a connection gets from the server state when it is admitted.
+struct Admitted {
+    id: u64,
+    parser: RequestParser,
+    query_buffer_limit: usize,
+    pause: Arc<AtomicI64>,
+    pending_out: Arc<AtomicUsize>,
+    unwritten: Arc<AtomicUsize>,
+    force_close: Arc<AtomicBool>,
+    keepalive_secs: u64,
+}
+
 pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
-    #[allow(clippy::type_complexity)]
-    let admitted: Result<(u64, RequestParser, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>)), &'static [u8]> = {
+    let admitted: Result<Admitted, &'static [u8]> = {
         let mut srv = shared.state.lock();
         srv.stats.total_connections += 1;
         let protected = srv.limits.protected_mode && srv.limits.requirepass.is_none();
@@ -42,15 +53,23 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             let authenticated = srv.limits.requirepass.is_none();
             let mut c = ClientState::new(id, peer.to_string(), local.to_string(), now, authenticated);
             c.tx = Some(tx);
-            let (c_pending, c_force) = (c.pending_out.clone(), c.force_close.clone());
-            srv.clients.insert(id, c);
             let mut parser = RequestParser::new().with_max_bulk_len(srv.limits.proto_max_bulk_len);
             parser.set_authenticated(authenticated);
-            let out_state = (c_pending.clone(), c_force.clone());
-            Ok((id, parser, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone(), out_state))
+            let admitted = Admitted {
+                id,
+                parser,
+                query_buffer_limit: srv.limits.query_buffer_limit,
+                pause: srv.client_pause_until_ms.clone(),
+                pending_out: c.pending_out.clone(),
+                unwritten: c.unwritten.clone(),
+                force_close: c.force_close.clone(),
+                keepalive_secs: srv.limits.tcp_keepalive_secs,
+            };
+            srv.clients.insert(id, c);
+            Ok(admitted)
         }
     };
-    let (id, mut parser, qlimit, pause, (pending_out, force_close)) = match admitted {
+    let Admitted { id, mut parser, query_buffer_limit: qlimit, pause, pending_out, unwritten, force_close, keepalive_secs } = match admitted {
         Ok(v) => v,
         Err(b"protected") => {
             let _ = stream.write_all(format!("-{PROTECTED_MODE_MSG}\r\n").as_bytes()).await;
@@ -61,7 +80,12 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
-    let mut conn = Conn { shared: shared.clone(), id, rx, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, force_close };
+    if keepalive_secs > 0 {
+        if let Err(e) = set_keepalive(&stream, keepalive_secs) {
+            tracing::debug!("client {id}: setting tcp-keepalive: {e}");
+        }
+    }
+    let mut conn = Conn { shared: shared.clone(), id, rx, inbuf: BytesMut::with_capacity(16 * 1024), out: BytesMut::with_capacity(16 * 1024), pending: Vec::new(), close_after_write: false, blocked_deadline: None, blocked: false, pause, unaccounted_input: 0, pending_out, unwritten, force_close };
     let result = conn.run(&mut stream, &mut parser, qlimit).await;
     if let Err(e) = result {
         tracing::debug!("client {id} closed: {e}");
@@ -70,10 +94,21 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     dispatch::client_gone(&mut srv, id);
 }
 
+/// `tcp-keepalive`, as Redis's anetKeepAlive: probes after `secs` idle, then every third
+/// of it, and the peer is dead after 3 unanswered probes.
+fn set_keepalive(stream: &TcpStream, secs: u64) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(secs))
+        .with_interval(Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
+
 /// Writes all of `data`, but gives up once the client is scheduled to close (output buffer
 /// limits): a peer that stopped reading must not keep its connection, and what is queued
 /// for it, alive.
-async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: &AtomicBool) -> std::io::Result<()> {
+/// `unwritten` follows what is left to write (CLIENT LIST omem, output buffer limits).
+async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: &AtomicBool, unwritten: &AtomicUsize) -> std::io::Result<()> {
     // Fast path: the socket takes everything at once.
     let mut written = match stream.try_write(data) {
         Ok(n) => n,
@@ -93,6 +128,7 @@ async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: 
                     return Err(std::io::ErrorKind::WriteZero.into());
                 }
                 written += n;
+                unwritten.store(data.len() - written, Ordering::Relaxed);
             }
             _ = check.tick() => {
                 if force_close.load(Ordering::Relaxed) {
@@ -143,6 +179,8 @@ struct Conn {
     pause: Arc<AtomicI64>,
     unaccounted_input: u64,
     pending_out: Arc<AtomicUsize>,
+    /// This connection's `ClientState::unwritten`.
+    unwritten: Arc<AtomicUsize>,
     force_close: Arc<AtomicBool>,
 }
 
@@ -212,7 +250,9 @@ impl Conn {
             if let Some((svc, seq)) = durability {
                 svc.wait_aof(seq).await;
             }
-            write_unless_dropped(stream, &self.out, &self.force_close).await?;
+            self.unwritten.store(self.out.len(), Ordering::Relaxed);
+            write_unless_dropped(stream, &self.out, &self.force_close, &self.unwritten).await?;
+            self.unwritten.store(0, Ordering::Relaxed);
             self.out.clear();
             if self.out.capacity() > 1024 * 1024 {
                 self.out = BytesMut::with_capacity(16 * 1024);
@@ -265,9 +305,15 @@ impl Conn {
             }
             if self.inbuf.len() > qlimit {
                 let mut srv = self.shared.state.lock();
-                super::log::warning(&format!("Closing client that reached max query buffer length: id={} (qbuf initial bytes: ...)", self.id));
                 if let Some(c) = srv.clients.get_mut(&self.id) {
+                    c.qbuf = self.inbuf.len();
                     c.killed = true;
+                    let head = &self.inbuf[..self.inbuf.len().min(64)];
+                    super::log::warning(&format!(
+                        "Closing client that reached max query buffer length: {} (qbuf initial bytes: {})",
+                        super::commands::connection::client_line(c, super::now_ms(), None),
+                        dispatch::repr(head)
+                    ));
                 }
                 self.close_after_write = true;
                 self.pending.clear();
@@ -380,6 +426,11 @@ impl Conn {
             }
         }
         self.pending = iter.collect();
+        // The replies wait in `out` until the flush: they count against the output limits.
+        self.unwritten.store(self.out.len(), Ordering::Relaxed);
+        if !client.check_output_limit(&srv.limits, now) {
+            self.close_after_write = true;
+        }
         srv.stats.net_output_bytes += (self.out.len() - out_before) as u64;
         srv.stats.net_input_bytes += std::mem::take(&mut self.unaccounted_input);
         parser.set_authenticated(client.authenticated);
