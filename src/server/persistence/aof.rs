@@ -250,7 +250,9 @@ impl AofManifest {
         let mut out = String::new();
         for f in self.base.iter().chain(self.history.iter()).chain(self.incrs.iter()) {
             let needs_quotes = f.name.bytes().any(|b| b <= b' ' || b == b'"' || b == b'\'' || b == b'\\' || b >= 0x7f);
-            let name = if needs_quotes { format!("{:?}", f.name) } else { f.name.clone() };
+            // Quoted as Redis's sdscatrepr (`\xNN`), which the parser reads back (found by
+            // fuzzing: Rust's `{:?}` wrote `\u{12}`, read back as other characters).
+            let name = if needs_quotes { crate::server::dispatch::repr(f.name.as_bytes()) } else { f.name.clone() };
             let _ = writeln!(out, "file {} seq {} type {}", name, f.seq, f.kind.code());
         }
         out
@@ -443,5 +445,8 @@ mod tests {
         assert_eq!(reason("file a/b seq 1 type b\n"), "File can't be a path, just a filename");
         assert_eq!(reason("file a seq 2 type i\nfile b seq 2 type i\n"), "Found a non-monotonic sequence number");
         assert!(AofManifest::parse("# comment only\n").unwrap().base.is_none());
+        let odd = AofManifest::parse("file \"a\\x12\\\"b\u{e9}\" seq 2 type i\n").unwrap();
+        assert_eq!(odd.incrs[0].name, "a\u{12}\"b\u{e9}");
+        assert_eq!(AofManifest::parse(&odd.format()).unwrap(), odd);
     }
 }
