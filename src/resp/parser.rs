@@ -381,7 +381,9 @@ fn parse_reply_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Frame,
                     b'$' => (Frame::Bulk(Bytes::copy_from_slice(data)), end),
                     b'!' => (Frame::Error(String::from_utf8_lossy(data).into_owned()), end),
                     _ => {
-                        if len < 4 || data[3] != b':' {
+                        // The format is 3 ASCII bytes (found by fuzzing: other bytes became
+                        // replacement characters and the frame no longer re-encoded).
+                        if len < 4 || data[3] != b':' || !data[..3].is_ascii() {
                             return Err(ParseError::InvalidReply("verbatim string"));
                         }
                         let format = String::from_utf8_lossy(&data[..3]).into_owned();
@@ -448,6 +450,8 @@ mod tests {
         let mut buf = BytesMut::from(&b"+OK\r\n\r\n:1\r\n"[..]);
         assert_eq!(ReplyParser::parse(&mut buf), Ok(Some(Frame::Simple("OK".into()))));
         assert_eq!(ReplyParser::parse(&mut buf), Err(ParseError::UnknownReplyType('\r')));
+        let mut buf = BytesMut::from(&b"=7\r\ntx\x86:abc\r\n"[..]);
+        assert_eq!(ReplyParser::parse(&mut buf), Err(ParseError::InvalidReply("verbatim string")));
     }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ParseError> {
