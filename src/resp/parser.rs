@@ -340,6 +340,10 @@ fn parse_reply_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Frame,
         }
         return Ok(None);
     };
+    // An empty line has no type byte (found by fuzzing: it used to panic on the slice below).
+    if rel == 0 {
+        return Err(ParseError::UnknownReplyType('\r'));
+    }
     let kind = buf[pos];
     let body = &buf[pos + 1..pos + rel];
     let after_line = pos + rel + 2;
@@ -381,7 +385,9 @@ fn parse_reply_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Frame,
                     b'$' => (Frame::Bulk(Bytes::copy_from_slice(data)), end),
                     b'!' => (Frame::Error(String::from_utf8_lossy(data).into_owned()), end),
                     _ => {
-                        if len < 4 || data[3] != b':' {
+                        // The format is 3 ASCII bytes (found by fuzzing: other bytes became
+                        // replacement characters and the frame no longer re-encoded).
+                        if len < 4 || data[3] != b':' || !data[..3].is_ascii() {
                             return Err(ParseError::InvalidReply("verbatim string"));
                         }
                         let format = String::from_utf8_lossy(&data[..3]).into_owned();
@@ -438,7 +444,19 @@ fn parse_reply_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Frame,
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::resp::ProtocolVersion;
+
+    /// Found by fuzzing (fuzz/fuzz_targets/resp_reply.rs): an empty line where a reply
+    /// starts panicked instead of being a protocol error.
+    #[test]
+    fn an_empty_line_is_a_reply_protocol_error() {
+        let mut buf = BytesMut::from(&b"+OK\r\n\r\n:1\r\n"[..]);
+        assert_eq!(ReplyParser::parse(&mut buf), Ok(Some(Frame::Simple("OK".into()))));
+        assert_eq!(ReplyParser::parse(&mut buf), Err(ParseError::UnknownReplyType('\r')));
+        let mut buf = BytesMut::from(&b"=7\r\ntx\x86:abc\r\n"[..]);
+        assert_eq!(ReplyParser::parse(&mut buf), Err(ParseError::InvalidReply("verbatim string")));
+    }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ParseError> {
         let mut p = RequestParser::new();

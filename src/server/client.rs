@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::resp::{Frame, ProtocolVersion};
+use crate::server::replication::state::OutputLimits;
 
 /// Messages pushed to a connection task from other clients' commands.
 #[derive(Debug)]
@@ -19,6 +20,38 @@ pub enum Outbound {
     Unblocked(Frame),
     /// Close the connection (CLIENT KILL, SHUTDOWN).
     Close,
+}
+
+/// Redis's CLIENTS_PEAK_MEM_USAGE_SLOTS: the largest client query and output buffers seen
+/// in each of the last 8 seconds (INFO client_recent_max_input_buffer / _output_buffer).
+#[derive(Debug, Default)]
+pub struct ClientsPeak {
+    /// (input, output) bytes, indexed by unix second modulo 8.
+    slots: [(usize, usize); 8],
+    last_second: i64,
+}
+
+impl ClientsPeak {
+    const SLOTS: i64 = 8;
+
+    pub fn track(&mut self, now_ms: i64, input: usize, output: usize) {
+        let second = now_ms / 1000;
+        if second != self.last_second {
+            // Slots of the seconds since the last call hold stale peaks.
+            for s in 1..=(second - self.last_second).clamp(0, Self::SLOTS) {
+                self.slots[((self.last_second + s) % Self::SLOTS) as usize] = (0, 0);
+            }
+            self.last_second = second;
+        }
+        let slot = &mut self.slots[(second % Self::SLOTS) as usize];
+        slot.0 = slot.0.max(input);
+        slot.1 = slot.1.max(output);
+    }
+
+    /// (input, output) maxima over the recent seconds.
+    pub fn recent_max(&self) -> (usize, usize) {
+        self.slots.iter().fold((0, 0), |(i, o), &(si, so)| (i.max(si), o.max(so)))
+    }
 }
 
 /// CLIENT REPLY mode.
@@ -75,12 +108,16 @@ pub struct ClientState {
     pub blocked: bool,
     pub killed: bool,
     pub tx: Option<UnboundedSender<Outbound>>,
-    /// Bytes waiting in the connection's query buffer / output (CLIENT LIST qbuf, omem).
+    /// Bytes waiting in the connection's query buffer (CLIENT LIST qbuf).
     pub qbuf: usize,
-    pub omem: usize,
-    /// Bytes queued for this connection by other clients and not yet written (pub/sub,
-    /// MONITOR, replication stream): checked against client-output-buffer-limit.
+    /// Bytes queued for this connection by other clients and not yet taken by its task
+    /// (pub/sub, MONITOR, replication stream).
     pub pending_out: Arc<AtomicUsize>,
+    /// Bytes in the connection task's output buffer not yet written to the socket. With
+    /// `pending_out`, the output buffer checked against client-output-buffer-limit.
+    pub unwritten: Arc<AtomicUsize>,
+    /// Since when (unix ms) the output buffer is above the soft limit.
+    pub soft_limit_since_ms: Option<i64>,
     /// Set when the output buffer limit is exceeded: the connection closes at once,
     /// without writing what is queued.
     pub force_close: Arc<AtomicBool>,
@@ -127,8 +164,9 @@ impl ClientState {
             killed: false,
             tx: None,
             qbuf: 0,
-            omem: 0,
             pending_out: Arc::new(AtomicUsize::new(0)),
+            unwritten: Arc::new(AtomicUsize::new(0)),
+            soft_limit_since_ms: None,
             force_close: Arc::new(AtomicBool::new(false)),
             tot_cmds: 0,
             deferred: Vec::new(),
@@ -162,22 +200,59 @@ impl ClientState {
         }
     }
 
-    /// Enforces a hard output-buffer limit (0 = none): past it the client is dropped, as
-    /// Redis does with slow pub/sub consumers.
-    pub fn check_output_limit(&self, hard_limit: u64) -> bool {
-        if hard_limit > 0 && self.pending_out.load(Ordering::Relaxed) as u64 > hard_limit {
-            if !self.force_close.swap(true, Ordering::Relaxed) {
-                crate::server::log::warning(&format!(
-                    "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                    self.id, self.addr
-                ));
-                if let Some(tx) = &self.tx {
-                    let _ = tx.send(Outbound::Close);
-                }
-            }
+    /// Output bytes not yet written to the socket (CLIENT LIST omem, output buffer limits).
+    pub fn output_bytes(&self) -> usize {
+        self.pending_out.load(Ordering::Relaxed) + self.unwritten.load(Ordering::Relaxed)
+    }
+
+    /// The client-output-buffer-limit class of this client, as Redis's getClientType:
+    /// pubsub once subscribed, normal otherwise (MONITOR included). Replicas and the master
+    /// link have theirs in the replication state.
+    pub fn output_limits(&self, limits: &crate::server::state::Limits) -> Option<OutputLimits> {
+        if self.is_replica || self.is_master_link {
+            None
+        } else if self.subscriptions() > 0 {
+            Some(limits.obuf_pubsub)
+        } else {
+            Some(limits.obuf_normal)
+        }
+    }
+
+    /// Enforces the client's output buffer limits as Redis does: at once past the hard
+    /// limit, or once above the soft limit for longer than its seconds (the time counts
+    /// from the first check that found it above). A client over a limit is closed without
+    /// writing what is queued. Returns false if the client is (now) to be closed.
+    pub fn check_output_limit(&mut self, limits: &crate::server::state::Limits, now_ms: i64) -> bool {
+        if self.force_close.load(Ordering::Relaxed) {
             return false;
         }
-        true
+        let Some(class) = self.output_limits(limits) else { return true };
+        let used = self.output_bytes() as u64;
+        let hard = class.hard > 0 && used >= class.hard;
+        let mut soft = class.soft > 0 && used >= class.soft;
+        if soft {
+            match self.soft_limit_since_ms {
+                None => {
+                    self.soft_limit_since_ms = Some(now_ms);
+                    soft = false;
+                }
+                Some(since) => soft = (now_ms - since) / 1000 > class.soft_secs as i64,
+            }
+        } else {
+            self.soft_limit_since_ms = None;
+        }
+        if !(hard || soft) {
+            return true;
+        }
+        self.force_close.store(true, Ordering::Relaxed);
+        crate::server::log::warning(&format!(
+            "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            crate::server::commands::connection::client_line(self, now_ms, None)
+        ));
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Outbound::Close);
+        }
+        false
     }
 
     /// The `flags=` field of CLIENT LIST.

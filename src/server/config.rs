@@ -106,7 +106,8 @@ pub static PARAMS: &[Param] = &[
     p!("rdb-del-sync-files", Kind::Bool, "no"),
     p!("dir", Kind::Special, ""),
     // replication
-    p!("replicaof", ["slaveof"], Kind::Special, ""),
+    // CONFIG SET refuses it as immutable, as Redis does (REPLICAOF is the command).
+    Param { name: "replicaof", aliases: &["slaveof"], kind: Kind::Special, default: "", mutable: false },
     // rf-server's own: ask these sentinels who the master is before serving (startup_guard).
     p!("sentinel-startup-check", Kind::Special, "", immutable),
     p!("masterauth", Kind::Str, ""),
@@ -914,6 +915,9 @@ mod tests {
         assert_eq!(cfg.get("port"), "6380");
         assert_eq!(cfg.get("pidfile"), "/tmp/x.pid");
         assert_eq!(cfg.get("replicaof"), "127.0.0.1 6379");
+        // Found by fuzzing (fuzz/fuzz_targets/redis_conf.rs): Redis refuses CONFIG SET replicaof.
+        let err = cfg.set_many(&[("replicaof".into(), String::new())]).unwrap_err();
+        assert!(err.ends_with("can't set immutable config"), "{err}");
         assert_eq!(cfg.get_int("maxmemory"), 100 * 1024 * 1024);
         assert_eq!(cfg.save_points(), vec![(900, 1), (300, 10)]);
     }

@@ -29,6 +29,18 @@ const MAX_INPUT_WHILE_BUSY: usize = 1024 * 1024 * 1024;
 
 const PROTECTED_MODE_MSG: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
+/// What a connection gets from the server state when it is admitted.
+struct Admitted {
+    id: u64,
+    query_buffer_limit: usize,
+    pause: Arc<AtomicI64>,
+    pending_out: Arc<AtomicUsize>,
+    unwritten: Arc<AtomicUsize>,
+    force_close: Arc<AtomicBool>,
+    keepalive_secs: u64,
+    persist: Arc<Persistence>,
+}
+
 pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let mut parser = RequestParser::new();
@@ -43,8 +55,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     };
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
-    #[allow(clippy::type_complexity)]
-    let admitted: Result<(u64, usize, Arc<AtomicI64>, (Arc<AtomicUsize>, Arc<AtomicBool>), Arc<Persistence>), &'static [u8]> = {
+    let admitted: Result<Admitted, &'static [u8]> = {
         let mut srv = shared.lock_async().await;
         srv.stats.total_connections += 1;
         let protected = srv.limits.protected_mode && srv.limits.requirepass.is_none();
@@ -58,15 +69,23 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             let authenticated = srv.limits.requirepass.is_none();
             let mut c = ClientState::new(id, peer.to_string(), local.to_string(), now, authenticated);
             c.tx = Some(tx);
-            let (c_pending, c_force) = (c.pending_out.clone(), c.force_close.clone());
-            srv.clients.insert(id, c);
             parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
             parser.set_authenticated(authenticated);
-            let out_state = (c_pending.clone(), c_force.clone());
-            Ok((id, srv.limits.query_buffer_limit, srv.client_pause_until_ms.clone(), out_state, srv.persist.svc.clone()))
+            let admitted = Admitted {
+                id,
+                query_buffer_limit: srv.limits.query_buffer_limit,
+                pause: srv.client_pause_until_ms.clone(),
+                pending_out: c.pending_out.clone(),
+                unwritten: c.unwritten.clone(),
+                force_close: c.force_close.clone(),
+                keepalive_secs: srv.limits.tcp_keepalive_secs,
+                persist: srv.persist.svc.clone(),
+            };
+            srv.clients.insert(id, c);
+            Ok(admitted)
         }
     };
-    let (id, qlimit, pause, (pending_out, force_close), persist) = match admitted {
+    let Admitted { id, query_buffer_limit: qlimit, pause, pending_out, unwritten, force_close, keepalive_secs, persist } = match admitted {
         Ok(v) => v,
         Err(b"protected") => {
             let _ = stream.write_all(format!("-{PROTECTED_MODE_MSG}\r\n").as_bytes()).await;
@@ -77,6 +96,11 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
+    if keepalive_secs > 0 {
+        if let Err(e) = set_keepalive(&stream, keepalive_secs) {
+            tracing::debug!("client {id}: setting tcp-keepalive: {e}");
+        }
+    }
     let unaccounted_input = carried_input.len() as u64;
     let mut conn = Conn {
         shared: shared.clone(),
@@ -92,6 +116,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
         pause,
         unaccounted_input,
         pending_out,
+        unwritten,
         force_close,
         proto: ProtocolVersion::Resp2,
         authenticated: parser.authenticated(),
@@ -217,10 +242,21 @@ async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser:
     Ok(Some((inbuf, pending)))
 }
 
+/// `tcp-keepalive`, as Redis's anetKeepAlive: probes after `secs` idle, then every third
+/// of it, and the peer is dead after 3 unanswered probes.
+fn set_keepalive(stream: &TcpStream, secs: u64) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(secs))
+        .with_interval(Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
+
 /// Writes all of `data`, but gives up once the client is scheduled to close (output buffer
 /// limits): a peer that stopped reading must not keep its connection, and what is queued
 /// for it, alive.
-async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: &AtomicBool) -> std::io::Result<()> {
+/// `unwritten` follows what is left to write (CLIENT LIST omem, output buffer limits).
+async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: &AtomicBool, unwritten: &AtomicUsize) -> std::io::Result<()> {
     // Fast path: the socket takes everything at once.
     let mut written = match stream.try_write(data) {
         Ok(n) => n,
@@ -240,6 +276,7 @@ async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: 
                     return Err(std::io::ErrorKind::WriteZero.into());
                 }
                 written += n;
+                unwritten.store(data.len() - written, Ordering::Relaxed);
             }
             _ = check.tick() => {
                 if force_close.load(Ordering::Relaxed) {
@@ -291,6 +328,8 @@ struct Conn {
     pause: Arc<AtomicI64>,
     unaccounted_input: u64,
     pending_out: Arc<AtomicUsize>,
+    /// This connection's `ClientState::unwritten`.
+    unwritten: Arc<AtomicUsize>,
     force_close: Arc<AtomicBool>,
     /// The client's protocol, authentication and transaction as of its last batch (replies
     /// sent without the state: unblocking, busy scripts).
@@ -378,7 +417,9 @@ impl Conn {
             if let Some(sync) = self.persist.aof_before_reply() {
                 sync.wait().await;
             }
-            write_unless_dropped(stream, &self.out, &self.force_close).await?;
+            self.unwritten.store(self.out.len(), Ordering::Relaxed);
+            write_unless_dropped(stream, &self.out, &self.force_close, &self.unwritten).await?;
+            self.unwritten.store(0, Ordering::Relaxed);
             self.out.clear();
             if self.out.capacity() > 1024 * 1024 {
                 self.out = BytesMut::with_capacity(16 * 1024);
@@ -428,9 +469,15 @@ impl Conn {
             }
             if self.inbuf.len() > qlimit {
                 let mut srv = self.shared.lock_async().await;
-                super::log::warning(&format!("Closing client that reached max query buffer length: id={} (qbuf initial bytes: ...)", self.id));
                 if let Some(c) = srv.clients.get_mut(&self.id) {
+                    c.qbuf = self.inbuf.len();
                     c.killed = true;
+                    let head = &self.inbuf[..self.inbuf.len().min(64)];
+                    super::log::warning(&format!(
+                        "Closing client that reached max query buffer length: {} (qbuf initial bytes: {})",
+                        super::commands::connection::client_line(c, super::now_ms(), None),
+                        dispatch::repr(head)
+                    ));
                 }
                 self.close_after_write = true;
                 self.pending.clear();
@@ -572,6 +619,11 @@ impl Conn {
             }
         }
         self.pending = iter.collect();
+        // The replies wait in `out` until the flush: they count against the output limits.
+        self.unwritten.store(self.out.len(), Ordering::Relaxed);
+        if !client.check_output_limit(&srv.limits, now) {
+            self.close_after_write = true;
+        }
         srv.stats.net_output_bytes += (self.out.len() - out_before) as u64;
         srv.stats.net_input_bytes += std::mem::take(&mut self.unaccounted_input);
         parser.set_authenticated(client.authenticated);

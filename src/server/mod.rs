@@ -440,6 +440,10 @@ fn cron_tick(srv: &mut ServerState) {
     if used > srv.stat_peak_memory {
         srv.stat_peak_memory = used;
     }
+    let st = &mut *srv;
+    for c in st.clients.values() {
+        st.clients_peak.track(now, c.qbuf, c.output_bytes());
+    }
     let timeout = srv.limits.timeout_secs;
     if timeout > 0 {
         for c in srv.clients.values_mut() {

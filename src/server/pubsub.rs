@@ -9,7 +9,6 @@ use super::state::ServerState;
 use crate::resp::Frame;
 
 fn deliver(srv: &mut ServerState, current: &mut Option<&mut ClientState>, id: u64, frame: &Frame) -> bool {
-    let limit = srv.limits.obuf_hard_pubsub;
     if let Some(cur) = current.as_deref_mut() {
         if cur.id == id {
             // The running client gets its own message in place, before the reply of the
@@ -18,8 +17,9 @@ fn deliver(srv: &mut ServerState, current: &mut Option<&mut ClientState>, id: u6
             return true;
         }
     }
-    match srv.clients.get(&id) {
-        Some(c) => c.send_raw(frame.to_bytes(c.proto)) && c.check_output_limit(limit),
+    let now = super::now_ms();
+    match srv.clients.get_mut(&id) {
+        Some(c) => c.send_raw(frame.to_bytes(c.proto)) && c.check_output_limit(&srv.limits, now),
         None => false,
     }
 }

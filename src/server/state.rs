@@ -16,6 +16,7 @@ use super::command::CommandTable;
 use super::config::Config;
 use super::keyspace::Db;
 use super::persistence::PersistenceState;
+use super::replication::state::OutputLimits;
 use super::replication::ReplicationState;
 use crate::resp::Frame;
 
@@ -40,10 +41,11 @@ pub struct Limits {
     pub notify_flags: u32,
     pub replica_read_only: bool,
     pub maxclients: usize,
-    /// client-output-buffer-limit for normal and pubsub clients (hard bytes; 0 = none).
-    pub obuf_hard_normal: u64,
-    pub obuf_hard_pubsub: u64,
-    pub obuf_hard_replica: u64,
+    /// client-output-buffer-limit for normal and pubsub clients (replicas: ReplConfig).
+    pub obuf_normal: OutputLimits,
+    pub obuf_pubsub: OutputLimits,
+    /// `tcp-keepalive` seconds (0 = off), set on every accepted connection.
+    pub tcp_keepalive_secs: u64,
     /// The `*-max-*` encoding thresholds, read per write of a hash, set or sorted set.
     pub encoding: crate::server::types::EncodingLimits,
     /// `busy-reply-threshold` (`lua-time-limit`): a script running longer is "busy".
@@ -173,6 +175,8 @@ pub struct ServerState {
     pub loading: bool,
     pub lru_clock: u32,
     pub stat_peak_memory: usize,
+    /// Recent largest client buffers (INFO clients).
+    pub clients_peak: super::client::ClientsPeak,
     /// Lua scripts and functions (EVAL, FCALL...).
     pub scripting: super::scripting::Scripting,
     /// Set while a script runs: its writes are collected here and propagated together
@@ -285,6 +289,7 @@ impl ServerState {
             loading: false,
             lru_clock: 0,
             stat_peak_memory: 0,
+            clients_peak: Default::default(),
             scripting: super::scripting::Scripting::new(),
             script_effects: None,
             multi_propagated: false,
@@ -301,8 +306,12 @@ impl ServerState {
         let c = &self.config;
         let pass = c.get("requirepass");
         let obuf: Vec<&str> = c.get("client-output-buffer-limit").split(' ').collect();
-        let hard = |class: &str| -> u64 {
-            obuf.chunks(4).find(|ch| ch[0] == class).and_then(|ch| ch.get(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        let class_limits = |class: &str| -> OutputLimits {
+            let field = |ch: &[&str], i: usize| ch.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+            obuf.chunks(4)
+                .find(|ch| ch[0] == class)
+                .map(|ch| OutputLimits { hard: field(ch, 1), soft: field(ch, 2), soft_secs: field(ch, 3) })
+                .unwrap_or_default()
         };
         self.limits = Limits {
             maxmemory: c.get_int("maxmemory").max(0) as u64,
@@ -322,9 +331,9 @@ impl ServerState {
             notify_flags: super::notify::parse_flags(c.get("notify-keyspace-events")),
             replica_read_only: c.get_bool("replica-read-only"),
             maxclients: c.get_int("maxclients").max(1) as usize,
-            obuf_hard_normal: hard("normal"),
-            obuf_hard_pubsub: hard("pubsub"),
-            obuf_hard_replica: hard("slave"),
+            obuf_normal: class_limits("normal"),
+            obuf_pubsub: class_limits("pubsub"),
+            tcp_keepalive_secs: c.get_int("tcp-keepalive").max(0) as u64,
             encoding: crate::server::types::EncodingLimits::from_config(c),
             busy_reply_threshold_ms: c.get_int("lua-time-limit"),
         };
@@ -340,7 +349,7 @@ impl ServerState {
     pub fn used_memory(&self) -> usize {
         let base = 1024 * 1024;
         let dbs: usize = self.dbs.iter().map(|d| d.memory()).sum();
-        let clients: usize = self.clients.values().map(|c| 20 * 1024 + c.qbuf + c.omem).sum();
+        let clients: usize = self.clients.values().map(|c| 20 * 1024 + c.qbuf + c.output_bytes()).sum();
         base + dbs + clients
     }
 

@@ -128,8 +128,9 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
             let watching = all.iter().filter(|c| !c.watched.is_empty()).count();
             let normal = all.iter().filter(|c| !c.is_replica).count();
             let tracking = srv.tracking.tracking_clients();
+            let (max_input, max_output) = srv.clients_peak.recent_max();
             format!(
-                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:{tracking}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{blocked}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
+                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{max_input}\r\nclient_recent_max_output_buffer:{max_output}\r\nblocked_clients:{blocked}\r\ntracking_clients:{tracking}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{blocked}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
                 srv.limits.maxclients,
                 srv.watched.len(),
                 srv.blocking_keys.len()

@@ -20,7 +20,7 @@ pub enum AofError {
     BadFormat { path: PathBuf, offset: usize, reason: &'static str },
     #[error("Unexpected end of file reading the append only file {path} at offset {offset} (aof-load-truncated is no, or it is not the last file)")]
     Truncated { path: PathBuf, offset: usize },
-    #[error("Invalid AOF manifest {path} line {line}: {reason}")]
+    #[error("\n*** FATAL AOF MANIFEST FILE ERROR ***\nReading the manifest file {path}, at line {line}\n{reason}")]
     Manifest { path: PathBuf, line: usize, reason: String },
     #[error("RDB preamble of {path}: {source}")]
     Rdb { path: PathBuf, source: RdbError },
@@ -44,35 +44,41 @@ pub enum AofTail {
 /// Parses RESP commands from `data`, calling `apply` for each. Commands between MULTI and
 /// EXEC are delivered only once EXEC is read, so a truncated transaction is never applied.
 /// `#` annotation lines (Redis 7.0) are skipped. Malformed data is an error with its offset.
+/// As in Redis, a file cut inside a command is valid up to the last whole command (even
+/// within a MULTI block: the next load finds the block unfinished), and a file that ends
+/// cleanly inside a MULTI block is valid up to the MULTI.
 pub fn parse_commands(
     data: &[u8],
     mut apply: impl FnMut(Vec<Bytes>),
 ) -> Result<AofTail, (usize, &'static str)> {
     let mut pos = 0usize;
-    let mut valid = 0usize;
+    // Before any unfinished MULTI, and after the last whole command or annotation.
+    let (mut before_multi, mut last_whole) = (0usize, 0usize);
     let mut in_multi: Option<Vec<Vec<Bytes>>> = None;
     loop {
         if pos == data.len() {
-            return Ok(if in_multi.is_some() { AofTail::Truncated { valid_len: valid } } else { AofTail::Complete });
+            return Ok(if in_multi.is_some() { AofTail::Truncated { valid_len: before_multi } } else { AofTail::Complete });
         }
         if data[pos] == b'#' {
             match find_crlf(&data[pos..]) {
                 Some(end) => {
                     pos += end + 2;
+                    last_whole = pos;
                     if in_multi.is_none() {
-                        valid = pos;
+                        before_multi = pos;
                     }
                     continue;
                 }
-                None => return Ok(AofTail::Truncated { valid_len: valid }),
+                None => return Ok(AofTail::Truncated { valid_len: last_whole }),
             }
         }
         let start = pos;
         let argv = match read_command(data, &mut pos) {
             Ok(Some(a)) => a,
-            Ok(None) => return Ok(AofTail::Truncated { valid_len: valid }),
+            Ok(None) => return Ok(AofTail::Truncated { valid_len: last_whole }),
             Err(reason) => return Err((start, reason)),
         };
+        last_whole = pos;
         let name = argv[0].to_ascii_lowercase();
         match (&mut in_multi, name.as_slice()) {
             (None, b"multi") => in_multi = Some(vec![argv]),
@@ -81,12 +87,12 @@ pub fn parse_commands(
                 for cmd in in_multi.take().expect("in multi") {
                     apply(cmd);
                 }
-                valid = pos;
+                before_multi = pos;
             }
             (Some(queued), _) => queued.push(argv),
             (None, _) => {
                 apply(argv);
-                valid = pos;
+                before_multi = pos;
             }
         }
     }
@@ -171,52 +177,66 @@ pub struct AofManifest {
 }
 
 impl AofManifest {
+    /// Parses a manifest as Redis 7.0's aofLoadManifestFromFile does, with its error texts:
+    /// `Err((line number, reason))` (line 0: the file as a whole).
     pub fn parse(text: &str) -> Result<AofManifest, (usize, String)> {
+        const MAX_LINE: usize = 1024;
+        let invalid = |lineno: usize| Err((lineno, "Invalid AOF manifest file format".to_string()));
+        if text.is_empty() {
+            return Err((0, "Found an empty AOF manifest".into()));
+        }
         let mut m = AofManifest::default();
-        for (i, raw) in text.lines().enumerate() {
+        for (i, raw) in text.split_inclusive('\n').enumerate() {
             let lineno = i + 1;
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
+            if raw.starts_with('#') {
                 continue;
             }
-            let args = split_args(line.as_bytes()).ok_or((lineno, "unbalanced quotes".to_string()))?;
-            if args.len() % 2 != 0 {
-                return Err((lineno, "odd number of tokens".into()));
+            if raw.len() > MAX_LINE || !raw.ends_with('\n') {
+                return Err((lineno, "The AOF manifest file contains too long line".into()));
             }
-            let (mut name, mut seq, mut kind) = (None, None, None);
+            let line = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+            let Some(args) = split_args(line.as_bytes()) else { return invalid(lineno) };
+            // Fewer than 6 tokens is refused: room for keys a later version may add.
+            if line.is_empty() || args.len() < 6 || args.len() % 2 != 0 {
+                return invalid(lineno);
+            }
+            let (mut name, mut seq, mut kind) = (None, 0u64, None);
             for pair in args.chunks(2) {
                 let v = String::from_utf8_lossy(&pair[1]).to_string();
-                match pair[0].as_slice() {
-                    b"file" => name = Some(v),
-                    b"seq" => seq = Some(v.parse::<u64>().map_err(|_| (lineno, format!("invalid seq '{v}'")))?),
-                    b"type" => {
-                        kind = Some(match v.as_str() {
-                            "b" => AofFileKind::Base,
-                            "h" => AofFileKind::History,
-                            "i" => AofFileKind::Incr,
-                            _ => return Err((lineno, format!("unknown file type '{v}'"))),
-                        })
+                let key = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                match key.as_str() {
+                    "file" => {
+                        if v.contains('/') {
+                            return Err((lineno, "File can't be a path, just a filename".into()));
+                        }
+                        name = Some(v)
                     }
+                    // atoll: leading digits, anything else 0 (refused below).
+                    "seq" => seq = v.bytes().take_while(u8::is_ascii_digit).fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0'))),
+                    "type" => kind = v.bytes().next(),
                     _ => {} // unknown keys are ignored, as Redis does
                 }
             }
-            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
-                return Err((lineno, "missing file, seq or type".into()));
+            let (Some(name), true, Some(kind)) = (name.filter(|n| !n.is_empty()), seq != 0, kind) else {
+                return invalid(lineno);
             };
-            if name.contains('/') {
-                return Err((lineno, "file name must not contain a path".into()));
-            }
+            let kind = match kind {
+                b'b' => AofFileKind::Base,
+                b'h' => AofFileKind::History,
+                b'i' => AofFileKind::Incr,
+                _ => return Err((lineno, "Unknown AOF file type".into())),
+            };
             let info = AofFileInfo { name, seq, kind };
             match kind {
                 AofFileKind::Base => {
                     if m.base.is_some() {
-                        return Err((lineno, "more than one base file".into()));
+                        return Err((lineno, "Found duplicate base file information".into()));
                     }
                     m.base = Some(info)
                 }
                 AofFileKind::Incr => {
                     if m.incrs.last().is_some_and(|l| l.seq >= info.seq) {
-                        return Err((lineno, "incr file sequence out of order".into()));
+                        return Err((lineno, "Found a non-monotonic sequence number".into()));
                     }
                     m.incrs.push(info)
                 }
@@ -230,7 +250,9 @@ impl AofManifest {
         let mut out = String::new();
         for f in self.base.iter().chain(self.history.iter()).chain(self.incrs.iter()) {
             let needs_quotes = f.name.bytes().any(|b| b <= b' ' || b == b'"' || b == b'\'' || b == b'\\' || b >= 0x7f);
-            let name = if needs_quotes { format!("{:?}", f.name) } else { f.name.clone() };
+            // Quoted as Redis's sdscatrepr (`\xNN`), which the parser reads back (found by
+            // fuzzing: Rust's `{:?}` wrote `\u{12}`, read back as other characters).
+            let name = if needs_quotes { crate::server::dispatch::repr(f.name.as_bytes()) } else { f.name.clone() };
             let _ = writeln!(out, "file {} seq {} type {}", name, f.seq, f.kind.code());
         }
         out
@@ -379,6 +401,11 @@ mod tests {
         let tail = parse_commands(&data, |c| got.push(c)).unwrap();
         assert_eq!(got, vec![cmd(&["SET", "a", "1"])]);
         assert_eq!(tail, AofTail::Truncated { valid_len: encode(&cmds[..1]).len() });
+        // Cut inside a command of the block: valid up to the last whole command, as Redis
+        // truncates; loading that prefix then finds the block unfinished.
+        let mut cut = data.clone();
+        cut.extend_from_slice(b"*1\r\n$4\r\nEX");
+        assert_eq!(parse_commands(&cut, |_| {}), Ok(AofTail::Truncated { valid_len: data.len() }));
         let mut full = cmds.clone();
         full.push(cmd(&["EXEC"]));
         let mut n = 0;
@@ -408,5 +435,18 @@ mod tests {
         let quoted = AofManifest::parse("file \"my file\" seq 3 type i\n").unwrap();
         assert_eq!(quoted.incrs[0].name, "my file");
         assert_eq!(AofManifest::parse(&quoted.format()).unwrap(), quoted);
+        // Redis's refusals, with its texts.
+        let reason = |text: &str| AofManifest::parse(text).unwrap_err().1;
+        assert_eq!(reason(""), "Found an empty AOF manifest");
+        assert_eq!(reason("file a seq 1 type b\n\n"), "Invalid AOF manifest file format");
+        assert_eq!(reason("file a seq 0 type b\n"), "Invalid AOF manifest file format");
+        assert_eq!(reason("file a seq 1 type b"), "The AOF manifest file contains too long line");
+        assert_eq!(reason("file a seq 1 type x\n"), "Unknown AOF file type");
+        assert_eq!(reason("file a/b seq 1 type b\n"), "File can't be a path, just a filename");
+        assert_eq!(reason("file a seq 2 type i\nfile b seq 2 type i\n"), "Found a non-monotonic sequence number");
+        assert!(AofManifest::parse("# comment only\n").unwrap().base.is_none());
+        let odd = AofManifest::parse("file \"a\\x12\\\"b\u{e9}\" seq 2 type i\n").unwrap();
+        assert_eq!(odd.incrs[0].name, "a\u{12}\"b\u{e9}");
+        assert_eq!(AofManifest::parse(&odd.format()).unwrap(), odd);
     }
 }

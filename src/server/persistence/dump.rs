@@ -40,12 +40,16 @@ pub fn restore_payload(payload: &[u8]) -> Result<RdbValue, DumpError> {
         return Err(DumpError::BadPayload);
     }
     let body = &payload[..n - 10];
+    // A trailer with nothing before it: Redis fails reading the type (fuzz finding).
+    let Some(&ty) = body.first() else {
+        return Err(DumpError::BadFormat(RdbError::Truncated { offset: 0, what: "value type" }));
+    };
     // Reuse the RDB reader over a synthetic header so offsets and checks are shared.
     let mut image = Vec::with_capacity(body.len() + 9);
     image.extend_from_slice(b"REDIS0010");
     image.extend_from_slice(body);
     let mut reader = RdbReader::new(&image).map_err(DumpError::BadFormat)?;
-    let value = reader.read_value_after_type(body[0]).map_err(DumpError::BadFormat)?;
+    let value = reader.read_value_after_type(ty).map_err(DumpError::BadFormat)?;
     if reader.position() != image.len() {
         return Err(DumpError::BadFormat(RdbError::Corrupt {
             offset: reader.position() - 9,
@@ -58,6 +62,15 @@ pub fn restore_payload(payload: &[u8]) -> Result<RdbValue, DumpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzzing found RESTORE panicking on a payload that is only a valid version + CRC trailer.
+    #[test]
+    fn a_payload_with_no_value_is_bad_data_not_a_panic() {
+        let mut payload = RDB_VERSION.to_le_bytes().to_vec();
+        let crc = crc64::crc64(0, &payload);
+        payload.extend_from_slice(&crc.to_le_bytes());
+        assert!(matches!(restore_payload(&payload), Err(DumpError::BadFormat(_))));
+    }
     use bytes::Bytes;
 
     #[test]

@@ -502,7 +502,16 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
         )
     };
     srv.loading = false;
-    let loaded = result.map_err(|e| e.to_string())?;
+    let loaded = result.map_err(|e| {
+        let rdb_error = match &e {
+            PersistError::Rdb { source, .. } | PersistError::Aof(aof::AofError::Rdb { source, .. }) => Some(source),
+            _ => None,
+        };
+        if let Some(source) = rdb_error {
+            super::log::warning(&source.redis_log_line());
+        }
+        e.to_string()
+    })?;
     srv.dirty = 0;
     srv.persist.seen_dirty = 0;
     if let (Some(id), Some(off)) = (loaded.repl_id.clone(), loaded.repl_offset) {

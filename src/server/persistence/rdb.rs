@@ -116,6 +116,26 @@ pub enum RdbError {
     Checksum { offset: usize, expected: u64, computed: u64 },
 }
 
+impl RdbError {
+    /// The line Redis 7.0 logs when a load at start-up fails this way (operators and log
+    /// scanners look for these).
+    pub fn redis_log_line(&self) -> String {
+        match self {
+            RdbError::Io(e) => format!("Short read or OOM loading DB. Unrecoverable error, aborting now. ({e})"),
+            RdbError::BadSignature => "Wrong signature trying to load DB from file".into(),
+            RdbError::UnsupportedVersion(v) => format!("Can't handle RDB format version {v}"),
+            RdbError::Truncated { .. } => "Short read or OOM loading DB. Unrecoverable error, aborting now.".into(),
+            // Redis's `expected` is the checksum it computed, `got` the one in the file.
+            RdbError::Checksum { expected, computed, .. } => {
+                format!("Wrong RDB checksum expected: ({computed:x}) but got ({expected:x}). Aborting now.")
+            }
+            RdbError::UnknownType { offset, .. } | RdbError::Unsupported { offset, .. } | RdbError::Corrupt { offset, .. } => {
+                format!("Internal error in RDB reading offset {offset}, function at rdb.rs -> {self}")
+            }
+        }
+    }
+}
+
 /// Encoding thresholds, as the redis.conf directives of the same names.
 #[derive(Debug, Clone)]
 pub struct RdbSaveOptions {

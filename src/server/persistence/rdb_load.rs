@@ -37,7 +37,11 @@ enum Len {
 impl<'a> RdbReader<'a> {
     /// Checks the `REDISnnnn` header.
     pub fn new(data: &'a [u8]) -> Result<Self, RdbError> {
-        if data.len() < 9 || &data[..5] != b"REDIS" {
+        // Redis reads the 9 header bytes first: fewer is a short read, not a bad signature.
+        if data.len() < 9 {
+            return Err(RdbError::Truncated { offset: data.len(), what: "signature" });
+        }
+        if &data[..5] != b"REDIS" {
             return Err(RdbError::BadSignature);
         }
         let ver = std::str::from_utf8(&data[5..9]).ok().and_then(|s| s.parse::<u32>().ok()).ok_or(RdbError::BadSignature)?;

@@ -3,12 +3,14 @@
 //! - [`state`]: ids, offsets, backlog, attached replicas, propagation, INFO/ROLE/WAIT.
 //! - [`master`]: REPLCONF and serving PSYNC/SYNC on a connection the server hands over.
 //! - [`replica`]: the link to our master (handshake, full/partial sync, streaming, ACKs).
+//! - [`stream`]: the master's command stream split into steps and bytes (no I/O).
 //! The keyspace is reached through [`crate::server::persistence::host::DataHost`].
 
 pub mod backlog;
 pub mod master;
 pub mod replica;
 pub mod state;
+pub mod stream;
 
 pub use crate::server::persistence::host::{ApplySource, DataHost, DatasetSnapshot};
 pub use master::{replconf, serve_replica, ReplconfInfo};

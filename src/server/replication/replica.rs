@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 
 use crate::server::persistence::host::{ApplySource, DataHost};
 use super::state::{LinkState, Replication};
-use crate::resp::{encode_command, RequestParser};
+use super::stream::{MasterStream, StreamStep};
+use crate::resp::encode_command;
 
 #[derive(Debug, Error)]
 pub enum LinkError {
@@ -294,66 +295,33 @@ async fn stream_commands(
     generation: u64,
     epoch: u64,
 ) -> Result<(), LinkError> {
-    let mut parser = RequestParser::new();
-    // `raw` mirrors what the parser consumes so the exact bytes can be forwarded.
-    let mut raw = conn.buf.clone();
-    let mut pending_cmd_bytes = 0usize;
+    let mut reader = MasterStream::new(&conn.buf);
     // The database of the stream where it resumes: a partial resync sends no SELECT.
     let mut db = repl.master_stream_db();
-    let mut multi: Option<Vec<Vec<Bytes>>> = None;
     let mut ack_tick = tokio::time::interval(repl.config().ack_period);
     let timeout = conn.timeout;
     let mut last_io = Instant::now();
     send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
-    // Bytes processed but not yet accounted (offset, backlog, sub-replicas). They are fed in
-    // the same critical section that applies their commands, so a snapshot taken for a
-    // sub-replica's full sync never has an offset that disagrees with its data.
-    let mut unfed = BytesMut::new();
-    // Bytes of a MULTI block whose EXEC has not arrived yet.
-    let mut multi_raw = BytesMut::new();
+    // The bytes of processed commands are fed (offset, backlog, sub-replicas) in the same
+    // critical section that applies their commands, so a snapshot taken for a sub-replica's
+    // full sync never has an offset that disagrees with its data.
     loop {
         // Apply everything complete in the buffer, in batches.
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
-        loop {
-            let before = conn.buf.len();
-            let parsed = parser.parse(&mut conn.buf).map_err(|e| LinkError::Protocol(e.to_string()))?;
-            pending_cmd_bytes += before - conn.buf.len();
-            let Some(argv) = parsed else { break };
-            let cmd_raw = raw.split_to(pending_cmd_bytes);
-            pending_cmd_bytes = 0;
-            if argv.is_empty() {
-                unfed.extend_from_slice(&cmd_raw);
-                continue;
-            }
-            let name = argv[0].to_ascii_lowercase();
-            if name == b"replconf" && argv.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"getack")) {
-                // Apply what precedes, answer with the offset before this command, then count it.
-                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split()).await;
-                send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
-                unfed.extend_from_slice(&cmd_raw);
-                continue;
-            }
-            match (&mut multi, name.as_slice()) {
-                (None, b"multi") => multi = Some(Vec::new()),
-                (Some(q), b"exec") => batch.append(q),
-                (Some(q), _) => q.push(argv),
-                (None, b"ping") => {}
-                (None, _) => batch.push(argv),
-            }
-            if name == b"exec" {
-                multi = None;
-            }
-            if multi.is_some() {
-                multi_raw.extend_from_slice(&cmd_raw);
-            } else {
-                unfed.extend_from_slice(&multi_raw.split());
-                unfed.extend_from_slice(&cmd_raw);
+        while let Some(step) = reader.next(&mut conn.buf).map_err(|e| LinkError::Protocol(e.to_string()))? {
+            match step {
+                StreamStep::Apply(mut commands) => batch.append(&mut commands),
+                StreamStep::GetAck => {
+                    // Apply what precedes, answer with the offset before this command.
+                    apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), reader.take_processed()).await;
+                    send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
+                }
             }
             if batch.len() >= 1024 {
-                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), unfed.split()).await;
+                apply_and_feed(host, repl, &mut db, std::mem::take(&mut batch), reader.take_processed()).await;
             }
         }
-        apply_and_feed(host, repl, &mut db, batch, unfed.split()).await;
+        apply_and_feed(host, repl, &mut db, batch, reader.take_processed()).await;
         // Register for the kill notification before checking, so none is missed.
         let killed = repl.kill_notify.notified();
         tokio::pin!(killed);
@@ -368,7 +336,7 @@ async fn stream_commands(
                 if n == 0 {
                     return Err(LinkError::Closed);
                 }
-                raw.extend_from_slice(&conn.buf[conn.buf.len() - n..]);
+                reader.received(&conn.buf[conn.buf.len() - n..]);
                 last_io = Instant::now();
                 repl.update_link(generation, |m| m.last_io = Some(last_io));
             }
