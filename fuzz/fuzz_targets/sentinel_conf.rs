@@ -15,8 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(cfg) = parse(&text) else { return };
     // Re-reading a rewrite may change it once, as in Redis (the `default` user line is applied
     // after a reset, which adds sanitize-payload); from then on it must be stable.
-    let first = render(&cfg);
+    // A rewrite keeps the old file's layout: each one is rendered over the text before it.
+    let first = render(&cfg, &text);
     let reparse = |text: &str| parse(text).unwrap_or_else(|e| panic!("rendered config refused: {e}\n{text}"));
-    let second = render(&reparse(&first));
-    assert_eq!(render(&reparse(&second)), second, "rendering is not stable");
+    let second = render(&reparse(&first), &first);
+    assert_eq!(render(&reparse(&second), &second), second, "rendering is not stable");
 });

@@ -16,6 +16,8 @@ pub enum AclError {
     BadModifier { modifier: String, reason: &'static str },
     #[error("The 'default' user cannot be removed")]
     DefaultUser,
+    #[error("Usernames can't contain spaces or null characters")]
+    BadUsername,
 }
 
 const SYNTAX: &str = "Syntax error";
@@ -288,6 +290,11 @@ impl Acl {
 
     /// `ACL SETUSER name rules...` / a `user name rules...` line; all rules or none apply.
     pub fn set_user(&mut self, name: &str, rules: &[String]) -> Result<(), AclError> {
+        // Redis's ACLStringHasSpaces: C's isspace (which counts \v) or NUL. Such a name
+        // could not be written back to a config file and read again.
+        if name.bytes().any(|b| b == 0 || b == 0x0b || b.is_ascii_whitespace()) {
+            return Err(AclError::BadUsername);
+        }
         let mut user = self.users.get(name).cloned().unwrap_or_else(|| User::new(name));
         for r in rules {
             user.apply(r)?;
@@ -419,6 +426,9 @@ mod tests {
         assert_eq!(e.to_string(), "Error in ACL SETUSER modifier '+nosuchcmd': Unknown command or category name in ACL");
         assert_eq!(acl.delete(&["default".into()]), Err(AclError::DefaultUser));
         assert!(acl.set_user("bob", &["".into()]).is_ok(), "empty modifier: a no-op, as Redis");
+        for name in ["a b", "a\u{b}b", "a\tb", "a\0b"] {
+            assert_eq!(acl.set_user(name, &[]).unwrap_err().to_string(), "Usernames can't contain spaces or null characters", "{name:?}");
+        }
         for odd in ["é", "<nosuchpass"] {
             assert!(acl.set_user("bob", &[odd.into()]).is_err(), "{odd:?}");
         }
