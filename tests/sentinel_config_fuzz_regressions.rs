@@ -17,3 +17,14 @@ fn rewrite_loads_again(text: &str) {
 fn user_rules_with_control_characters() {
     rewrite_loads_again("user r\u{b}\u{b}' &123\u{b}? &12\u{14}\u{b}t 1&23 r\u{b}\u{b}' &1z2mi\n");
 }
+
+/// `known-sentinel` in the old form without a run id is ignored, as Redis ignores it: kept,
+/// each rewrite added another copy of it with an empty id.
+#[test]
+fn known_sentinel_without_a_run_id_is_ignored() {
+    let text = "port 26379\nsentinel monitor mymaster 127.0.0.1 6379 2\nsentinel known-replica mymaster 127.0.0.1 6380\n\
+                sentinel knOwn-sentinel mymaster 127.0.0.1nt-epoch 3\nsentinel resolve-hostnames yes\n";
+    rewrite_loads_again(text);
+    let cfg = parse(text).expect("accepted, as Redis accepts it");
+    assert!(!render(&cfg, text).lines().any(|l| l.starts_with("sentinel known-sentinel")), "{}", render(&cfg, text));
+}

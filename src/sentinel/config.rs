@@ -659,12 +659,14 @@ fn apply_sentinel(cfg: &mut SentinelConfig, a: &[String]) -> Result<(), String> 
                 cfg.masters[i].known_replicas.push((host, port));
             }
         }
-        ("known-sentinel", 4) | ("known-sentinel", 5) => {
+        // The old form without a run id is accepted and ignored, as Redis does (kept, it
+        // would be rewritten with an empty id that no hello can ever match).
+        ("known-sentinel", 4) => {}
+        ("known-sentinel", 5) => {
             let i = find(cfg, &a[1])?;
             let port = parse_port(&a[3]).filter(|p| *p > 0).ok_or("Wrong hostname or port for sentinel.")?;
             let host = resolve_host(&a[2], cfg.resolve_hostnames).ok_or("Wrong hostname or port for sentinel.")?;
-            let run_id = a.get(4).cloned().unwrap_or_default();
-            cfg.masters[i].known_sentinels.push(KnownSentinel { host, port, run_id });
+            cfg.masters[i].known_sentinels.push(KnownSentinel { host, port, run_id: a[4].clone() });
         }
         ("rename-command", 4) => {
             let i = find(cfg, &a[1])?;
