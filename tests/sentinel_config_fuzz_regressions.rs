@@ -28,3 +28,13 @@ fn known_sentinel_without_a_run_id_is_ignored() {
     let cfg = parse(text).expect("accepted, as Redis accepts it");
     assert!(!render(&cfg, text).lines().any(|l| l.starts_with("sentinel known-sentinel")), "{}", render(&cfg, text));
 }
+
+/// A NUL ends a config line, as C's string functions end it in Redis: `bind` followed by
+/// NULs is a `bind` without addresses (refused), not one with empty addresses that the
+/// rewrite wrote back as a bare `bind`.
+#[test]
+fn a_nul_ends_the_line() {
+    let text = format!("bind{}\n", "\0".repeat(35));
+    rewrite_loads_again(&text);
+    assert!(parse(&text).is_err(), "Redis refuses `bind` without an address");
+}

@@ -228,11 +228,15 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 /// 'single quotes' take only \'. A closing quote must be followed by a space or the end.
 /// `None` means unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Redis reads the line as a C string: a NUL ends it, and C's isspace (\t \n \v \f \r,
+    // space) separates arguments and must follow a closing quote.
+    let is_space = |b: u8| b == b' ' || (b'\t'..=b'\r').contains(&b);
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
     let mut args = Vec::new();
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -263,7 +267,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -280,7 +284,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     i += 1;
                     current.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -523,6 +527,9 @@ mod tests {
         assert!(split_args(br#""abc"def"#).is_none());
         assert!(split_args(b"'abc").is_none());
         assert_eq!(split_args(b"   ").unwrap().len(), 0);
+        // C string and isspace semantics: a NUL ends the line, \v and \f separate.
+        assert_eq!(split_args(b"bind\0\0\0x").unwrap(), vec![b"bind".to_vec()]);
+        assert_eq!(split_args(b"\x0ba\x0c'b'\x0bc").unwrap(), vec![b"a\x0cb".to_vec(), b"c".to_vec()]);
     }
 
     #[test]

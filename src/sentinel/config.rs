@@ -197,92 +197,11 @@ impl SentinelConfig {
 #[error("Unbalanced quotes in configuration line")]
 pub struct UnbalancedQuotes;
 
-/// Splits a line into arguments like Redis's `sdssplitargs`.
+/// Splits a line into arguments like Redis's `sdssplitargs` (the one splitter shared with
+/// the server, `resp::split_args`).
 pub fn split_args(line: &str) -> Result<Vec<String>, UnbalancedQuotes> {
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    let mut out = Vec::new();
-    loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= bytes.len() {
-            return Ok(out);
-        }
-        let mut cur: Vec<u8> = Vec::new();
-        let mut in_dq = false;
-        let mut in_sq = false;
-        loop {
-            if in_dq {
-                if i >= bytes.len() {
-                    return Err(UnbalancedQuotes);
-                }
-                let c = bytes[i];
-                if c == b'\\' && i + 3 < bytes.len() && bytes[i + 1] == b'x' && is_hex(bytes.get(i + 2)) && is_hex(bytes.get(i + 3)) {
-                    let v = u8::from_str_radix(std::str::from_utf8(&bytes[i + 2..i + 4]).map_err(|_| UnbalancedQuotes)?, 16).map_err(|_| UnbalancedQuotes)?;
-                    cur.push(v);
-                    i += 3;
-                } else if c == b'\\' && i + 1 < bytes.len() {
-                    i += 1;
-                    cur.push(match bytes[i] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 8,
-                        b'a' => 7,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    // closing quote must be followed by a space or nothing
-                    if i + 1 < bytes.len() && !bytes[i + 1].is_ascii_whitespace() {
-                        return Err(UnbalancedQuotes);
-                    }
-                    i += 1;
-                    break;
-                } else {
-                    cur.push(c);
-                }
-                i += 1;
-            } else if in_sq {
-                if i >= bytes.len() {
-                    return Err(UnbalancedQuotes);
-                }
-                let c = bytes[i];
-                if c == b'\\' && i + 1 < bytes.len() && bytes[i + 1] == b'\'' {
-                    i += 1;
-                    cur.push(b'\'');
-                } else if c == b'\'' {
-                    if i + 1 < bytes.len() && !bytes[i + 1].is_ascii_whitespace() {
-                        return Err(UnbalancedQuotes);
-                    }
-                    i += 1;
-                    break;
-                } else {
-                    cur.push(c);
-                }
-                i += 1;
-            } else {
-                if i >= bytes.len() {
-                    break;
-                }
-                match bytes[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
-                        i += 1;
-                        break;
-                    }
-                    b'"' => in_dq = true,
-                    b'\'' => in_sq = true,
-                    c => cur.push(c),
-                }
-                i += 1;
-            }
-        }
-        out.push(String::from_utf8_lossy(&cur).into_owned());
-    }
-}
-
-fn is_hex(c: Option<&u8>) -> bool {
-    c.is_some_and(|c| c.is_ascii_hexdigit())
+    let args = crate::resp::split_args(line.as_bytes()).ok_or(UnbalancedQuotes)?;
+    Ok(args.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect())
 }
 
 /// Quotes a value the way Redis's rewrite does when it needs quoting.
