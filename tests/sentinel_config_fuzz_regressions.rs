@@ -38,3 +38,16 @@ fn a_nul_ends_the_line() {
     rewrite_loads_again(&text);
     assert!(parse(&text).is_err(), "Redis refuses `bind` without an address");
 }
+
+/// A `sentinel` option written in another case is replaced by the rewrite, as any option:
+/// kept, the re-read file held the sentinel twice and each rewrite added a line.
+#[test]
+fn sentinel_options_in_another_case_are_rewritten_in_place() {
+    let text = "port 13189\nsentinel monitor mymaster 127.0.0.1 6379 2\n\
+                sentinel known-senTinel mymaster 127.0.0.1 26380 0123467589abcdef0123456789abcdef01234567\n\
+                sentinel myid 0123456789abcdef0123456789abcdef01234568\n";
+    rewrite_loads_again(text);
+    let cfg = parse(text).expect("accepted");
+    let rewritten = render(&cfg, text);
+    assert_eq!(rewritten.to_ascii_lowercase().matches("sentinel known-sentinel").count(), 1, "{rewritten}");
+}

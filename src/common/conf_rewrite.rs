@@ -42,7 +42,9 @@ impl RewriteState {
             let option = args.as_ref().and_then(|a| {
                 let first = a[0].to_ascii_lowercase();
                 if first == "sentinel" && a.len() > 1 {
-                    return Some(format!("sentinel {}", a[1]));
+                    // Lower case as the loader reads it: an old `known-Sentinel` line is
+                    // replaced, not kept beside the rewritten ones (a duplicate each rewrite).
+                    return Some(format!("sentinel {}", a[1].to_ascii_lowercase()));
                 }
                 option_of(&first)
             });
