@@ -107,43 +107,21 @@ fn server_args(port: u16, dir: &Path) -> Vec<String> {
 }
 
 fn start_server(bin: &Path) -> Result<ServerProcess, String> {
-    let mut last_err = String::new();
-    // A free port can be taken by someone else between probing and binding: retry a few times.
-    for _ in 0..3 {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_port();
-        let log_path = dir.path().join("server.log");
-        let log = fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .args(server_args(port, dir.path()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut server = ServerProcess { child, port, log_path, _dir: dir };
-        // Only our child counts: a probed free port can be bound by a server of a parallel
-        // test first, and a PING probe would then compare against that foreign server.
-        let pid = server.child.id();
-        let mut exit_status = None;
-        if wait_own_process(port, || Some(pid), || match server.child.try_wait() {
-            Ok(Some(status)) => {
-                exit_status = Some(status);
-                true
-            }
-            _ => false,
-        }, Duration::from_secs(10)) {
-            return Ok(server);
-        }
-        let _ = server.child.kill();
-        let _ = server.child.wait();
-        last_err = match exit_status {
-            Some(status) => format!("{} exited at start-up ({status}); log:\n{}", bin.display(), log_tail(&server.log_path)),
-            None => format!("{} did not answer as itself on port {port} (held by another process?); log:\n{}", bin.display(), log_tail(&server.log_path)),
-        };
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let log_path = dir.path().join("server.log");
+    let spawn = |port: u16| {
+        let log = fs::File::create(&log_path)?;
+        let log_err = log.try_clone()?;
+        Command::new(bin).args(server_args(port, dir.path())).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log_err)).spawn()
+    };
+    // Only our child counts: a probed free port can be bound by a server of a parallel
+    // test first, and the comparison would then run against that foreign server.
+    let mut last = String::new();
+    let failed = |port: u16, why: NotStarted| last = format!("port {port}: {why:?}; log:\n{}", log_tail(&log_path));
+    match start_own_child(3, Duration::from_secs(10), spawn, failed) {
+        Ok((child, port)) => Ok(ServerProcess { child, port, log_path, _dir: dir }),
+        Err(e) => Err(format!("{}: {e}; last attempt {last}", bin.display())),
     }
-    Err(last_err)
 }
 
 fn log_tail(path: &Path) -> String {

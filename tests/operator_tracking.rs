@@ -240,7 +240,7 @@ async fn bad_spec_is_reported_and_failover_is_still_tracked() {
     use k8s_openapi::api::core::v1::Secret;
     use kube::api::{Patch, PatchParams, PostParams};
     use redis_failover::operator::crd::RedisFailoverCluster;
-    use redis_failover::operator::reconcile::{reconcile, Context};
+    use redis_failover::operator::reconcile::Context;
     use redis_failover::operator::tracking::{Tracker, TrackerConfig};
     use std::sync::Arc;
 
@@ -263,7 +263,7 @@ async fn bad_spec_is_reported_and_failover_is_still_tracked() {
         TrackerConfig { check_interval: Duration::from_millis(500), io_timeout: Duration::from_millis(500) },
     );
     let ctx = Arc::new(Context::new(bed.client.clone(), bed.metrics.clone(), Some(tracker.clone())));
-    reconcile(Arc::new(bed.cluster().await), ctx.clone()).await.unwrap();
+    reconcile_as_controller(&bed, &ctx).await;
     let st = bed.cluster().await.status.unwrap();
     let d = status::find(&st.conditions, status::DEGRADED).unwrap();
     assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "InvalidSpec"));

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use redis_failover::operator::crd::RedisFailoverCluster;
-use redis_failover::operator::reconcile::{reconcile, Context};
+use redis_failover::operator::reconcile::Context;
 use redis_failover::operator::status;
 use redis_failover::operator::tracking::Tracker;
 use serde_json::json;
@@ -55,8 +55,7 @@ async fn add_password_secret(client: &kube::Client) {
 }
 
 async fn reconcile_once(bed: &Bed, ctx: &Arc<Context>) -> String {
-    let cr = bed.cluster().await;
-    reconcile(Arc::new(cr), ctx.clone()).await.unwrap();
+    reconcile_as_controller(bed, ctx).await;
     let st = bed.cluster().await.status.unwrap();
     status::find(&st.conditions, status::PROGRESSING).map(|c| c.message.clone()).unwrap_or_default()
 }

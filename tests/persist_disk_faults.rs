@@ -261,3 +261,65 @@ fn aof_rewrite_on_a_full_disk_fails_is_reported_and_succeeds_once_space_returns(
         assert!(missing.is_empty(), "{program}: writes missing after a restart from the rewritten AOF: {missing:?}");
     }
 }
+
+/// A replica whose AOF cannot be written: Redis 7.0 stops it at the master's next write
+/// ("Guru Meditation: Replica was unable to write command to disk.", SIGABRT) rather than
+/// hold data its disk does not; with `replica-ignore-disk-write-errors yes` it applies the
+/// writes and warns.
+#[test]
+fn a_replica_that_cannot_write_its_aof_stops_at_the_next_write_unless_told_to_ignore() {
+    use std::os::unix::process::ExitStatusExt;
+    for program in programs() {
+        for ignore in [false, true] {
+            let Some(disk) = SmallDisk::mount("2m") else { return };
+            let master_dir = tempfile::tempdir().expect("tempdir");
+            let master = start_server(program, master_dir.path(), &[]);
+            let log_dir = tempfile::tempdir().expect("tempdir");
+            let log = log_dir.path().join("replica.log");
+            let master_port = master.port.to_string();
+            let mut replica = start_server(
+                program,
+                disk.path(),
+                &[
+                    "--appendonly", "yes", "--appendfsync", "everysec",
+                    "--replicaof", "127.0.0.1", &master_port,
+                    "--replica-ignore-disk-write-errors", if ignore { "yes" } else { "no" },
+                    "--logfile", log.to_str().expect("utf-8 path"),
+                ],
+            );
+            let what = format!("{program} (ignore {ignore})");
+            assert!(
+                wait_until(20, || info_field(&mut replica.conn(), "replication", "master_link_status").as_deref() == Some("up")),
+                "{what}: the replica never linked"
+            );
+            assert_eq!(set_big(master.port, "before", 0), "OK");
+            disk.fill_leaving(0);
+            // bounded: the disk is full after a few writes; a write then stops the replica
+            let mut stopped = None;
+            for i in 1..200 {
+                assert_eq!(set_big(master.port, &format!("k{i}"), i), "OK", "{what}: the master takes writes");
+                std::thread::sleep(Duration::from_millis(20));
+                if let Ok(Some(status)) = replica.child.try_wait() {
+                    stopped = Some(status);
+                    break;
+                }
+                if ignore && info_field(&mut replica.conn(), "persistence", "aof_last_write_status").as_deref() == Some("err") && i > 100 {
+                    break;
+                }
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if ignore {
+                assert!(stopped.is_none(), "{what}: the replica stopped ({stopped:?}); log:\n{text}");
+                assert_eq!(info(&replica, "aof_last_write_status"), "err", "{what}");
+                let last = redis::cmd("GET").arg("k100").query::<Option<String>>(&mut replica.conn()).ok().flatten();
+                assert_eq!(last, Some(big_value(100)), "{what}: the replica applies the master's writes");
+                assert!(text.contains("Replica is applying a command even though it is unable to write to disk."), "{what}: log:\n{text}");
+            } else {
+                let status = stopped.unwrap_or_else(|| panic!("{what}: the replica kept applying writes it could not persist; log:\n{text}"));
+                assert_eq!(status.signal(), Some(6), "{what}: stopped by abort, as serverPanic does ({status:?})");
+                assert!(text.contains("Guru Meditation: Replica was unable to write command to disk."), "{what}: log:\n{text}");
+            }
+            replica.kill();
+        }
+    }
+}

@@ -252,6 +252,12 @@ fn hostnames_are_kept_with_resolve_hostnames() {
         assert_eq!(addr, vec![want.to_string(), mport.to_string()]);
         // and it really monitors it through that name
         assert!(wait_until(Duration::from_secs(10), || masters(sport).first().is_some_and(|m| m["role-reported"] == "master" && !m["runid"].is_empty())));
-        assert!(std::fs::read_to_string(&conf).unwrap().contains(&format!("sentinel monitor mymaster {want} {mport} 1")));
+        // the start-up rewrite runs on its own thread: wait for it (bounded)
+        let line = format!("sentinel monitor mymaster {want} {mport} 1");
+        assert!(
+            wait_until(Duration::from_secs(10), || std::fs::read_to_string(&conf).unwrap().contains(&line)),
+            "{}",
+            std::fs::read_to_string(&conf).unwrap()
+        );
     }
 }

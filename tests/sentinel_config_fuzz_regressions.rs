@@ -51,3 +51,15 @@ fn sentinel_options_in_another_case_are_rewritten_in_place() {
     let rewritten = render(&cfg, text);
     assert_eq!(rewritten.to_ascii_lowercase().matches("sentinel known-sentinel").count(), 1, "{rewritten}");
 }
+
+/// `bind ""` is Redis's bind of no address (the sentinel then refuses to start: it would
+/// listen nowhere) and its rewrite writes `bind ""` back: written as a bare `bind`, the rewritten file could not be loaded.
+/// An empty address among others is quoted so it reads back the same.
+#[test]
+fn bind_of_an_empty_address_is_rewritten_quoted() {
+    let text = "port 26379\nbind \"\"\nsentinel monitor mymaster 127.0.0.1 6379 2\n";
+    rewrite_loads_again(text);
+    let cfg = parse(text).expect("accepted, as Redis accepts it");
+    assert!(render(&cfg, text).lines().any(|l| l == "bind \"\""), "{}", render(&cfg, text));
+    rewrite_loads_again("port 26379\nbind 127.0.0.1 \"\" \"\"\nsentinel monitor mymaster 127.0.0.1 6379 2\n");
+}

@@ -669,7 +669,12 @@ pub fn render(cfg: &SentinelConfig, old: &str) -> String {
     st.rewrite_line("port", format!("port {}", cfg.port), cfg.port != 6379);
     match cfg.bind.is_empty() {
         true => st.mark_processed("bind"),
-        false => st.rewrite_line("bind", format!("bind {}", cfg.bind.join(" ")), true),
+        // Redis writes a bind of no address as `bind ""`; any empty address is quoted so
+        // that the line reads back the same.
+        false => {
+            let addrs: Vec<&str> = cfg.bind.iter().map(|a| if a.is_empty() { "\"\"" } else { a.as_str() }).collect();
+            st.rewrite_line("bind", format!("bind {}", addrs.join(" ")), true)
+        }
     }
     st.rewrite_line("daemonize", format!("daemonize {}", if cfg.daemonize { "yes" } else { "no" }), cfg.daemonize);
     st.rewrite_line("protected-mode", format!("protected-mode {}", if cfg.protected_mode { "yes" } else { "no" }), !cfg.protected_mode);

@@ -25,6 +25,8 @@ use crate::resp::{Frame, ProtocolVersion, RequestParser};
 pub enum ShellError {
     #[error("Could not create server TCP listening socket {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error("Configured to not listen anywhere, exiting.")]
+    NotListening,
 }
 
 pub fn now_ms() -> u64 {
@@ -335,6 +337,10 @@ pub async fn run(cfg: SentinelConfig, config_path: PathBuf) -> Result<(), ShellE
         c.sink = Some(sink);
         // the first rewrite persists a freshly generated myid, as Redis does at start
         c.rewrite_config();
+    }
+    // `bind ""` is a bind of no address: Redis then listens nowhere and exits.
+    if cfg.bind.len() == 1 && cfg.bind[0].is_empty() {
+        return Err(ShellError::NotListening);
     }
     let binds: Vec<String> = if cfg.bind.is_empty() { vec!["0.0.0.0".into()] } else { cfg.bind.clone() };
     let mut listeners = Vec::new();

@@ -118,10 +118,15 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     // While the server cannot persist, Redis refuses writes, and PING too (a sentinel then
     // sees the master in trouble): -MISCONF.
     let queued_writes = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::WRITE))));
-    if (has(flags::WRITE) || queued_writes || spec.name == "ping") && !client.is_master_link {
+    if has(flags::WRITE) || queued_writes || spec.name == "ping" {
         if let Some(e) = srv.persist.svc.write_refusal() {
-            flag_multi_error(client);
-            return reject_command(srv, client, &spec, Frame::error(e));
+            if !client.is_master_link {
+                flag_multi_error(client);
+                return reject_command(srv, client, &spec, Frame::error(e));
+            }
+            if spec.name != "ping" {
+                obey_master_despite_disk_error(srv.limits.replica_ignore_disk_write_errors);
+            }
         }
     }
     if has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
@@ -653,5 +658,21 @@ mod tests {
         run(&mut srv, a, &["multi"]);
         run(&mut srv, a, &["set", "x", "3"]);
         assert!(matches!(run(&mut srv, a, &["exec"]), Outcome::Reply(Frame::Array(_))));
+    }
+}
+
+/// A write from our master while this replica cannot persist (Redis's processCommand for a
+/// client it must obey): it stops rather than hold data its disk does not, unless
+/// `replica-ignore-disk-write-errors yes`, which applies the write and warns every 10 s.
+fn obey_master_despite_disk_error(ignore: bool) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNING_MS: AtomicU64 = AtomicU64::new(0);
+    if !ignore {
+        super::log::panic_and_abort("Replica was unable to write command to disk.", "dispatch.rs");
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let last = LAST_WARNING_MS.load(Ordering::Relaxed);
+    if now > last + 10_000 && LAST_WARNING_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        super::log::warning("Replica is applying a command even though it is unable to write to disk.");
     }
 }

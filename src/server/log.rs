@@ -93,3 +93,12 @@ pub fn notice(msg: &str) {
 pub fn warning(msg: &str) {
     log(Level::Warning, msg)
 }
+
+/// Redis's serverPanic: the "Guru Meditation" lines in the log, then abort (SIGABRT), for a
+/// state the server must not go on in.
+pub fn panic_and_abort(msg: &str, origin: &str) -> ! {
+    warning("------------------------------------------------");
+    warning("!!! Software Failure. Press left mouse button to continue");
+    warning(&format!("Guru Meditation: {msg} #{origin}"));
+    std::process::abort()
+}

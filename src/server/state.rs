@@ -40,6 +40,8 @@ pub struct Limits {
     pub timeout_secs: u64,
     pub notify_flags: u32,
     pub replica_read_only: bool,
+    /// `replica-ignore-disk-write-errors`: apply the master's writes when we cannot persist.
+    pub replica_ignore_disk_write_errors: bool,
     pub maxclients: usize,
     /// client-output-buffer-limit for normal and pubsub clients (replicas: ReplConfig).
     pub obuf_normal: OutputLimits,
@@ -330,6 +332,7 @@ impl ServerState {
             timeout_secs: c.get_int("timeout").max(0) as u64,
             notify_flags: super::notify::parse_flags(c.get("notify-keyspace-events")),
             replica_read_only: c.get_bool("replica-read-only"),
+            replica_ignore_disk_write_errors: c.get_bool("replica-ignore-disk-write-errors"),
             maxclients: c.get_int("maxclients").max(1) as usize,
             obuf_normal: class_limits("normal"),
             obuf_pubsub: class_limits("pubsub"),

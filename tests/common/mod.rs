@@ -70,22 +70,20 @@ impl Drop for ServerGuard {
 pub fn spawn_server(bin: &Path, args: &[&str]) -> ServerGuard {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("server.log");
-    for _ in 0..5 {
-        let port = free_port();
+    let spawn = |port: u16| {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log clone");
         let mut cmd = Command::new(bin);
         cmd.args(args).arg("--port").arg(port.to_string()).arg("--dir").arg(dir.path()).current_dir(dir.path()).stdin(Stdio::null()).stdout(out).stderr(err);
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let pid = child.id();
-        if wait_own_process(port, || Some(pid), || matches!(child.try_wait(), Ok(Some(_))), Duration::from_secs(20)) {
-            return ServerGuard { child: Some(child), port, dir, log };
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        eprintln!("{} did not start on port {port} (held by another process?); log:\n{}", bin.display(), std::fs::read_to_string(&log).unwrap_or_default());
+        cmd.spawn()
+    };
+    let failed = |port: u16, why: NotStarted| {
+        eprintln!("{} did not start on port {port} ({why:?}); log:\n{}", bin.display(), std::fs::read_to_string(&log).unwrap_or_default());
+    };
+    match start_own_child(5, Duration::from_secs(20), spawn, failed) {
+        Ok((child, port)) => ServerGuard { child: Some(child), port, dir, log },
+        Err(e) => panic!("{}: {e}", bin.display()),
     }
-    panic!("{} did not start on a free port in 5 attempts", bin.display());
 }
 
 /// Starts our `rf-server` on a free port.

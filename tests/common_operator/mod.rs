@@ -76,19 +76,15 @@ include!("../ports/own_process.rs");
 /// another process first, and then another port is tried.
 pub fn start_own(bin: &str, dir: &Path, name: &str, conf: impl Fn(u16) -> String) -> Proc {
     let path = dir.join(format!("{name}.conf"));
-    for _ in 0..5 {
-        let port = free_port();
+    let spawn_at = |port: u16| {
         std::fs::write(&path, conf(port)).unwrap();
-        let mut child = spawn(bin, &path);
-        let pid = child.id();
-        if wait_own_process(port, || Some(pid), || matches!(child.try_wait(), Ok(Some(_))), Duration::from_secs(20)) {
-            return Proc { child: Some(child), port, conf: path, bin: bin.to_string() };
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        eprintln!("{bin} ({name}) did not start as itself on port {port}; trying another port");
+        Ok(spawn(bin, &path))
+    };
+    let failed = |port: u16, why: NotStarted| eprintln!("{bin} ({name}) did not start as itself on port {port} ({why:?}); trying another port");
+    match start_own_child(5, Duration::from_secs(20), spawn_at, failed) {
+        Ok((child, port)) => Proc { child: Some(child), port, conf: path, bin: bin.to_string() },
+        Err(e) => panic!("{bin} ({name}): {e}"),
     }
-    panic!("{bin} ({name}) did not start on a free port in 5 attempts");
 }
 
 pub async fn conn(port: u16, password: Option<&str>) -> Option<redis::aio::MultiplexedConnection> {
@@ -128,6 +124,26 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// One reconcile of the current object, as the controller runs it. The in-memory API's
+/// PATCH is a read-merge-write that checks the resourceVersion it read, so a patch racing
+/// the tracker's label moves can fail with 409 where a real API server (no
+/// resourceVersion in the patch) would not; the controller's error_policy requeues such
+/// an error, so a conflict is retried here (bounded) and any other error fails the test.
+pub async fn reconcile_as_controller(bed: &Bed, ctx: &Arc<redis_failover::operator::reconcile::Context>) -> kube::runtime::controller::Action {
+    use redis_failover::operator::reconcile::{reconcile, Error};
+    for attempt in 1..=5 {
+        match reconcile(Arc::new(bed.cluster().await), ctx.clone()).await {
+            Ok(action) => return action,
+            Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 && attempt < 5 => {
+                eprintln!("reconcile attempt {attempt}: {} (requeued)", status.message);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("reconcile failed: {e}"),
+        }
+    }
+    unreachable!()
 }
 
 pub struct Bed {

@@ -93,3 +93,44 @@ pub fn wait_own_process(port: u16, mut pid: impl FnMut() -> Option<u32>, mut exi
         std::thread::sleep(std::time::Duration::from_millis(30));
     }
 }
+
+/// Why a started child was not taken.
+#[derive(Debug)]
+pub enum NotStarted {
+    /// It exited at start-up.
+    Exited(std::process::ExitStatus),
+    /// Another process answered on the port (it got there first), or ours never did.
+    NotItself,
+}
+
+/// Starts `spawn(port)` on a free port and returns the child and its port once the process
+/// answering there is that child (`wait_own_process`). When it is not, the child is killed,
+/// `failed` is told why, and another free port is tried, `attempts` times at most. An error
+/// of `spawn` itself (no such binary) ends the attempts at once.
+pub fn start_own_child(
+    attempts: usize,
+    max_wait: std::time::Duration,
+    mut spawn: impl FnMut(u16) -> std::io::Result<std::process::Child>,
+    mut failed: impl FnMut(u16, NotStarted),
+) -> Result<(std::process::Child, u16), String> {
+    for _ in 0..attempts {
+        let port = free_port();
+        let mut child = spawn(port).map_err(|e| format!("cannot start: {e}"))?;
+        let pid = child.id();
+        let mut exit = None;
+        let mut exited = || match child.try_wait() {
+            Ok(Some(status)) => {
+                exit = Some(status);
+                true
+            }
+            _ => false,
+        };
+        if wait_own_process(port, || Some(pid), &mut exited, max_wait) {
+            return Ok((child, port));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        failed(port, exit.map_or(NotStarted::NotItself, NotStarted::Exited));
+    }
+    Err(format!("did not start on a free port in {attempts} attempts"))
+}
