@@ -503,7 +503,7 @@ fn shape(f: &Frame) -> String {
             "map[{}]",
             pairs.iter().map(|(k, v)| format!("{}:{}", shape(k), shape(v))).collect::<Vec<_>>().join(",")
         ),
-        Frame::Double(_) => "double".into(),
+        Frame::Double(_) | Frame::DoubleText(_) => "double".into(),
         Frame::Boolean(_) => "boolean".into(),
         Frame::BigNumber(_) => "bignumber".into(),
         Frame::Verbatim(..) => "verbatim".into(),

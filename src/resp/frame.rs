@@ -33,6 +33,9 @@ pub enum Frame {
     Set(Vec<Frame>),
     /// RESP3 `,`; a bulk string in RESP2, formatted as Redis 7.0 does (`%.17g`).
     Double(f64),
+    /// A double already in its reply text (GEO coordinates are printed as a long double
+    /// with 17 decimals): RESP3 `,`, a bulk string in RESP2.
+    DoubleText(String),
     /// RESP3 `#`; integer 1/0 in RESP2.
     Boolean(bool),
     /// RESP3 `(`; a bulk string in RESP2.
@@ -108,6 +111,13 @@ impl Frame {
             }
             Frame::Double(d) => {
                 let text = format_double(*d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    put_bulk(out, text.as_bytes());
+                }
+            }
+            Frame::DoubleText(text) => {
                 if resp3 {
                     line(out, b',', text.as_bytes());
                 } else {

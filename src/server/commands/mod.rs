@@ -5,6 +5,7 @@
 pub mod bitmap;
 pub mod connection;
 pub mod docs;
+pub mod geo;
 mod docs_data;
 mod info_data;
 pub mod hash;
@@ -37,6 +38,7 @@ pub fn all() -> Vec<CommandSpec> {
     v.extend(hash::commands());
     v.extend(set::commands());
     v.extend(zset::commands());
+    v.extend(geo::commands());
     v.extend(hll::commands());
     v.extend(bitmap::commands());
     v.extend(sort::commands());

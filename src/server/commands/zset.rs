@@ -152,7 +152,7 @@ struct AddFlags {
     incr: bool,
 }
 
-fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], force_incr: bool) -> Frame {
+pub(super) fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], force_incr: bool) -> Frame {
     let mut f = AddFlags { nx: false, xx: false, gt: false, lt: false, ch: false, incr: force_incr };
     let mut idx = 2;
     if !force_incr {
@@ -493,7 +493,7 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], argc_start: usize, store: Optio
 }
 
 /// Stores a computed sorted set (or deletes `dst` when empty), with notifications.
-fn store_zset(ctx: &mut Ctx, dst: &Bytes, z: ZSetValue, event: &str) {
+pub(super) fn store_zset(ctx: &mut Ctx, dst: &Bytes, z: ZSetValue, event: &str) {
     if z.is_empty() {
         let db = ctx.db_index();
         if ctx.lookup_write(dst).is_some() && ctx.srv.dbs[db].remove(dst).is_some() {

@@ -58,6 +58,8 @@ pub fn reply_to_lua(lua: &Lua, frame: &Frame, resp3: bool) -> mlua::Result<Value
         }
         Frame::Double(d) if !resp3 => Value::String(lua.create_string(format_double(*d))?),
         Frame::Double(d) => Value::Table(single_field(lua, "double", *d)?),
+        Frame::DoubleText(text) if !resp3 => Value::String(lua.create_string(text)?),
+        Frame::DoubleText(text) => Value::Table(single_field(lua, "double", text.parse::<f64>().unwrap_or(0.0))?),
         Frame::Boolean(b) if !resp3 => Value::Number(if *b { 1.0 } else { 0.0 }),
         Frame::Boolean(b) => Value::Boolean(*b),
         Frame::BigNumber(n) if !resp3 => Value::String(lua.create_string(n)?),

@@ -52,6 +52,7 @@ pub fn room_for_one_deque<T>(v: &mut std::collections::VecDeque<T>) {
 }
 pub mod bitops;
 pub mod dict;
+pub mod geohash;
 pub mod glob;
 pub mod hash;
 pub mod hll;
