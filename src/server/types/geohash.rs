@@ -155,44 +155,33 @@ pub fn standard_geohash(score: f64) -> Option<String> {
     )
 }
 
-fn move_x(hash: &mut Hash, d: i8) {
-    if d == 0 {
-        return;
-    }
-    let width = 64 - u32::from(hash.step) * 2;
-    let mut x = hash.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let y = hash.bits & 0x5555_5555_5555_5555;
-    let zz = 0x5555_5555_5555_5555u64 >> width;
-    if d > 0 {
-        x = x.wrapping_add(zz + 1);
-    } else {
-        x = (x | zz).wrapping_sub(zz + 1);
-    }
-    x &= 0xaaaa_aaaa_aaaa_aaaau64 >> width;
-    hash.bits = x | y;
-}
+const LONG_BITS: u64 = 0xaaaa_aaaa_aaaa_aaaa;
+const LAT_BITS: u64 = 0x5555_5555_5555_5555;
 
-fn move_y(hash: &mut Hash, d: i8) {
+/// Moves the cell one step along the axis whose bits are `axis` (LONG_BITS: east/west,
+/// LAT_BITS: north/south), wrapping around: the other axis's bits are filled with ones
+/// so that the carry runs through them.
+fn move_along(hash: &mut Hash, d: i8, axis: u64) {
     if d == 0 {
         return;
     }
     let width = 64 - u32::from(hash.step) * 2;
-    let x = hash.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let mut y = hash.bits & 0x5555_5555_5555_5555;
-    let zz = 0xaaaa_aaaa_aaaa_aaaau64 >> width;
+    let mut moving = hash.bits & axis;
+    let kept = hash.bits & !axis;
+    let filler = !axis >> width;
     if d > 0 {
-        y = y.wrapping_add(zz + 1);
+        moving = moving.wrapping_add(filler + 1);
     } else {
-        y = (y | zz).wrapping_sub(zz + 1);
+        moving = (moving | filler).wrapping_sub(filler + 1);
     }
-    y &= 0x5555_5555_5555_5555u64 >> width;
-    hash.bits = x | y;
+    moving &= axis >> width;
+    hash.bits = moving | kept;
 }
 
 fn moved(hash: Hash, dx: i8, dy: i8) -> Hash {
     let mut h = hash;
-    move_x(&mut h, dx);
-    move_y(&mut h, dy);
+    move_along(&mut h, dx, LONG_BITS);
+    move_along(&mut h, dy, LAT_BITS);
     h
 }
 
