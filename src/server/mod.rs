@@ -279,6 +279,12 @@ async fn serve(cfg: Config) -> i32 {
     let pidfile = pidfile_path(&st.config);
     log::set_server_role(st.config.get("replicaof"));
     let mut listeners = Vec::new();
+    let backlog = st.config.get_int("tcp-backlog").clamp(0, i64::from(i32::MAX)) as i32;
+    if let Some(max) = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok().and_then(|t| t.trim().parse::<i32>().ok()) {
+        if max < backlog {
+            log::warning(&format!("WARNING: The TCP backlog setting of {backlog} cannot be enforced because /proc/sys/net/core/somaxconn is set to the lower value of {max}."));
+        }
+    }
     if port != 0 && !binds.is_empty() {
         for b in &binds {
             let (optional, addr) = match b.strip_prefix('-') {
@@ -300,7 +306,7 @@ async fn serve(cfg: Config) -> i32 {
                     return 1;
                 }
             };
-            match bind_listener(sock) {
+            match bind_listener(sock, backlog) {
                 Ok(l) => listeners.push(l),
                 Err(e) => {
                     if optional {
@@ -389,10 +395,21 @@ async fn serve(cfg: Config) -> i32 {
     }
 }
 
-fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let std_listener = std::net::TcpListener::bind(addr)?;
-    std_listener.set_nonblocking(true)?;
-    TcpListener::from_std(std_listener)
+/// A listening socket as Redis's anetTcpServer makes it: SO_REUSEADDR, IPv6 sockets
+/// IPv6-only (so `* -::*` binds both families), and `tcp-backlog` as the accept queue
+/// (std's fixed 128 overflowed when clients connect faster than one accept round, and each
+/// dropped SYN costs the client a 1 s retransmission).
+fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Saves (if asked or configured), removes the pidfile and logs; the caller exits.
