@@ -525,6 +525,7 @@ fn ready_key_serves(srv: &ServerState, id: u64, db: usize, key: &[u8]) -> bool {
     let wanted = match group {
         Some("list") => "list",
         Some("sorted-set") => "zset",
+        Some("stream") => "stream",
         _ => return true,
     };
     let d = &srv.dbs[db];
