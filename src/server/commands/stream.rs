@@ -543,6 +543,7 @@ fn xread_generic(ctx: &mut Ctx, args: &[Bytes], xreadgroup: bool) -> Frame {
     ctx.prevent_propagation();
     let keys: Vec<Bytes> = args[r.streams_at..r.streams_at + r.nkeys].to_vec();
     let mut from = Vec::with_capacity(r.nkeys);
+    let serving = ctx.serving_blocked;
     for (k, key) in keys.iter().enumerate() {
         let id_arg = &args[r.streams_at + r.nkeys + k];
         let s = match stream_read(ctx, key) {
@@ -551,7 +552,7 @@ fn xread_generic(ctx: &mut Ctx, args: &[Bytes], xreadgroup: bool) -> Frame {
         };
         if let Some((group, _)) = &r.group {
             // A blocked client whose group went away gets its own error when served.
-            if !ctx.serving_blocked && s.is_none_or(|s| !s.groups.contains_key(group)) {
+            if !serving && s.is_none_or(|s| !s.groups.contains_key(group)) {
                 return err(format!(
                     "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
                     String::from_utf8_lossy(key),
