@@ -274,6 +274,8 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     }
     let mut ctx = Ctx::new(srv, client, now_ms);
     ctx.in_exec = in_exec;
+    // A client still marked blocked is being served by `handle_ready_keys`.
+    ctx.serving_blocked = ctx.client.blocked;
     let reply = (spec.handler)(&mut ctx, args);
     let block = ctx.block_request.take();
     let rewritten = ctx.rewritten.take();
