@@ -614,7 +614,7 @@ fn xread_generic(ctx: &mut Ctx, args: &[Bytes], xreadgroup: bool) -> Frame {
     match r.block_ms {
         None => Frame::NullArray,
         Some(ms) => {
-            let deadline = if ms == 0 { None } else { Some(ctx.now_ms + ms) };
+            let deadline = if ms == 0 { None } else { Some(ctx.now_ms.saturating_add(ms)) };
             // Served later from the IDs of now: `$` becomes the stream's last ID.
             let mut rerun = args.to_vec();
             for (k, f) in from.iter().enumerate() {
@@ -704,7 +704,7 @@ fn deliver(ctx: &mut Ctx, key: &Bytes, r: &ReadArgs, after: StreamId, history: b
         for id in touched {
             if let Some(n) = g.pel.get_mut(&id) {
                 n.delivery_time = now;
-                n.delivery_count += 1;
+                n.delivery_count = n.delivery_count.wrapping_add(1);
             }
         }
         reply = Frame::Array(items);
@@ -1091,15 +1091,15 @@ fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         if count == 0 || id > end {
             break;
         }
-        let nack = &g.pel[&id];
-        if min_idle != 0 && now - nack.delivery_time < min_idle {
+        let Some(nack) = g.pel.get(&id) else { continue };
+        if min_idle != 0 && now.saturating_sub(nack.delivery_time) < min_idle {
             continue;
         }
         count -= 1;
         out.push(Frame::Array(vec![
             id_frame(id),
             Frame::bulk(nack.consumer.clone()),
-            Frame::Integer((now - nack.delivery_time).max(0)),
+            Frame::Integer(now.saturating_sub(nack.delivery_time).max(0)),
             Frame::Integer(nack.delivery_count as i64),
         ]));
     }
@@ -1213,7 +1213,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         }
         if has_nack && min_idle > 0 {
             let n = &g.pel[&id];
-            if now - n.delivery_time < min_idle {
+            if now.saturating_sub(n.delivery_time) < min_idle {
                 continue;
             }
         }
@@ -1233,7 +1233,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         if let Some(c) = retry_count {
             nack.delivery_count = c as u64;
         } else if !justid {
-            nack.delivery_count += 1;
+            nack.delivery_count = nack.delivery_count.wrapping_add(1);
         }
         let (t, c) = (nack.delivery_time, nack.delivery_count);
         also.push(xclaim_propagation(key, group, consumer, id, t, c, g.last_id));
@@ -1330,7 +1330,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             count -= 1;
             continue;
         }
-        if min_idle > 0 && now - g.pel[&id].delivery_time < min_idle {
+        if min_idle > 0 && now.saturating_sub(g.pel[&id].delivery_time) < min_idle {
             continue;
         }
         match g.consumers.get_mut(consumer) {
@@ -1343,7 +1343,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         let nack = g.assign_pending(id, consumer, now);
         nack.delivery_time = now;
         if !justid {
-            nack.delivery_count += 1;
+            nack.delivery_count = nack.delivery_count.wrapping_add(1);
         }
         let (t, c) = (nack.delivery_time, nack.delivery_count);
         also.push(xclaim_propagation(key, group, consumer, id, t, c, g.last_id));
@@ -1395,7 +1395,7 @@ fn xinfo_consumers(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 Frame::Map(vec![
                     (Frame::bulk("name"), Frame::bulk(name.clone())),
                     (Frame::bulk("pending"), Frame::Integer(c.pel.len() as i64)),
-                    (Frame::bulk("idle"), Frame::Integer((now - c.seen_time).max(0))),
+                    (Frame::bulk("idle"), Frame::Integer(now.saturating_sub(c.seen_time).max(0))),
                 ])
             })
             .collect(),
@@ -1493,8 +1493,8 @@ fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                         .iter()
                         .take(take(c.pel.len()))
                         .map(|id| {
-                            let n = &g.pel[id];
-                            Frame::Array(vec![id_frame(*id), Frame::Integer(n.delivery_time), Frame::Integer(n.delivery_count as i64)])
+                            let (t, c) = g.pel.get(id).map_or((0, 0), |n| (n.delivery_time, n.delivery_count));
+                            Frame::Array(vec![id_frame(*id), Frame::Integer(t), Frame::Integer(c as i64)])
                         })
                         .collect();
                     Frame::Map(vec![

@@ -94,7 +94,7 @@ fn stream_commands(key: &Bytes, s: &crate::server::types::stream::StreamValue, o
                 continue;
             }
             for id in &c.pel {
-                let n = &g.pel[id];
+                let Some(n) = g.pel.get(id) else { continue };
                 out.push(vec![
                     b("XCLAIM"),
                     key.clone(),

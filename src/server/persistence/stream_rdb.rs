@@ -106,6 +106,7 @@ fn raw_id<S: StreamSource>(src: &mut S) -> Result<StreamId, String> {
 /// Decodes a stream of RDB type `ty` (15, 19 or 21).
 pub fn decode_stream<S: StreamSource>(src: &mut S, ty: u8) -> Result<StreamValue, String> {
     let mut s = StreamValue::new();
+    let mut previous_last: Option<StreamId> = None;
     let nodes = src.len("stream listpacks")?;
     for _ in 0..nodes {
         let key = src.string("stream node key")?;
@@ -136,7 +137,8 @@ pub fn decode_stream<S: StreamSource>(src: &mut S, ty: u8) -> Result<StreamValue
             return Err("stream master entry not terminated".into());
         }
         let mut entries = Vec::new();
-        for _ in 0..(live + deleted) {
+        let total = live.checked_add(deleted).ok_or_else(|| "stream listpack counts overflow".to_string())?;
+        for _ in 0..total {
             let flags = int_of(next("entry flags")?)?;
             let ms = master_id.ms.wrapping_add(int_of(next("entry ms")?)? as u64);
             let seq = master_id.seq.wrapping_add(int_of(next("entry seq")?)? as u64);
@@ -161,10 +163,20 @@ pub fn decode_stream<S: StreamSource>(src: &mut S, ty: u8) -> Result<StreamValue
         if entries.iter().zip(entries.iter().skip(1)).any(|(a, b)| a.0 >= b.0) {
             return Err("stream entries out of order".into());
         }
+        // Nodes must not overlap: each starts at or after its key, after the previous one.
+        if entries.first().is_some_and(|e| e.0 < master_id || previous_last.is_some_and(|p| e.0 <= p)) {
+            return Err("stream node out of order".into());
+        }
+        if let Some(e) = entries.last() {
+            previous_last = Some(e.0);
+        }
         s.load_node(master_id, master, entries);
     }
     let _length = src.len("stream length")?;
     s.last_id = StreamId::new(src.len("stream last id")?, src.len("stream last id")?);
+    if previous_last.is_some_and(|p| p > s.last_id) {
+        return Err("stream last ID is smaller than an entry's ID".into());
+    }
     if ty >= 19 {
         s.first_id = StreamId::new(src.len("stream first id")?, src.len("stream first id")?);
         s.max_deleted_id = StreamId::new(src.len("stream max deleted id")?, src.len("stream max deleted id")?);
@@ -187,6 +199,7 @@ pub fn decode_stream<S: StreamSource>(src: &mut S, ty: u8) -> Result<StreamValue
             g.pel.insert(id, Nack { consumer: Bytes::new(), delivery_time, delivery_count });
         }
         let nconsumers = src.len("group consumers")?;
+        let mut assigned = std::collections::BTreeSet::new();
         for _ in 0..nconsumers {
             let cname = src.string("consumer name")?;
             let seen_time = ms_time(src, "consumer seen time")?;
@@ -198,12 +211,17 @@ pub fn decode_stream<S: StreamSource>(src: &mut S, ty: u8) -> Result<StreamValue
             for _ in 0..n {
                 let id = raw_id(src)?;
                 let nack = g.pel.get_mut(&id).ok_or_else(|| "consumer PEL entry missing from the group PEL".to_string())?;
+                if !assigned.insert(id) {
+                    return Err("duplicated consumer PEL entry".into());
+                }
                 nack.consumer = cname.clone();
                 c.pel.insert(id);
             }
-            g.consumers.insert(cname, c);
+            if g.consumers.insert(cname, c).is_some() {
+                return Err("duplicated consumer name".into());
+            }
         }
-        if g.pel.values().any(|n| !g.consumers.contains_key(&n.consumer)) {
+        if assigned.len() != g.pel.len() {
             return Err("stream group PEL entry without a consumer".into());
         }
         if s.groups.insert(name, g).is_some() {
@@ -222,31 +240,37 @@ mod tests {
 
     impl StreamSource for Cursor<'_> {
         fn len(&mut self, _w: &'static str) -> Result<u64, String> {
-            let b = self.0[0];
-            let (v, n) = match b >> 6 {
-                0 => (u64::from(b & 0x3f), 1),
-                1 => ((u64::from(b & 0x3f) << 8) | u64::from(self.0[1]), 2),
-                _ if b == 0x80 => (u64::from(u32::from_be_bytes(self.0[1..5].try_into().unwrap())), 5),
-                _ => (u64::from_be_bytes(self.0[1..9].try_into().unwrap()), 9),
+            let b = *self.0.first().ok_or("eof")?;
+            let n = match b >> 6 {
+                0 => 1,
+                1 => 2,
+                _ if b == 0x80 => 5,
+                _ => 9,
+            };
+            let d = self.0.get(..n).ok_or("eof")?;
+            let v = match n {
+                1 => u64::from(b & 0x3f),
+                2 => (u64::from(b & 0x3f) << 8) | u64::from(d[1]),
+                5 => u64::from(u32::from_be_bytes(d[1..5].try_into().unwrap())),
+                _ => u64::from_be_bytes(d[1..9].try_into().unwrap()),
             };
             self.0 = &self.0[n..];
             Ok(v)
         }
         fn string(&mut self, w: &'static str) -> Result<Bytes, String> {
             let n = self.len(w)? as usize;
-            let s = Bytes::copy_from_slice(&self.0[..n]);
+            let s = Bytes::copy_from_slice(self.0.get(..n).ok_or("eof")?);
             self.0 = &self.0[n..];
             Ok(s)
         }
         fn raw(&mut self, n: usize, _w: &'static str) -> Result<Vec<u8>, String> {
-            let s = self.0[..n].to_vec();
+            let s = self.0.get(..n).ok_or("eof")?.to_vec();
             self.0 = &self.0[n..];
             Ok(s)
         }
     }
 
-    #[test]
-    fn round_trip_with_groups_and_tombstones() {
+    fn sample() -> StreamValue {
         let mut s = StreamValue::new();
         let l = NodeLimits { max_bytes: 4096, max_entries: 4 };
         for i in 1..=9u64 {
@@ -257,8 +281,52 @@ mod tests {
         s.after_delete(&[StreamId::new(2, 1)]);
         let mut g = ConsumerGroup::new(StreamId::new(5, 1), 5);
         g.consumers.insert(Bytes::from("alice"), Consumer { seen_time: 77, pel: Default::default() });
+        g.consumers.insert(Bytes::from("bob"), Consumer { seen_time: 78, pel: Default::default() });
         g.assign_pending(StreamId::new(4, 1), &Bytes::from("alice"), 1234);
+        g.assign_pending(StreamId::new(5, 1), &Bytes::from("bob"), 1235);
         s.groups.insert(Bytes::from("g"), g);
+        s
+    }
+
+    /// Every truncation and every single-byte change of a valid encoding either fails to
+    /// decode or gives a stream the commands can work on without panicking.
+    #[test]
+    fn damaged_encodings_never_panic() {
+        let mut out = Vec::new();
+        encode_stream(&mut out, &sample(), false);
+        let exercise = |mut s: StreamValue| {
+            let _ = s.range(StreamId::MIN, StreamId::MAX, false, 0);
+            let _ = s.range(StreamId::MIN, StreamId::MAX, true, 3);
+            let _ = s.rax_node_count();
+            let groups: Vec<_> = s.groups.values().cloned().collect();
+            for g in &groups {
+                let _ = s.group_lag(g);
+            }
+            let mut again = Vec::new();
+            encode_stream(&mut again, &s, false);
+            s.delete(StreamId::new(3, 1));
+            s.trim(&crate::server::types::stream::TrimArgs { strategy: crate::server::types::stream::TrimStrategy::MaxLen(2), approx: false, limit: 0 });
+            let _ = s.append(&[Bytes::from("a"), Bytes::from("b")], None, 5, NodeLimits::default());
+        };
+        for cut in 0..out.len() {
+            if let Ok(s) = decode_stream(&mut Cursor(&out[..cut]), 19) {
+                exercise(s);
+            }
+        }
+        for i in 0..out.len() {
+            for delta in [1u8, 0x40, 0x80, 0xff] {
+                let mut bad = out.clone();
+                bad[i] = bad[i].wrapping_add(delta);
+                if let Ok(s) = decode_stream(&mut Cursor(&bad), 19) {
+                    exercise(s);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_with_groups_and_tombstones() {
+        let s = sample();
         let mut out = Vec::new();
         encode_stream(&mut out, &s, false);
         let back = decode_stream(&mut Cursor(&out), 19).unwrap();

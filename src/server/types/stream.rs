@@ -403,7 +403,7 @@ impl StreamValue {
         }
         self.push_entry(new_id, fields.to_vec(), false, limits);
         self.length += 1;
-        self.entries_added += 1;
+        self.entries_added = self.entries_added.wrapping_add(1);
         self.last_id = new_id;
         if self.length == 1 {
             self.first_id = new_id;
@@ -627,10 +627,10 @@ impl StreamValue {
         }
         if self.max_deleted_id.is_zero() || self.max_deleted_id < self.first_id {
             if id < self.first_id {
-                return Some(self.entries_added - self.length);
+                return Some(self.entries_added.wrapping_sub(self.length));
             }
             if id == self.first_id {
-                return Some(self.entries_added - self.length + 1);
+                return Some(self.entries_added.wrapping_sub(self.length).wrapping_add(1));
             }
         }
         None
@@ -642,9 +642,9 @@ impl StreamValue {
             return Some(0);
         }
         if g.entries_read != ENTRIES_READ_INVALID && !self.range_has_tombstones(Some(g.last_id)) {
-            return Some(self.entries_added as i64 - g.entries_read);
+            return Some((self.entries_added as i64).wrapping_sub(g.entries_read));
         }
-        self.estimate_distance(g.last_id).map(|read| self.entries_added as i64 - read as i64)
+        self.estimate_distance(g.last_id).map(|read| (self.entries_added as i64).wrapping_sub(read as i64))
     }
 
     /// A group delivered `id` (greater than its last ID): advances its last ID and read
@@ -658,7 +658,7 @@ impl StreamValue {
             return;
         }
         if g.entries_read != ENTRIES_READ_INVALID && !has_tomb {
-            g.entries_read += 1;
+            g.entries_read = g.entries_read.wrapping_add(1);
         } else if entries_added != 0 {
             g.entries_read = estimate.map_or(ENTRIES_READ_INVALID, |v| v as i64);
         }
