@@ -182,6 +182,9 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     if !srv.ready_keys.is_empty() {
         handle_ready_keys(srv, Some(client), now_ms);
     }
+    if !srv.blocked.is_empty() {
+        super::commands::stream::unblock_readgroup_of_gone_streams(srv);
+    }
     before_reply(client, evicted_invalidations, outcome)
 }
 

@@ -7,7 +7,10 @@ use bytes::Bytes;
 
 use crate::resp::Frame;
 use crate::server::command::{cmd, syntax_error, wrong_args, wrongtype, CommandSpec, Ctx};
+use crate::server::client::Outbound;
 use crate::server::notify;
+use crate::server::state::ServerState;
+use crate::server::value::Value;
 use crate::server::types::access::{self, int_arg};
 use crate::server::types::stream::{
     parse_id, AppendError, ConsumerGroup, Consumer, NodeLimits, StreamId, StreamValue, TrimArgs, TrimStrategy, ENTRIES_READ_INVALID,
@@ -76,6 +79,29 @@ fn xread_keys(args: &[Bytes]) -> Vec<usize> {
         return Vec::new();
     }
     (pos + 1..pos + 1 + n / 2).collect()
+}
+
+/// Redis 7.0's `unblockDeletedStreamReadgroupClients`: a client blocked in XREADGROUP on a
+/// stream that was deleted or replaced by another type (DEL, SET, FLUSHDB, MULTI...) is
+/// unblocked with an error at once, its group being gone with the stream. Runs after each
+/// command while some client is blocked.
+pub fn unblock_readgroup_of_gone_streams(srv: &mut ServerState) {
+    let gone: Vec<u64> = srv
+        .blocked
+        .iter()
+        .filter(|(_, bc)| {
+            bc.args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"xreadgroup"))
+                && srv.dbs.get(bc.db).is_some_and(|d| bc.keys.iter().any(|k| d.find(k).is_none_or(|p| !matches!(d.slot(p).value, Value::Stream(_)))))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    for id in gone {
+        if crate::server::dispatch::unregister_blocked(srv, id).is_some() {
+            if let Some(tx) = srv.clients.get(&id).and_then(|c| c.tx.as_ref()) {
+                let _ = tx.send(Outbound::Unblocked(Frame::error("UNBLOCKED the stream key no longer exists")));
+            }
+        }
+    }
 }
 
 // ---- helpers ----
