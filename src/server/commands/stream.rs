@@ -1105,12 +1105,12 @@ fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             .collect();
         return Frame::Array(vec![Frame::Integer(g.pel.len() as i64), id_frame(first), id_frame(last), Frame::Array(consumers)]);
     };
-    let ids: Vec<StreamId> = match consumer_name {
+    let ids: Box<dyn Iterator<Item = StreamId> + '_> = match consumer_name {
         Some(name) => match g.consumers.get(name) {
             None => return Frame::Array(Vec::new()),
-            Some(c) => c.pel.range(start..).copied().collect(),
+            Some(c) => Box::new(c.pel.range(start..).copied()),
         },
-        None => g.pel.range(start..).map(|(id, _)| *id).collect(),
+        None => Box::new(g.pel.range(start..).map(|(id, _)| *id)),
     };
     let mut out = Vec::new();
     for id in ids {
@@ -1337,7 +1337,9 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let mut also = Vec::new();
     let mut dirty = 0u64;
     let mut consumer_created = false;
-    let pending: Vec<StreamId> = s.groups[group].pel.range(start..).map(|(id, _)| *id).collect();
+    // No more than the attempts allowed, and one more for the cursor.
+    let look_at = usize::try_from(attempts).unwrap_or(usize::MAX).saturating_add(1);
+    let pending: Vec<StreamId> = s.groups[group].pel.range(start..).map(|(id, _)| *id).take(look_at).collect();
     let mut next_index = pending.len();
     for (i, &id) in pending.iter().enumerate() {
         if attempts == 0 || count == 0 {
