@@ -373,6 +373,9 @@ pub struct BlockRequest {
     pub keys: Vec<Bytes>,
     pub timeout_ms: Option<i64>,
     pub timeout_reply: Frame,
+    /// The arguments to run again when a key is ready, if not the command as received
+    /// (XREAD's `$` becomes the ID it stood for when the client blocked).
+    pub rerun_args: Option<Vec<Bytes>>,
 }
 
 /// What a handler sees: the server, the calling client, the time, and the hooks.
@@ -623,8 +626,17 @@ impl<'a> Ctx<'a> {
         if self.in_exec || self.client.is_master_link {
             return timeout_reply;
         }
-        self.block_request = Some(BlockRequest { keys, timeout_ms, timeout_reply });
+        self.block_request = Some(BlockRequest { keys, timeout_ms, timeout_reply, rerun_args: None });
         Frame::Null
+    }
+
+    /// [`Self::block`], running `rerun_args` instead of the command when a key is ready.
+    pub fn block_with_args(&mut self, keys: Vec<Bytes>, timeout_ms: Option<i64>, timeout_reply: Frame, rerun_args: Vec<Bytes>) -> Frame {
+        let reply = self.block(keys, timeout_ms, timeout_reply);
+        if let Some(req) = self.block_request.as_mut() {
+            req.rerun_args = Some(rerun_args);
+        }
+        reply
     }
 }
 
@@ -692,6 +704,7 @@ pub fn parse_timeout(ctx: &Ctx, b: &[u8]) -> Result<Option<i64>, Frame> {
 
 impl BlockedClient {
     pub fn from_request(db: usize, args: Vec<Bytes>, req: BlockRequest) -> Self {
+        let args = req.rerun_args.unwrap_or(args);
         BlockedClient { db, keys: req.keys, args, deadline_ms: req.timeout_ms, timeout_reply: req.timeout_reply }
     }
 }

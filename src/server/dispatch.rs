@@ -187,6 +187,9 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     if !srv.ready_keys.is_empty() {
         handle_ready_keys(srv, Some(client), now_ms);
     }
+    if !srv.blocked.is_empty() {
+        super::commands::stream::unblock_readgroup_of_gone_streams(srv);
+    }
     before_reply(client, evicted_invalidations, outcome)
 }
 
@@ -279,6 +282,8 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     }
     let mut ctx = Ctx::new(srv, client, now_ms);
     ctx.in_exec = in_exec;
+    // A client still marked blocked is being served by `handle_ready_keys`.
+    ctx.serving_blocked = ctx.client.blocked;
     let reply = (spec.handler)(&mut ctx, args);
     let block = ctx.block_request.take();
     let rewritten = ctx.rewritten.take();
@@ -530,6 +535,7 @@ fn ready_key_serves(srv: &ServerState, id: u64, db: usize, key: &[u8]) -> bool {
     let wanted = match group {
         Some("list") => "list",
         Some("sorted-set") => "zset",
+        Some("stream") => "stream",
         _ => return true,
     };
     let d = &srv.dbs[db];

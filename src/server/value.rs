@@ -7,6 +7,7 @@
 use super::types::hash::HashValue;
 use super::types::list::ListValue;
 use super::types::set::SetValue;
+use super::types::stream::StreamValue;
 use super::types::zset::ZSetValue;
 
 /// Longest byte string stored without a heap allocation.
@@ -93,6 +94,7 @@ pub enum Value {
     Hash(Box<HashValue>),
     Set(Box<SetValue>),
     ZSet(Box<ZSetValue>),
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -108,6 +110,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -139,6 +142,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -150,6 +154,7 @@ impl Value {
             Value::Hash(h) => h.memory_usage(),
             Value::Set(s) => s.memory_usage(),
             Value::ZSet(z) => z.memory_usage(),
+            Value::Stream(s) => s.memory_usage(),
         }
     }
 }

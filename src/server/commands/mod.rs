@@ -17,6 +17,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod strings;
 pub mod tracking;
 pub mod transactions;
@@ -42,6 +43,7 @@ pub fn all() -> Vec<CommandSpec> {
     v.extend(hll::commands());
     v.extend(bitmap::commands());
     v.extend(sort::commands());
+    v.extend(stream::commands());
     v.extend(super::persistence::commands());
     v.extend(super::replication::commands());
     v.extend(super::scripting::commands());

@@ -1,6 +1,7 @@
 //! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, MONITOR, SLOWLOG, MEMORY,
 //! DEBUG, ACL (default user only), SHUTDOWN.
 
+use crate::server::types::stream::StreamId;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -736,6 +737,7 @@ fn object_digest(value: &Value, has_expiry: bool, digest: &mut [u8; 20]) {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     };
     mix_digest(digest, &type_id.to_be_bytes());
     match value {
@@ -765,6 +767,14 @@ fn object_digest(value: &Value, has_expiry: bool, digest: &mut [u8; 20]) {
                 mix_digest(&mut eledigest, member);
                 mix_digest(&mut eledigest, crate::resp::format_double(*score).as_bytes());
                 xor_digest(digest, &eledigest);
+            }
+        }
+        Value::Stream(s) => {
+            for e in s.range(StreamId::MIN, StreamId::MAX, false, 0) {
+                mix_digest(digest, format!("{}.{}", e.id.ms, e.id.seq).as_bytes());
+                for x in &e.fields {
+                    mix_digest(digest, x);
+                }
             }
         }
     }

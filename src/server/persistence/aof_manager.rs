@@ -54,11 +54,64 @@ pub fn value_to_commands(key: &Bytes, value: &RdbValue, expire_ms: Option<i64>) 
                 out.push(c);
             }
         }
+        RdbValue::Stream(st) => stream_commands(key, st, &mut out),
     }
     if let Some(ms) = expire_ms {
         out.push(vec![b("PEXPIREAT"), key.clone(), Bytes::from(ms.to_string())]);
     }
     out
+}
+
+/// Redis's `rewriteStreamObject`: the entries as XADDs (an empty stream as an XADD trimmed
+/// to nothing), XSETID for the counters, then each group, its pending entries as XCLAIMs
+/// and its consumers without pending entries.
+fn stream_commands(key: &Bytes, s: &crate::server::types::stream::StreamValue, out: &mut Vec<Vec<Bytes>>) {
+    use crate::server::types::stream::StreamId;
+    let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+    if s.is_empty() {
+        out.push(vec![b("XADD"), key.clone(), b("MAXLEN"), b("0"), StreamId::new(0, 1).to_bytes(), b("x"), b("y")]);
+    } else {
+        for e in s.range(StreamId::MIN, StreamId::MAX, false, 0) {
+            let mut c = vec![b("XADD"), key.clone(), e.id.to_bytes()];
+            c.extend(e.fields.iter().cloned());
+            out.push(c);
+        }
+    }
+    out.push(vec![
+        b("XSETID"),
+        key.clone(),
+        s.last_id.to_bytes(),
+        b("ENTRIESADDED"),
+        Bytes::from(s.entries_added.to_string()),
+        b("MAXDELETEDID"),
+        s.max_deleted_id.to_bytes(),
+    ]);
+    for (name, g) in &s.groups {
+        out.push(vec![b("XGROUP"), b("CREATE"), key.clone(), name.clone(), g.last_id.to_bytes(), b("ENTRIESREAD"), Bytes::from(g.entries_read.to_string())]);
+        for (cname, c) in &g.consumers {
+            if c.pel.is_empty() {
+                out.push(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), name.clone(), cname.clone()]);
+                continue;
+            }
+            for id in &c.pel {
+                let Some(n) = g.pel.get(id) else { continue };
+                out.push(vec![
+                    b("XCLAIM"),
+                    key.clone(),
+                    name.clone(),
+                    cname.clone(),
+                    b("0"),
+                    id.to_bytes(),
+                    b("TIME"),
+                    Bytes::from(n.delivery_time.to_string()),
+                    b("RETRYCOUNT"),
+                    Bytes::from(n.delivery_count.to_string()),
+                    b("JUSTID"),
+                    b("FORCE"),
+                ]);
+            }
+        }
+    }
 }
 
 /// Converts an RDB image into the equivalent AOF command text (base without preamble).

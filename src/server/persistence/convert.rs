@@ -25,6 +25,7 @@ pub fn value_to_rdb(v: &Value) -> RdbValue {
         Value::Hash(h) => RdbValue::Hash(h.iter().map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))).collect()),
         Value::Set(s) => RdbValue::Set(s.iter().collect()),
         Value::ZSet(z) => RdbValue::ZSet(z.iter().map(|e| (e.member_bytes(), e.score)).collect()),
+        Value::Stream(s) => RdbValue::Stream(s.clone()),
     }
 }
 
@@ -49,6 +50,7 @@ pub fn rdb_to_value(v: RdbValue) -> Value {
             pairs.retain(|(m, _)| seen.insert(m.clone()));
             Value::ZSet(Box::new(ZSetValue::from_pairs(pairs, &limits)))
         }
+        RdbValue::Stream(s) => Value::Stream(s),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod rdb;
 pub mod rdb_load;
 pub mod service;
 pub mod state;
+pub mod stream_rdb;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -63,6 +63,7 @@ pub enum RdbValue {
     Set(Vec<Bytes>),
     ZSet(Vec<(Bytes, f64)>),
     Hash(Vec<(Bytes, Bytes)>),
+    Stream(Box<crate::server::types::stream::StreamValue>),
 }
 
 impl RdbValue {
@@ -73,6 +74,7 @@ impl RdbValue {
             RdbValue::Set(_) => "set",
             RdbValue::ZSet(_) => "zset",
             RdbValue::Hash(_) => "hash",
+            RdbValue::Stream(_) => "stream",
         }
     }
 }
@@ -256,6 +258,10 @@ pub fn encode_value(out: &mut Vec<u8>, value: &RdbValue, opts: &RdbSaveOptions) 
         RdbValue::String(s) => {
             out.push(TYPE_STRING);
             put_string(out, s, z);
+        }
+        RdbValue::Stream(s) => {
+            out.push(TYPE_STREAM_LISTPACKS_2);
+            super::stream_rdb::encode_stream(out, s, z);
         }
         RdbValue::List(items) => {
             out.push(TYPE_LIST_QUICKLIST_2);

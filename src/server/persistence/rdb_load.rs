@@ -380,7 +380,8 @@ impl<'a> RdbReader<'a> {
                 RdbValue::List(items)
             }
             TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 | 21 => {
-                return Err(RdbError::Unsupported { ty, name: "stream", offset: at });
+                let s = super::stream_rdb::decode_stream(self, ty).map_err(|reason| self.corrupt(at, reason))?;
+                RdbValue::Stream(Box::new(s))
             }
             TYPE_MODULE | TYPE_MODULE_2 => return Err(RdbError::Unsupported { ty, name: "module", offset: at }),
             _ => return Err(RdbError::UnknownType { ty, offset: at }),
@@ -545,5 +546,17 @@ mod tests {
         out.clear();
         put_string(&mut out, b"12345678901", false); // > i32: raw
         assert_eq!(out[0], 11);
+    }
+}
+
+impl super::stream_rdb::StreamSource for RdbReader<'_> {
+    fn len(&mut self, what: &'static str) -> Result<u64, String> {
+        self.read_len(what).map_err(|e| e.to_string())
+    }
+    fn string(&mut self, what: &'static str) -> Result<Bytes, String> {
+        self.read_string(what).map_err(|e| e.to_string())
+    }
+    fn raw(&mut self, n: usize, what: &'static str) -> Result<Vec<u8>, String> {
+        self.take(n, what).map(<[u8]>::to_vec).map_err(|e| e.to_string())
     }
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::hash::HashValue;
 use super::list::ListValue;
 use super::set::SetValue;
+use super::stream::StreamValue;
 use super::zset::ZSetValue;
 use super::EncodingLimits;
 use crate::resp::Frame;
@@ -48,6 +49,7 @@ typed!(ListValue, List);
 typed!(HashValue, Hash);
 typed!(SetValue, Set);
 typed!(ZSetValue, ZSet);
+typed!(StreamValue, Stream);
 
 /// Reads `key` as `T`: Ok(None) when missing, Err(WRONGTYPE) for another type.
 pub fn read<'c, T: Typed>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c T>, Frame> {

@@ -60,6 +60,7 @@ pub mod list;
 pub mod longdouble;
 pub mod packed;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 use rand::Rng;
