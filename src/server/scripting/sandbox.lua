@@ -288,6 +288,15 @@ function rt.load_library(chunk)
 end
 
 -- Runs a compiled script (no arguments) or function (keys, args) under the error handler.
+-- Lua 5.1's xpcall passes no arguments: they wait in these upvalues (scripts never nest),
+-- rather than in a new closure per run, which would be garbage for the collector.
+local run_f, run_keys, run_args
+local function run_body() return run_f(run_keys, run_args) end
+local function run_done(...)
+  run_f, run_keys, run_args = nil, nil, nil
+  return ...
+end
 function rt.run(f, keys, args)
-  return xpcall(function() return f(keys, args) end, rt.handler)
+  run_f, run_keys, run_args = f, keys, args
+  return run_done(xpcall(run_body, rt.handler))
 end
