@@ -33,11 +33,10 @@ pub struct HostSlot {
 
 pub type SharedHostSlot = std::sync::Arc<parking_lot::Mutex<HostSlot>>;
 
-/// Interned names the runtime table is written with on every run (made once: creating a
-/// Lua string hashes and interns it each time).
+/// EVAL's global names, written on every run (made once: creating a Lua string hashes and
+/// interns it each time). Few on purpose: every handle kept takes a slot of mlua's
+/// reference stack, which also bounds how deep a script's reply may nest.
 struct RuntimeNames {
-    host: LuaString,
-    raised: LuaString,
     keys: LuaString,
     argv: LuaString,
 }
@@ -58,7 +57,7 @@ impl std::ops::Deref for LuaEngine {
 /// The interpreter and the references into it that Rust keeps.
 pub struct EngineParts {
     pub lua: Lua,
-    /// The sandbox's private table (`host`, `run`, `env`, `raised`).
+    /// The sandbox's private table (`run`, `env`, `raised`).
     pub(crate) runtime: Table,
     /// The read-only globals scripts run with.
     pub env: Table,
@@ -83,6 +82,8 @@ impl LuaEngine {
         let host_slot = SharedHostSlot::default();
         let prim = lua.create_table()?;
         prim.raw_set("error_table", lua.create_function(|lua, buf: mlua::LuaString| error_table(lua, &buf.as_bytes()))?)?;
+        let slot = host_slot.clone();
+        prim.raw_set("running_host", lua.create_function(move |_, ()| Ok(running_host(&slot)))?)?;
         // The functions scripts commonly tail-call (`return redis.call(...)`) are Rust (C)
         // functions, as in Redis: a Lua wrapper would be tail-called and take the script's
         // frame, and with it the line that error replies name.
@@ -129,7 +130,7 @@ impl LuaEngine {
         let env: Table = runtime.raw_get("env")?;
         let run: Function = runtime.raw_get("run")?;
         lua.set_globals(env.clone())?;
-        let names = RuntimeNames { host: lua.create_string("host")?, raised: lua.create_string("raised")?, keys: lua.create_string("KEYS")?, argv: lua.create_string("ARGV")? };
+        let names = RuntimeNames { keys: lua.create_string("KEYS")?, argv: lua.create_string("ARGV")? };
         Ok(LuaEngine(std::sync::Arc::new(EngineParts { lua, runtime, env, run, host_slot, names, busy_hook: Default::default() })))
     }
 
@@ -197,14 +198,10 @@ impl LuaEngine {
     /// Installs the per-run callback, runs `f(keys, args)` under the error handler and
     /// removes the callback. Returns the script's value or its error object.
     pub fn run(&self, host: Function, f: &Function, keys: Table, args: Table) -> Result<Result<Value, Value>, mlua::Error> {
-        self.runtime.raw_set(&self.names.raised, Value::Nil)?;
-        // The sandbox's own wrappers (redis.setresp...) find the host in the runtime table,
-        // the Rust primitives in the slot.
-        self.runtime.raw_set(&self.names.host, &host)?;
+        self.runtime.raw_set("raised", Value::Nil)?;
         self.host_slot.lock().host = Some(host);
         let result = self.run.call::<(bool, Value)>((f, keys, args));
         *self.host_slot.lock() = HostSlot::default();
-        self.runtime.raw_set(&self.names.host, Value::Nil)?;
         let (ok, value) = result?;
         Ok(if ok { Ok(value) } else { Err(value) })
     }
