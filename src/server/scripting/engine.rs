@@ -3,7 +3,7 @@
 //! Redis's rand48 (see `sandbox.lua`), plus the error handler that records where a script
 //! failed (`@user_script:LINE`).
 
-use mlua::{Function, IntoLua, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use mlua::{Function, IntoLua, Lua, LuaOptions, LuaString, MultiValue, StdLib, Table, Value, Variadic};
 
 use crate::server::config::REDIS_VERSION;
 
@@ -20,15 +20,51 @@ pub enum EngineError {
     Lua(#[from] mlua::Error),
 }
 
-/// One Lua interpreter set up as Redis's (cloning copies handles, not the interpreter).
+/// What `redis.call` / `redis.pcall` hand to the running script's host: the callback
+/// itself (kept here rather than looked up by name in the runtime table on every call) and
+/// the command line they converted, so the host gets it without a second conversion of
+/// the Lua arguments.
+#[derive(Default)]
+pub struct HostSlot {
+    host: Option<Function>,
+    /// The command line of the `redis.call` / `redis.pcall` being served.
+    pub pending_call: Option<Vec<bytes::Bytes>>,
+}
+
+pub type SharedHostSlot = std::sync::Arc<parking_lot::Mutex<HostSlot>>;
+
+/// EVAL's global names, written on every run (made once: creating a Lua string hashes and
+/// interns it each time). Few on purpose: every handle kept takes a slot of mlua's
+/// reference stack, which also bounds how deep a script's reply may nest.
+struct RuntimeNames {
+    keys: LuaString,
+    argv: LuaString,
+}
+
+/// One Lua interpreter set up as Redis's. Cloning shares it: every script run takes a
+/// handle, so the handles live behind one Arc (cloning each Lua reference costs a slot of
+/// mlua's reference stack, and releasing it another call into Lua).
 #[derive(Clone)]
-pub struct LuaEngine {
+pub struct LuaEngine(std::sync::Arc<EngineParts>);
+
+impl std::ops::Deref for LuaEngine {
+    type Target = EngineParts;
+    fn deref(&self) -> &EngineParts {
+        &self.0
+    }
+}
+
+/// The interpreter and the references into it that Rust keeps.
+pub struct EngineParts {
     pub lua: Lua,
-    /// The sandbox's private table (`host`, `run`, `env`, `raised`).
+    /// The sandbox's private table (`run`, `env`, `raised`).
     pub(crate) runtime: Table,
     /// The read-only globals scripts run with.
     pub env: Table,
     run: Function,
+    /// The running script's host callback and the call it is asked to serve.
+    pub host_slot: SharedHostSlot,
+    names: RuntimeNames,
     /// The busy-script hook is in place (FUNCTION LOAD's timeout and a kill replace it).
     busy_hook: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -43,24 +79,27 @@ impl LuaEngine {
     pub fn new() -> Result<Self, EngineError> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         let runtime = lua.create_table()?;
+        let host_slot = SharedHostSlot::default();
         let prim = lua.create_table()?;
         prim.raw_set("error_table", lua.create_function(|lua, buf: mlua::LuaString| error_table(lua, &buf.as_bytes()))?)?;
+        let slot = host_slot.clone();
+        prim.raw_set("running_host", lua.create_function(move |_, ()| Ok(running_host(&slot)))?)?;
         // The functions scripts commonly tail-call (`return redis.call(...)`) are Rust (C)
         // functions, as in Redis: a Lua wrapper would be tail-called and take the script's
         // frame, and with it the line that error replies name.
-        let rt = runtime.clone();
-        prim.raw_set("call", lua.create_function(move |lua, args: MultiValue| host_request(lua, &rt, OP_CALL, "redis.call/pcall", args, true))?)?;
-        let rt = runtime.clone();
-        prim.raw_set("pcall", lua.create_function(move |lua, args: MultiValue| host_request(lua, &rt, OP_CALL, "redis.call/pcall", args, false))?)?;
-        let rt = runtime.clone();
+        let (rt, slot) = (runtime.clone(), host_slot.clone());
+        prim.raw_set("call", lua.create_function(move |lua, args: Variadic<Value>| redis_call(lua, &rt, &slot, &args, true))?)?;
+        let (rt, slot) = (runtime.clone(), host_slot.clone());
+        prim.raw_set("pcall", lua.create_function(move |lua, args: Variadic<Value>| redis_call(lua, &rt, &slot, &args, false))?)?;
+        let (rt, slot) = (runtime.clone(), host_slot.clone());
         prim.raw_set(
             "acl_check_cmd",
-            lua.create_function(move |lua, args: MultiValue| host_request(lua, &rt, OP_ACL_CHECK, "redis.acl_check_cmd", args, true))?,
+            lua.create_function(move |lua, args: MultiValue| host_request(lua, &rt, &slot, OP_ACL_CHECK, "redis.acl_check_cmd", args, true))?,
         )?;
         let rt = runtime.clone();
         prim.raw_set("sha1hex", lua.create_function(move |lua, args: MultiValue| sha1hex(lua, &rt, args))?)?;
-        let rt = runtime.clone();
-        prim.raw_set("random", lua.create_function(move |lua, args: MultiValue| math_random(lua, &rt, args))?)?;
+        let (rt, slot) = (runtime.clone(), host_slot.clone());
+        prim.raw_set("random", lua.create_function(move |lua, args: MultiValue| math_random(lua, &rt, &slot, args))?)?;
         let rt = runtime.clone();
         prim.raw_set("unwrap_error", lua.create_function(move |_, err: Value| Ok(unwrap_raised(&rt, err)))?)?;
         prim.raw_set(
@@ -91,7 +130,8 @@ impl LuaEngine {
         let env: Table = runtime.raw_get("env")?;
         let run: Function = runtime.raw_get("run")?;
         lua.set_globals(env.clone())?;
-        Ok(LuaEngine { lua, runtime, env, run, busy_hook: Default::default() })
+        let names = RuntimeNames { keys: lua.create_string("KEYS")?, argv: lua.create_string("ARGV")? };
+        Ok(LuaEngine(std::sync::Arc::new(EngineParts { lua, runtime, env, run, host_slot, names, busy_hook: Default::default() })))
     }
 
     /// Compiles a script body as `@user_script` with the sandboxed globals.
@@ -159,11 +199,17 @@ impl LuaEngine {
     /// removes the callback. Returns the script's value or its error object.
     pub fn run(&self, host: Function, f: &Function, keys: Table, args: Table) -> Result<Result<Value, Value>, mlua::Error> {
         self.runtime.raw_set("raised", Value::Nil)?;
-        self.runtime.raw_set("host", host)?;
-        let result = self.run.call::<(bool, Value)>((f.clone(), keys, args));
-        self.runtime.raw_set("host", Value::Nil)?;
+        self.host_slot.lock().host = Some(host);
+        let result = self.run.call::<(bool, Value)>((f, keys, args));
+        *self.host_slot.lock() = HostSlot::default();
         let (ok, value) = result?;
         Ok(if ok { Ok(value) } else { Err(value) })
+    }
+
+    /// EVAL's globals KEYS and ARGV for the next run.
+    pub fn set_keys_and_argv(&self, keys: &Table, args: &Table) -> mlua::Result<()> {
+        self.env.raw_set(&self.names.keys, keys)?;
+        self.env.raw_set(&self.names.argv, args)
     }
 
     /// Puts the busy-script hook in place unless it is.
@@ -318,17 +364,53 @@ pub const OP_RANDOM: i64 = 4;
 pub const OP_RANDOMSEED: i64 = 5;
 pub const OP_ACL_CHECK: i64 = 6;
 
-fn running_host(runtime: &Table) -> mlua::Result<Option<Function>> {
-    Ok(match runtime.raw_get::<Value>("host")? {
-        Value::Function(f) => Some(f),
-        _ => None,
-    })
+fn running_host(slot: &SharedHostSlot) -> Option<Function> {
+    slot.lock().host.clone()
 }
 
-/// `redis.call` (raising errors), `redis.pcall` and `redis.acl_check_cmd`: a request to the
-/// running script's host, whose answer is (value) or (error table, true).
-fn host_request(lua: &Lua, runtime: &Table, op: i64, what: &str, mut args: MultiValue, raise_errors: bool) -> mlua::Result<Value> {
-    let Some(host) = running_host(runtime)? else {
+/// `redis.call` (raising errors) and `redis.pcall`: the arguments become a command line
+/// here, and the running script's host serves it (OP_CALL), answering (value) or
+/// (error table, true).
+fn redis_call(lua: &Lua, runtime: &Table, slot: &SharedHostSlot, args: &[Value], raise_errors: bool) -> mlua::Result<Value> {
+    let Some(host) = running_host(slot) else {
+        return raise(runtime, error_table(lua, b"redis.call/pcall can only be called inside a script invocation")?);
+    };
+    let (reply, failed): (Value, bool) = match command_line(lua, args)? {
+        Ok(argv) => {
+            slot.lock().pending_call = Some(argv);
+            host.call(OP_CALL)?
+        }
+        Err(e) => (Value::Table(e), true),
+    };
+    if failed && raise_errors {
+        return raise(runtime, reply);
+    }
+    Ok(reply)
+}
+
+/// The arguments of a `redis.*` call as a command line, or the error table.
+pub fn command_line(lua: &Lua, args: &[Value]) -> mlua::Result<Result<Vec<bytes::Bytes>, Table>> {
+    use bytes::Bytes;
+    if args.is_empty() {
+        return Ok(Err(error_table(lua, b"Please specify at least one argument for this redis lib call")?));
+    }
+    let mut argv = Vec::with_capacity(args.len());
+    for a in args {
+        match a {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            // Lua's own number format loses precision: Redis uses %.17g.
+            Value::Integer(i) => argv.push(Bytes::from(crate::resp::format_g(*i as f64, 17))),
+            Value::Number(n) => argv.push(Bytes::from(crate::resp::format_g(*n, 17))),
+            _ => return Ok(Err(error_table(lua, b"Lua redis lib command arguments must be strings or integers")?)),
+        }
+    }
+    Ok(Ok(argv))
+}
+
+/// `redis.acl_check_cmd`: a request to the running script's host, whose answer is (value)
+/// or (error table, true).
+fn host_request(lua: &Lua, runtime: &Table, slot: &SharedHostSlot, op: i64, what: &str, mut args: MultiValue, raise_errors: bool) -> mlua::Result<Value> {
+    let Some(host) = running_host(slot) else {
         return raise(runtime, error_table(lua, format!("{what} can only be called inside a script invocation").as_bytes())?);
     };
     args.push_front(Value::Integer(op));
@@ -366,8 +448,8 @@ pub(crate) fn lua_type_name(v: &Value) -> &'static str {
 }
 
 /// `math.random` as Redis's (script_lua.c `redis_math_random`), on the server's rand48.
-fn math_random(lua: &Lua, runtime: &Table, args: MultiValue) -> mlua::Result<f64> {
-    let Some(host) = running_host(runtime)? else {
+fn math_random(lua: &Lua, runtime: &Table, slot: &SharedHostSlot, args: MultiValue) -> mlua::Result<f64> {
+    let Some(host) = running_host(slot) else {
         return raise(runtime, format!("{}math.random can only be called inside a script invocation", where_prefix(lua)));
     };
     let r: f64 = host.call(OP_RANDOM)?;

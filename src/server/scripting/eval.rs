@@ -1,5 +1,7 @@
 //! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (eval.c of Redis 7.0).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::{invoke, Invocation};
@@ -77,18 +79,26 @@ fn noscript() -> Frame {
 /// The script flags of an EVAL-family request, for the dispatcher's checks before it runs
 /// (Redis's `evalGetCommandFlags`): None when unknown (not cached, or a bad shebang).
 pub fn requested_script_flags(srv: &crate::server::state::ServerState, args: &[Bytes]) -> Option<u32> {
-    let by_sha = matches!(args[0].to_ascii_lowercase().as_slice(), b"evalsha" | b"evalsha_ro");
+    let by_sha = args[0].eq_ignore_ascii_case(b"evalsha") || args[0].eq_ignore_ascii_case(b"evalsha_ro");
     let body = args.get(1)?;
     if by_sha {
         if body.len() != 40 {
             return None;
         }
-        let sha = String::from_utf8_lossy(body).to_ascii_lowercase();
-        return srv.scripting.scripts.get(&sha).map(|s| s.flags);
+        return srv.scripting.scripts.get(sha_key(body).as_ref()).map(|s| s.flags);
     }
     match srv.scripting.scripts.get(&super::sha1_hex(body)) {
         Some(s) => Some(s.flags),
         None => super::parse_shebang(body).ok().map(|(flags, _)| flags),
+    }
+}
+
+/// The script cache's key for a sha1 as a client sent it (the cache compares names
+/// case-insensitively): the bytes themselves when already lowercase, as clients send them.
+fn sha_key(sha: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(sha) {
+        Ok(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(s),
+        _ => Cow::Owned(String::from_utf8_lossy(sha).to_ascii_lowercase()),
     }
 }
 
@@ -110,19 +120,15 @@ fn eval_generic(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) ->
     if numkeys < 0 {
         return Frame::error("ERR Number of keys can't be negative");
     }
-    let sha = if by_sha {
-        let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        if !ctx.srv.scripting.scripts.contains_key(&sha) {
-            return noscript();
-        }
-        sha
+    let sha: Cow<str> = if by_sha {
+        sha_key(&args[1])
     } else {
         match ctx.srv.scripting.load_script(&args[1]) {
-            Ok(sha) => sha,
+            Ok(sha) => Cow::Owned(sha),
             Err(e) => return e,
         }
     };
-    let script = &ctx.srv.scripting.scripts[&sha];
+    let Some(script) = ctx.srv.scripting.scripts.get(sha.as_ref()) else { return noscript() };
     let (function, flags) = (script.function.clone(), script.flags);
     let engine = ctx.srv.scripting.engine.clone();
     let split = 3 + numkeys as usize;

@@ -335,6 +335,8 @@ struct Run<'a> {
     write_dirty: bool,
     /// The keys the EVAL / FCALL declared (client tracking remembers these).
     declared_keys: &'a [Bytes],
+    /// Where redis.call / redis.pcall leave the command line they ask for.
+    host_slot: engine::SharedHostSlot,
 }
 
 fn as_int(v: Option<&Value>) -> i64 {
@@ -349,10 +351,14 @@ impl Run<'_> {
     fn host(&mut self, lua: &Lua, args: Variadic<Value>) -> mlua::Result<MultiValue> {
         let rest = &args[1.min(args.len())..];
         match as_int(args.first()) {
-            OP_CALL => match self.command(lua, rest)? {
-                Ok(v) => v.into_lua_multi(lua),
-                Err(e) => (e, true).into_lua_multi(lua),
-            },
+            // redis.call / redis.pcall left the command line in the slot.
+            OP_CALL => {
+                let Some(argv) = self.host_slot.lock().pending_call.take() else { return Ok(MultiValue::new()) };
+                match self.command(lua, argv)? {
+                    Ok(v) => v.into_lua_multi(lua),
+                    Err(e) => (e, true).into_lua_multi(lua),
+                }
+            }
             OP_SETRESP => {
                 self.resp3 = as_int(rest.first()) == 3;
                 Ok(MultiValue::new())
@@ -377,30 +383,16 @@ impl Run<'_> {
         }
     }
 
-    /// The arguments of a `redis.*` call as a command line, or the error table.
-    fn argv(lua: &Lua, args: &[Value]) -> mlua::Result<Result<Vec<Bytes>, mlua::Table>> {
-        if args.is_empty() {
-            return Ok(Err(engine::error_table(lua, b"Please specify at least one argument for this redis lib call")?));
-        }
-        let mut argv = Vec::with_capacity(args.len());
-        for a in args {
-            match a {
-                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                // Lua's own number format loses precision: Redis uses %.17g.
-                Value::Integer(i) => argv.push(Bytes::from(format_g(*i as f64, 17))),
-                Value::Number(n) => argv.push(Bytes::from(format_g(*n, 17))),
-                _ => return Ok(Err(engine::error_table(lua, b"Lua redis lib command arguments must be strings or integers")?)),
-            }
-        }
-        Ok(Ok(argv))
-    }
-
     /// The command a `redis.*` call names (with its arity checked), or the error table.
     fn lookup(&self, lua: &Lua, args: &[Value]) -> mlua::Result<Result<ResolvedCall, mlua::Table>> {
-        let argv = match Self::argv(lua, args)? {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
+        match engine::command_line(lua, args)? {
+            Ok(argv) => self.resolve(lua, argv),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// [`Self::lookup`] of a command line already converted.
+    fn resolve(&self, lua: &Lua, argv: Vec<Bytes>) -> mlua::Result<Result<ResolvedCall, mlua::Table>> {
         let table = self.srv.commands.clone();
         let spec = table.lookup(&argv[0]).and_then(|top| dispatch::resolve(top, &argv).ok()).cloned();
         match spec {
@@ -412,8 +404,8 @@ impl Run<'_> {
 
     /// `redis.call` / `redis.pcall`: Redis's `scriptCall` checks, then the command through
     /// the dispatcher's `call`, its reply converted for the script.
-    fn command(&mut self, lua: &Lua, args: &[Value]) -> mlua::Result<Result<Value, mlua::Table>> {
-        let (spec, argv) = match self.lookup(lua, args)? {
+    fn command(&mut self, lua: &Lua, argv: Vec<Bytes>) -> mlua::Result<Result<Value, mlua::Table>> {
+        let (spec, argv) = match self.resolve(lua, argv)? {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
@@ -468,6 +460,19 @@ impl Run<'_> {
     }
 }
 
+/// KEYS or ARGV as a Lua array of strings.
+fn byte_sequence(lua: &Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        // Text goes onto the Lua stack as it is; other bytes through a string handle.
+        match std::str::from_utf8(item) {
+            Ok(text) => t.raw_set(i + 1, text)?,
+            Err(_) => t.raw_set(i + 1, lua.create_string(item)?)?,
+        }
+    }
+    Ok(t)
+}
+
 /// Runs a script for the client of `ctx` and returns its reply.
 pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     if let Some(refusal) = refusal_before_run(ctx, inv.flags, inv.read_only_command) {
@@ -477,24 +482,23 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     let read_only = inv.read_only_command || (!compat && inv.flags & script_flags::NO_WRITES != 0);
     let allow_oom = !compat && inv.flags & script_flags::ALLOW_OOM != 0;
     // Cloned handles: the host callback borrows the whole state mutably while Lua runs.
-    let engine = inv.engine.clone();
-    let lua = engine.lua.clone();
+    let engine = inv.engine;
+    let lua = &engine.lua;
     let watch = ctx.srv.scripting.watch.clone();
     let limits = &ctx.srv.limits;
     watch.begin(inv.eval_mode, limits.busy_reply_threshold_ms, limits.requirepass.is_some(), limits.protected_mode && limits.requirepass.is_none());
     let mut shutting_down = false;
     let outcome = (|| -> mlua::Result<(Result<Value, Value>, bool)> {
-        let keys = lua.create_sequence_from(inv.keys.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)?;
-        let args = lua.create_sequence_from(inv.args.iter().map(|a| lua.create_string(a)).collect::<mlua::Result<Vec<_>>>()?)?;
+        let keys = byte_sequence(lua, inv.keys)?;
+        let args = byte_sequence(lua, inv.args)?;
         if inv.eval_mode {
-            engine.env.raw_set("KEYS", keys.clone())?;
-            engine.env.raw_set("ARGV", args.clone())?;
+            engine.set_keys_and_argv(&keys, &args)?;
         }
         let caller_db = ctx.client.db;
         engine.ensure_busy_hook(&watch)?;
         ctx.client.in_script = true;
         ctx.srv.script_effects = Some(Effects { targets: repl_targets::ALL, items: Vec::new() });
-        let run = RefCell::new(Run { srv: &mut *ctx.srv, client: &mut *ctx.client, now_ms: ctx.now_ms, resp3: false, read_only, allow_oom, write_dirty: false, declared_keys: inv.keys });
+        let run = RefCell::new(Run { srv: &mut *ctx.srv, client: &mut *ctx.client, now_ms: ctx.now_ms, resp3: false, read_only, allow_oom, write_dirty: false, declared_keys: inv.keys, host_slot: engine.host_slot.clone() });
         let result = lua.scope(|scope| {
             let host = scope.create_function_mut(|lua, args: Variadic<Value>| run.borrow_mut().host(lua, args))?;
             engine.run(host, &inv.function, keys, args)

@@ -3,9 +3,9 @@
 -- environment; scripts only ever see them through read-only proxies, because stock Lua 5.1
 -- has no read-only tables (Redis patches its Lua for that).
 --
--- `rt` is the engine's private runtime table: Rust sets `rt.host` (the per-run callback that
--- reaches the server) while a script runs, and reads `rt.env` / `rt.run` back.
--- `prim` holds the Rust primitives that need no running script.
+-- `rt` is the engine's private runtime table: Rust reads `rt.env` / `rt.run` back.
+-- `prim` holds the Rust primitives; `prim.running_host()` is the per-run callback that
+-- reaches the server while a script runs (nil otherwise).
 local rt, prim = ...
 
 local G = _G
@@ -14,6 +14,7 @@ local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, r
 local next, pairs, ipairs, pcall, xpcall = next, pairs, ipairs, pcall, xpcall
 local floor, concat = math.floor, table.concat
 local error_table = prim.error_table
+local running_host = prim.running_host
 local unwrap_error = prim.unwrap_error
 local OP_SETRESP, OP_SET_REPL, OP_RANDOMSEED = prim.OP_SETRESP, prim.OP_SET_REPL, prim.OP_RANDOMSEED
 
@@ -47,7 +48,7 @@ G.print, G.dofile, G.loadfile, G.module, G.require, G.package, G.newproxy = nil,
 local redis = {}
 
 local function host_or_fail(what)
-  local host = rt.host
+  local host = running_host()
   if not host then
     error(error_table(what .. ' can only be called inside a script invocation'))
   end
@@ -124,7 +125,7 @@ G.redis = redis
 G.math.random = prim.random
 
 function G.math.randomseed(seed)
-  local host = rt.host
+  local host = running_host()
   if not host then error('math.randomseed can only be called inside a script invocation', 2) end
   if tonumber(seed) == nil then
     error("bad argument #1 to 'randomseed' (number expected, got " .. (seed == nil and 'no value' or type(seed)) .. ")", 2)
@@ -288,6 +289,16 @@ function rt.load_library(chunk)
 end
 
 -- Runs a compiled script (no arguments) or function (keys, args) under the error handler.
+-- Lua 5.1's xpcall passes no arguments: they wait in these upvalues (scripts never nest),
+-- rather than in a new closure per run, which would be garbage for the collector. Nothing
+-- may run after xpcall returns: a killed script's hook raises on every new line.
+local run_f, run_keys, run_args
+local function run_body()
+  local f, keys, args = run_f, run_keys, run_args
+  run_f, run_keys, run_args = nil, nil, nil
+  return f(keys, args)
+end
 function rt.run(f, keys, args)
-  return xpcall(function() return f(keys, args) end, rt.handler)
+  run_f, run_keys, run_args = f, keys, args
+  return xpcall(run_body, rt.handler)
 end
