@@ -17,6 +17,7 @@ pub mod aof;
 pub mod aof_manager;
 pub mod aof_writer;
 pub mod convert;
+pub mod debug_delay;
 pub mod dump;
 pub mod encodings;
 pub mod host;
@@ -459,7 +460,8 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if matches!(&value, RdbValue::List(v) | RdbValue::Set(v) if v.is_empty()) {
         return Frame::error("ERR Bad data format");
     }
-    let pos = ctx.set_value(&key, convert::rdb_to_value(value), false);
+    let limits = ctx.srv.limits.encoding;
+    let pos = ctx.set_value(&key, convert::rdb_to_value(value, &limits), false);
     if let Some(when) = expire_at {
         ctx.db().set_expiry(pos, when);
         if !absttl {
