@@ -676,6 +676,10 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             Err(e) => Frame::error(e),
         },
         "populate" if (3..=5).contains(&args.len()) => debug_populate(ctx, args),
+        "loadaof" => match crate::server::persistence::debug_loadaof(ctx.srv) {
+            Ok(()) => Frame::ok(),
+            Err(e) => Frame::error(e),
+        },
         "change-repl-id" if args.len() == 2 => {
             crate::server::log::warning("Changing replication IDs after receiving DEBUG change-repl-id");
             ctx.srv.repl.repl.change_replication_id();

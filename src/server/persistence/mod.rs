@@ -554,6 +554,31 @@ pub fn debug_reload(srv: &mut ServerState) -> Result<(), String> {
     Ok(())
 }
 
+/// DEBUG LOADAOF: flush the AOF, empty the dataset and load the append-only files again
+/// (Redis uses it to check that what was written replays to the same data).
+pub fn debug_loadaof(srv: &mut ServerState) -> Result<(), String> {
+    let svc = srv.persist.svc.clone();
+    svc.flush_aof();
+    srv.touch_all_watched(None, None, None);
+    for db in srv.dbs.iter_mut() {
+        db.clear();
+    }
+    let result = {
+        let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
+        svc.reload_from_disk(&|data| host.load_rdb(data), &mut |db, commands| {
+            let mut guard = host.srv.lock();
+            let mut client = fake_client(&mut guard);
+            apply_commands_locked(&mut guard, &mut client, db, commands);
+        })
+    };
+    result.map_err(|e| format!("ERR {e}"))?;
+    // The replayed commands are what the files already hold: nothing new to save.
+    srv.dirty = 0;
+    srv.persist.seen_dirty = 0;
+    super::log::notice("Append Only File loaded by DEBUG LOADAOF");
+    Ok(())
+}
+
 /// Hands the core's write count since the last call to the persistence service, which
 /// counts changes since the last save (the cron does it every 100 ms; a save does it first,
 /// so the writes just before it count as saved).
