@@ -507,6 +507,10 @@ fn shape(f: &Frame) -> String {
         Frame::Boolean(_) => "boolean".into(),
         Frame::BigNumber(_) => "bignumber".into(),
         Frame::Verbatim(..) => "verbatim".into(),
+        Frame::Attribute(pairs) => format!(
+            "attribute[{}]",
+            pairs.iter().map(|(k, v)| format!("{}:{}", shape(k), shape(v))).collect::<Vec<_>>().join(",")
+        ),
     }
 }
 

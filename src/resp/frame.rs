@@ -44,6 +44,9 @@ pub enum Frame {
     Verbatim(String, Bytes),
     /// RESP3 `>` (pub/sub messages, invalidations); an array in RESP2.
     Push(Vec<Frame>),
+    /// RESP3 `|` attribute pairs, sent before the reply they describe; nothing in RESP2
+    /// (Redis drops attributes for RESP2 clients).
+    Attribute(Vec<(Frame, Frame)>),
 }
 
 impl Frame {
@@ -136,6 +139,17 @@ impl Frame {
                     line(out, b'(', n.as_bytes());
                 } else {
                     put_bulk(out, n.as_bytes());
+                }
+            }
+            Frame::Attribute(pairs) => {
+                if resp3 {
+                    out.put_u8(b'|');
+                    put_int(out, pairs.len() as i64);
+                    out.put_slice(b"\r\n");
+                    for (k, v) in pairs {
+                        k.encode(proto, out);
+                        v.encode(proto, out);
+                    }
                 }
             }
             Frame::Verbatim(format, text) => {

@@ -92,6 +92,9 @@ pub struct ClientState {
     /// A watched key was modified: EXEC will fail.
     pub dirty_cas: bool,
     pub watched: Vec<(usize, Bytes)>,
+    /// Watched keys that were already expired (but not yet deleted) at WATCH time: their
+    /// expiry or deletion is no change (Redis's watchedKey.expired).
+    pub watched_stale: Vec<(usize, Bytes)>,
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
     /// SSUBSCRIBE channels (sharded pub/sub).
@@ -151,6 +154,7 @@ impl ClientState {
             multi_error: false,
             dirty_cas: false,
             watched: Vec::new(),
+            watched_stale: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
             shard_channels: HashSet::new(),

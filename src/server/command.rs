@@ -540,14 +540,29 @@ impl<'a> Ctx<'a> {
         if let Some(pos) = self.srv.dbs[db].find(key) {
             self.expire_if_needed(db, pos);
         }
-        self.srv.dbs[db].set(key, value, keep_ttl, lru)
+        let created = self.srv.dbs[db].find(key).is_none();
+        let pos = self.srv.dbs[db].set(key, value, keep_ttl, lru);
+        if created {
+            self.notify_new_in(db, key);
+        }
+        pos
     }
 
     /// Adds a key that the caller knows is absent (after a failed lookup).
     pub fn add_value(&mut self, key: &[u8], value: Value) -> usize {
         let lru = self.new_lru();
         let db = self.client.db;
-        self.srv.dbs[db].insert_new(key, value, lru)
+        let pos = self.srv.dbs[db].insert_new(key, value, lru);
+        self.notify_new_in(db, key);
+        pos
+    }
+
+    /// The `new` keyspace event of a key just created in `db` (Redis's dbAdd fires it
+    /// before the command's own event).
+    pub fn notify_new_in(&mut self, db: usize, key: &[u8]) {
+        if self.srv.limits.notify_flags & super::notify::NEW != 0 {
+            super::notify::notify_with_current(self.srv, Some(self.client), super::notify::NEW, "new", key, db);
+        }
     }
 
     /// Deletes a live key; true if it existed.

@@ -218,7 +218,15 @@ pub static PARAMS: &[Param] = &[
     p!("tracking-table-max-keys", Kind::Int(0, L), "1000000"),
     p!("cluster-enabled", Kind::Bool, "no", immutable),
     p!("ignore-warnings", Kind::Str, ""),
+    // Redis's hidden test knobs (debugDelay per key while saving / loading an RDB, in
+    // microseconds; negative: sleep 1 us once every -N keys on average). Left out of
+    // CONFIG GET globs, as Redis's HIDDEN_CONFIG.
+    p!("rdb-key-save-delay", Kind::Int(i32::MIN as i64, I32), "0"),
+    p!("key-load-delay", Kind::Int(i32::MIN as i64, I32), "0"),
 ];
+
+/// Parameters a CONFIG GET glob does not list (Redis's HIDDEN_CONFIG); asked by name they are.
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
 
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
@@ -594,7 +602,7 @@ impl Config {
             }
             return;
         }
-        for p in PARAMS {
+        for p in PARAMS.iter().filter(|p| !HIDDEN.contains(&p.name)) {
             let value = self.get(p.name).to_string();
             if string_match(pattern, p.name.as_bytes(), true) {
                 out.insert(p.name.to_string(), value.clone());

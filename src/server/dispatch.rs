@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::client::{ClientState, Outbound, Queued};
-use super::command::{flags, BlockRequest, CommandSpec, Ctx};
+use super::command::{flags, BlockRequest, CommandSpec, CommandTable, Ctx};
 use super::state::{BlockedClient, ServerState, SlowlogEntry};
 use crate::resp::{Frame, ProtocolVersion};
 
@@ -98,7 +98,7 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     // A script with a shebang runs under the flags it declares (Redis's evalGetCommandFlags).
     let cmd_flags = if spec.group == "scripting" { super::scripting::effective_command_flags(srv, &spec, &args) } else { spec.flags };
     let has = |flag: u32| cmd_flags & flag != 0;
-    let queued_write = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::DENYOOM))));
+    let queued_write = is_exec && any_queued(client, &table, |s| s.has(flags::DENYOOM));
     // Every command frees memory first (Redis's processCommand); only the ones that may
     // grow the dataset are refused when that fails.
     let mut evicted_invalidations = Vec::new();
@@ -117,7 +117,7 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     }
     // While the server cannot persist, Redis refuses writes, and PING too (a sentinel then
     // sees the master in trouble): -MISCONF.
-    let queued_writes = is_exec && client.multi.as_ref().is_some_and(|q| q.iter().any(|c| table.lookup(&c.args[0]).is_some_and(|s| s.has(flags::WRITE))));
+    let queued_writes = is_exec && any_queued(client, &table, |s| s.has(flags::WRITE));
     if has(flags::WRITE) || queued_writes || spec.name == "ping" {
         if let Some(e) = srv.persist.svc.write_refusal() {
             if !client.is_master_link {
@@ -133,7 +133,10 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         flag_multi_error(client);
         return reject_command(srv, client, &spec, Frame::error("READONLY You can't write against a read only replica."));
     }
-    if !has(flags::STALE) && !client.is_master_link {
+    // EXEC is refused as a whole when one of its queued commands could not run on a stale
+    // replica (Redis's cmd_inv_flags & CMD_STALE): -EXECABORT ... MASTERDOWN.
+    let queued_not_stale = is_exec && any_queued(client, &table, |s| !s.has(flags::STALE));
+    if (!has(flags::STALE) || queued_not_stale) && !client.is_master_link {
         if let Some(e) = srv.repl.repl.stale_refusal() {
             flag_multi_error(client);
             return reject_command(srv, client, &spec, e);
@@ -191,6 +194,15 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         super::commands::stream::unblock_readgroup_of_gone_streams(srv);
     }
     before_reply(client, evicted_invalidations, outcome)
+}
+
+/// Whether a command queued in the client's transaction matches `pred` (Redis's
+/// mstate.cmd_flags / cmd_inv_flags, which EXEC's checks use): subcommands are resolved,
+/// as their flags are their own.
+fn any_queued(client: &ClientState, table: &CommandTable, pred: impl Fn(&CommandSpec) -> bool) -> bool {
+    client.multi.as_ref().is_some_and(|q| {
+        q.iter().any(|c| table.lookup(&c.args[0]).and_then(|top| resolve(top, &c.args).ok()).is_some_and(|s| pred(s)))
+    })
 }
 
 /// Frames the command queued for its own client (a message it published to itself, a
@@ -259,6 +271,7 @@ pub fn unwatch_all(srv: &mut ServerState, client: &mut ClientState) {
             }
         }
     }
+    client.watched_stale.clear();
     client.dirty_cas = false;
 }
 

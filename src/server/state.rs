@@ -340,6 +340,7 @@ impl ServerState {
             encoding: crate::server::types::EncodingLimits::from_config(c),
             busy_reply_threshold_ms: c.get_int("lua-time-limit"),
         };
+        super::persistence::debug_delay::configure(c.get_int("rdb-key-save-delay"), c.get_int("key-load-delay"));
     }
 
     pub fn new_client_id(&mut self) -> u64 {
@@ -357,7 +358,9 @@ impl ServerState {
     }
 
     /// Marks a key modified: invalidates WATCH of every client watching it, and the key in
-    /// the client-side caches of tracking clients.
+    /// the client-side caches of tracking clients. A key that was already expired when a
+    /// client watched it does not invalidate that client's WATCH; once it is gone (deleted
+    /// on expiry) it counts as a plain missing key (Redis's touchWatchedKey).
     pub fn touch_watched_key(&mut self, db: usize, key: &[u8], mut current: Option<&mut ClientState>) {
         if self.tracking.is_active() {
             super::commands::tracking::invalidate_key(self, current.as_deref_mut(), key);
@@ -366,42 +369,83 @@ impl ServerState {
             return;
         }
         let k = (db, Bytes::copy_from_slice(key));
-        if let Some(ids) = self.watched.get(&k) {
-            for id in ids.clone() {
-                if let Some(c) = self.clients.get_mut(&id) {
-                    c.dirty_cas = true;
+        let Some(ids) = self.watched.get(&k).cloned() else { return };
+        let present = self.dbs[db].find(key).is_some();
+        let touch = |c: &mut ClientState| match c.watched_stale.iter().position(|s| *s == k) {
+            Some(i) => {
+                if !present {
+                    c.watched_stale.swap_remove(i);
                 }
             }
-            if let Some(cur) = current {
-                if ids.contains(&cur.id) {
-                    cur.dirty_cas = true;
-                }
+            None => c.dirty_cas = true,
+        };
+        for id in &ids {
+            if let Some(c) = self.clients.get_mut(id) {
+                touch(c);
+            }
+        }
+        if let Some(cur) = current {
+            if ids.contains(&cur.id) {
+                touch(cur);
             }
         }
     }
 
     /// Invalidates the WATCH of clients watching a key of `db` (every db when None) that
     /// holds a value, or that holds one in `swapped_with`: call it before FLUSHDB/FLUSHALL
-    /// empty the db, or after SWAPDB. A watched key that does not exist is not touched by a
-    /// flush, as in Redis's `touchAllWatchedKeysInDb`.
-    pub fn touch_all_watched(&mut self, db: Option<usize>, swapped_with: Option<usize>, current: Option<&mut ClientState>) {
+    /// empty the db, or before SWAPDB swaps. As Redis's `touchAllWatchedKeysInDb`: a watched
+    /// key that exists in neither is not touched; one that was stale when watched and is
+    /// now gone, or still stale after the swap, is no change; a missing key replaced by a
+    /// stale one becomes a stale watched key.
+    pub fn touch_all_watched(&mut self, db: Option<usize>, swapped_with: Option<usize>, mut current: Option<&mut ClientState>) {
+        struct Touch {
+            id: u64,
+            key: (usize, Bytes),
+            in_emptied: bool,
+            in_replaced: bool,
+            replaced_expired: bool,
+        }
+        let now = super::now_ms();
         let dbs = &self.dbs;
-        let ids: Vec<u64> = self
-            .watched
-            .iter()
-            .filter(|((d, k), _)| {
-                db.is_none_or(|x| x == *d) && (dbs[*d].find(k).is_some() || swapped_with.is_some_and(|o| dbs[o].find(k).is_some()))
-            })
-            .flat_map(|(_, v)| v.iter().copied())
-            .collect();
-        for id in &ids {
-            if let Some(c) = self.clients.get_mut(id) {
-                c.dirty_cas = true;
+        let mut touches = Vec::new();
+        for ((d, k), ids) in &self.watched {
+            if !db.is_none_or(|x| x == *d) {
+                continue;
+            }
+            let in_emptied = dbs[*d].find(k).is_some();
+            let replaced = swapped_with.and_then(|o| dbs[o].find(k).map(|p| (o, p)));
+            if !in_emptied && replaced.is_none() {
+                continue;
+            }
+            let replaced_expired = replaced.is_some_and(|(o, p)| dbs[o].expiry_of(p).is_some_and(|w| w <= now));
+            for &id in ids {
+                touches.push(Touch { id, key: (*d, k.clone()), in_emptied, in_replaced: replaced.is_some(), replaced_expired });
             }
         }
-        if let Some(cur) = current {
-            if ids.contains(&cur.id) {
-                cur.dirty_cas = true;
+        let apply = |c: &mut ClientState, t: &Touch| {
+            let stale = c.watched_stale.iter().position(|s| *s == t.key);
+            match stale {
+                Some(i) if !t.in_replaced => {
+                    c.watched_stale.swap_remove(i);
+                    return;
+                }
+                Some(_) if t.replaced_expired => return,
+                None if !t.in_emptied && t.replaced_expired => {
+                    c.watched_stale.push(t.key.clone());
+                    return;
+                }
+                _ => {}
+            }
+            c.dirty_cas = true;
+        };
+        for t in &touches {
+            match current.as_deref_mut() {
+                Some(cur) if cur.id == t.id => apply(cur, t),
+                _ => {
+                    if let Some(c) = self.clients.get_mut(&t.id) {
+                        apply(c, t);
+                    }
+                }
             }
         }
     }

@@ -317,6 +317,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Frame {
     let lru = slot.lru;
     let db = ctx.db_index();
     let newpos = ctx.srv.dbs[db].set(dst, slot.value, false, lru);
+    ctx.notify_new_in(db, dst);
     if let Some(w) = when {
         ctx.db().set_expiry(newpos, w);
     }
@@ -399,6 +400,7 @@ fn move_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let when = ctx.db().expiry_of(pos);
     let slot = ctx.db().remove_at(pos);
     let newpos = ctx.srv.dbs[dst].insert_new(key, slot.value, slot.lru);
+    ctx.notify_new_in(dst, key);
     if let Some(w) = when {
         ctx.srv.dbs[dst].set_expiry(newpos, w);
     }
@@ -428,10 +430,10 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     let (a, b) = (a as usize, b as usize);
     if a != b {
-        ctx.srv.dbs.swap(a, b);
         // Watchers of either db and blocked clients may now see different data.
         ctx.srv.touch_all_watched(Some(a), Some(b), Some(ctx.client));
         ctx.srv.touch_all_watched(Some(b), Some(a), Some(ctx.client));
+        ctx.srv.dbs.swap(a, b);
         let ready: Vec<(usize, Bytes)> = ctx.srv.blocking_keys.keys().filter(|(d, _)| *d == a || *d == b).cloned().collect();
         for (d, k) in ready {
             ctx.signal_key_ready_in(d, &k);
@@ -476,6 +478,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let when = ctx.db().expiry_of(pos);
     let lru = ctx.new_lru();
     let newpos = ctx.srv.dbs[dst_db].insert_new(dst, value, lru);
+    ctx.notify_new_in(dst_db, dst);
     if let Some(w) = when {
         ctx.srv.dbs[dst_db].set_expiry(newpos, w);
     }

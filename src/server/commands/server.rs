@@ -676,8 +676,25 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             Ok(()) => Frame::ok(),
             Err(e) => Frame::error(e),
         },
-        "change-repl-id" => Frame::ok(),
-        "quicklist-packed-threshold" | "listpack" | "stringmatch-len" => Frame::ok(),
+        "populate" if (3..=5).contains(&args.len()) => debug_populate(ctx, args),
+        "loadaof" => match crate::server::persistence::debug_loadaof(ctx.srv) {
+            Ok(()) => Frame::ok(),
+            Err(e) => Frame::error(e),
+        },
+        "change-repl-id" if args.len() == 2 => {
+            crate::server::log::warning("Changing replication IDs after receiving DEBUG change-repl-id");
+            ctx.srv.repl.repl.change_replication_id();
+            Frame::ok()
+        }
+        "protocol" if args.len() == 3 => debug_protocol(ctx, &args[2]),
+        "quicklist-packed-threshold" if args.len() == 3 => {
+            // Our lists keep no packed/plain node distinction, so there is nothing to set;
+            // the argument is still checked as Redis checks it.
+            match crate::server::config::parse_memory(&String::from_utf8_lossy(&args[2])) {
+                Some(n) if (0..=(1i64 << 32) - (1 << 20)).contains(&n) => Frame::ok(),
+                _ => Frame::error("ERR argument must be a memory value bigger than 1 and smaller than 4gb"),
+            }
+        }
         "jmap" | "log" if args.len() >= 3 => {
             crate::server::log::warning(&format!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2])));
             Frame::ok()
@@ -708,6 +725,78 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             let shown: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
             Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{shown}'. Try DEBUG HELP."))
         }
+    }
+}
+
+/// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,
+/// zero-padded or cut to `size` bytes; keys that exist are left alone. Not propagated, as in
+/// Redis (the dataset reaches replicas by a full sync).
+fn debug_populate(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let positive = |b: &[u8]| -> Result<u64, Frame> {
+        match parse_int(b) {
+            Ok(n) if n >= 0 => Ok(n as u64),
+            Ok(_) => Err(Frame::error("ERR value is out of range, must be positive")),
+            Err(e) => Err(e),
+        }
+    };
+    let count = match positive(&args[2]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let size = match args.get(4).map(|a| positive(a)) {
+        None => 0,
+        Some(Ok(n)) => n as usize,
+        Some(Err(e)) => return e,
+    };
+    let prefix: &[u8] = args.get(3).map(|a| &a[..]).unwrap_or(b"key");
+    let db = ctx.db_index();
+    for j in 0..count {
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(format!(":{j}").as_bytes());
+        if ctx.lookup_write(&key).is_some() {
+            continue;
+        }
+        let mut value = format!("value:{j}").into_bytes();
+        if size != 0 {
+            value.resize(size, 0);
+        }
+        ctx.add_value(&key, Value::string(&value));
+        ctx.signal_modified(db, &key);
+    }
+    Frame::ok()
+}
+
+/// DEBUG PROTOCOL <type>: one reply of each RESP type, for client tests. An attribute or
+/// a push goes out first (through the client's own-message queue), then a normal reply.
+fn debug_protocol(ctx: &mut Ctx, kind: &[u8]) -> Frame {
+    let resp3 = ctx.client.proto == ProtocolVersion::Resp3;
+    match kind.to_ascii_lowercase().as_slice() {
+        b"string" => Frame::bulk("Hello World"),
+        b"integer" => Frame::Integer(12345),
+        b"double" => Frame::Double(3.141),
+        b"bignum" => Frame::BigNumber("1234567999999999999999999999999999999".into()),
+        b"null" => Frame::Null,
+        b"array" => Frame::Array((0..3).map(Frame::Integer).collect()),
+        b"set" => Frame::Set((0..3).map(Frame::Integer).collect()),
+        b"map" => Frame::Map((0..3).map(|j| (Frame::Integer(j), Frame::Boolean(j == 1))).collect()),
+        b"attrib" => {
+            if resp3 {
+                let popularity = Frame::Array(vec![Frame::bulk("key:123"), Frame::Integer(90)]);
+                ctx.client.deferred.push(Frame::Attribute(vec![(Frame::bulk("key-popularity"), popularity)]));
+            }
+            Frame::bulk("Some real reply following the attribute")
+        }
+        b"push" if !resp3 => Frame::error("ERR RESP2 is not supported by this command"),
+        b"push" => {
+            ctx.client.deferred.push(Frame::Push(vec![Frame::bulk("server-cpu-usage"), Frame::Integer(42)]));
+            Frame::bulk("Some real reply following the push reply")
+        }
+        b"true" => Frame::Boolean(true),
+        b"false" => Frame::Boolean(false),
+        b"verbatim" => Frame::Verbatim("txt".into(), Bytes::from_static(b"This is a verbatim\nstring")),
+        _ => Frame::error(
+            "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+        ),
     }
 }
 

@@ -45,6 +45,11 @@ fn watch(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             continue;
         }
         ctx.srv.watched.entry(k.clone()).or_default().push(ctx.client.id);
+        let now = ctx.now_ms;
+        let d = &ctx.srv.dbs[db];
+        if d.find(key).and_then(|p| d.expiry_of(p)).is_some_and(|w| w <= now) {
+            ctx.client.watched_stale.push(k.clone());
+        }
         ctx.client.watched.push(k);
     }
     Frame::ok()
@@ -55,10 +60,12 @@ fn unwatch(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-/// A watched key that expired since WATCH also aborts EXEC (as Redis 7).
+/// A watched key that expired since WATCH also aborts EXEC (as Redis 7); one that was
+/// already expired when watched does not (isWatchedKeyExpired).
 fn watched_key_expired(ctx: &mut Ctx) -> bool {
     let now = ctx.now_ms;
-    ctx.client.watched.iter().any(|(db, key)| {
+    let stale = &ctx.client.watched_stale;
+    ctx.client.watched.iter().filter(|k| !stale.contains(k)).any(|(db, key)| {
         let d = &ctx.srv.dbs[*db];
         d.find(key).and_then(|p| d.expiry_of(p)).is_some_and(|w| w <= now)
     })

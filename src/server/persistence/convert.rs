@@ -29,9 +29,11 @@ pub fn value_to_rdb(v: &Value) -> RdbValue {
     }
 }
 
-/// Builds a value; encodings follow the compiled-in thresholds (as a fresh Redis would).
-pub fn rdb_to_value(v: RdbValue) -> Value {
-    let limits = EncodingLimits::default();
+/// Builds a value; encodings follow the server's configured thresholds, as Redis's
+/// rdbLoadObject converts by `server.*_max_*` (a zset saved as a skiplist stays one under
+/// `zset-max-listpack-entries 0`).
+pub fn rdb_to_value(v: RdbValue, limits: &EncodingLimits) -> Value {
+    let limits = *limits;
     match v {
         RdbValue::String(s) => Value::string(&s),
         RdbValue::List(items) => Value::List(Box::new(ListValue::from_vec(items))),
@@ -96,11 +98,13 @@ impl AccessInfo {
 pub struct LoadAccess {
     pub lfu: bool,
     pub lru_clock: u32,
+    /// The encoding thresholds loaded values are built with.
+    pub encoding: EncodingLimits,
 }
 
 impl LoadAccess {
     pub fn of(srv: &ServerState) -> LoadAccess {
-        LoadAccess { lfu: srv.limits.policy.is_lfu(), lru_clock: srv.lru_clock }
+        LoadAccess { lfu: srv.limits.policy.is_lfu(), lru_clock: srv.lru_clock, encoding: srv.limits.encoding }
     }
 
     /// The LRU/LFU word of a key loaded (RDB, RESTORE) with optional IDLE / FREQ
@@ -362,7 +366,7 @@ pub fn load_entries_into(dbs: &mut [Db], db: u32, entries: Vec<RdbEntry>, keep_e
                 continue;
             }
         }
-        let pos = target.set(&e.key, rdb_to_value(e.value), false, access.word(e.idle_secs, e.lfu_freq));
+        let pos = target.set(&e.key, rdb_to_value(e.value, &access.encoding), false, access.word(e.idle_secs, e.lfu_freq));
         if let Some(when) = e.expire_ms {
             target.set_expiry(pos, when);
         }

@@ -142,6 +142,7 @@ pub fn load_rdb_into_with(rdb: &[u8], mut load: impl FnMut(u32, Vec<RdbEntry>)) 
                 db = n;
             }
             RdbItem::Entry(e) => {
+                super::debug_delay::after_key_loaded();
                 stats.keys += 1;
                 batch.push(e);
                 if batch.len() >= BATCH {

@@ -17,6 +17,7 @@ pub mod aof;
 pub mod aof_manager;
 pub mod aof_writer;
 pub mod convert;
+pub mod debug_delay;
 pub mod dump;
 pub mod encodings;
 pub mod host;
@@ -460,7 +461,8 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if matches!(&value, RdbValue::List(v) | RdbValue::Set(v) if v.is_empty()) {
         return Frame::error("ERR Bad data format");
     }
-    let pos = ctx.set_value(&key, convert::rdb_to_value(value), false);
+    let limits = ctx.srv.limits.encoding;
+    let pos = ctx.set_value(&key, convert::rdb_to_value(value, &limits), false);
     if let Some(when) = expire_at {
         ctx.db().set_expiry(pos, when);
         if !absttl {
@@ -550,6 +552,31 @@ pub fn debug_reload(srv: &mut ServerState) -> Result<(), String> {
     }
     let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
     host.load_rdb(&data).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
+    Ok(())
+}
+
+/// DEBUG LOADAOF: flush the AOF, empty the dataset and load the append-only files again
+/// (Redis uses it to check that what was written replays to the same data).
+pub fn debug_loadaof(srv: &mut ServerState) -> Result<(), String> {
+    let svc = srv.persist.svc.clone();
+    svc.flush_aof();
+    srv.touch_all_watched(None, None, None);
+    for db in srv.dbs.iter_mut() {
+        db.clear();
+    }
+    let result = {
+        let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
+        svc.reload_from_disk(&|data| host.load_rdb(data), &mut |db, commands| {
+            let mut guard = host.srv.lock();
+            let mut client = fake_client(&mut guard);
+            apply_commands_locked(&mut guard, &mut client, db, commands);
+        })
+    };
+    result.map_err(|e| format!("ERR {e}"))?;
+    // The replayed commands are what the files already hold: nothing new to save.
+    srv.dirty = 0;
+    srv.persist.seen_dirty = 0;
+    super::log::notice("Append Only File loaded by DEBUG LOADAOF");
     Ok(())
 }
 

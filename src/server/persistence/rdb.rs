@@ -456,9 +456,10 @@ impl<W: Write> RdbWriter<W> {
         self.scratch.push(value_buf[0]);
         put_string(&mut self.scratch, key, self.opts.compression);
         self.scratch.extend_from_slice(&value_buf[1..]);
-        if self.scratch.len() >= 16 * 1024 {
+        if self.scratch.len() >= 16 * 1024 || super::debug_delay::save_delay_active() {
             self.flush_scratch()?;
         }
+        super::debug_delay::after_key_saved();
         Ok(())
     }
 
@@ -476,9 +477,11 @@ impl<W: Write> RdbWriter<W> {
         self.scratch.push(TYPE_STRING);
         put_string(&mut self.scratch, key, self.opts.compression);
         put_string(&mut self.scratch, value, self.opts.compression);
-        if self.scratch.len() >= 64 * 1024 {
+        // With a save delay the bytes go out key by key, so that a reader sees a slow save.
+        if self.scratch.len() >= 64 * 1024 || super::debug_delay::save_delay_active() {
             self.flush_scratch()?;
         }
+        super::debug_delay::after_key_saved();
         Ok(())
     }
 

@@ -602,9 +602,28 @@ impl Persistence {
 
     /// Flushes the AOF at shutdown.
     pub fn shutdown(&self) {
+        self.flush_aof();
+    }
+
+    /// Writes (and fsyncs) what the AOF writer holds, when the AOF is on.
+    pub fn flush_aof(&self) {
         if let Some(m) = self.aof.lock().as_ref() {
             let _ = m.writer.flush_blocking();
         }
+    }
+
+    /// DEBUG LOADAOF: loads the files again as at start-up (the AOF when it is on and has
+    /// a manifest, else the RDB file) into a dataset the caller has emptied.
+    pub fn reload_from_disk(
+        &self,
+        load_rdb: &dyn Fn(&[u8]) -> Result<LoadStats, RdbError>,
+        apply: &mut dyn FnMut(&mut u32, Vec<Vec<Bytes>>),
+    ) -> Result<StartupLoad, PersistError> {
+        let cfg = self.config.lock().clone();
+        self.state.loading.store(true, Ordering::SeqCst);
+        let result = self.load_inner(&cfg, load_rdb, apply);
+        self.state.loading.store(false, Ordering::SeqCst);
+        result
     }
 
     pub fn info_section(&self, unsynced: u64) -> String {

@@ -497,6 +497,15 @@ impl Replication {
         self.inner.lock().replid.clone()
     }
 
+    /// DEBUG CHANGE-REPL-ID: a new primary id and no secondary one (changeReplicationId +
+    /// clearReplicationId2), so that the next PSYNC of a replica is refused.
+    pub fn change_replication_id(&self) {
+        let mut inner = self.inner.lock();
+        inner.replid = random_replid();
+        inner.replid2 = NULL_REPLID.into();
+        inner.second_repl_offset = -1;
+    }
+
     pub fn master_repl_offset(&self) -> i64 {
         self.inner.lock().master_repl_offset
     }

@@ -31,7 +31,8 @@ pub fn reply_to_lua(lua: &Lua, frame: &Frame, resp3: bool) -> mlua::Result<Value
         Frame::Bulk(b) => Value::String(lua.create_string(b)?),
         Frame::Null | Frame::NullArray if !resp3 => Value::Boolean(false),
         Frame::NullArray => Value::Boolean(false),
-        Frame::Null => Value::Nil,
+        // Attributes are metadata before a reply, not a reply: a script sees nothing.
+        Frame::Null | Frame::Attribute(_) => Value::Nil,
         Frame::Array(items) | Frame::Push(items) => Value::Table(sequence(lua, items, resp3)?),
         Frame::Set(items) if !resp3 => Value::Table(sequence(lua, items, resp3)?),
         Frame::Set(items) => {
