@@ -6,6 +6,7 @@ mod procs;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use procs::*;
@@ -111,4 +112,42 @@ fn passwords_and_scripts() {
     let mut c = authed(rport, "secret");
     let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
     assert!(info.contains("role:master"));
+}
+
+/// `flags` of the master and of each replica as `SENTINEL MASTER` / `REPLICAS` show them.
+fn link_flags(sport: u16) -> Option<(String, Vec<String>)> {
+    let m: HashMap<String, String> = sentinel_cmd(sport, &["master", "mymaster"]).ok()?;
+    let r: Vec<HashMap<String, String>> = sentinel_cmd(sport, &["replicas", "mymaster"]).ok()?;
+    Some((m.get("flags")?.clone(), r.iter().filter_map(|r| r.get("flags").cloned()).collect()))
+}
+
+/// Redis 7.0.15's sentinel suite, 03-runtime-reconf test 1: a sentinel started without the
+/// password of password-protected servers shows them `disconnected`; after `SENTINEL SET
+/// mymaster auth-pass` it logs in again on every link (Redis drops the master's and the
+/// replicas' links), so it reaches them, finds the replica, and none shows `disconnected`.
+/// Same steps against Debian's redis-sentinel.
+#[test]
+fn auth_pass_set_at_runtime_logs_in_again() {
+    for kind in [SentinelKind::Rf, SentinelKind::Debian] {
+        let dir = tempfile::tempdir().unwrap();
+        let master = start_auth_server(dir.path(), None);
+        let replica = start_auth_server(dir.path(), Some(master.port));
+        let mport = master.port;
+        let sentinel = start_sentinel_with(kind, |sp| {
+            let conf = dir.path().join(format!("s-{sp}.conf"));
+            std::fs::write(&conf, format!("port {sp}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {mport} 1\n")).unwrap();
+            (conf, None)
+        });
+        let sport = sentinel.port;
+        // without the password the links fail (SUBSCRIBE refused: NOAUTH)
+        let refused = wait_until(Duration::from_secs(10), || link_flags(sport).is_some_and(|(m, _)| m.contains("disconnected")));
+        assert!(refused, "{kind:?}: the master is not shown disconnected without its password: {:?}", link_flags(sport));
+        let ok: String = sentinel_cmd(sport, &["set", "mymaster", "auth-pass", "secret"]).unwrap();
+        assert_eq!(ok, "OK");
+        let reconnected = wait_until(Duration::from_secs(20), || {
+            link_flags(sport).is_some_and(|(m, r)| m == "master" && r.len() == 1 && r.iter().all(|f| f == "slave"))
+        });
+        assert!(reconnected, "{kind:?}: after SENTINEL SET auth-pass: {:?}", link_flags(sport));
+        drop(replica);
+    }
 }

@@ -405,3 +405,49 @@ fn a_slow_first_reply_of_a_new_master_does_not_start_another_failover() {
         w.assert_safety();
     }
 }
+
+/// Redis 7.0.15's sentinel suite, 00-base "Failover works if we configure for absolute
+/// agreement": the replica promoted by the previous failover dies while its leader still
+/// reconfigures the other replicas (one of them cannot reach it). The other sentinels
+/// already follow the promoted replica; with quorum = every sentinel, the leader must end
+/// its failover (at failover-timeout, as on any timeout) and join them, or no sentinel
+/// ever reaches ODOWN again and no later failover happens.
+#[test]
+fn leader_whose_promoted_replica_dies_mid_reconfiguration_ends_its_failover() {
+    use redis_failover::sentinel::machine::FailoverState;
+    let mut exercised = 0;
+    for seed in 0..SEEDS {
+        let mut w = World::new(9000 + seed, 3, 3, 3, 1000);
+        settle(&mut w);
+        w.kill_redis(0);
+        assert!(w.run_until(20_000, |w| !w.promotions.is_empty()), "seed {seed}: no promotion");
+        let promoted = w.promotions[0].target.clone();
+        let leader = w.promotions[0].by;
+        let pi = w.redis_idx(&promoted).unwrap();
+        // one replica cannot reach the promoted one: its reconfiguration cannot complete
+        let cut = (1..w.redis.len()).find(|&j| j != pi).unwrap();
+        let cut_addr = w.redis[cut].addr.clone();
+        w.partition(&promoted, &cut_addr);
+        let followers_switched = w.run_until(5_000, |w| {
+            let in_reconf = w.sentinels[leader].machine.as_ref().unwrap().masters[0].failover_state == FailoverState::ReconfSlaves;
+            let others = w.sentinels.iter().enumerate().filter(|(i, _)| *i != leader).all(|(_, s)| s.machine.as_ref().unwrap().masters[0].current_addr() == promoted);
+            in_reconf && others
+        });
+        if !followers_switched {
+            // the leader finished before the cut took effect: not the case under test
+            continue;
+        }
+        exercised += 1;
+        w.kill_redis(pi);
+        w.heal();
+        assert!(
+            w.run_until(120_000, |w| w.converged()),
+            "seed {seed}: no failover after the promoted replica died (leader {leader} state {:?}, views {:?})",
+            w.sentinels[leader].machine.as_ref().unwrap().masters[0].failover_state,
+            w.sentinel_views()
+        );
+        w.assert_safety();
+        assert!(!w.all_events("+failover-end-for-timeout").is_empty(), "seed {seed}: the leader's failover did not end on timeout");
+    }
+    assert!(exercised > SEEDS / 2, "the promoted replica died mid-reconfiguration in only {exercised} runs: it tests too little");
+}

@@ -3,3 +3,4 @@
 
 pub mod log_line;
 pub mod conf_rewrite;
+pub mod proc_stats;

@@ -786,11 +786,14 @@ fn unsubscribe(c: &mut Core, st: &mut ClientState, args: &[Bytes], pattern: bool
 }
 
 fn info(c: &Core, args: &[Bytes]) -> Frame {
-    let section = args.get(1).map(|a| s(a).to_ascii_lowercase()).unwrap_or_else(|| "default".into());
-    let all = matches!(section.as_str(), "default" | "all" | "everything");
+    // any number of sections, as Redis 7.0; default, all and everything are the same
+    // here (a sentinel has no other sections), unknown names add nothing
+    let asked: Vec<String> = args[1..].iter().map(|a| s(a).to_ascii_lowercase()).collect();
+    let all = asked.is_empty() || asked.iter().any(|a| matches!(a.as_str(), "default" | "all" | "everything"));
+    let wants = |name: &str| all || asked.iter().any(|a| a == name);
     let mut out = String::new();
     let uptime = c.started.elapsed().as_secs();
-    if all || section == "server" {
+    if wants("server") {
         out.push_str(&format!(
             "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:sentinel\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nexecutable:{}\r\nconfig_file:{}\r\n\r\n",
             std::env::consts::OS,
@@ -805,16 +808,26 @@ fn info(c: &Core, args: &[Bytes]) -> Frame {
             std::fs::canonicalize(&c.config_path).unwrap_or(c.config_path.clone()).display(),
         ));
     }
-    if all || section == "clients" {
-        out.push_str(&format!("# Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n\r\n", c.clients_connected));
+    if wants("clients") {
+        // a sentinel has no cluster bus, no blocking commands and no tracking
+        out.push_str(&format!(
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n\r\n",
+            c.clients_connected,
+            c.base_config.max_clients()
+        ));
     }
-    if all || section == "stats" {
+    if wants("stats") {
         out.push_str(&format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n\r\n",
             c.total_connections, c.total_commands
         ));
     }
-    if all || section == "sentinel" {
+    if wants("cpu") {
+        out.push_str("# CPU\r\n");
+        out.push_str(&crate::common::proc_stats::cpu_section());
+        out.push_str("\r\n");
+    }
+    if wants("sentinel") {
         let m = &c.machine;
         out.push_str(&format!(
             "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{}\r\nsentinel_running_scripts:{}\r\nsentinel_scripts_queue_length:{}\r\nsentinel_simulate_failure_flags:{}\r\n",
@@ -989,7 +1002,7 @@ fn sentinel(c: &mut Core, _st: &mut ClientState, args: &[Bytes]) -> Frame {
             Ok(()) => Frame::ok(),
             Err(e) => admin_err(e),
         },
-        ("set", n) if n >= 5 && n % 2 == 1 => sentinel_set(c, &a[2], &a[3..]),
+        ("set", n) if n >= 5 => sentinel_set(c, &a[2], &a[3..]),
         ("config", n) if n >= 4 => sentinel_config(c, &a[2..]),
         ("myid", 2) => bulk(&c.machine.myid),
         ("info-cache", n) if n >= 3 => {
@@ -1068,9 +1081,18 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
         return Frame::error("ERR No such master with that name");
     }
     let deny = c.base_config.deny_scripts_reconfig;
-    // validate all first, then apply (Redis applies one by one; an error stops it)
-    for pair in opts.chunks(2) {
-        let (opt, val) = (pair[0].to_ascii_lowercase(), pair[1].clone());
+    // option / value(s) groups applied one by one as Redis does: an error stops it
+    let mut j = 0;
+    while j < opts.len() {
+        let opt = opts[j].to_ascii_lowercase();
+        let given = opts[j].clone();
+        let unknown = move || Frame::error(format!("ERR Unknown option or number of arguments for SENTINEL SET '{given}'"));
+        // rename-command takes two values, every other option one
+        let take = if opt == "rename-command" { 2 } else { 1 };
+        let Some(values) = opts.get(j + 1..j + 1 + take) else { return unknown() };
+        let pair = &opts[j..j + 1 + take];
+        j += 1 + take;
+        let val = values[0].clone();
         let bad = |what: &str| Frame::error(format!("ERR Invalid argument '{val}' for SENTINEL SET '{what}'"));
         let num = val.parse::<i64>();
         let res: Result<Setter, Frame> = match opt.as_str() {
@@ -1118,11 +1140,27 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
                     }))
                 }
             }
-            _ => Err(Frame::error(format!("ERR Unknown option or number of arguments for SENTINEL SET '{}'", pair[0]))),
+            "rename-command" => {
+                let (old, new) = (values[0].clone(), values[1].clone());
+                if old.is_empty() || new.is_empty() {
+                    let empty = if new.is_empty() { &new } else { &old };
+                    Err(Frame::error(format!("ERR Invalid argument '{empty}' for SENTINEL SET '{opt}'")))
+                } else {
+                    // a later renaming replaces an earlier one; renaming to itself removes it
+                    Ok(Box::new(move |m| {
+                        m.renamed_commands.retain(|(c, _)| !c.eq_ignore_ascii_case(&old));
+                        if !old.eq_ignore_ascii_case(&new) {
+                            m.renamed_commands.push((old.to_ascii_uppercase(), new));
+                        }
+                    }))
+                }
+            }
+            _ => Err(unknown()),
         };
         match res {
             Ok(f) => {
-                let what = format!("{} {}", pair[0], pair[1]);
+                // the event shows no password, as Redis's
+                let what = if opt == "auth-pass" { format!("{} ******", pair[0]) } else { pair.join(" ") };
                 if let Err(e) = c.machine.set_option(name, f, &what) {
                     return admin_err(e);
                 }

@@ -118,6 +118,8 @@ pub struct SentinelConfig {
     pub resolve_hostnames: bool,
     pub announce_hostnames: bool,
     pub deny_scripts_reconfig: bool,
+    /// `maxclients` (None: Redis's default, see `max_clients`).
+    pub maxclients: Option<u32>,
     pub sentinel_user: Option<String>,
     pub sentinel_pass: Option<String>,
     /// The sentinel's own users (`user` lines, `requirepass` as the default user's password).
@@ -155,6 +157,11 @@ impl SentinelConfig {
             deny_scripts_reconfig: true,
             ..Default::default()
         }
+    }
+
+    /// How many client connections are accepted at once (Redis's default: 10000).
+    pub fn max_clients(&self) -> u32 {
+        self.maxclients.unwrap_or(10_000)
     }
 
     pub fn master(&self, name: &str) -> Option<&MasterConfig> {
@@ -468,6 +475,10 @@ fn apply_generic(cfg: &mut SentinelConfig, directive: &str, args: &[String]) -> 
                 return Err("argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into());
             }
             cfg.loglevel = Some(v);
+        }
+        "maxclients" => {
+            let n = one()?.parse::<u32>().ok().filter(|n| *n >= 1).ok_or("argument must be between 1 and 4294967295 inclusive")?;
+            cfg.maxclients = Some(n);
         }
         d if PASSTHROUGH.contains(&d) => {
             if args.len() < 2 && d != "save" {

@@ -103,14 +103,26 @@ struct InFlight {
 
 /// The command link task for one address. Ends when the sender side is dropped.
 pub async fn command_link(addr: Addr, mut rx: mpsc::UnboundedReceiver<Outgoing>, sink: EventSink, client_name: String) {
-    'outer: loop {
+    // requests that arrived with other credentials than the open connection's: they are
+    // sent on the next connection, which logs in with theirs
+    let mut carried: VecDeque<Outgoing> = VecDeque::new();
+    loop {
         // wait for work before (re)connecting, so idle dead links cost nothing
-        let Some(first) = rx.recv().await else { return };
+        let first = match carried.pop_front() {
+            Some(o) => o,
+            None => match rx.recv().await {
+                Some(o) => o,
+                None => return,
+            },
+        };
         let mut stream = match connect(&addr).await {
             Ok(s) => s,
             Err(_) => {
                 sink(LinkEvent::Down { addr: addr.clone() });
                 sink(LinkEvent::Reply { token: first.token, reply: Err(()) });
+                for o in carried.drain(..) {
+                    sink(LinkEvent::Reply { token: o.token, reply: Err(()) });
+                }
                 while let Ok(o) = rx.try_recv() {
                     sink(LinkEvent::Reply { token: o.token, reply: Err(()) });
                 }
@@ -130,14 +142,26 @@ pub async fn command_link(addr: Addr, mut rx: mpsc::UnboundedReceiver<Outgoing>,
         let v: Vec<&[u8]> = setname.iter().map(|s| s.as_bytes()).collect();
         encode_command(&v, &mut wbuf);
         inflight.push_back(InFlight { token: 0, replies_left: 1, deadline: Instant::now() + Duration::from_secs(5) });
-        let mut queue = vec![first];
+        let logged_in_as = (first.auth_user.clone(), first.auth_pass.clone());
+        let mut queue: VecDeque<Outgoing> = std::iter::once(first).chain(carried.drain(..)).collect();
         let (mut rd, mut wr) = stream.split();
         let mut rbuf = BytesMut::with_capacity(16 * 1024);
         let mut check = tokio::time::interval(Duration::from_millis(50));
         let failed = loop {
-            for o in queue.drain(..) {
+            while let Some(o) = queue.pop_front() {
+                // new credentials (SENTINEL SET auth-pass / auth-user): Redis drops the
+                // instance's links and logs in again; a link kept open with the old ones
+                // would keep getting NOAUTH for every PING
+                if (&o.auth_user, &o.auth_pass) != (&logged_in_as.0, &logged_in_as.1) {
+                    queue.push_front(o);
+                    break;
+                }
                 let n = encode_request(&o, &local_ip, &mut wbuf);
                 inflight.push_back(InFlight { token: o.token, replies_left: n, deadline: Instant::now() + Duration::from_millis(o.timeout_ms) });
+            }
+            if !queue.is_empty() {
+                // reconnect for the rest; what this connection had pending fails below
+                break false;
             }
             if !wbuf.is_empty() {
                 if wr.write_all(&wbuf).await.is_err() {
@@ -147,7 +171,7 @@ pub async fn command_link(addr: Addr, mut rx: mpsc::UnboundedReceiver<Outgoing>,
             }
             tokio::select! {
                 o = rx.recv() => match o {
-                    Some(o) => queue.push(o),
+                    Some(o) => queue.push_back(o),
                     None => return,
                 },
                 n = rd.read_buf(&mut rbuf) => {
@@ -188,16 +212,17 @@ pub async fn command_link(addr: Addr, mut rx: mpsc::UnboundedReceiver<Outgoing>,
         };
         if failed {
             sink(LinkEvent::Down { addr: addr.clone() });
-            for f in inflight.drain(..) {
-                if f.token != 0 {
-                    sink(LinkEvent::Reply { token: f.token, reply: Err(()) });
-                }
-            }
             for o in queue.drain(..) {
                 sink(LinkEvent::Reply { token: o.token, reply: Err(()) });
             }
-            continue 'outer;
         }
+        // replies that will not come on this connection any more
+        for f in inflight.drain(..) {
+            if f.token != 0 {
+                sink(LinkEvent::Reply { token: f.token, reply: Err(()) });
+            }
+        }
+        carried.extend(queue.drain(..));
     }
 }
 

@@ -805,12 +805,15 @@ impl Sentinel {
         if m.failover_state == FailoverState::WaitPromotion && m.promoted.as_ref() == Some(&inst.addr) {
             return PROMOTION_INFO_PERIOD;
         }
+        // Ours: follow replicas being reconfigured closely, so the failover ends sooner (this
+        // comes before the failover's 1 s period, which would otherwise always apply): the
+        // sooner it ends, the smaller the window in which losing the promoted replica
+        // leaves the leader waiting until failover-timeout
+        if matches!(inst.reconf, Reconf::Sent(_) | Reconf::InProgress) {
+            return PROBE_PERIOD.min(self.timing.info_period);
+        }
         if role == Role::Replica && (m.inst.o_down || m.in_failover() || (inst.master_link_down_ms != 0 && !inst.master_link_up)) {
             return FAST_INFO_PERIOD.min(self.timing.info_period);
-        }
-        // Ours: follow replicas being reconfigured closely, so the failover ends sooner
-        if matches!(inst.reconf, Reconf::Sent(_) | Reconf::InProgress) {
-            return PROBE_PERIOD;
         }
         if inst.demoted_old_master || inst.slaveof_sent != 0 {
             return FAST_INFO_PERIOD.min(self.timing.info_period);
@@ -1300,11 +1303,19 @@ impl Sentinel {
     fn failover_detect_end(&mut self, mi: usize, now: u64) {
         let Some(promoted) = self.masters[mi].promoted.clone() else { return };
         let m = &self.masters[mi];
-        if m.replicas.get(&promoted).is_none_or(|p| p.s_down) {
+        let Some(promoted_down) = m.replicas.get(&promoted).map(|p| p.s_down) else { return };
+        let timed_out = now.saturating_sub(m.failover_state_change_time) > m.cfg.failover_timeout_ms;
+        // Redis waits while the promoted replica is down, even past failover-timeout. If it
+        // is gone for good the leader stays in the failover for ever, still monitoring the
+        // old master while every other sentinel follows the promoted one (from our hellos);
+        // with quorum = all sentinels no later failover can start (Redis 7.0.15 sentinel
+        // suite, 00-base "absolute agreement"). Ours: past failover-timeout we end anyway,
+        // as on any timeout: the promoted replica did report master and the others already
+        // switched to it, so ours joins the configuration they hold.
+        if promoted_down && !timed_out {
             return;
         }
         let mut not_reconfigured = m.replicas.values().filter(|r| !r.promoted && r.reconf != Reconf::Done && !r.s_down).count();
-        let timed_out = now.saturating_sub(m.failover_state_change_time) > m.cfg.failover_timeout_ms;
         if timed_out {
             not_reconfigured = 0;
             let r = self.ref_master(mi);

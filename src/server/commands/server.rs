@@ -189,10 +189,7 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
                 st.total_commands
             )
         }
-        "cpu" => {
-            let (user, sys) = cpu_times();
-            format!("used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{sys:.6}\r\nused_cpu_user_main_thread:{user:.6}\r\n")
-        }
+        "cpu" => crate::common::proc_stats::cpu_section(),
         "modules" => String::new(),
         "errorstats" => {
             let mut errs: Vec<(&String, &u64)> = srv.stats.errors.iter().collect();
@@ -269,18 +266,6 @@ fn total_system_memory() -> u64 {
         .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
         .map(|kb| kb * 1024)
         .unwrap_or(0)
-}
-
-fn cpu_times() -> (f64, f64) {
-    // /proc/self/stat fields 14 and 15: utime, stime in clock ticks (100/s on Linux).
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some((f.get(11)?.parse::<f64>().ok()? / 100.0, f.get(12)?.parse::<f64>().ok()? / 100.0))
-        })
-        .unwrap_or((0.0, 0.0))
 }
 
 // ---------- CONFIG ----------
