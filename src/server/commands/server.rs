@@ -717,11 +717,11 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 /// zero-padded or cut to `size` bytes; keys that exist are left alone. Not propagated, as in
 /// Redis (the dataset reaches replicas by a full sync).
 fn debug_populate(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    // getPositiveLongFromObjectOrReply: one message for a non-number and a negative one
     let positive = |b: &[u8]| -> Result<u64, Frame> {
         match parse_int(b) {
             Ok(n) if n >= 0 => Ok(n as u64),
-            Ok(_) => Err(Frame::error("ERR value is out of range, must be positive")),
-            Err(e) => Err(e),
+            _ => Err(Frame::error("ERR value is out of range, must be positive")),
         }
     };
     let count = match positive(&args[2]) {

@@ -931,11 +931,8 @@ impl Replication {
         inner.replid2 = std::mem::replace(&mut inner.replid, random_replid());
         inner.second_repl_offset = inner.master_repl_offset + 1;
         inner.stream_db = None;
-        let size = self.config.lock().backlog_size;
-        if inner.backlog.is_none() {
-            let off = inner.master_repl_offset;
-            inner.backlog = Some(Backlog::new(size, off));
-        }
+        // No backlog is made here: a replica that never synced has no history to offer, and
+        // its first replica gets a fresh one (as Redis: master_repl_offset stays 0 until then).
         // Sub-replicas reconnect and learn the new id via +CONTINUE.
         for r in &inner.replicas {
             r.close();
