@@ -63,3 +63,16 @@ fn bind_of_an_empty_address_is_rewritten_quoted() {
     assert!(render(&cfg, text).lines().any(|l| l == "bind \"\""), "{}", render(&cfg, text));
     rewrite_loads_again("port 26379\nbind 127.0.0.1 \"\" \"\"\nsentinel monitor mymaster 127.0.0.1 6379 2\n");
 }
+
+/// A key or channel pattern holding a space (quoted in the file) is refused as Redis refuses
+/// it ("Error in user declaration 'x': Syntax error"): accepted, it was written back unquoted
+/// and the rewritten file read a stray word as a rule.
+#[test]
+fn patterns_with_spaces_are_refused() {
+    for line in ["user x on '&a b'\n", "user x on '~a b'\n", "user x on \"&a\\tb\"\n"] {
+        let err = parse(&format!("port 26379\n{line}")).expect_err(line);
+        assert!(err.to_string().contains("Error in user declaration 'x': Syntax error"), "{err}");
+    }
+    let crash = std::fs::read("tests/data/fuzz/sentinel_conf-user-pattern-with-spaces").expect("the fuzz find");
+    rewrite_loads_again(&String::from_utf8_lossy(&crash));
+}

@@ -4,6 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use redis_failover::server::persistence::convert::{rdb_to_value, value_to_rdb};
+use redis_failover::server::types::EncodingLimits;
 use redis_failover::server::persistence::dump::{dump_payload, restore_payload};
 use redis_failover::server::persistence::rdb::{RdbValue, RDB_VERSION};
 
@@ -19,10 +20,10 @@ fn normalized(mut v: RdbValue) -> RdbValue {
 
 fn check(payload: &[u8]) {
     if let Ok(value) = restore_payload(payload) {
-        let rebuilt = value_to_rdb(&rdb_to_value(value));
+        let rebuilt = value_to_rdb(&rdb_to_value(value, &EncodingLimits::default()));
         for compression in [false, true] {
             let again = restore_payload(&dump_payload(&rebuilt, compression)).expect("our own DUMP restores");
-            assert_eq!(normalized(value_to_rdb(&rdb_to_value(again))), normalized(rebuilt.clone()), "DUMP/RESTORE changed the value");
+            assert_eq!(normalized(value_to_rdb(&rdb_to_value(again, &EncodingLimits::default()))), normalized(rebuilt.clone()), "DUMP/RESTORE changed the value");
         }
     }
 }

@@ -3,6 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use redis_failover::server::persistence::convert::{rdb_to_value, value_to_rdb};
+use redis_failover::server::types::EncodingLimits;
 use redis_failover::server::persistence::dump::dump_payload;
 use redis_failover::server::persistence::rdb_load::{RdbItem, RdbReader};
 
@@ -15,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         for _ in 0..10_000 {
             match reader.next_item() {
                 Ok(Some(RdbItem::Entry(entry))) => {
-                    let value = rdb_to_value(entry.value);
+                    let value = rdb_to_value(entry.value, &EncodingLimits::default());
                     let _ = dump_payload(&value_to_rdb(&value), true);
                 }
                 Ok(Some(_)) => {}

@@ -21,6 +21,12 @@ pub enum AclError {
 }
 
 const SYNTAX: &str = "Syntax error";
+
+/// Redis's ACLStringHasSpaces: C's isspace (which counts \v) or NUL. Names and patterns
+/// with them are refused: they could not be written to a config file and read again.
+fn has_spaces(s: &str) -> bool {
+    s.bytes().any(|b| b == 0 || b == 0x0b || b.is_ascii_whitespace())
+}
 const UNKNOWN_COMMAND: &str = "Unknown command or category name in ACL";
 const BAD_HASH: &str = "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters";
 const NO_SUCH_PASSWORD: &str = "The password you are trying to remove from the user does not exist";
@@ -148,6 +154,8 @@ impl User {
                         };
                         self.passwords.remove(pos);
                     }
+                    // patterns with spaces are refused as names are (Redis: EINVAL)
+                    "~" | "&" if has_spaces(rest) => return Err(bad(SYNTAX)),
                     "~" => {
                         if !self.all_keys && !self.key_patterns.iter().any(|p| p == rest) {
                             self.key_patterns.push(rest.to_string());
@@ -292,7 +300,7 @@ impl Acl {
     pub fn set_user(&mut self, name: &str, rules: &[String]) -> Result<(), AclError> {
         // Redis's ACLStringHasSpaces: C's isspace (which counts \v) or NUL. Such a name
         // could not be written back to a config file and read again.
-        if name.bytes().any(|b| b == 0 || b == 0x0b || b.is_ascii_whitespace()) {
+        if has_spaces(name) {
             return Err(AclError::BadUsername);
         }
         let mut user = self.users.get(name).cloned().unwrap_or_else(|| User::new(name));
