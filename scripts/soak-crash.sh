@@ -5,9 +5,10 @@
 # writer confirming each write with WAIT 1. Ours (rf-server + rf-sentinel) and Debian's
 # (redis-server + redis-sentinel) run in the same run. Prints every cycle (switch, write gap,
 # rejoin, and with AOF how many writes the killed master acknowledged are missing from what
-# its files load), then a side-by-side summary. Exits non-zero if a run lost a confirmed
-# write, ended unhealthy or stopped early, or lost an acknowledged write under appendfsync
-# always. The 10-cycle version of ours runs with the tests (tests/crash_cycles.rs).
+# its files load), then a side-by-side summary. Exits non-zero if one of our runs lost a
+# confirmed write, ended unhealthy or stopped early, or lost an acknowledged write under
+# appendfsync always (Debian's figures are reported, not judged: its WAIT 1 writes can be
+# lost). The 10-cycle version of ours runs with the tests (tests/crash_cycles.rs).
 #
 # Usage: scripts/soak-crash.sh [--cycles 100] [--systems rf,debian] [--persistence off,everysec,always] [--parallel]
 # --parallel runs every system/mode pair at once (each its own group; they mostly wait on
@@ -67,7 +68,8 @@ $1 == "CYCLE" {
 $1 == "SUMMARY" {
   key = kv($3) "@" kv($2); if (!(kv($3) in modes)) { modes[kv($3)] = 1; order[++nm] = kv($3) }
   cyc[key] = kv($4); conf[key] = kv($5); lost[key] = kv($6); ok[key] = kv($7); lmiss[key] = kv($8); fail[key] = kv($9); extra[key] = kv($10)
-  if (kv($6) != 0 || kv($7) != "yes" || kv($9) != "none" || (kv($3) == "always" && kv($8) != 0)) bad = 1
+  # the guarantees are ours to keep; the losses of Redis are figures to compare with
+  if (kv($2) == "rf" && (kv($6) != 0 || kv($7) != "yes" || kv($9) != "none" || (kv($3) == "always" && kv($8) != 0))) bad = 1
 }
 END {
   printf "\n%-9s %-7s %6s %10s %9s %8s %10s %10s %12s %10s %10s %11s %9s %9s\n", "aof", "system", "cycles", "confirmed", "lost", "healthy", "switch ms", "gap ms", "gap max ms", "gap x3 ms", "rejoin ms", "rejoin max", "aof miss", "extra sw"
