@@ -862,11 +862,11 @@ fn since(now: u64, t: u64) -> i64 {
 }
 
 /// One instance as `SENTINEL MASTERS/REPLICAS/SENTINELS` shows it, fields in Redis's order.
-pub fn instance_reply(m: &Master, i: &Instance, now: u64) -> Frame {
+pub fn instance_reply(m: &Master, i: &Instance, now: u64, announce_hostnames: bool) -> Frame {
     let failover = (i.role == Role::Master).then_some((m.failover_state, m.force_failover));
     let mut f: Vec<(&str, Frame)> = vec![
         ("name", bulk(&i.name)),
-        ("ip", bulk(&i.addr.host)),
+        ("ip", bulk(config::announced_host(&i.addr.host, announce_hostnames))),
         ("port", bulk(i.addr.port)),
         ("runid", bulk(i.run_id.clone().unwrap_or_default())),
         ("flags", bulk(i.flags(failover))),
@@ -935,25 +935,27 @@ fn sentinel(c: &mut Core, _st: &mut ClientState, args: &[Bytes]) -> Frame {
     let sub = s(&args[1]).to_ascii_lowercase();
     let a: Vec<String> = args.iter().map(s).collect();
     let now = now_ms();
+    let ah = c.base_config.announce_hostnames;
     let no_master = || Frame::error("ERR No such master with that name");
     let reply = match (sub.as_str(), a.len()) {
-        ("masters", 2) => Frame::Array(c.machine.masters.iter().map(|m| instance_reply(m, &m.inst, now)).collect()),
+        ("masters", 2) => Frame::Array(c.machine.masters.iter().map(|m| instance_reply(m, &m.inst, now, ah)).collect()),
         ("master", 3) => match c.machine.master(&a[2]) {
-            Some(m) => instance_reply(m, &m.inst, now),
+            Some(m) => instance_reply(m, &m.inst, now, ah),
             None => no_master(),
         },
         ("replicas" | "slaves", 3) => match c.machine.master(&a[2]) {
-            Some(m) => Frame::Array(m.replicas.values().map(|r| instance_reply(m, r, now)).collect()),
+            // Redis leaves out the replicas whose INFO says replica_announced:0.
+            Some(m) => Frame::Array(m.replicas.values().filter(|r| r.replica_announced).map(|r| instance_reply(m, r, now, ah)).collect()),
             None => no_master(),
         },
         ("sentinels", 3) => match c.machine.master(&a[2]) {
-            Some(m) => Frame::Array(m.sentinels.iter().map(|r| instance_reply(m, r, now)).collect()),
+            Some(m) => Frame::Array(m.sentinels.iter().map(|r| instance_reply(m, r, now, ah)).collect()),
             None => no_master(),
         },
         ("get-master-addr-by-name", 3) => match c.machine.master(&a[2]) {
             Some(m) => {
                 let addr = m.current_addr();
-                Frame::Array(vec![bulk(addr.host), bulk(addr.port)])
+                Frame::Array(vec![bulk(config::announced_host(&addr.host, ah)), bulk(addr.port)])
             }
             None => Frame::NullArray,
         },

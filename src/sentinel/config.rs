@@ -640,6 +640,15 @@ pub fn resolve_host(host: &str, keep_names: bool) -> Option<String> {
         .map(|a| a.ip().to_string())
 }
 
+/// The address Redis's announceSentinelAddr shows: the name the instance was given (kept
+/// with `resolve-hostnames yes`) when `announce-hostnames` is yes, else its IP address.
+pub fn announced_host(host: &str, announce_hostnames: bool) -> String {
+    if announce_hostnames {
+        return host.to_string();
+    }
+    resolve_host(host, false).unwrap_or_else(|| host.to_string())
+}
+
 /// Turns `--port 26380 --sentinel monitor m 127.0.0.1 6379 2` into config lines, as Redis does.
 pub fn command_line_to_text(opts: &[String]) -> String {
     let mut text = String::new();
