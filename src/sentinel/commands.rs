@@ -1083,7 +1083,10 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
         return Frame::error("ERR No such master with that name");
     }
     let deny = c.base_config.deny_scripts_reconfig;
-    // option / value(s) groups applied one by one as Redis does: an error stops it
+    // option / value(s) groups applied one by one as Redis does: an error stops it, and
+    // the config is saved at once when something changed (sentinelFlushConfig), the
+    // reply telling a failed save only when every group was applied
+    let mut changes = 0;
     let mut j = 0;
     while j < opts.len() {
         let opt = opts[j].to_ascii_lowercase();
@@ -1128,7 +1131,14 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
             }
             "notification-script" | "client-reconfig-script" => {
                 if deny {
-                    Err(Frame::error("ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your config file before attempting to modify this option."))
+                    Err(Frame::error("ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration"))
+                } else if !val.is_empty() && !config::is_executable(std::path::Path::new(&val)) {
+                    // Redis's access(X_OK), relative to the working directory
+                    Err(Frame::error(if opt == "notification-script" {
+                        "ERR Notification script seems non existing or non executable"
+                    } else {
+                        "ERR Client reconfiguration script seems non existing or non executable"
+                    }))
                 } else {
                     let v = val.clone();
                     let notif = opt == "notification-script";
@@ -1164,13 +1174,36 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
                 // the event shows no password, as Redis's
                 let what = if opt == "auth-pass" { format!("{} ******", pair[0]) } else { pair.join(" ") };
                 if let Err(e) = c.machine.set_option(name, f, &what) {
+                    if changes > 0 {
+                        flush_logged(c);
+                    }
                     return admin_err(e);
                 }
+                changes += 1;
             }
-            Err(e) => return e,
+            Err(e) => {
+                if changes > 0 {
+                    flush_logged(c);
+                }
+                return e;
+            }
         }
     }
+    if changes > 0 && !flush_logged(c) {
+        return Frame::error("ERR Failed to save config file. Check server logs.");
+    }
     Frame::ok()
+}
+
+/// Redis's sentinelFlushConfig: writes the config now, logging a failure; false if it failed.
+fn flush_logged(c: &mut Core) -> bool {
+    match c.flush_config_now() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("WARNING: Sentinel was not able to save the new configuration on disk!!!: {e}");
+            false
+        }
+    }
 }
 
 fn sentinel_config(c: &mut Core, a: &[String]) -> Frame {

@@ -620,7 +620,7 @@ fn apply_sentinel(cfg: &mut SentinelConfig, a: &[String]) -> Result<(), String> 
     Ok(())
 }
 
-fn is_executable(path: &Path) -> bool {
+pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
