@@ -170,3 +170,28 @@ fn sentinel_set_checks_scripts_and_reports_save_failures() {
     assert_eq!(&rf[9..11], &["OK", "true"]);
     assert!(rf[11].starts_with("ERR Reconfiguration of scripts path is denied"), "{}", rf[11]);
 }
+
+/// A sentinel whose port is taken exits with a failure, the reason in its log file and
+/// nothing on stderr: the suites count any stderr output of an instance as a failure (the
+/// restart of an already running sentinel in 12-master-reboot's init did).
+#[test]
+fn bind_failure_is_logged_not_printed_to_stderr() {
+    for kind in KINDS {
+        let dir = tempfile::tempdir().unwrap();
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = holder.local_addr().unwrap().port();
+        let conf = dir.path().join("sentinel.conf");
+        let log = dir.path().join("log.txt");
+        std::fs::write(&conf, format!("port {port}\nbind 127.0.0.1\nlogfile \"{}\"\nsentinel monitor mymaster 127.0.0.1 1 1\n", log.display())).unwrap();
+        let bin = match kind {
+            SentinelKind::Rf => RF_SENTINEL,
+            SentinelKind::Debian => REDIS_SENTINEL,
+        };
+        let out = std::process::Command::new(bin).arg(&conf).output().expect("run sentinel");
+        assert!(!out.status.success(), "{kind:?}: started on a taken port");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{kind:?}: stderr");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(text.contains("Could not create server TCP listening socket"), "{kind:?}: log:\n{text}");
+        drop(holder);
+    }
+}
