@@ -683,6 +683,11 @@ impl Sentinel {
         }
     }
 
+    /// The config was just written with the current state: pending rewrites are covered.
+    pub fn config_written(&mut self) {
+        self.outbox.retain(|a| *a != Action::RewriteConfig);
+    }
+
     fn rewrite(&mut self) {
         if self.outbox.last() != Some(&Action::RewriteConfig) {
             self.outbox.push(Action::RewriteConfig);
