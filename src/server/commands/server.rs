@@ -720,8 +720,8 @@ fn debug_populate(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let positive = |b: &[u8]| -> Result<u64, Frame> {
         match parse_int(b) {
             Ok(n) if n >= 0 => Ok(n as u64),
-            Ok(_) => Err(Frame::error("ERR value is out of range, must be positive")),
-            Err(e) => Err(e),
+            // Redis's getPositiveLongFromObjectOrReply: one message for both cases
+            _ => Err(Frame::error("ERR value is out of range, must be positive")),
         }
     };
     let count = match positive(&args[2]) {
