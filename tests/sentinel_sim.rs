@@ -451,3 +451,47 @@ fn leader_whose_promoted_replica_dies_mid_reconfiguration_ends_its_failover() {
     }
     assert!(exercised > SEEDS / 2, "the promoted replica died mid-reconfiguration in only {exercised} runs: it tests too little");
 }
+
+/// The master killed and restarted at once, then loading its dataset (PING answers
+/// -LOADING, INFO shows a new run id) for `loading_ms`, every sentinel with
+/// master-reboot-down-after-period `period` and a down-after no restart reaches.
+/// Returns the world after `watch_ms` more.
+fn master_reboot(seed: u64, loading_ms: u64, period: u64, watch_ms: u64) -> World {
+    let mut w = World::new(seed, 2, 3, 2, 60_000);
+    for s in &mut w.sentinels {
+        s.machine.as_mut().unwrap().masters[0].cfg.master_reboot_down_after_ms = period;
+    }
+    settle(&mut w);
+    w.kill_redis(0);
+    w.restart_redis_loading(0, loading_ms);
+    w.run(watch_ms);
+    w
+}
+
+/// Redis 7.0.15's sentinel suite 12-master-reboot: a master that comes back from a restart
+/// loading its dataset for longer than master-reboot-down-after-period is down (Redis's
+/// SRI_MASTER_REBOOT) and is failed over, although it answers every PING (-LOADING).
+#[test]
+fn master_loading_longer_than_reboot_period_is_failed_over() {
+    for seed in 0..SEEDS {
+        let w = master_reboot(9500 + seed, 30_000, 5_000, 25_000);
+        assert!(!w.promotions.is_empty(), "seed {seed}: no failover of the master loading after its reboot");
+        assert!(!w.all_events("+reboot").is_empty(), "seed {seed}: the restart was not seen");
+        w.assert_safety();
+    }
+}
+
+/// ... while one that answers PONG again within the period was only restarted: the flag is
+/// cleared by the PONG, it is never down and nothing is failed over. Without the period
+/// (0, the default) a reboot never makes a master down.
+#[test]
+fn master_rebooting_within_the_period_or_without_one_stays() {
+    for seed in 0..SEEDS {
+        for (loading, period) in [(1_000, 5_000), (30_000, 0)] {
+            let w = master_reboot(9600 + seed, loading, period, 40_000);
+            assert!(!w.all_events("+reboot").is_empty(), "seed {seed}: the restart was not seen");
+            assert!(w.all_events("+sdown").iter().all(|(_, _, e)| !e.starts_with("master")), "seed {seed} loading {loading} period {period}: {:?}", w.all_events("+sdown"));
+            assert!(w.promotions.is_empty(), "seed {seed} loading {loading} period {period}: failed over");
+        }
+    }
+}

@@ -131,8 +131,9 @@ fn run_inner(args: Vec<OsString>) -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // logged only, as Redis's serverLog: to the log file, or stdout without one (the
+        // Redis test suites count any stderr output of an instance as a failure)
         Err(e) => {
-            eprintln!("{e}");
             tracing::error!("{e}");
             ExitCode::FAILURE
         }

@@ -862,11 +862,11 @@ fn since(now: u64, t: u64) -> i64 {
 }
 
 /// One instance as `SENTINEL MASTERS/REPLICAS/SENTINELS` shows it, fields in Redis's order.
-pub fn instance_reply(m: &Master, i: &Instance, now: u64) -> Frame {
+pub fn instance_reply(m: &Master, i: &Instance, now: u64, announce_hostnames: bool) -> Frame {
     let failover = (i.role == Role::Master).then_some((m.failover_state, m.force_failover));
     let mut f: Vec<(&str, Frame)> = vec![
         ("name", bulk(&i.name)),
-        ("ip", bulk(&i.addr.host)),
+        ("ip", bulk(config::announced_host(&i.addr.host, announce_hostnames))),
         ("port", bulk(i.addr.port)),
         ("runid", bulk(i.run_id.clone().unwrap_or_default())),
         ("flags", bulk(i.flags(failover))),
@@ -935,25 +935,27 @@ fn sentinel(c: &mut Core, _st: &mut ClientState, args: &[Bytes]) -> Frame {
     let sub = s(&args[1]).to_ascii_lowercase();
     let a: Vec<String> = args.iter().map(s).collect();
     let now = now_ms();
+    let ah = c.base_config.announce_hostnames;
     let no_master = || Frame::error("ERR No such master with that name");
     let reply = match (sub.as_str(), a.len()) {
-        ("masters", 2) => Frame::Array(c.machine.masters.iter().map(|m| instance_reply(m, &m.inst, now)).collect()),
+        ("masters", 2) => Frame::Array(c.machine.masters.iter().map(|m| instance_reply(m, &m.inst, now, ah)).collect()),
         ("master", 3) => match c.machine.master(&a[2]) {
-            Some(m) => instance_reply(m, &m.inst, now),
+            Some(m) => instance_reply(m, &m.inst, now, ah),
             None => no_master(),
         },
         ("replicas" | "slaves", 3) => match c.machine.master(&a[2]) {
-            Some(m) => Frame::Array(m.replicas.values().map(|r| instance_reply(m, r, now)).collect()),
+            // Redis leaves out the replicas whose INFO says replica_announced:0.
+            Some(m) => Frame::Array(m.replicas.values().filter(|r| r.replica_announced).map(|r| instance_reply(m, r, now, ah)).collect()),
             None => no_master(),
         },
         ("sentinels", 3) => match c.machine.master(&a[2]) {
-            Some(m) => Frame::Array(m.sentinels.iter().map(|r| instance_reply(m, r, now)).collect()),
+            Some(m) => Frame::Array(m.sentinels.iter().map(|r| instance_reply(m, r, now, ah)).collect()),
             None => no_master(),
         },
         ("get-master-addr-by-name", 3) => match c.machine.master(&a[2]) {
             Some(m) => {
                 let addr = m.current_addr();
-                Frame::Array(vec![bulk(addr.host), bulk(addr.port)])
+                Frame::Array(vec![bulk(config::announced_host(&addr.host, ah)), bulk(addr.port)])
             }
             None => Frame::NullArray,
         },
@@ -1081,7 +1083,10 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
         return Frame::error("ERR No such master with that name");
     }
     let deny = c.base_config.deny_scripts_reconfig;
-    // option / value(s) groups applied one by one as Redis does: an error stops it
+    // option / value(s) groups applied one by one as Redis does: an error stops it, and
+    // the config is saved at once when something changed (sentinelFlushConfig), the
+    // reply telling a failed save only when every group was applied
+    let mut changes = 0;
     let mut j = 0;
     while j < opts.len() {
         let opt = opts[j].to_ascii_lowercase();
@@ -1126,7 +1131,14 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
             }
             "notification-script" | "client-reconfig-script" => {
                 if deny {
-                    Err(Frame::error("ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your config file before attempting to modify this option."))
+                    Err(Frame::error("ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration"))
+                } else if !val.is_empty() && !config::is_executable(std::path::Path::new(&val)) {
+                    // Redis's access(X_OK), relative to the working directory
+                    Err(Frame::error(if opt == "notification-script" {
+                        "ERR Notification script seems non existing or non executable"
+                    } else {
+                        "ERR Client reconfiguration script seems non existing or non executable"
+                    }))
                 } else {
                     let v = val.clone();
                     let notif = opt == "notification-script";
@@ -1162,13 +1174,36 @@ fn sentinel_set(c: &mut Core, name: &str, opts: &[String]) -> Frame {
                 // the event shows no password, as Redis's
                 let what = if opt == "auth-pass" { format!("{} ******", pair[0]) } else { pair.join(" ") };
                 if let Err(e) = c.machine.set_option(name, f, &what) {
+                    if changes > 0 {
+                        flush_logged(c);
+                    }
                     return admin_err(e);
                 }
+                changes += 1;
             }
-            Err(e) => return e,
+            Err(e) => {
+                if changes > 0 {
+                    flush_logged(c);
+                }
+                return e;
+            }
         }
     }
+    if changes > 0 && !flush_logged(c) {
+        return Frame::error("ERR Failed to save config file. Check server logs.");
+    }
     Frame::ok()
+}
+
+/// Redis's sentinelFlushConfig: writes the config now, logging a failure; false if it failed.
+fn flush_logged(c: &mut Core) -> bool {
+    match c.flush_config_now() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("WARNING: Sentinel was not able to save the new configuration on disk!!!: {e}");
+            false
+        }
+    }
 }
 
 fn sentinel_config(c: &mut Core, a: &[String]) -> Frame {

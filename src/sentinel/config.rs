@@ -620,7 +620,7 @@ fn apply_sentinel(cfg: &mut SentinelConfig, a: &[String]) -> Result<(), String> 
     Ok(())
 }
 
-fn is_executable(path: &Path) -> bool {
+pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
@@ -638,6 +638,15 @@ pub fn resolve_host(host: &str, keep_names: bool) -> Option<String> {
         .find(|a| a.is_ipv4())
         .or(addrs.first())
         .map(|a| a.ip().to_string())
+}
+
+/// The address Redis's announceSentinelAddr shows: the name the instance was given (kept
+/// with `resolve-hostnames yes`) when `announce-hostnames` is yes, else its IP address.
+pub fn announced_host(host: &str, announce_hostnames: bool) -> String {
+    if announce_hostnames {
+        return host.to_string();
+    }
+    resolve_host(host, false).unwrap_or_else(|| host.to_string())
 }
 
 /// Turns `--port 26380 --sentinel monitor m 127.0.0.1 6379 2` into config lines, as Redis does.

@@ -321,9 +321,10 @@ pub struct Instance {
     /// (nobody could reach it), so we convert it at once instead of waiting 8 s.
     pub demoted_old_master: bool,
     pub slaveof_sent: u64,
-    /// When a run id change (restart) was seen; with `master-reboot-down-after-period`
-    /// a rebooted master counts as down for that period (Redis 7.0).
-    pub reboot_time: u64,
+    /// Redis 7.0's SRI_MASTER_REBOOT: since when a master seen restarting (run id change,
+    /// with `master-reboot-down-after-period` set) has not answered PING with PONG; it is
+    /// down once that lasts longer than the period (it keeps answering -LOADING).
+    pub reboot_since: Option<u64>,
 }
 
 impl Instance {
@@ -370,7 +371,7 @@ impl Instance {
             reconf: Reconf::None,
             demoted_old_master: false,
             slaveof_sent: 0,
-            reboot_time: 0,
+            reboot_since: None,
         }
     }
 
@@ -682,6 +683,11 @@ impl Sentinel {
         }
     }
 
+    /// The config was just written with the current state: pending rewrites are covered.
+    pub fn config_written(&mut self) {
+        self.outbox.retain(|a| *a != Action::RewriteConfig);
+    }
+
     fn rewrite(&mut self) {
         if self.outbox.last() != Some(&Action::RewriteConfig) {
             self.outbox.push(Action::RewriteConfig);
@@ -883,7 +889,7 @@ impl Sentinel {
             && inst.role_reported == Role::Replica
             && now.saturating_sub(inst.role_reported_time) > down_after + 2 * self.timing.info_period;
         let reboot_period = self.masters[mi].cfg.master_reboot_down_after_ms;
-        let rebooted = role == Role::Master && reboot_period > 0 && inst.reboot_time != 0 && now.saturating_sub(inst.reboot_time) < reboot_period;
+        let rebooted = role == Role::Master && inst.reboot_since.is_some_and(|t| now.saturating_sub(t) > reboot_period);
         let down = elapsed > down_after || role_mismatch || rebooted;
         if down && !inst.s_down {
             let r = self.ref_of(mi, role, key);
@@ -1488,6 +1494,9 @@ impl Sentinel {
             return;
         }
         let was_unreachable = i.s_down || i.disconnected();
+        if text.starts_with("PONG") {
+            i.reboot_since = None;
+        }
         i.last_avail = now;
         i.act_ping_time = None;
         i.disconnected_since = None;
@@ -1514,6 +1523,7 @@ impl Sentinel {
 
     fn refresh_from_info(&mut self, mi: usize, role: Role, key: &Addr, text: &str, now: u64) {
         let info = ParsedInfo::parse(text);
+        let reboot_period = self.masters[mi].cfg.master_reboot_down_after_ms;
         let Some(inst) = self.instance(mi, role, key) else { return };
         let rebooted = inst.run_id.is_some() && info.run_id.is_some() && inst.run_id != info.run_id;
         let prev_role = inst.role_reported;
@@ -1527,8 +1537,8 @@ impl Sentinel {
             let i = self.instance_mut(mi, role, key).unwrap();
             i.info_refresh = now;
             i.info_text = Some(text.to_string());
-            if rebooted {
-                i.reboot_time = now;
+            if rebooted && role == Role::Master && reboot_period != 0 {
+                i.reboot_since = Some(now);
             }
             if info.run_id.is_some() {
                 i.run_id = info.run_id.clone();

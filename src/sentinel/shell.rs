@@ -197,7 +197,9 @@ impl Core {
     /// Writes the config now (SENTINEL FLUSHCONFIG, SHUTDOWN); Err text for the client.
     pub fn flush_config_now(&mut self) -> Result<(), String> {
         let cfg = self.machine.to_config(&self.base_config);
-        config::rewrite_file(&self.config_path, &cfg).map_err(|e| e.to_string())
+        config::rewrite_file(&self.config_path, &cfg).map_err(|e| e.to_string())?;
+        self.machine.config_written();
+        Ok(())
     }
 
     fn run_script(&mut self, path: String, args: Vec<String>) {

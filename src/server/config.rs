@@ -223,10 +223,13 @@ pub static PARAMS: &[Param] = &[
     // CONFIG GET globs, as Redis's HIDDEN_CONFIG.
     p!("rdb-key-save-delay", Kind::Int(i32::MIN as i64, I32), "0"),
     p!("key-load-delay", Kind::Int(i32::MIN as i64, I32), "0"),
+    // Redis serves events every this many bytes of an RDB being loaded; rf-server's loader
+    // answers clients throughout the load, so the value is only kept (CONFIG GET/REWRITE).
+    p!("loading-process-events-interval-bytes", Kind::Int(1024, I32), "2097152"),
 ];
 
 /// Parameters a CONFIG GET glob does not list (Redis's HIDDEN_CONFIG); asked by name they are.
-const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes"];
 
 
 pub fn find_param(name: &str) -> Option<&'static Param> {

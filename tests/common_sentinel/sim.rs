@@ -28,6 +28,8 @@ pub struct SimRedis {
     pub priority: u32,
     pub link_up: bool,
     pub link_down_since: u64,
+    /// until then PING gets -LOADING (a restart loading its dataset); INFO still answers
+    pub loading_until: u64,
 }
 
 pub struct SimSentinel {
@@ -91,6 +93,7 @@ impl World {
                 priority: 100,
                 link_up: i != 0,
                 link_down_since: 0,
+                loading_until: 0,
             });
         }
         let now = 1_700_000_000_000u64;
@@ -170,6 +173,12 @@ impl World {
         r.alive = true;
         r.run_id = id;
         r.offset = 0;
+    }
+
+    /// `restart_redis`, the instance then loading its dataset for `loading_ms`.
+    pub fn restart_redis_loading(&mut self, i: usize, loading_ms: u64) {
+        self.restart_redis(i);
+        self.redis[i].loading_until = self.now + loading_ms;
     }
 
     pub fn crash_sentinel(&mut self, i: usize) {
@@ -369,6 +378,7 @@ impl World {
                     return;
                 }
                 let reply = match request {
+                    Request::Ping if self.now < self.redis[ri].loading_until => Frame::Error("LOADING Redis is loading the dataset in memory".into()),
                     Request::Ping => Frame::Simple("PONG".into()),
                     Request::Info => Frame::bulk(self.info_text(ri)),
                     Request::Hello { announce_ip, announce_port, rest } => {
