@@ -233,7 +233,32 @@ pub fn format_g(d: f64, precision: usize) -> String {
         return if d.is_sign_negative() { "-0".to_string() } else { "0".to_string() };
     }
     let precision = precision.max(1);
+    // Whole numbers that fit in `precision` digits print as themselves (the common case of
+    // Lua numbers passed to redis.call; the exact float formatting below is slow).
+    if d.fract() == 0.0 && d.abs() < 1e15 {
+        let whole = d as i64;
+        if whole.unsigned_abs().checked_ilog10().unwrap_or(0) < precision as u32 {
+            return whole.to_string();
+        }
+    }
     // Scientific form with `precision` significant digits tells the decimal exponent after rounding.
+    let sci = format!("{:.*e}", precision - 1, d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= precision as i32 {
+        let mantissa = trim_fraction_zeros(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+    } else {
+        let decimals = (precision as i32 - 1 - exp).max(0) as usize;
+        trim_fraction_zeros(&format!("{:.*}", decimals, d)).to_string()
+    }
+}
+
+/// `format_g` without its whole-number shortcut (the reference the shortcut is tested against).
+#[cfg(test)]
+fn format_g_exact(d: f64, precision: usize) -> String {
+    let precision = precision.max(1);
     let sci = format!("{:.*e}", precision - 1, d);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
@@ -261,6 +286,26 @@ mod tests {
 
     fn enc(f: &Frame, p: ProtocolVersion) -> String {
         String::from_utf8(f.to_bytes(p).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn format_g_whole_numbers_as_the_exact_path() {
+        let mut values = vec![1.0, -1.0, 9.0, 10.0, 99999.0, 100000.0, 123456.0, 1e14, 999999999999999.0, -999999999999999.0, 1e15, 1e16];
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(((x % 2_000_000_000_000_000) as f64 - 1e15).trunc());
+            values.push((x % 100_000) as f64);
+        }
+        for d in values {
+            for p in [1, 5, 6, 15, 16, 17] {
+                assert_eq!(format_g(d, p), format_g_exact(d, p), "{d} at %.{p}g");
+            }
+        }
+        assert_eq!(format_g(123456.0, 5), "1.2346e+05");
+        assert_eq!(format_g(100.0, 17), "100");
     }
 
     #[test]
