@@ -254,6 +254,8 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// Directory at start-up, to resolve relative paths after `dir` changed the cwd.
     pub sentinel_lines: Vec<String>,
+    /// `user` lines (name then rules), loaded into the ACL at start-up.
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
@@ -262,7 +264,7 @@ impl Default for Config {
         for p in PARAMS {
             values.insert(p.name, p.default.to_string());
         }
-        Config { values, renames: Vec::new(), file: None, sentinel_lines: Vec::new() }
+        Config { values, renames: Vec::new(), file: None, sentinel_lines: Vec::new(), users: Vec::new() }
     }
 }
 
@@ -497,7 +499,17 @@ impl Config {
         if lower == "sentinel" {
             return Err("sentinel directive while not in sentinel mode".into());
         }
-        if lower == "user" || lower == "loadmodule" {
+        if lower == "user" {
+            let mut argv = vec!["user".to_string()];
+            argv.extend(args.iter().cloned());
+            if argv.len() < 2 {
+                return Err("Error in user declaration 'user': Wrong format".into());
+            }
+            super::acl::validate_user_line(&argv, &self.users)?;
+            self.users.push(argv[1..].to_vec());
+            return Ok(());
+        }
+        if lower == "loadmodule" {
             return Err(format!("'{lower}' is not supported by rf-server"));
         }
         let param = find_param(&lower).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;

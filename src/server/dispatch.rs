@@ -94,6 +94,14 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         flag_multi_error(client);
         return reject_command(srv, client, &spec, Frame::error("NOAUTH Authentication required."));
     }
+    if !(client.multi.is_some() && spec.has(flags::NO_MULTI)) {
+        if let Err((d, idx)) = super::acl::check_client(srv, client, &spec, &args) {
+            let context = if client.multi.is_some() { "multi" } else { "toplevel" };
+            super::acl::log_command_denial(srv, client, &spec, &args, d, idx, context, now_ms);
+            flag_multi_error(client);
+            return reject_command(srv, client, &spec, super::acl::noperm_error(d, &spec));
+        }
+    }
     let is_exec = spec.name == "exec";
     // A script with a shebang runs under the flags it declares (Redis's evalGetCommandFlags).
     let cmd_flags = if spec.group == "scripting" { super::scripting::effective_command_flags(srv, &spec, &args) } else { spec.flags };

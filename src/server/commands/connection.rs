@@ -74,19 +74,9 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     ctx.client.name = None;
     ctx.client.reply_mode = ReplyMode::On;
     ctx.client.no_evict = false;
-    ctx.client.authenticated = ctx.srv.limits.requirepass.is_none();
+    ctx.client.authenticated = ctx.srv.acl.default_open();
+    ctx.client.user = "default".into();
     Frame::Simple("RESET".into())
-}
-
-/// Checks a password for `user`; only the `default` user exists.
-fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match &ctx.srv.limits.requirepass {
-        Some(p) => p.as_ref() == pass,
-        None => true,
-    }
 }
 
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
@@ -94,12 +84,10 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return syntax_error();
     }
     let (user, pass): (&[u8], &[u8]) = if args.len() == 3 { (&args[1], &args[2]) } else { (b"default", &args[1]) };
-    if args.len() == 2 && ctx.srv.limits.requirepass.is_none() {
+    if args.len() == 2 && ctx.srv.acl.default_user().is_none_or(|u| u.nopass) {
         return Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
-    if check_password(ctx, user, pass) {
-        ctx.client.authenticated = true;
-        ctx.client.user = String::from_utf8_lossy(user).into_owned();
+    if crate::server::acl::authenticate(ctx, user, pass) {
         Frame::ok()
     } else {
         Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
@@ -122,11 +110,9 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         let opt = args[i].to_ascii_uppercase();
         match opt.as_slice() {
             b"AUTH" if i + 2 < args.len() => {
-                if !check_password(ctx, &args[i + 1], &args[i + 2]) {
+                if !crate::server::acl::authenticate(ctx, &args[i + 1], &args[i + 2]) {
                     return Frame::error("WRONGPASS invalid username-password pair or user is disabled.");
                 }
-                ctx.client.authenticated = true;
-                ctx.client.user = String::from_utf8_lossy(&args[i + 1]).into_owned();
                 i += 3;
             }
             b"SETNAME" if i + 1 < args.len() => {
