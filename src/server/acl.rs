@@ -185,7 +185,9 @@ pub fn key_perms(spec: &CommandSpec, args: &[Bytes]) -> Vec<(usize, u8)> {
         return Vec::new();
     }
     let specs = parse_key_specs(spec);
+    // Shard channels (SPUBLISH, SSUBSCRIBE) sit in `not_key` specs: no key permission.
     idx.into_iter()
+        .filter(|&i| !specs.iter().any(|ks| ks.not_key && (ks.covers(i, args) || ks.keyword)))
         .map(|i| {
             let perm = specs.iter().find(|ks| ks.covers(i, args)).or_else(|| specs.iter().find(|ks| ks.keyword)).map(|ks| ks.perm);
             let perm = perm.unwrap_or_else(|| specs.iter().fold(0, |a, ks| a | ks.perm));
@@ -196,6 +198,7 @@ pub fn key_perms(spec: &CommandSpec, args: &[Bytes]) -> Vec<(usize, u8)> {
 
 struct KeySpec {
     perm: u8,
+    not_key: bool,
     keyword: bool,
     index: i64,
     /// Range: last key (relative) and step; keynum: (keynum index, first key, step).
@@ -237,10 +240,12 @@ fn parse_key_specs(spec: &CommandSpec) -> Vec<KeySpec> {
     for item in items.iter() {
         let Node::Map(m) = item else { continue };
         let mut perm = 0;
+        let mut not_key = false;
         if let Some(Node::Set(fl)) = get(m, "flags") {
             for f in fl.iter() {
                 if let Node::Simple(s) = f {
                     match *s {
+                        "not_key" => not_key = true,
                         "access" => perm |= PERM_READ,
                         "insert" | "delete" | "update" => perm |= PERM_WRITE,
                         _ => {}
@@ -269,7 +274,7 @@ fn parse_key_specs(spec: &CommandSpec) -> Vec<KeySpec> {
                 }
             }
         }
-        out.push(KeySpec { perm, keyword, index, range, keynum });
+        out.push(KeySpec { perm, not_key, keyword, index, range, keynum });
     }
     out
 }
@@ -472,7 +477,16 @@ pub fn acl_whoami(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     Frame::bulk(ctx.client.user.clone())
 }
 
+/// Redis's `addReplySubcommandSyntaxError`.
+fn subcommand_syntax_error(args: &[Bytes]) -> Frame {
+    let sub: String = text(&args[1]).chars().take(128).collect();
+    Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {} HELP.", text(&args[0]).to_ascii_uppercase()))
+}
+
 pub fn acl_cat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() > 3 {
+        return subcommand_syntax_error(args);
+    }
     match args.get(2) {
         None => Frame::Array(acl::CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
         Some(cat) => match acl::category_bit(&text(cat)) {
@@ -483,6 +497,9 @@ pub fn acl_cat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 pub fn acl_genpass(_ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() > 3 {
+        return subcommand_syntax_error(args);
+    }
     let bits = match args.get(2) {
         None => 256,
         Some(a) => match std::str::from_utf8(a).ok().and_then(|s| s.parse::<i64>().ok()) {
@@ -499,6 +516,9 @@ pub fn acl_genpass(_ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 pub fn acl_log(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() > 3 {
+        return subcommand_syntax_error(args);
+    }
     let mut count = 10i64;
     if let Some(a) = args.get(2) {
         if a.eq_ignore_ascii_case(b"reset") {
