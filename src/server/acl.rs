@@ -601,12 +601,13 @@ pub fn acl_load(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     }
     match load_file(ctx.srv) {
         Ok(()) => {
-            // Connections whose user is gone are closed, as Redis frees the old users.
-            let names: Vec<String> = ctx.srv.clients.values().map(|c| c.user.clone()).chain(std::iter::once(ctx.client.user.clone())).collect();
-            for n in names {
-                if !ctx.srv.acl.users.contains_key(&n) {
-                    kill_user_clients(ctx, &n);
-                }
+            // Redis frees every old user but `default` (kept in place), closing the
+            // connections authenticated as them, even if the file has the user again.
+            let mut names: Vec<String> = ctx.srv.clients.values().map(|c| c.user.clone()).chain(std::iter::once(ctx.client.user.clone())).collect();
+            names.sort();
+            names.dedup();
+            for n in names.iter().filter(|n| *n != "default") {
+                kill_user_clients(ctx, n);
             }
             Frame::ok()
         }
