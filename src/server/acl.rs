@@ -191,9 +191,19 @@ pub fn key_perms(spec: &CommandSpec, args: &[Bytes]) -> Vec<(usize, u8)> {
         .map(|i| {
             let perm = specs.iter().find(|ks| ks.covers(i, args)).or_else(|| specs.iter().find(|ks| ks.keyword)).map(|ks| ks.perm);
             let perm = perm.unwrap_or_else(|| specs.iter().fold(0, |a, ks| a | ks.perm));
-            (i, perm)
+            (i, variable_flags(spec, args).unwrap_or(perm))
         })
         .collect()
+}
+
+/// Redis's `variable_flags` key specs: SET reads its key only with GET; BITFIELD writes only
+/// with SET or INCRBY.
+fn variable_flags(spec: &CommandSpec, args: &[Bytes]) -> Option<u8> {
+    match spec.name.as_str() {
+        "set" => Some(if args[3..].iter().any(|a| a.eq_ignore_ascii_case(b"get")) { PERM_READ | PERM_WRITE } else { PERM_WRITE }),
+        "bitfield" => Some(if args[2..].iter().any(|a| a.eq_ignore_ascii_case(b"set") || a.eq_ignore_ascii_case(b"incrby")) { PERM_READ | PERM_WRITE } else { PERM_READ }),
+        _ => None,
+    }
 }
 
 struct KeySpec {
