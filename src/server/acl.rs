@@ -319,6 +319,20 @@ pub fn check_client(srv: &ServerState, client: &ClientState, spec: &CommandSpec,
     }
 }
 
+/// Whether the client's user may run the command with read access to every key (SORT's
+/// BY and GET patterns; Redis's `ACLUserCheckCmdWithUnrestrictedKeyAccess`).
+pub fn full_key_access(srv: &ServerState, client: &ClientState, args: &[Bytes]) -> bool {
+    if client.is_master_link || client.addr.is_empty() && client.tx.is_none() {
+        return true;
+    }
+    let Some(u) = srv.acl.users.get(&client.user) else { return false };
+    let Some(spec) = srv.commands.original(&args[0]).cloned() else { return true };
+    let Some(id) = srv.acl.catalog.lookup(&spec.name) else { return true };
+    let keys = key_perms(&spec, args);
+    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_ref()).collect();
+    u.check_unrestricted(&srv.acl.catalog, &Access { cmd: id, no_auth: spec.has(flags::NO_AUTH), args: &argv, keys: &keys, channels: &[] }, PERM_READ)
+}
+
 /// Adds an ACL LOG entry (Redis's `addACLLogEntry`).
 pub fn log_denial(srv: &mut ServerState, client: &ClientState, reason: &'static str, context: &'static str, object: String, username: Option<&str>, now_ms: i64) {
     let cinfo = super::commands::connection::client_line(client, now_ms, None);
