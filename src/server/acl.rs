@@ -271,7 +271,17 @@ fn parse_key_specs(spec: &CommandSpec) -> Vec<KeySpec> {
                         index = int(get(s, "index"));
                     }
                 }
-                _ => keyword = true,
+                Some(Node::Bulk("keyword")) => keyword = true,
+                // `unknown` specs: SORT's BY/GET (read, names no argument) and STORE.
+                _ => {
+                    if let Some(Node::Set(fl)) = get(m, "flags") {
+                        if fl.iter().any(|f| matches!(f, Node::Simple("insert" | "delete" | "update"))) {
+                            keyword = true;
+                        } else {
+                            continue;
+                        }
+                    }
+                }
             }
         }
         let (mut range, mut keynum) = (None, None);
