@@ -313,8 +313,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                     return Frame::error(format!("ERR Unknown client type '{v}'"));
                 }
             }
-            // The server has one user, `default` (ACL USERS).
-            "user" if v != "default" => return Frame::error(format!("ERR No such user '{v}'")),
+            "user" if !ctx.srv.acl.users.contains_key(v.as_str()) => return Frame::error(format!("ERR No such user '{v}'")),
             "addr" | "laddr" | "user" => {}
             "skipme" => {
                 skipme = match v.to_ascii_lowercase().as_str() {
