@@ -77,6 +77,21 @@ impl Catalog {
 }
 
 /// Why a rule was refused (Redis's `ACLSetUserStringError` texts).
+impl RuleError {
+    /// Redis's text for the error (what `Display` shows).
+    pub fn text(&self) -> &'static str {
+        match self {
+            RuleError::UnknownCommand => "Unknown command or category name in ACL",
+            RuleError::Syntax => "Syntax error",
+            RuleError::AfterAllKeys => "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns",
+            RuleError::AfterAllChannels => "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels",
+            RuleError::NoSuchPassword => "The password you are trying to remove from the user does not exist",
+            RuleError::BadHash => "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters",
+            RuleError::SubcommandFirstArg => "Allowing first-arg of a subcommand is not supported",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     #[error("Unknown command or category name in ACL")]
