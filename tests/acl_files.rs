@@ -128,3 +128,31 @@ fn deleting_a_user_disconnects_its_clients() {
     assert_eq!(redis_cli(ours.port, &["ACL", "DELUSER", "eve"]), "1");
     assert!(redis::cmd("PING").query::<String>(&mut eve).is_err(), "eve's connection is closed");
 }
+
+#[test]
+fn config_rewrite_writes_the_users_as_redis() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = "user alice on >password ~k* +@read\nuser default on nopass ~* &* +@all\n";
+    let ours_conf = write_file(tmp.path(), "ours.conf", text);
+    let redis_conf = write_file(tmp.path(), "redis.conf", text);
+    let ours = spawn_rf(&[&ours_conf, "--save", ""]);
+    let redis = spawn_server(Path::new("/usr/bin/redis-server"), &[&redis_conf, "--save", ""]);
+    let users_of = |file: &str| -> Vec<String> {
+        std::fs::read_to_string(file).expect("config").lines().filter(|l| l.starts_with("user ")).map(str::to_string).collect()
+    };
+    for port in [ours.port, redis.port] {
+        assert_eq!(redis_cli(port, &["ACL", "SETUSER", "bob", "on", "nopass", "+get", "~b*"]), "OK");
+        assert_eq!(redis_cli(port, &["ACL", "DELUSER", "alice"]), "1");
+        assert_eq!(redis_cli(port, &["CONFIG", "REWRITE"]), "OK");
+    }
+    let want = users_of(&redis_conf);
+    assert_eq!(want.len(), 2, "{want:?}");
+    assert_eq!(users_of(&ours_conf), want);
+    // The rewritten file starts a server with the same users.
+    // (without its `dir` line: that directory goes with the first server)
+    let kept: String = std::fs::read_to_string(&ours_conf).expect("config").lines().filter(|l| !l.starts_with("dir ")).map(|l| format!("{l}\n")).collect();
+    let again_conf = write_file(tmp.path(), "again.conf", &kept);
+    drop(ours);
+    let again = spawn_rf(&[&again_conf, "--save", ""]);
+    assert_eq!(redis_cli(again.port, &["ACL", "LIST"]), redis_cli(redis.port, &["ACL", "LIST"]));
+}

@@ -331,7 +331,8 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 }
 
 fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    match ctx.srv.config.rewrite() {
+    let users = ctx.srv.acl.file.is_empty().then(|| ctx.srv.acl.lines());
+    match ctx.srv.config.rewrite(users.as_deref()) {
         Ok(()) => {
             crate::server::log::notice("CONFIG REWRITE executed with success.");
             Frame::ok()
