@@ -430,8 +430,9 @@ fn kill_pubsub_clients_if_needed(ctx: &mut Ctx, old: &User, new: &User) {
     }
 }
 
-/// Authenticates `client` as `user` (Redis's `ACLAuthenticateUser`), logging failures.
-pub fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
+/// Authenticates `client` as `user` (Redis's `ACLAuthenticateUser`), logging failures with
+/// the command name as the client typed it (`argv0`).
+pub fn authenticate(ctx: &mut Ctx, argv0: &[u8], user: &[u8], pass: &[u8]) -> bool {
     let name = String::from_utf8_lossy(user).into_owned();
     let ok = ctx.srv.acl.users.get(&name).is_some_and(|u| u.check_password(pass));
     if ok {
@@ -439,10 +440,7 @@ pub fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
         ctx.client.user = name;
     } else {
         let context = if ctx.client.multi.is_some() { "multi" } else { "toplevel" };
-        let object = ctx.client.last_cmd.clone();
-        let object = if object == "hello" { "HELLO".to_string() } else { object };
-        let object = if object == "auth" { "AUTH".to_string() } else { object };
-        log_denial(ctx.srv, ctx.client, "auth", context, object, Some(&name), ctx.now_ms);
+        log_denial(ctx.srv, ctx.client, "auth", context, text(argv0), Some(&name), ctx.now_ms);
     }
     ok
 }

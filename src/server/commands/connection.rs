@@ -94,7 +94,7 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if args.len() == 2 && ctx.srv.acl.default_user().is_none_or(|u| u.nopass) {
         return Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
-    if crate::server::acl::authenticate(ctx, user, pass) {
+    if crate::server::acl::authenticate(ctx, &args[0], user, pass) {
         Frame::ok()
     } else {
         Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
@@ -117,7 +117,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         let opt = args[i].to_ascii_uppercase();
         match opt.as_slice() {
             b"AUTH" if i + 2 < args.len() => {
-                if !crate::server::acl::authenticate(ctx, &args[i + 1], &args[i + 2]) {
+                if !crate::server::acl::authenticate(ctx, &args[0], &args[i + 1], &args[i + 2]) {
                     return Frame::error("WRONGPASS invalid username-password pair or user is disabled.");
                 }
                 i += 3;
