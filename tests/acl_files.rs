@@ -156,3 +156,16 @@ fn config_rewrite_writes_the_users_as_redis() {
     let again = spawn_rf(&[&again_conf, "--save", ""]);
     assert_eq!(redis_cli(again.port, &["ACL", "LIST"]), redis_cli(redis.port, &["ACL", "LIST"]));
 }
+
+#[test]
+fn a_replica_refused_by_its_master_logs_why_as_redis() {
+    let master = spawn_rf(&["--save", "", "--requirepass", "right"]);
+    let port = master.port.to_string();
+    let args = ["--save", "", "--replicaof", "127.0.0.1", port.as_str(), "--masterauth", "wrong"];
+    let ours = spawn_rf(&args);
+    let redis = spawn_server(Path::new("/usr/bin/redis-server"), &args);
+    let reason = |g: &ServerGuard| g.log_text().lines().find_map(|l| l.find("Unable to AUTH to MASTER").map(|i| l[i..].to_string()));
+    assert!(common::wait_for(Duration::from_secs(20), || reason(&redis).is_some() && reason(&ours).is_some()), "both replicas log the refusal");
+    assert_eq!(reason(&ours), reason(&redis));
+    assert!(redis_cli(ours.port, &["INFO", "replication"]).contains("master_link_status:down"));
+}
