@@ -169,3 +169,31 @@ fn a_replica_refused_by_its_master_logs_why_as_redis() {
     assert_eq!(reason(&ours), reason(&redis));
     assert!(redis_cli(ours.port, &["INFO", "replication"]).contains("master_link_status:down"));
 }
+
+#[test]
+fn slowlog_hides_passwords_and_rules_as_redis() {
+    let (ours, redis) = (spawn_rf(&["--save", ""]), spawn_redis(&[]));
+    let mut shown = Vec::new();
+    for g in [&ours, &redis] {
+        let mut c = g.client();
+        let mut cmd = |args: &[&str]| {
+            let mut r = redis::cmd(args[0]);
+            for a in &args[1..] {
+                r.arg(*a);
+            }
+            let _ = r.query::<redis::Value>(&mut c);
+        };
+        cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        cmd(&["SLOWLOG", "RESET"]);
+        cmd(&["ACL", "SETUSER", "u", "on", ">secret", "+@all"]);
+        cmd(&["AUTH", "u", "secret"]);
+        cmd(&["AUTH", "wrong"]);
+        cmd(&["HELLO", "2", "AUTH", "u", "secret", "SETNAME", "n"]);
+        cmd(&["CONFIG", "SET", "masterauth", "pw", "maxmemory-samples", "5"]);
+        cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+        let entries: Vec<(i64, i64, i64, Vec<String>, String, String)> = redis::cmd("SLOWLOG").arg("GET").arg(20).query(&mut c).expect("slowlog");
+        shown.push(entries.into_iter().map(|e| e.3).collect::<Vec<_>>());
+    }
+    assert!(shown[1].iter().any(|a| a.contains(&"(redacted)".to_string())), "{:?}", shown[1]);
+    assert_eq!(shown[0], shown[1]);
+}

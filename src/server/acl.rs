@@ -348,6 +348,47 @@ pub fn full_key_access(srv: &ServerState, client: &ClientState, args: &[Bytes]) 
     u.check_unrestricted(&srv.acl.catalog, &Access { cmd: id, no_auth: spec.has(flags::NO_AUTH), args: &argv, keys: &keys, channels: &[] }, PERM_READ)
 }
 
+/// The arguments as the slow log and MONITOR show them: passwords and ACL rules become
+/// `(redacted)` (Redis's `redactClientCommandArgument` calls in AUTH, HELLO, ACL SETUSER
+/// and CONFIG SET of its sensitive parameters). None: nothing to hide.
+pub fn redact(args: &[Bytes]) -> Option<Vec<Bytes>> {
+    let name = args.first()?.to_ascii_lowercase();
+    let sub = args.get(1).map(|a| a.to_ascii_lowercase());
+    let mut hide: Vec<usize> = Vec::new();
+    match (name.as_slice(), sub.as_deref()) {
+        (b"auth", _) if args.len() <= 3 => hide.extend(1..args.len()),
+        (b"hello", _) => {
+            let mut j = if args.len() >= 2 && std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<i64>().ok()).is_some() { 2 } else { 1 };
+            while j < args.len() {
+                let more = args.len() - 1 - j;
+                if args[j].eq_ignore_ascii_case(b"auth") && more >= 2 {
+                    hide.extend([j + 1, j + 2]);
+                    j += 3;
+                } else if args[j].eq_ignore_ascii_case(b"setname") && more >= 1 {
+                    j += 2;
+                } else {
+                    break;
+                }
+            }
+        }
+        (b"acl", Some(b"setuser")) => hide.extend(2..args.len()),
+        (b"config", Some(b"set")) => {
+            let mut i = 2;
+            while i + 1 < args.len() {
+                if matches!(args[i].to_ascii_lowercase().as_slice(), b"masteruser" | b"masterauth" | b"requirepass") {
+                    hide.push(i + 1);
+                }
+                i += 2;
+            }
+        }
+        _ => {}
+    }
+    if hide.is_empty() {
+        return None;
+    }
+    Some(args.iter().enumerate().map(|(i, a)| if hide.contains(&i) { Bytes::from_static(b"(redacted)") } else { a.clone() }).collect())
+}
+
 /// Adds an ACL LOG entry (Redis's `addACLLogEntry`).
 pub fn log_denial(srv: &mut ServerState, client: &ClientState, reason: &'static str, context: &'static str, object: String, username: Option<&str>, now_ms: i64) {
     let cinfo = super::commands::connection::client_line(client, now_ms, None);

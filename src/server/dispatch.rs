@@ -366,6 +366,8 @@ fn add_slowlog(srv: &mut ServerState, client: &ClientState, args: &[Bytes], micr
     if max == 0 {
         return;
     }
+    let redacted = super::acl::redact(args);
+    let args = redacted.as_deref().unwrap_or(args);
     // As Redis: at most 32 arguments, each at most 128 bytes.
     let mut logged: Vec<Bytes> = Vec::new();
     for (i, a) in args.iter().enumerate() {
@@ -419,7 +421,8 @@ pub fn repr(b: &[u8]) -> String {
 pub fn feed_monitors(srv: &mut ServerState, client: &ClientState, args: &[Bytes], now_ms: i64) {
     let who = if client.is_master_link || client.in_script { "lua".to_string() } else { client.addr.clone() };
     let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, (now_ms % 1000) * 1000, client.db, who);
-    for a in args {
+    let redacted = super::acl::redact(args);
+    for a in redacted.as_deref().unwrap_or(args) {
         line.push(' ');
         line.push_str(&repr(a));
     }
