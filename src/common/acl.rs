@@ -30,6 +30,9 @@ pub struct CatalogCmd {
     pub subs: Vec<usize>,
 }
 
+/// A command for [`Catalog::build`]: name, ACL categories, subcommands (full name, categories).
+pub type CatalogEntry = (String, Vec<String>, Vec<(String, Vec<String>)>);
+
 /// The commands ACL rules can name, in a fixed order (top-level commands sorted by name,
 /// each followed by its subcommands).
 #[derive(Debug, Clone, Default)]
@@ -40,7 +43,7 @@ pub struct Catalog {
 
 impl Catalog {
     /// `entries`: (name, categories, subcommands as (full name, categories)).
-    pub fn build(mut entries: Vec<(String, Vec<String>, Vec<(String, Vec<String>)>)>) -> Self {
+    pub fn build(mut entries: Vec<CatalogEntry>) -> Self {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mask = |cats: &[String]| cats.iter().filter_map(|c| category_bit(c)).fold(0, |a, b| a | b);
         let mut cat = Catalog::default();
@@ -249,8 +252,7 @@ impl Selector {
                 let mut flags = 0u8;
                 let mut offset = 1;
                 if op[0] == b'%' {
-                    loop {
-                        let Some(&c) = op.get(offset) else { break };
+                    while let Some(&c) = op.get(offset) {
                         match c.to_ascii_uppercase() {
                             b'R' if flags & PERM_READ == 0 => flags |= PERM_READ,
                             b'W' if flags & PERM_WRITE == 0 => flags |= PERM_WRITE,

@@ -76,7 +76,7 @@ pub fn in_category(cat: &str) -> Vec<&'static str> {
 
 /// The commands for ACL rules: (name, categories, subcommands with theirs), as the
 /// shared ACL catalog takes them.
-pub fn acl_catalog_entries() -> Vec<(String, Vec<String>, Vec<(String, Vec<String>)>)> {
+pub fn acl_catalog_entries() -> Vec<crate::common::acl::CatalogEntry> {
     let cats = |e: &Node| categories(e).map(str::to_string).collect::<Vec<_>>();
     COMMANDS.iter().map(|(n, e)| (n.to_string(), cats(e), subcommands(e).iter().map(|s| (name_of(s).to_string(), cats(s))).collect())).collect()
 }

@@ -413,6 +413,7 @@ pub fn log_denial(srv: &mut ServerState, client: &ClientState, reason: &'static 
 }
 
 /// Logs a denial of `spec` (object: the command, key or channel).
+#[allow(clippy::too_many_arguments)]
 pub fn log_command_denial(srv: &mut ServerState, client: &ClientState, spec: &CommandSpec, args: &[Bytes], d: Denied, idx: usize, context: &'static str, now_ms: i64) {
     let object = match d {
         Denied::Command => spec.name.clone(),
