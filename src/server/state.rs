@@ -348,10 +348,8 @@ impl ServerState {
     pub fn refresh_limits(&mut self) {
         let c = &self.config;
         self.acl.opts.pubsub_default_all = c.get("acl-pubsub-default") == "allchannels";
+        // A shorter acllog-max-len trims the log at its next entry, as Redis does.
         self.acl.log_max_len = c.get_int("acllog-max-len").max(0) as usize;
-        while self.acl.log.len() > self.acl.log_max_len {
-            self.acl.log.pop_back();
-        }
         let pass = c.get("requirepass");
         let obuf: Vec<&str> = c.get("client-output-buffer-limit").split(' ').collect();
         let class_limits = |class: &str| -> OutputLimits {
