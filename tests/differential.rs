@@ -597,6 +597,11 @@ fn kv_fields(f: &Frame, wanted: &[String]) -> Option<Vec<Vec<(String, Option<Str
 fn mask_fields(f: &Frame, ignored: &[String]) -> Vec<u8> {
     let hide = |k: &Frame| k.as_bytes().map(|b| ignored.iter().any(|i| i.as_bytes() == b)).unwrap_or(false);
     let masked = match f {
+        // A list of maps (ACL LOG): each entry masked.
+        Frame::Array(items) if !items.is_empty() && items.iter().all(|i| matches!(i, Frame::Map(_) | Frame::Array(_))) => {
+            let inner: Vec<Frame> = items.iter().map(|i| Frame::Bulk(mask_fields(i, ignored).into())).collect();
+            Frame::Array(inner)
+        }
         Frame::Map(pairs) => Frame::Map(
             pairs
                 .iter()

@@ -74,6 +74,22 @@ pub fn in_category(cat: &str) -> Vec<&'static str> {
     all_entries().filter(|e| categories(e).any(|c| c == cat)).map(name_of).collect()
 }
 
+/// The commands for ACL rules: (name, categories, subcommands with theirs), as the
+/// shared ACL catalog takes them.
+pub fn acl_catalog_entries() -> Vec<crate::common::acl::CatalogEntry> {
+    let cats = |e: &Node| categories(e).map(str::to_string).collect::<Vec<_>>();
+    COMMANDS.iter().map(|(n, e)| (n.to_string(), cats(e), subcommands(e).iter().map(|s| (name_of(s).to_string(), cats(s))).collect())).collect()
+}
+
+/// Whether the command `name` carries the `no_auth` flag (AUTH, HELLO).
+pub fn is_no_auth(name: &str) -> bool {
+    let flags: &'static [Node] = match lookup(name).and_then(|e| field(e, 2)) {
+        Some(Node::Set(f)) => f,
+        _ => &[],
+    };
+    flags.iter().any(|f| matches!(f, Node::Simple("no_auth")))
+}
+
 /// Whether `cmd` (lower case) has a subcommand `sub`.
 pub fn has_subcommand(cmd: &str, sub: &str) -> bool {
     lookup(cmd).is_some_and(|e| subcommands(e).iter().any(|x| name_of(x).split_once('|').is_some_and(|(_, s)| s == sub)))

@@ -58,7 +58,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     let admitted: Result<Admitted, &'static [u8]> = {
         let mut srv = shared.lock_async().await;
         srv.stats.total_connections += 1;
-        let protected = srv.limits.protected_mode && srv.limits.requirepass.is_none();
+        let protected = srv.limits.protected_mode && srv.acl.default_user().is_none_or(|u| u.nopass);
         if protected && !peer.ip().is_loopback() && !is_mapped_loopback(&peer) {
             Err(b"protected")
         } else if srv.clients.len() >= srv.limits.maxclients {
@@ -66,7 +66,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             Err(b"-ERR max number of clients reached\r\n")
         } else {
             let id = srv.new_client_id();
-            let authenticated = srv.limits.requirepass.is_none();
+            let authenticated = srv.acl.default_open();
             let mut c = ClientState::new(id, peer.to_string(), local.to_string(), now, authenticated);
             c.tx = Some(tx);
             parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);

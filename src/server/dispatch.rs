@@ -94,6 +94,14 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
         flag_multi_error(client);
         return reject_command(srv, client, &spec, Frame::error("NOAUTH Authentication required."));
     }
+    if !(client.multi.is_some() && spec.has(flags::NO_MULTI)) {
+        if let Err((d, idx)) = super::acl::check_client(srv, client, &spec, &args) {
+            let context = if client.multi.is_some() { "multi" } else { "toplevel" };
+            super::acl::log_command_denial(srv, client, &spec, &args, d, idx, context, now_ms);
+            flag_multi_error(client);
+            return reject_command(srv, client, &spec, super::acl::noperm_error(d, &spec));
+        }
+    }
     let is_exec = spec.name == "exec";
     // A script with a shebang runs under the flags it declares (Redis's evalGetCommandFlags).
     let cmd_flags = if spec.group == "scripting" { super::scripting::effective_command_flags(srv, &spec, &args) } else { spec.flags };
@@ -358,6 +366,8 @@ fn add_slowlog(srv: &mut ServerState, client: &ClientState, args: &[Bytes], micr
     if max == 0 {
         return;
     }
+    let redacted = super::acl::redact(args);
+    let args = redacted.as_deref().unwrap_or(args);
     // As Redis: at most 32 arguments, each at most 128 bytes.
     let mut logged: Vec<Bytes> = Vec::new();
     for (i, a) in args.iter().enumerate() {
@@ -411,7 +421,8 @@ pub fn repr(b: &[u8]) -> String {
 pub fn feed_monitors(srv: &mut ServerState, client: &ClientState, args: &[Bytes], now_ms: i64) {
     let who = if client.is_master_link || client.in_script { "lua".to_string() } else { client.addr.clone() };
     let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, (now_ms % 1000) * 1000, client.db, who);
-    for a in args {
+    let redacted = super::acl::redact(args);
+    for a in redacted.as_deref().unwrap_or(args) {
         line.push(' ');
         line.push_str(&repr(a));
     }

@@ -36,6 +36,7 @@
 //! executes its whole pipelined batch under one short lock of `Shared::state`, which keeps
 //! Redis's atomicity (commands, MULTI/EXEC, blocking wake-ups) without per-key locking.
 
+pub mod acl;
 pub mod client;
 pub mod command;
 pub mod commands;
@@ -276,6 +277,10 @@ async fn serve(cfg: Config) -> i32 {
     let renames = cfg.renames.clone();
     let table = Arc::new(command::CommandTable::build(commands::all(), &renames));
     let mut st = ServerState::new(cfg, table);
+    if let Err(e) = st.load_users_at_startup() {
+        log::warning(&e);
+        return 1;
+    }
     let pidfile = pidfile_path(&st.config);
     log::set_server_role(st.config.get("replicaof"));
     let mut listeners = Vec::new();

@@ -137,6 +137,8 @@ pub struct ServerState {
     pub config: Config,
     pub limits: Limits,
     pub commands: Arc<CommandTable>,
+    /// ACL users and the ACL LOG.
+    pub acl: super::acl::AclState,
     pub dbs: Vec<Db>,
     pub clients: HashMap<u64, ClientState>,
     pub next_client_id: u64,
@@ -258,6 +260,7 @@ impl ServerState {
         let now = super::now_ms();
         let mut st = ServerState {
             limits: Limits::default(),
+            acl: super::acl::AclState::new(config.get("requirepass"), config.get("acl-pubsub-default") == "allchannels"),
             commands,
             dbs: (0..databases).map(|_| Db::new()).collect(),
             clients: HashMap::new(),
@@ -303,9 +306,50 @@ impl ServerState {
         st
     }
 
+    /// The `user` lines of the config, then the `aclfile` (Redis's `ACLLoadUsersAtStartup`).
+    /// Err: the log line Redis writes before it exits.
+    pub fn load_users_at_startup(&mut self) -> Result<(), String> {
+        self.acl.file = self.config.get("aclfile").to_string();
+        if !self.acl.file.is_empty() && !self.config.users.is_empty() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        let lines = self.config.users.clone();
+        for line in &lines {
+            let name = &line[0];
+            if !crate::common::acl::valid_username(name.as_bytes()) {
+                return Err("Spaces not allowed in ACL usernames".into());
+            }
+            let (catalog, opts) = (self.acl.catalog.clone(), self.acl.opts);
+            let u = self.acl.users.entry(name.clone()).or_insert_with(|| crate::common::acl::User::new(name, &catalog, opts));
+            if name == "default" {
+                let _ = u.apply(&catalog, opts, b"reset");
+            }
+            let rules: Vec<Vec<u8>> = line[1..].iter().map(|r| r.as_bytes().to_vec()).collect();
+            let merged = crate::common::acl::merge_selector_args(&rules).unwrap_or(rules);
+            for r in &merged {
+                if let Err(e) = u.apply(&catalog, opts, r) {
+                    super::log::warning(&format!("Error loading ACL rule '{}' for the user named '{name}': {e}", String::from_utf8_lossy(r)));
+                    return Err("Critical error while loading ACLs. Exiting.".into());
+                }
+            }
+            if !u.enabled {
+                super::log::notice(&format!("The user '{name}' is disabled (there is no 'on' modifier in the user description). Make sure this is not a configuration error."));
+            }
+        }
+        if !self.acl.file.is_empty() {
+            if let Err(e) = super::acl::load_file(self) {
+                return Err(format!("Aborting Redis startup because of ACL errors: {e}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Re-reads the hot config values (after load or CONFIG SET).
     pub fn refresh_limits(&mut self) {
         let c = &self.config;
+        self.acl.opts.pubsub_default_all = c.get("acl-pubsub-default") == "allchannels";
+        // A shorter acllog-max-len trims the log at its next entry, as Redis does.
+        self.acl.log_max_len = c.get_int("acllog-max-len").max(0) as usize;
         let pass = c.get("requirepass");
         let obuf: Vec<&str> = c.get("client-output-buffer-limit").split(' ').collect();
         let class_limits = |class: &str| -> OutputLimits {

@@ -15,6 +15,8 @@ pub fn commands() -> Vec<CommandSpec> {
         c(cmd("ping", -1, "fast", 0, 0, 0, "fast connection", ping).summary("Ping the server")),
         c(cmd("echo", 2, "loading stale fast", 0, 0, 0, "fast connection", echo).summary("Echo the given string")),
         c(cmd("quit", -1, "allow_busy noscript loading stale fast no_auth", 0, 0, 0, "fast connection", quit).summary("Close the connection")),
+        cmd("readonly", 1, "loading stale fast", 0, 0, 0, "fast connection", cluster_disabled).group("cluster").since("3.0.0").summary("Enables read queries for a connection to a cluster replica node"),
+        cmd("readwrite", 1, "loading stale fast", 0, 0, 0, "fast connection", cluster_disabled).group("cluster").since("3.0.0").summary("Disables read queries for a connection to a cluster replica node"),
         c(cmd("reset", 1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", reset).since("6.2.0").summary("Reset the connection")),
         c(cmd("auth", -2, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", auth).summary("Authenticate to the server")),
         c(cmd("hello", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", hello).since("6.0.0").summary("Handshake with Redis")),
@@ -62,6 +64,11 @@ fn quit(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
+/// READONLY / READWRITE: cluster commands (ACL rules may name them).
+fn cluster_disabled(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
+    Frame::error("ERR This instance has cluster support disabled")
+}
+
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     dispatch::discard_transaction(ctx.srv, ctx.client);
     crate::server::pubsub::unsubscribe_all(ctx.srv, ctx.client);
@@ -74,19 +81,9 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     ctx.client.name = None;
     ctx.client.reply_mode = ReplyMode::On;
     ctx.client.no_evict = false;
-    ctx.client.authenticated = ctx.srv.limits.requirepass.is_none();
+    ctx.client.authenticated = ctx.srv.acl.default_open();
+    ctx.client.user = "default".into();
     Frame::Simple("RESET".into())
-}
-
-/// Checks a password for `user`; only the `default` user exists.
-fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match &ctx.srv.limits.requirepass {
-        Some(p) => p.as_ref() == pass,
-        None => true,
-    }
 }
 
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
@@ -94,12 +91,10 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return syntax_error();
     }
     let (user, pass): (&[u8], &[u8]) = if args.len() == 3 { (&args[1], &args[2]) } else { (b"default", &args[1]) };
-    if args.len() == 2 && ctx.srv.limits.requirepass.is_none() {
+    if args.len() == 2 && ctx.srv.acl.default_user().is_none_or(|u| u.nopass) {
         return Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
-    if check_password(ctx, user, pass) {
-        ctx.client.authenticated = true;
-        ctx.client.user = String::from_utf8_lossy(user).into_owned();
+    if crate::server::acl::authenticate(ctx, &args[0], user, pass) {
         Frame::ok()
     } else {
         Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
@@ -122,11 +117,9 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         let opt = args[i].to_ascii_uppercase();
         match opt.as_slice() {
             b"AUTH" if i + 2 < args.len() => {
-                if !check_password(ctx, &args[i + 1], &args[i + 2]) {
+                if !crate::server::acl::authenticate(ctx, &args[0], &args[i + 1], &args[i + 2]) {
                     return Frame::error("WRONGPASS invalid username-password pair or user is disabled.");
                 }
-                ctx.client.authenticated = true;
-                ctx.client.user = String::from_utf8_lossy(&args[i + 1]).into_owned();
                 i += 3;
             }
             b"SETNAME" if i + 1 < args.len() => {
@@ -320,8 +313,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                     return Frame::error(format!("ERR Unknown client type '{v}'"));
                 }
             }
-            // The server has one user, `default` (ACL USERS).
-            "user" if v != "default" => return Frame::error(format!("ERR No such user '{v}'")),
+            "user" if !ctx.srv.acl.users.contains_key(v.as_str()) => return Frame::error(format!("ERR No such user '{v}'")),
             "addr" | "laddr" | "user" => {}
             "skipme" => {
                 skipme = match v.to_ascii_lowercase().as_str() {

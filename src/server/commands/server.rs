@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::resp::{Frame, ProtocolVersion};
+use crate::server::acl;
 use crate::server::command::{cmd, parse_int, syntax_error, CommandSpec, Ctx};
 use crate::server::commands::keys::container_help;
 use crate::server::config::{REDIS_VERSION, RF_VERSION};
@@ -53,11 +54,19 @@ pub fn commands() -> Vec<CommandSpec> {
         ])),
         s(cmd("debug", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", debug).summary("A container for debugging commands")),
         s(cmd("acl", -2, "", 0, 0, 0, "slow", container_help).since("6.0.0").summary("A container for Access List Control commands ").subs(vec![
-            cmd("whoami", 2, "noscript loading stale", 0, 0, 0, "slow", acl_whoami).since("6.0.0").summary("Return the name of the user associated to the current connection"),
-            cmd("users", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl_users).since("6.0.0").summary("List the username of all the configured ACL rules"),
-            cmd("log", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl_log).since("6.0.0").summary("List latest events denied because of ACLs in place"),
-            cmd("help", 2, "noscript loading stale", 0, 0, 0, "slow", acl_help).since("6.0.0").summary("Show helpful text about the different subcommands"),
-            cmd("cat", -2, "noscript loading stale", 0, 0, 0, "slow", acl_cat).since("6.0.0").summary("List the ACL categories or the commands inside a category"),
+            cmd("cat", -2, "noscript loading stale", 0, 0, 0, "slow", acl::acl_cat).since("6.0.0").summary("List the ACL categories or the commands inside a category"),
+            cmd("deluser", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_deluser).since("6.0.0").summary("Remove the specified ACL users and the associated rules").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+            cmd("dryrun", -4, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_dryrun).since("7.0.0").summary("Returns whether the user can execute the given command without executing the command."),
+            cmd("genpass", -2, "noscript loading stale", 0, 0, 0, "slow", acl::acl_genpass).since("6.0.0").summary("Generate a pseudorandom secure password to use for ACL users"),
+            cmd("getuser", 3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_getuser).since("6.0.0").summary("Get the rules for a specific ACL user"),
+            cmd("help", 2, "loading stale", 0, 0, 0, "slow", acl::acl_help).since("6.0.0").summary("Show helpful text about the different subcommands"),
+            cmd("list", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_list).since("6.0.0").summary("List the current ACL rules in ACL config file format"),
+            cmd("load", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_load).since("6.0.0").summary("Reload the ACLs from the configured ACL file"),
+            cmd("log", -2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_log).since("6.0.0").summary("List latest events denied because of ACLs in place"),
+            cmd("save", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_save).since("6.0.0").summary("Save the current ACL rules in the configured ACL file").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+            cmd("setuser", -3, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_setuser).since("6.0.0").summary("Modify or create the rules for a specific ACL user").tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+            cmd("users", 2, "admin noscript loading stale", 0, 0, 0, "admin slow dangerous", acl::acl_users).since("6.0.0").summary("List the username of all the configured ACL rules"),
+            cmd("whoami", 2, "noscript loading stale", 0, 0, 0, "slow", acl::acl_whoami).since("6.0.0").summary("Return the name of the user associated to the current connection"),
         ])),
         s(cmd("shutdown", -1, "admin noscript loading stale no_multi allow_busy", 0, 0, 0, "admin slow dangerous", shutdown).summary("Synchronously save the dataset to disk and then shut down the server")),
     ]
@@ -293,6 +302,13 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                     "maxmemory" => {
                         crate::server::evict::perform_evictions(ctx.srv, Some(ctx.client));
                     }
+                    "requirepass" => {
+                        let pass = ctx.srv.config.get("requirepass").to_string();
+                        let acl = &mut ctx.srv.acl;
+                        if let Some(u) = acl.users.get_mut("default") {
+                            crate::server::acl::set_default_password(u, &acl.catalog, acl.opts, &pass);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -315,7 +331,8 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 }
 
 fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    match ctx.srv.config.rewrite() {
+    let users = ctx.srv.acl.file.is_empty().then(|| ctx.srv.acl.lines());
+    match ctx.srv.config.rewrite(users.as_deref()) {
         Ok(()) => {
             crate::server::log::notice("CONFIG REWRITE executed with success.");
             Frame::ok()
@@ -324,7 +341,7 @@ fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     }
 }
 
-fn help_lines(lines: &[&str]) -> Frame {
+pub fn help_lines(lines: &[&str]) -> Frame {
     Frame::Array(lines.iter().map(|l| Frame::Simple(l.to_string())).collect())
 }
 
@@ -888,55 +905,10 @@ fn dataset_digest(ctx: &mut Ctx) -> [u8; 20] {
 
 // ---------- ACL / SHUTDOWN ----------
 
-fn acl_whoami(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    Frame::bulk(ctx.client.user.clone())
-}
 
-fn acl_users(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    Frame::Array(vec![Frame::bulk("default")])
-}
 
-fn acl_log(_ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    if args.get(2).is_some_and(|a| a.eq_ignore_ascii_case(b"RESET")) {
-        return Frame::ok();
-    }
-    Frame::Array(vec![])
-}
 
-fn acl_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    help_lines(&[
-        "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "CAT [<category>]",
-        "    List all commands that belong to <category>, or all command categories",
-        "    when no category is specified.",
-        "USERS",
-        "    List all the registered usernames.",
-        "WHOAMI",
-        "    Return the current connection username.",
-        "HELP",
-        "    Prints this help.",
-    ])
-}
 
-fn acl_cat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let table = ctx.srv.commands.clone();
-    match args.get(2) {
-        None => {
-            let mut cats: Vec<&str> = table.all.iter().flat_map(|s| s.acl.iter().copied()).collect();
-            cats.sort();
-            cats.dedup();
-            Frame::Array(cats.into_iter().map(Frame::bulk).collect())
-        }
-        Some(cat) => {
-            let cat = String::from_utf8_lossy(cat).to_ascii_lowercase();
-            let names: Vec<Frame> = table.all.iter().filter(|s| s.acl.contains(&cat.as_str())).map(|s| Frame::bulk(s.name.clone())).collect();
-            if names.is_empty() {
-                return Frame::error(format!("ERR Unknown category '{cat}'"));
-            }
-            Frame::Array(names)
-        }
-    }
-}
 
 fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let mut save = None;

@@ -124,10 +124,15 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Frame {
             let p = args[j + 1].clone();
             if !p.contains(&b'*') {
                 dontsort = true;
+            } else if !crate::server::acl::full_key_access(ctx.srv, ctx.client, args) {
+                return err("ERR BY option of SORT denied due to insufficient ACL permissions.");
             }
             sortby = Some(p);
             j += 1;
         } else if a.eq_ignore_ascii_case(b"get") && left >= 1 {
+            if !crate::server::acl::full_key_access(ctx.srv, ctx.client, args) {
+                return err("ERR GET option of SORT denied due to insufficient ACL permissions.");
+            }
             gets.push(args[j + 1].clone());
             j += 1;
         } else {

@@ -101,6 +101,17 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
                 continue;
             }
         };
+        // Rights are checked again: ACL rules may have changed since the command queued.
+        if let Err((d, idx)) = crate::server::acl::check_client(ctx.srv, ctx.client, &spec, &q.args) {
+            crate::server::acl::log_command_denial(ctx.srv, ctx.client, &spec, &q.args, d, idx, "multi", now);
+            let reason = match d {
+                crate::common::acl::Denied::Command => "no permission to execute the command or subcommand",
+                crate::common::acl::Denied::Key => "no permission to touch the specified keys",
+                crate::common::acl::Denied::Channel => "no permission to access one of the channels used as arguments",
+            };
+            replies.push(Frame::error(format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}")));
+            continue;
+        }
         // Writes inside the transaction reach replicas/AOF wrapped in MULTI ... EXEC.
         if !ctx.srv.multi_propagated && spec.has(flags::WRITE) {
             dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"MULTI")]);

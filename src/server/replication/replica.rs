@@ -158,6 +158,7 @@ async fn link_once(
             None => conn.command(&[b"AUTH", pass.as_bytes()]).await?,
         };
         if reply.starts_with('-') {
+            warning!("Unable to AUTH to MASTER: {}", reply);
             return Err(LinkError::Unexpected { step: "AUTH", reply });
         }
     }

@@ -375,8 +375,7 @@ impl Run<'_> {
                 Ok(MultiValue::new())
             }
             OP_ACL_CHECK => match self.lookup(lua, rest)? {
-                // Every connection is the default user, who may run every command.
-                Ok(_) => true.into_lua_multi(lua),
+                Ok((spec, argv)) => crate::server::acl::check_client(self.srv, self.client, &spec, &argv).is_ok().into_lua_multi(lua),
                 Err(_) => (engine::error_table(lua, b"Invalid command passed to redis.acl_check_cmd()")?, true).into_lua_multi(lua),
             },
             _ => Ok(MultiValue::new()),
@@ -409,6 +408,15 @@ impl Run<'_> {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
+        if let Err((d, idx)) = crate::server::acl::check_client(self.srv, self.client, &spec, &argv) {
+            crate::server::acl::log_command_denial(self.srv, self.client, &spec, &argv, d, idx, "lua", self.now_ms);
+            let why = match d {
+                crate::common::acl::Denied::Command => "can't run this command or subcommand",
+                crate::common::acl::Denied::Key => "can't access at least one of the keys mentioned in the command arguments",
+                crate::common::acl::Denied::Channel => "can't publish to the channel mentioned in the command",
+            };
+            return Ok(Err(engine::error_table(lua, format!("The user executing the script {why}").as_bytes())?));
+        }
         if let Some(refusal) = self.refusal(&spec) {
             spec.stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(Err(engine::error_table(lua, refusal.as_bytes())?));
@@ -485,8 +493,9 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     let engine = inv.engine;
     let lua = &engine.lua;
     let watch = ctx.srv.scripting.watch.clone();
+    let default_nopass = ctx.srv.acl.default_user().is_none_or(|u| u.nopass);
     let limits = &ctx.srv.limits;
-    watch.begin(inv.eval_mode, limits.busy_reply_threshold_ms, limits.requirepass.is_some(), limits.protected_mode && limits.requirepass.is_none());
+    watch.begin(inv.eval_mode, limits.busy_reply_threshold_ms, !ctx.srv.acl.default_open(), limits.protected_mode && default_nopass);
     let mut shutting_down = false;
     let outcome = (|| -> mlua::Result<(Result<Value, Value>, bool)> {
         let keys = byte_sequence(lua, inv.keys)?;
