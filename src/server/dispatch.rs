@@ -27,6 +27,10 @@ pub fn propagate(srv: &mut ServerState, db: usize, argv: &[Bytes]) {
         effects.push(db, argv);
         return;
     }
+    if let Some(effects) = srv.exec_effects.as_mut() {
+        effects.push((super::scripting::repl_targets::ALL, db, argv.to_vec()));
+        return;
+    }
     srv.repl.feed(db, argv);
     srv.persist.feed(db, argv);
 }
@@ -408,12 +412,58 @@ pub fn repr(b: &[u8]) -> String {
     s
 }
 
+/// The arguments Redis 7.0 hides from MONITOR (`redactClientCommandArgument`): AUTH's
+/// credentials, HELLO's AUTH pair, MIGRATE's AUTH password and AUTH2 user and password.
+fn redacted_args(args: &[Bytes]) -> Vec<usize> {
+    let name = args[0].to_ascii_lowercase();
+    let mut out = Vec::new();
+    match name.as_slice() {
+        b"auth" => out.extend(1..args.len()),
+        b"hello" => {
+            let mut j = 2;
+            while j < args.len() {
+                if args[j].eq_ignore_ascii_case(b"auth") && j + 2 < args.len() {
+                    out.extend([j + 1, j + 2]);
+                    j += 3;
+                } else if args[j].eq_ignore_ascii_case(b"setname") && j + 1 < args.len() {
+                    j += 2;
+                } else {
+                    break;
+                }
+            }
+        }
+        b"migrate" => {
+            let mut j = 6;
+            while j < args.len() {
+                if args[j].eq_ignore_ascii_case(b"auth") && j + 1 < args.len() {
+                    out.push(j + 1);
+                    j += 2;
+                } else if args[j].eq_ignore_ascii_case(b"auth2") && j + 2 < args.len() {
+                    out.extend([j + 1, j + 2]);
+                    j += 3;
+                } else if args[j].eq_ignore_ascii_case(b"keys") {
+                    break;
+                } else {
+                    j += 1;
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 pub fn feed_monitors(srv: &mut ServerState, client: &ClientState, args: &[Bytes], now_ms: i64) {
     let who = if client.is_master_link || client.in_script { "lua".to_string() } else { client.addr.clone() };
     let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, (now_ms % 1000) * 1000, client.db, who);
-    for a in args {
+    let redacted = redacted_args(args);
+    for (i, a) in args.iter().enumerate() {
         line.push(' ');
-        line.push_str(&repr(a));
+        if redacted.contains(&i) {
+            line.push_str("\"(redacted)\"");
+        } else {
+            line.push_str(&repr(a));
+        }
     }
     let frame = Frame::Simple(line);
     for id in srv.monitors.clone() {

@@ -241,6 +241,9 @@ pub enum WhileBusy {
     /// An allow_busy command that needs the server state (MULTI, WATCH, AUTH, HELLO...): it
     /// runs once the script ended.
     WaitForState,
+    /// MULTI: answered at once as Redis (+OK, or the nesting error); the transaction is
+    /// opened in the client's state at its next batch.
+    OpenMulti,
 }
 
 /// Redis's processCommand for a busy script: the checks before it (unknown command, arity,
@@ -283,6 +286,8 @@ pub fn answer_while_busy(watch: &ScriptWatch, table: &CommandTable, args: &[Byte
             WhileBusy::Shutdown
         }
         "function|stats" if watch.eval_mode.load(Ordering::Relaxed) => WhileBusy::Reply(watch.busy_error()),
+        "multi" if in_multi => WhileBusy::Reply(Frame::error("ERR MULTI calls can not be nested")),
+        "multi" => WhileBusy::OpenMulti,
         _ => WhileBusy::WaitForState,
     }
 }
