@@ -109,7 +109,10 @@ pub static PARAMS: &[Param] = &[
     // CONFIG SET refuses it as immutable, as Redis does (REPLICAOF is the command).
     Param { name: "replicaof", aliases: &["slaveof"], kind: Kind::Special, default: "", mutable: false },
     // rf-server's own: ask these sentinels who the master is before serving (startup_guard).
-    p!("sentinel-startup-check", Kind::Special, "", immutable),
+    // Read at start only; CONFIG SET accepts it (what CONFIG REWRITE keeps) so that setting
+    // every parameter to its own value, as Redis's test suite does, works (Redis's own
+    // immutable parameters are known to it).
+    p!("sentinel-startup-check", Kind::Special, ""),
     p!("masterauth", Kind::Str, ""),
     p!("masteruser", Kind::Str, ""),
     p!("replica-serve-stale-data", ["slave-serve-stale-data"], Kind::Bool, "yes"),

@@ -283,7 +283,11 @@ pub fn unwatch_all(srv: &mut ServerState, client: &mut ClientState) {
 pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandSpec>, args: &[Bytes], now_ms: i64, in_exec: bool) -> (Frame, Option<BlockRequest>) {
     let dirty_before = srv.dirty;
     let started = Instant::now();
-    if !srv.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+    // Redis 7.0 feeds monitors once a command ran: EXEC shows after the commands it ran
+    // (the others, fed first here, show in the same order).
+    let monitored = !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN);
+    let is_exec = spec.name == "exec";
+    if monitored && !is_exec && !srv.monitors.is_empty() {
         feed_monitors(srv, client, args, now_ms);
     }
     let measure = srv.limits.maxmemory > 0 && spec.has(flags::WRITE);
@@ -304,6 +308,9 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     let reply = (spec.handler)(&mut ctx, args);
     let block = ctx.block_request.take();
     let rewritten = ctx.rewritten.take();
+    if monitored && is_exec && !ctx.srv.monitors.is_empty() {
+        feed_monitors(ctx.srv, ctx.client, args, now_ms);
+    }
     let also = std::mem::take(&mut ctx.also);
     let prevent = ctx.prevent_propagation;
     let unchanged = std::mem::take(&mut ctx.unchanged_keys);

@@ -506,6 +506,13 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     let watch = ctx.srv.scripting.watch.clone();
     let limits = &ctx.srv.limits;
     watch.begin(inv.eval_mode, limits.busy_reply_threshold_ms, limits.requirepass.is_some(), limits.protected_mode && limits.requirepass.is_none());
+    if !inv.eval_mode {
+        let mut command = vec![Bytes::from_static(if inv.read_only_command { b"fcall_ro" } else { b"fcall" }), Bytes::copy_from_slice(inv.name.as_bytes()), Bytes::from(inv.keys.len().to_string())];
+        command.extend(inv.keys.iter().cloned());
+        command.extend(inv.args.iter().cloned());
+        let f = &ctx.srv.scripting.functions;
+        watch.set_running_function(Some(busy::RunningFunction { name: inv.name.to_string(), command, libraries: f.libraries.len() as i64, functions: f.function_count() as i64 }));
+    }
     let mut shutting_down = false;
     let outcome = (|| -> mlua::Result<(Result<Value, Value>, bool)> {
         let keys = byte_sequence(lua, inv.keys)?;
