@@ -45,13 +45,13 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     let _ = stream.set_nodelay(true);
     let mut parser = RequestParser::new();
     let loopback = peer.ip().is_loopback() || is_mapped_loopback(&peer);
-    let (carried_input, carried_requests) = if shared.watch.is_busy() && shared.watch.may_answer_new_client(loopback) {
+    let (carried_input, carried_requests, carried_multi) = if shared.watch.is_busy() && shared.watch.may_answer_new_client(loopback) {
         match serve_before_admission(&shared, &mut stream, &mut parser).await {
             Ok(Some(carried)) => carried,
             _ => return,
         }
     } else {
-        (BytesMut::with_capacity(16 * 1024), Vec::new())
+        (BytesMut::with_capacity(16 * 1024), Vec::new(), CarriedMulti::default())
     };
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
@@ -123,9 +123,10 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
         authenticated: parser.authenticated(),
         in_multi: false,
         rejected_in_multi: false,
-        discard_transaction: false,
-        opened_multi: false,
+        discard_transaction: carried_multi.discard,
+        opened_multi: carried_multi.opened,
     };
+    conn.rejected_in_multi = carried_multi.rejected;
     let result = conn.run(&mut stream, &mut parser, qlimit).await;
     if let Err(e) = result {
         tracing::debug!("client {id} closed: {e}");
@@ -202,15 +203,26 @@ fn answer_while_busy(shared: &Shared, pending: &mut Vec<Vec<Bytes>>, out: &mut B
     next
 }
 
+/// The transaction state of a connection answered before admission (MULTI answered while
+/// the script was busy), applied at its first batch.
+#[derive(Debug, Default)]
+struct CarriedMulti {
+    opened: bool,
+    rejected: bool,
+    discard: bool,
+}
+
 /// A connection accepted while a script is busy is answered as Redis answers it (-BUSY,
 /// KILL, SHUTDOWN NOSAVE) before it is registered, which needs the state. Returns the
 /// unread input and the requests left once the script ended or a request needs the state;
 /// None when the connection is done.
-async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser: &mut RequestParser) -> std::io::Result<Option<(BytesMut, Vec<Vec<Bytes>>)>> {
+async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser: &mut RequestParser) -> std::io::Result<Option<(BytesMut, Vec<Vec<Bytes>>, CarriedMulti)>> {
     let proto = ProtocolVersion::Resp2;
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::new();
     let mut pending = Vec::new();
+    let mut in_multi = false;
+    let mut carried = CarriedMulti::default();
     while shared.watch.is_busy() {
         if inbuf.len() > MAX_INPUT_WHILE_BUSY {
             return Ok(None);
@@ -227,8 +239,12 @@ async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser:
                 }
             }
         }
-        let mut client = BusyClient { proto, authenticated: false, in_multi: false, rejected: false, discard: false, opened_multi: false };
+        let mut client = BusyClient { proto, authenticated: false, in_multi, rejected: false, discard: false, opened_multi: false };
         let next = answer_while_busy(shared, &mut pending, &mut out, &mut client);
+        in_multi = client.in_multi;
+        carried.opened |= client.opened_multi;
+        carried.rejected |= client.rejected;
+        carried.discard |= client.discard;
         let done = matches!(next, AfterBusy::Close);
         let wait = !matches!(next, AfterBusy::Continue);
         stream.write_all(&out).await?;
@@ -249,7 +265,7 @@ async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser:
             _ = shared.watch.until_idle() => {}
         }
     }
-    Ok(Some((inbuf, pending)))
+    Ok(Some((inbuf, pending, carried)))
 }
 
 /// `tcp-keepalive`, as Redis's anetKeepAlive: probes after `secs` idle, then every third
