@@ -554,6 +554,9 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
                     srv.clients.insert(id, client);
                     continue;
                 }
+                // Invalidations of keys the served command changed that the client itself
+                // tracks: they follow its reply (RESP3 push after the BLMOVE reply).
+                let own_invalidations = super::commands::tracking::take_pending_for(srv, &client);
                 srv.blocked.insert(id, bc);
                 srv.clients.insert(id, client);
                 unregister_blocked(srv, id);
@@ -563,7 +566,7 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
                     if let Some(tx) = &c.tx {
                         let _ = tx.send(Outbound::Unblocked(reply));
                     }
-                    for f in std::mem::take(&mut c.deferred) {
+                    for f in std::mem::take(&mut c.deferred).into_iter().chain(own_invalidations) {
                         c.send_raw(f.to_bytes(c.proto));
                     }
                 }
