@@ -353,6 +353,10 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             }
         }
         let db = client.db;
+        // A script's declared keys are not touched by the script itself: the commands it
+        // runs touch the keys they change (Redis's signalModifiedKey), WATCH and tracking
+        // see those only.
+        let keys = if spec.group == "scripting" { Vec::new() } else { keys };
         for &k in keys.iter().filter(|&&k| !unchanged.contains(&args[k])) {
             srv.touch_watched_key(db, &args[k], Some(client));
         }
