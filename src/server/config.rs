@@ -350,7 +350,20 @@ pub fn canonical_value(param: &Param, args: &[String]) -> Result<String, String>
                     return Ok(big.to_string());
                 }
             }
-            let n = parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())?;
+            // maxmemory-clients also takes a percentage of maxmemory (Redis's PERCENT_CONFIG,
+            // lower bound -100: kept as written, "N%").
+            if param.name == "maxmemory-clients" && v.len() > 1 && v.ends_with('%') {
+                if let Some(pct) = crate::resp::parse_i64(v[..v.len() - 1].as_bytes()).filter(|&p| p >= 0) {
+                    if pct > 100 {
+                        return Err("percentage argument must be less or equal to 100".into());
+                    }
+                    // Stored negated by Redis: 0% is 0.
+                    return Ok(if pct == 0 { "0".into() } else { format!("{pct}%") });
+                }
+            }
+            let n = parse_memory(v).ok_or_else(|| {
+                if param.name == "maxmemory-clients" { "argument must be a memory or percent value" } else { "argument must be a memory value" }.to_string()
+            })?;
             if n < min || n > max {
                 return Err(format!("argument must be between {min} and {max} inclusive"));
             }
