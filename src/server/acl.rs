@@ -372,6 +372,23 @@ pub fn redact(args: &[Bytes]) -> Option<Vec<Bytes>> {
             }
         }
         (b"acl", Some(b"setuser")) => hide.extend(2..args.len()),
+        // MIGRATE's AUTH password, AUTH2 user and password (before KEYS)
+        (b"migrate", _) => {
+            let mut j = 6;
+            while j < args.len() {
+                if args[j].eq_ignore_ascii_case(b"auth") && j + 1 < args.len() {
+                    hide.push(j + 1);
+                    j += 2;
+                } else if args[j].eq_ignore_ascii_case(b"auth2") && j + 2 < args.len() {
+                    hide.extend([j + 1, j + 2]);
+                    j += 3;
+                } else if args[j].eq_ignore_ascii_case(b"keys") {
+                    break;
+                } else {
+                    j += 1;
+                }
+            }
+        }
         (b"config", Some(b"set")) => {
             let mut i = 2;
             while i + 1 < args.len() {

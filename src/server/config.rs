@@ -109,7 +109,10 @@ pub static PARAMS: &[Param] = &[
     // CONFIG SET refuses it as immutable, as Redis does (REPLICAOF is the command).
     Param { name: "replicaof", aliases: &["slaveof"], kind: Kind::Special, default: "", mutable: false },
     // rf-server's own: ask these sentinels who the master is before serving (startup_guard).
-    p!("sentinel-startup-check", Kind::Special, "", immutable),
+    // Read at start only; CONFIG SET accepts it (what CONFIG REWRITE keeps) so that setting
+    // every parameter to its own value, as Redis's test suite does, works (Redis's own
+    // immutable parameters are known to it).
+    p!("sentinel-startup-check", Kind::Special, ""),
     p!("masterauth", Kind::Str, ""),
     p!("masteruser", Kind::Str, ""),
     p!("replica-serve-stale-data", ["slave-serve-stale-data"], Kind::Bool, "yes"),
@@ -352,7 +355,20 @@ pub fn canonical_value(param: &Param, args: &[String]) -> Result<String, String>
                     return Ok(big.to_string());
                 }
             }
-            let n = parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())?;
+            // maxmemory-clients also takes a percentage of maxmemory (Redis's PERCENT_CONFIG,
+            // lower bound -100: kept as written, "N%").
+            if param.name == "maxmemory-clients" && v.len() > 1 && v.ends_with('%') {
+                if let Some(pct) = crate::resp::parse_i64(v[..v.len() - 1].as_bytes()).filter(|&p| p >= 0) {
+                    if pct > 100 {
+                        return Err("percentage argument must be less or equal to 100".into());
+                    }
+                    // Stored negated by Redis: 0% is 0.
+                    return Ok(if pct == 0 { "0".into() } else { format!("{pct}%") });
+                }
+            }
+            let n = parse_memory(v).ok_or_else(|| {
+                if param.name == "maxmemory-clients" { "argument must be a memory or percent value" } else { "argument must be a memory value" }.to_string()
+            })?;
             if n < min || n > max {
                 return Err(format!("argument must be between {min} and {max} inclusive"));
             }

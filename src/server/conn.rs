@@ -45,13 +45,13 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
     let _ = stream.set_nodelay(true);
     let mut parser = RequestParser::new();
     let loopback = peer.ip().is_loopback() || is_mapped_loopback(&peer);
-    let (carried_input, carried_requests) = if shared.watch.is_busy() && shared.watch.may_answer_new_client(loopback) {
+    let (carried_input, carried_requests, carried_multi) = if shared.watch.is_busy() && shared.watch.may_answer_new_client(loopback) {
         match serve_before_admission(&shared, &mut stream, &mut parser).await {
             Ok(Some(carried)) => carried,
             _ => return,
         }
     } else {
-        (BytesMut::with_capacity(16 * 1024), Vec::new())
+        (BytesMut::with_capacity(16 * 1024), Vec::new(), CarriedMulti::default())
     };
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let now = super::now_ms();
@@ -110,6 +110,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
         inbuf: carried_input,
         out: BytesMut::with_capacity(16 * 1024),
         pending: carried_requests,
+        pending_sizes: Vec::new(),
         close_after_write: false,
         blocked_deadline: None,
         blocked: false,
@@ -122,8 +123,10 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
         authenticated: parser.authenticated(),
         in_multi: false,
         rejected_in_multi: false,
-        discard_transaction: false,
+        discard_transaction: carried_multi.discard,
+        opened_multi: carried_multi.opened,
     };
+    conn.rejected_in_multi = carried_multi.rejected;
     let result = conn.run(&mut stream, &mut parser, qlimit).await;
     if let Err(e) = result {
         tracing::debug!("client {id} closed: {e}");
@@ -152,6 +155,8 @@ struct BusyClient {
     rejected: bool,
     /// EXEC was rejected: the transaction is discarded at the next batch.
     discard: bool,
+    /// MULTI was answered: the transaction is opened at the next batch.
+    opened_multi: bool,
 }
 
 /// Answers `pending` from the front as Redis answers while a script is busy (see
@@ -180,6 +185,12 @@ fn answer_while_busy(shared: &Shared, pending: &mut Vec<Vec<Bytes>>, out: &mut B
                 client.in_multi = false;
                 answered += 1;
             }
+            WhileBusy::OpenMulti => {
+                Frame::ok().encode(proto, out);
+                client.in_multi = true;
+                client.opened_multi = true;
+                answered += 1;
+            }
             WhileBusy::Quit => {
                 Frame::ok().encode(proto, out);
                 answered = pending.len();
@@ -192,15 +203,26 @@ fn answer_while_busy(shared: &Shared, pending: &mut Vec<Vec<Bytes>>, out: &mut B
     next
 }
 
+/// The transaction state of a connection answered before admission (MULTI answered while
+/// the script was busy), applied at its first batch.
+#[derive(Debug, Default)]
+struct CarriedMulti {
+    opened: bool,
+    rejected: bool,
+    discard: bool,
+}
+
 /// A connection accepted while a script is busy is answered as Redis answers it (-BUSY,
 /// KILL, SHUTDOWN NOSAVE) before it is registered, which needs the state. Returns the
 /// unread input and the requests left once the script ended or a request needs the state;
 /// None when the connection is done.
-async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser: &mut RequestParser) -> std::io::Result<Option<(BytesMut, Vec<Vec<Bytes>>)>> {
+async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser: &mut RequestParser) -> std::io::Result<Option<(BytesMut, Vec<Vec<Bytes>>, CarriedMulti)>> {
     let proto = ProtocolVersion::Resp2;
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::new();
     let mut pending = Vec::new();
+    let mut in_multi = false;
+    let mut carried = CarriedMulti::default();
     while shared.watch.is_busy() {
         if inbuf.len() > MAX_INPUT_WHILE_BUSY {
             return Ok(None);
@@ -217,8 +239,12 @@ async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser:
                 }
             }
         }
-        let mut client = BusyClient { proto, authenticated: false, in_multi: false, rejected: false, discard: false };
+        let mut client = BusyClient { proto, authenticated: false, in_multi, rejected: false, discard: false, opened_multi: false };
         let next = answer_while_busy(shared, &mut pending, &mut out, &mut client);
+        in_multi = client.in_multi;
+        carried.opened |= client.opened_multi;
+        carried.rejected |= client.rejected;
+        carried.discard |= client.discard;
         let done = matches!(next, AfterBusy::Close);
         let wait = !matches!(next, AfterBusy::Continue);
         stream.write_all(&out).await?;
@@ -239,7 +265,7 @@ async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser:
             _ = shared.watch.until_idle() => {}
         }
     }
-    Ok(Some((inbuf, pending)))
+    Ok(Some((inbuf, pending, carried)))
 }
 
 /// `tcp-keepalive`, as Redis's anetKeepAlive: probes after `secs` idle, then every third
@@ -322,6 +348,9 @@ struct Conn {
     out: BytesMut,
     /// Parsed requests not yet run (the client blocked in the middle of a pipeline).
     pending: Vec<Vec<Bytes>>,
+    /// The bytes each of the last parsed requests took in the query buffer (its tail lines
+    /// up with `pending`): CLIENT LIST's qbuf counts the running command, as Redis's does.
+    pending_sizes: Vec<usize>,
     close_after_write: bool,
     blocked: bool,
     blocked_deadline: Option<i64>,
@@ -340,6 +369,8 @@ struct Conn {
     rejected_in_multi: bool,
     /// EXEC was rejected during a busy script: the transaction goes at the next batch.
     discard_transaction: bool,
+    /// MULTI was answered during a busy script: the transaction opens at the next batch.
+    opened_multi: bool,
 }
 
 impl Conn {
@@ -454,10 +485,12 @@ impl Conn {
         loop {
             let mut protocol_error = None;
             while self.pending.len() < MAX_BATCH {
+                let before = self.inbuf.len();
                 match parser.parse(&mut self.inbuf) {
                     Ok(Some(args)) => {
                         if !args.is_empty() {
                             self.pending.push(args);
+                            self.pending_sizes.push(before.saturating_sub(self.inbuf.len()));
                         }
                     }
                     Ok(None) => break,
@@ -494,8 +527,9 @@ impl Conn {
             let shared = self.shared.clone();
             let state = loop {
                 if shared.watch.is_busy() {
-                    let mut client = BusyClient { proto: self.proto, authenticated: self.authenticated, in_multi: self.in_multi, rejected: false, discard: false };
+                    let mut client = BusyClient { proto: self.proto, authenticated: self.authenticated, in_multi: self.in_multi, rejected: false, discard: false, opened_multi: false };
                     let next = answer_while_busy(&shared, &mut self.pending, &mut self.out, &mut client);
+                    self.opened_multi |= client.opened_multi;
                     self.rejected_in_multi |= client.rejected;
                     self.discard_transaction |= client.discard;
                     self.in_multi = client.in_multi;
@@ -555,6 +589,10 @@ impl Conn {
             self.close_after_write = true;
             return false;
         };
+        if std::mem::take(&mut self.opened_multi) && client.multi.is_none() {
+            client.multi = Some(Vec::new());
+            client.multi_error = false;
+        }
         if std::mem::take(&mut self.discard_transaction) {
             dispatch::discard_transaction(&mut srv, &mut client);
         }
@@ -572,8 +610,17 @@ impl Conn {
         }
         let now = super::now_ms();
         let out_before = self.out.len();
+        // Requests answered elsewhere (busy script) left the front of `pending`.
+        let mut sizes = std::mem::take(&mut self.pending_sizes);
+        let stale = sizes.len().saturating_sub(requests.len());
+        sizes.drain(..stale);
+        let mut sizes = sizes.into_iter();
+        let mut remaining: usize = self.inbuf.len() + sizes.as_slice().iter().sum::<usize>();
         let mut iter = requests.into_iter();
         for args in iter.by_ref() {
+            // As Redis: the query buffer still holds the running command and what follows.
+            client.qbuf = remaining;
+            remaining = remaining.saturating_sub(sizes.next().unwrap_or(0));
             if args[0].eq_ignore_ascii_case(b"quit") {
                 Frame::ok().encode(client.proto, &mut self.out);
                 self.close_after_write = true;
@@ -619,6 +666,7 @@ impl Conn {
             }
         }
         self.pending = iter.collect();
+        self.pending_sizes = sizes.collect();
         // The replies wait in `out` until the flush: they count against the output limits.
         self.unwritten.store(self.out.len(), Ordering::Relaxed);
         if !client.check_output_limit(&srv.limits, now) {

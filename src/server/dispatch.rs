@@ -27,6 +27,10 @@ pub fn propagate(srv: &mut ServerState, db: usize, argv: &[Bytes]) {
         effects.push(db, argv);
         return;
     }
+    if let Some(effects) = srv.exec_effects.as_mut() {
+        effects.push((super::scripting::repl_targets::ALL, db, argv.to_vec()));
+        return;
+    }
     srv.repl.feed(db, argv);
     srv.persist.feed(db, argv);
 }
@@ -287,7 +291,11 @@ pub fn unwatch_all(srv: &mut ServerState, client: &mut ClientState) {
 pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandSpec>, args: &[Bytes], now_ms: i64, in_exec: bool) -> (Frame, Option<BlockRequest>) {
     let dirty_before = srv.dirty;
     let started = Instant::now();
-    if !srv.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+    // Redis 7.0 feeds monitors once a command ran: EXEC shows after the commands it ran
+    // (the others, fed first here, show in the same order).
+    let monitored = !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN);
+    let is_exec = spec.name == "exec";
+    if monitored && !is_exec && !srv.monitors.is_empty() {
         feed_monitors(srv, client, args, now_ms);
     }
     let measure = srv.limits.maxmemory > 0 && spec.has(flags::WRITE);
@@ -308,6 +316,9 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     let reply = (spec.handler)(&mut ctx, args);
     let block = ctx.block_request.take();
     let rewritten = ctx.rewritten.take();
+    if monitored && is_exec && !ctx.srv.monitors.is_empty() {
+        feed_monitors(ctx.srv, ctx.client, args, now_ms);
+    }
     let also = std::mem::take(&mut ctx.also);
     let prevent = ctx.prevent_propagation;
     let unchanged = std::mem::take(&mut ctx.unchanged_keys);
@@ -350,6 +361,10 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             }
         }
         let db = client.db;
+        // A script's declared keys are not touched by the script itself: the commands it
+        // runs touch the keys they change (Redis's signalModifiedKey), WATCH and tracking
+        // see those only.
+        let keys = if spec.group == "scripting" { Vec::new() } else { keys };
         for &k in keys.iter().filter(|&&k| !unchanged.contains(&args[k])) {
             srv.touch_watched_key(db, &args[k], Some(client));
         }
@@ -508,6 +523,9 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
                     srv.clients.insert(id, client);
                     continue;
                 }
+                // Invalidations of keys the served command changed that the client itself
+                // tracks: they follow its reply (RESP3 push after the BLMOVE reply).
+                let own_invalidations = super::commands::tracking::take_pending_for(srv, &client);
                 srv.blocked.insert(id, bc);
                 srv.clients.insert(id, client);
                 unregister_blocked(srv, id);
@@ -517,7 +535,7 @@ pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState
                     if let Some(tx) = &c.tx {
                         let _ = tx.send(Outbound::Unblocked(reply));
                     }
-                    for f in std::mem::take(&mut c.deferred) {
+                    for f in std::mem::take(&mut c.deferred).into_iter().chain(own_invalidations) {
                         c.send_raw(f.to_bytes(c.proto));
                     }
                 }

@@ -188,6 +188,11 @@ pub struct ServerState {
     pub script_effects: Option<super::scripting::Effects>,
     /// True between the MULTI that EXEC (or a script inside EXEC) propagated and its EXEC.
     pub multi_propagated: bool,
+    /// Set while EXEC runs its queue: the writes (targets, db, argv) are collected here and
+    /// propagated when it ends, in MULTI/EXEC only if there are several (Redis 7.0's
+    /// `propagatePendingCommands`: one write goes alone, a transaction with no effect
+    /// propagates nothing).
+    pub exec_effects: Option<Vec<(u8, usize, Vec<Bytes>)>>,
     /// Whether the current command found the server over maxmemory after evicting
     /// (Redis's `pre_command_oom_state`, read by scripts' allow-oom rules).
     pub pre_command_oom: bool,
@@ -298,6 +303,7 @@ impl ServerState {
             scripting: super::scripting::Scripting::new(),
             script_effects: None,
             multi_propagated: false,
+            exec_effects: None,
             pre_command_oom: false,
             config,
         };

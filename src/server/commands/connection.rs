@@ -15,8 +15,6 @@ pub fn commands() -> Vec<CommandSpec> {
         c(cmd("ping", -1, "fast", 0, 0, 0, "fast connection", ping).summary("Ping the server")),
         c(cmd("echo", 2, "loading stale fast", 0, 0, 0, "fast connection", echo).summary("Echo the given string")),
         c(cmd("quit", -1, "allow_busy noscript loading stale fast no_auth", 0, 0, 0, "fast connection", quit).summary("Close the connection")),
-        cmd("readonly", 1, "loading stale fast", 0, 0, 0, "fast connection", cluster_disabled).group("cluster").since("3.0.0").summary("Enables read queries for a connection to a cluster replica node"),
-        cmd("readwrite", 1, "loading stale fast", 0, 0, 0, "fast connection", cluster_disabled).group("cluster").since("3.0.0").summary("Disables read queries for a connection to a cluster replica node"),
         c(cmd("reset", 1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", reset).since("6.2.0").summary("Reset the connection")),
         c(cmd("auth", -2, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", auth).summary("Authenticate to the server")),
         c(cmd("hello", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "fast connection", hello).since("6.0.0").summary("Handshake with Redis")),
@@ -65,10 +63,6 @@ fn quit(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 }
 
 /// READONLY / READWRITE: cluster commands (ACL rules may name them).
-fn cluster_disabled(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    Frame::error("ERR This instance has cluster support disabled")
-}
-
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     dispatch::discard_transaction(ctx.srv, ctx.client);
     crate::server::pubsub::unsubscribe_all(ctx.srv, ctx.client);

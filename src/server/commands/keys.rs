@@ -292,6 +292,8 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         if has_ttl {
             if let Some(pos) = ctx.db().find(&k) {
                 if ctx.db().expiry_of(pos).is_some_and(|w| w <= now) {
+                    // Deleted (lazy expiry, a DEL propagated) as Redis's SCAN does.
+                    ctx.lookup_write(&k);
                     continue;
                 }
             }

@@ -13,6 +13,7 @@ pub mod hll;
 pub mod keys;
 pub mod latency;
 pub mod list;
+pub mod migrate;
 pub mod pubsub;
 pub mod server;
 pub mod set;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<CommandSpec> {
     v.extend(bitmap::commands());
     v.extend(sort::commands());
     v.extend(stream::commands());
+    v.extend(migrate::commands());
     v.extend(super::persistence::commands());
     v.extend(super::replication::commands());
     v.extend(super::scripting::commands());

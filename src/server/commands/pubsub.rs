@@ -144,6 +144,7 @@ fn sunsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let n = pubsub::spublish(ctx.srv, Some(ctx.client), &args[1], &args[2]);
+    propagate_to_replicas(ctx, args);
     Frame::Integer(n)
 }
 
@@ -177,7 +178,19 @@ fn pubsub_shardnumsub(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn publish(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let n = pubsub::publish(ctx.srv, Some(ctx.client), &args[1], &args[2]);
+    propagate_to_replicas(ctx, args);
     Frame::Integer(n)
+}
+
+/// As Redis's forceCommandPropagation(c, PROPAGATE_REPL) for (S)PUBLISH without cluster:
+/// replicas see it, the AOF does not (inside a script or EXEC, with their other writes).
+fn propagate_to_replicas(ctx: &mut Ctx, args: &[Bytes]) {
+    let db = ctx.client.db;
+    let to_replicas = crate::server::scripting::repl_targets::REPLICA;
+    match ctx.srv.script_effects.as_mut() {
+        Some(effects) => effects.push_to(to_replicas, db, args),
+        None => crate::server::scripting::feed(ctx.srv, to_replicas, db, args),
+    }
 }
 
 fn pubsub_channels(ctx: &mut Ctx, args: &[Bytes]) -> Frame {

@@ -450,21 +450,83 @@ fn command_getkeys(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 fn command_getkeysandflags(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match getkeys_indices(ctx, args) {
         Ok((keys, spec)) => {
-            let flags: Vec<&str> = if !spec.key_flags.is_empty() {
+            let default: Vec<&str> = if !spec.key_flags.is_empty() {
                 spec.key_flags.clone()
             } else if spec.has(crate::server::command::flags::WRITE) {
                 vec!["RW", "update"]
             } else {
                 vec!["RO", "access"]
             };
+            let cmd_args = &args[2..];
             Frame::Array(
                 keys.iter()
-                    .map(|&i| Frame::Array(vec![Frame::Bulk(args[2 + i].clone()), Frame::Set(flags.iter().map(|f| Frame::Simple(f.to_string())).collect())]))
+                    .map(|&i| {
+                        let flags = key_arg_flags(spec.full_name(), cmd_args, i).unwrap_or_else(|| default.clone());
+                        Frame::Array(vec![Frame::Bulk(args[2 + i].clone()), Frame::Set(flags.iter().map(|f| Frame::Simple(f.to_string())).collect())])
+                    })
                     .collect(),
             )
         }
         Err(e) => e,
     }
+}
+
+/// The flags of the key at `args[i]` as Redis's COMMAND GETKEYSANDFLAGS gives them: those of
+/// the key spec the argument belongs to (the spec whose first key is the closest before it:
+/// its begin_search index, or the argument after its keyword), and for SET and BITFIELD
+/// (variable_flags) those their getkeys procs compute from the arguments.
+fn key_arg_flags(name: &str, args: &[Bytes], i: usize) -> Option<Vec<&'static str>> {
+    use super::docs::Node;
+    match name {
+        "set" => {
+            let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+            return Some(if get { vec!["RW", "access", "update"] } else { vec!["OW", "update"] });
+        }
+        "bitfield" => {
+            let mut readonly = true;
+            let mut j = 2;
+            while j < args.len() {
+                let rem = args.len() - j - 1;
+                let a = args[j].to_ascii_lowercase();
+                if a == b"get" && rem >= 2 {
+                    j += 3;
+                } else if a == b"overflow" && rem >= 1 {
+                    j += 2;
+                } else {
+                    readonly = false;
+                    break;
+                }
+            }
+            return Some(if readonly { vec!["RO", "access"] } else { vec!["RW", "access", "update"] });
+        }
+        // sortGetKeys / georadiusGetKeys: the sorted (searched) key, then the STORE one.
+        "sort" | "georadius" | "georadiusbymember" => return Some(if i == 1 { vec!["RO", "access"] } else { vec!["OW", "update"] }),
+        _ => {}
+    }
+    let info = super::docs::find_info(name)?;
+    let Node::Set(specs) = &info.key_specs else { return None };
+    let field = |m: &'static [(&'static str, Node)], k: &str| m.iter().find(|(n, _)| *n == k).map(|(_, v)| v);
+    let mut best: Option<(usize, Vec<&'static str>)> = None;
+    for spec in specs.iter() {
+        let Node::Map(m) = spec else { continue };
+        let flags: Vec<&'static str> = match field(m, "flags") {
+            Some(Node::Set(fs)) => fs.iter().filter_map(|f| if let Node::Simple(s) = f { Some(*s) } else { None }).collect(),
+            _ => continue,
+        };
+        let Some(Node::Map(bs)) = field(m, "begin_search") else { continue };
+        let Some(Node::Map(bspec)) = field(bs, "spec") else { continue };
+        let begin = match (field(bs, "type"), field(bspec, "index"), field(bspec, "keyword")) {
+            (Some(Node::Bulk("index")), Some(Node::Int(n)), _) if *n > 0 => Some(*n as usize),
+            (Some(Node::Bulk("keyword")), _, Some(Node::Bulk(kw))) => (1..i).rev().find(|&j| args[j].eq_ignore_ascii_case(kw.as_bytes())).map(|j| j + 1),
+            _ => None,
+        };
+        if let Some(b) = begin.filter(|&b| b <= i) {
+            if best.as_ref().map_or(true, |(pb, _)| b > *pb) {
+                best = Some((b, flags));
+            }
+        }
+    }
+    best.map(|(_, f)| f)
 }
 
 fn command_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {

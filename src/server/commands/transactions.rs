@@ -3,8 +3,9 @@
 use bytes::Bytes;
 
 use crate::resp::Frame;
-use crate::server::command::{cmd, flags, CommandSpec, Ctx};
+use crate::server::command::{cmd, CommandSpec, Ctx};
 use crate::server::dispatch;
+use crate::server::scripting;
 
 pub fn commands() -> Vec<CommandSpec> {
     let t = |s: CommandSpec| s.group("transactions");
@@ -87,6 +88,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     let table = ctx.srv.commands.clone();
     let mut replies = Vec::with_capacity(queue.len());
     ctx.srv.multi_propagated = false;
+    ctx.srv.exec_effects = Some(Vec::new());
     let mut trailing = Vec::new();
     let now = ctx.now_ms;
     for q in queue {
@@ -112,11 +114,6 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
             replies.push(Frame::error(format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}")));
             continue;
         }
-        // Writes inside the transaction reach replicas/AOF wrapped in MULTI ... EXEC.
-        if !ctx.srv.multi_propagated && spec.has(flags::WRITE) {
-            dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"MULTI")]);
-            ctx.srv.multi_propagated = true;
-        }
         let (reply, _) = dispatch::call(ctx.srv, ctx.client, &spec, &q.args, now, true);
         let reply = dispatch::after_own_messages(ctx.client, reply);
         if dispatch::is_no_reply_marker(&reply) {
@@ -132,9 +129,23 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
         }
     }
 
-    if ctx.srv.multi_propagated {
-        dispatch::propagate(ctx.srv, ctx.client.db, &[Bytes::from_static(b"EXEC")]);
-        ctx.srv.multi_propagated = false;
+    // The transaction's writes: one alone, several wrapped in MULTI ... EXEC (EXEC itself is
+    // never propagated).
+    ctx.prevent_propagation = true;
+    let effects = ctx.srv.exec_effects.take().unwrap_or_default();
+    ctx.srv.multi_propagated = false;
+    let wrap = effects.len() > 1;
+    if let (true, Some((_, first_db, _)), Some((_, last_db, _))) = (wrap, effects.first(), effects.last()) {
+        let (first_db, last_db) = (*first_db, *last_db);
+        scripting::feed(ctx.srv, scripting::repl_targets::ALL, first_db, &[Bytes::from_static(b"MULTI")]);
+        for (targets, db, argv) in &effects {
+            scripting::feed(ctx.srv, *targets, *db, argv);
+        }
+        scripting::feed(ctx.srv, scripting::repl_targets::ALL, last_db, &[Bytes::from_static(b"EXEC")]);
+    } else {
+        for (targets, db, argv) in &effects {
+            scripting::feed(ctx.srv, *targets, *db, argv);
+        }
     }
     ctx.client.multi_error = false;
     if trailing.is_empty() {

@@ -76,6 +76,17 @@ pub struct ScriptWatch {
     auth_required: AtomicBool,
     /// Protected mode without a password: only loopback clients are served at all.
     loopback_only: AtomicBool,
+    /// The running function's FUNCTION STATS, answered while it is busy.
+    running_function: parking_lot::Mutex<Option<RunningFunction>>,
+}
+
+/// What FUNCTION STATS shows about a running function (Redis's `functionStatsCommand`).
+#[derive(Debug, Clone)]
+pub struct RunningFunction {
+    pub name: String,
+    pub command: Vec<Bytes>,
+    pub libraries: i64,
+    pub functions: i64,
 }
 
 impl ScriptWatch {
@@ -92,11 +103,44 @@ impl ScriptWatch {
 
     /// The script ended (still under the lock): what stopped it, if anything did.
     pub fn end(&self) -> Option<Stop> {
+        *self.running_function.lock() = None;
         self.started_ms.store(0, Ordering::Release);
         self.handed_off.store(false, Ordering::Relaxed);
         let stop = self.stop.swap(STOP_NONE, Ordering::AcqRel);
         self.busy.store(false, Ordering::Release);
         decode_stop(stop)
+    }
+
+    /// The function now starting (FUNCTION STATS while it runs).
+    pub fn set_running_function(&self, f: Option<RunningFunction>) {
+        *self.running_function.lock() = f;
+    }
+
+    /// FUNCTION STATS answered during a busy function, as Redis answers it.
+    fn function_stats(&self) -> Frame {
+        let Some(f) = self.running_function.lock().clone() else { return self.busy_error() };
+        let started = self.started_ms.load(Ordering::Acquire);
+        let duration = (crate::server::now_ms() - started).max(0);
+        Frame::Map(vec![
+            (
+                Frame::bulk("running_script"),
+                Frame::Map(vec![
+                    (Frame::bulk("name"), Frame::bulk(f.name)),
+                    (Frame::bulk("command"), Frame::Array(f.command.into_iter().map(Frame::Bulk).collect())),
+                    (Frame::bulk("duration_ms"), Frame::Integer(duration)),
+                ]),
+            ),
+            (
+                Frame::bulk("engines"),
+                Frame::Map(vec![(
+                    Frame::bulk("LUA"),
+                    Frame::Map(vec![
+                        (Frame::bulk("libraries_count"), Frame::Integer(f.libraries)),
+                        (Frame::bulk("functions_count"), Frame::Integer(f.functions)),
+                    ]),
+                )]),
+            ),
+        ])
     }
 
     /// The script ran a write command: it can no longer be killed.
@@ -241,6 +285,9 @@ pub enum WhileBusy {
     /// An allow_busy command that needs the server state (MULTI, WATCH, AUTH, HELLO...): it
     /// runs once the script ended.
     WaitForState,
+    /// MULTI: answered at once as Redis (+OK, or the nesting error); the transaction is
+    /// opened in the client's state at its next batch.
+    OpenMulti,
 }
 
 /// Redis's processCommand for a busy script: the checks before it (unknown command, arity,
@@ -283,6 +330,9 @@ pub fn answer_while_busy(watch: &ScriptWatch, table: &CommandTable, args: &[Byte
             WhileBusy::Shutdown
         }
         "function|stats" if watch.eval_mode.load(Ordering::Relaxed) => WhileBusy::Reply(watch.busy_error()),
+        "function|stats" => WhileBusy::Reply(watch.function_stats()),
+        "multi" if in_multi => WhileBusy::Reply(Frame::error("ERR MULTI calls can not be nested")),
+        "multi" => WhileBusy::OpenMulti,
         _ => WhileBusy::WaitForState,
     }
 }

@@ -44,8 +44,9 @@ impl Functions {
     }
 
     pub fn function(&self, name: &str) -> Option<&FunctionInfo> {
-        let lib = self.by_function.get(name)?;
-        self.libraries.get(lib)?.functions.iter().find(|f| f.name == name)
+        // Function names are case-insensitive, as Redis's functions dict.
+        let lib = self.by_function.get(&name.to_ascii_lowercase())?;
+        self.libraries.get(lib)?.functions.iter().find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     pub fn function_count(&self) -> usize {
@@ -59,7 +60,7 @@ impl Functions {
 
     fn link(&mut self, lib: Library) {
         for f in &lib.functions {
-            self.by_function.insert(f.name.clone(), lib.name.clone());
+            self.by_function.insert(f.name.to_ascii_lowercase(), lib.name.clone());
         }
         self.libraries.insert(lib.name.clone(), lib);
     }
@@ -67,7 +68,7 @@ impl Functions {
     fn unlink(&mut self, name: &str) -> Option<Library> {
         let lib = self.libraries.remove(name)?;
         for f in &lib.functions {
-            self.by_function.remove(&f.name);
+            self.by_function.remove(&f.name.to_ascii_lowercase());
         }
         Some(lib)
     }
@@ -92,7 +93,7 @@ impl Functions {
             return Err("No functions registered".into());
         }
         let old = self.unlink(&meta.name);
-        if let Some(clash) = registered.iter().find(|f| self.by_function.contains_key(&f.name)) {
+        if let Some(clash) = registered.iter().find(|f| self.by_function.contains_key(&f.name.to_ascii_lowercase())) {
             let err = format!("Function {} already exists", clash.name);
             if let Some(old) = old {
                 self.link(old);

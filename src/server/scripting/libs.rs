@@ -2,6 +2,9 @@
 //! and `cjson` (lua-cjson 2.1's encode/decode with its defaults), `cmsgpack` (lua_cmsgpack
 //! 0.4's pack/unpack/unpack_one/unpack_limit) and `struct` (lua_struct's pack/unpack/size).
 
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
 use super::engine::{lua_type_name, raise, where_prefix};
@@ -59,7 +62,31 @@ pub fn register(lua: &Lua, globals: &Table, runtime: &Table) -> mlua::Result<()>
     globals.raw_set("bit", bit)?;
 
     let cjson = lua.create_table()?;
+    let cfg = Arc::new(CjsonCfg {
+        encode_max_depth: AtomicUsize::new(MAX_DEPTH),
+        decode_max_depth: AtomicUsize::new(MAX_DEPTH),
+        encode_invalid_numbers: AtomicU8::new(0),
+        decode_invalid_numbers: AtomicU8::new(1),
+        encode_keep_buffer: AtomicU8::new(1),
+    });
+    type IntSetting = fn(&CjsonCfg) -> &AtomicUsize;
+    let ints: [(&str, IntSetting, i64, i64); 2] = [("encode_max_depth", |c| &c.encode_max_depth, 1, i32::MAX as i64), ("decode_max_depth", |c| &c.decode_max_depth, 1, i32::MAX as i64)];
+    for (name, setting, min, max) in ints {
+        let (rt, cfg) = (runtime.clone(), cfg.clone());
+        cjson.raw_set(name, lua.create_function(move |lua, args: MultiValue| int_option(&rt, lua, name, &args, setting(&cfg), min, max))?)?;
+    }
+    type EnumSetting = fn(&CjsonCfg) -> &AtomicU8;
+    let enums: [(&str, EnumSetting, &'static [&'static str]); 3] = [
+        ("encode_invalid_numbers", |c| &c.encode_invalid_numbers, &["off", "on", "null"]),
+        ("decode_invalid_numbers", |c| &c.decode_invalid_numbers, &["off", "on"]),
+        ("encode_keep_buffer", |c| &c.encode_keep_buffer, &["off", "on"]),
+    ];
+    for (name, setting, options) in enums {
+        let (rt, cfg) = (runtime.clone(), cfg.clone());
+        cjson.raw_set(name, lua.create_function(move |lua, args: MultiValue| enum_option(&rt, lua, name, &args, setting(&cfg), options))?)?;
+    }
     let rt = runtime.clone();
+    let enc_cfg = cfg.clone();
     cjson.raw_set(
         "encode",
         lua.create_function(move |lua, args: MultiValue| {
@@ -67,13 +94,15 @@ pub fn register(lua: &Lua, globals: &Table, runtime: &Table) -> mlua::Result<()>
                 return raise(&rt, format!("{}bad argument #1 to 'encode' (expected 1 argument)", where_prefix(lua)));
             }
             let mut out = Vec::new();
-            match encode(&args[0], 0, &mut out) {
+            let c = EncCfg { max_depth: enc_cfg.encode_max_depth.load(Ordering::Relaxed), invalid: enc_cfg.encode_invalid_numbers.load(Ordering::Relaxed) };
+            match encode(&args[0], 0, &mut out, c) {
                 Ok(()) => Ok(lua.create_string(out)?),
                 Err(e) => raise(&rt, format!("{}{e}", where_prefix(lua))),
             }
         })?,
     )?;
     let rt = runtime.clone();
+    let dec_cfg = cfg.clone();
     cjson.raw_set(
         "decode",
         lua.create_function(move |lua, args: MultiValue| {
@@ -88,7 +117,7 @@ pub fn register(lua: &Lua, globals: &Table, runtime: &Table) -> mlua::Result<()>
                 }
                 _ => return raise(&rt, format!("{}bad argument #1 to 'decode' (expected 1 argument)", where_prefix(lua))),
             };
-            let mut p = Parser { s: &text, pos: 0, lua };
+            let mut p = Parser { s: &text, pos: 0, lua, max_depth: dec_cfg.decode_max_depth.load(Ordering::Relaxed) };
             match p.document() {
                 Ok(v) => Ok(v),
                 Err(e) => raise(&rt, format!("{}{e}", where_prefix(lua))),
@@ -118,21 +147,83 @@ fn bit_arg(lua: &Lua, runtime: &Table, args: &MultiValue, i: usize, name: &str) 
 
 const MAX_DEPTH: usize = 1000;
 
-fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
+/// lua-cjson's per-state settings (`cjson.encode_max_depth` & co.).
+#[derive(Debug)]
+struct CjsonCfg {
+    encode_max_depth: AtomicUsize,
+    decode_max_depth: AtomicUsize,
+    /// 0 off (error), 1 on, 2 null.
+    encode_invalid_numbers: AtomicU8,
+    decode_invalid_numbers: AtomicU8,
+    encode_keep_buffer: AtomicU8,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct EncCfg {
+    max_depth: usize,
+    invalid: u8,
+}
+
+/// lua-cjson's `json_integer_option`: nil leaves the setting, returns it.
+fn int_option(rt: &Table, lua: &Lua, name: &str, args: &MultiValue, setting: &AtomicUsize, min: i64, max: i64) -> mlua::Result<Value> {
+    if args.len() > 1 {
+        return raise(rt, format!("{}bad argument #2 to '{name}' (found too many arguments)", where_prefix(lua)));
+    }
+    match args.front() {
+        None | Some(Value::Nil) => {}
+        Some(v) => match lua.coerce_number(v.clone()).ok().flatten() {
+            Some(n) if (min as f64..=max as f64).contains(&n.trunc()) => setting.store(n.trunc() as usize, Ordering::Relaxed),
+            Some(_) => return raise(rt, format!("{}bad argument #1 to '{name}' (expected integer between {min} and {max})", where_prefix(lua))),
+            None => return raise(rt, format!("{}bad argument #1 to '{name}' (number expected, got {})", where_prefix(lua), lua_type_name(v))),
+        },
+    }
+    Ok(Value::Integer(setting.load(Ordering::Relaxed) as _))
+}
+
+/// lua-cjson's `json_enum_option` with `options` ("off", "on"[, "null"]): a boolean or one
+/// of the names; returns a boolean for off/on, else the name.
+fn enum_option(rt: &Table, lua: &Lua, name: &str, args: &MultiValue, setting: &AtomicU8, options: &[&str]) -> mlua::Result<Value> {
+    if args.len() > 1 {
+        return raise(rt, format!("{}bad argument #2 to '{name}' (found too many arguments)", where_prefix(lua)));
+    }
+    match args.front() {
+        None | Some(Value::Nil) => {}
+        Some(Value::Boolean(b)) => setting.store(*b as u8, Ordering::Relaxed),
+        Some(v) => {
+            let text = lua.coerce_string(v.clone()).ok().flatten().map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+            match options.iter().position(|o| o.as_bytes() == text.as_slice()) {
+                Some(i) => setting.store(i as u8, Ordering::Relaxed),
+                None => {
+                    let shown = String::from_utf8_lossy(&text);
+                    return raise(rt, format!("{}bad argument #1 to '{name}' (invalid option '{shown}')", where_prefix(lua)));
+                }
+            }
+        }
+    }
+    let v = setting.load(Ordering::Relaxed);
+    Ok(if v <= 1 { Value::Boolean(v == 1) } else { Value::String(lua.create_string(options[v as usize])?) })
+}
+
+fn encode(v: &Value, depth: usize, out: &mut Vec<u8>, cfg: EncCfg) -> Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Integer(i) => out.extend_from_slice(format_g(*i as f64, 14).as_bytes()),
-        Value::Number(n) if !n.is_finite() => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+        Value::Number(n) if !n.is_finite() => match cfg.invalid {
+            0 => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+            1 if n.is_nan() => out.extend_from_slice(b"nan"),
+            1 => out.extend_from_slice(if *n < 0.0 { b"-inf" } else { b"inf" }),
+            _ => out.extend_from_slice(b"null"),
+        },
         Value::Number(n) => out.extend_from_slice(format_g(*n, 14).as_bytes()),
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Table(t) => {
             let depth = depth + 1;
-            if depth > MAX_DEPTH {
+            if depth > cfg.max_depth {
                 return Err(format!("Cannot serialise, excessive nesting ({depth})"));
             }
-            encode_table(t, depth, out)?;
+            encode_table(t, depth, out, cfg)?;
         }
         other => return Err(format!("Cannot serialise {}: type not supported", lua_type_name(other))),
     }
@@ -182,14 +273,14 @@ fn array_length(t: &Table) -> Result<Option<usize>, String> {
     Ok(if max > 0 { Some(max) } else { None })
 }
 
-fn encode_table(t: &Table, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
+fn encode_table(t: &Table, depth: usize, out: &mut Vec<u8>, cfg: EncCfg) -> Result<(), String> {
     if let Some(len) = array_length(t)? {
         out.push(b'[');
         for i in 1..=len {
             if i > 1 {
                 out.push(b',');
             }
-            encode(&t.raw_get::<Value>(i).map_err(|e| e.to_string())?, depth, out)?;
+            encode(&t.raw_get::<Value>(i).map_err(|e| e.to_string())?, depth, out, cfg)?;
         }
         out.push(b']');
         return Ok(());
@@ -206,13 +297,13 @@ fn encode_table(t: &Table, depth: usize, out: &mut Vec<u8>) -> Result<(), String
             Value::String(s) => encode_string(&s.as_bytes(), out),
             Value::Integer(_) | Value::Number(_) => {
                 out.push(b'"');
-                encode(&k, depth, out)?;
+                encode(&k, depth, out, cfg)?;
                 out.push(b'"');
             }
             other => return Err(format!("Cannot serialise {}: table key must be a number or string", lua_type_name(other))),
         }
         out.push(b':');
-        encode(&v, depth, out)?;
+        encode(&v, depth, out, cfg)?;
     }
     out.push(b'}');
     Ok(())
@@ -222,6 +313,7 @@ struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
     lua: &'a Lua,
+    max_depth: usize,
 }
 
 impl Parser<'_> {
@@ -261,7 +353,7 @@ impl Parser<'_> {
         let e = |x: mlua::Error| x.to_string();
         match self.s.get(self.pos) {
             Some(b'{') => {
-                if depth >= MAX_DEPTH {
+                if depth >= self.max_depth {
                     return Err(format!("Found too many nested data structures ({}) at character {}", depth + 1, self.pos + 1));
                 }
                 self.pos += 1;
@@ -296,7 +388,7 @@ impl Parser<'_> {
                 }
             }
             Some(b'[') => {
-                if depth >= MAX_DEPTH {
+                if depth >= self.max_depth {
                     return Err(format!("Found too many nested data structures ({}) at character {}", depth + 1, self.pos + 1));
                 }
                 self.pos += 1;

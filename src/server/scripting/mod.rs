@@ -238,6 +238,14 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// A write that goes only to some of the script's current targets (PUBLISH: replicas).
+    pub fn push_to(&mut self, targets: u8, db: usize, argv: &[Bytes]) {
+        let targets = targets & self.targets;
+        if targets != 0 {
+            self.items.push((targets, db, argv.to_vec()));
+        }
+    }
+
     pub fn push(&mut self, db: usize, argv: &[Bytes]) {
         if self.targets != 0 {
             self.items.push((self.targets, db, argv.to_vec()));
@@ -245,7 +253,11 @@ impl Effects {
     }
 }
 
-fn feed(srv: &mut ServerState, targets: u8, db: usize, argv: &[Bytes]) {
+pub(crate) fn feed(srv: &mut ServerState, targets: u8, db: usize, argv: &[Bytes]) {
+    if let Some(effects) = srv.exec_effects.as_mut() {
+        effects.push((targets, db, argv.to_vec()));
+        return;
+    }
     if targets & repl_targets::REPLICA != 0 {
         srv.repl.feed(db, argv);
     }
@@ -259,6 +271,13 @@ fn feed(srv: &mut ServerState, targets: u8, db: usize, argv: &[Bytes]) {
 fn propagate_effects(srv: &mut ServerState, effects: Effects, in_exec: bool) {
     let items = effects.items;
     let Some(&(_, first_db, _)) = items.first() else { return };
+    if srv.exec_effects.is_some() {
+        // Inside EXEC: they join the transaction's writes, wrapped when EXEC ends.
+        for (targets, db, argv) in &items {
+            feed(srv, *targets, *db, argv);
+        }
+        return;
+    }
     let open_transaction = in_exec && !srv.multi_propagated;
     let wrap = !srv.multi_propagated && (items.len() > 1 || open_transaction);
     if wrap {
@@ -496,6 +515,13 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
     let default_nopass = ctx.srv.acl.default_user().is_none_or(|u| u.nopass);
     let limits = &ctx.srv.limits;
     watch.begin(inv.eval_mode, limits.busy_reply_threshold_ms, !ctx.srv.acl.default_open(), limits.protected_mode && default_nopass);
+    if !inv.eval_mode {
+        let mut command = vec![Bytes::from_static(if inv.read_only_command { b"fcall_ro" } else { b"fcall" }), Bytes::copy_from_slice(inv.name.as_bytes()), Bytes::from(inv.keys.len().to_string())];
+        command.extend(inv.keys.iter().cloned());
+        command.extend(inv.args.iter().cloned());
+        let f = &ctx.srv.scripting.functions;
+        watch.set_running_function(Some(busy::RunningFunction { name: inv.name.to_string(), command, libraries: f.libraries.len() as i64, functions: f.function_count() as i64 }));
+    }
     let mut shutting_down = false;
     let outcome = (|| -> mlua::Result<(Result<Value, Value>, bool)> {
         let keys = byte_sequence(lua, inv.keys)?;
