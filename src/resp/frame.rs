@@ -241,22 +241,11 @@ pub fn format_g(d: f64, precision: usize) -> String {
             return whole.to_string();
         }
     }
-    // Scientific form with `precision` significant digits tells the decimal exponent after rounding.
-    let sci = format!("{:.*e}", precision - 1, d);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if exp < -4 || exp >= precision as i32 {
-        let mantissa = trim_fraction_zeros(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
-    } else {
-        let decimals = (precision as i32 - 1 - exp).max(0) as usize;
-        trim_fraction_zeros(&format!("{:.*}", decimals, d)).to_string()
-    }
+    format_g_exact(d, precision)
 }
 
-/// `format_g` without its whole-number shortcut (the reference the shortcut is tested against).
-#[cfg(test)]
+/// `format_g` without its whole-number shortcut: the scientific form with `precision`
+/// significant digits tells the decimal exponent after rounding.
 fn format_g_exact(d: f64, precision: usize) -> String {
     let precision = precision.max(1);
     let sci = format!("{:.*e}", precision - 1, d);

@@ -592,37 +592,6 @@ fn kill_client(c: &mut Core, st: &mut ClientState, id: u64) {
     }
 }
 
-const ACL_HELP: &[&str] = &[
-    "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "CAT [<category>]",
-    "    List all commands that belong to <category>, or all command categories",
-    "    when no category is specified.",
-    "DELUSER <username> [<username> ...]",
-    "    Delete a list of users.",
-    "DRYRUN <username> <command> [<arg> ...]",
-    "    Returns whether the user can execute the given command without executing the command.",
-    "GETUSER <username>",
-    "    Get the user's details.",
-    "GENPASS [<bits>]",
-    "    Generate a secure 256-bit user password. The optional `bits` argument can",
-    "    be used to specify a different size.",
-    "LIST",
-    "    Show users details in config file format.",
-    "LOAD",
-    "    Reload users from the ACL file.",
-    "LOG [<count> | RESET]",
-    "    Show the ACL log entries.",
-    "SAVE",
-    "    Save the current config to the ACL file.",
-    "SETUSER <username> <attribute> [<attribute> ...]",
-    "    Create or modify a user with the specified attributes.",
-    "USERS",
-    "    List all the registered usernames.",
-    "WHOAMI",
-    "    Return the current connection username.",
-    "HELP",
-    "    Prints this help.",
-];
 
 fn acl(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
     if args.len() < 2 {
@@ -731,7 +700,7 @@ fn acl(c: &mut Core, st: &mut ClientState, args: &[Bytes]) -> Frame {
                     .collect(),
             )
         }
-        "help" if a.len() == 2 => Frame::Array(ACL_HELP.iter().map(|l| Frame::simple(*l)).collect()),
+        "help" if a.len() == 2 => Frame::Array(crate::common::acl::ACL_HELP.iter().map(|l| Frame::simple(*l)).collect()),
         "setuser" | "getuser" | "deluser" | "list" | "users" | "whoami" | "save" | "load" | "genpass" | "help" | "cat" | "dryrun" | "log" => sub_args(),
         _ => unknown_sub(&a[1], "ACL"),
     }
