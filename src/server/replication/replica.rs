@@ -217,6 +217,10 @@ async fn link_once(
         // -NOMASTERLINK / -LOADING: try again later.
         return Err(LinkError::Unexpected { step: "PSYNC", reply });
     }
+    // The first ACK goes out before the link counts as up (Redis sends it right after the
+    // sync): a master that waits for it to put us online (diskless sync) has it by the time
+    // anyone sees master_link_status:up here.
+    send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
     check(LinkState::Connected)?;
     repl.update_link(generation, |m| {
         m.last_io = Some(Instant::now());
@@ -302,7 +306,6 @@ async fn stream_commands(
     let mut ack_tick = tokio::time::interval(repl.config().ack_period);
     let timeout = conn.timeout;
     let mut last_io = Instant::now();
-    send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
     // The bytes of processed commands are fed (offset, backlog, sub-replicas) in the same
     // critical section that applies their commands, so a snapshot taken for a sub-replica's
     // full sync never has an offset that disagrees with its data.
