@@ -713,7 +713,7 @@ pub fn render(cfg: &SentinelConfig, old: &str) -> String {
     st.mark_processed("save");
     st.mark_processed("user");
     for u in cfg.acl.config_lines() {
-        st.rewrite_line("user", u.trim_end().to_string(), true);
+        st.rewrite_line("user", crate::common::conf_rewrite::user_config_line(u.trim_end()), true);
     }
     rewrite_sentinel_options(&mut st, cfg);
     st.finish()

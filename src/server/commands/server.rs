@@ -331,7 +331,7 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 }
 
 fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
-    let users = ctx.srv.acl.file.is_empty().then(|| ctx.srv.acl.lines());
+    let users = ctx.srv.acl.file.is_empty().then(|| ctx.srv.acl.lines().iter().map(|l| crate::common::conf_rewrite::user_config_line(l)).collect::<Vec<_>>());
     match ctx.srv.config.rewrite(users.as_deref()) {
         Ok(()) => {
             crate::server::log::notice("CONFIG REWRITE executed with success.");
