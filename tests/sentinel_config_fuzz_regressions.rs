@@ -93,3 +93,16 @@ fn user_names_with_quotes_are_rewritten_quoted() {
     assert_eq!(oneil(again.acl.config_lines()), Some("user o'neil on nopass ~a\\b resetchannels &c\"d +@all".to_string()));
     assert_eq!(oneil(again.acl.config_lines()), oneil(cfg.acl.config_lines()));
 }
+
+/// A quoted bind address holding a carriage return (or any space, quote, control byte) is
+/// written back quoted: written raw, the next read split it into other addresses and each
+/// rewrite changed the line.
+#[test]
+fn bind_addresses_with_control_characters_are_rewritten_quoted() {
+    let crash = std::fs::read("tests/data/fuzz/sentinel_conf-bind-with-control-characters").expect("the fuzz find");
+    rewrite_loads_again(&String::from_utf8_lossy(&crash));
+    let text = "port 26379\nbind 127.0.0.1 \"a\\rb\" 'c d'\n";
+    rewrite_loads_again(text);
+    let cfg = parse(text).expect("accepted");
+    assert_eq!(parse(&render(&cfg, text)).expect("the rewrite loads").bind, vec!["127.0.0.1", "a\rb", "c d"]);
+}

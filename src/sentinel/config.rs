@@ -689,10 +689,10 @@ pub fn render(cfg: &SentinelConfig, old: &str) -> String {
     st.rewrite_line("port", format!("port {}", cfg.port), cfg.port != 6379);
     match cfg.bind.is_empty() {
         true => st.mark_processed("bind"),
-        // Redis writes a bind of no address as `bind ""`; any empty address is quoted so
-        // that the line reads back the same.
+        // Redis writes a bind of no address as `bind ""`; an empty address, or one with a
+        // space, quote or control character, is quoted so that the line reads back the same.
         false => {
-            let addrs: Vec<&str> = cfg.bind.iter().map(|a| if a.is_empty() { "\"\"" } else { a.as_str() }).collect();
+            let addrs: Vec<String> = cfg.bind.iter().map(|a| crate::common::conf_rewrite::config_word(a)).collect();
             st.rewrite_line("bind", format!("bind {}", addrs.join(" ")), true)
         }
     }
