@@ -106,3 +106,19 @@ fn bind_addresses_with_control_characters_are_rewritten_quoted() {
     let cfg = parse(text).expect("accepted");
     assert_eq!(parse(&render(&cfg, text)).expect("the rewrite loads").bind, vec!["127.0.0.1", "a\rb", "c d"]);
 }
+
+/// A known sentinel's run id (and the sentinel's own id) holding quotes is written quoted:
+/// written raw, the rewritten file had unbalanced quotes (Redis writes it raw too).
+#[test]
+fn known_sentinel_run_ids_that_need_quoting() {
+    let crash = std::fs::read("tests/data/fuzz/sentinel_conf-known-sentinel-run-id-with-quotes").expect("the fuzz find");
+    rewrite_loads_again(&String::from_utf8_lossy(&crash));
+    let id = "0123456789abcdef0123456789abcdef0123'\"9x";
+    let text = format!("port 26379\nsentinel monitor m 127.0.0.1 6379 2\nsentinel known-sentinel m 127.0.0.1 26380 \"{}\"\n", id.replace('"', "\\\""));
+    rewrite_loads_again(&text);
+    let cfg = parse(&text).expect("accepted, as Redis accepts any run id");
+    let first = render(&cfg, &text);
+    let again = parse(&first).expect("the rewrite loads");
+    let line = "sentinel known-sentinel m 127.0.0.1 26380 \"0123456789abcdef0123456789abcdef0123'\\\"9x\"";
+    assert!(render(&again, &first).lines().any(|l| l == line), "{}", render(&again, &first));
+}

@@ -24,16 +24,27 @@ pub fn config_word(word: &str) -> String {
     if !word.is_empty() && word.chars().all(plain) {
         return word.to_string();
     }
+    sds_repr(word)
+}
+
+/// A string quoted as Redis's `sdscatrepr` writes it: `\\`, `\"`, `\n`, `\r`, `\t`, `\a`, `\b`,
+/// printable ASCII as it is, any other byte as `\xHH` (sdssplitargs reads it all back).
+pub fn sds_repr(s: &str) -> String {
+    use std::fmt::Write;
     let mut out = String::from("\"");
-    for c in word.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if !c.is_ascii() || c.is_ascii_graphic() || c == ' ' => out.push(c),
-            c => out.push_str(&format!("\\x{:02x}", c as u32)),
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            7 => out.push_str("\\a"),
+            8 => out.push_str("\\b"),
+            b if b.is_ascii_graphic() || b == b' ' => out.push(b as char),
+            b => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
         }
     }
     out.push('"');
@@ -188,7 +199,7 @@ mod user_line_tests {
         assert_eq!(user_config_line("user default on nopass ~* &* +@all"), "user default on nopass ~* &* +@all");
         assert_eq!(user_config_line("user o'neil on ~a\\b &c\"d"), "user \"o'neil\" on \"~a\\\\b\" \"&c\\\"d\"");
         let line = user_config_line("user ü\u{1} on");
-        assert_eq!(line, "user \"ü\\x01\" on");
+        assert_eq!(line, "user \"\\xc3\\xbc\\x01\" on");
         let back = crate::resp::split_args(line.as_bytes()).expect("reads back");
         assert_eq!(back[1], "ü\u{1}".as_bytes());
     }

@@ -4,7 +4,6 @@
 use crate::common::conf_rewrite::RewriteState;
 use crate::server::config::quote as server_quote;
 use crate::server::types::glob::string_match;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -213,28 +212,7 @@ pub fn split_args(line: &str) -> Result<Vec<String>, UnbalancedQuotes> {
 
 /// Quotes a value the way Redis's rewrite does when it needs quoting.
 pub fn repr(s: &str) -> String {
-    let plain = !s.is_empty() && s.bytes().all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\');
-    if plain {
-        return s.to_string();
-    }
-    let mut out = String::from("\"");
-    for c in s.bytes() {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            7 => out.push_str("\\a"),
-            8 => out.push_str("\\b"),
-            c if c.is_ascii_graphic() || c == b' ' => out.push(c as char),
-            c => {
-                let _ = write!(out, "\\x{c:02x}");
-            }
-        }
-    }
-    out.push('"');
-    out
+    crate::common::conf_rewrite::config_word(s)
 }
 
 /// Generic redis.conf directives accepted (and preserved) in a sentinel config.
@@ -722,7 +700,7 @@ pub fn render(cfg: &SentinelConfig, old: &str) -> String {
 /// The `sentinel` lines, in Redis's order (`rewriteConfigSentinelOption`).
 fn rewrite_sentinel_options(st: &mut RewriteState, cfg: &SentinelConfig) {
     if let Some(id) = &cfg.myid {
-        st.rewrite_line("sentinel myid", format!("sentinel myid {id}"), true);
+        st.rewrite_line("sentinel myid", format!("sentinel myid {}", repr(id)), true);
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     st.rewrite_line("sentinel deny-scripts-reconfig", format!("sentinel deny-scripts-reconfig {}", yes_no(cfg.deny_scripts_reconfig)), !cfg.deny_scripts_reconfig);
@@ -762,7 +740,7 @@ fn rewrite_sentinel_options(st: &mut RewriteState, cfg: &SentinelConfig) {
             line("known-replica", format!("{} {p}", repr(h)));
         }
         for s in &m.known_sentinels {
-            line("known-sentinel", format!("{} {} {}", repr(&s.host), s.port, s.run_id));
+            line("known-sentinel", format!("{} {} {}", repr(&s.host), s.port, repr(&s.run_id)));
         }
         for (cmd, renamed) in &m.renamed_commands {
             line("rename-command", format!("{} {}", repr(cmd), repr(renamed)));

@@ -794,20 +794,7 @@ impl Config {
 
 /// Quotes a string value as Redis's `sdscatrepr` does.
 pub fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::common::conf_rewrite::sds_repr(s)
 }
 
 /// Takes `--config-template <path>` out of a command line, wherever it stands (pods pass
