@@ -118,12 +118,12 @@ impl<'a> RdbReader<'a> {
     }
 
     /// A count of elements; bounded by the remaining bytes so corrupt files cannot
-    /// make us reserve absurd amounts of memory.
+    /// make us reserve absurd amounts of memory. More elements than bytes left is a short
+    /// read, as Redis finds it when it reads them (a truncated file, most often).
     fn read_count(&mut self, what: &'static str) -> Result<usize, RdbError> {
-        let at = self.pos;
         let n = self.read_len(what)?;
         if n > (self.data.len() - self.pos) as u64 {
-            return Err(self.corrupt(at, format!("{what} count {n} exceeds the remaining data")));
+            return Err(self.truncated(what));
         }
         Ok(n as usize)
     }
