@@ -398,6 +398,11 @@ fn xrevrange(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     xrange_generic(ctx, args, true)
 }
 
+/// Every argument as a full stream ID (XDEL, XACK), or the first parse error.
+fn strict_ids(args: &[Bytes]) -> Result<Vec<StreamId>, Frame> {
+    args.iter().map(|a| strict_id(a)).collect()
+}
+
 fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let key = &args[1];
     // Redis looks the key up before parsing the IDs.
@@ -406,13 +411,10 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(None) => return Frame::Integer(0),
         Ok(Some(_)) => {}
     }
-    let mut ids = Vec::with_capacity(args.len() - 2);
-    for a in &args[2..] {
-        match strict_id(a) {
-            Ok(id) => ids.push(id),
-            Err(e) => return e,
-        }
-    }
+    let ids = match strict_ids(&args[2..]) {
+        Ok(ids) => ids,
+        Err(e) => return e,
+    };
     let Ok(Some(s)) = stream_write(ctx, key) else { return Frame::Integer(0) };
     let deleted: Vec<StreamId> = ids.into_iter().filter(|&id| s.delete(id)).collect();
     s.after_delete(&deleted);
@@ -1020,13 +1022,10 @@ fn xack(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(Some(s)) if !s.groups.contains_key(&args[2]) => return Frame::Integer(0),
         Ok(Some(_)) => {}
     }
-    let mut ids = Vec::with_capacity(args.len() - 3);
-    for a in &args[3..] {
-        match strict_id(a) {
-            Ok(id) => ids.push(id),
-            Err(e) => return e,
-        }
-    }
+    let ids = match strict_ids(&args[3..]) {
+        Ok(ids) => ids,
+        Err(e) => return e,
+    };
     let Ok(Some(s)) = stream_write(ctx, key) else { return Frame::Integer(0) };
     let g = s.groups.get_mut(&args[2]).expect("checked");
     let acked = ids.into_iter().filter(|&id| g.remove_pending(id).is_some()).count();

@@ -2,6 +2,7 @@
 //! intset (written and read), ziplist and zipmap (read only, found in older files).
 
 use bytes::Bytes;
+use crate::server::types::packed::lp_backlen_size;
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -62,16 +63,6 @@ impl PackedValue {
 
 const LP_HEADER: usize = 6;
 const LP_EOF: u8 = 0xff;
-
-fn lp_backlen_size(l: usize) -> usize {
-    match l {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2097150 => 3,
-        2097151..=268435454 => 4,
-        _ => 5,
-    }
-}
 
 fn lp_push_backlen(out: &mut Vec<u8>, l: usize) {
     let n = lp_backlen_size(l);

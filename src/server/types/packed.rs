@@ -45,3 +45,15 @@ mod tests {
         }
     }
 }
+
+/// Bytes of a listpack entry's back-length field for an entry of `l` bytes (Redis's
+/// lpEncodeBacklen), for the listpack sizes streams and RDB encodings compute.
+pub fn lp_backlen_size(l: usize) -> usize {
+    match l {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2097150 => 3,
+        2097151..=268435454 => 4,
+        _ => 5,
+    }
+}

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use bytes::Bytes;
+use super::packed::lp_backlen_size;
 
 /// A stream entry ID: milliseconds and sequence number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -159,16 +160,6 @@ fn lp_int_size(v: i64) -> usize {
         9
     };
     enc + lp_backlen_size(enc)
-}
-
-fn lp_backlen_size(l: usize) -> usize {
-    match l {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2097150 => 3,
-        2097151..=268435454 => 4,
-        _ => 5,
-    }
 }
 
 fn lp_str_size(s: &[u8]) -> usize {
