@@ -259,7 +259,7 @@ fn reject(srv: &mut ServerState, spec: &CommandSpec, e: Frame) -> Outcome {
     Outcome::Reply(e)
 }
 
-fn count_error(srv: &mut ServerState, e: &Frame) {
+pub(crate) fn count_error(srv: &mut ServerState, e: &Frame) {
     if let Frame::Error(text) = e {
         srv.stats.total_error_replies += 1;
         let prefix = text.split(' ').next().unwrap_or("ERR").to_string();
@@ -291,6 +291,7 @@ pub fn unwatch_all(srv: &mut ServerState, client: &mut ClientState) {
 pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandSpec>, args: &[Bytes], now_ms: i64, in_exec: bool) -> (Frame, Option<BlockRequest>) {
     let dirty_before = srv.dirty;
     let started = Instant::now();
+    srv.reply_error_counted = false;
     // Redis 7.0 feeds monitors once a command ran: EXEC shows after the commands it ran
     // (the others, fed first here, show in the same order).
     let monitored = !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN);
@@ -347,7 +348,9 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     }
     if reply.is_error() {
         spec.stats.failed.fetch_add(1, Ordering::Relaxed);
-        count_error(srv, &reply);
+        if !std::mem::take(&mut srv.reply_error_counted) {
+            count_error(srv, &reply);
+        }
     }
     srv.stats.total_commands += 1;
     for (adb, argv) in &also {

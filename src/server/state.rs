@@ -186,6 +186,9 @@ pub struct ServerState {
     /// Set while a script runs: its writes are collected here and propagated together
     /// (wrapped in MULTI/EXEC) when it ends.
     pub script_effects: Option<super::scripting::Effects>,
+    /// The error reply of the command running now already counts in the error stats (a
+    /// script's error that came from a command it called): `call` counts only its failure.
+    pub reply_error_counted: bool,
     /// True between the MULTI that EXEC (or a script inside EXEC) propagated and its EXEC.
     pub multi_propagated: bool,
     /// Set while EXEC runs its queue: the writes (targets, db, argv) are collected here and
@@ -302,6 +305,7 @@ impl ServerState {
             clients_peak: Default::default(),
             scripting: super::scripting::Scripting::new(),
             script_effects: None,
+            reply_error_counted: false,
             multi_propagated: false,
             exec_effects: None,
             pre_command_oom: false,

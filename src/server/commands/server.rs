@@ -714,6 +714,10 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             ctx.srv.active_expire_enabled = parse_int(&args[2]).unwrap_or(1) != 0;
             Frame::ok()
         }
+        "set-disable-deny-scripts" if args.len() == 3 => {
+            ctx.srv.scripting.disable_deny_scripts = parse_int(&args[2]).unwrap_or(0) != 0;
+            Frame::ok()
+        }
         "object" if args.len() == 3 => {
             let Some(pos) = ctx.db().find(&args[2]) else {
                 return Frame::error("ERR no such key");

@@ -152,8 +152,9 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Frame {
         Some(Value::ZSet(z)) => (Kind::ZSet, z.iter().map(|e| e.member_bytes()).collect()),
         Some(_) => return wrongtype(),
     };
-    if dontsort && matches!(kind, Kind::Set) && store.is_some() {
-        // Sets have no order of their own: make STORE results deterministic.
+    if dontsort && matches!(kind, Kind::Set) && (store.is_some() || ctx.client.in_script) {
+        // Sets have no order of their own: make STORE results and scripts' replies
+        // deterministic (replicas and the AOF must see what the master saw).
         dontsort = false;
         alpha = true;
         sortby = None;

@@ -83,6 +83,8 @@ pub struct Scripting {
     pub functions: functions::Functions,
     /// The running script, seen by other tasks without the server lock (busy scripts).
     pub watch: std::sync::Arc<busy::ScriptWatch>,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call `noscript` commands (tests use it).
+    pub disable_deny_scripts: bool,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -107,6 +109,7 @@ impl Scripting {
             runs: 0,
             functions: functions::Functions::new(),
             watch: Default::default(),
+            disable_deny_scripts: false,
         }
     }
 
@@ -183,6 +186,10 @@ pub fn parse_shebang(body: &[u8]) -> Result<(u32, usize), String> {
         let Some(list) = part.strip_prefix(b"flags=") else {
             return Err(format!("Unknown lua shebang option: {}", String::from_utf8_lossy(part)));
         };
+        // Redis splits with sdssplitlen: an empty list is no flags at all.
+        if list.is_empty() {
+            continue;
+        }
         for name in list.split(|&b| b == b',') {
             match script_flags::NAMES.iter().find(|(n, _)| n.as_bytes() == name) {
                 Some((_, bit)) => flags |= bit,
@@ -339,6 +346,15 @@ fn refusal_before_run(ctx: &Ctx, script: u32, read_only_command: bool) -> Option
     None
 }
 
+/// Redis's field of an error table whose error already counts in the error stats (a
+/// command's error reply or refusal): the script's reply with it does not count again.
+const STATS_COUNTED: &str = "ignore_error_stats_update";
+
+/// The script's outcome is an error table already counted (see [`STATS_COUNTED`]).
+fn stats_counted(v: &Value) -> bool {
+    matches!(v, Value::Table(t) if t.raw_get::<bool>(STATS_COUNTED).unwrap_or(false))
+}
+
 /// A command a script names, with its arguments.
 type ResolvedCall = (std::sync::Arc<CommandSpec>, Vec<Bytes>);
 
@@ -404,28 +420,44 @@ impl Run<'_> {
     /// The command a `redis.*` call names (with its arity checked), or the error table.
     fn lookup(&self, lua: &Lua, args: &[Value]) -> mlua::Result<Result<ResolvedCall, mlua::Table>> {
         match engine::command_line(lua, args)? {
-            Ok(argv) => self.resolve(lua, argv),
+            Ok(argv) => match self.resolve(argv) {
+                Ok(found) => Ok(Ok(found)),
+                Err((_, why)) => Ok(Err(engine::error_table(lua, why.as_bytes())?)),
+            },
             Err(e) => Ok(Err(e)),
         }
     }
 
-    /// [`Self::lookup`] of a command line already converted.
-    fn resolve(&self, lua: &Lua, argv: Vec<Bytes>) -> mlua::Result<Result<ResolvedCall, mlua::Table>> {
+    /// The command of a command line already converted, or why there is none (with the
+    /// command when only its arity is wrong).
+    fn resolve(&self, argv: Vec<Bytes>) -> Result<ResolvedCall, (Option<std::sync::Arc<CommandSpec>>, &'static str)> {
         let table = self.srv.commands.clone();
         let spec = table.lookup(&argv[0]).and_then(|top| dispatch::resolve(top, &argv).ok()).cloned();
         match spec {
-            None => Ok(Err(engine::error_table(lua, b"Unknown Redis command called from script")?)),
-            Some(spec) if !spec.check_arity(argv.len()) => Ok(Err(engine::error_table(lua, b"Wrong number of args calling Redis command from script")?)),
-            Some(spec) => Ok(Ok((spec, argv))),
+            None => Err((None, "Unknown Redis command called from script")),
+            Some(spec) if !spec.check_arity(argv.len()) => Err((Some(spec), "Wrong number of args calling Redis command from script")),
+            Some(spec) => Ok((spec, argv)),
         }
+    }
+
+    /// Redis's `scriptCall` refusing a command: the error counts in the error stats (and
+    /// the command's rejected calls) now, so the script's final reply does not count it again.
+    fn rejected(&mut self, lua: &Lua, spec: Option<&CommandSpec>, why: &[u8]) -> mlua::Result<Result<Value, mlua::Table>> {
+        if let Some(spec) = spec {
+            spec.stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        dispatch::count_error(self.srv, &Frame::Error(String::from_utf8_lossy(&engine::error_text(why)).into_owned()));
+        let t = engine::error_table(lua, why)?;
+        t.raw_set(STATS_COUNTED, true)?;
+        Ok(Err(t))
     }
 
     /// `redis.call` / `redis.pcall`: Redis's `scriptCall` checks, then the command through
     /// the dispatcher's `call`, its reply converted for the script.
     fn command(&mut self, lua: &Lua, argv: Vec<Bytes>) -> mlua::Result<Result<Value, mlua::Table>> {
-        let (spec, argv) = match self.resolve(lua, argv)? {
+        let (spec, argv) = match self.resolve(argv) {
             Ok(found) => found,
-            Err(e) => return Ok(Err(e)),
+            Err((spec, why)) => return self.rejected(lua, spec.as_deref(), why.as_bytes()),
         };
         if let Err((d, idx)) = crate::server::acl::check_client(self.srv, self.client, &spec, &argv) {
             crate::server::acl::log_command_denial(self.srv, self.client, &spec, &argv, d, idx, "lua", self.now_ms);
@@ -434,11 +466,10 @@ impl Run<'_> {
                 crate::common::acl::Denied::Key => "can't access at least one of the keys mentioned in the command arguments",
                 crate::common::acl::Denied::Channel => "can't publish to the channel mentioned in the command",
             };
-            return Ok(Err(engine::error_table(lua, format!("The user executing the script {why}").as_bytes())?));
+            return self.rejected(lua, Some(&spec), format!("The user executing the script {why}").as_bytes());
         }
         if let Some(refusal) = self.refusal(&spec) {
-            spec.stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(Err(engine::error_table(lua, refusal.as_bytes())?));
+            return self.rejected(lua, Some(&spec), refusal.as_bytes());
         }
         if spec.has(flags::WRITE) {
             self.write_dirty = true;
@@ -453,6 +484,8 @@ impl Run<'_> {
         match reply {
             Frame::Error(_) => {
                 let Value::Table(t) = convert::reply_to_lua(lua, &reply, self.resp3)? else { unreachable!("errors convert to tables") };
+                // `call` counted it already.
+                t.raw_set(STATS_COUNTED, true)?;
                 Ok(Err(t))
             }
             other => Ok(Ok(convert::reply_to_lua(lua, &other, self.resp3)?)),
@@ -463,7 +496,7 @@ impl Run<'_> {
     fn refusal(&self, spec: &CommandSpec) -> Option<String> {
         let srv = &*self.srv;
         let obey = self.client.is_master_link;
-        if spec.has(flags::NOSCRIPT) {
+        if spec.has(flags::NOSCRIPT) && !srv.scripting.disable_deny_scripts {
             return Some("This Redis command is not allowed from script".into());
         }
         if !spec.has(flags::STALE) && !obey && srv.repl.repl.stale_refusal().is_some() {
@@ -570,11 +603,15 @@ pub fn invoke(ctx: &mut Ctx, inv: Invocation) -> Frame {
         // The server exits without answering the script's client, as Redis does.
         return Frame::Simple(super::commands::pubsub::NO_REPLY.into());
     }
-    match outcome {
-        Ok((Ok(value), resp3)) => convert::lua_to_reply(&value, resp3),
-        Ok((Err(error), _)) => error_reply(&error, inv.name),
-        Err(e) => Frame::error(convert::script_error_text(format!("ERR Error running script {}, {:.100}", inv.name, engine::lua_error_text(&e)).as_bytes())),
+    let reply = match &outcome {
+        Ok((Ok(value), resp3)) => convert::lua_to_reply(value, *resp3),
+        Ok((Err(error), _)) => error_reply(error, inv.name),
+        Err(e) => Frame::error(convert::script_error_text(format!("ERR Error running script {}, {:.100}", inv.name, engine::lua_error_text(e)).as_bytes())),
+    };
+    if reply.is_error() && matches!(&outcome, Ok((Ok(v) | Err(v), _)) if stats_counted(v)) {
+        ctx.srv.reply_error_counted = true;
     }
+    reply
 }
 
 /// The reply for a script's error object (`{err=..., source=..., line=...}`).

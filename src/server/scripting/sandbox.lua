@@ -158,6 +158,17 @@ end
 
 function G.rawget(t, k) return rawget(guarded_or_self(t), k) end
 
+-- What getmetatable shows of a guarded table: nothing for the libraries (as Redis), the
+-- globals' metatable read-only (filled in below).
+local shown_meta = {}
+function G.getmetatable(t)
+  if guarded[t] then return shown_meta[t] end
+  return getmetatable(t)
+end
+
+-- Redis's Lua refuses precompiled chunks (see compile_text in engine.rs).
+G.loadstring, G.load = prim.loadstring, prim.load
+
 function G.setmetatable(t, mt)
   if guarded[t] then error(READONLY, 0) end
   return setmetatable(t, mt)
@@ -179,7 +190,7 @@ end
 -- ("x"):upper() goes through the guarded string library too.
 local string_meta = getmetatable('')
 string_meta.__index = G.string
-string_meta.__metatable = false
+string_meta.__metatable = readonly({ __index = G.string })
 
 local function nonexistent_global(_, name)
   local t = type(name)
@@ -193,6 +204,7 @@ end
 local env_meta = { __index = G, __newindex = deny_write, __metatable = false }
 local env = setmetatable({}, env_meta)
 guarded[env] = G
+shown_meta[env] = readonly({ __index = nonexistent_global })
 G._G = env
 setmetatable(G, { __index = nonexistent_global })
 
