@@ -540,18 +540,54 @@ pub fn on_shutdown(srv: &mut ServerState, save: Option<bool>) -> Result<(), Stri
     Ok(())
 }
 
-pub fn debug_reload(srv: &mut ServerState) -> Result<(), String> {
-    let svc = srv.persist.svc.clone();
-    sync_dirty(srv);
-    let snapshot = KeyspaceSnapshot::capture(srv);
-    svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).map_err(server_error)?;
-    let path = svc.config.lock().rdb_path();
-    let data = std::fs::read(&path).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
-    for db in srv.dbs.iter_mut() {
-        db.clear();
+pub fn debug_reload(srv: &mut ServerState, options: &[Bytes]) -> Result<(), String> {
+    let (mut save, mut flush, mut merge) = (true, true, false);
+    for opt in options {
+        match opt.to_ascii_lowercase().as_slice() {
+            b"merge" => merge = true,
+            b"noflush" => flush = false,
+            b"nosave" => save = false,
+            _ => return Err("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.".into()),
+        }
     }
+    let svc = srv.persist.svc.clone();
+    if save {
+        sync_dirty(srv);
+        let snapshot = KeyspaceSnapshot::capture(srv);
+        svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).map_err(server_error)?;
+    }
+    const LOAD_FAILED: &str = "ERR Error trying to load the RDB dump";
+    let path = svc.config.lock().rdb_path();
+    let data = std::fs::read(&path).map_err(|e| {
+        super::log::warning(&format!("DEBUG RELOAD: cannot read {}: {e}", path.display()));
+        LOAD_FAILED.to_string()
+    })?;
+    if flush {
+        srv.touch_all_watched(None, None, None);
+        for db in srv.dbs.iter_mut() {
+            db.clear();
+        }
+        srv.scripting.functions.flush();
+    }
+    // Keys already there are replaced (Redis, without MERGE, stops on them as a corrupt
+    // file); a library already there fails the load unless MERGE replaces it, as Redis's.
     let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
-    host.load_rdb(&data).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
+    let loaded = host::load_rdb_into_with(&data, |db, entries| {
+        let mut srv = host.srv.lock();
+        let keep = srv.repl.is_replica();
+        convert::load_entries(&mut srv, db, entries, keep, super::now_ms());
+    });
+    let stats = loaded.map_err(|e| {
+        super::log::warning(&format!("DEBUG RELOAD: {e}"));
+        LOAD_FAILED.to_string()
+    })?;
+    for code in &stats.functions {
+        if let Err(e) = srv.scripting.functions.load(code, merge, false) {
+            super::log::warning(&format!("Failed loading library from RDB: {e}"));
+            return Err(LOAD_FAILED.into());
+        }
+    }
+    super::log::warning("DB reloaded by DEBUG RELOAD");
     Ok(())
 }
 
