@@ -727,6 +727,21 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             };
             Frame::Simple(format!("Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}", slot.value.encoding(), serlen, slot.lru, idle))
         }
+        "htstats-key" if args.len() == 3 => {
+            let Some(pos) = ctx.db().find(&args[2]) else {
+                return Frame::error("ERR no such key");
+            };
+            let stats = match &ctx.db().slot(pos).value {
+                Value::Set(s) => s.table_stats(),
+                Value::Hash(h) => h.table_stats(),
+                Value::ZSet(z) => z.table_stats(),
+                _ => None,
+            };
+            match stats {
+                Some((size, used)) => Frame::Verbatim("txt".into(), ht_stats_text(size, used).into()),
+                None => Frame::error("ERR The value stored at the specified key is not represented using an hash table"),
+            }
+        }
         "digest" if args.len() == 2 => Frame::Simple(hex::encode(dataset_digest(ctx))),
         "digest-value" => {
             let mut out = Vec::new();
@@ -790,6 +805,26 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{shown}'. Try DEBUG HELP."))
         }
     }
+}
+
+/// DEBUG HTSTATS-KEY's text in the shape of Redis's `dictGetStats`, with our table's own
+/// figures: the index is open-addressed (one element per slot, no chains) and grows in one
+/// step, so every element has its own slot, the longest "chain" is 1 and there is never a
+/// "rehashing target" section.
+fn ht_stats_text(size: usize, used: usize) -> String {
+    if used == 0 {
+        return "Hash table 0 stats (main hash table):\nNo stats available for empty dictionaries\n".to_string();
+    }
+    let size = size.max(used);
+    let pct = |n: usize| n as f64 / size as f64 * 100.0;
+    let mut s = format!(
+        "Hash table 0 stats (main hash table):\n table size: {size}\n number of elements: {used}\n different slots: {used}\n max chain length: 1\n avg chain length (counted): 1.00\n avg chain length (computed): 1.00\n Chain length distribution:\n"
+    );
+    if size > used {
+        s.push_str(&format!("   0: {} ({:.02}%)\n", size - used, pct(size - used)));
+    }
+    s.push_str(&format!("   1: {used} ({:.02}%)\n", pct(used)));
+    s
 }
 
 /// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,
