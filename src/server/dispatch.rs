@@ -332,8 +332,10 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             }
         }
     }
-    // A script's reads are tracked for its declared keys (scripting::Run::command).
-    if client.tracking.is_some() && !client.in_script {
+    // A script's reads are tracked for its declared keys (scripting::Run::command); the
+    // read-only script commands themselves track nothing (Redis's call() leaves EVAL_RO,
+    // EVALSHA_RO and FCALL_RO to the commands their script runs).
+    if client.tracking.is_some() && !client.in_script && !matches!(spec.name.as_ref(), "eval_ro" | "evalsha_ro" | "fcall_ro") {
         super::commands::tracking::remember_keys(srv, client, spec, args);
     }
     let micros = started.elapsed().as_micros() as u64;
