@@ -127,6 +127,12 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
             return before_reply(client, evicted_invalidations, outcome);
         }
     }
+    // Client-side caching keeps its table within tracking-table-max-keys before every
+    // command, as Redis's processCommand.
+    if srv.tracking.tracking_clients() > 0 {
+        super::commands::tracking::limit_used_slots(srv, Some(client));
+        evicted_invalidations.extend(super::commands::tracking::take_pending_for(srv, client));
+    }
     // While the server cannot persist, Redis refuses writes, and PING too (a sentinel then
     // sees the master in trouble): -MISCONF.
     let queued_writes = is_exec && any_queued(client, &table, |s| s.has(flags::WRITE));

@@ -478,6 +478,9 @@ fn cron_tick(srv: &mut ServerState) {
         }
     }
     persistence::cron(srv, now);
+    if srv.tracking.tracking_clients() > 0 {
+        crate::server::commands::tracking::limit_used_slots(srv, None);
+    }
     if srv.limits.maxmemory > 0 {
         evict::perform_evictions(srv, None);
     }

@@ -52,6 +52,8 @@ pub struct Limits {
     pub encoding: crate::server::types::EncodingLimits,
     /// `busy-reply-threshold` (`lua-time-limit`): a script running longer is "busy".
     pub busy_reply_threshold_ms: i64,
+    /// `tracking-table-max-keys` (0 = no limit).
+    pub tracking_table_max_keys: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -377,6 +379,7 @@ impl ServerState {
             slowlog_max_len: c.get_int("slowlog-max-len").max(0) as usize,
             latency_threshold: c.get_int("latency-monitor-threshold"),
             latency_tracking: c.get_bool("latency-tracking"),
+            tracking_table_max_keys: c.get_int("tracking-table-max-keys").max(0) as usize,
             lfu_log_factor: c.get_int("lfu-log-factor") as u32,
             lfu_decay_time: c.get_int("lfu-decay-time") as u32,
             timeout_secs: c.get_int("timeout").max(0) as u64,
