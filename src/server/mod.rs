@@ -453,6 +453,10 @@ async fn cron(shared: Arc<Shared>) {
 }
 
 fn cron_tick(srv: &mut ServerState) {
+    // DEBUG PAUSE-CRON skips the whole tick, as Redis's serverCron.
+    if srv.pause_cron {
+        return;
+    }
     let now = now_ms();
     srv.lru_clock = state::lru_clock_now();
     if srv.active_expire_enabled && !srv.repl.is_replica() {

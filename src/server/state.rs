@@ -169,6 +169,8 @@ pub struct ServerState {
     pub port: u16,
     pub tcp_port_bound: u16,
     pub active_expire_enabled: bool,
+    /// DEBUG PAUSE-CRON: the periodic tick does nothing while set.
+    pub pause_cron: bool,
     /// CLIENT PAUSE end (unix ms); shared with connection tasks so they check it lock-free.
     pub client_pause_until_ms: Arc<std::sync::atomic::AtomicI64>,
     pub client_pause_writes_only: bool,
@@ -291,6 +293,7 @@ impl ServerState {
             port,
             tcp_port_bound: port,
             active_expire_enabled: true,
+            pause_cron: false,
             client_pause_until_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             client_pause_writes_only: false,
             shutdown_requested: None,

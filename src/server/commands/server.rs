@@ -714,6 +714,11 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             ctx.srv.active_expire_enabled = parse_int(&args[2]).unwrap_or(1) != 0;
             Frame::ok()
         }
+        "pause-cron" if args.len() == 3 => {
+            // atoi: anything that does not start with a non-zero number is 0
+            ctx.srv.pause_cron = atoi(&args[2]) != 0;
+            Frame::ok()
+        }
         "object" if args.len() == 3 => {
             let Some(pos) = ctx.db().find(&args[2]) else {
                 return Frame::error("ERR no such key");
@@ -805,6 +810,20 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{shown}'. Try DEBUG HELP."))
         }
     }
+}
+
+/// C's atoi: optional blanks and sign, then the leading digits (0 when there are none).
+fn atoi(b: &[u8]) -> i64 {
+    let s = String::from_utf8_lossy(b);
+    let t = s.trim_start();
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).take(18).collect();
+    let n: i64 = digits.parse().unwrap_or(0);
+    if neg { -n } else { n }
 }
 
 /// DEBUG HTSTATS-KEY's text in the shape of Redis's `dictGetStats`, with our table's own
