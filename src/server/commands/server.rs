@@ -298,6 +298,13 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             crate::server::replication::apply_config(ctx.srv);
             for name in changed {
                 match name {
+                    "appendonly" => {
+                        if let Err(e) = crate::server::persistence::apply_appendonly(ctx.srv) {
+                            crate::server::log::warning(&format!("Can't turn the append only file on: {e}"));
+                            ctx.srv.config.set_raw("appendonly", "no".into());
+                            return Frame::error("ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.");
+                        }
+                    }
                     "loglevel" => crate::server::log::set_level(crate::server::log::Level::parse(ctx.srv.config.get("loglevel"))),
                     "maxmemory" => {
                         crate::server::evict::perform_evictions(ctx.srv, Some(ctx.client));
