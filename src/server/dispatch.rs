@@ -501,6 +501,10 @@ pub fn unblock_on_timeout(srv: &mut ServerState, id: u64) -> Option<Frame> {
 /// Serves clients blocked on keys that writes signalled ready, first come first served,
 /// each by re-running its command atomically (Redis's `handleClientsBlockedOnKeys`).
 pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState>, now_ms: i64) {
+    // The served commands see the time as it is now (Redis's handleClientsBlockedOnKeys
+    // updates its cached time first): a key that expired while the command that readied
+    // it ran (MULTI ... DEBUG SLEEP ... EXEC) is gone, and its client stays blocked.
+    let now_ms = now_ms.max(super::now_ms());
     let current_id = current.as_ref().map(|c| c.id);
     let mut rounds = 0;
     while !srv.ready_keys.is_empty() && rounds < 10_000 {
