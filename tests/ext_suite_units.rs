@@ -41,3 +41,49 @@ fn config_set_appendonly_is_applied_before_the_reply() {
     let reference = spawn_redis(&["--enable-debug-command", "yes"]);
     appendonly_applies_before_reply(&reference);
 }
+
+/// `cmdstat_<name>` fields other than timings: (calls, rejected_calls, failed_calls).
+fn cmdstat(c: &mut redis::Connection, name: &str) -> (i64, i64, i64) {
+    let line = info_field(c, "commandstats", &format!("cmdstat_{name}"));
+    let field = |f: &str| line.split(',').find_map(|kv| kv.strip_prefix(&format!("{f}="))).and_then(|v| v.parse().ok()).unwrap_or(-1);
+    (field("calls"), field("rejected_calls"), field("failed_calls"))
+}
+
+/// Waits until `n` clients are blocked.
+fn wait_blocked(c: &mut redis::Connection, n: usize) {
+    assert!(wait_for(Duration::from_secs(10), || info_field(c, "clients", "blocked_clients") == n.to_string()), "no blocked client");
+}
+
+/// A blocked command counts one call, made when it blocked; being served (with data or an
+/// error) adds no call, and an error served counts as its failure (unit/type/stream-cgroups
+/// "XGROUP DESTROY should unblock XREADGROUP with -NOGROUP").
+fn served_blocked_commands_count_once(srv: &ServerGuard) {
+    let mut c = srv.client();
+    let mut rd = srv.client();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg("mystream").arg("mygroup").arg("$").arg("MKSTREAM").query(&mut c).unwrap();
+    let reader = std::thread::spawn(move || {
+        redis::cmd("XREADGROUP").arg("GROUP").arg("mygroup").arg("Alice").arg("BLOCK").arg(0).arg("STREAMS").arg("mystream").arg(">").query::<redis::Value>(&mut rd).map_err(|e| e.to_string())
+    });
+    wait_blocked(&mut c, 1);
+    let _: i64 = redis::cmd("XGROUP").arg("DESTROY").arg("mystream").arg("mygroup").query(&mut c).unwrap();
+    let err = reader.join().unwrap().unwrap_err();
+    assert!(err.contains("NOGROUP"), "{err}");
+    assert_eq!(cmdstat(&mut c, "xreadgroup"), (1, 0, 1));
+    assert_eq!(info_field(&mut c, "stats", "total_error_replies"), "1");
+
+    let mut rd = srv.client();
+    let reader = std::thread::spawn(move || redis::cmd("BLPOP").arg("list").arg(0).query::<Vec<String>>(&mut rd).unwrap());
+    wait_blocked(&mut c, 1);
+    let _: i64 = redis::cmd("RPUSH").arg("list").arg("a").query(&mut c).unwrap();
+    assert_eq!(reader.join().unwrap(), vec!["list".to_string(), "a".to_string()]);
+    assert_eq!(cmdstat(&mut c, "blpop"), (1, 0, 0));
+}
+
+#[test]
+fn served_blocked_commands_count_one_call() {
+    let ours = spawn_rf(&["--save", ""]);
+    served_blocked_commands_count_once(&ours);
+    let reference = spawn_redis(&[]);
+    served_blocked_commands_count_once(&reference);
+}

@@ -350,7 +350,12 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
         super::commands::tracking::remember_keys(srv, client, spec, args);
     }
     let micros = started.elapsed().as_micros() as u64;
-    spec.stats.calls.fetch_add(1, Ordering::Relaxed);
+    // A blocked command counted its call when it blocked: serving it later adds its time
+    // and its failure, not another call (Redis's updateStatsOnUnblock).
+    let served_blocked = client.blocked;
+    if !served_blocked {
+        spec.stats.calls.fetch_add(1, Ordering::Relaxed);
+    }
     spec.stats.usec.fetch_add(micros, Ordering::Relaxed);
     if block.is_none() {
         if srv.limits.latency_tracking {
@@ -362,7 +367,9 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
         spec.stats.failed.fetch_add(1, Ordering::Relaxed);
         count_error(srv, &reply);
     }
-    srv.stats.total_commands += 1;
+    if !served_blocked {
+        srv.stats.total_commands += 1;
+    }
     for (adb, argv) in &also {
         propagate(srv, *adb, argv);
     }
