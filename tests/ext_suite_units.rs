@@ -87,3 +87,36 @@ fn served_blocked_commands_count_one_call() {
     let reference = spawn_redis(&[]);
     served_blocked_commands_count_once(&reference);
 }
+
+/// Active expiry reports its cycle ("expire-cycle") and the deletion of a key
+/// ("expire-del") to the latency monitor (unit/latency-monitor "LATENCY of expire events
+/// are correctly collected"). A 300000-member set takes well over the 1 ms threshold to free.
+fn expire_events_reach_the_latency_monitor(srv: &ServerGuard) {
+    let mut c = srv.client();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("latency-monitor-threshold").arg(1).query(&mut c).unwrap();
+    for chunk in 0..300 {
+        let mut cmd = redis::cmd("SADD");
+        cmd.arg("mybigkey");
+        for i in 0..1000 {
+            cmd.arg(format!("member:{}", chunk * 1000 + i));
+        }
+        let _: i64 = cmd.query(&mut c).unwrap();
+    }
+    let _: i64 = redis::cmd("PEXPIRE").arg("mybigkey").arg(50).query(&mut c).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap() == 0), "the key was not expired");
+    let latest: Vec<Vec<redis::Value>> = redis::cmd("LATENCY").arg("LATEST").query(&mut c).unwrap();
+    let events: Vec<String> = latest.iter().filter_map(|e| match e.first() {
+        Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }).collect();
+    assert!(events.iter().any(|e| e == "expire-cycle"), "{events:?}");
+    assert!(events.iter().any(|e| e == "expire-del"), "{events:?}");
+}
+
+#[test]
+fn expire_events_are_latency_samples() {
+    let ours = spawn_rf(&["--save", ""]);
+    expire_events_reach_the_latency_monitor(&ours);
+    let reference = spawn_redis(&[]);
+    expire_events_reach_the_latency_monitor(&reference);
+}

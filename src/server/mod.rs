@@ -508,8 +508,13 @@ pub fn active_expire_cycle(srv: &mut ServerState, now: i64) {
                 let Some((pos, when)) = srv.dbs[dbi].random_volatile() else { break };
                 sampled += 1;
                 if when <= now {
+                    // Redis's deleteExpiredKeyAndPropagate: the deletion (freeing the value
+                    // included) is the "expire-del" latency event.
+                    let del_started = std::time::Instant::now();
                     let slot = srv.dbs[dbi].remove_at(pos);
                     let key = bytes::Bytes::copy_from_slice(slot.key.as_slice());
+                    drop(slot);
+                    commands::latency::sample_event(srv, "expire-del", del_started.elapsed(), now);
                     srv.stats.expired_keys += 1;
                     srv.touch_watched_key(dbi, &key, None);
                     notify::notify(srv, notify::EXPIRED, "expired", &key, dbi);
@@ -529,4 +534,5 @@ pub fn active_expire_cycle(srv: &mut ServerState, now: i64) {
             }
         }
     }
+    commands::latency::sample_event(srv, "expire-cycle", started.elapsed(), now);
 }
