@@ -120,3 +120,55 @@ fn expire_events_are_latency_samples() {
     let reference = spawn_redis(&[]);
     expire_events_reach_the_latency_monitor(&reference);
 }
+
+/// CONFIG SET of several parameters whose `port` cannot be bound fails with Redis's error
+/// and leaves every one of them as it was, the server still on its port (unit/introspection
+/// "CONFIG SET rollback on apply error").
+fn port_apply_error_rolls_back(srv: &ServerGuard) {
+    let mut c = srv.client();
+    let names = ["maxmemory", "port", "client-query-buffer-limit"];
+    let get = |c: &mut redis::Connection, n: &str| -> String {
+        let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(n).query(c).unwrap();
+        v[1].clone()
+    };
+    let before: Vec<String> = names.iter().map(|n| get(&mut c, n)).collect();
+    let busy = std::net::TcpListener::bind(("127.0.0.1", free_port())).unwrap();
+    let used = busy.local_addr().unwrap().port();
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(10000001)
+        .arg("port")
+        .arg(used)
+        .arg("client-query-buffer-limit")
+        .arg("10m")
+        .query::<()>(&mut c)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port"), "{err}");
+    let after: Vec<String> = names.iter().map(|n| get(&mut c, n)).collect();
+    assert_eq!(after, before);
+    let mut fresh = srv.client();
+    assert_eq!(redis::cmd("PING").query::<String>(&mut fresh).unwrap(), "PONG");
+}
+
+#[test]
+fn config_set_port_apply_error_rolls_back() {
+    let ours = spawn_rf(&["--save", "", "--bind", "127.0.0.1"]);
+    port_apply_error_rolls_back(&ours);
+    let reference = spawn_redis(&["--bind", "127.0.0.1"]);
+    port_apply_error_rolls_back(&reference);
+}
+
+/// CONFIG SET port moves the server to the new port: it answers there and no longer on the
+/// old one.
+#[test]
+fn config_set_port_moves_the_listener() {
+    for srv in [spawn_rf(&["--save", "", "--bind", "127.0.0.1"]), spawn_redis(&["--bind", "127.0.0.1"])] {
+        let mut c = srv.client();
+        let new_port = free_port();
+        let _: () = redis::cmd("CONFIG").arg("SET").arg("port").arg(new_port).query(&mut c).unwrap();
+        assert!(wait_ready(new_port, Duration::from_secs(10)), "not listening on the new port");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", srv.port)).is_err(), "still listening on the old port");
+    }
+}

@@ -175,6 +175,9 @@ pub struct ServerState {
     pub client_pause_until_ms: Arc<std::sync::atomic::AtomicI64>,
     pub client_pause_writes_only: bool,
     pub shutdown_requested: Option<ShutdownRequest>,
+    /// Hands freshly bound listening sockets to the accept side, which drops the old ones
+    /// (CONFIG SET port); `None` outside a running server.
+    pub listen_control: Option<tokio::sync::mpsc::UnboundedSender<Vec<std::net::TcpListener>>>,
     pub repl: ReplicationState,
     pub persist: PersistenceState,
     pub executable: String,
@@ -297,6 +300,7 @@ impl ServerState {
             client_pause_until_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             client_pause_writes_only: false,
             shutdown_requested: None,
+            listen_control: None,
             repl: ReplicationState::default(),
             persist: PersistenceState::default(),
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),

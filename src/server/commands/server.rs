@@ -292,8 +292,19 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return crate::server::command::wrong_args("config|set");
     }
     let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|c| (String::from_utf8_lossy(&c[0]).into_owned(), String::from_utf8_lossy(&c[1]).into_owned())).collect();
+    // The values before, to roll everything back when applying the port fails.
+    let before: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(n, _)| crate::server::config::find_param(n).map(|p| (p.name.to_string(), ctx.srv.config.get(p.name).to_string())))
+        .collect();
+    let old_port = ctx.srv.config.get_int("port");
     match ctx.srv.config.set_many(&pairs) {
         Ok(changed) => {
+            let new_port = ctx.srv.config.get_int("port");
+            if changed.contains(&"port") && new_port != old_port && crate::server::change_listen_port(ctx.srv, new_port as u16).is_err() {
+                let _ = ctx.srv.config.set_many(&before);
+                return Frame::error("ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.");
+            }
             ctx.srv.refresh_limits();
             crate::server::replication::apply_config(ctx.srv);
             for name in changed {
