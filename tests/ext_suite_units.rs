@@ -172,3 +172,53 @@ fn config_set_port_moves_the_listener() {
         assert!(std::net::TcpStream::connect(("127.0.0.1", srv.port)).is_err(), "still listening on the old port");
     }
 }
+
+/// UNLINK frees a value in the background when freeing it takes more than 64 allocations
+/// (Redis's free effort): `lazyfreed_objects` counts those, CONFIG RESETSTAT zeroes it
+/// (unit/lazyfree "lazy free a stream with all types of metadata" / "... deleted cgroup").
+fn unlink_counts_lazily_freed_values(srv: &ServerGuard) {
+    let mut c = srv.client();
+    let lazy_done = |c: &mut redis::Connection| wait_for(Duration::from_secs(10), || info_field(c, "memory", "lazyfree_pending_objects") == "0");
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("stream-node-max-entries").arg(5).query(&mut c).unwrap();
+    for j in 0..1000 {
+        let _: String = redis::cmd("XADD").arg("stream").arg("*").arg("foo").arg(j).query(&mut c).unwrap();
+    }
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg("stream").arg("mygroup").arg(0).query(&mut c).unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP").arg("GROUP").arg("mygroup").arg("Alice").arg("COUNT").arg(2).arg("STREAMS").arg("stream").arg(">").query(&mut c).unwrap();
+    assert_eq!(redis::cmd("UNLINK").arg("stream").query::<i64>(&mut c).unwrap(), 1);
+    assert!(lazy_done(&mut c), "lazyfree isn't done");
+    assert_eq!(info_field(&mut c, "memory", "lazyfreed_objects"), "1");
+
+    // Small values are freed at once.
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+    let _: String = redis::cmd("XADD").arg("s").arg("*").arg("a").arg("b").query(&mut c).unwrap();
+    let _: i64 = redis::cmd("SADD").arg("small").arg("a").arg("b").query(&mut c).unwrap();
+    assert_eq!(redis::cmd("UNLINK").arg("s").arg("small").arg("missing").query::<i64>(&mut c).unwrap(), 2);
+    assert!(lazy_done(&mut c), "lazyfree isn't done");
+    assert_eq!(info_field(&mut c, "memory", "lazyfreed_objects"), "0");
+
+    // A large set, by UNLINK and by DEL under lazyfree-lazy-user-del.
+    for key in ["big1", "big2"] {
+        let mut cmd = redis::cmd("SADD");
+        cmd.arg(key);
+        for i in 0..1000 {
+            cmd.arg(format!("m{i}"));
+        }
+        let _: i64 = cmd.query(&mut c).unwrap();
+    }
+    let _: i64 = redis::cmd("UNLINK").arg("big1").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("lazyfree-lazy-user-del").arg("yes").query(&mut c).unwrap();
+    let _: i64 = redis::cmd("DEL").arg("big2").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("lazyfree-lazy-user-del").arg("no").query(&mut c).unwrap();
+    assert!(lazy_done(&mut c), "lazyfree isn't done");
+    assert_eq!(info_field(&mut c, "memory", "lazyfreed_objects"), "2");
+}
+
+#[test]
+fn unlink_frees_large_values_in_the_background() {
+    let ours = spawn_rf(&["--save", ""]);
+    unlink_counts_lazily_freed_values(&ours);
+    let reference = spawn_redis(&[]);
+    unlink_counts_lazily_freed_values(&reference);
+}

@@ -45,6 +45,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod evict;
 pub mod keyspace;
+pub mod lazyfree;
 pub mod log;
 pub mod notify;
 pub mod persistence;
