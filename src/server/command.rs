@@ -576,6 +576,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// UNLINK's delete: as [`Ctx::delete`], the value freed in the background when large
+    /// (Redis's dbAsyncDelete).
+    pub fn delete_async(&mut self, key: &[u8]) -> bool {
+        match self.lookup_write(key) {
+            Some(pos) => {
+                let slot = self.db().remove_at(pos);
+                crate::server::lazyfree::free_async(slot.value);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Counts `n` changes: the command will be propagated and its keys' WATCH invalidated.
     pub fn dirty(&mut self, n: u64) {
         self.srv.dirty += n;

@@ -127,84 +127,95 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
             return before_reply(client, evicted_invalidations, outcome);
         }
     }
-    // While the server cannot persist, Redis refuses writes, and PING too (a sentinel then
-    // sees the master in trouble): -MISCONF.
-    let queued_writes = is_exec && any_queued(client, &table, |s| s.has(flags::WRITE));
-    if has(flags::WRITE) || queued_writes || spec.name == "ping" {
-        if let Some(e) = srv.persist.svc.write_refusal() {
-            if !client.is_master_link {
+    // Client-side caching keeps its table within tracking-table-max-keys before every
+    // command, as Redis's processCommand.
+    if srv.tracking.tracking_clients() > 0 {
+        super::commands::tracking::limit_used_slots(srv, Some(client));
+        evicted_invalidations.extend(super::commands::tracking::take_pending_for(srv, client));
+    }
+    // The rest may end early (a refusal, QUEUED): every way out still sends the
+    // invalidations made above before its reply.
+    let outcome = (|| -> Outcome {
+        // While the server cannot persist, Redis refuses writes, and PING too (a sentinel then
+        // sees the master in trouble): -MISCONF.
+        let queued_writes = is_exec && any_queued(client, &table, |s| s.has(flags::WRITE));
+        if has(flags::WRITE) || queued_writes || spec.name == "ping" {
+            if let Some(e) = srv.persist.svc.write_refusal() {
+                if !client.is_master_link {
+                    flag_multi_error(client);
+                    return reject_command(srv, client, &spec, Frame::error(e));
+                }
+                if spec.name != "ping" {
+                    obey_master_despite_disk_error(srv.limits.replica_ignore_disk_write_errors);
+                }
+            }
+        }
+        if has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
+            flag_multi_error(client);
+            return reject_command(srv, client, &spec, Frame::error("READONLY You can't write against a read only replica."));
+        }
+        // EXEC is refused as a whole when one of its queued commands could not run on a stale
+        // replica (Redis's cmd_inv_flags & CMD_STALE): -EXECABORT ... MASTERDOWN.
+        let queued_not_stale = is_exec && any_queued(client, &table, |s| !s.has(flags::STALE));
+        if (!has(flags::STALE) || queued_not_stale) && !client.is_master_link {
+            if let Some(e) = srv.repl.repl.stale_refusal() {
                 flag_multi_error(client);
-                return reject_command(srv, client, &spec, Frame::error(e));
-            }
-            if spec.name != "ping" {
-                obey_master_despite_disk_error(srv.limits.replica_ignore_disk_write_errors);
+                return reject_command(srv, client, &spec, e);
             }
         }
-    }
-    if has(flags::WRITE) && !client.is_master_link && srv.repl.is_replica() && srv.limits.replica_read_only {
-        flag_multi_error(client);
-        return reject_command(srv, client, &spec, Frame::error("READONLY You can't write against a read only replica."));
-    }
-    // EXEC is refused as a whole when one of its queued commands could not run on a stale
-    // replica (Redis's cmd_inv_flags & CMD_STALE): -EXECABORT ... MASTERDOWN.
-    let queued_not_stale = is_exec && any_queued(client, &table, |s| !s.has(flags::STALE));
-    if (!has(flags::STALE) || queued_not_stale) && !client.is_master_link {
-        if let Some(e) = srv.repl.repl.stale_refusal() {
-            flag_multi_error(client);
-            return reject_command(srv, client, &spec, e);
-        }
-    }
-    if (has(flags::WRITE) || queued_write) && !client.is_master_link {
-        if let Some(e) = srv.repl.repl.min_replicas_refusal() {
-            flag_multi_error(client);
-            return reject_command(srv, client, &spec, e);
-        }
-    }
-    if client.proto == ProtocolVersion::Resp2 && client.subscriptions() > 0 && !SUBSCRIBED_ALLOWED.contains(&spec.name.as_str()) {
-        return reject(
-            srv,
-            &spec,
-            Frame::error(format!(
-                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
-            )),
-        );
-    }
-    if srv.loading && !spec.has(flags::LOADING) {
-        return reject_command(srv, client, &spec, Frame::error("LOADING Redis is loading the dataset in memory"));
-    }
-    if client.multi.is_some() && !matches!(spec.name.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
-        if spec.has(flags::NO_MULTI) {
-            flag_multi_error(client);
-            return reject_command(srv, client, &spec, Frame::error("ERR Command not allowed inside a transaction"));
-        }
-        if let Some(q) = client.multi.as_mut() {
-            q.push(Queued { args });
-        }
-        return Outcome::Reply(Frame::Simple("QUEUED".into()));
-    }
-    let (reply, block) = call(srv, client, &spec, &args, now_ms, false);
-    let outcome = match block {
-        Some(req) => {
-            register_blocked(srv, client, args, req);
-            Outcome::Blocked
-        }
-        None => {
-            let reply = after_own_messages(client, reply);
-            if srv.tracking.is_active() {
-                super::commands::tracking::command_done(client, &spec);
-                Outcome::Reply(super::commands::tracking::after_command(srv, client, reply))
-            } else {
-                Outcome::Reply(reply)
+        if (has(flags::WRITE) || queued_write) && !client.is_master_link {
+            if let Some(e) = srv.repl.repl.min_replicas_refusal() {
+                flag_multi_error(client);
+                return reject_command(srv, client, &spec, e);
             }
         }
-    };
-    if !srv.ready_keys.is_empty() {
-        handle_ready_keys(srv, Some(client), now_ms);
-    }
-    if !srv.blocked.is_empty() {
-        super::commands::stream::unblock_readgroup_of_gone_streams(srv);
-    }
+        if client.proto == ProtocolVersion::Resp2 && client.subscriptions() > 0 && !SUBSCRIBED_ALLOWED.contains(&spec.name.as_str()) {
+            return reject(
+                srv,
+                &spec,
+                Frame::error(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    spec.name
+                )),
+            );
+        }
+        if srv.loading && !spec.has(flags::LOADING) {
+            return reject_command(srv, client, &spec, Frame::error("LOADING Redis is loading the dataset in memory"));
+        }
+        if client.multi.is_some() && !matches!(spec.name.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+            if spec.has(flags::NO_MULTI) {
+                flag_multi_error(client);
+                return reject_command(srv, client, &spec, Frame::error("ERR Command not allowed inside a transaction"));
+            }
+            if let Some(q) = client.multi.as_mut() {
+                q.push(Queued { args });
+            }
+            return Outcome::Reply(Frame::Simple("QUEUED".into()));
+        }
+        let (reply, block) = call(srv, client, &spec, &args, now_ms, false);
+        let outcome = match block {
+            Some(req) => {
+                register_blocked(srv, client, args, req);
+                Outcome::Blocked
+            }
+            None => {
+                let reply = after_own_messages(client, reply);
+                if srv.tracking.is_active() {
+                    super::commands::tracking::command_done(client, &spec);
+                    Outcome::Reply(super::commands::tracking::after_command(srv, client, reply))
+                } else {
+                    Outcome::Reply(reply)
+                }
+            }
+        };
+        if !srv.ready_keys.is_empty() {
+            handle_ready_keys(srv, Some(client), now_ms);
+        }
+        if !srv.blocked.is_empty() {
+            super::commands::stream::unblock_readgroup_of_gone_streams(srv);
+        }
+        outcome
+    })();
     before_reply(client, evicted_invalidations, outcome)
 }
 
@@ -333,12 +344,19 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             }
         }
     }
-    // A script's reads are tracked for its declared keys (scripting::Run::command).
-    if client.tracking.is_some() && !client.in_script {
+    // A script's reads are tracked for its declared keys (scripting::Run::command); the
+    // read-only script commands themselves track nothing (Redis's call() leaves EVAL_RO,
+    // EVALSHA_RO and FCALL_RO to the commands their script runs).
+    if client.tracking.is_some() && !client.in_script && !matches!(spec.name.as_ref(), "eval_ro" | "evalsha_ro" | "fcall_ro") {
         super::commands::tracking::remember_keys(srv, client, spec, args);
     }
     let micros = started.elapsed().as_micros() as u64;
-    spec.stats.calls.fetch_add(1, Ordering::Relaxed);
+    // A blocked command counted its call when it blocked: serving it later adds its time
+    // and its failure, not another call (Redis's updateStatsOnUnblock).
+    let served_blocked = client.blocked;
+    if !served_blocked {
+        spec.stats.calls.fetch_add(1, Ordering::Relaxed);
+    }
     spec.stats.usec.fetch_add(micros, Ordering::Relaxed);
     if block.is_none() {
         if srv.limits.latency_tracking {
@@ -352,7 +370,9 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
             count_error(srv, &reply);
         }
     }
-    srv.stats.total_commands += 1;
+    if !served_blocked {
+        srv.stats.total_commands += 1;
+    }
     for (adb, argv) in &also {
         propagate(srv, *adb, argv);
     }
@@ -491,6 +511,10 @@ pub fn unblock_on_timeout(srv: &mut ServerState, id: u64) -> Option<Frame> {
 /// Serves clients blocked on keys that writes signalled ready, first come first served,
 /// each by re-running its command atomically (Redis's `handleClientsBlockedOnKeys`).
 pub fn handle_ready_keys(srv: &mut ServerState, current: Option<&mut ClientState>, now_ms: i64) {
+    // The served commands see the time as it is now (Redis's handleClientsBlockedOnKeys
+    // updates its cached time first): a key that expired while the command that readied
+    // it ran (MULTI ... DEBUG SLEEP ... EXEC) is gone, and its client stays blocked.
+    let now_ms = now_ms.max(super::now_ms());
     let current_id = current.as_ref().map(|c| c.id);
     let mut rounds = 0;
     while !srv.ready_keys.is_empty() && rounds < 10_000 {

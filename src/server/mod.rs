@@ -45,6 +45,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod evict;
 pub mod keyspace;
+pub mod lazyfree;
 pub mod log;
 pub mod notify;
 pub mod persistence;
@@ -283,7 +284,7 @@ async fn serve(cfg: Config) -> i32 {
     }
     let pidfile = pidfile_path(&st.config);
     log::set_server_role(st.config.get("replicaof"));
-    let mut listeners = Vec::new();
+    let listeners;
     let backlog = st.config.get_int("tcp-backlog").clamp(0, i64::from(i32::MAX)) as i32;
     if let Some(max) = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok().and_then(|t| t.trim().parse::<i32>().ok()) {
         if max < backlog {
@@ -291,41 +292,12 @@ async fn serve(cfg: Config) -> i32 {
         }
     }
     if port != 0 && !binds.is_empty() {
-        for b in &binds {
-            let (optional, addr) = match b.strip_prefix('-') {
-                Some(a) => (true, a),
-                None => (false, b.as_str()),
-            };
-            let ip = match addr {
-                "*" => "0.0.0.0",
-                "::*" => "::",
-                a => a,
-            };
-            let sock: SocketAddr = match format!("{ip}:{port}").parse().or_else(|_| format!("[{ip}]:{port}").parse()) {
-                Ok(s) => s,
-                Err(_) => {
-                    log::warning(&format!("Warning: Could not create server TCP listening socket {addr}:{port}: Invalid address"));
-                    if optional {
-                        continue;
-                    }
-                    return 1;
-                }
-            };
-            match bind_listener(sock, backlog) {
-                Ok(l) => listeners.push(l),
-                Err(e) => {
-                    if optional {
-                        continue;
-                    }
-                    log::warning(&format!("Warning: Could not create server TCP listening socket {addr}:{port}: bind: {}", config::io_reason(&e)));
-                    log::warning(&format!("Failed listening on port {port} (tcp), aborting."));
-                    return 1;
-                }
+        match bind_all(&binds, port, backlog) {
+            Ok(l) => listeners = l,
+            Err(()) => {
+                log::warning(&format!("Failed listening on port {port} (tcp), aborting."));
+                return 1;
             }
-        }
-        if listeners.is_empty() {
-            log::warning(&format!("Failed listening on port {port} (tcp), aborting."));
-            return 1;
         }
     } else {
         log::warning("Configured to not listen anywhere, exiting.");
@@ -350,18 +322,21 @@ async fn serve(cfg: Config) -> i32 {
     let single_worker = st.config.get_int("io-threads") <= 1;
     let commands = st.commands.clone();
     let shared = Arc::new(Shared { state: Mutex::new(st), shutdown: Notify::new(), watch, single_worker, commands });
-    for listener in listeners {
+    let (listen_tx, mut listen_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<std::net::TcpListener>>();
+    shared.state.lock().listen_control = Some(listen_tx);
+    let mut accepting: Vec<tokio::task::JoinHandle<()>> = listeners.into_iter().map(|l| spawn_accept(shared.clone(), l)).collect();
+    {
+        // CONFIG SET port: the new sockets replace the old ones (dropping them closes them).
         let shared = shared.clone();
         tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, peer)) => {
-                        let local = stream.local_addr().unwrap_or(peer);
-                        tokio::spawn(conn::handle(shared.clone(), stream, peer, local));
-                    }
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+            while let Some(fresh) = listen_rx.recv().await {
+                for task in accepting.drain(..) {
+                    task.abort();
+                }
+                for l in fresh {
+                    match TcpListener::from_std(l) {
+                        Ok(l) => accepting.push(spawn_accept(shared.clone(), l)),
+                        Err(e) => log::warning(&format!("Could not listen on the new port: {}", config::io_reason(&e))),
                     }
                 }
             }
@@ -398,6 +373,84 @@ async fn serve(cfg: Config) -> i32 {
             }
         }
     }
+}
+
+/// Accepts connections on `listener` until the task is aborted.
+fn spawn_accept(shared: Arc<Shared>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let local = stream.local_addr().unwrap_or(peer);
+                    tokio::spawn(conn::handle(shared.clone(), stream, peer, local));
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Binds `port` on every `bind` address (a leading `-` makes one optional), logging each
+/// failure as Redis's listenToPort; Err when a required address or every address failed.
+fn bind_all(binds: &[String], port: u16, backlog: i32) -> Result<Vec<TcpListener>, ()> {
+    let mut listeners = Vec::new();
+    for b in binds {
+        let (optional, addr) = match b.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, b.as_str()),
+        };
+        let ip = match addr {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            a => a,
+        };
+        let sock: SocketAddr = match format!("{ip}:{port}").parse().or_else(|_| format!("[{ip}]:{port}").parse()) {
+            Ok(s) => s,
+            Err(_) => {
+                log::warning(&format!("Warning: Could not create server TCP listening socket {addr}:{port}: Invalid address"));
+                if optional {
+                    continue;
+                }
+                return Err(());
+            }
+        };
+        match bind_listener(sock, backlog) {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                if optional {
+                    continue;
+                }
+                log::warning(&format!("Warning: Could not create server TCP listening socket {addr}:{port}: bind: {}", config::io_reason(&e)));
+                return Err(());
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(());
+    }
+    Ok(listeners)
+}
+
+/// CONFIG SET port (Redis's changeListenPort): listen on `port` on the configured addresses
+/// instead of the current sockets, or nowhere for 0. Err (logged) when it cannot bind; the
+/// current sockets then stay.
+pub fn change_listen_port(srv: &ServerState, port: u16) -> Result<(), ()> {
+    let Some(control) = &srv.listen_control else {
+        return Ok(());
+    };
+    let fresh = if port == 0 {
+        Vec::new()
+    } else {
+        let binds: Vec<String> = srv.config.get("bind").split_whitespace().map(|s| s.to_string()).collect();
+        let backlog = srv.config.get_int("tcp-backlog").clamp(0, i64::from(i32::MAX)) as i32;
+        let bound = bind_all(&binds, port, backlog)?;
+        bound.into_iter().filter_map(|l| l.into_std().ok()).collect()
+    };
+    let _ = control.send(fresh);
+    Ok(())
 }
 
 /// A listening socket as Redis's anetTcpServer makes it: SO_REUSEADDR, IPv6 sockets
@@ -453,6 +506,10 @@ async fn cron(shared: Arc<Shared>) {
 }
 
 fn cron_tick(srv: &mut ServerState) {
+    // DEBUG PAUSE-CRON skips the whole tick, as Redis's serverCron.
+    if srv.pause_cron {
+        return;
+    }
     let now = now_ms();
     srv.lru_clock = state::lru_clock_now();
     if srv.active_expire_enabled && !srv.repl.is_replica() {
@@ -478,6 +535,9 @@ fn cron_tick(srv: &mut ServerState) {
         }
     }
     persistence::cron(srv, now);
+    if srv.tracking.tracking_clients() > 0 {
+        crate::server::commands::tracking::limit_used_slots(srv, None);
+    }
     if srv.limits.maxmemory > 0 {
         evict::perform_evictions(srv, None);
     }
@@ -501,8 +561,13 @@ pub fn active_expire_cycle(srv: &mut ServerState, now: i64) {
                 let Some((pos, when)) = srv.dbs[dbi].random_volatile() else { break };
                 sampled += 1;
                 if when <= now {
+                    // Redis's deleteExpiredKeyAndPropagate: the deletion (freeing the value
+                    // included) is the "expire-del" latency event.
+                    let del_started = std::time::Instant::now();
                     let slot = srv.dbs[dbi].remove_at(pos);
                     let key = bytes::Bytes::copy_from_slice(slot.key.as_slice());
+                    drop(slot);
+                    commands::latency::sample_event(srv, "expire-del", del_started.elapsed(), now);
                     srv.stats.expired_keys += 1;
                     srv.touch_watched_key(dbi, &key, None);
                     notify::notify(srv, notify::EXPIRED, "expired", &key, dbi);
@@ -522,4 +587,5 @@ pub fn active_expire_cycle(srv: &mut ServerState, now: i64) {
             }
         }
     }
+    commands::latency::sample_event(srv, "expire-cycle", started.elapsed(), now);
 }

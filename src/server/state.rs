@@ -52,6 +52,8 @@ pub struct Limits {
     pub encoding: crate::server::types::EncodingLimits,
     /// `busy-reply-threshold` (`lua-time-limit`): a script running longer is "busy".
     pub busy_reply_threshold_ms: i64,
+    /// `tracking-table-max-keys` (0 = no limit).
+    pub tracking_table_max_keys: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -167,10 +169,15 @@ pub struct ServerState {
     pub port: u16,
     pub tcp_port_bound: u16,
     pub active_expire_enabled: bool,
+    /// DEBUG PAUSE-CRON: the periodic tick does nothing while set.
+    pub pause_cron: bool,
     /// CLIENT PAUSE end (unix ms); shared with connection tasks so they check it lock-free.
     pub client_pause_until_ms: Arc<std::sync::atomic::AtomicI64>,
     pub client_pause_writes_only: bool,
     pub shutdown_requested: Option<ShutdownRequest>,
+    /// Hands freshly bound listening sockets to the accept side, which drops the old ones
+    /// (CONFIG SET port); `None` outside a running server.
+    pub listen_control: Option<tokio::sync::mpsc::UnboundedSender<Vec<std::net::TcpListener>>>,
     pub repl: ReplicationState,
     pub persist: PersistenceState,
     pub executable: String,
@@ -292,9 +299,11 @@ impl ServerState {
             port,
             tcp_port_bound: port,
             active_expire_enabled: true,
+            pause_cron: false,
             client_pause_until_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             client_pause_writes_only: false,
             shutdown_requested: None,
+            listen_control: None,
             repl: ReplicationState::default(),
             persist: PersistenceState::default(),
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
@@ -381,6 +390,7 @@ impl ServerState {
             slowlog_max_len: c.get_int("slowlog-max-len").max(0) as usize,
             latency_threshold: c.get_int("latency-monitor-threshold"),
             latency_tracking: c.get_bool("latency-tracking"),
+            tracking_table_max_keys: c.get_int("tracking-table-max-keys").max(0) as usize,
             lfu_log_factor: c.get_int("lfu-log-factor") as u32,
             lfu_decay_time: c.get_int("lfu-decay-time") as u32,
             timeout_secs: c.get_int("timeout").max(0) as u64,

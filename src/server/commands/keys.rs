@@ -17,7 +17,7 @@ pub fn commands() -> Vec<CommandSpec> {
     };
     vec![
         g(cmd("del", -2, "write", 1, -1, 1, "keyspace write slow", del).summary("Delete a key").key_flags(&["RM", "delete"])),
-        g(cmd("unlink", -2, "write fast", 1, -1, 1, "keyspace write fast", del).since("4.0.0").summary("Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.").key_flags(&["RM", "delete"])),
+        g(cmd("unlink", -2, "write fast", 1, -1, 1, "keyspace write fast", unlink).since("4.0.0").summary("Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.").key_flags(&["RM", "delete"])),
         g(cmd("exists", -2, "readonly fast", 1, -1, 1, "keyspace read fast", exists).summary("Determine if a key exists")),
         g(cmd("type", 2, "readonly fast", 1, 1, 1, "keyspace read fast", type_cmd).summary("Determine the type stored at key")),
         g(cmd("expire", -3, "write fast", 1, 1, 1, "keyspace write fast", expire).summary("Set a key's time to live in seconds")),
@@ -61,9 +61,26 @@ pub fn container_help(_ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if ctx.srv.config.get_bool("lazyfree-lazy-user-del") {
+        return unlink(ctx, args);
+    }
     let mut n = 0;
     for key in &args[1..] {
         if ctx.delete(key) {
+            n += 1;
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
+    ctx.dirty(n);
+    Frame::Integer(n as i64)
+}
+
+/// UNLINK: DEL whose large values are freed in the background (and DEL itself under
+/// lazyfree-lazy-user-del).
+fn unlink(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let mut n = 0;
+    for key in &args[1..] {
+        if ctx.delete_async(key) {
             n += 1;
             ctx.notify(notify::GENERIC, "del", key);
         }

@@ -347,6 +347,15 @@ pub fn sample_command(srv: &mut ServerState, fast: bool, micros: u64, now_ms: i6
     }
 }
 
+/// `latencyAddSampleIfNeeded` for a named event (expire-cycle, expire-del, ...).
+pub fn sample_event(srv: &mut ServerState, event: &str, elapsed: std::time::Duration, now_ms: i64) {
+    let threshold = srv.limits.latency_threshold;
+    let ms = elapsed.as_millis() as u64;
+    if threshold > 0 && ms as i64 >= threshold {
+        srv.latency.add_sample(event, ms, now_ms.div_euclid(1000));
+    }
+}
+
 fn latency_latest(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     Frame::Array(
         ctx.srv

@@ -151,8 +151,9 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
             let rss = rss_bytes();
             let peak = srv.stat_peak_memory.max(used);
             let dataset: usize = srv.dbs.iter().map(|d| d.memory()).sum();
+            let (lazy_pending, lazy_freed) = crate::server::lazyfree::stats();
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:1048576\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{rss}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\n{}maxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:libc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:1048576\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{rss}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\n{}maxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:libc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:{lazy_pending}\r\nlazyfreed_objects:{lazy_freed}\r\n",
                 human(used as u64),
                 human(rss as u64),
                 human(peak as u64),
@@ -292,12 +293,30 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return crate::server::command::wrong_args("config|set");
     }
     let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|c| (String::from_utf8_lossy(&c[0]).into_owned(), String::from_utf8_lossy(&c[1]).into_owned())).collect();
+    // The values before, to roll everything back when applying the port fails.
+    let before: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(n, _)| crate::server::config::find_param(n).map(|p| (p.name.to_string(), ctx.srv.config.get(p.name).to_string())))
+        .collect();
+    let old_port = ctx.srv.config.get_int("port");
     match ctx.srv.config.set_many(&pairs) {
         Ok(changed) => {
+            let new_port = ctx.srv.config.get_int("port");
+            if changed.contains(&"port") && new_port != old_port && crate::server::change_listen_port(ctx.srv, new_port as u16).is_err() {
+                let _ = ctx.srv.config.set_many(&before);
+                return Frame::error("ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.");
+            }
             ctx.srv.refresh_limits();
             crate::server::replication::apply_config(ctx.srv);
             for name in changed {
                 match name {
+                    "appendonly" => {
+                        if let Err(e) = crate::server::persistence::apply_appendonly(ctx.srv) {
+                            crate::server::log::warning(&format!("Can't turn the append only file on: {e}"));
+                            ctx.srv.config.set_raw("appendonly", "no".into());
+                            return Frame::error("ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.");
+                        }
+                    }
                     "loglevel" => crate::server::log::set_level(crate::server::log::Level::parse(ctx.srv.config.get("loglevel"))),
                     "maxmemory" => {
                         crate::server::evict::perform_evictions(ctx.srv, Some(ctx.client));
@@ -320,6 +339,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     ctx.srv.stats = Default::default();
+    crate::server::lazyfree::reset_stats();
     for s in &ctx.srv.commands.all {
         s.stats.reset();
         for sub in &s.subcommands {
@@ -718,6 +738,11 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             ctx.srv.scripting.disable_deny_scripts = parse_int(&args[2]).unwrap_or(0) != 0;
             Frame::ok()
         }
+        "pause-cron" if args.len() == 3 => {
+            // atoi: anything that does not start with a non-zero number is 0
+            ctx.srv.pause_cron = atoi(&args[2]) != 0;
+            Frame::ok()
+        }
         "object" if args.len() == 3 => {
             let Some(pos) = ctx.db().find(&args[2]) else {
                 return Frame::error("ERR no such key");
@@ -730,6 +755,21 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 v => v.heap_size(),
             };
             Frame::Simple(format!("Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}", slot.value.encoding(), serlen, slot.lru, idle))
+        }
+        "htstats-key" if args.len() == 3 => {
+            let Some(pos) = ctx.db().find(&args[2]) else {
+                return Frame::error("ERR no such key");
+            };
+            let stats = match &ctx.db().slot(pos).value {
+                Value::Set(s) => s.table_stats(),
+                Value::Hash(h) => h.table_stats(),
+                Value::ZSet(z) => z.table_stats(),
+                _ => None,
+            };
+            match stats {
+                Some((size, used)) => Frame::Verbatim("txt".into(), ht_stats_text(size, used).into()),
+                None => Frame::error("ERR The value stored at the specified key is not represented using an hash table"),
+            }
         }
         "digest" if args.len() == 2 => Frame::Simple(hex::encode(dataset_digest(ctx))),
         "digest-value" => {
@@ -794,6 +834,40 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             Frame::error(format!("ERR unknown subcommand or wrong number of arguments for '{shown}'. Try DEBUG HELP."))
         }
     }
+}
+
+/// C's atoi: optional blanks and sign, then the leading digits (0 when there are none).
+fn atoi(b: &[u8]) -> i64 {
+    let s = String::from_utf8_lossy(b);
+    let t = s.trim_start();
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).take(18).collect();
+    let n: i64 = digits.parse().unwrap_or(0);
+    if neg { -n } else { n }
+}
+
+/// DEBUG HTSTATS-KEY's text in the shape of Redis's `dictGetStats`, with our table's own
+/// figures: the index is open-addressed (one element per slot, no chains) and grows in one
+/// step, so every element has its own slot, the longest "chain" is 1 and there is never a
+/// "rehashing target" section.
+fn ht_stats_text(size: usize, used: usize) -> String {
+    if used == 0 {
+        return "Hash table 0 stats (main hash table):\nNo stats available for empty dictionaries\n".to_string();
+    }
+    let size = size.max(used);
+    let pct = |n: usize| n as f64 / size as f64 * 100.0;
+    let mut s = format!(
+        "Hash table 0 stats (main hash table):\n table size: {size}\n number of elements: {used}\n different slots: {used}\n max chain length: 1\n avg chain length (counted): 1.00\n avg chain length (computed): 1.00\n Chain length distribution:\n"
+    );
+    if size > used {
+        s.push_str(&format!("   0: {} ({:.02}%)\n", size - used, pct(size - used)));
+    }
+    s.push_str(&format!("   1: {used} ({:.02}%)\n", pct(used)));
+    s
 }
 
 /// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,

@@ -56,6 +56,8 @@ pub struct TrackingTable {
     clients: usize,
     /// Invalidations for the client running the current command: they follow its reply.
     pending_for_current: Vec<(u64, Frame)>,
+    /// Runs of [`limit_used_slots`] in a row that ended still over the limit.
+    limit_timeouts: usize,
 }
 
 impl TrackingTable {
@@ -120,7 +122,7 @@ pub fn command_done(client: &mut ClientState, spec: &CommandSpec) {
 // ------------------------------------------------------------------ invalidation
 
 /// A key changed (any db): tell the clients that cache it, and queue it for BCAST prefixes.
-pub fn invalidate_key(srv: &mut ServerState, mut current: Option<&mut ClientState>, key: &[u8]) {
+pub fn invalidate_key(srv: &mut ServerState, current: Option<&mut ClientState>, key: &[u8]) {
     let origin = current.as_ref().map(|c| c.id).unwrap_or(0);
     if !srv.tracking.prefixes.is_empty() {
         for (prefix, state) in srv.tracking.prefixes.iter_mut() {
@@ -133,6 +135,13 @@ pub fn invalidate_key(srv: &mut ServerState, mut current: Option<&mut ClientStat
             broadcast_pending(srv, None);
         }
     }
+    invalidate_readers(srv, current, key, origin);
+}
+
+/// The default-mode half of [`invalidate_key`]: the clients that read `key` get one
+/// invalidation and the key leaves the table; `origin` is the client that changed it
+/// (NOLOOP), 0 for the server itself.
+fn invalidate_readers(srv: &mut ServerState, mut current: Option<&mut ClientState>, key: &[u8], origin: u64) {
     let Some(ids) = srv.tracking.keys.remove(key) else {
         return;
     };
@@ -154,6 +163,34 @@ pub fn invalidate_key(srv: &mut ServerState, mut current: Option<&mut ClientStat
         }
         send_invalidation(srv, current.as_deref_mut(), id, keys.clone());
     }
+}
+
+/// `trackingLimitUsedSlots`: while the table remembers more keys than
+/// `tracking-table-max-keys` (0 = no limit), keys leave it with an invalidation to their
+/// readers, as if the server had changed them (no NOLOOP, no BCAST). The effort grows by 100
+/// keys for every run that ended still over the limit. Redis runs it from serverCron and
+/// before every command.
+pub fn limit_used_slots(srv: &mut ServerState, mut current: Option<&mut ClientState>) {
+    let max_keys = srv.limits.tracking_table_max_keys;
+    if max_keys == 0 || srv.tracking.keys.len() <= max_keys {
+        srv.tracking.limit_timeouts = 0;
+        return;
+    }
+    let mut effort = 100 * (srv.tracking.limit_timeouts + 1);
+    while effort > 0 {
+        effort -= 1;
+        // An arbitrary victim (the map's order follows its randomly seeded hash), where
+        // Redis takes a random walk of its key radix tree.
+        let Some(key) = srv.tracking.keys.keys().next().cloned() else {
+            break;
+        };
+        invalidate_readers(srv, current.as_deref_mut(), &key, 0);
+        if srv.tracking.keys.len() <= max_keys {
+            srv.tracking.limit_timeouts = 0;
+            return;
+        }
+    }
+    srv.tracking.limit_timeouts += 1;
 }
 
 /// FLUSHALL / FLUSHDB: every tracking client drops its whole cache (a null invalidation),

@@ -625,25 +625,35 @@ fn sync_dirty(srv: &mut ServerState) {
     srv.persist.svc.state.add_dirty(delta);
 }
 
-/// Every 100 ms: save points, AOF auto rewrite, CONFIG SET appendonly, LASTSAVE.
-pub fn cron(srv: &mut ServerState, _now_ms: i64) {
-    super::replication::cron(srv);
+/// Hands the persistence settings to the service and starts or stops the AOF when
+/// `appendonly` changed: CONFIG SET calls it at once (Redis's updateAppendonly starts the
+/// rewrite before replying, so INFO shows it in progress and a following DEBUG LOADAOF reads
+/// the new files), the cron again as a fallback.
+pub fn apply_appendonly(srv: &mut ServerState) -> Result<(), PersistError> {
     let cfg = persist_config(&srv.config);
     let svc = srv.persist.svc.clone();
-    sync_dirty(srv);
-    let appendonly_changed = cfg.appendonly != srv.persist.appendonly_applied;
     {
         let mut c = svc.config.lock();
         let aof_on = c.appendonly;
         *c = cfg.clone();
         c.appendonly = aof_on;
     }
-    if appendonly_changed {
-        srv.persist.appendonly_applied = cfg.appendonly;
-        let used = srv.used_memory() as u64;
-        if let Err(e) = svc.set_appendonly_with(cfg.appendonly, used, &mut || background_snapshot(srv)) {
-            super::log::warning(&format!("Can't turn the append only file on: {e}"));
-        }
+    if cfg.appendonly == srv.persist.appendonly_applied {
+        return Ok(());
+    }
+    // Marked applied even when it fails: the cron does not retry (and log) every tick.
+    srv.persist.appendonly_applied = cfg.appendonly;
+    let used = srv.used_memory() as u64;
+    svc.set_appendonly_with(cfg.appendonly, used, &mut || background_snapshot(srv))
+}
+
+/// Every 100 ms: save points, AOF auto rewrite, CONFIG SET appendonly, LASTSAVE.
+pub fn cron(srv: &mut ServerState, _now_ms: i64) {
+    super::replication::cron(srv);
+    let svc = srv.persist.svc.clone();
+    sync_dirty(srv);
+    if let Err(e) = apply_appendonly(srv) {
+        super::log::warning(&format!("Can't turn the append only file on: {e}"));
     }
     let used = srv.used_memory() as u64;
     let repl = repl_info_for_rdb(srv);

@@ -65,6 +65,12 @@ impl<V> Dict<V> {
         self.entries.is_empty()
     }
 
+    /// Slots the index can hold before it grows (DEBUG HTSTATS-KEY's "table size"). The index
+    /// is open-addressed and grows in one step, so there are no chains and no rehashing target.
+    pub fn table_capacity(&self) -> usize {
+        self.index.capacity()
+    }
+
     #[inline]
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)

@@ -98,6 +98,14 @@ impl HashValue {
         }
     }
 
+    /// The hash table behind a `hashtable` hash (DEBUG HTSTATS-KEY): (table size, elements).
+    pub fn table_stats(&self) -> Option<(usize, usize)> {
+        match &self.repr {
+            Repr::Listpack(_) => None,
+            Repr::Table(d) => Some((d.table_capacity(), d.len())),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Listpack(_) => self.packed_len as usize,

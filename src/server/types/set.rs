@@ -52,6 +52,14 @@ impl SetValue {
         }
     }
 
+    /// The hash table behind a `hashtable` set (DEBUG HTSTATS-KEY): (table size, elements).
+    pub fn table_stats(&self) -> Option<(usize, usize)> {
+        match &self.repr {
+            Repr::Ints(_) => None,
+            Repr::Table(d) => Some((d.table_capacity(), d.len())),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Ints(v) => v.len(),

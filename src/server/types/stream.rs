@@ -681,6 +681,14 @@ impl StreamValue {
     }
 
     /// Approximate heap bytes (MEMORY USAGE, maxmemory).
+    /// Redis's free effort of a stream: its nodes, plus every consumer group counted as one
+    /// allocation and the first group's PEL size (lazyfreeGetFreeEffort).
+    pub fn free_effort(&self) -> usize {
+        let groups = self.groups.len();
+        let first_pel = self.groups.values().next().map_or(0, |g| g.pel.len());
+        self.nodes.len() + groups * (1 + first_pel)
+    }
+
     pub fn memory_usage(&self) -> usize {
         let mut total = 128;
         for n in self.nodes.values() {

@@ -538,6 +538,14 @@ impl ZSetValue {
         ZSetValue { repr: Repr::Skiplist(Box::new(Table { seq: SortedSeq::from_sorted(entries), dict, data_bytes })), packed_len: 0 }
     }
 
+    /// The member dict of a `skiplist` zset (DEBUG HTSTATS-KEY): (table size, elements).
+    pub fn table_stats(&self) -> Option<(usize, usize)> {
+        match &self.repr {
+            Repr::Listpack(_) => None,
+            Repr::Skiplist(t) => Some((t.dict.table_capacity(), t.dict.len())),
+        }
+    }
+
     pub fn encoding(&self) -> &'static str {
         match self.repr {
             Repr::Listpack(_) => "listpack",
