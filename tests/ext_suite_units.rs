@@ -222,3 +222,41 @@ fn unlink_frees_large_values_in_the_background() {
     let reference = spawn_redis(&[]);
     unlink_counts_lazily_freed_values(&reference);
 }
+
+/// `qbuf + qbuf-free` of the client named `name` in CLIENT LIST: its query buffer's size.
+fn query_buffer_size(c: &mut redis::Connection, name: &str) -> usize {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(c).unwrap();
+    let line = list.lines().find(|l| l.contains(&format!(" name={name} "))).unwrap_or_else(|| panic!("no client {name}: {list}"));
+    let field = |f: &str| -> usize { line.split(' ').find_map(|kv| kv.strip_prefix(&format!("{f}="))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {f} in {line}")) };
+    field("qbuf") + field("qbuf-free")
+}
+
+/// The query buffer is sized as Redis sizes it (unit/querybuf): 16 KB of room after a
+/// command, nothing once the client idled more than 2 s, room for another big argument after
+/// one, cut back towards the recent peak once smaller commands follow.
+fn query_buffer_resizes(srv: &ServerGuard) {
+    let mut c = srv.client();
+    let mut t = srv.client();
+    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("qb").query(&mut t).unwrap();
+    let size = query_buffer_size(&mut c, "qb");
+    assert!((16384..32768).contains(&size), "query buffer after a small command: {size}");
+    assert!(wait_for(Duration::from_secs(10), || query_buffer_size(&mut c, "qb") == 0), "the idle client's query buffer was not freed");
+    let _: () = redis::cmd("SET").arg("x").arg("A".repeat(400_000)).query(&mut t).unwrap();
+    let big = query_buffer_size(&mut c, "qb");
+    assert!(big > 32768, "query buffer after a 400 KB argument: {big}");
+    let shrunk = wait_for(Duration::from_secs(5), || {
+        let _: () = redis::cmd("SET").arg("x").arg("A".repeat(100)).query(&mut t).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        query_buffer_size(&mut c, "qb") < big
+    });
+    assert!(shrunk, "the query buffer stayed at {big} bytes");
+    assert!(query_buffer_size(&mut c, "qb") > 0);
+}
+
+#[test]
+fn query_buffer_grows_and_shrinks_as_redis() {
+    let ours = spawn_rf(&["--save", ""]);
+    query_buffer_resizes(&ours);
+    let reference = spawn_redis(&[]);
+    query_buffer_resizes(&reference);
+}

@@ -113,6 +113,8 @@ pub struct ClientState {
     pub tx: Option<UnboundedSender<Outbound>>,
     /// Bytes waiting in the connection's query buffer (CLIENT LIST qbuf).
     pub qbuf: usize,
+    /// Room left in the query buffer's allocation (CLIENT LIST qbuf-free).
+    pub qbuf_free: usize,
     /// Bytes queued for this connection by other clients and not yet taken by its task
     /// (pub/sub, MONITOR, replication stream).
     pub pending_out: Arc<AtomicUsize>,
@@ -168,6 +170,7 @@ impl ClientState {
             killed: false,
             tx: None,
             qbuf: 0,
+            qbuf_free: 0,
             pending_out: Arc::new(AtomicUsize::new(0)),
             unwritten: Arc::new(AtomicUsize::new(0)),
             soft_limit_since_ms: None,

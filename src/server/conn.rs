@@ -125,6 +125,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
         rejected_in_multi: false,
         discard_transaction: carried_multi.discard,
         opened_multi: carried_multi.opened,
+        qsize: QueryBufferSizing::new(),
     };
     conn.rejected_in_multi = carried_multi.rejected;
     let result = conn.run(&mut stream, &mut parser, qlimit).await;
@@ -331,6 +332,14 @@ fn take_message(m: Outbound, out: &mut BytesMut, pending_out: &AtomicUsize, clos
     }
 }
 
+/// A read into the query buffer with Redis's 16 KB of room (an emptied buffer has none).
+async fn read_with_room(stream: &mut TcpStream, inbuf: &mut BytesMut) -> std::io::Result<usize> {
+    if inbuf.capacity() - inbuf.len() < 1024 {
+        inbuf.reserve(IOBUF_LEN);
+    }
+    stream.read_buf(inbuf).await
+}
+
 fn is_mapped_loopback(peer: &SocketAddr) -> bool {
     match peer.ip() {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
@@ -371,6 +380,83 @@ struct Conn {
     discard_transaction: bool,
     /// MULTI was answered during a busy script: the transaction opens at the next batch.
     opened_multi: bool,
+    /// The query buffer's sizing, as Redis's (see [`QueryBufferSizing`]).
+    qsize: QueryBufferSizing,
+}
+
+/// Redis's reads leave room for 16 KB more (PROTO_IOBUF_LEN).
+const IOBUF_LEN: usize = 16 * 1024;
+/// Arguments from this size get a query buffer of their own size (PROTO_MBULK_BIG_ARG).
+const BIG_ARG: usize = 32 * 1024;
+/// A query buffer past this size shrinks towards its recent peak (PROTO_RESIZE_THRESHOLD).
+const RESIZE_THRESHOLD: usize = 32 * 1024;
+
+/// How the query buffer grows and shrinks, as Redis's (`readQueryFromClient`,
+/// `clientsCronResizeQueryBuffer`): every read has 16 KB of room; after a big argument the
+/// buffer keeps room for another as big; once a second a buffer wasting more than 4 KB is
+/// emptied when the client idled more than 2 s, or cut to its recent peak when past 32 KB.
+/// CLIENT LIST shows the room as `qbuf-free`, and idle clients hold no buffer at all.
+struct QueryBufferSizing {
+    /// Largest of (bytes buffered + 16 KB) at a read since the last resize check.
+    peak: usize,
+    /// The largest big argument of the last batch, to keep room for.
+    big_arg: usize,
+    last_read: std::time::Instant,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timer_armed: bool,
+}
+
+impl QueryBufferSizing {
+    fn new() -> Self {
+        QueryBufferSizing { peak: 0, big_arg: 0, last_read: std::time::Instant::now(), timer: Box::pin(tokio::time::sleep(Duration::ZERO)), timer_armed: false }
+    }
+
+    /// The next resize check (if none is pending): in a second, as Redis's cron visits each
+    /// client, or in 100 ms for a buffer past 32 KB (Redis visits few clients every 100 ms;
+    /// many small ones need not wake that often).
+    fn arm(&mut self, capacity: usize) {
+        if !self.timer_armed {
+            let every = if capacity > RESIZE_THRESHOLD { Duration::from_millis(100) } else { Duration::from_secs(1) };
+            self.timer.as_mut().reset(tokio::time::Instant::now() + every);
+            self.timer_armed = true;
+        }
+    }
+
+    /// Room for the next read (or the next big argument) after a batch.
+    fn make_room(&mut self, inbuf: &mut BytesMut) {
+        let want = if self.big_arg >= BIG_ARG { std::mem::take(&mut self.big_arg) + 2 } else { IOBUF_LEN };
+        if inbuf.capacity() - inbuf.len() < want {
+            inbuf.reserve(want);
+        }
+        self.arm(inbuf.capacity());
+    }
+
+    /// The once-a-second check. True if the buffer changed size.
+    fn resize_check(&mut self, inbuf: &mut BytesMut) -> bool {
+        self.timer_armed = false;
+        let (len, cap) = (inbuf.len(), inbuf.capacity());
+        let mut changed = false;
+        if cap - len > 4 * 1024 {
+            let target = if self.last_read.elapsed() > Duration::from_secs(2) {
+                Some(len)
+            } else if cap > RESIZE_THRESHOLD && cap / 2 > self.peak {
+                Some(len.max(self.peak))
+            } else {
+                None
+            };
+            if let Some(target) = target {
+                let mut resized = BytesMut::with_capacity(target);
+                resized.extend_from_slice(inbuf);
+                *inbuf = resized;
+                changed = true;
+            }
+        }
+        self.peak = inbuf.len();
+        if inbuf.capacity() - inbuf.len() > 4 * 1024 {
+            self.arm(inbuf.capacity());
+        }
+        changed
+    }
 }
 
 impl Conn {
@@ -406,16 +492,27 @@ impl Conn {
                         self.resume(parser, qlimit).await;
                     }
                 }
-                read = stream.read_buf(&mut self.inbuf) => {
+                read = read_with_room(stream, &mut self.inbuf) => {
                     let n = read?;
                     if n == 0 {
                         return Ok(());
                     }
+                    self.qsize.last_read = std::time::Instant::now();
+                    self.qsize.peak = self.qsize.peak.max(self.inbuf.len() + IOBUF_LEN - n.min(IOBUF_LEN));
                     self.unaccounted_input += n as u64;
                     if self.blocked {
                         continue;
                     }
                     self.process_input(parser, qlimit).await;
+                }
+                _ = &mut self.qsize.timer, if self.qsize.timer_armed => {
+                    if self.qsize.resize_check(&mut self.inbuf) {
+                        let mut srv = self.shared.lock_async().await;
+                        if let Some(c) = srv.clients.get_mut(&self.id) {
+                            c.qbuf = self.inbuf.len();
+                            c.qbuf_free = self.inbuf.capacity() - self.inbuf.len();
+                        }
+                    }
                 }
                 _ = tokio::time::sleep(sleep_for), if self.blocked => {
                     let reply = {
@@ -488,6 +585,9 @@ impl Conn {
                 let before = self.inbuf.len();
                 match parser.parse(&mut self.inbuf) {
                     Ok(Some(args)) => {
+                        if let Some(big) = args.iter().map(|a| a.len()).filter(|&n| n >= BIG_ARG).max() {
+                            self.qsize.big_arg = self.qsize.big_arg.max(big);
+                        }
                         if !args.is_empty() {
                             self.pending.push(args);
                             self.pending_sizes.push(before.saturating_sub(self.inbuf.len()));
@@ -679,7 +779,9 @@ impl Conn {
         self.authenticated = client.authenticated;
         self.in_multi = client.multi.is_some();
         parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
+        self.qsize.make_room(&mut self.inbuf);
         client.qbuf = self.inbuf.len();
+        client.qbuf_free = self.inbuf.capacity() - self.inbuf.len();
         srv.clients.insert(self.id, client);
         if srv.shutdown_requested.is_some() {
             self.shared.shutdown.notify_one();

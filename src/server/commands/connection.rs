@@ -191,7 +191,7 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
     let multi = c.multi.as_ref().map(|q| q.len() as i64).unwrap_or(-1);
     let cmd = current_cmd.unwrap_or(&c.last_cmd);
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -205,6 +205,7 @@ pub fn client_line(c: &ClientState, now_ms: i64, current_cmd: Option<&str>) -> S
         c.shard_channels.len(),
         multi,
         c.qbuf,
+        c.qbuf_free,
         c.output_bytes(),
         20 * 1024 + c.qbuf + c.output_bytes(),
         cmd,
