@@ -353,6 +353,9 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     for (adb, argv) in &also {
         propagate(srv, *adb, argv);
     }
+    if srv.dirty > dirty_before && !client.is_master_link && srv.repl.is_replica() {
+        remember_replica_keys_with_expire(srv, client.db, spec, args);
+    }
     if srv.dirty > dirty_before {
         if !prevent && block.is_none() {
             match &rewritten {
@@ -374,6 +377,22 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
         add_slowlog(srv, client, args, micros, now_ms);
     }
     (reply, block)
+}
+
+/// A write of a client of a writable replica left its keys with a TTL: they are remembered,
+/// as Redis's rememberSlaveKeyWithExpire does, for `expire_replica_keys` (dbs above 63 are
+/// not tracked, as in Redis).
+fn remember_replica_keys_with_expire(srv: &mut ServerState, db: usize, spec: &CommandSpec, args: &[Bytes]) {
+    if db > 63 {
+        return;
+    }
+    for k in spec.key_indices(args) {
+        let Some(key) = args.get(k) else { continue };
+        let has_ttl = srv.dbs[db].find(key).map(|pos| srv.dbs[db].expiry_of(pos).is_some()).unwrap_or(false);
+        if has_ttl {
+            *srv.replica_keys_with_expire.entry(key.clone()).or_insert(0) |= 1u64 << db;
+        }
+    }
 }
 
 fn add_slowlog(srv: &mut ServerState, client: &ClientState, args: &[Bytes], micros: u64, now_ms: i64) {

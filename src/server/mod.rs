@@ -455,8 +455,12 @@ async fn cron(shared: Arc<Shared>) {
 fn cron_tick(srv: &mut ServerState) {
     let now = now_ms();
     srv.lru_clock = state::lru_clock_now();
-    if srv.active_expire_enabled && !srv.repl.is_replica() {
-        active_expire_cycle(srv, now);
+    if srv.active_expire_enabled {
+        if srv.repl.is_replica() {
+            expire_replica_keys(srv, now);
+        } else {
+            active_expire_cycle(srv, now);
+        }
     }
     let used = srv.used_memory();
     if used > srv.stat_peak_memory {
@@ -480,6 +484,44 @@ fn cron_tick(srv: &mut ServerState) {
     persistence::cron(srv, now);
     if srv.limits.maxmemory > 0 {
         evict::perform_evictions(srv, None);
+    }
+}
+
+/// Redis's expireSlaveKeys: a replica expires the keys its own clients gave a TTL (the
+/// master sends no DEL for them); keys the master owns still wait for its DEL. At most
+/// 1000 tracked keys are checked per run, from a random place when there are more.
+pub fn expire_replica_keys(srv: &mut ServerState, now: i64) {
+    use rand::Rng;
+    let total = srv.replica_keys_with_expire.len();
+    if total == 0 {
+        return;
+    }
+    const BATCH: usize = 1000;
+    let skip = if total > BATCH { rand::thread_rng().gen_range(0..total) } else { 0 };
+    let batch: Vec<(bytes::Bytes, u64)> = srv.replica_keys_with_expire.iter().skip(skip).chain(srv.replica_keys_with_expire.iter()).take(BATCH.min(total)).map(|(k, v)| (k.clone(), *v)).collect();
+    for (key, dbids) in batch {
+        let mut still = 0u64;
+        for dbi in 0..srv.dbs.len().min(64) {
+            if dbids & (1u64 << dbi) == 0 {
+                continue;
+            }
+            let Some(pos) = srv.dbs[dbi].find(&key) else { continue };
+            let Some(when) = srv.dbs[dbi].expiry_of(pos) else { continue };
+            if when > now {
+                still |= 1u64 << dbi;
+                continue;
+            }
+            srv.dbs[dbi].remove_at(pos);
+            srv.stats.expired_keys += 1;
+            srv.touch_watched_key(dbi, &key, None);
+            notify::notify(srv, notify::EXPIRED, "expired", &key, dbi);
+            dispatch::propagate(srv, dbi, &[bytes::Bytes::from_static(b"DEL"), key.clone()]);
+        }
+        if still == 0 {
+            srv.replica_keys_with_expire.remove(&key);
+        } else {
+            srv.replica_keys_with_expire.insert(key, still);
+        }
     }
 }
 

@@ -130,13 +130,29 @@ pub fn shared_host() -> Option<Arc<SharedHost>> {
 /// Runs commands that don't come from a client (AOF at start-up, the master stream):
 /// a client flagged as the master link so read-only and OOM checks let them through.
 pub fn apply_commands_locked(srv: &mut ServerState, client: &mut ClientState, db: &mut u32, commands: Vec<Vec<Bytes>>) {
+    apply_commands_from(srv, client, db, commands, false);
+}
+
+/// [`apply_commands_locked`]; `from_master`: the commands are our master's stream, whose
+/// errors Redis logs ("== CRITICAL == This replica is sending an error to its master")
+/// and counts (INFO `unexpected_error_replies`) since the reply never reaches anyone.
+fn apply_commands_from(srv: &mut ServerState, client: &mut ClientState, db: &mut u32, commands: Vec<Vec<Bytes>>, from_master: bool) {
     let now = super::now_ms();
     client.db = *db as usize;
     for argv in commands {
         if argv.is_empty() {
             continue;
         }
-        let _ = super::dispatch::execute(srv, client, argv, now);
+        let known = from_master && srv.commands.lookup(&argv[0]).is_some();
+        let outcome = super::dispatch::execute(srv, client, argv, now);
+        if let (true, super::dispatch::Outcome::Reply(Frame::Error(e))) = (from_master, &outcome) {
+            let cmd = if known { client.last_cmd.as_str() } else { "<unknown>" };
+            // Redis logs the text its command gave, which for the common errors is
+            // without the "ERR " that the reply adds.
+            let text: String = e.strip_prefix("ERR ").unwrap_or(e).chars().take(4096).collect();
+            super::log::warning(&format!("== CRITICAL == This replica is sending an error to its master: '{text}' after processing the command '{cmd}'"));
+            srv.stats.unexpected_error_replies += 1;
+        }
     }
     *db = client.db as u32;
 }
@@ -161,6 +177,7 @@ impl DataHost for SharedHost {
         for db in srv.dbs.iter_mut() {
             db.clear();
         }
+        srv.replica_keys_with_expire.clear();
     }
 
     fn load_entries(&self, db: u32, entries: Vec<RdbEntry>) {
@@ -174,14 +191,14 @@ impl DataHost for SharedHost {
         self.apply_then(db, commands, source, &mut |_| {});
     }
 
-    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource, after: &mut dyn FnMut(u32)) {
+    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource, after: &mut dyn FnMut(u32)) {
         let mut srv = self.shared.state.lock();
         let id = super::replication::master_client_id(&srv);
         let mut client = match id.and_then(|id| srv.clients.remove(&id)) {
             Some(c) => c,
             None => fake_client(&mut srv),
         };
-        apply_commands_locked(&mut srv, &mut client, db, commands);
+        apply_commands_from(&mut srv, &mut client, db, commands, matches!(source, ApplySource::Master));
         if id == Some(client.id) {
             srv.clients.insert(client.id, client);
         }
@@ -235,6 +252,7 @@ impl DataHost for SharedHost {
                     // watched keys that existed before or exist now
                     srv.touch_all_watched(None, None, None);
                     let old = std::mem::replace(&mut srv.dbs, fresh);
+                    srv.replica_keys_with_expire.clear();
                     srv.touch_all_watched(None, None, None);
                     old
                 };

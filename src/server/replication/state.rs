@@ -545,6 +545,20 @@ impl Replication {
         feed_locked(&mut inner, buf.freeze(), limit);
     }
 
+    /// DEBUG REPLICATE: feeds `argv` to the backlog and replicas as is, in whatever db the
+    /// stream has selected (no SELECT), as Redis's replicationFeedSlaves with slaveseldb.
+    pub fn propagate_in_stream_db(&self, argv: &[Bytes]) {
+        let mut inner = self.inner.lock();
+        if inner.master.is_some() || (inner.backlog.is_none() && inner.replicas.is_empty()) {
+            return;
+        }
+        let mut buf = BytesMut::new();
+        let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_ref()).collect();
+        encode_command(&refs, &mut buf);
+        let limit = self.config.lock().output_limits();
+        feed_locked(&mut inner, buf.freeze(), limit);
+    }
+
     /// Several commands that must reach replicas together (MULTI ... EXEC).
     pub fn propagate_many(&self, db: u32, commands: &[Vec<Bytes>]) {
         for c in commands {
