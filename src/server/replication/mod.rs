@@ -443,7 +443,9 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
     };
     let opts = RdbSaveOptions { compression: cfg.rdb_compression, ..Default::default() };
     super::log::notice(&format!("Starting BGSAVE for SYNC with target: {}", if diskless { "replicas sockets" } else { "disk" }));
+    let job_flag = RdbJobFlag::raise(&srv.persist.svc);
     tokio::spawn(async move {
+        let _job_flag = job_flag;
         // A plain thread, outside the runtime: the snapshot's capture steps run as a task
         // on the runtime and this thread waits for them.
         let (done, mut job) = tokio::sync::oneshot::channel();
@@ -502,6 +504,23 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
             super::log::notice(&format!("Synchronization with replica {name} succeeded"));
         }
     });
+}
+
+/// Counts a full-sync RDB job in `repl_rdb_jobs` for its lifetime (INFO's
+/// `rdb_bgsave_in_progress` is 1 while one runs, as with Redis's RDB child).
+struct RdbJobFlag(Arc<super::persistence::service::Persistence>);
+
+impl RdbJobFlag {
+    fn raise(svc: &Arc<super::persistence::service::Persistence>) -> Self {
+        svc.state.repl_rdb_jobs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        RdbJobFlag(svc.clone())
+    }
+}
+
+impl Drop for RdbJobFlag {
+    fn drop(&mut self) {
+        self.0.state.repl_rdb_jobs.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn wait_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
