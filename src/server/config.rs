@@ -338,6 +338,15 @@ pub fn canonical_value(param: &Param, args: &[String]) -> Result<String, String>
             let v = one()?;
             parse_bool(v).map(|b| if b { "yes" } else { "no" }.to_string()).ok_or_else(|| "argument must be 'yes' or 'no'".to_string())
         }
+        Kind::Int(min, max) if param.name == "unixsocketperm" => {
+            // Redis's OCTAL_CONFIG: read and shown in octal (a file mode).
+            let v = one()?;
+            let n = i64::from_str_radix(v, 8).map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < min || n > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            Ok(format!("{n:o}"))
+        }
         Kind::Int(min, max) => {
             let v = one()?;
             let n: i64 = crate::resp::parse_i64(v.as_bytes()).ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;

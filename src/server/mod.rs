@@ -331,6 +331,28 @@ async fn serve(cfg: Config) -> i32 {
         log::warning("Configured to not listen anywhere, exiting.");
         return 1;
     }
+    // The `unixsocket`, as Redis opens it: a stale file is removed first, the mode is
+    // `unixsocketperm` when set, and a failure stops the start.
+    let unixsocket = st.config.get("unixsocket").to_string();
+    let unix_listener = if unixsocket.is_empty() {
+        None
+    } else {
+        let _ = std::fs::remove_file(&unixsocket);
+        match tokio::net::UnixListener::bind(&unixsocket) {
+            Ok(l) => {
+                let perm = u32::from_str_radix(st.config.get("unixsocketperm"), 8).unwrap_or(0);
+                if perm > 0 {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(&unixsocket, std::fs::Permissions::from_mode(perm));
+                }
+                Some(l)
+            }
+            Err(e) => {
+                log::warning(&format!("Failed opening Unix socket: {}", config::io_reason(&e)));
+                return 1;
+            }
+        }
+    };
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             log::warning(&format!("Failed to write PID file: {}", config::io_reason(&e)));
@@ -367,10 +389,30 @@ async fn serve(cfg: Config) -> i32 {
             }
         });
     }
+    if let Some(unix) = unix_listener {
+        let shared = shared.clone();
+        let path = unixsocket.clone();
+        tokio::spawn(async move {
+            loop {
+                match unix.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(conn::handle_unix(shared.clone(), stream, path.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed (unix socket): {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+    }
     tokio::spawn(cron(shared.clone()));
     persistence::start(&shared);
     replication::start(&shared);
     log::notice("Ready to accept connections tcp");
+    if !unixsocket.is_empty() {
+        log::notice(&format!("The server is now ready to accept connections at {unixsocket}"));
+    }
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     loop {
@@ -429,6 +471,11 @@ pub fn finish_shutdown(srv: &mut ServerState, req: ShutdownRequest) -> Result<()
     if let Some(p) = pidfile_path(&srv.config) {
         log::notice("Removing the pid file.");
         let _ = std::fs::remove_file(p);
+    }
+    let unixsocket = srv.config.get("unixsocket");
+    if !unixsocket.is_empty() {
+        log::notice("Removing the unix socket file.");
+        let _ = std::fs::remove_file(unixsocket);
     }
     log::warning("Redis is now ready to exit, bye bye...");
     Ok(())
