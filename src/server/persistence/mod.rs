@@ -48,6 +48,10 @@ use crate::resp::Frame;
 /// Held in `ServerState::persist`.
 pub struct PersistenceState {
     pub svc: Arc<Persistence>,
+    /// Keys the start-up load dropped as already expired (db, key): a master feeds their
+    /// DELs to its replication backlog once its history is restored (Redis loads with
+    /// RDBFLAGS_FEED_REPL), and INFO counts them (`rdb_last_load_keys_expired`).
+    pub load_expired: Vec<(usize, Bytes)>,
     /// `ServerState::dirty` already accounted into the save-point counter.
     seen_dirty: u64,
     /// The appendonly value the service was last configured with.
@@ -56,7 +60,7 @@ pub struct PersistenceState {
 
 impl Default for PersistenceState {
     fn default() -> Self {
-        PersistenceState { svc: Persistence::new(PersistConfig::default()), seen_dirty: 0, appendonly_applied: false }
+        PersistenceState { svc: Persistence::new(PersistConfig::default()), load_expired: Vec::new(), seen_dirty: 0, appendonly_applied: false }
     }
 }
 
@@ -313,7 +317,13 @@ impl LockedHost<'_> {
         let stats = host::load_rdb_into_with(data, |db, entries| {
             let mut srv = self.srv.lock();
             let keep = srv.repl.is_replica();
-            convert::load_entries(&mut srv, db, entries, keep, super::now_ms());
+            let now = super::now_ms();
+            if !keep {
+                let expired = entries.iter().filter(|e| e.expire_ms.is_some_and(|w| w <= now)).map(|e| (db as usize, Bytes::copy_from_slice(&e.key)));
+                let expired: Vec<(usize, Bytes)> = expired.collect();
+                srv.persist.load_expired.extend(expired);
+            }
+            convert::load_entries(&mut srv, db, entries, keep, now);
         })?;
         crate::server::scripting::functions::replace_from_rdb(&mut self.srv.lock(), &stats.functions);
         Ok(stats)
@@ -535,8 +545,18 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
     })?;
     srv.dirty = 0;
     srv.persist.seen_dirty = 0;
-    if let (Some(id), Some(off)) = (loaded.repl_id.clone(), loaded.repl_offset) {
-        super::replication::restore_history(srv, &id, off, loaded.repl_stream_db.unwrap_or(0));
+    let expired = std::mem::take(&mut srv.persist.load_expired);
+    srv.persist.svc.state.last_load_keys_expired.store(expired.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    // Redis restores the history only from a file whose repl-stream-db is set.
+    if let (Some(id), Some(off), Some(stream_db)) = (loaded.repl_id.clone(), loaded.repl_offset, loaded.repl_stream_db) {
+        super::replication::restore_history(srv, &id, off, stream_db);
+        if !srv.repl.is_replica() {
+            // The DELs of the keys found expired, after the restored offset (as Redis
+            // feeds them while loading and rebases the backlog on the RDB's offset).
+            for (db, key) in expired {
+                srv.repl.feed(db, &[Bytes::from_static(b"DEL"), key]);
+            }
+        }
     }
     Ok(())
 }

@@ -164,8 +164,15 @@ pub fn master_link_changed(srv: &mut ServerState, connected: bool, addr: &str) {
 /// After loading an RDB with `repl-id` / `repl-offset` on a configured replica: keep that
 /// history so the first sync can be a partial one (as Redis 7.0 does after a restart).
 pub fn restore_history(srv: &mut ServerState, replid: &str, offset: i64, stream_db: u32) {
-    if configured_master(&srv.config).is_some() && replid.len() == 40 {
+    if replid.len() != 40 || offset < 0 {
+        return;
+    }
+    if configured_master(&srv.config).is_some() {
         srv.repl.repl.adopt_master_history(replid, offset, stream_db);
+    } else {
+        // A master keeps the file's history as its secondary one, so its replicas can
+        // continue with a partial resync after its restart (Redis 7.0's loadDataFromDisk).
+        srv.repl.repl.restore_as_master(replid, offset);
     }
 }
 

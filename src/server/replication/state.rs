@@ -1037,6 +1037,19 @@ impl Replication {
         }
     }
 
+    /// A master restarted from an RDB with `repl-id`/`repl-offset`: that history becomes
+    /// its secondary one (replid2, valid up to `offset + 1`), its offset continues from
+    /// `offset` and a backlog starts there (empty), so replicas of the old run can PSYNC.
+    pub fn restore_as_master(&self, replid: &str, offset: i64) {
+        let size = self.config.lock().backlog_size;
+        let mut inner = self.inner.lock();
+        inner.replid2 = replid.to_string();
+        inner.second_repl_offset = offset + 1;
+        inner.master_repl_offset = offset;
+        inner.stream_db = None;
+        inner.backlog = Some(Backlog::new(size, offset));
+    }
+
     /// After `+CONTINUE <newid>`: keep serving our history under replid2.
     pub fn continue_with_id(&self, new_replid: &str) {
         let mut inner = self.inner.lock();
