@@ -44,3 +44,23 @@ fn full_sync_rdb_shows_as_bgsave_in_progress() {
         }
     }
 }
+
+/// CONFIG RESETSTAT clears the sync counters too (Redis's resetServerStats), which the
+/// replication units rely on before counting the syncs a restart causes.
+#[test]
+fn resetstat_clears_the_sync_counters() {
+    let mut bins = vec![RF];
+    if Path::new(REDIS).exists() {
+        bins.push(REDIS);
+    }
+    for bin in bins {
+        let master = common::spawn_for_replication(bin, &[]);
+        let replica = common::spawn_for_replication(bin, &["--replicaof", "127.0.0.1", &master.port.to_string()]);
+        let up = common::wait_for(Duration::from_secs(20), || info_field(replica.port, "master_link_status").as_deref() == Some("up"));
+        assert!(up, "{bin}: replica never synced");
+        assert_eq!(info_field(master.port, "sync_full").as_deref(), Some("1"), "{bin}");
+        assert_eq!(common::redis_cli(master.port, &["CONFIG", "RESETSTAT"]).trim(), "OK");
+        assert_eq!(info_field(master.port, "sync_full").as_deref(), Some("0"), "{bin}");
+        assert_eq!(info_field(master.port, "sync_partial_ok").as_deref(), Some("0"), "{bin}");
+    }
+}

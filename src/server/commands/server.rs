@@ -322,6 +322,8 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     ctx.srv.stats = Default::default();
+    // Redis's resetServerStats clears the sync counters too (sync_full, sync_partial_*).
+    ctx.srv.repl.repl.reset_stats();
     for s in &ctx.srv.commands.all {
         s.stats.reset();
         for sub in &s.subcommands {
