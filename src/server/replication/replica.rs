@@ -184,7 +184,14 @@ async fn link_once(
     if replid != "?" {
         notice!("Trying a partial resynchronization (request {}:{}).", replid, offset);
     }
-    let reply = conn.command(&[b"PSYNC", replid.as_bytes(), offset_s.as_bytes()]).await?;
+    let failover = repl.failover_psync.swap(false, std::sync::atomic::Ordering::AcqRel);
+    let reply = if failover {
+        let reply = conn.command(&[b"PSYNC", replid.as_bytes(), offset_s.as_bytes(), b"FAILOVER"]).await?;
+        *repl.failover_outcome.lock() = Some(reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC"));
+        reply
+    } else {
+        conn.command(&[b"PSYNC", replid.as_bytes(), offset_s.as_bytes()]).await?
+    };
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
         let mut parts = rest.split_whitespace();
         let (Some(id), Some(off)) = (parts.next(), parts.next().and_then(|o| o.parse::<i64>().ok())) else {

@@ -436,6 +436,12 @@ pub struct Replication {
     link_socket: Mutex<Option<(u64, std::net::TcpStream)>>,
     /// `inner.master.is_some()`, readable without the lock (checked for every command).
     replica: AtomicBool,
+    /// FAILOVER in progress: the link's next PSYNC carries `FAILOVER` (the target
+    /// becomes a master on it).
+    pub failover_psync: AtomicBool,
+    /// The reply to that PSYNC: Some(true) accepted (+CONTINUE / +FULLRESYNC), Some(false)
+    /// refused; read by the server cron, which ends or aborts the failover.
+    pub failover_outcome: Mutex<Option<bool>>,
 }
 
 impl Replication {
@@ -462,6 +468,8 @@ impl Replication {
             kill_notify: Notify::new(),
             link_socket: Mutex::new(None),
             replica: AtomicBool::new(false),
+            failover_psync: AtomicBool::new(false),
+            failover_outcome: Mutex::new(None),
         })
     }
 
@@ -516,6 +524,12 @@ impl Replication {
 
     pub fn reset_stats(&self) {
         self.inner.lock().stats = ReplStats::default();
+    }
+
+    /// The attached replicas as (ip, listening port, online, acknowledged offset).
+    pub fn replica_list(&self) -> Vec<(String, u16, bool, i64)> {
+        let inner = self.inner.lock();
+        inner.replicas.iter().map(|r| (r.ip.clone(), r.listening_port, *r.state.lock() == AttachedState::Online, r.ack_offset.load(Ordering::Acquire))).collect()
     }
 
     /// Number of attached replicas.
