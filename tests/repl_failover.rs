@@ -57,3 +57,39 @@ fn failover_to_a_replica_swaps_the_roles_with_a_partial_resync() {
         assert_eq!(cli(m, &["DBSIZE"]), "51", "{bin}");
     }
 }
+
+/// FAILOVER ... TIMEOUT FORCE to a replica that was stopped (SIGSTOP) with the master's last
+/// write unread: once resumed, the target reads that write before it takes the PSYNC
+/// FAILOVER (the link's overdue ACK to the now closed master must not drop it), so the old
+/// master continues with a partial resync and no write is lost.
+#[test]
+fn forced_failover_to_a_stopped_replica_keeps_its_last_write() {
+    let mut bins = vec![RF];
+    if Path::new(REDIS).exists() {
+        bins.push(REDIS);
+    }
+    for bin in bins {
+        let master = common::spawn_for_replication(bin, &[]);
+        let target = common::spawn_for_replication(bin, &["--replicaof", "127.0.0.1", &master.port.to_string()]);
+        let (m, t) = (master.port, target.port);
+        assert!(common::wait_for(Duration::from_secs(20), || info(t, "master_link_status").as_deref() == Some("up")), "{bin}: no sync");
+        assert_eq!(cli(m, &["SET", "a", "1"]), "OK");
+        assert!(common::wait_for(Duration::from_secs(20), || cli(t, &["GET", "a"]) == "1"), "{bin}");
+        assert_eq!(cli(t, &["CONFIG", "RESETSTAT"]), "OK");
+        let pid = target.pid().to_string();
+        let stop = std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("kill");
+        assert!(stop.success());
+        assert_eq!(cli(m, &["SET", "case", "2"]), "OK");
+        assert_eq!(cli(m, &["FAILOVER", "TO", "127.0.0.1", &t.to_string(), "TIMEOUT", "100", "FORCE"]), "OK", "{bin}");
+        let forced = common::wait_for(Duration::from_secs(10), || info(m, "master_failover_state").as_deref() == Some("failover-in-progress"));
+        let cont = std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("kill");
+        assert!(cont.success());
+        assert!(forced, "{bin}: the failover was not forced after the timeout");
+        let done = common::wait_for(Duration::from_secs(20), || info(m, "master_failover_state").as_deref() == Some("no-failover"));
+        assert!(done, "{bin}: the failover did not end");
+        assert_eq!(info(t, "role").as_deref(), Some("master"), "{bin}");
+        assert_eq!(cli(t, &["GET", "case"]), "2", "{bin}: the target lost the master's last write");
+        assert_eq!(info(t, "sync_partial_ok").as_deref(), Some("1"), "{bin}: the old master did not continue with PSYNC");
+        assert_eq!(info(t, "sync_full").as_deref(), Some("0"), "{bin}");
+    }
+}
