@@ -55,3 +55,22 @@ fn replica_commands_with_replies_disconnect_the_replica() {
         }
     }
 }
+
+/// PSYNC with an offset that is not a number is refused (no full sync) and logged.
+#[test]
+fn psync_with_a_wrong_offset_is_refused() {
+    let mut bins = vec![RF];
+    if Path::new(REDIS).exists() {
+        bins.push(REDIS);
+    }
+    for bin in bins {
+        let server = common::spawn_for_replication(bin, &[]);
+        // Raw: redis-cli treats PSYNC as a request for its replica mode.
+        let reply = common::raw_exchange(server.port, b"PSYNC replicationid offset_str\r\n", Duration::from_millis(300)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&reply), "-ERR value is not an integer or out of range\r\n", "{bin}");
+        let logged = common::wait_for(Duration::from_secs(5), || server.log_text().contains("asks for synchronization but with a wrong offset"));
+        assert!(logged, "{bin}:\n{}", server.log_text());
+        assert_eq!(common::redis_cli(server.port, &["INFO", "replication"]).contains("connected_slaves:0"), true, "{bin}");
+        assert_eq!(common::redis_cli(server.port, &["PING"]).trim(), "PONG", "{bin}");
+    }
+}

@@ -388,6 +388,12 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let ip = info.ip_address.clone().unwrap_or(peer_ip);
     let port = info.listening_port.unwrap_or(0);
     let is_psync = args[0].eq_ignore_ascii_case(b"psync");
+    if is_psync && crate::resp::parse_i64(&args[2]).is_none() {
+        let name = if ip.is_empty() { format!("client id #{}", ctx.client.id) } else { format!("{ip}:{port}") };
+        super::log::warning(&format!("Replica {name} asks for synchronization but with a wrong offset"));
+        ctx.srv.repl.replconf.insert(ctx.client.id, info);
+        return Frame::error("ERR value is not an integer or out of range");
+    }
     let decision = if is_psync {
         let replid = String::from_utf8_lossy(&args[1]).to_string();
         let offset = crate::resp::parse_i64(&args[2]).unwrap_or(-1);
