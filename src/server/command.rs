@@ -425,13 +425,21 @@ impl<'a> Ctx<'a> {
 
     /// Deletes `key` at `pos` of `db` if its TTL passed. True if it was expired.
     fn expire_if_needed(&mut self, db: usize, pos: usize) -> bool {
+        self.expire_if_needed_for(db, pos, false)
+    }
+
+    /// [`Self::expire_if_needed`]; `for_write` is a lookup for writing, which deletes the
+    /// expired key even on a writable replica (Redis's LOOKUP_WRITE and
+    /// EXPIRE_FORCE_DELETE_EXPIRED), so the write recreates the key from scratch.
+    fn expire_if_needed_for(&mut self, db: usize, pos: usize, for_write: bool) -> bool {
         let Some(when) = self.srv.dbs[db].expiry_of(pos) else {
             return false;
         };
         if when > self.now_ms {
             return false;
         }
-        if self.srv.repl.is_replica() && !self.client.is_master_link {
+        let writable_replica_write = for_write && !self.srv.limits.replica_read_only;
+        if self.srv.repl.is_replica() && !self.client.is_master_link && !writable_replica_write {
             // Replicas wait for the master's DEL but report the key as missing.
             return true;
         }
@@ -455,7 +463,7 @@ impl<'a> Ctx<'a> {
 
     pub fn lookup_write_in(&mut self, db: usize, key: &[u8]) -> Option<usize> {
         let pos = self.srv.dbs[db].find(key)?;
-        if self.expire_if_needed(db, pos) {
+        if self.expire_if_needed_for(db, pos, true) {
             return None;
         }
         self.touch_lru(db, pos);
@@ -538,7 +546,7 @@ impl<'a> Ctx<'a> {
         let db = self.client.db;
         // Expired-but-present keys are replaced like missing ones.
         if let Some(pos) = self.srv.dbs[db].find(key) {
-            self.expire_if_needed(db, pos);
+            self.expire_if_needed_for(db, pos, true);
         }
         let created = self.srv.dbs[db].find(key).is_none();
         let pos = self.srv.dbs[db].set(key, value, keep_ttl, lru);

@@ -229,10 +229,14 @@ pub static PARAMS: &[Param] = &[
     // Redis serves events every this many bytes of an RDB being loaded; rf-server's loader
     // answers clients throughout the load, so the value is only kept (CONFIG GET/REWRITE).
     p!("loading-process-events-interval-bytes", Kind::Int(1024, I32), "2097152"),
+    // Redis's software watchdog (a SIGALRM that logs the stack when the event loop blocks
+    // longer than this many ms; hidden, for debugging). rf-server has no watchdog: the value
+    // is only kept, so a CONFIG SET of it is not refused.
+    p!("watchdog-period", Kind::Int(0, I32), "0"),
 ];
 
 /// Parameters a CONFIG GET glob does not list (Redis's HIDDEN_CONFIG); asked by name they are.
-const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes"];
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes", "watchdog-period"];
 
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
@@ -337,6 +341,15 @@ pub fn canonical_value(param: &Param, args: &[String]) -> Result<String, String>
         Kind::Bool => {
             let v = one()?;
             parse_bool(v).map(|b| if b { "yes" } else { "no" }.to_string()).ok_or_else(|| "argument must be 'yes' or 'no'".to_string())
+        }
+        Kind::Int(min, max) if param.name == "unixsocketperm" => {
+            // Redis's OCTAL_CONFIG: read and shown in octal (a file mode).
+            let v = one()?;
+            let n = i64::from_str_radix(v, 8).map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < min || n > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            Ok(format!("{n:o}"))
         }
         Kind::Int(min, max) => {
             let v = one()?;

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::mpsc;
 
 use super::client::{ClientState, Outbound, ReplyMode};
@@ -41,10 +42,69 @@ struct Admitted {
     persist: Arc<Persistence>,
 }
 
-pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
+/// A client's connection: TCP, or the `unixsocket` (which Redis treats as local).
+pub enum ClientStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl ClientStream {
+    fn try_write(&self, data: &[u8]) -> std::io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => s.try_write(data),
+            ClientStream::Unix(s) => s.try_write(data),
+        }
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            ClientStream::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            ClientStream::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            ClientStream::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            ClientStream::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A TCP client.
+pub async fn handle(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let mut parser = RequestParser::new();
     let loopback = peer.ip().is_loopback() || is_mapped_loopback(&peer);
+    handle_stream(shared, ClientStream::Tcp(stream), peer.to_string(), local.to_string(), loopback).await;
+}
+
+/// A client of the `unixsocket`: Redis lists it as `addr=<path>:0 laddr=<path>:0` and it
+/// passes protected mode as a local one.
+pub async fn handle_unix(shared: Arc<Shared>, stream: UnixStream, path: String) {
+    let addr = format!("{path}:0");
+    handle_stream(shared, ClientStream::Unix(stream), addr.clone(), addr, true).await;
+}
+
+async fn handle_stream(shared: Arc<Shared>, mut stream: ClientStream, peer: String, local: String, loopback: bool) {
+    let mut parser = RequestParser::new();
     let (carried_input, carried_requests, carried_multi) = if shared.watch.is_busy() && shared.watch.may_answer_new_client(loopback) {
         match serve_before_admission(&shared, &mut stream, &mut parser).await {
             Ok(Some(carried)) => carried,
@@ -59,7 +119,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
         let mut srv = shared.lock_async().await;
         srv.stats.total_connections += 1;
         let protected = srv.limits.protected_mode && srv.acl.default_user().is_none_or(|u| u.nopass);
-        if protected && !peer.ip().is_loopback() && !is_mapped_loopback(&peer) {
+        if protected && !loopback {
             Err(b"protected")
         } else if srv.clients.len() >= srv.limits.maxclients {
             srv.stats.rejected_connections += 1;
@@ -67,7 +127,7 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
         } else {
             let id = srv.new_client_id();
             let authenticated = srv.acl.default_open();
-            let mut c = ClientState::new(id, peer.to_string(), local.to_string(), now, authenticated);
+            let mut c = ClientState::new(id, peer, local, now, authenticated);
             c.tx = Some(tx);
             parser.set_max_bulk_len(srv.limits.proto_max_bulk_len);
             parser.set_authenticated(authenticated);
@@ -96,8 +156,8 @@ pub async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
-    if keepalive_secs > 0 {
-        if let Err(e) = set_keepalive(&stream, keepalive_secs) {
+    if let (true, ClientStream::Tcp(tcp)) = (keepalive_secs > 0, &stream) {
+        if let Err(e) = set_keepalive(tcp, keepalive_secs) {
             tracing::debug!("client {id}: setting tcp-keepalive: {e}");
         }
     }
@@ -217,7 +277,7 @@ struct CarriedMulti {
 /// KILL, SHUTDOWN NOSAVE) before it is registered, which needs the state. Returns the
 /// unread input and the requests left once the script ended or a request needs the state;
 /// None when the connection is done.
-async fn serve_before_admission(shared: &Shared, stream: &mut TcpStream, parser: &mut RequestParser) -> std::io::Result<Option<(BytesMut, Vec<Vec<Bytes>>, CarriedMulti)>> {
+async fn serve_before_admission(shared: &Shared, stream: &mut ClientStream, parser: &mut RequestParser) -> std::io::Result<Option<(BytesMut, Vec<Vec<Bytes>>, CarriedMulti)>> {
     let proto = ProtocolVersion::Resp2;
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::new();
@@ -283,7 +343,7 @@ fn set_keepalive(stream: &TcpStream, secs: u64) -> std::io::Result<()> {
 /// limits): a peer that stopped reading must not keep its connection, and what is queued
 /// for it, alive.
 /// `unwritten` follows what is left to write (CLIENT LIST omem, output buffer limits).
-async fn write_unless_dropped(stream: &mut TcpStream, data: &[u8], force_close: &AtomicBool, unwritten: &AtomicUsize) -> std::io::Result<()> {
+async fn write_unless_dropped(stream: &mut ClientStream, data: &[u8], force_close: &AtomicBool, unwritten: &AtomicUsize) -> std::io::Result<()> {
     // Fast path: the socket takes everything at once.
     let mut written = match stream.try_write(data) {
         Ok(n) => n,
@@ -333,7 +393,7 @@ fn take_message(m: Outbound, out: &mut BytesMut, pending_out: &AtomicUsize, clos
 }
 
 /// A read into the query buffer with Redis's 16 KB of room (an emptied buffer has none).
-async fn read_with_room(stream: &mut TcpStream, inbuf: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_with_room(stream: &mut ClientStream, inbuf: &mut BytesMut) -> std::io::Result<usize> {
     if inbuf.capacity() - inbuf.len() < 1024 {
         inbuf.reserve(IOBUF_LEN);
     }
@@ -460,7 +520,7 @@ impl QueryBufferSizing {
 }
 
 impl Conn {
-    async fn run(&mut self, stream: &mut TcpStream, parser: &mut RequestParser, qlimit: usize) -> std::io::Result<()> {
+    async fn run(&mut self, stream: &mut ClientStream, parser: &mut RequestParser, qlimit: usize) -> std::io::Result<()> {
         if !self.pending.is_empty() || !self.inbuf.is_empty() {
             // Requests read while a script was busy, before this client was registered.
             self.process_input(parser, qlimit).await;
@@ -537,7 +597,7 @@ impl Conn {
         }
     }
 
-    async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+    async fn flush(&mut self, stream: &mut ClientStream) -> std::io::Result<()> {
         if !self.out.is_empty() {
             // As Redis's beforeSleep: the AOF holds every write these replies may depend on
             // (this client's or another's) before they leave; under appendfsync always

@@ -71,6 +71,48 @@ const SUBSCRIBED_ALLOWED: &[&str] = &["ping", "subscribe", "ssubscribe", "unsubs
 
 /// Runs one request from `client` with every Redis check. `args` is non-empty.
 pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>, now_ms: i64) -> Outcome {
+    if !client.is_replica {
+        return execute_command(srv, client, args, now_ms);
+    }
+    // A replica's link carries only REPLCONF ACKs, which get no reply (Redis 7.0): a
+    // command that touches the keyspace is refused, and any reply disconnects the replica
+    // with a log line instead of being written into the replication stream.
+    let table = srv.commands.clone();
+    let spec = table.lookup(&args[0]).and_then(|top| resolve(top, &args).ok()).cloned();
+    let name = spec.as_ref().map(|s| s.name.clone()).unwrap_or_else(|| "<unknown>".to_string());
+    let touches_keys = spec.as_ref().is_some_and(|s| s.has(flags::WRITE) || s.has(flags::READONLY) || s.has(flags::MAY_REPLICATE));
+    let outcome = if touches_keys {
+        client.last_interaction_ms = now_ms;
+        client.tot_cmds += 1;
+        let e = Frame::error("ERR Replica can't interact with the keyspace");
+        count_error(srv, &e);
+        if let Some(spec) = &spec {
+            spec.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Reply(e)
+    } else {
+        execute_command(srv, client, args, now_ms)
+    };
+    match outcome {
+        Outcome::Reply(frame) if !is_no_reply_marker(&frame) => {
+            if let Frame::Error(e) = &frame {
+                let text = e.strip_prefix("ERR ").unwrap_or(e);
+                super::log::warning(&format!("== CRITICAL == This master is sending an error to its replica: '{text}' after processing the command '{name}'"));
+                srv.stats.unexpected_error_replies += 1;
+            }
+            let info = super::commands::connection::client_line(client, now_ms, Some(&name));
+            super::log::warning(&format!("Replica generated a reply to command '{name}', disconnecting it: {info}"));
+            client.killed = true;
+            if let Some(tx) = &client.tx {
+                let _ = tx.send(Outbound::Close);
+            }
+            Outcome::Reply(Frame::Simple(super::commands::pubsub::NO_REPLY.to_string()))
+        }
+        other => other,
+    }
+}
+
+fn execute_command(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>, now_ms: i64) -> Outcome {
     client.last_interaction_ms = now_ms;
     client.tot_cmds += 1;
     let table = srv.commands.clone();
@@ -376,6 +418,9 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
     for (adb, argv) in &also {
         propagate(srv, *adb, argv);
     }
+    if srv.dirty > dirty_before && !client.is_master_link && srv.repl.is_replica() {
+        remember_replica_keys_with_expire(srv, client.db, spec, args);
+    }
     if srv.dirty > dirty_before {
         if !prevent && block.is_none() {
             match &rewritten {
@@ -397,6 +442,22 @@ pub fn call(srv: &mut ServerState, client: &mut ClientState, spec: &Arc<CommandS
         add_slowlog(srv, client, args, micros, now_ms);
     }
     (reply, block)
+}
+
+/// A write of a client of a writable replica left its keys with a TTL: they are remembered,
+/// as Redis's rememberSlaveKeyWithExpire does, for `expire_replica_keys` (dbs above 63 are
+/// not tracked, as in Redis).
+fn remember_replica_keys_with_expire(srv: &mut ServerState, db: usize, spec: &CommandSpec, args: &[Bytes]) {
+    if db > 63 {
+        return;
+    }
+    for k in spec.key_indices(args) {
+        let Some(key) = args.get(k) else { continue };
+        let has_ttl = srv.dbs[db].find(key).map(|pos| srv.dbs[db].expiry_of(pos).is_some()).unwrap_or(false);
+        if has_ttl {
+            *srv.replica_keys_with_expire.entry(key.clone()).or_insert(0) |= 1u64 << db;
+        }
+    }
 }
 
 fn add_slowlog(srv: &mut ServerState, client: &ClientState, args: &[Bytes], micros: u64, now_ms: i64) {

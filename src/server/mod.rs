@@ -303,6 +303,28 @@ async fn serve(cfg: Config) -> i32 {
         log::warning("Configured to not listen anywhere, exiting.");
         return 1;
     }
+    // The `unixsocket`, as Redis opens it: a stale file is removed first, the mode is
+    // `unixsocketperm` when set, and a failure stops the start.
+    let unixsocket = st.config.get("unixsocket").to_string();
+    let unix_listener = if unixsocket.is_empty() {
+        None
+    } else {
+        let _ = std::fs::remove_file(&unixsocket);
+        match tokio::net::UnixListener::bind(&unixsocket) {
+            Ok(l) => {
+                let perm = u32::from_str_radix(st.config.get("unixsocketperm"), 8).unwrap_or(0);
+                if perm > 0 {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(&unixsocket, std::fs::Permissions::from_mode(perm));
+                }
+                Some(l)
+            }
+            Err(e) => {
+                log::warning(&format!("Failed opening Unix socket: {}", config::io_reason(&e)));
+                return 1;
+            }
+        }
+    };
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             log::warning(&format!("Failed to write PID file: {}", config::io_reason(&e)));
@@ -342,10 +364,30 @@ async fn serve(cfg: Config) -> i32 {
             }
         });
     }
+    if let Some(unix) = unix_listener {
+        let shared = shared.clone();
+        let path = unixsocket.clone();
+        tokio::spawn(async move {
+            loop {
+                match unix.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(conn::handle_unix(shared.clone(), stream, path.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed (unix socket): {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+    }
     tokio::spawn(cron(shared.clone()));
     persistence::start(&shared);
     replication::start(&shared);
     log::notice("Ready to accept connections tcp");
+    if !unixsocket.is_empty() {
+        log::notice(&format!("The server is now ready to accept connections at {unixsocket}"));
+    }
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     loop {
@@ -483,6 +525,11 @@ pub fn finish_shutdown(srv: &mut ServerState, req: ShutdownRequest) -> Result<()
         log::notice("Removing the pid file.");
         let _ = std::fs::remove_file(p);
     }
+    let unixsocket = srv.config.get("unixsocket");
+    if !unixsocket.is_empty() {
+        log::notice("Removing the unix socket file.");
+        let _ = std::fs::remove_file(unixsocket);
+    }
     log::warning("Redis is now ready to exit, bye bye...");
     Ok(())
 }
@@ -512,8 +559,12 @@ fn cron_tick(srv: &mut ServerState) {
     }
     let now = now_ms();
     srv.lru_clock = state::lru_clock_now();
-    if srv.active_expire_enabled && !srv.repl.is_replica() {
-        active_expire_cycle(srv, now);
+    if srv.active_expire_enabled {
+        if srv.repl.is_replica() {
+            expire_replica_keys(srv, now);
+        } else {
+            active_expire_cycle(srv, now);
+        }
     }
     let used = srv.used_memory();
     if used > srv.stat_peak_memory {
@@ -540,6 +591,44 @@ fn cron_tick(srv: &mut ServerState) {
     }
     if srv.limits.maxmemory > 0 {
         evict::perform_evictions(srv, None);
+    }
+}
+
+/// Redis's expireSlaveKeys: a replica expires the keys its own clients gave a TTL (the
+/// master sends no DEL for them); keys the master owns still wait for its DEL. At most
+/// 1000 tracked keys are checked per run, from a random place when there are more.
+pub fn expire_replica_keys(srv: &mut ServerState, now: i64) {
+    use rand::Rng;
+    let total = srv.replica_keys_with_expire.len();
+    if total == 0 {
+        return;
+    }
+    const BATCH: usize = 1000;
+    let skip = if total > BATCH { rand::thread_rng().gen_range(0..total) } else { 0 };
+    let batch: Vec<(bytes::Bytes, u64)> = srv.replica_keys_with_expire.iter().skip(skip).chain(srv.replica_keys_with_expire.iter()).take(BATCH.min(total)).map(|(k, v)| (k.clone(), *v)).collect();
+    for (key, dbids) in batch {
+        let mut still = 0u64;
+        for dbi in 0..srv.dbs.len().min(64) {
+            if dbids & (1u64 << dbi) == 0 {
+                continue;
+            }
+            let Some(pos) = srv.dbs[dbi].find(&key) else { continue };
+            let Some(when) = srv.dbs[dbi].expiry_of(pos) else { continue };
+            if when > now {
+                still |= 1u64 << dbi;
+                continue;
+            }
+            srv.dbs[dbi].remove_at(pos);
+            srv.stats.expired_keys += 1;
+            srv.touch_watched_key(dbi, &key, None);
+            notify::notify(srv, notify::EXPIRED, "expired", &key, dbi);
+            dispatch::propagate(srv, dbi, &[bytes::Bytes::from_static(b"DEL"), key.clone()]);
+        }
+        if still == 0 {
+            srv.replica_keys_with_expire.remove(&key);
+        } else {
+            srv.replica_keys_with_expire.insert(key, still);
+        }
     }
 }
 

@@ -101,6 +101,8 @@ pub struct Stats {
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub total_error_replies: u64,
+    /// Errors our master's stream got (Redis's stat_unexpected_error_replies).
+    pub unexpected_error_replies: u64,
     pub pubsub_messages: u64,
     /// Per error prefix ("ERR", "WRONGTYPE"...).
     pub errors: HashMap<String, u64>,
@@ -171,6 +173,10 @@ pub struct ServerState {
     pub active_expire_enabled: bool,
     /// DEBUG PAUSE-CRON: the periodic tick does nothing while set.
     pub pause_cron: bool,
+    /// Keys given a TTL by clients of a writable replica (not by the master): key -> bitmap
+    /// of the dbs (0..63) it has one in. The master never sends a DEL for them, so the
+    /// replica expires them itself (Redis's slaveKeysWithExpire / expireSlaveKeys).
+    pub replica_keys_with_expire: HashMap<Bytes, u64>,
     /// CLIENT PAUSE end (unix ms); shared with connection tasks so they check it lock-free.
     pub client_pause_until_ms: Arc<std::sync::atomic::AtomicI64>,
     pub client_pause_writes_only: bool,
@@ -300,6 +306,7 @@ impl ServerState {
             tcp_port_bound: port,
             active_expire_enabled: true,
             pause_cron: false,
+            replica_keys_with_expire: HashMap::new(),
             client_pause_until_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             client_pause_writes_only: false,
             shutdown_requested: None,

@@ -1085,6 +1085,24 @@ pub static DOCS: &[CommandDoc] = &[
     ],
     },
     CommandDoc {
+        name: "failover",
+        fields: &["summary", "since", "group", "complexity", "arguments"],
+        complexity: "O(1)",
+        doc_flags: &[],
+        deprecated_since: "",
+        replaced_by: "",
+        history: &[],
+        arguments: &[
+        DocArg { fields: &["name", "type", "token", "flags", "arguments"], name: "target", kind: "block", display: "", key_spec_index: -1, token: "TO", summary: "", since: "", flags: &["optional"], deprecated_since: "", value: "", arguments: &[
+            DocArg { fields: &["name", "type"], name: "host", kind: "string", display: "", key_spec_index: -1, token: "", summary: "", since: "", flags: &[], deprecated_since: "", value: "", arguments: &[] },
+            DocArg { fields: &["name", "type"], name: "port", kind: "integer", display: "", key_spec_index: -1, token: "", summary: "", since: "", flags: &[], deprecated_since: "", value: "", arguments: &[] },
+            DocArg { fields: &["name", "type", "token", "flags"], name: "force", kind: "pure-token", display: "", key_spec_index: -1, token: "FORCE", summary: "", since: "", flags: &["optional"], deprecated_since: "", value: "", arguments: &[] },
+        ] },
+        DocArg { fields: &["name", "type", "token", "flags"], name: "abort", kind: "pure-token", display: "", key_spec_index: -1, token: "ABORT", summary: "", since: "", flags: &["optional"], deprecated_since: "", value: "", arguments: &[] },
+        DocArg { fields: &["name", "type", "token", "flags"], name: "milliseconds", kind: "integer", display: "", key_spec_index: -1, token: "TIMEOUT", summary: "", since: "", flags: &["optional"], deprecated_since: "", value: "", arguments: &[] },
+    ],
+    },
+    CommandDoc {
         name: "fcall",
         fields: &["summary", "since", "group", "complexity", "arguments"],
         complexity: "Depends on the function that is executed.",

@@ -453,6 +453,8 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         ctx.srv.touch_all_watched(Some(a), Some(b), Some(ctx.client));
         ctx.srv.touch_all_watched(Some(b), Some(a), Some(ctx.client));
         ctx.srv.dbs.swap(a, b);
+        // Redis forgets a writable replica's keys with a TTL on SWAPDB (best effort).
+        ctx.srv.replica_keys_with_expire.clear();
         let ready: Vec<(usize, Bytes)> = ctx.srv.blocking_keys.keys().filter(|(d, _)| *d == a || *d == b).cloned().collect();
         for (d, k) in ready {
             ctx.signal_key_ready_in(d, &k);
@@ -538,6 +540,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         n += db.len() as u64;
         db.clear();
     }
+    ctx.srv.replica_keys_with_expire.clear();
     crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
     Frame::ok()

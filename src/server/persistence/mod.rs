@@ -48,6 +48,10 @@ use crate::resp::Frame;
 /// Held in `ServerState::persist`.
 pub struct PersistenceState {
     pub svc: Arc<Persistence>,
+    /// Keys the start-up load dropped as already expired (db, key): a master feeds their
+    /// DELs to its replication backlog once its history is restored (Redis loads with
+    /// RDBFLAGS_FEED_REPL), and INFO counts them (`rdb_last_load_keys_expired`).
+    pub load_expired: Vec<(usize, Bytes)>,
     /// `ServerState::dirty` already accounted into the save-point counter.
     seen_dirty: u64,
     /// The appendonly value the service was last configured with.
@@ -56,7 +60,7 @@ pub struct PersistenceState {
 
 impl Default for PersistenceState {
     fn default() -> Self {
-        PersistenceState { svc: Persistence::new(PersistConfig::default()), seen_dirty: 0, appendonly_applied: false }
+        PersistenceState { svc: Persistence::new(PersistConfig::default()), load_expired: Vec::new(), seen_dirty: 0, appendonly_applied: false }
     }
 }
 
@@ -130,13 +134,29 @@ pub fn shared_host() -> Option<Arc<SharedHost>> {
 /// Runs commands that don't come from a client (AOF at start-up, the master stream):
 /// a client flagged as the master link so read-only and OOM checks let them through.
 pub fn apply_commands_locked(srv: &mut ServerState, client: &mut ClientState, db: &mut u32, commands: Vec<Vec<Bytes>>) {
+    apply_commands_from(srv, client, db, commands, false);
+}
+
+/// [`apply_commands_locked`]; `from_master`: the commands are our master's stream, whose
+/// errors Redis logs ("== CRITICAL == This replica is sending an error to its master")
+/// and counts (INFO `unexpected_error_replies`) since the reply never reaches anyone.
+fn apply_commands_from(srv: &mut ServerState, client: &mut ClientState, db: &mut u32, commands: Vec<Vec<Bytes>>, from_master: bool) {
     let now = super::now_ms();
     client.db = *db as usize;
     for argv in commands {
         if argv.is_empty() {
             continue;
         }
-        let _ = super::dispatch::execute(srv, client, argv, now);
+        let known = from_master && srv.commands.lookup(&argv[0]).is_some();
+        let outcome = super::dispatch::execute(srv, client, argv, now);
+        if let (true, super::dispatch::Outcome::Reply(Frame::Error(e))) = (from_master, &outcome) {
+            let cmd = if known { client.last_cmd.as_str() } else { "<unknown>" };
+            // Redis logs the text its command gave, which for the common errors is
+            // without the "ERR " that the reply adds.
+            let text: String = e.strip_prefix("ERR ").unwrap_or(e).chars().take(4096).collect();
+            super::log::warning(&format!("== CRITICAL == This replica is sending an error to its master: '{text}' after processing the command '{cmd}'"));
+            srv.stats.unexpected_error_replies += 1;
+        }
     }
     *db = client.db as u32;
 }
@@ -161,6 +181,7 @@ impl DataHost for SharedHost {
         for db in srv.dbs.iter_mut() {
             db.clear();
         }
+        srv.replica_keys_with_expire.clear();
     }
 
     fn load_entries(&self, db: u32, entries: Vec<RdbEntry>) {
@@ -174,14 +195,14 @@ impl DataHost for SharedHost {
         self.apply_then(db, commands, source, &mut |_| {});
     }
 
-    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, _source: ApplySource, after: &mut dyn FnMut(u32)) {
+    fn apply_then(&self, db: &mut u32, commands: Vec<Vec<Bytes>>, source: ApplySource, after: &mut dyn FnMut(u32)) {
         let mut srv = self.shared.state.lock();
         let id = super::replication::master_client_id(&srv);
         let mut client = match id.and_then(|id| srv.clients.remove(&id)) {
             Some(c) => c,
             None => fake_client(&mut srv),
         };
-        apply_commands_locked(&mut srv, &mut client, db, commands);
+        apply_commands_from(&mut srv, &mut client, db, commands, matches!(source, ApplySource::Master));
         if id == Some(client.id) {
             srv.clients.insert(client.id, client);
         }
@@ -235,6 +256,7 @@ impl DataHost for SharedHost {
                     // watched keys that existed before or exist now
                     srv.touch_all_watched(None, None, None);
                     let old = std::mem::replace(&mut srv.dbs, fresh);
+                    srv.replica_keys_with_expire.clear();
                     srv.touch_all_watched(None, None, None);
                     old
                 };
@@ -295,7 +317,13 @@ impl LockedHost<'_> {
         let stats = host::load_rdb_into_with(data, |db, entries| {
             let mut srv = self.srv.lock();
             let keep = srv.repl.is_replica();
-            convert::load_entries(&mut srv, db, entries, keep, super::now_ms());
+            let now = super::now_ms();
+            if !keep {
+                let expired = entries.iter().filter(|e| e.expire_ms.is_some_and(|w| w <= now)).map(|e| (db as usize, Bytes::copy_from_slice(&e.key)));
+                let expired: Vec<(usize, Bytes)> = expired.collect();
+                srv.persist.load_expired.extend(expired);
+            }
+            convert::load_entries(&mut srv, db, entries, keep, now);
         })?;
         crate::server::scripting::functions::replace_from_rdb(&mut self.srv.lock(), &stats.functions);
         Ok(stats)
@@ -517,8 +545,18 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
     })?;
     srv.dirty = 0;
     srv.persist.seen_dirty = 0;
-    if let (Some(id), Some(off)) = (loaded.repl_id.clone(), loaded.repl_offset) {
-        super::replication::restore_history(srv, &id, off, loaded.repl_stream_db.unwrap_or(0));
+    let expired = std::mem::take(&mut srv.persist.load_expired);
+    srv.persist.svc.state.last_load_keys_expired.store(expired.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    // Redis restores the history only from a file whose repl-stream-db is set.
+    if let (Some(id), Some(off), Some(stream_db)) = (loaded.repl_id.clone(), loaded.repl_offset, loaded.repl_stream_db) {
+        super::replication::restore_history(srv, &id, off, stream_db);
+        if !srv.repl.is_replica() {
+            // The DELs of the keys found expired, after the restored offset (as Redis
+            // feeds them while loading and rebases the backlog on the RDB's offset).
+            for (db, key) in expired {
+                srv.repl.feed(db, &[Bytes::from_static(b"DEL"), key]);
+            }
+        }
     }
     Ok(())
 }

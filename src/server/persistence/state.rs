@@ -49,6 +49,9 @@ pub struct PersistenceState {
     pub lastsave_unix: AtomicI64,
     last_save_instant: Mutex<Instant>,
     pub bgsave_in_progress: AtomicBool,
+    /// RDB payloads for replicas' full syncs being produced: Redis produces them with an
+    /// RDB child too, so INFO shows `rdb_bgsave_in_progress:1` meanwhile.
+    pub repl_rdb_jobs: std::sync::atomic::AtomicUsize,
     bgsave_started: Mutex<Option<Instant>>,
     last_bgsave_try: Mutex<Option<Instant>>,
     pub last_bgsave_ok: AtomicBool,
@@ -82,6 +85,7 @@ impl Default for PersistenceState {
             lastsave_unix: AtomicI64::new(unix_now()),
             last_save_instant: Mutex::new(Instant::now()),
             bgsave_in_progress: AtomicBool::new(false),
+            repl_rdb_jobs: std::sync::atomic::AtomicUsize::new(0),
             bgsave_started: Mutex::new(None),
             last_bgsave_try: Mutex::new(None),
             last_bgsave_ok: AtomicBool::new(true),
@@ -188,7 +192,8 @@ impl PersistenceState {
         let (processed, total) = if in_progress { (ld(&self.keys_processed), ld(&self.keys_total)) } else { (0, 0) };
         let _ = write!(s, "current_save_keys_processed:{processed}\r\ncurrent_save_keys_total:{total}\r\n");
         let _ = write!(s, "rdb_changes_since_last_save:{}\r\n", ld(&self.dirty) + unsynced);
-        let _ = write!(s, "rdb_bgsave_in_progress:{}\r\n", u8::from(in_progress));
+        let repl_job = self.repl_rdb_jobs.load(Ordering::Relaxed) > 0;
+        let _ = write!(s, "rdb_bgsave_in_progress:{}\r\n", u8::from(in_progress || repl_job));
         let _ = write!(s, "rdb_last_save_time:{}\r\n", self.lastsave_unix.load(Ordering::Relaxed));
         let _ = write!(s, "rdb_last_bgsave_status:{}\r\n", if self.last_bgsave_ok.load(Ordering::Relaxed) { "ok" } else { "err" });
         let _ = write!(s, "rdb_last_bgsave_time_sec:{}\r\n", self.last_bgsave_secs.load(Ordering::Relaxed));

@@ -45,6 +45,19 @@ pub struct ReplicationState {
     /// Diskless full syncs waiting for repl-diskless-sync-delay.
     pending_full: Vec<PendingFullSync>,
     last_presync_newline: Instant,
+    /// A FAILOVER command's progress (Redis's failover_state and target).
+    pub failover: Option<Failover>,
+}
+
+/// FAILOVER [TO host port [FORCE]] [TIMEOUT ms]: writes are paused until the target (or
+/// any replica) has our offset, then we turn into its replica with `PSYNC ... FAILOVER`.
+pub struct Failover {
+    target: Option<(String, u16)>,
+    /// Unix ms after which the failover is aborted (or forced); 0 = no timeout.
+    end_ms: i64,
+    force: bool,
+    /// PSYNC FAILOVER sent (failover-in-progress), else waiting-for-sync.
+    in_progress: bool,
 }
 
 impl Default for ReplicationState {
@@ -56,6 +69,7 @@ impl Default for ReplicationState {
             last_ping: Instant::now(),
             pending_full: Vec::new(),
             last_presync_newline: Instant::now(),
+            failover: None,
         }
     }
 }
@@ -164,13 +178,20 @@ pub fn master_link_changed(srv: &mut ServerState, connected: bool, addr: &str) {
 /// After loading an RDB with `repl-id` / `repl-offset` on a configured replica: keep that
 /// history so the first sync can be a partial one (as Redis 7.0 does after a restart).
 pub fn restore_history(srv: &mut ServerState, replid: &str, offset: i64, stream_db: u32) {
-    if configured_master(&srv.config).is_some() && replid.len() == 40 {
+    if replid.len() != 40 || offset < 0 {
+        return;
+    }
+    if configured_master(&srv.config).is_some() {
         srv.repl.repl.adopt_master_history(replid, offset, stream_db);
+    } else {
+        // A master keeps the file's history as its secondary one, so its replicas can
+        // continue with a partial resync after its restart (Redis 7.0's loadDataFromDisk).
+        srv.repl.repl.restore_as_master(replid, offset);
     }
 }
 
 pub fn info_section(srv: &ServerState) -> String {
-    let text = srv.repl.repl.info_section();
+    let text = srv.repl.repl.info_section().replace("master_failover_state:no-failover", &format!("master_failover_state:{}", failover_state_name(srv)));
     text.strip_prefix("# Replication\r\n").unwrap_or(&text).to_string()
 }
 
@@ -190,6 +211,7 @@ pub fn cron(srv: &mut ServerState) {
     let live: Vec<u64> = srv.clients.keys().copied().collect();
     srv.repl.replconf.retain(|id, _| live.contains(id));
     start_due_full_syncs(srv);
+    update_failover(srv);
 }
 
 pub fn start(shared: &Arc<Shared>) {
@@ -239,7 +261,11 @@ pub fn commands() -> Vec<CommandSpec> {
         cmd("sync", 1, "admin noscript no_async_loading no_multi", 0, 0, 0, "admin slow dangerous", psync_command)
             .group("server")
             .summary("Internal command used for replication"),
-        cmd("wait", 3, "noscript", 0, 0, 0, "slow connection", wait_command)
+        cmd("failover", -1, "admin noscript stale", 0, 0, 0, "admin slow dangerous", failover_command)
+            .group("server")
+            .since("6.2.0")
+            .summary("Start a coordinated failover between this server and one of its replicas."),
+                cmd("wait", 3, "noscript", 0, 0, 0, "slow connection", wait_command)
             .group("generic")
             .since("3.0.0")
             .summary("Wait for the synchronous replication of all the write commands sent in the context of the current connection"),
@@ -247,6 +273,9 @@ pub fn commands() -> Vec<CommandSpec> {
 }
 
 fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if ctx.srv.repl.failover.is_some() {
+        return Frame::error("ERR REPLICAOF not allowed while failing over.");
+    }
     let repl = ctx.srv.repl.repl.clone();
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
         if repl.promote() {
@@ -325,6 +354,29 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return no_reply();
     }
     let repl = ctx.srv.repl.repl.clone();
+    if args.len() > 3 && args[0].eq_ignore_ascii_case(b"psync") && args[3].eq_ignore_ascii_case(b"failover") {
+        let replid = String::from_utf8_lossy(&args[1]).to_string();
+        super::log::warning(&format!("Failover request received for replid {replid}."));
+        if !repl.is_replica() {
+            return Frame::error("ERR PSYNC FAILOVER can't be sent to a master.");
+        }
+        if replid != repl.replid() {
+            return Frame::error("ERR PSYNC FAILOVER replid must match my replid.");
+        }
+        if repl.promote() {
+            if let Some(id) = ctx.srv.repl.master_client.take() {
+                ctx.srv.clients.remove(&id);
+            }
+            ctx.srv.config.set_raw("replicaof", String::new());
+            super::log::set_role('M');
+            let who = ctx.client.addr.clone();
+            super::log::notice(&format!("MASTER MODE enabled (failover request from 'addr={who}')"));
+        }
+    }
+    if ctx.srv.repl.failover.is_some() {
+        return Frame::error("NOMASTERLINK Can't SYNC while failing over");
+    }
+    let repl = ctx.srv.repl.repl.clone();
     if repl.is_replica() && !repl.master_link_up() {
         return Frame::error("NOMASTERLINK Can't SYNC while not connected with my master");
     }
@@ -336,6 +388,12 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let ip = info.ip_address.clone().unwrap_or(peer_ip);
     let port = info.listening_port.unwrap_or(0);
     let is_psync = args[0].eq_ignore_ascii_case(b"psync");
+    if is_psync && crate::resp::parse_i64(&args[2]).is_none() {
+        let name = if ip.is_empty() { format!("client id #{}", ctx.client.id) } else { format!("{ip}:{port}") };
+        super::log::warning(&format!("Replica {name} asks for synchronization but with a wrong offset"));
+        ctx.srv.repl.replconf.insert(ctx.client.id, info);
+        return Frame::error("ERR value is not an integer or out of range");
+    }
     let decision = if is_psync {
         let replid = String::from_utf8_lossy(&args[1]).to_string();
         let offset = crate::resp::parse_i64(&args[2]).unwrap_or(-1);
@@ -443,7 +501,9 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
     };
     let opts = RdbSaveOptions { compression: cfg.rdb_compression, ..Default::default() };
     super::log::notice(&format!("Starting BGSAVE for SYNC with target: {}", if diskless { "replicas sockets" } else { "disk" }));
+    let job_flag = RdbJobFlag::raise(&srv.persist.svc);
     tokio::spawn(async move {
+        let _job_flag = job_flag;
         // A plain thread, outside the runtime: the snapshot's capture steps run as a task
         // on the runtime and this thread waits for them.
         let (done, mut job) = tokio::sync::oneshot::channel();
@@ -502,6 +562,182 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
             super::log::notice(&format!("Synchronization with replica {name} succeeded"));
         }
     });
+}
+
+/// Counts a full-sync RDB job in `repl_rdb_jobs` for its lifetime (INFO's
+/// `rdb_bgsave_in_progress` is 1 while one runs, as with Redis's RDB child).
+struct RdbJobFlag(Arc<super::persistence::service::Persistence>);
+
+impl RdbJobFlag {
+    fn raise(svc: &Arc<super::persistence::service::Persistence>) -> Self {
+        svc.state.repl_rdb_jobs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        RdbJobFlag(svc.clone())
+    }
+}
+
+impl Drop for RdbJobFlag {
+    fn drop(&mut self) {
+        self.0.state.repl_rdb_jobs.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn failover_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    if args.len() == 2 && args[1].eq_ignore_ascii_case(b"abort") {
+        if ctx.srv.repl.failover.is_none() {
+            return Frame::error("ERR No failover in progress.");
+        }
+        abort_failover(ctx.srv, "Failover manually aborted");
+        return Frame::ok();
+    }
+    let mut timeout_ms: i64 = 0;
+    let mut force = false;
+    let mut target: Option<(String, i64)> = None;
+    let mut j = 1;
+    while j < args.len() {
+        let a = &args[j];
+        if a.eq_ignore_ascii_case(b"timeout") && j + 1 < args.len() && timeout_ms == 0 {
+            let Some(t) = crate::resp::parse_i64(&args[j + 1]) else { return Frame::error("ERR value is not an integer or out of range") };
+            if t <= 0 {
+                return Frame::error("ERR FAILOVER timeout must be greater than 0");
+            }
+            timeout_ms = t;
+            j += 2;
+        } else if a.eq_ignore_ascii_case(b"to") && j + 2 < args.len() && target.is_none() {
+            let Some(p) = crate::resp::parse_i64(&args[j + 2]) else { return Frame::error("ERR value is not an integer or out of range") };
+            target = Some((String::from_utf8_lossy(&args[j + 1]).to_string(), p));
+            j += 3;
+        } else if a.eq_ignore_ascii_case(b"force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Frame::error("ERR syntax error");
+        }
+    }
+    if ctx.srv.repl.failover.is_some() {
+        return Frame::error("ERR FAILOVER already in progress.");
+    }
+    let repl = ctx.srv.repl.repl.clone();
+    if repl.is_replica() {
+        return Frame::error("ERR FAILOVER is not valid when server is a replica.");
+    }
+    let replicas = repl.replica_list();
+    if replicas.is_empty() {
+        return Frame::error("ERR FAILOVER requires connected replicas.");
+    }
+    if force && (timeout_ms == 0 || target.is_none()) {
+        return Frame::error("ERR FAILOVER with force option requires both a timeout and target HOST and IP.");
+    }
+    let target = match target {
+        Some((host, port)) => {
+            let Some(found) = replicas.iter().find(|(ip, p, _, _)| *ip == host && i64::from(*p) == port) else {
+                return Frame::error("ERR FAILOVER target HOST and PORT is not a replica.");
+            };
+            if !found.2 {
+                return Frame::error("ERR FAILOVER target replica is not online.");
+            }
+            super::log::notice(&format!("FAILOVER requested to {host}:{port}."));
+            Some((host, found.1))
+        }
+        None => {
+            super::log::notice("FAILOVER requested to any replica.");
+            None
+        }
+    };
+    let end_ms = if timeout_ms > 0 { super::now_ms() + timeout_ms } else { 0 };
+    ctx.srv.repl.failover = Some(Failover { target, end_ms, force, in_progress: false });
+    // Writes wait until the failover ends (Redis's PAUSE_DURING_FAILOVER, writes only).
+    ctx.srv.client_pause_until_ms.store(i64::MAX, std::sync::atomic::Ordering::SeqCst);
+    ctx.srv.client_pause_writes_only = true;
+    Frame::ok()
+}
+
+/// INFO's master_failover_state.
+pub fn failover_state_name(srv: &ServerState) -> &'static str {
+    match &srv.repl.failover {
+        None => "no-failover",
+        Some(f) if f.in_progress => "failover-in-progress",
+        Some(_) => "waiting-for-sync",
+    }
+}
+
+fn clear_failover(srv: &mut ServerState) {
+    srv.repl.failover = None;
+    srv.repl.repl.failover_psync.store(false, std::sync::atomic::Ordering::SeqCst);
+    *srv.repl.repl.failover_outcome.lock() = None;
+    srv.client_pause_until_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    srv.client_pause_writes_only = false;
+}
+
+fn abort_failover(srv: &mut ServerState, why: &str) {
+    let Some(f) = srv.repl.failover.as_ref() else { return };
+    match &f.target {
+        Some((h, p)) => super::log::notice(&format!("FAILOVER to {h}:{p} aborted: {why}")),
+        None => super::log::notice(&format!("FAILOVER to any replica aborted: {why}")),
+    }
+    if f.in_progress && srv.repl.repl.promote() {
+        if let Some(id) = srv.repl.master_client.take() {
+            srv.clients.remove(&id);
+        }
+        srv.config.set_raw("replicaof", String::new());
+        super::log::set_role('M');
+        super::log::notice("MASTER MODE enabled (failover aborted)");
+    }
+    clear_failover(srv);
+}
+
+/// From the cron: the failover's timeout, its target catching up, the PSYNC's outcome.
+fn update_failover(srv: &mut ServerState) {
+    let Some(f) = srv.repl.failover.as_ref() else { return };
+    if f.in_progress {
+        let outcome = srv.repl.repl.failover_outcome.lock().take();
+        match outcome {
+            Some(true) => clear_failover(srv),
+            Some(false) => abort_failover(srv, "Failover target rejected psync request"),
+            None => {}
+        }
+        return;
+    }
+    let now = super::now_ms();
+    if f.end_ms > 0 && f.end_ms <= now {
+        if f.force {
+            if let Some((h, p)) = f.target.clone() {
+                super::log::notice(&format!("FAILOVER to {h}:{p} time out exceeded, failing over."));
+                start_failover_link(srv, h, p);
+                return;
+            }
+        }
+        abort_failover(srv, "Replica never caught up before timeout");
+        return;
+    }
+    let repl = srv.repl.repl.clone();
+    let offset = repl.master_repl_offset();
+    let replicas = repl.replica_list();
+    let synced = match &f.target {
+        Some((h, p)) => replicas.iter().find(|(ip, port, _, ack)| ip == h && port == p && *ack == offset).map(|(ip, port, _, _)| (ip.clone(), *port)),
+        None => replicas.iter().find(|(_, _, _, ack)| *ack == offset).map(|(ip, port, _, _)| (ip.clone(), *port)),
+    };
+    if let Some((h, p)) = synced {
+        super::log::notice(&format!("Failover target {h}:{p} is synced, failing over."));
+        start_failover_link(srv, h, p);
+    }
+}
+
+/// Becomes a replica of the failover target; the link's PSYNC carries FAILOVER.
+fn start_failover_link(srv: &mut ServerState, host: String, port: u16) {
+    if let Some(f) = srv.repl.failover.as_mut() {
+        f.in_progress = true;
+        f.target = Some((host.clone(), port));
+    }
+    let repl = srv.repl.repl.clone();
+    *repl.failover_outcome.lock() = None;
+    repl.failover_psync.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(id) = srv.repl.master_client.take() {
+        srv.clients.remove(&id);
+    }
+    disconnect_blocked_clients(srv);
+    srv.config.set_raw("replicaof", format!("{host} {port}"));
+    super::log::set_role('S');
+    start_link(&repl, host, port);
 }
 
 fn wait_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {

@@ -184,7 +184,14 @@ async fn link_once(
     if replid != "?" {
         notice!("Trying a partial resynchronization (request {}:{}).", replid, offset);
     }
-    let reply = conn.command(&[b"PSYNC", replid.as_bytes(), offset_s.as_bytes()]).await?;
+    let failover = repl.failover_psync.swap(false, std::sync::atomic::Ordering::AcqRel);
+    let reply = if failover {
+        let reply = conn.command(&[b"PSYNC", replid.as_bytes(), offset_s.as_bytes(), b"FAILOVER"]).await?;
+        *repl.failover_outcome.lock() = Some(reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC"));
+        reply
+    } else {
+        conn.command(&[b"PSYNC", replid.as_bytes(), offset_s.as_bytes()]).await?
+    };
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
         let mut parts = rest.split_whitespace();
         let (Some(id), Some(off)) = (parts.next(), parts.next().and_then(|o| o.parse::<i64>().ok())) else {
@@ -304,6 +311,9 @@ async fn stream_commands(
     // The database of the stream where it resumes: a partial resync sends no SELECT.
     let mut db = repl.master_stream_db();
     let mut ack_tick = tokio::time::interval(repl.config().ack_period);
+    // After a pause the missed ticks do not fire in a burst (see the failed-ACK case below).
+    ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ack_failed: Option<LinkError> = None;
     let timeout = conn.timeout;
     let mut last_io = Instant::now();
     // The bytes of processed commands are fed (offset, backlog, sub-replicas) in the same
@@ -351,7 +361,17 @@ async fn stream_commands(
                 if last_io.elapsed() > timeout {
                     return Err(LinkError::StreamTimeout);
                 }
-                send_ack(&mut conn.stream, host, repl.master_repl_offset()).await?;
+                // A failed ACK (the master closed the link) does not end the link before
+                // what the master sent is read: Redis's event loop reads before it writes,
+                // and after a pause (SIGSTOP) both are due. Dropping those last writes would
+                // make a FAILOVER's target miss them and refuse the old master's PSYNC. The
+                // read then ends at EOF; the next tick gives up if it did not.
+                if let Some(e) = ack_failed.take() {
+                    return Err(e);
+                }
+                if let Err(e) = send_ack(&mut conn.stream, host, repl.master_repl_offset()).await {
+                    ack_failed = Some(e);
+                }
             }
         }
     }

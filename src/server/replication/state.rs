@@ -436,6 +436,12 @@ pub struct Replication {
     link_socket: Mutex<Option<(u64, std::net::TcpStream)>>,
     /// `inner.master.is_some()`, readable without the lock (checked for every command).
     replica: AtomicBool,
+    /// FAILOVER in progress: the link's next PSYNC carries `FAILOVER` (the target
+    /// becomes a master on it).
+    pub failover_psync: AtomicBool,
+    /// The reply to that PSYNC: Some(true) accepted (+CONTINUE / +FULLRESYNC), Some(false)
+    /// refused; read by the server cron, which ends or aborts the failover.
+    pub failover_outcome: Mutex<Option<bool>>,
 }
 
 impl Replication {
@@ -462,6 +468,8 @@ impl Replication {
             kill_notify: Notify::new(),
             link_socket: Mutex::new(None),
             replica: AtomicBool::new(false),
+            failover_psync: AtomicBool::new(false),
+            failover_outcome: Mutex::new(None),
         })
     }
 
@@ -518,6 +526,12 @@ impl Replication {
         self.inner.lock().stats = ReplStats::default();
     }
 
+    /// The attached replicas as (ip, listening port, online, acknowledged offset).
+    pub fn replica_list(&self) -> Vec<(String, u16, bool, i64)> {
+        let inner = self.inner.lock();
+        inner.replicas.iter().map(|r| (r.ip.clone(), r.listening_port, *r.state.lock() == AttachedState::Online, r.ack_offset.load(Ordering::Acquire))).collect()
+    }
+
     /// Number of attached replicas.
     pub fn connected_replicas(&self) -> usize {
         self.inner.lock().replicas.len()
@@ -539,6 +553,20 @@ impl Replication {
             encode_command(&[b"SELECT", dbs.as_bytes()], &mut buf);
             inner.stream_db = Some(db);
         }
+        let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_ref()).collect();
+        encode_command(&refs, &mut buf);
+        let limit = self.config.lock().output_limits();
+        feed_locked(&mut inner, buf.freeze(), limit);
+    }
+
+    /// DEBUG REPLICATE: feeds `argv` to the backlog and replicas as is, in whatever db the
+    /// stream has selected (no SELECT), as Redis's replicationFeedSlaves with slaveseldb.
+    pub fn propagate_in_stream_db(&self, argv: &[Bytes]) {
+        let mut inner = self.inner.lock();
+        if inner.master.is_some() || (inner.backlog.is_none() && inner.replicas.is_empty()) {
+            return;
+        }
+        let mut buf = BytesMut::new();
         let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_ref()).collect();
         encode_command(&refs, &mut buf);
         let limit = self.config.lock().output_limits();
@@ -1021,6 +1049,19 @@ impl Replication {
         for r in &inner.replicas {
             r.close();
         }
+    }
+
+    /// A master restarted from an RDB with `repl-id`/`repl-offset`: that history becomes
+    /// its secondary one (replid2, valid up to `offset + 1`), its offset continues from
+    /// `offset` and a backlog starts there (empty), so replicas of the old run can PSYNC.
+    pub fn restore_as_master(&self, replid: &str, offset: i64) {
+        let size = self.config.lock().backlog_size;
+        let mut inner = self.inner.lock();
+        inner.replid2 = replid.to_string();
+        inner.second_repl_offset = offset + 1;
+        inner.master_repl_offset = offset;
+        inner.stream_db = None;
+        inner.backlog = Some(Backlog::new(size, offset));
     }
 
     /// After `+CONTINUE <newid>`: keep serving our history under replid2.
