@@ -523,6 +523,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
+    crate::server::persistence::after_flushall(ctx.srv);
     Frame::ok()
 }
 

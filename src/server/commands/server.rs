@@ -710,6 +710,12 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             std::thread::sleep(std::time::Duration::from_micros((secs * 1e6) as u64));
             Frame::ok()
         }
+        "aof-flush-sleep" if args.len() == 3 => {
+            // Redis's atoi: a non-number is 0, a negative value sleeps for nothing
+            let us = parse_int(&args[2]).unwrap_or(0).max(0) as u64;
+            crate::server::persistence::aof_writer::set_flush_sleep_us(us);
+            Frame::ok()
+        }
         "set-active-expire" if args.len() == 3 => {
             ctx.srv.active_expire_enabled = parse_int(&args[2]).unwrap_or(1) != 0;
             Frame::ok()

@@ -511,7 +511,9 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
             _ => None,
         };
         if let Some(source) = rdb_error {
-            super::log::warning(&source.redis_log_line());
+            for line in source.redis_log_line().lines() {
+                super::log::warning(line);
+            }
         }
         e.to_string()
     })?;
@@ -525,6 +527,11 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
 
 pub fn on_shutdown(srv: &mut ServerState, save: Option<bool>) -> Result<(), String> {
     let svc = srv.persist.svc.clone();
+    // Redis's prepareForShutdown kills a saving child first (it would race the final save)
+    if svc.state.bgsave_in_progress.load(std::sync::atomic::Ordering::SeqCst) {
+        super::log::warning("There is a child saving an .rdb. Killing it!");
+        svc.kill_bgsave();
+    }
     svc.shutdown();
     let configured = !svc.config.lock().save_points.is_empty();
     if save.unwrap_or(configured) {
@@ -538,6 +545,22 @@ pub fn on_shutdown(srv: &mut ServerState, save: Option<bool>) -> Result<(), Stri
         super::log::warning("DB saved on disk");
     }
     Ok(())
+}
+
+/// Redis's flushAllDataAndResetRDB after FLUSHALL emptied the dataset: a running BGSAVE is
+/// stopped (its snapshot is of the data just dropped) and, with save points configured,
+/// the empty dataset is saved at once (the change counter then reads 0).
+pub fn after_flushall(srv: &mut ServerState) {
+    let svc = srv.persist.svc.clone();
+    svc.kill_bgsave();
+    if svc.config.lock().save_points.is_empty() {
+        return;
+    }
+    sync_dirty(srv);
+    let snapshot = KeyspaceSnapshot::capture(srv);
+    if svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).is_ok() {
+        srv.lastsave = svc.lastsave();
+    }
 }
 
 pub fn debug_reload(srv: &mut ServerState) -> Result<(), String> {

@@ -7,7 +7,7 @@
 
 use std::io::BufWriter;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -273,13 +273,36 @@ impl Persistence {
         let final_path = cfg.rdb_path();
         let tmp = cfg.dir.join(format!("temp-{}.rdb", std::process::id()));
         let io = |source| PersistError::Io { path: final_path.clone(), source };
-        let file = std::fs::File::create(&tmp).map_err(io)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        snapshot_to_rdb(snapshot, aux, &cfg.save_options(), &mut w).map_err(io)?;
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &final_path).map_err(io)?;
-        Ok(())
+        let write = || -> std::io::Result<()> {
+            let file = std::fs::File::create(&tmp)?;
+            let mut w = Abortable { inner: BufWriter::with_capacity(1 << 20, file), abort: &self.state.bgsave_abort };
+            snapshot_to_rdb(snapshot, aux, &cfg.save_options(), &mut w)?;
+            let file = w.inner.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &final_path)
+        };
+        // Redis's rdbSave unlinks its temp file on failure (and when its child is killed)
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+
+    /// Stops a running BGSAVE, as Redis's killRDBChild (FLUSHALL does it: the snapshot being
+    /// written is of a dataset that is gone). Returns once the save thread has ended (it
+    /// checks at every write; bounded wait), so that a SAVE can follow.
+    pub fn kill_bgsave(&self) {
+        if !self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            return;
+        }
+        self.state.bgsave_abort.store(true, Ordering::SeqCst);
+        super::debug_delay::wake_saves();
+        for _ in 0..10_000 {
+            if !self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// With `repl-diskless-load disabled` (and `on-empty-db` over a non-empty dataset) Redis
@@ -358,6 +381,13 @@ impl Persistence {
                 let r = me.write_rdb_file(&*snapshot, &aux);
                 match &r {
                     Ok(()) => notice!("Background saving terminated with success"),
+                    // Redis's child killed by killRDBChild's SIGUSR1 (10): not an error
+                    Err(_) if me.state.bgsave_abort.load(Ordering::SeqCst) => {
+                        warning!("Background saving terminated by signal 10");
+                        me.state.end_save_aborted();
+                        me.run_scheduled();
+                        return;
+                    }
                     Err(e) => warning!("Background saving error: {e}"),
                 }
                 me.state.end_save(r.is_ok());
@@ -644,3 +674,22 @@ fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
     }
 }
 
+/// A writer that fails once `abort` is set: how a BGSAVE thread is stopped between two
+/// writes of its snapshot (Redis kills its child).
+struct Abortable<'a, W: std::io::Write> {
+    inner: W,
+    abort: &'a AtomicBool,
+}
+
+impl<W: std::io::Write> std::io::Write for Abortable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(std::io::Error::new(std::io::ErrorKind::Other, "background save aborted"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -49,6 +49,8 @@ pub struct PersistenceState {
     pub lastsave_unix: AtomicI64,
     last_save_instant: Mutex<Instant>,
     pub bgsave_in_progress: AtomicBool,
+    /// Set to stop the running BGSAVE (Redis's killRDBChild, e.g. by FLUSHALL).
+    pub bgsave_abort: AtomicBool,
     bgsave_started: Mutex<Option<Instant>>,
     last_bgsave_try: Mutex<Option<Instant>>,
     pub last_bgsave_ok: AtomicBool,
@@ -82,6 +84,7 @@ impl Default for PersistenceState {
             lastsave_unix: AtomicI64::new(unix_now()),
             last_save_instant: Mutex::new(Instant::now()),
             bgsave_in_progress: AtomicBool::new(false),
+            bgsave_abort: AtomicBool::new(false),
             bgsave_started: Mutex::new(None),
             last_bgsave_try: Mutex::new(None),
             last_bgsave_ok: AtomicBool::new(true),
@@ -130,11 +133,21 @@ impl PersistenceState {
         if self.bgsave_in_progress.swap(true, Ordering::SeqCst) {
             return false;
         }
+        self.bgsave_abort.store(false, Ordering::SeqCst);
         self.dirty_at_bgsave_start.store(self.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
         *self.bgsave_started.lock() = Some(Instant::now());
         *self.last_bgsave_try.lock() = Some(Instant::now());
         self.keys_processed.store(0, Ordering::Relaxed);
         true
+    }
+
+    /// The end of a save that was stopped on purpose (Redis's child killed by SIGUSR1):
+    /// neither an error nor a save (status and change counter are left as they were).
+    pub fn end_save_aborted(&self) {
+        if let Some(s) = self.bgsave_started.lock().take() {
+            self.last_bgsave_secs.store(s.elapsed().as_secs() as i64, Ordering::Relaxed);
+        }
+        self.bgsave_in_progress.store(false, Ordering::SeqCst);
     }
 
     pub fn end_save(&self, ok: bool) {

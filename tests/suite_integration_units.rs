@@ -1,0 +1,148 @@
+//! Behaviours that Redis 7.0.15's integration units and spawned-server units (issue 15:
+//! integration/rdb, integration/aof, unit/info, ...) check, each run against our rf-server
+//! and Debian's redis-server side by side: the two must agree.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{info}"))
+}
+
+/// integration/rdb "Test FLUSHALL aborts bgsave": FLUSHALL stops a running BGSAVE (Redis
+/// kills its child with SIGUSR1), which is neither a save (the change counter stays) nor an
+/// error (rdb_last_bgsave_status stays ok), and the server takes writes afterwards.
+#[test]
+fn flushall_aborts_a_running_bgsave_as_redis_does() {
+    let args = ["--save", "", "--appendonly", "no", "--enable-debug-command", "yes", "--rdb-key-save-delay", "1000"];
+    for srv in [spawn_rf(&args), spawn_redis(&args[4..])] {
+        let mut c = srv.client();
+        let mut pipe = redis::pipe();
+        for i in 0..2000 {
+            pipe.cmd("SET").arg(format!("key:{i}")).arg(i).ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+        let changes: u64 = info_field(&mut c, "persistence", "rdb_changes_since_last_save").parse().unwrap();
+        assert!(changes >= 2000, "changes {changes}");
+        redis::cmd("BGSAVE").query::<()>(&mut c).unwrap();
+        assert_eq!(info_field(&mut c, "persistence", "rdb_bgsave_in_progress"), "1");
+        redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
+        // 2000 keys at 1 ms each would take 2 s: an aborted save ends long before
+        let ended = wait_for(Duration::from_millis(1500), || info_field(&mut c, "persistence", "rdb_bgsave_in_progress") == "0");
+        assert!(ended, "bgsave not aborted; log:\n{}", srv.log_text());
+        let changes: u64 = info_field(&mut c, "persistence", "rdb_changes_since_last_save").parse().unwrap();
+        assert!(changes >= 2000, "the aborted save reset the change counter to {changes}");
+        assert_eq!(info_field(&mut c, "persistence", "rdb_last_bgsave_status"), "ok");
+        assert!(srv.log_text().contains("Background saving terminated by signal 10"), "log:\n{}", srv.log_text());
+        assert!(!srv.dir.path().read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("temp-")), "temp file left");
+        redis::cmd("SET").arg("x").arg("xx").query::<()>(&mut c).unwrap();
+        // and a save can run again, resetting the counter
+        redis::cmd("CONFIG").arg("SET").arg("rdb-key-save-delay").arg(0).query::<()>(&mut c).unwrap();
+        redis::cmd("BGSAVE").query::<()>(&mut c).unwrap();
+        assert!(wait_for(Duration::from_secs(10), || info_field(&mut c, "persistence", "rdb_bgsave_in_progress") == "0"));
+        assert_eq!(info_field(&mut c, "persistence", "rdb_changes_since_last_save"), "0");
+    }
+}
+
+/// FLUSHALL with save points configured saves the (empty) dataset at once, as Redis's
+/// flushAllDataAndResetRDB: the counter reads 0 and dump.rdb holds no keys.
+#[test]
+fn flushall_with_save_points_saves_at_once() {
+    let args = ["--save", "3600 1", "--appendonly", "no"];
+    let mut counters = Vec::new();
+    for srv in [spawn_rf(&args), spawn_server(std::path::Path::new("/usr/bin/redis-server"), &args)] {
+        let mut c = srv.client();
+        redis::cmd("SET").arg("a").arg("1").query::<()>(&mut c).unwrap();
+        redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
+        counters.push(info_field(&mut c, "persistence", "rdb_changes_since_last_save"));
+        assert!(srv.dir.path().join("dump.rdb").exists(), "no dump.rdb after FLUSHALL");
+        assert!(srv.log_text().contains("DB saved on disk"));
+    }
+    assert_eq!(counters[0], counters[1]);
+}
+
+/// integration/rdb "Server should not start if RDB is corrupted": a wrong checksum is
+/// reported with Redis's "RDB CRC error" line.
+#[test]
+fn rdb_with_a_wrong_checksum_logs_crc_error() {
+    let mut logs = Vec::new();
+    for bin in [rf_server_bin(), std::path::PathBuf::from("/usr/bin/redis-server")] {
+        let srv = spawn_server(&bin, &["--save", "", "--appendonly", "no"]);
+        let mut c = srv.client();
+        redis::cmd("SET").arg("k").arg("v").query::<()>(&mut c).unwrap();
+        redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+        let mut rdb = std::fs::read(srv.dir.path().join("dump.rdb")).unwrap();
+        drop(srv);
+        let n = rdb.len();
+        rdb[n - 8..].copy_from_slice(b"foobar00");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dump.rdb"), &rdb).unwrap();
+        let port = free_port();
+        let (code, out, err) = run_with_timeout(
+            std::process::Command::new(&bin).args(["--port", &port.to_string(), "--save", ""]).current_dir(dir.path()),
+            Duration::from_secs(20),
+        );
+        assert_eq!(code, Some(1), "{}: {out}{err}", bin.display());
+        logs.push(out + &err);
+    }
+    for log in &logs {
+        assert!(log.contains("Wrong RDB checksum expected"), "{log}");
+        assert!(log.contains("RDB CRC error"), "{log}");
+    }
+}
+
+/// integration/aof "AOF fsync always barrier issue" sets Redis's DEBUG AOF-FLUSH-SLEEP; with
+/// it set, a write's reply still follows its AOF write.
+#[test]
+fn debug_aof_flush_sleep_delays_the_aof_write_not_its_order() {
+    let args = ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--enable-debug-command", "yes"];
+    for srv in [spawn_rf(&args), spawn_server(std::path::Path::new("/usr/bin/redis-server"), &args)] {
+        let mut c = srv.client();
+        assert!(wait_for(Duration::from_secs(10), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
+        let incr_size = || -> u64 {
+            let dir = srv.dir.path().join("appendonlydir");
+            dir.read_dir()
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().ends_with(".incr.aof"))
+                .map(|p| std::fs::metadata(p).unwrap().len())
+                .sum()
+        };
+        let reply: String = redis::cmd("DEBUG").arg("AOF-FLUSH-SLEEP").arg(200_000).query(&mut c).unwrap();
+        assert_eq!(reply, "OK");
+        let before = incr_size();
+        let _: i64 = redis::cmd("INCR").arg("n").query(&mut c).unwrap();
+        assert!(incr_size() > before, "INCR answered before its AOF write");
+        let reply: String = redis::cmd("DEBUG").arg("aof-flush-sleep").arg(0).query(&mut c).unwrap();
+        assert_eq!(reply, "OK");
+        let err = redis::cmd("DEBUG").arg("aof-flush-sleep").query::<String>(&mut c).unwrap_err();
+        assert!(err.to_string().contains("unknown subcommand or wrong number of arguments for 'aof-flush-sleep'"), "{err}");
+    }
+}
+
+/// SHUTDOWN (and SIGTERM) while a BGSAVE runs: Redis kills the saving child and saves, it
+/// does not refuse to exit (integration/rdb's last test leaves such a save running).
+#[test]
+fn shutdown_stops_a_running_bgsave_and_saves() {
+    let args = ["--save", "3600 1", "--appendonly", "no", "--rdb-key-save-delay", "1000000"];
+    for mut srv in [spawn_rf(&args), spawn_server(std::path::Path::new("/usr/bin/redis-server"), &args)] {
+        let mut c = srv.client();
+        for i in 0..20 {
+            redis::cmd("SET").arg(format!("k{i}")).arg(i).query::<()>(&mut c).unwrap();
+        }
+        redis::cmd("BGSAVE").query::<()>(&mut c).unwrap();
+        assert_eq!(info_field(&mut c, "persistence", "rdb_bgsave_in_progress"), "1");
+        redis::cmd("CONFIG").arg("SET").arg("rdb-key-save-delay").arg(0).query::<()>(&mut c).unwrap();
+        let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+        assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0), "log:\n{}", srv.log_text());
+        let log = srv.log_text();
+        assert!(log.contains("There is a child saving an .rdb. Killing it!"), "{log}");
+        assert!(log.contains("DB saved on disk"), "{log}");
+    }
+}
