@@ -146,3 +146,151 @@ fn shutdown_stops_a_running_bgsave_and_saves() {
         assert!(log.contains("DB saved on disk"), "{log}");
     }
 }
+
+/// Starts `bin` in `dir` (files prepared by the caller) with `args`; returns the server,
+/// or its exit code and output when it refused to start.
+fn start_in(bin: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> Result<ServerGuard, (Option<i32>, String)> {
+    let port = free_port();
+    let log = dir.join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(bin)
+        .args(args)
+        .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
+        .current_dir(dir)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let mut srv = ServerGuard { child: Some(child), port, dir: tempfile::tempdir().unwrap(), log };
+    if let Some(code) = srv.wait_exit(Duration::from_millis(1500)) {
+        return Err((Some(code), srv.log_text()));
+    }
+    assert!(wait_ready(port, Duration::from_secs(20)), "{} did not start:\n{}", bin.display(), srv.log_text());
+    Ok(srv)
+}
+
+fn resp(argv: &[&str]) -> String {
+    let mut s = format!("*{}\r\n", argv.len());
+    for a in argv {
+        s += &format!("${}\r\n{a}\r\n", a.len());
+    }
+    s
+}
+
+fn aof_dir_with(incr: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let aof = dir.path().join("appendonlydir");
+    std::fs::create_dir(&aof).unwrap();
+    std::fs::write(aof.join("appendonly.aof.manifest"), "file appendonly.aof.1.incr.aof seq 1 type i\n").unwrap();
+    std::fs::write(aof.join("appendonly.aof.1.incr.aof"), incr).unwrap();
+    dir
+}
+
+const BINS: [&str; 2] = [env!("CARGO_BIN_EXE_rf-server"), "/usr/bin/redis-server"];
+
+/// integration/aof "Unknown command: Server should have logged an error": the load stops
+/// and the server exits, naming the command and the file.
+#[test]
+fn unknown_command_in_the_aof_ends_the_load() {
+    for bin in BINS {
+        let dir = aof_dir_with(&(resp(&["set", "foo", "hello"]) + &resp(&["bla", "foo", "hello"]) + &resp(&["set", "foo", "hello"])));
+        let args = ["--appendonly", "yes", "--save", "", "--aof-load-truncated", "yes"];
+        let Err((code, log)) = start_in(std::path::Path::new(bin), dir.path(), &args) else { panic!("{bin} started") };
+        assert_eq!(code, Some(1), "{bin}:\n{log}");
+        assert!(log.contains("Unknown command 'bla' reading the append only file appendonly.aof.1.incr.aof"), "{bin}:\n{log}");
+    }
+}
+
+/// integration/aof "Generate timestamp annotations in AOF": with aof-timestamp-enabled the
+/// incr file starts with `#TS:<unix time>` and so does a rewritten base without preamble.
+#[test]
+fn aof_timestamp_annotations_as_redis_writes_them() {
+    let args = ["--save", "", "--appendonly", "yes", "--enable-debug-command", "yes"];
+    for srv in [spawn_rf(&args), spawn_server(std::path::Path::new("/usr/bin/redis-server"), &args)] {
+        let mut c = srv.client();
+        assert!(wait_for(Duration::from_secs(10), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
+        redis::cmd("CONFIG").arg("SET").arg("aof-timestamp-enabled").arg("yes").query::<()>(&mut c).unwrap();
+        redis::cmd("CONFIG").arg("SET").arg("aof-use-rdb-preamble").arg("no").query::<()>(&mut c).unwrap();
+        redis::cmd("SET").arg("foo").arg("bar").query::<()>(&mut c).unwrap();
+        let dir = srv.dir.path().join("appendonlydir");
+        let file_ending = |suffix: &str| -> String {
+            let p = dir.read_dir().unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(suffix)).unwrap();
+            std::fs::read_to_string(p).unwrap()
+        };
+        let incr = file_ending(".incr.aof");
+        let first = incr.lines().next().unwrap_or_default().to_string();
+        let ts: i64 = first.strip_prefix("#TS:").unwrap_or_else(|| panic!("incr file starts with {first:?}")).parse().unwrap();
+        assert!((ts - chrono::Utc::now().timestamp()).abs() < 60);
+        redis::cmd("BGREWRITEAOF").query::<()>(&mut c).unwrap();
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"
+            && info_field(&mut c, "persistence", "aof_rewrite_scheduled") == "0"));
+        assert!(file_ending(".base.aof").starts_with("#TS:"));
+        // and the files load back
+        redis::cmd("DEBUG").arg("LOADAOF").query::<()>(&mut c).unwrap();
+        let v: String = redis::cmd("GET").arg("foo").query(&mut c).unwrap();
+        assert_eq!(v, "bar");
+    }
+}
+
+/// integration/rdb "Test RDB load info": keys whose time passed are left out of a load and
+/// counted in rdb_last_load_keys_expired, not in rdb_last_load_keys_loaded.
+#[test]
+fn rdb_load_counts_expired_keys_apart() {
+    let mut counts = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"]);
+        let mut c = srv.client();
+        redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query::<()>(&mut c).unwrap();
+        for i in 0..30 {
+            redis::cmd("SET").arg(format!("live{i}")).arg(i).query::<()>(&mut c).unwrap();
+        }
+        for i in 0..20 {
+            redis::cmd("SET").arg(format!("gone{i}")).arg(i).arg("PX").arg(10).query::<()>(&mut c).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+        let rdb = std::fs::read(srv.dir.path().join("dump.rdb")).unwrap();
+        drop(srv);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dump.rdb"), rdb).unwrap();
+        let srv = start_in(std::path::Path::new(bin), dir.path(), &["--save", "", "--appendonly", "no"]).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut c = srv.client();
+        counts.push((info_field(&mut c, "persistence", "rdb_last_load_keys_loaded"), info_field(&mut c, "persistence", "rdb_last_load_keys_expired")));
+    }
+    assert_eq!(counts[0], ("30".to_string(), "20".to_string()));
+    assert_eq!(counts[0], counts[1]);
+}
+
+/// integration/aof "EVAL timeout with slow verbatim Lua script from AOF": while DEBUG
+/// LOADAOF replays a script that went busy, other clients get -LOADING, not -BUSY.
+#[test]
+fn loadaof_busy_script_answers_loading() {
+    for bin in BINS {
+        let script = "redis.call('set',KEYS[1],'y'); for i=1,1000000 do redis.call('ping') end return 'ok'";
+        let dir = aof_dir_with(&(resp(&["select", "9"]) + &resp(&["eval", script, "1", "x"])));
+        let args = ["--appendonly", "yes", "--save", "", "--lua-time-limit", "1", "--aof-use-rdb-preamble", "no", "--enable-debug-command", "yes"];
+        let srv = start_in(std::path::Path::new(bin), dir.path(), &args).unwrap_or_else(|e| panic!("{e:?}"));
+        let port = srv.port;
+        let loader = std::thread::spawn(move || {
+            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+            redis::cmd("DEBUG").arg("LOADAOF").query::<String>(&mut c)
+        });
+        let mut c = srv.client();
+        let mut seen = None;
+        let busy_seen = wait_for(Duration::from_secs(20), || match redis::cmd("PING").query::<String>(&mut c) {
+            Ok(_) => false,
+            Err(e) => {
+                seen = Some(e.to_string());
+                true
+            }
+        });
+        assert!(busy_seen, "{bin}: never refused while loading");
+        let seen = seen.unwrap();
+        // the redis crate shows -LOADING as its BusyLoading kind
+        assert!(seen.contains("Redis is loading the dataset in memory"), "{bin}: {seen}");
+        assert_eq!(loader.join().unwrap().unwrap(), "OK");
+        redis::cmd("SELECT").arg(9).query::<()>(&mut c).unwrap();
+        let v: String = redis::cmd("GET").arg("x").query(&mut c).unwrap();
+        assert_eq!(v, "y");
+    }
+}

@@ -296,6 +296,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(changed) => {
             ctx.srv.refresh_limits();
             crate::server::replication::apply_config(ctx.srv);
+            crate::server::persistence::apply_config(ctx.srv);
             for name in changed {
                 match name {
                     "loglevel" => crate::server::log::set_level(crate::server::log::Level::parse(ctx.srv.config.get("loglevel"))),

@@ -108,6 +108,9 @@ pub fn snapshot_to_rdb(
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LoadStats {
     pub keys: u64,
+    /// Keys dropped because their time had passed (a master loading); not in `keys`
+    /// when the host reports them (`rdb_last_load_keys_expired`).
+    pub expired: u64,
     pub aux: Vec<(Bytes, Bytes)>,
     /// Bytes consumed (an AOF base may continue with commands after the RDB part).
     pub consumed: usize,

@@ -292,11 +292,14 @@ struct LockedHost<'a> {
 
 impl LockedHost<'_> {
     fn load_rdb(&self, data: &[u8]) -> Result<host::LoadStats, rdb::RdbError> {
-        let stats = host::load_rdb_into_with(data, |db, entries| {
+        let mut expired = 0;
+        let mut stats = host::load_rdb_into_with(data, |db, entries| {
             let mut srv = self.srv.lock();
             let keep = srv.repl.is_replica();
-            convert::load_entries(&mut srv, db, entries, keep, super::now_ms());
+            expired += convert::load_entries(&mut srv, db, entries, keep, super::now_ms()).1;
         })?;
+        stats.expired = expired;
+        stats.keys = stats.keys.saturating_sub(expired);
         crate::server::scripting::functions::replace_from_rdb(&mut self.srv.lock(), &stats.functions);
         Ok(stats)
     }
@@ -485,6 +488,7 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
     let cfg = persist_config(&srv.config);
     *srv.persist.svc.config.lock() = cfg.clone();
+    aof_manager::set_timestamps(srv.config.get_bool("aof-timestamp-enabled"));
     srv.persist.appendonly_applied = cfg.appendonly;
     srv.persist.svc.state.aof_enabled.store(cfg.appendonly, std::sync::atomic::Ordering::Relaxed);
     srv.loading = true;
@@ -495,6 +499,13 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
             &|data| host.load_rdb(data),
             &mut |db, commands| {
                 let mut guard = host.srv.lock();
+                // Redis's loadSingleAppendOnlyFile: an unknown command ends the load (and
+                // the server)
+                if let Some(argv) = commands.iter().find(|argv| argv.first().is_some_and(|name| guard.commands.lookup(name).is_none())) {
+                    let file = guard.persist.svc.loading_file.lock().clone();
+                    super::log::warning(&format!("Unknown command '{}' reading the append only file {file}", String::from_utf8_lossy(&argv[0])));
+                    std::process::exit(1);
+                }
                 let mut client = fake_client(&mut guard);
                 // The dispatcher refuses commands while loading; AOF replay is the loading.
                 guard.loading = false;
@@ -587,6 +598,8 @@ pub fn debug_loadaof(srv: &mut ServerState) -> Result<(), String> {
     for db in srv.dbs.iter_mut() {
         db.clear();
     }
+    let watch = srv.scripting.watch.clone();
+    watch.set_loading(true);
     let result = {
         let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
         svc.reload_from_disk(&|data| host.load_rdb(data), &mut |db, commands| {
@@ -595,6 +608,7 @@ pub fn debug_loadaof(srv: &mut ServerState) -> Result<(), String> {
             apply_commands_locked(&mut guard, &mut client, db, commands);
         })
     };
+    watch.set_loading(false);
     result.map_err(|e| format!("ERR {e}"))?;
     // The replayed commands are what the files already hold: nothing new to save.
     srv.dirty = 0;
@@ -613,18 +627,25 @@ fn sync_dirty(srv: &mut ServerState) {
 }
 
 /// Every 100 ms: save points, AOF auto rewrite, CONFIG SET appendonly, LASTSAVE.
+/// Hands the persistence settings to the service (all but `appendonly`, which the cron
+/// turns on and off): at every cron and at once after CONFIG SET.
+pub fn apply_config(srv: &mut ServerState) -> PersistConfig {
+    let cfg = persist_config(&srv.config);
+    aof_manager::set_timestamps(srv.config.get_bool("aof-timestamp-enabled"));
+    let svc = srv.persist.svc.clone();
+    let mut c = svc.config.lock();
+    let aof_on = c.appendonly;
+    *c = cfg.clone();
+    c.appendonly = aof_on;
+    cfg
+}
+
 pub fn cron(srv: &mut ServerState, _now_ms: i64) {
     super::replication::cron(srv);
-    let cfg = persist_config(&srv.config);
+    let cfg = apply_config(srv);
     let svc = srv.persist.svc.clone();
     sync_dirty(srv);
     let appendonly_changed = cfg.appendonly != srv.persist.appendonly_applied;
-    {
-        let mut c = svc.config.lock();
-        let aof_on = c.appendonly;
-        *c = cfg.clone();
-        c.appendonly = aof_on;
-    }
     if appendonly_changed {
         srv.persist.appendonly_applied = cfg.appendonly;
         let used = srv.used_memory() as u64;

@@ -96,6 +96,8 @@ pub enum PersistError {
 pub struct StartupLoad {
     pub source: Option<PathBuf>,
     pub keys: u64,
+    /// Keys of the RDB file left out because they had expired.
+    pub expired: u64,
     pub commands: u64,
     /// `repl-id` / `repl-offset` aux fields of the RDB (a restarted replica may PSYNC).
     pub repl_id: Option<String>,
@@ -128,6 +130,9 @@ pub struct Persistence {
     aof_rewrite_base_size: std::sync::atomic::AtomicU64,
     /// The server, for jobs that start later on their own (BGSAVE SCHEDULE).
     host: Mutex<Option<Arc<dyn DataHost>>>,
+    /// Name of the AOF file whose commands are being replayed (Redis names it in its
+    /// loading errors).
+    pub loading_file: Mutex<String>,
 }
 
 fn now_secs() -> i64 {
@@ -145,6 +150,7 @@ impl Persistence {
             state: PersistenceState::default(),
             aof: Mutex::new(None),
             aof_rewrite_base_size: std::sync::atomic::AtomicU64::new(0),
+            loading_file: Mutex::new(String::new()),
             host: Mutex::new(None),
         });
         p.state.aof_enabled.store(p.config.lock().appendonly, Ordering::Relaxed);
@@ -181,6 +187,7 @@ impl Persistence {
         self.state.loading.store(false, Ordering::SeqCst);
         let loaded = result?;
         self.state.last_load_keys_loaded.store(loaded.keys, Ordering::Relaxed);
+        self.state.last_load_keys_expired.store(loaded.expired, Ordering::Relaxed);
         if cfg.appendonly {
             let mgr = if cfg.aof_dir().join(manifest_name(&cfg.appendfilename)).exists() {
                 AofManager::open(&cfg.aof_dir(), &cfg.appendfilename, cfg.appendfsync)
@@ -216,6 +223,7 @@ impl Persistence {
                         apply(&mut cmd_db, std::mem::take(&mut pending));
                     }
                     cmd_db = 0;
+                    *self.loading_file.lock() = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                     // A base with an RDB preamble is loaded as a whole by `load_rdb`.
                     if let Ok(data) = std::fs::read(&path) {
                         if data.starts_with(b"REDIS") {
@@ -667,6 +675,7 @@ fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
     StartupLoad {
         source: Some(path),
         keys: stats.keys,
+        expired: stats.expired,
         commands: 0,
         repl_id: stats.aux_value("repl-id").map(|v| String::from_utf8_lossy(v).to_string()),
         repl_offset: stats.aux_value("repl-offset").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
