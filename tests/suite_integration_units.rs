@@ -294,3 +294,35 @@ fn loadaof_busy_script_answers_loading() {
         assert_eq!(v, "y");
     }
 }
+
+/// integration/aof-multi-part: a single-file AOF of Redis < 7 (`appendonly.aof` in `dir`,
+/// no AOF directory) is moved into the directory as the base of a new manifest and loaded;
+/// a manifest naming a missing file is refused with Redis's line.
+#[test]
+fn old_style_aof_is_upgraded_and_missing_files_are_named() {
+    let mut manifests = Vec::new();
+    for bin in BINS {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("appendonly.aof"), resp(&["set", "k1", "v1"]) + &resp(&["set", "k2", "v2"])).unwrap();
+        let srv = start_in(std::path::Path::new(bin), dir.path(), &["--appendonly", "yes", "--save", ""]).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut c = srv.client();
+        let v: String = redis::cmd("GET").arg("k2").query(&mut c).unwrap();
+        assert_eq!(v, "v2");
+        assert!(!dir.path().join("appendonly.aof").exists());
+        assert!(dir.path().join("appendonlydir/appendonly.aof").exists());
+        assert!(srv.log_text().contains("Successfully migrated an old-style AOF file (appendonly.aof) into the AOF directory (appendonlydir)."));
+        manifests.push(std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap());
+        drop(srv);
+
+        // a manifest naming an incr file that is not there
+        let dir = tempfile::tempdir().unwrap();
+        let aof = dir.path().join("appendonlydir");
+        std::fs::create_dir(&aof).unwrap();
+        std::fs::write(aof.join("appendonly.aof.1.base.aof"), resp(&["set", "k1", "v1"])).unwrap();
+        std::fs::write(aof.join("appendonly.aof.manifest"), "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n").unwrap();
+        let Err((code, log)) = start_in(std::path::Path::new(bin), dir.path(), &["--appendonly", "yes", "--save", ""]) else { panic!("{bin} started") };
+        assert_eq!(code, Some(1));
+        assert!(log.contains("Unable to obtain the AOF file appendonly.aof.1.incr.aof length. stat: No such file or directory"), "{bin}:\n{log}");
+    }
+    assert_eq!(manifests[0], manifests[1]);
+}

@@ -168,7 +168,7 @@ pub struct AofManager {
     selected_db: Option<u32>,
 }
 
-fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = fs::File::create(&tmp)?;

@@ -363,7 +363,7 @@ fn writer_loop(core: &Core, rx: &mpsc::Receiver<Msg>) {
 }
 
 /// C's strerror text of an I/O error ("No space left on device"), as Redis prints it.
-fn strerror(e: &std::io::Error) -> String {
+pub fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(at) if e.raw_os_error().is_some() => text[..at].to_string(),

@@ -182,6 +182,9 @@ impl Persistence {
         snapshot: SnapshotFn<'_>,
     ) -> Result<StartupLoad, PersistError> {
         let cfg = self.config.lock().clone();
+        if cfg.appendonly {
+            upgrade_old_aof(&cfg);
+        }
         self.state.loading.store(true, Ordering::SeqCst);
         let result = self.load_inner(&cfg, load_rdb, apply);
         self.state.loading.store(false, Ordering::SeqCst);
@@ -669,6 +672,63 @@ impl Persistence {
         self.state.aof_last_write_ok.store(self.aof_write_error().is_none(), Ordering::Relaxed);
         self.state.info_section(unsynced)
     }
+}
+
+/// Redis 7.0's loadAppendOnlyFiles upgrade from a single-file AOF (Redis < 7): an
+/// `appendfilename` file in `dir`, and no AOF directory, or one whose manifest is missing or
+/// lists nothing, or only that file as base while the directory lacks it. The file is
+/// moved into the AOF directory as the base of a new manifest (aofUpgradePrepare). A
+/// failure here exits, as in Redis.
+fn upgrade_old_aof(cfg: &PersistConfig) {
+    use super::aof::{AofFileInfo, AofFileKind, AofManifest};
+    let old = cfg.dir.join(&cfg.appendfilename);
+    if !old.is_file() {
+        return;
+    }
+    let aof_dir = cfg.aof_dir();
+    let manifest_path = aof_dir.join(manifest_name(&cfg.appendfilename));
+    let upgrade = if !aof_dir.is_dir() {
+        true
+    } else {
+        match std::fs::read_to_string(&manifest_path) {
+            Err(_) => true,
+            Ok(text) => match AofManifest::parse(&text) {
+                Ok(m) => {
+                    (m.base.is_none() && m.incrs.is_empty())
+                        || (m.incrs.is_empty()
+                            && m.base.as_ref().is_some_and(|b| b.name == cfg.appendfilename)
+                            && !aof_dir.join(&cfg.appendfilename).exists())
+                }
+                Err(_) => false, // the load reports the bad manifest
+            },
+        }
+    };
+    if !upgrade {
+        return;
+    }
+    if let Err(e) = std::fs::create_dir_all(&aof_dir) {
+        warning!("Can't open or create append-only dir {}: {}", cfg.appenddirname, super::aof_writer::strerror(&e));
+        std::process::exit(1);
+    }
+    let manifest = AofManifest {
+        base: Some(AofFileInfo { name: cfg.appendfilename.clone(), seq: 1, kind: AofFileKind::Base }),
+        incrs: vec![],
+        history: vec![],
+    };
+    if let Err(e) = super::aof_manager::write_atomically(&manifest_path, manifest.format().as_bytes()) {
+        warning!("Can't persist the AOF manifest file {}: {}", manifest_path.display(), super::aof_writer::strerror(&e));
+        std::process::exit(1);
+    }
+    if let Err(e) = std::fs::rename(&old, aof_dir.join(&cfg.appendfilename)) {
+        warning!(
+            "Error trying to move the old AOF file {} into dir {}: {}",
+            cfg.appendfilename,
+            cfg.appenddirname,
+            super::aof_writer::strerror(&e)
+        );
+        std::process::exit(1);
+    }
+    notice!("Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).", cfg.appendfilename, cfg.appenddirname);
 }
 
 fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
