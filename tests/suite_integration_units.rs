@@ -326,3 +326,27 @@ fn old_style_aof_is_upgraded_and_missing_files_are_named() {
     }
     assert_eq!(manifests[0], manifests[1]);
 }
+
+/// integration/logging: a crash (DEBUG SEGFAULT, SIGABRT from outside) leaves Redis's bug
+/// report with a STACK TRACE section in the log, and the process dies of the signal;
+/// `watchdog-period` is a settable (hidden) parameter.
+#[test]
+fn crash_reports_as_redis_logs_them() {
+    for bin in BINS {
+        let args = ["--save", "", "--appendonly", "no", "--enable-debug-command", "yes", "--crash-memcheck-enabled", "no"];
+        let mut srv = spawn_server(std::path::Path::new(bin), &args);
+        let mut c = srv.client();
+        redis::cmd("CONFIG").arg("SET").arg("watchdog-period").arg(0).query::<()>(&mut c).unwrap();
+        let _ = redis::cmd("DEBUG").arg("SEGFAULT").query::<()>(&mut c);
+        assert!(srv.wait_exit(Duration::from_secs(20)).is_some(), "{bin} still runs");
+        let log = srv.log_text();
+        assert!(log.contains("=== REDIS BUG REPORT START") && log.contains("crashed by signal: 11") && log.contains("STACK TRACE"), "{bin}:\n{log}");
+
+        let mut srv = spawn_server(std::path::Path::new(bin), &args);
+        let killed = std::process::Command::new("kill").args(["-ABRT", &srv.pid().to_string()]).status().unwrap();
+        assert!(killed.success());
+        assert!(srv.wait_exit(Duration::from_secs(20)).is_some(), "{bin} still runs");
+        let log = srv.log_text();
+        assert!(log.contains("crashed by signal: 6") && log.contains("STACK TRACE"), "{bin}:\n{log}");
+    }
+}

@@ -229,10 +229,13 @@ pub static PARAMS: &[Param] = &[
     // Redis serves events every this many bytes of an RDB being loaded; rf-server's loader
     // answers clients throughout the load, so the value is only kept (CONFIG GET/REWRITE).
     p!("loading-process-events-interval-bytes", Kind::Int(1024, I32), "2097152"),
+    // Redis's hidden software watchdog (ms; 0 off). Accepted and kept; rf-server has no
+    // watchdog (Redis's is a SIGALRM that logs the main thread's C stack).
+    p!("watchdog-period", Kind::Int(0, I32), "0"),
 ];
 
 /// Parameters a CONFIG GET glob does not list (Redis's HIDDEN_CONFIG); asked by name they are.
-const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes"];
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes", "watchdog-period"];
 
 
 pub fn find_param(name: &str) -> Option<&'static Param> {

@@ -94,6 +94,20 @@ pub fn warning(msg: &str) {
     log(Level::Warning, msg)
 }
 
+/// Redis's crash report (sigsegvHandler / bug report) before the process dies of `signal`:
+/// the header, then the stack trace of the thread reporting (a Rust backtrace), then the
+/// footer. Honours `crash-log-enabled` as Redis does (`enabled` false: nothing).
+pub fn crash_report(signal: i32, enabled: bool) {
+    if !enabled {
+        return;
+    }
+    raw("\n\n=== REDIS BUG REPORT START: Cut & paste starting from here ===\n");
+    warning(&format!("Redis 7.0.15 crashed by signal: {signal}, si_code: 0"));
+    let trace = std::backtrace::Backtrace::force_capture();
+    raw(&format!("\n------ STACK TRACE ------\n{trace}\n"));
+    raw("\n=== REDIS BUG REPORT END. Make sure to include from START to END. ===\n\n");
+}
+
 /// Redis's serverPanic: the "Guru Meditation" lines in the log, then abort (SIGABRT), for a
 /// state the server must not go on in.
 pub fn panic_and_abort(msg: &str, origin: &str) -> ! {

@@ -371,6 +371,17 @@ async fn serve(cfg: Config) -> i32 {
     persistence::start(&shared);
     replication::start(&shared);
     log::notice("Ready to accept connections tcp");
+    // Redis's sigsegvHandler for SIGABRT: the crash report, then the process dies of it
+    // (the handler returned: glibc's abort() restores the default action and raises again)
+    if let Ok(mut sigabrt) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(6)) {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            sigabrt.recv().await;
+            let enabled = shared.state.try_lock_for(std::time::Duration::from_millis(200)).is_none_or(|s| s.config.get_bool("crash-log-enabled"));
+            log::crash_report(6, enabled);
+            std::process::abort();
+        });
+    }
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     loop {

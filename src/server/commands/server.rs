@@ -700,10 +700,12 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match sub.as_str() {
         "segfault" => {
             crate::server::log::warning("DEBUG SEGFAULT: crashing the server as requested");
+            crate::server::log::crash_report(11, ctx.srv.config.get_bool("crash-log-enabled"));
             std::process::abort();
         }
         "panic" => {
             crate::server::log::warning("DEBUG PANIC: crashing the server as requested");
+            crate::server::log::crash_report(6, ctx.srv.config.get_bool("crash-log-enabled"));
             std::process::abort();
         }
         "sleep" if args.len() == 3 => {
