@@ -350,3 +350,54 @@ fn crash_reports_as_redis_logs_them() {
         assert!(log.contains("crashed by signal: 6") && log.contains("STACK TRACE"), "{bin}:\n{log}");
     }
 }
+
+/// integration/shutdown fills a paused replica's link until INFO memory's
+/// mem_total_replication_buffers passes 2 MB: the field follows the replication stream
+/// held for the replicas (it read 0 for ever, and the unit's loop never ended).
+#[test]
+fn replication_buffers_show_a_paused_replicas_backlog() {
+    for bin in BINS {
+        let master = spawn_for_replication(bin, &["--enable-debug-command", "yes", "--repl-backlog-size", "16384"]);
+        let replica = spawn_for_replication(bin, &[]);
+        let mut m = master.client();
+        let mut r = replica.client();
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(master.port).query::<()>(&mut r).unwrap();
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut r, "replication", "master_link_status") == "up"));
+        let idle = info_field(&mut m, "memory", "mem_total_replication_buffers").parse::<u64>().unwrap();
+        assert!(idle < 1024 * 1024, "{bin}: {idle}");
+        assert!(std::process::Command::new("kill").args(["-STOP", &replica.pid().to_string()]).status().unwrap().success());
+        let mut reached = false;
+        for i in 0..200 {
+            let mut pipe = redis::pipe();
+            for j in 0..256 {
+                pipe.cmd("SET").arg(format!("junk{i}:{j}")).arg("x".repeat(1024)).ignore();
+            }
+            pipe.query::<()>(&mut m).unwrap();
+            if info_field(&mut m, "memory", "mem_total_replication_buffers").parse::<u64>().unwrap() > 2 * 1024 * 1024 {
+                reached = true;
+                break;
+            }
+        }
+        let _ = std::process::Command::new("kill").args(["-CONT", &replica.pid().to_string()]).status();
+        assert!(reached, "{bin}: mem_total_replication_buffers stayed under 2 MB");
+        let clients: u64 = info_field(&mut m, "memory", "mem_clients_slaves").parse().unwrap();
+        assert!(clients > 0, "{bin}: mem_clients_slaves {clients}");
+    }
+}
+
+/// corrupt-dump's servers run with Redis's hidden `use-exit-on-panic`: settable, and left
+/// out of CONFIG GET globs.
+#[test]
+fn use_exit_on_panic_is_a_hidden_parameter() {
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--use-exit-on-panic", "yes"]);
+        let mut c = srv.client();
+        let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("use-exit-on-panic").query(&mut c).unwrap();
+        assert_eq!(got, ["use-exit-on-panic", "yes"]);
+        redis::cmd("CONFIG").arg("SET").arg("use-exit-on-panic").arg("no").query::<()>(&mut c).unwrap();
+        let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("use-exit-on-panic").query(&mut c).unwrap();
+        assert_eq!(got, ["use-exit-on-panic", "no"]);
+        let all: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("*").query(&mut c).unwrap();
+        assert!(!all.iter().any(|k| k == "use-exit-on-panic" || k == "watchdog-period"), "{bin}");
+    }
+}

@@ -232,10 +232,13 @@ pub static PARAMS: &[Param] = &[
     // Redis's hidden software watchdog (ms; 0 off). Accepted and kept; rf-server has no
     // watchdog (Redis's is a SIGALRM that logs the main thread's C stack).
     p!("watchdog-period", Kind::Int(0, I32), "0"),
+    // Redis's hidden test knob: a panic (a corrupt value found) exits with code 1 instead
+    // of aborting (no core dump)
+    p!("use-exit-on-panic", Kind::Bool, "no"),
 ];
 
 /// Parameters a CONFIG GET glob does not list (Redis's HIDDEN_CONFIG); asked by name they are.
-const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes", "watchdog-period"];
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes", "watchdog-period", "use-exit-on-panic"];
 
 
 pub fn find_param(name: &str) -> Option<&'static Param> {

@@ -176,6 +176,7 @@ fn server_main(args: Vec<String>) -> i32 {
     if cfg.get_bool("daemonize") && std::env::var_os(DAEMON_ENV).is_none() {
         return daemonize(&args, &cfg);
     }
+    log::set_exit_on_panic(cfg.get_bool("use-exit-on-panic"));
     if let Err(e) = log::init(cfg.get("logfile"), log::Level::parse(cfg.get("loglevel"))) {
         eprintln!("\n*** FATAL CONFIG FILE ERROR (Redis {REDIS_VERSION}) ***\nCan't open the log file: {}", config::io_reason(&e));
         return 1;
