@@ -401,3 +401,56 @@ fn use_exit_on_panic_is_a_hidden_parameter() {
         assert!(!all.iter().any(|k| k == "use-exit-on-panic" || k == "watchdog-period"), "{bin}");
     }
 }
+
+/// integration/dismiss-mem and integration/redis-cli: BGREWRITEAOF with the AOF off writes
+/// a base and a manifest that DEBUG LOADAOF loads; DEBUG LOADAOF with the AOF on does not
+/// append the replayed commands to the AOF again; DEBUG RELOAD NOSAVE loads the file as it
+/// is on disk (functions included) and refuses unknown options.
+#[test]
+fn rewrite_with_aof_off_loadaof_and_reload_options_as_redis() {
+    let mut seen = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"]);
+        let mut c = srv.client();
+        redis::cmd("RPUSH").arg("l").arg(&["a", "b", "c"]).query::<()>(&mut c).unwrap();
+        redis::cmd("XADD").arg("st").arg("1-1").arg("f").arg("v").query::<()>(&mut c).unwrap();
+        let digest: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut c).unwrap();
+        redis::cmd("CONFIG").arg("SET").arg("aof-use-rdb-preamble").arg("no").query::<()>(&mut c).unwrap();
+        for _ in 0..2 {
+            redis::cmd("BGREWRITEAOF").query::<()>(&mut c).unwrap();
+            assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
+        }
+        redis::cmd("DEBUG").arg("LOADAOF").query::<()>(&mut c).unwrap();
+        let after: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut c).unwrap();
+        assert_eq!(digest, after, "{bin}");
+        let mut files: Vec<String> = srv.dir.path().join("appendonlydir").read_dir().unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        files.sort();
+        let manifest = std::fs::read_to_string(srv.dir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
+
+        // AOF on: a LOADAOF leaves the incr file as it was
+        redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("yes").query::<()>(&mut c).unwrap();
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
+        redis::cmd("SET").arg("k").arg("v").query::<()>(&mut c).unwrap();
+        let incr_size = || -> u64 {
+            let dir = srv.dir.path().join("appendonlydir");
+            dir.read_dir().unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(".incr.aof")).map(|p| std::fs::metadata(p).unwrap().len()).sum()
+        };
+        let before = incr_size();
+        redis::cmd("DEBUG").arg("LOADAOF").query::<()>(&mut c).unwrap();
+        assert_eq!(incr_size(), before, "{bin}: the replay was appended to the AOF");
+
+        // DEBUG RELOAD NOSAVE
+        redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("no").query::<()>(&mut c).unwrap();
+        redis::cmd("FUNCTION").arg("LOAD").arg("#!lua name=lib1\nredis.register_function('f1', function() return 1 end)").query::<()>(&mut c).unwrap();
+        redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+        redis::cmd("SET").arg("later").arg("1").query::<()>(&mut c).unwrap();
+        redis::cmd("FUNCTION").arg("LOAD").arg("#!lua name=lib2\nredis.register_function('f2', function() return 2 end)").query::<()>(&mut c).unwrap();
+        redis::cmd("DEBUG").arg("RELOAD").arg("NOSAVE").query::<()>(&mut c).unwrap();
+        let later: Option<String> = redis::cmd("GET").arg("later").query(&mut c).unwrap();
+        assert_eq!(later, None, "{bin}");
+        let libs: redis::Value = redis::cmd("FUNCTION").arg("LIST").query(&mut c).unwrap();
+        let err = redis::cmd("DEBUG").arg("RELOAD").arg("bogus").query::<()>(&mut c).unwrap_err();
+        seen.push((files, manifest, format!("{libs:?}"), err.to_string()));
+    }
+    assert_eq!(seen[0], seen[1]);
+}

@@ -23,6 +23,9 @@ pub enum Outcome {
 
 /// Feeds a write to replication and AOF (every propagated command goes through here).
 pub fn propagate(srv: &mut ServerState, db: usize, argv: &[Bytes]) {
+    if srv.replaying_aof {
+        return;
+    }
     if let Some(effects) = srv.script_effects.as_mut() {
         effects.push(db, argv);
         return;

@@ -177,6 +177,9 @@ pub struct ServerState {
     pub config_file: String,
     /// True while loading a dataset (replies -LOADING).
     pub loading: bool,
+    /// Commands replayed from the AOF (start-up, DEBUG LOADAOF) are not propagated, as
+    /// Redis's alsoPropagate does nothing while loading.
+    pub replaying_aof: bool,
     pub lru_clock: u32,
     pub stat_peak_memory: usize,
     /// Recent largest client buffers (INFO clients).
@@ -297,6 +300,7 @@ impl ServerState {
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
             config_file: config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             loading: false,
+            replaying_aof: false,
             lru_clock: 0,
             stat_peak_memory: 0,
             clients_peak: Default::default(),

@@ -747,7 +747,7 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             }
             Frame::Array(out)
         }
-        "reload" => match crate::server::persistence::debug_reload(ctx.srv) {
+        "reload" => match crate::server::persistence::debug_reload(ctx.srv, &args[2..]) {
             Ok(()) => Frame::ok(),
             Err(e) => Frame::error(e),
         },

@@ -509,7 +509,9 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
                 let mut client = fake_client(&mut guard);
                 // The dispatcher refuses commands while loading; AOF replay is the loading.
                 guard.loading = false;
+                guard.replaying_aof = true;
                 apply_commands_locked(&mut guard, &mut client, db, commands);
+                guard.replaying_aof = false;
                 guard.loading = true;
             },
             &mut || Box::new(KeyspaceSnapshot::capture(&host.srv.lock())),
@@ -574,18 +576,40 @@ pub fn after_flushall(srv: &mut ServerState) {
     }
 }
 
-pub fn debug_reload(srv: &mut ServerState) -> Result<(), String> {
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save the RDB (unless NOSAVE), empty the
+/// dataset and the functions (unless NOFLUSH), load the file back. MERGE (duplicates
+/// allowed) is how our loader always works: a key loaded again replaces the one there.
+pub fn debug_reload(srv: &mut ServerState, options: &[Bytes]) -> Result<(), String> {
+    let (mut save, mut flush) = (true, true);
+    for opt in options {
+        match opt.to_ascii_lowercase().as_slice() {
+            b"merge" => {}
+            b"noflush" => flush = false,
+            b"nosave" => save = false,
+            _ => return Err("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.".into()),
+        }
+    }
     let svc = srv.persist.svc.clone();
-    sync_dirty(srv);
-    let snapshot = KeyspaceSnapshot::capture(srv);
-    svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).map_err(server_error)?;
+    if save {
+        sync_dirty(srv);
+        let snapshot = KeyspaceSnapshot::capture(srv);
+        svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).map_err(server_error)?;
+    }
     let path = svc.config.lock().rdb_path();
-    let data = std::fs::read(&path).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
-    for db in srv.dbs.iter_mut() {
-        db.clear();
+    let data = std::fs::read(&path).map_err(|_| "ERR Error trying to load the RDB dump".to_string())?;
+    if flush {
+        srv.touch_all_watched(None, None, None);
+        for db in srv.dbs.iter_mut() {
+            db.clear();
+        }
+        srv.scripting.functions.flush();
     }
     let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
-    host.load_rdb(&data).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
+    host.load_rdb(&data).map_err(|e| {
+        super::log::warning(&format!("DEBUG RELOAD: {}", e.redis_log_line()));
+        "ERR Error trying to load the RDB dump".to_string()
+    })?;
+    super::log::warning("DB reloaded by DEBUG RELOAD");
     Ok(())
 }
 
@@ -605,7 +629,9 @@ pub fn debug_loadaof(srv: &mut ServerState) -> Result<(), String> {
         svc.reload_from_disk(&|data| host.load_rdb(data), &mut |db, commands| {
             let mut guard = host.srv.lock();
             let mut client = fake_client(&mut guard);
+            guard.replaying_aof = true;
             apply_commands_locked(&mut guard, &mut client, db, commands);
+            guard.replaying_aof = false;
         })
     };
     watch.set_loading(false);

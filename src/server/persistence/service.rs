@@ -535,11 +535,63 @@ impl Persistence {
     /// BGREWRITEAOF under the server lock: switch files, snapshot, write in the background.
     /// `Ok(false)` means scheduled after the running BGSAVE.
     pub fn bgrewriteaof_with(self: &Arc<Self>, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<bool, PersistError> {
+        if self.aof.lock().is_none() && !self.state.aof_enabled.load(Ordering::SeqCst) {
+            return self.rewrite_with_aof_off(used_mem, snapshot);
+        }
         if !self.begin_rewrite_switch()? {
             return Ok(false);
         }
         let snap = snapshot();
         self.spawn_rewrite(snap, used_mem)?;
+        Ok(true)
+    }
+
+    /// BGREWRITEAOF with the AOF off, as Redis 7.0 does it: a new base in the AOF directory
+    /// and a manifest listing only it (the incr files of an earlier AOF become history and
+    /// are deleted), so that DEBUG LOADAOF or a later start with the AOF on loads it.
+    fn rewrite_with_aof_off(self: &Arc<Self>, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<bool, PersistError> {
+        use super::aof::AofManifest;
+        if self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            self.state.aof_rewrite_scheduled.store(true, Ordering::SeqCst);
+            return Ok(false);
+        }
+        if !self.state.begin_rewrite() {
+            return Err(PersistError::RewriteInProgress);
+        }
+        let snap = snapshot();
+        let me = self.clone();
+        notice!("Background append only file rewriting started");
+        std::thread::Builder::new()
+            .name("aof-rewrite".into())
+            .spawn(move || {
+                let cfg = me.config.lock().clone();
+                let dir = cfg.aof_dir();
+                let io = |source| PersistError::Io { path: dir.clone(), source };
+                let manifest_path = dir.join(manifest_name(&cfg.appendfilename));
+                let result = (|| -> Result<u64, PersistError> {
+                    std::fs::create_dir_all(&dir).map_err(io)?;
+                    let old = std::fs::read_to_string(&manifest_path).ok().and_then(|t| AofManifest::parse(&t).ok()).unwrap_or_default();
+                    let seq = old.base_seq() + 1;
+                    let rdb = me.render(&*snap, used_mem, true)?;
+                    let (name, size) = AofManager::write_base(&dir, &cfg.appendfilename, seq, &rdb, cfg.aof_use_rdb_preamble).map_err(io)?;
+                    let new = AofManifest { base: Some(super::aof::AofFileInfo { name, seq, kind: super::aof::AofFileKind::Base }), incrs: vec![], history: vec![] };
+                    super::aof_manager::write_atomically(&manifest_path, new.format().as_bytes()).map_err(io)?;
+                    for f in old.base.iter().chain(old.incrs.iter()).chain(old.history.iter()) {
+                        let _ = std::fs::remove_file(dir.join(&f.name));
+                    }
+                    Ok(size)
+                })();
+                match &result {
+                    Ok(size) => {
+                        me.state.aof_base_size.store(*size, Ordering::Relaxed);
+                        notice!("Background AOF rewrite finished successfully");
+                    }
+                    Err(e) => warning!("Background AOF rewrite failed: {e}"),
+                }
+                me.state.end_rewrite(result.is_ok());
+                me.run_scheduled();
+            })
+            .map_err(|source| PersistError::Io { path: PathBuf::from("aof-rewrite thread"), source })?;
         Ok(true)
     }
 
@@ -660,7 +712,10 @@ impl Persistence {
         load_rdb: &dyn Fn(&[u8]) -> Result<LoadStats, RdbError>,
         apply: &mut dyn FnMut(&mut u32, Vec<Vec<Bytes>>),
     ) -> Result<StartupLoad, PersistError> {
-        let cfg = self.config.lock().clone();
+        let mut cfg = self.config.lock().clone();
+        // Redis's DEBUG LOADAOF loads the manifest's files even with the AOF off (after a
+        // BGREWRITEAOF, which writes them regardless)
+        cfg.appendonly = true;
         self.state.loading.store(true, Ordering::SeqCst);
         let result = self.load_inner(&cfg, load_rdb, apply);
         self.state.loading.store(false, Ordering::SeqCst);
