@@ -454,3 +454,30 @@ fn rewrite_with_aof_off_loadaof_and_reload_options_as_redis() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+/// integration/aof-race runs redis-benchmark over the server's `unixsocket`: commands sent
+/// there are served (and survive an AOF rewrite and a restart); the socket file goes at
+/// shutdown.
+#[test]
+fn unixsocket_serves_clients_as_redis() {
+    for bin in BINS {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let sock_s = sock.to_str().unwrap().to_string();
+        let mut srv = start_in(std::path::Path::new(bin), dir.path(), &["--save", "", "--appendonly", "yes", "--aof-use-rdb-preamble", "no", "--unixsocket", &sock_s])
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let out = std::process::Command::new("redis-cli").args(["-s", &sock_s, "INCRBY", "foo", "5"]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5", "{bin}");
+        let (code, _, err) = run_with_timeout(std::process::Command::new("redis-benchmark").args(["-q", "-s", &sock_s, "-c", "5", "-n", "2000", "incr", "foo"]), Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{bin}: {err}");
+        let mut c = srv.client();
+        let v: i64 = redis::cmd("GET").arg("foo").query(&mut c).unwrap();
+        assert_eq!(v, 2005, "{bin}");
+        let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+        assert!(srv.wait_exit(Duration::from_secs(20)).is_some());
+        assert!(!sock.exists(), "{bin}: socket file left");
+        let srv = start_in(std::path::Path::new(bin), dir.path(), &["--save", "", "--appendonly", "yes"]).unwrap_or_else(|e| panic!("{e:?}"));
+        let v: i64 = redis::cmd("GET").arg("foo").query(&mut srv.client()).unwrap();
+        assert_eq!(v, 2005, "{bin}");
+    }
+}

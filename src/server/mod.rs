@@ -332,6 +332,27 @@ async fn serve(cfg: Config) -> i32 {
         log::warning("Configured to not listen anywhere, exiting.");
         return 1;
     }
+    // unixsocket: bound with the TCP listeners, as Redis's initListeners (a failure exits)
+    let unix_path = st.config.get("unixsocket").to_string();
+    let unix_listener = if unix_path.is_empty() {
+        None
+    } else {
+        let _ = std::fs::remove_file(&unix_path);
+        match std::os::unix::net::UnixListener::bind(&unix_path) {
+            Ok(l) => {
+                let perm = st.config.get_int("unixsocketperm");
+                if perm != 0 {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(&unix_path, std::fs::Permissions::from_mode(perm as u32));
+                }
+                Some(l)
+            }
+            Err(e) => {
+                log::warning(&format!("Failed opening Unix socket: {}", config::io_reason(&e)));
+                return 1;
+            }
+        }
+    };
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             log::warning(&format!("Failed to write PID file: {}", config::io_reason(&e)));
@@ -351,6 +372,8 @@ async fn serve(cfg: Config) -> i32 {
     let single_worker = st.config.get_int("io-threads") <= 1;
     let commands = st.commands.clone();
     let shared = Arc::new(Shared { state: Mutex::new(st), shutdown: Notify::new(), watch, single_worker, commands });
+    // the TCP address the unix socket's connections are relayed to
+    let listeners_addr = listeners.first().and_then(|l| l.local_addr().ok());
     for listener in listeners {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -367,6 +390,9 @@ async fn serve(cfg: Config) -> i32 {
                 }
             }
         });
+    }
+    if let Some(listener) = unix_listener {
+        serve_unix_socket(listener, listeners_addr, &unix_path);
     }
     tokio::spawn(cron(shared.clone()));
     persistence::start(&shared);
@@ -429,6 +455,42 @@ fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener>
     TcpListener::from_std(socket.into())
 }
 
+/// `unixsocket`: each connection is relayed to the server's own TCP listener (the
+/// connection code serves TCP streams). Not as Redis: such a client shows as a loopback
+/// TCP client in CLIENT LIST (addr, laddr), not as the socket path.
+fn serve_unix_socket(listener: std::os::unix::net::UnixListener, tcp: Option<SocketAddr>, path: &str) {
+    let Some(mut tcp) = tcp else {
+        log::warning("unixsocket: no TCP listener to serve its connections; not served");
+        return;
+    };
+    if tcp.ip().is_unspecified() {
+        tcp.set_ip(if tcp.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let listener = match listener.set_nonblocking(true).and_then(|_| tokio::net::UnixListener::from_std(listener)) {
+        Ok(l) => l,
+        Err(e) => {
+            log::warning(&format!("Failed opening Unix socket: {}", config::io_reason(&e)));
+            return;
+        }
+    };
+    log::notice(&format!("The server is now ready to accept connections at {path}"));
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((mut unix, _)) => {
+                    tokio::spawn(async move {
+                        if let Ok(mut stream) = tokio::net::TcpStream::connect(tcp).await {
+                            let _ = stream.set_nodelay(true);
+                            let _ = tokio::io::copy_bidirectional(&mut unix, &mut stream).await;
+                        }
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    });
+}
+
 /// Saves (if asked or configured), removes the pidfile and logs; the caller exits.
 /// Runs under the server lock so no command runs after it.
 pub fn finish_shutdown(srv: &mut ServerState, req: ShutdownRequest) -> Result<(), String> {
@@ -441,6 +503,11 @@ pub fn finish_shutdown(srv: &mut ServerState, req: ShutdownRequest) -> Result<()
     if let Some(p) = pidfile_path(&srv.config) {
         log::notice("Removing the pid file.");
         let _ = std::fs::remove_file(p);
+    }
+    let unix_path = srv.config.get("unixsocket");
+    if !unix_path.is_empty() {
+        log::notice("Removing the unix socket file.");
+        let _ = std::fs::remove_file(unix_path);
     }
     log::warning("Redis is now ready to exit, bye bye...");
     Ok(())
