@@ -481,3 +481,36 @@ fn unixsocket_serves_clients_as_redis() {
         assert_eq!(v, 2005, "{bin}");
     }
 }
+
+/// unit/info "errorstats: blocking commands": CLIENT UNBLOCK ... ERROR counts the
+/// UNBLOCKED error reply in errorstats and as a failed call of the blocked command.
+#[test]
+fn client_unblock_error_is_counted_as_redis_counts_it() {
+    let mut seen = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no"]);
+        let mut c = srv.client();
+        let port = srv.port;
+        let blocked = std::thread::spawn(move || {
+            let mut b = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+            let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut b).unwrap();
+            let tx = id;
+            (tx, b)
+        });
+        let (id, mut b) = blocked.join().unwrap();
+        let waiter = std::thread::spawn(move || redis::cmd("BLPOP").arg("list1").arg(0).query::<Option<Vec<String>>>(&mut b).map_err(|e| e.to_string()));
+        assert!(wait_for(Duration::from_secs(10), || info_field(&mut c, "clients", "blocked_clients") == "1"));
+        let n: i64 = redis::cmd("CLIENT").arg("UNBLOCK").arg(id).arg("ERROR").query(&mut c).unwrap();
+        assert_eq!(n, 1);
+        let err = waiter.join().unwrap().unwrap_err();
+        assert!(err.contains("UNBLOCKED"), "{bin}: {err}");
+        let stats: String = redis::cmd("INFO").arg("errorstats").query(&mut c).unwrap();
+        let unblocked = stats.lines().find(|l| l.starts_with("errorstat_UNBLOCKED:")).map(str::to_string);
+        let cmdstat: String = redis::cmd("INFO").arg("commandstats").query(&mut c).unwrap();
+        let blpop = cmdstat.lines().find(|l| l.starts_with("cmdstat_blpop:")).unwrap_or_default();
+        let failed = blpop.split(',').find(|f| f.starts_with("failed_calls=")).unwrap_or_default().to_string();
+        seen.push((unblocked, failed));
+    }
+    assert_eq!(seen[0], (Some("errorstat_UNBLOCKED:count=1".to_string()), "failed_calls=1".to_string()));
+    assert_eq!(seen[0], seen[1]);
+}

@@ -262,7 +262,7 @@ fn reject(srv: &mut ServerState, spec: &CommandSpec, e: Frame) -> Outcome {
     Outcome::Reply(e)
 }
 
-fn count_error(srv: &mut ServerState, e: &Frame) {
+pub fn count_error(srv: &mut ServerState, e: &Frame) {
     if let Frame::Error(text) = e {
         srv.stats.total_error_replies += 1;
         let prefix = text.split(' ').next().unwrap_or("ERR").to_string();
