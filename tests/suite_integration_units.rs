@@ -514,3 +514,36 @@ fn client_unblock_error_is_counted_as_redis_counts_it() {
     assert_eq!(seen[0], (Some("errorstat_UNBLOCKED:count=1".to_string()), "failed_calls=1".to_string()));
     assert_eq!(seen[0], seen[1]);
 }
+
+/// unit/oom-score-adj: the process's oom_score_adj follows oom-score-adj (relative to the
+/// value found when it was turned on, or absolute) and the role's class, and comes back
+/// when turned off; out-of-range values are refused with Redis's error.
+#[test]
+fn oom_score_adj_as_redis_sets_it() {
+    let mut seen = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no"]);
+        let mut c = srv.client();
+        let proc_file = format!("/proc/{}/oom_score_adj", srv.pid());
+        let read = || std::fs::read_to_string(&proc_file).unwrap().trim().parse::<i64>().unwrap();
+        std::fs::write(&proc_file, "22\n").unwrap();
+        let set = |c: &mut redis::Connection, k: &str, v: &str| redis::cmd("CONFIG").arg("SET").arg(k).arg(v).query::<()>(c).map_err(|e| e.to_string());
+        let mut got = Vec::new();
+        set(&mut c, "oom-score-adj-values", "15 20 30").unwrap();
+        got.push(read());
+        set(&mut c, "oom-score-adj", "yes").unwrap();
+        got.push(read());
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(1).query::<()>(&mut c).unwrap();
+        got.push(read());
+        redis::cmd("REPLICAOF").arg("NO").arg("ONE").query::<()>(&mut c).unwrap();
+        got.push(read());
+        set(&mut c, "oom-score-adj", "absolute").unwrap();
+        got.push(read());
+        set(&mut c, "oom-score-adj", "no").unwrap();
+        got.push(read());
+        let err = set(&mut c, "oom-score-adj-values", "-2001 -2001 -2001").unwrap_err();
+        seen.push((got, err.contains("Invalid oom-score-adj-values, elements must be between -2000 and 2000.")));
+    }
+    assert_eq!(seen[0], (vec![22, 37, 42, 37, 15, 22], true));
+    assert_eq!(seen[0], seen[1]);
+}

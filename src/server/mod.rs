@@ -47,6 +47,7 @@ pub mod evict;
 pub mod keyspace;
 pub mod log;
 pub mod notify;
+pub mod oom;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
@@ -364,6 +365,7 @@ async fn serve(cfg: Config) -> i32 {
         log::notice(&format!("Running mode=standalone, port={port}."));
     }
     log::warning("Server initialized");
+    oom::apply_logged(&st.config);
     if let Err(e) = persistence::load_at_startup(&mut st) {
         log::warning(&format!("Fatal error loading the DB: {e}. Exiting."));
         return 1;

@@ -300,6 +300,11 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             crate::server::persistence::apply_config(ctx.srv);
             for name in changed {
                 match name {
+                    "oom-score-adj" | "oom-score-adj-values" => {
+                        if !crate::server::oom::apply_logged(&ctx.srv.config) {
+                            return Frame::error("ERR CONFIG SET failed (possibly related to argument 'oom-score-adj') - Failed to set current oom_score_adj. Check server logs.");
+                        }
+                    }
                     "use-exit-on-panic" => crate::server::log::set_exit_on_panic(ctx.srv.config.get_bool("use-exit-on-panic")),
                     "loglevel" => crate::server::log::set_level(crate::server::log::Level::parse(ctx.srv.config.get("loglevel"))),
                     "maxmemory" => {

@@ -254,6 +254,7 @@ fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 ctx.srv.clients.remove(&id);
             }
             ctx.srv.config.set_raw("replicaof", String::new());
+            super::oom::apply_logged(&ctx.srv.config);
             super::log::set_role('M');
             super::log::notice("MASTER MODE enabled (user request from 'id=... addr=... laddr=... fd=... name= age=... idle=0')");
         }
@@ -272,6 +273,7 @@ fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     disconnect_blocked_clients(ctx.srv);
     ctx.srv.config.set_raw("replicaof", format!("{host} {port}"));
+    super::oom::apply_logged(&ctx.srv.config);
     super::log::set_role('S');
     start_link(&repl, host, port);
     Frame::ok()
