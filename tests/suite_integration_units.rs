@@ -547,3 +547,28 @@ fn oom_score_adj_as_redis_sets_it() {
     assert_eq!(seen[0], (vec![22, 37, 42, 37, 15, 22], true));
     assert_eq!(seen[0], seen[1]);
 }
+
+/// unit/pause waits for paused clients with `blocked_clients`: a client whose write waits
+/// for CLIENT PAUSE WRITE to end counts there, as Redis's postponed clients do.
+#[test]
+fn paused_clients_count_as_blocked() {
+    let mut seen = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no"]);
+        let mut c = srv.client();
+        redis::cmd("CLIENT").arg("PAUSE").arg(60_000).arg("WRITE").query::<()>(&mut c).unwrap();
+        let port = srv.port;
+        let writer = std::thread::spawn(move || {
+            let mut w = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+            redis::cmd("SET").arg("k").arg("v").query::<()>(&mut w).unwrap();
+        });
+        let counted = wait_for(Duration::from_secs(10), || info_field(&mut c, "clients", "blocked_clients") == "1");
+        let _: Option<String> = redis::cmd("GET").arg("k").query(&mut c).unwrap();
+        redis::cmd("CLIENT").arg("UNPAUSE").query::<()>(&mut c).unwrap();
+        writer.join().unwrap();
+        let after = info_field(&mut c, "clients", "blocked_clients");
+        seen.push((counted, after));
+    }
+    assert_eq!(seen[0], (true, "0".to_string()));
+    assert_eq!(seen[0], seen[1]);
+}

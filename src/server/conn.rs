@@ -564,6 +564,7 @@ impl Conn {
     }
 
     async fn wait_if_paused(&mut self) {
+        let mut counted: Option<PausedGuard> = None;
         for _ in 0..100_000 {
             if self.pause.load(Ordering::Relaxed) <= super::now_ms() {
                 return;
@@ -577,6 +578,9 @@ impl Conn {
             let now = super::now_ms();
             if until <= now || (writes_only && !has_write) {
                 return;
+            }
+            if counted.is_none() {
+                counted = Some(PausedGuard::new());
             }
             tokio::time::sleep(Duration::from_millis(((until - now) as u64).min(50))).await;
         }
@@ -685,5 +689,29 @@ impl Conn {
             self.shared.shutdown.notify_one();
         }
         !self.blocked
+    }
+}
+
+/// Clients whose commands wait for a CLIENT PAUSE to end: Redis counts them in
+/// `blocked_clients` (its BLOCKED_POSTPONE).
+static PAUSED_CLIENTS: AtomicUsize = AtomicUsize::new(0);
+
+pub fn paused_clients() -> usize {
+    PAUSED_CLIENTS.load(Ordering::Relaxed)
+}
+
+/// Counts one paused client while alive.
+struct PausedGuard;
+
+impl PausedGuard {
+    fn new() -> PausedGuard {
+        PAUSED_CLIENTS.fetch_add(1, Ordering::Relaxed);
+        PausedGuard
+    }
+}
+
+impl Drop for PausedGuard {
+    fn drop(&mut self) {
+        PAUSED_CLIENTS.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -133,14 +133,15 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
         }
         "clients" => {
             let all: Vec<&crate::server::client::ClientState> = srv.clients.values().chain(std::iter::once(&*ctx.client)).collect();
-            let blocked = all.iter().filter(|c| c.blocked).count();
+            let in_timeout_table = all.iter().filter(|c| c.blocked).count();
+            let blocked = in_timeout_table + crate::server::conn::paused_clients();
             let pubsub = all.iter().filter(|c| c.subscriptions() > 0).count();
             let watching = all.iter().filter(|c| !c.watched.is_empty()).count();
             let normal = all.iter().filter(|c| !c.is_replica).count();
             let tracking = srv.tracking.tracking_clients();
             let (max_input, max_output) = srv.clients_peak.recent_max();
             format!(
-                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{max_input}\r\nclient_recent_max_output_buffer:{max_output}\r\nblocked_clients:{blocked}\r\ntracking_clients:{tracking}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{blocked}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
+                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{max_input}\r\nclient_recent_max_output_buffer:{max_output}\r\nblocked_clients:{blocked}\r\ntracking_clients:{tracking}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{in_timeout_table}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
                 srv.limits.maxclients,
                 srv.watched.len(),
                 srv.blocking_keys.len()
