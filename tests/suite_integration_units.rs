@@ -572,3 +572,34 @@ fn paused_clients_count_as_blocked() {
     assert_eq!(seen[0], (true, "0".to_string()));
     assert_eq!(seen[0], seen[1]);
 }
+
+/// unit/networking: CONFIG SET port moves the listener; a port in use or a bad bind
+/// address is refused with Redis's errors and the server keeps its listener.
+#[test]
+fn config_set_port_and_bind_rebind_as_redis() {
+    let mut seen = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]);
+        let mut c = srv.client();
+        let new_port = free_port();
+        redis::cmd("CONFIG").arg("SET").arg("port").arg(new_port).query::<()>(&mut c).unwrap();
+        assert!(wait_ready(new_port, Duration::from_secs(10)), "{bin}");
+        let mut n = redis::Client::open(format!("redis://127.0.0.1:{new_port}/")).unwrap().get_connection().unwrap();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let port_err = redis::cmd("CONFIG").arg("SET").arg("port").arg(taken_port).query::<()>(&mut n).unwrap_err().to_string();
+        let bind_err = redis::cmd("CONFIG").arg("SET").arg("bind").arg("999.999.999.999").query::<()>(&mut n).unwrap_err().to_string();
+        let port_now: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("port").query(&mut n).unwrap();
+        let bind_now: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("bind").query(&mut n).unwrap();
+        assert_eq!(port_now[1], new_port.to_string(), "{bin}");
+        assert!(wait_ready(new_port, Duration::from_secs(5)), "{bin}: stopped listening");
+        seen.push((
+            port_err.contains("CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs."),
+            bind_err.contains("CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses."),
+            bind_now[1].clone(),
+        ));
+        let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut n);
+    }
+    assert_eq!(seen[0], (true, true, "127.0.0.1".to_string()));
+    assert_eq!(seen[0], seen[1]);
+}

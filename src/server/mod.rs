@@ -376,23 +376,7 @@ async fn serve(cfg: Config) -> i32 {
     let shared = Arc::new(Shared { state: Mutex::new(st), shutdown: Notify::new(), watch, single_worker, commands });
     // the TCP address the unix socket's connections are relayed to
     let listeners_addr = listeners.first().and_then(|l| l.local_addr().ok());
-    for listener in listeners {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, peer)) => {
-                        let local = stream.local_addr().unwrap_or(peer);
-                        tokio::spawn(conn::handle(shared.clone(), stream, peer, local));
-                    }
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        });
-    }
+    install_listeners(&shared, listeners);
     if let Some(listener) = unix_listener {
         serve_unix_socket(listener, listeners_addr, &unix_path);
     }
@@ -457,16 +441,91 @@ fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener>
     TcpListener::from_std(socket.into())
 }
 
+/// The accept loops running now (CONFIG SET port / bind replaces them).
+static ACCEPT_TASKS: parking_lot::Mutex<Vec<tokio::task::AbortHandle>> = parking_lot::Mutex::new(Vec::new());
+/// Where the unix socket's connections are relayed (the first TCP listener).
+static RELAY_TARGET: parking_lot::Mutex<Option<SocketAddr>> = parking_lot::Mutex::new(None);
+
+/// Stops the accept loops running and serves `listeners` instead.
+fn install_listeners(shared: &Arc<Shared>, listeners: Vec<TcpListener>) {
+    let mut tasks = ACCEPT_TASKS.lock();
+    for t in tasks.drain(..) {
+        t.abort();
+    }
+    let mut relay = listeners.first().and_then(|l| l.local_addr().ok());
+    if let Some(a) = relay.as_mut() {
+        if a.ip().is_unspecified() {
+            a.set_ip(if a.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+        }
+    }
+    *RELAY_TARGET.lock() = relay;
+    for listener in listeners {
+        let shared = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        let local = stream.local_addr().unwrap_or(peer);
+                        tokio::spawn(conn::handle(shared.clone(), stream, peer, local));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+        tasks.push(task.abort_handle());
+    }
+}
+
+/// CONFIG SET port / bind (Redis's changeListenPort / changeBindAddr): binds every
+/// configured address on the configured port first; only when all succeed are the old
+/// listeners closed. Returns the error text of Redis's CONFIG SET otherwise (the caller
+/// rolls the configuration back).
+pub fn apply_listen_config(cfg: &Config, bind_changed: bool) -> Result<(), String> {
+    let failure = if bind_changed { "Failed to bind to specified addresses." } else { "Unable to listen on this port. Check server logs." };
+    let Some(host) = persistence::shared_host() else { return Ok(()) };
+    let port = cfg.get_int("port") as u16;
+    let backlog = cfg.get_int("tcp-backlog").clamp(0, i64::from(i32::MAX)) as i32;
+    let mut listeners = Vec::new();
+    if port != 0 {
+        for b in cfg.get("bind").split_whitespace() {
+            let (optional, addr) = match b.strip_prefix('-') {
+                Some(a) => (true, a),
+                None => (false, b),
+            };
+            let ip = match addr {
+                "*" => "0.0.0.0",
+                "::*" => "::",
+                a => a,
+            };
+            let bound = format!("{ip}:{port}").parse::<SocketAddr>().or_else(|_| format!("[{ip}]:{port}").parse()).map_err(|_| None).and_then(|sa| bind_listener(sa, backlog).map_err(Some));
+            match bound {
+                Ok(l) => listeners.push(l),
+                Err(_) if optional => {}
+                Err(e) => {
+                    let why = e.map(|e| config::io_reason(&e)).unwrap_or_else(|| "Invalid address".into());
+                    log::warning(&format!("Could not create server TCP listening socket {addr}:{port}: {why}"));
+                    return Err(failure.into());
+                }
+            }
+        }
+        if listeners.is_empty() {
+            return Err(failure.into());
+        }
+    }
+    install_listeners(&host.shared, listeners);
+    Ok(())
+}
+
 /// `unixsocket`: each connection is relayed to the server's own TCP listener (the
 /// connection code serves TCP streams). Not as Redis: such a client shows as a loopback
 /// TCP client in CLIENT LIST (addr, laddr), not as the socket path.
 fn serve_unix_socket(listener: std::os::unix::net::UnixListener, tcp: Option<SocketAddr>, path: &str) {
-    let Some(mut tcp) = tcp else {
+    if tcp.is_none() {
         log::warning("unixsocket: no TCP listener to serve its connections; not served");
         return;
-    };
-    if tcp.ip().is_unspecified() {
-        tcp.set_ip(if tcp.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
     }
     let listener = match listener.set_nonblocking(true).and_then(|_| tokio::net::UnixListener::from_std(listener)) {
         Ok(l) => l,
@@ -481,6 +540,7 @@ fn serve_unix_socket(listener: std::os::unix::net::UnixListener, tcp: Option<Soc
             match listener.accept().await {
                 Ok((mut unix, _)) => {
                     tokio::spawn(async move {
+                        let Some(tcp) = *RELAY_TARGET.lock() else { return };
                         if let Ok(mut stream) = tokio::net::TcpStream::connect(tcp).await {
                             let _ = stream.set_nodelay(true);
                             let _ = tokio::io::copy_bidirectional(&mut unix, &mut stream).await;

@@ -294,8 +294,19 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return crate::server::command::wrong_args("config|set");
     }
     let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|c| (String::from_utf8_lossy(&c[0]).into_owned(), String::from_utf8_lossy(&c[1]).into_owned())).collect();
+    let old_listen = (ctx.srv.config.get("port").to_string(), ctx.srv.config.get("bind").to_string());
     match ctx.srv.config.set_many(&pairs) {
         Ok(changed) => {
+            let (port_changed, bind_changed) = (changed.contains(&"port"), changed.contains(&"bind"));
+            if port_changed || bind_changed {
+                if let Err(why) = crate::server::apply_listen_config(&ctx.srv.config, bind_changed) {
+                    // Redis rolls the whole CONFIG SET back; the listeners stay as they were
+                    ctx.srv.config.set_raw("port", old_listen.0);
+                    ctx.srv.config.set_raw("bind", old_listen.1);
+                    let name = if bind_changed { "bind" } else { "port" };
+                    return Frame::error(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
+                }
+            }
             ctx.srv.refresh_limits();
             crate::server::replication::apply_config(ctx.srv);
             crate::server::persistence::apply_config(ctx.srv);
