@@ -603,3 +603,22 @@ fn config_set_port_and_bind_rebind_as_redis() {
     assert_eq!(seen[0], (true, true, "127.0.0.1".to_string()));
     assert_eq!(seen[0], seen[1]);
 }
+
+/// unit/aofrw: CONFIG SET appendonly yes starts the rewrite that writes the base before it
+/// replies (Redis's startAppendOnly), so a waitForBgrewriteaof right after it waits for it.
+#[test]
+fn config_set_appendonly_starts_the_rewrite_before_replying() {
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no", "--rdb-key-save-delay", "50000"]);
+        let mut c = srv.client();
+        for i in 0..10 {
+            redis::cmd("SET").arg(format!("k{i}")).arg(i).query::<()>(&mut c).unwrap();
+        }
+        redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("yes").query::<()>(&mut c).unwrap();
+        assert_eq!(info_field(&mut c, "persistence", "aof_rewrite_in_progress"), "1", "{bin}");
+        assert!(wait_for(Duration::from_secs(30), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"), "{bin}");
+        redis::cmd("CONFIG").arg("SET").arg("rdb-key-save-delay").arg(0).query::<()>(&mut c).unwrap();
+        redis::cmd("BGREWRITEAOF").query::<()>(&mut c).unwrap();
+        assert!(wait_for(Duration::from_secs(30), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"), "{bin}");
+    }
+}

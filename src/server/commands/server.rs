@@ -309,7 +309,8 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             }
             ctx.srv.refresh_limits();
             crate::server::replication::apply_config(ctx.srv);
-            crate::server::persistence::apply_config(ctx.srv);
+            let persist_cfg = crate::server::persistence::apply_config(ctx.srv);
+            crate::server::persistence::apply_appendonly(ctx.srv, &persist_cfg);
             for name in changed {
                 match name {
                     "oom-score-adj" | "oom-score-adj-values" => {

@@ -666,19 +666,27 @@ pub fn apply_config(srv: &mut ServerState) -> PersistConfig {
     cfg
 }
 
+/// Turns the AOF on or off when `appendonly` changed (at once after CONFIG SET, as Redis's
+/// startAppendOnly: the rewrite that writes the base is in progress when the reply
+/// leaves; and from the cron).
+pub fn apply_appendonly(srv: &mut ServerState, cfg: &PersistConfig) {
+    if cfg.appendonly == srv.persist.appendonly_applied {
+        return;
+    }
+    let svc = srv.persist.svc.clone();
+    srv.persist.appendonly_applied = cfg.appendonly;
+    let used = srv.used_memory() as u64;
+    if let Err(e) = svc.set_appendonly_with(cfg.appendonly, used, &mut || background_snapshot(srv)) {
+        super::log::warning(&format!("Can't turn the append only file on: {e}"));
+    }
+}
+
 pub fn cron(srv: &mut ServerState, _now_ms: i64) {
     super::replication::cron(srv);
     let cfg = apply_config(srv);
     let svc = srv.persist.svc.clone();
     sync_dirty(srv);
-    let appendonly_changed = cfg.appendonly != srv.persist.appendonly_applied;
-    if appendonly_changed {
-        srv.persist.appendonly_applied = cfg.appendonly;
-        let used = srv.used_memory() as u64;
-        if let Err(e) = svc.set_appendonly_with(cfg.appendonly, used, &mut || background_snapshot(srv)) {
-            super::log::warning(&format!("Can't turn the append only file on: {e}"));
-        }
-    }
+    apply_appendonly(srv, &cfg);
     let used = srv.used_memory() as u64;
     let repl = repl_info_for_rdb(srv);
     svc.cron_with(used, repl, &mut || background_snapshot(srv));
