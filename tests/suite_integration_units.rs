@@ -622,3 +622,36 @@ fn config_set_appendonly_starts_the_rewrite_before_replying() {
         assert!(wait_for(Duration::from_secs(30), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"), "{bin}");
     }
 }
+
+/// integration/redis-cli "Dumping an RDB - functions only": `redis-cli --functions-rdb`
+/// (REPLCONF rdb-filter-only functions) gets an RDB with the libraries and no keys;
+/// `--rdb` gets both.
+#[test]
+fn redis_cli_functions_rdb_holds_functions_only() {
+    let mut seen = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no"]);
+        let mut c = srv.client();
+        redis::cmd("SET").arg("k").arg("v").query::<()>(&mut c).unwrap();
+        redis::cmd("FUNCTION").arg("LOAD").arg("#!lua name=lib1\nredis.register_function('func1', function() return 123 end)").query::<()>(&mut c).unwrap();
+        let mut got = Vec::new();
+        for flag in ["--functions-rdb", "--rdb"] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("dump.rdb");
+            let (code, out, err) = run_with_timeout(
+                std::process::Command::new("redis-cli").args(["-p", &srv.port.to_string(), flag, file.to_str().unwrap()]),
+                Duration::from_secs(30),
+            );
+            assert_eq!(code, Some(0), "{bin} {flag}: {out}{err}");
+            let loaded = start_in(std::path::Path::new(bin), dir.path(), &["--save", "", "--appendonly", "no"]).unwrap_or_else(|e| panic!("{e:?}"));
+            let mut l = loaded.client();
+            let size: i64 = redis::cmd("DBSIZE").query(&mut l).unwrap();
+            let f: i64 = redis::cmd("FCALL").arg("func1").arg(0).query(&mut l).unwrap();
+            got.push((size, f));
+        }
+        let err = redis::cmd("REPLCONF").arg("rdb-filter-only").arg("keys").query::<()>(&mut c).unwrap_err().to_string();
+        seen.push((got, err.contains("Unsupported rdb-filter-only option: keys")));
+    }
+    assert_eq!(seen[0], (vec![(0, 123), (1, 123)], true));
+    assert_eq!(seen[0], seen[1]);
+}

@@ -18,6 +18,23 @@ pub trait DatasetSnapshot: Send {
     fn key_count(&self) -> u64 {
         0
     }
+    /// Writes the FUNCTION libraries only (`REPLCONF rdb-filter-only functions`).
+    fn write_functions_only(&self, _w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A snapshot written without its keys (`REPLCONF rdb-filter-only`): with its functions
+/// when `.1` (the "functions" filter; redis-cli --functions-rdb asks for it), else empty.
+pub struct WithoutData(pub Box<dyn DatasetSnapshot>, pub bool);
+
+impl DatasetSnapshot for WithoutData {
+    fn write_dbs(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        if self.1 {
+            self.0.write_functions_only(w)?;
+        }
+        Ok(())
+    }
 }
 
 /// Where commands passed to [`DataHost::apply_commands`] come from.
