@@ -655,3 +655,19 @@ fn redis_cli_functions_rdb_holds_functions_only() {
     assert_eq!(seen[0], (vec![(0, 123), (1, 123)], true));
     assert_eq!(seen[0], seen[1]);
 }
+
+/// unit/networking "Default bind address configuration handling": CONFIG SET bind ""
+/// closes the TCP listeners; connected clients stay.
+#[test]
+fn config_set_empty_bind_stops_listening() {
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]);
+        let mut c = srv.client();
+        redis::cmd("CONFIG").arg("SET").arg("bind").arg("").query::<()>(&mut c).unwrap();
+        let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("bind").query(&mut c).unwrap();
+        assert_eq!(got[1], "", "{bin}");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", srv.port)).is_err(), "{bin}: still listening");
+        let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+        assert_eq!(pong, "PONG");
+    }
+}

@@ -511,7 +511,8 @@ pub fn apply_listen_config(cfg: &Config, bind_changed: bool) -> Result<(), Strin
                 }
             }
         }
-        if listeners.is_empty() {
+        // no address at all (`bind ""`): no TCP listener, as Redis's listenToPort
+        if listeners.is_empty() && !cfg.get("bind").split_whitespace().all(|b| b.starts_with('-')) {
             return Err(failure.into());
         }
     }
