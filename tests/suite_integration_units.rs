@@ -671,3 +671,29 @@ fn config_set_empty_bind_stops_listening() {
         assert_eq!(pong, "PONG");
     }
 }
+
+/// unit/aofrw "Turning off AOF kills the background writing child if any": CONFIG SET
+/// appendonly no stops a running rewrite ('Killing running AOF rewrite child') without
+/// counting it as a failure, and a new rewrite can start.
+#[test]
+fn turning_the_aof_off_stops_a_running_rewrite() {
+    for bin in BINS {
+        let mut srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "yes"]);
+        let mut c = srv.client();
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
+        redis::cmd("SET").arg("k").arg("v").query::<()>(&mut c).unwrap();
+        redis::cmd("CONFIG").arg("SET").arg("rdb-key-save-delay").arg(10_000_000).query::<()>(&mut c).unwrap();
+        redis::cmd("BGREWRITEAOF").query::<()>(&mut c).unwrap();
+        redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("no").query::<()>(&mut c).unwrap();
+        assert!(wait_for(Duration::from_secs(5), || srv.log_text().contains("Killing running AOF rewrite child")), "{bin}:\n{}", srv.log_text());
+        assert!(wait_for(Duration::from_secs(10), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"), "{bin}");
+        assert_eq!(info_field(&mut c, "persistence", "aof_last_bgrewrite_status"), "ok", "{bin}");
+        redis::cmd("CONFIG").arg("SET").arg("rdb-key-save-delay").arg(0).query::<()>(&mut c).unwrap();
+        redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("yes").query::<()>(&mut c).unwrap();
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"), "{bin}");
+        redis::cmd("BGREWRITEAOF").query::<()>(&mut c).unwrap();
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"), "{bin}");
+        let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+        let _ = srv.wait_exit(Duration::from_secs(10));
+    }
+}

@@ -273,7 +273,11 @@ impl Persistence {
     fn render(&self, snapshot: &dyn DatasetSnapshot, used_mem: u64, aof_base: bool) -> Result<Vec<u8>, PersistError> {
         let cfg = self.config.lock().clone();
         let mut out = Vec::new();
-        snapshot_to_rdb(snapshot, &aux(used_mem, aof_base, None), &cfg.save_options(), &mut out)
+        // only an AOF rewrite (a base) can be stopped half-way
+        let never = AtomicBool::new(false);
+        let abort = if aof_base { &self.state.aof_rewrite_abort } else { &never };
+        let mut w = Abortable { inner: &mut out, abort };
+        snapshot_to_rdb(snapshot, &aux(used_mem, aof_base, None), &cfg.save_options(), &mut w)
             .map_err(|source| PersistError::Io { path: cfg.rdb_path(), source })?;
         Ok(out)
     }
@@ -469,6 +473,18 @@ impl Persistence {
     pub fn set_appendonly_with(self: &Arc<Self>, on: bool, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<(), PersistError> {
         let cfg = self.config.lock().clone();
         if !on {
+            // Redis's stopAppendOnly kills a running rewrite child and waits for it
+            if self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+                notice!("Killing running AOF rewrite child: {}", std::process::id());
+                self.state.aof_rewrite_abort.store(true, Ordering::SeqCst);
+                super::debug_delay::wake_saves();
+                for _ in 0..10_000 {
+                    if !self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
             if let Some(m) = self.aof.lock().take() {
                 let _ = m.writer.flush_blocking();
             }
@@ -503,6 +519,11 @@ impl Persistence {
                 if let Ok(size) = &result {
                     me.state.aof_base_size.store(*size, Ordering::Relaxed);
                     me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
+                }
+                if result.is_err() && me.state.aof_rewrite_abort.load(Ordering::SeqCst) {
+                    warning!("Background AOF rewrite terminated by signal 10");
+                    me.state.end_rewrite_aborted();
+                    return;
                 }
                 if let Err(e) = &result {
                     warning!("Creating the AOF base failed: {e}");
@@ -640,6 +661,12 @@ impl Persistence {
                         me.state.aof_base_size.store(*size, Ordering::Relaxed);
                         me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
                         notice!("Background AOF rewrite finished successfully");
+                    }
+                    Err(_) if me.state.aof_rewrite_abort.load(Ordering::SeqCst) => {
+                        warning!("Background AOF rewrite terminated by signal 10");
+                        me.state.end_rewrite_aborted();
+                        me.run_scheduled();
+                        return;
                     }
                     Err(e) => warning!("Background AOF rewrite failed: {e}"),
                 }

@@ -65,6 +65,8 @@ pub struct PersistenceState {
     // AOF
     pub aof_enabled: AtomicBool,
     pub aof_rewrite_in_progress: AtomicBool,
+    /// Set to stop the running rewrite (Redis's killAppendOnlyChild: appendonly turned off).
+    pub aof_rewrite_abort: AtomicBool,
     pub aof_rewrite_scheduled: AtomicBool,
     aof_rewrite_started: Mutex<Option<Instant>>,
     pub aof_last_rewrite_secs: AtomicI64,
@@ -98,6 +100,7 @@ impl Default for PersistenceState {
             last_load_keys_expired: AtomicU64::new(0),
             aof_enabled: AtomicBool::new(false),
             aof_rewrite_in_progress: AtomicBool::new(false),
+            aof_rewrite_abort: AtomicBool::new(false),
             aof_rewrite_scheduled: AtomicBool::new(false),
             aof_rewrite_started: Mutex::new(None),
             aof_last_rewrite_secs: AtomicI64::new(-1),
@@ -170,8 +173,15 @@ impl PersistenceState {
         if self.aof_rewrite_in_progress.swap(true, Ordering::SeqCst) {
             return false;
         }
+        self.aof_rewrite_abort.store(false, Ordering::SeqCst);
         *self.aof_rewrite_started.lock() = Some(Instant::now());
         true
+    }
+
+    /// A rewrite stopped on purpose ends without counting as a success or a failure.
+    pub fn end_rewrite_aborted(&self) {
+        self.aof_rewrite_started.lock().take();
+        self.aof_rewrite_in_progress.store(false, Ordering::SeqCst);
     }
 
     pub fn end_rewrite(&self, ok: bool) {
