@@ -153,6 +153,9 @@ pub fn rdb_to_aof(rdb: &[u8]) -> Result<Vec<u8>, super::rdb::RdbError> {
                     append_command(&mut out, &c);
                 }
             }
+            // Redis's rewriteFunctions: each library as FUNCTION LOAD <code> (the RDB
+            // holds them before the databases, so they come first here too)
+            RdbItem::Function(code) => append_command(&mut out, &[Bytes::from_static(b"FUNCTION"), Bytes::from_static(b"LOAD"), code]),
             _ => {}
         }
     }
