@@ -705,17 +705,16 @@ fn turning_the_aof_off_stops_a_running_rewrite() {
 #[test]
 fn aof_rewrite_without_preamble_keeps_functions() {
     for bin in BINS {
-        for appendonly in ["no"] {
-            let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", appendonly, "--aof-use-rdb-preamble", "no", "--enable-debug-command", "yes"]);
-            let mut c = srv.client();
-            assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
-            redis::cmd("FUNCTION").arg("LOAD").arg("#!lua name=test\nredis.register_function('test', function() return 1 end)").query::<()>(&mut c).unwrap();
-            redis::cmd("BGREWRITEAOF").query::<()>(&mut c).unwrap();
-            assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
-            redis::cmd("FUNCTION").arg("FLUSH").query::<()>(&mut c).unwrap();
-            redis::cmd("DEBUG").arg("LOADAOF").query::<()>(&mut c).unwrap();
-            let v: i64 = redis::cmd("FCALL").arg("test").arg(0).query(&mut c).unwrap();
-            assert_eq!(v, 1, "{bin} appendonly {appendonly}");
-        }
+        let appendonly = "no";
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", appendonly, "--aof-use-rdb-preamble", "no", "--enable-debug-command", "yes"]);
+        let mut c = srv.client();
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
+        redis::cmd("FUNCTION").arg("LOAD").arg("#!lua name=test\nredis.register_function('test', function() return 1 end)").query::<()>(&mut c).unwrap();
+        redis::cmd("BGREWRITEAOF").query::<()>(&mut c).unwrap();
+        assert!(wait_for(Duration::from_secs(20), || info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"));
+        redis::cmd("FUNCTION").arg("FLUSH").query::<()>(&mut c).unwrap();
+        redis::cmd("DEBUG").arg("LOADAOF").query::<()>(&mut c).unwrap();
+        let v: i64 = redis::cmd("FCALL").arg("test").arg(0).query(&mut c).unwrap();
+        assert_eq!(v, 1, "{bin} appendonly {appendonly}");
     }
 }

@@ -835,7 +835,7 @@ struct Abortable<'a, W: std::io::Write> {
 impl<W: std::io::Write> std::io::Write for Abortable<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.abort.load(Ordering::Relaxed) {
-            return Err(std::io::Error::new(std::io::ErrorKind::Other, "background save aborted"));
+            return Err(std::io::Error::other("background save aborted"));
         }
         self.inner.write(buf)
     }
