@@ -718,3 +718,27 @@ fn aof_rewrite_without_preamble_keeps_functions() {
         assert_eq!(v, 1, "{bin} appendonly {appendonly}");
     }
 }
+
+/// integration/corrupt-dump: DEBUG SET-SKIP-CHECKSUM-VALIDATION 1 lets RESTORE take a
+/// payload with a wrong CRC64 (the value is still decoded and checked); 0 checks again.
+#[test]
+fn restore_can_skip_the_payload_checksum() {
+    let mut seen = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"]);
+        let mut c = srv.client();
+        redis::cmd("SET").arg("k").arg("value").query::<()>(&mut c).unwrap();
+        let mut payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut c).unwrap();
+        let n = payload.len();
+        payload[n - 1] ^= 0xff;
+        let refused = redis::cmd("RESTORE").arg("k2").arg(0).arg(&payload).query::<()>(&mut c).unwrap_err().to_string();
+        redis::cmd("DEBUG").arg("SET-SKIP-CHECKSUM-VALIDATION").arg(1).query::<()>(&mut c).unwrap();
+        redis::cmd("RESTORE").arg("k2").arg(0).arg(&payload).query::<()>(&mut c).unwrap();
+        let v: String = redis::cmd("GET").arg("k2").query(&mut c).unwrap();
+        redis::cmd("DEBUG").arg("SET-SKIP-CHECKSUM-VALIDATION").arg(0).query::<()>(&mut c).unwrap();
+        let again = redis::cmd("RESTORE").arg("k3").arg(0).arg(&payload).query::<()>(&mut c).is_err();
+        seen.push((refused.contains("DUMP payload version or checksum are wrong"), v, again));
+    }
+    assert_eq!(seen[0], (true, "value".to_string(), true));
+    assert_eq!(seen[0], seen[1]);
+}

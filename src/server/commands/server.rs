@@ -733,6 +733,11 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             std::thread::sleep(std::time::Duration::from_micros((secs * 1e6) as u64));
             Frame::ok()
         }
+        "set-skip-checksum-validation" if args.len() == 3 => {
+            // Redis's atoi: anything but a non-zero number is 0
+            crate::server::persistence::dump::set_skip_checksum_validation(parse_int(&args[2]).unwrap_or(0) != 0);
+            Frame::ok()
+        }
         "aof-flush-sleep" if args.len() == 3 => {
             // Redis's atoi: a non-number is 0, a negative value sleeps for nothing
             let us = parse_int(&args[2]).unwrap_or(0).max(0) as u64;
