@@ -742,3 +742,36 @@ fn restore_can_skip_the_payload_checksum() {
     assert_eq!(seen[0], (true, "value".to_string(), true));
     assert_eq!(seen[0], seen[1]);
 }
+
+/// unit/pause "special commands / scripts are paused by RO": CLIENT PAUSE WRITE also holds
+/// may-replicate commands (PUBLISH, EVAL without no-writes) and counts them as blocked; a
+/// no-writes script is answered at once.
+#[test]
+fn pause_write_holds_may_replicate_commands() {
+    let mut seen = Vec::new();
+    for bin in BINS {
+        let srv = spawn_server(std::path::Path::new(bin), &["--save", "", "--appendonly", "no"]);
+        let mut c = srv.client();
+        redis::cmd("CLIENT").arg("PAUSE").arg(60_000).arg("WRITE").query::<()>(&mut c).unwrap();
+        let ro: i64 = redis::cmd("EVAL").arg("#!lua flags=no-writes\nreturn 1").arg(0).query(&mut c).unwrap();
+        let port = srv.port;
+        let mut held = Vec::new();
+        for (i, cmd) in [vec!["PUBLISH", "ch", "m"], vec!["EVAL", "return 1", "0"]].into_iter().enumerate() {
+            held.push(std::thread::spawn(move || {
+                let mut w = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+                let mut r = redis::cmd(cmd[0]);
+                for a in &cmd[1..] {
+                    r.arg(*a);
+                }
+                r.query::<redis::Value>(&mut w).map(|_| i).map_err(|e| e.to_string())
+            }));
+            let want = (i + 1).to_string();
+            assert!(wait_for(Duration::from_secs(10), || info_field(&mut c, "clients", "blocked_clients") == want), "{bin}: command {i} not held");
+        }
+        redis::cmd("CLIENT").arg("UNPAUSE").query::<()>(&mut c).unwrap();
+        let done: Vec<bool> = held.into_iter().map(|h| h.join().unwrap().is_ok()).collect();
+        seen.push((ro, done));
+    }
+    assert_eq!(seen[0], (1, vec![true, true]));
+    assert_eq!(seen[0], seen[1]);
+}
