@@ -162,7 +162,7 @@ pub static PARAMS: &[Param] = &[
     p!("io-threads", Kind::Int(1, 128), "1", immutable),
     p!("io-threads-do-reads", Kind::Bool, "no", immutable),
     p!("oom-score-adj", Kind::Enum(&["no", "yes", "relative", "absolute"]), "no"),
-    p!("oom-score-adj-values", Kind::Str, "0 200 800"),
+    p!("oom-score-adj-values", Kind::Special, "0 200 800"),
     p!("disable-thp", Kind::Bool, "yes", immutable),
     // append only
     p!("appendonly", Kind::Bool, "no"),
@@ -229,14 +229,16 @@ pub static PARAMS: &[Param] = &[
     // Redis serves events every this many bytes of an RDB being loaded; rf-server's loader
     // answers clients throughout the load, so the value is only kept (CONFIG GET/REWRITE).
     p!("loading-process-events-interval-bytes", Kind::Int(1024, I32), "2097152"),
-    // Redis's software watchdog (a SIGALRM that logs the stack when the event loop blocks
-    // longer than this many ms; hidden, for debugging). rf-server has no watchdog: the value
-    // is only kept, so a CONFIG SET of it is not refused.
+    // Redis's hidden software watchdog (ms; 0 off). Accepted and kept; rf-server has no
+    // watchdog (Redis's is a SIGALRM that logs the main thread's C stack).
     p!("watchdog-period", Kind::Int(0, I32), "0"),
+    // Redis's hidden test knob: a panic (a corrupt value found) exits with code 1 instead
+    // of aborting (no core dump)
+    p!("use-exit-on-panic", Kind::Bool, "no"),
 ];
 
 /// Parameters a CONFIG GET glob does not list (Redis's HIDDEN_CONFIG); asked by name they are.
-const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes", "watchdog-period"];
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes", "watchdog-period", "use-exit-on-panic"];
 
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
@@ -402,6 +404,23 @@ pub fn canonical_value(param: &Param, args: &[String]) -> Result<String, String>
 
 fn special_value(name: &str, args: &[String]) -> Result<String, String> {
     match name {
+        // Redis's setConfigOOMScoreAdjValuesOption: three integers in [-2000, 2000]
+        "oom-score-adj-values" => {
+            if args.len() != 3 {
+                return Err("wrong number of arguments".into());
+            }
+            let mut vals = Vec::new();
+            for a in args {
+                match a.parse::<i64>() {
+                    Ok(v) if (-2000..=2000).contains(&v) => vals.push(v),
+                    _ => return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into()),
+                }
+            }
+            if vals[1] < vals[0] || vals[2] < vals[1] {
+                crate::server::log::warning("The oom-score-adj-values configuration may not work for non-privileged processes! Please consult the documentation.");
+            }
+            Ok(vals.iter().map(i64::to_string).collect::<Vec<_>>().join(" "))
+        }
         // `bind` with no address is valid: the server then listens on no TCP address.
         "bind" => Ok(args.join(" ")),
         "save" => {

@@ -724,6 +724,7 @@ impl Conn {
     }
 
     async fn wait_if_paused(&mut self) {
+        let mut counted: Option<PausedGuard> = None;
         for _ in 0..100_000 {
             if self.pause.load(Ordering::Relaxed) <= super::now_ms() {
                 return;
@@ -731,12 +732,27 @@ impl Conn {
             let (until, writes_only, has_write) = {
                 let srv = self.shared.lock_async().await;
                 let until = self.pause.load(Ordering::Relaxed);
-                let has_write = self.pending.iter().any(|a| srv.commands.lookup(&a[0]).is_some_and(|s| s.has(super::command::flags::WRITE)));
+                // Redis's is_may_replicate_command: WRITE or MAY_REPLICATE (EVAL, FCALL,
+                // PUBLISH...), and EXEC when the transaction queued such a command
+                // (a script's declared flags count: a no-writes EVAL is not paused)
+                let may_replicate = |args: &[Bytes]| {
+                    let Some(top) = srv.commands.lookup(&args[0]) else { return false };
+                    let Ok(spec) = dispatch::resolve(top, args) else { return false };
+                    let f = crate::server::scripting::effective_command_flags(&srv, spec, args);
+                    f & (super::command::flags::WRITE | super::command::flags::MAY_REPLICATE) != 0
+                };
+                let queued_writes = || {
+                    srv.clients.get(&self.id).and_then(|c| c.multi.as_ref()).is_some_and(|q| q.iter().any(|c| !c.args.is_empty() && may_replicate(&c.args)))
+                };
+                let has_write = self.pending.iter().any(|a| may_replicate(a) || (a[0].eq_ignore_ascii_case(b"exec") && queued_writes()));
                 (until, srv.client_pause_writes_only, has_write)
             };
             let now = super::now_ms();
             if until <= now || (writes_only && !has_write) {
                 return;
+            }
+            if counted.is_none() {
+                counted = Some(PausedGuard::new());
             }
             tokio::time::sleep(Duration::from_millis(((until - now) as u64).min(50))).await;
         }
@@ -847,5 +863,29 @@ impl Conn {
             self.shared.shutdown.notify_one();
         }
         !self.blocked
+    }
+}
+
+/// Clients whose commands wait for a CLIENT PAUSE to end: Redis counts them in
+/// `blocked_clients` (its BLOCKED_POSTPONE).
+static PAUSED_CLIENTS: AtomicUsize = AtomicUsize::new(0);
+
+pub fn paused_clients() -> usize {
+    PAUSED_CLIENTS.load(Ordering::Relaxed)
+}
+
+/// Counts one paused client while alive.
+struct PausedGuard;
+
+impl PausedGuard {
+    fn new() -> PausedGuard {
+        PAUSED_CLIENTS.fetch_add(1, Ordering::Relaxed);
+        PausedGuard
+    }
+}
+
+impl Drop for PausedGuard {
+    fn drop(&mut self) {
+        PAUSED_CLIENTS.fetch_sub(1, Ordering::Relaxed);
     }
 }

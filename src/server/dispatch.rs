@@ -23,6 +23,9 @@ pub enum Outcome {
 
 /// Feeds a write to replication and AOF (every propagated command goes through here).
 pub fn propagate(srv: &mut ServerState, db: usize, argv: &[Bytes]) {
+    if srv.replaying_aof {
+        return;
+    }
     if let Some(effects) = srv.script_effects.as_mut() {
         effects.push(db, argv);
         return;
@@ -312,7 +315,7 @@ fn reject(srv: &mut ServerState, spec: &CommandSpec, e: Frame) -> Outcome {
     Outcome::Reply(e)
 }
 
-pub(crate) fn count_error(srv: &mut ServerState, e: &Frame) {
+pub fn count_error(srv: &mut ServerState, e: &Frame) {
     if let Frame::Error(text) = e {
         srv.stats.total_error_replies += 1;
         let prefix = text.split(' ').next().unwrap_or("ERR").to_string();

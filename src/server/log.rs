@@ -94,11 +94,35 @@ pub fn warning(msg: &str) {
     log(Level::Warning, msg)
 }
 
+/// Redis's crash report (sigsegvHandler / bug report) before the process dies of `signal`:
+/// the header, then the stack trace of the thread reporting (a Rust backtrace), then the
+/// footer. Honours `crash-log-enabled` as Redis does (`enabled` false: nothing).
+pub fn crash_report(signal: i32, enabled: bool) {
+    if !enabled {
+        return;
+    }
+    raw("\n\n=== REDIS BUG REPORT START: Cut & paste starting from here ===\n");
+    warning(&format!("Redis 7.0.15 crashed by signal: {signal}, si_code: 0"));
+    let trace = std::backtrace::Backtrace::force_capture();
+    raw(&format!("\n------ STACK TRACE ------\n{trace}\n"));
+    raw("\n=== REDIS BUG REPORT END. Make sure to include from START to END. ===\n\n");
+}
+
+static EXIT_ON_PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `use-exit-on-panic` (immutable, set once at start-up).
+pub fn set_exit_on_panic(on: bool) {
+    EXIT_ON_PANIC.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Redis's serverPanic: the "Guru Meditation" lines in the log, then abort (SIGABRT), for a
-/// state the server must not go on in.
+/// state the server must not go on in; with `use-exit-on-panic` an exit with code 1.
 pub fn panic_and_abort(msg: &str, origin: &str) -> ! {
     warning("------------------------------------------------");
     warning("!!! Software Failure. Press left mouse button to continue");
     warning(&format!("Guru Meditation: {msg} #{origin}"));
+    if EXIT_ON_PANIC.load(std::sync::atomic::Ordering::Relaxed) {
+        std::process::exit(1);
+    }
     std::process::abort()
 }

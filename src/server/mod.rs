@@ -48,6 +48,7 @@ pub mod keyspace;
 pub mod lazyfree;
 pub mod log;
 pub mod notify;
+pub mod oom;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
@@ -177,6 +178,7 @@ fn server_main(args: Vec<String>) -> i32 {
     if cfg.get_bool("daemonize") && std::env::var_os(DAEMON_ENV).is_none() {
         return daemonize(&args, &cfg);
     }
+    log::set_exit_on_panic(cfg.get_bool("use-exit-on-panic"));
     if let Err(e) = log::init(cfg.get("logfile"), log::Level::parse(cfg.get("loglevel"))) {
         eprintln!("\n*** FATAL CONFIG FILE ERROR (Redis {REDIS_VERSION}) ***\nCan't open the log file: {}", config::io_reason(&e));
         return 1;
@@ -300,8 +302,7 @@ async fn serve(cfg: Config) -> i32 {
             }
         }
     } else {
-        log::warning("Configured to not listen anywhere, exiting.");
-        return 1;
+        listeners = Vec::new();
     }
     // The `unixsocket`, as Redis opens it: a stale file is removed first, the mode is
     // `unixsocketperm` when set, and a failure stops the start.
@@ -325,6 +326,10 @@ async fn serve(cfg: Config) -> i32 {
             }
         }
     };
+    if listeners.is_empty() && unix_listener.is_none() {
+        log::warning("Configured to not listen anywhere, exiting.");
+        return 1;
+    }
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             log::warning(&format!("Failed to write PID file: {}", config::io_reason(&e)));
@@ -336,6 +341,7 @@ async fn serve(cfg: Config) -> i32 {
         log::notice(&format!("Running mode=standalone, port={port}."));
     }
     log::warning("Server initialized");
+    oom::apply_logged(&st.config);
     if let Err(e) = persistence::load_at_startup(&mut st) {
         log::warning(&format!("Fatal error loading the DB: {e}. Exiting."));
         return 1;
@@ -344,26 +350,7 @@ async fn serve(cfg: Config) -> i32 {
     let single_worker = st.config.get_int("io-threads") <= 1;
     let commands = st.commands.clone();
     let shared = Arc::new(Shared { state: Mutex::new(st), shutdown: Notify::new(), watch, single_worker, commands });
-    let (listen_tx, mut listen_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<std::net::TcpListener>>();
-    shared.state.lock().listen_control = Some(listen_tx);
-    let mut accepting: Vec<tokio::task::JoinHandle<()>> = listeners.into_iter().map(|l| spawn_accept(shared.clone(), l)).collect();
-    {
-        // CONFIG SET port: the new sockets replace the old ones (dropping them closes them).
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            while let Some(fresh) = listen_rx.recv().await {
-                for task in accepting.drain(..) {
-                    task.abort();
-                }
-                for l in fresh {
-                    match TcpListener::from_std(l) {
-                        Ok(l) => accepting.push(spawn_accept(shared.clone(), l)),
-                        Err(e) => log::warning(&format!("Could not listen on the new port: {}", config::io_reason(&e))),
-                    }
-                }
-            }
-        });
-    }
+    install_listeners(&shared, listeners);
     if let Some(unix) = unix_listener {
         let shared = shared.clone();
         let path = unixsocket.clone();
@@ -387,6 +374,17 @@ async fn serve(cfg: Config) -> i32 {
     log::notice("Ready to accept connections tcp");
     if !unixsocket.is_empty() {
         log::notice(&format!("The server is now ready to accept connections at {unixsocket}"));
+    }
+    // Redis's sigsegvHandler for SIGABRT: the crash report, then the process dies of it
+    // (the handler returned: glibc's abort() restores the default action and raises again)
+    if let Ok(mut sigabrt) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(6)) {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            sigabrt.recv().await;
+            let enabled = shared.state.try_lock_for(std::time::Duration::from_millis(200)).is_none_or(|s| s.config.get_bool("crash-log-enabled"));
+            log::crash_report(6, enabled);
+            std::process::abort();
+        });
     }
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
@@ -415,24 +413,6 @@ async fn serve(cfg: Config) -> i32 {
             }
         }
     }
-}
-
-/// Accepts connections on `listener` until the task is aborted.
-fn spawn_accept(shared: Arc<Shared>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, peer)) => {
-                    let local = stream.local_addr().unwrap_or(peer);
-                    tokio::spawn(conn::handle(shared.clone(), stream, peer, local));
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    })
 }
 
 /// Binds `port` on every `bind` address (a leading `-` makes one optional), logging each
@@ -476,25 +456,6 @@ fn bind_all(binds: &[String], port: u16, backlog: i32) -> Result<Vec<TcpListener
     Ok(listeners)
 }
 
-/// CONFIG SET port (Redis's changeListenPort): listen on `port` on the configured addresses
-/// instead of the current sockets, or nowhere for 0. Err (logged) when it cannot bind; the
-/// current sockets then stay.
-pub fn change_listen_port(srv: &ServerState, port: u16) -> Result<(), ()> {
-    let Some(control) = &srv.listen_control else {
-        return Ok(());
-    };
-    let fresh = if port == 0 {
-        Vec::new()
-    } else {
-        let binds: Vec<String> = srv.config.get("bind").split_whitespace().map(|s| s.to_string()).collect();
-        let backlog = srv.config.get_int("tcp-backlog").clamp(0, i64::from(i32::MAX)) as i32;
-        let bound = bind_all(&binds, port, backlog)?;
-        bound.into_iter().filter_map(|l| l.into_std().ok()).collect()
-    };
-    let _ = control.send(fresh);
-    Ok(())
-}
-
 /// A listening socket as Redis's anetTcpServer makes it: SO_REUSEADDR, IPv6 sockets
 /// IPv6-only (so `* -::*` binds both families), and `tcp-backlog` as the accept queue
 /// (std's fixed 128 overflowed when clients connect faster than one accept round, and each
@@ -510,6 +471,76 @@ fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener>
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
     TcpListener::from_std(socket.into())
+}
+
+/// The accept loops running now (CONFIG SET port / bind replaces them).
+static ACCEPT_TASKS: parking_lot::Mutex<Vec<tokio::task::AbortHandle>> = parking_lot::Mutex::new(Vec::new());
+
+/// Stops the accept loops running and serves `listeners` instead.
+fn install_listeners(shared: &Arc<Shared>, listeners: Vec<TcpListener>) {
+    let mut tasks = ACCEPT_TASKS.lock();
+    for t in tasks.drain(..) {
+        t.abort();
+    }
+    for listener in listeners {
+        let shared = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        let local = stream.local_addr().unwrap_or(peer);
+                        tokio::spawn(conn::handle(shared.clone(), stream, peer, local));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+        tasks.push(task.abort_handle());
+    }
+}
+
+/// CONFIG SET port / bind (Redis's changeListenPort / changeBindAddr): binds every
+/// configured address on the configured port first; only when all succeed are the old
+/// listeners closed. Returns the error text of Redis's CONFIG SET otherwise (the caller
+/// rolls the configuration back).
+pub fn apply_listen_config(cfg: &Config, bind_changed: bool) -> Result<(), String> {
+    let failure = if bind_changed { "Failed to bind to specified addresses." } else { "Unable to listen on this port. Check server logs." };
+    let Some(host) = persistence::shared_host() else { return Ok(()) };
+    let port = cfg.get_int("port") as u16;
+    let backlog = cfg.get_int("tcp-backlog").clamp(0, i64::from(i32::MAX)) as i32;
+    let mut listeners = Vec::new();
+    if port != 0 {
+        for b in cfg.get("bind").split_whitespace() {
+            let (optional, addr) = match b.strip_prefix('-') {
+                Some(a) => (true, a),
+                None => (false, b),
+            };
+            let ip = match addr {
+                "*" => "0.0.0.0",
+                "::*" => "::",
+                a => a,
+            };
+            let bound = format!("{ip}:{port}").parse::<SocketAddr>().or_else(|_| format!("[{ip}]:{port}").parse()).map_err(|_| None).and_then(|sa| bind_listener(sa, backlog).map_err(Some));
+            match bound {
+                Ok(l) => listeners.push(l),
+                Err(_) if optional => {}
+                Err(e) => {
+                    let why = e.map(|e| config::io_reason(&e)).unwrap_or_else(|| "Invalid address".into());
+                    log::warning(&format!("Could not create server TCP listening socket {addr}:{port}: {why}"));
+                    return Err(failure.into());
+                }
+            }
+        }
+        // no address at all (`bind ""`): no TCP listener, as Redis's listenToPort
+        if listeners.is_empty() && !cfg.get("bind").split_whitespace().all(|b| b.starts_with('-')) {
+            return Err(failure.into());
+        }
+    }
+    install_listeners(&host.shared, listeners);
+    Ok(())
 }
 
 /// Saves (if asked or configured), removes the pidfile and logs; the caller exits.

@@ -181,15 +181,15 @@ pub struct ServerState {
     pub client_pause_until_ms: Arc<std::sync::atomic::AtomicI64>,
     pub client_pause_writes_only: bool,
     pub shutdown_requested: Option<ShutdownRequest>,
-    /// Hands freshly bound listening sockets to the accept side, which drops the old ones
-    /// (CONFIG SET port); `None` outside a running server.
-    pub listen_control: Option<tokio::sync::mpsc::UnboundedSender<Vec<std::net::TcpListener>>>,
     pub repl: ReplicationState,
     pub persist: PersistenceState,
     pub executable: String,
     pub config_file: String,
     /// True while loading a dataset (replies -LOADING).
     pub loading: bool,
+    /// Commands replayed from the AOF (start-up, DEBUG LOADAOF) are not propagated, as
+    /// Redis's alsoPropagate does nothing while loading.
+    pub replaying_aof: bool,
     pub lru_clock: u32,
     pub stat_peak_memory: usize,
     /// Recent largest client buffers (INFO clients).
@@ -310,12 +310,12 @@ impl ServerState {
             client_pause_until_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             client_pause_writes_only: false,
             shutdown_requested: None,
-            listen_control: None,
             repl: ReplicationState::default(),
             persist: PersistenceState::default(),
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
             config_file: config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             loading: false,
+            replaying_aof: false,
             lru_clock: 0,
             stat_peak_memory: 0,
             clients_peak: Default::default(),

@@ -465,6 +465,15 @@ fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     };
     let reply = if as_error { Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK") } else { bc.timeout_reply };
+    if as_error {
+        // an error reply of the blocked command: counted in errorstats and as a failed
+        // call of that command, as Redis's afterErrorReply
+        dispatch::count_error(ctx.srv, &reply);
+        let table = ctx.srv.commands.clone();
+        if let Some(spec) = bc.args.first().and_then(|name| table.lookup(name)).and_then(|top| dispatch::resolve(top, &bc.args).ok()) {
+            spec.stats.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     if let Some(tx) = ctx.srv.clients.get(&id).and_then(|c| c.tx.as_ref()) {
         let _ = tx.send(Outbound::Unblocked(reply));
     }

@@ -543,6 +543,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     ctx.srv.replica_keys_with_expire.clear();
     crate::server::commands::tracking::invalidate_all(ctx.srv, Some(ctx.client));
     ctx.dirty(n.max(1));
+    crate::server::persistence::after_flushall(ctx.srv);
     Frame::ok()
 }
 

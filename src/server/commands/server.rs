@@ -133,14 +133,15 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
         }
         "clients" => {
             let all: Vec<&crate::server::client::ClientState> = srv.clients.values().chain(std::iter::once(&*ctx.client)).collect();
-            let blocked = all.iter().filter(|c| c.blocked).count();
+            let in_timeout_table = all.iter().filter(|c| c.blocked).count();
+            let blocked = in_timeout_table + crate::server::conn::paused_clients();
             let pubsub = all.iter().filter(|c| c.subscriptions() > 0).count();
             let watching = all.iter().filter(|c| !c.watched.is_empty()).count();
             let normal = all.iter().filter(|c| !c.is_replica).count();
             let tracking = srv.tracking.tracking_clients();
             let (max_input, max_output) = srv.clients_peak.recent_max();
             format!(
-                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{max_input}\r\nclient_recent_max_output_buffer:{max_output}\r\nblocked_clients:{blocked}\r\ntracking_clients:{tracking}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{blocked}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
+                "connected_clients:{normal}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{max_input}\r\nclient_recent_max_output_buffer:{max_output}\r\nblocked_clients:{blocked}\r\ntracking_clients:{tracking}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{watching}\r\nclients_in_timeout_table:{in_timeout_table}\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
                 srv.limits.maxclients,
                 srv.watched.len(),
                 srv.blocking_keys.len()
@@ -152,8 +153,9 @@ fn info_section(ctx: &mut Ctx, section: &str) -> String {
             let peak = srv.stat_peak_memory.max(used);
             let dataset: usize = srv.dbs.iter().map(|d| d.memory()).sum();
             let (lazy_pending, lazy_freed) = crate::server::lazyfree::stats();
+            let (repl_backlog, repl_clients, repl_total) = srv.repl.repl.buffer_memory();
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:1048576\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{rss}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\n{}maxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:libc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:{lazy_pending}\r\nlazyfreed_objects:{lazy_freed}\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:1048576\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{rss}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\n{}maxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:{repl_backlog}\r\nmem_total_replication_buffers:{repl_total}\r\nmem_clients_slaves:{repl_clients}\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:libc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:{lazy_pending}\r\nlazyfreed_objects:{lazy_freed}\r\n",
                 human(used as u64),
                 human(rss as u64),
                 human(peak as u64),
@@ -295,21 +297,25 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return crate::server::command::wrong_args("config|set");
     }
     let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|c| (String::from_utf8_lossy(&c[0]).into_owned(), String::from_utf8_lossy(&c[1]).into_owned())).collect();
-    // The values before, to roll everything back when applying the port fails.
+    // The values before, to roll everything back when applying the listeners fails.
     let before: Vec<(String, String)> = pairs
         .iter()
         .filter_map(|(n, _)| crate::server::config::find_param(n).map(|p| (p.name.to_string(), ctx.srv.config.get(p.name).to_string())))
         .collect();
-    let old_port = ctx.srv.config.get_int("port");
     match ctx.srv.config.set_many(&pairs) {
         Ok(changed) => {
-            let new_port = ctx.srv.config.get_int("port");
-            if changed.contains(&"port") && new_port != old_port && crate::server::change_listen_port(ctx.srv, new_port as u16).is_err() {
-                let _ = ctx.srv.config.set_many(&before);
-                return Frame::error("ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.");
+            let (port_changed, bind_changed) = (changed.contains(&"port"), changed.contains(&"bind"));
+            if port_changed || bind_changed {
+                if let Err(why) = crate::server::apply_listen_config(&ctx.srv.config, bind_changed) {
+                    // Redis rolls the whole CONFIG SET back; the listeners stay as they were
+                    let _ = ctx.srv.config.set_many(&before);
+                    let name = if bind_changed { "bind" } else { "port" };
+                    return Frame::error(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
+                }
             }
             ctx.srv.refresh_limits();
             crate::server::replication::apply_config(ctx.srv);
+            crate::server::persistence::apply_config(ctx.srv);
             for name in changed {
                 match name {
                     "appendonly" => {
@@ -319,6 +325,12 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                             return Frame::error("ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.");
                         }
                     }
+                    "oom-score-adj" | "oom-score-adj-values" => {
+                        if !crate::server::oom::apply_logged(&ctx.srv.config) {
+                            return Frame::error("ERR CONFIG SET failed (possibly related to argument 'oom-score-adj') - Failed to set current oom_score_adj. Check server logs.");
+                        }
+                    }
+                    "use-exit-on-panic" => crate::server::log::set_exit_on_panic(ctx.srv.config.get_bool("use-exit-on-panic")),
                     "loglevel" => crate::server::log::set_level(crate::server::log::Level::parse(ctx.srv.config.get("loglevel"))),
                     "maxmemory" => {
                         crate::server::evict::perform_evictions(ctx.srv, Some(ctx.client));
@@ -723,10 +735,12 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match sub.as_str() {
         "segfault" => {
             crate::server::log::warning("DEBUG SEGFAULT: crashing the server as requested");
+            crate::server::log::crash_report(11, ctx.srv.config.get_bool("crash-log-enabled"));
             std::process::abort();
         }
         "panic" => {
             crate::server::log::warning("DEBUG PANIC: crashing the server as requested");
+            crate::server::log::crash_report(6, ctx.srv.config.get_bool("crash-log-enabled"));
             std::process::abort();
         }
         "sleep" if args.len() == 3 => {
@@ -736,6 +750,17 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         }
         "replicate" if args.len() >= 3 => {
             ctx.srv.repl.repl.propagate_in_stream_db(&args[2..]);
+            Frame::ok()
+        }
+        "set-skip-checksum-validation" if args.len() == 3 => {
+            // Redis's atoi: anything but a non-zero number is 0
+            crate::server::persistence::dump::set_skip_checksum_validation(parse_int(&args[2]).unwrap_or(0) != 0);
+            Frame::ok()
+        }
+        "aof-flush-sleep" if args.len() == 3 => {
+            // Redis's atoi: a non-number is 0, a negative value sleeps for nothing
+            let us = parse_int(&args[2]).unwrap_or(0).max(0) as u64;
+            crate::server::persistence::aof_writer::set_flush_sleep_us(us);
             Frame::ok()
         }
         "set-active-expire" if args.len() == 3 => {

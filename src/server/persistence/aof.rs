@@ -318,11 +318,29 @@ pub fn load_aof_dir(
         AofManifest::parse(&text).map_err(|(line, reason)| AofError::Manifest { path: manifest_path.clone(), line, reason })?;
     let mut files: Vec<&AofFileInfo> = manifest.base.iter().collect();
     files.extend(manifest.incrs.iter());
+    // Redis's getBaseAndIncrAppendOnlyFilesSize: every file is stat()ed before any loads;
+    // one missing is a fatal error
+    for info in &files {
+        let path = dir.join(&info.name);
+        if let Err(source) = std::fs::metadata(&path) {
+            warning!("Unable to obtain the AOF file {} length. stat: {}", info.name, super::aof_writer::strerror(&source));
+            return Err(AofError::Io { path, source });
+        }
+    }
     let mut report = AofLoadReport::default();
     let last = files.len().saturating_sub(1);
     for (i, info) in files.iter().enumerate() {
         let path = dir.join(&info.name);
-        let data = std::fs::read(&path).map_err(|source| AofError::Io { path: path.clone(), source })?;
+        let data = std::fs::read(&path).map_err(|source| {
+            // Redis's loadSingleAppendOnlyFile names the file and the reason
+            let why = super::aof_writer::strerror(&source);
+            if source.kind() == std::io::ErrorKind::NotFound {
+                warning!("The append log file {} doesn't exist: {why}", info.name);
+            } else {
+                warning!("Fatal error: can't open the append log file {} for reading: {why}", info.name);
+            }
+            AofError::Io { path: path.clone(), source }
+        })?;
         report.files += 1;
         sink(AofLoadEvent::FileStart(path.clone()));
         let mut offset = 0;

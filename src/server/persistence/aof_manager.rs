@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -12,6 +13,31 @@ use bytes::{Bytes, BytesMut};
 use super::aof::{append_command, base_name, incr_name, manifest_name, AofFileInfo, AofFileKind, AofManifest};
 use super::aof_writer::{AofWriter, FsyncPolicy};
 use super::rdb::RdbValue;
+
+/// `aof-timestamp-enabled` (process-wide, as Redis's server.aof_timestamp_enabled) and the
+/// second of the last `#TS:` annotation written (server.aof_cur_timestamp).
+static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+static CUR_TIMESTAMP: AtomicI64 = AtomicI64::new(0);
+
+/// Called whenever the configuration is applied.
+pub fn set_timestamps(on: bool) {
+    TIMESTAMPS.store(on, Ordering::Relaxed);
+}
+
+/// Redis's genAofTimestampAnnotationIfNeeded: `#TS:<unix time>` once per new second (or
+/// always when `force`), when aof-timestamp-enabled is on.
+fn timestamp_annotation(force: bool) -> Option<String> {
+    if !TIMESTAMPS.load(Ordering::Relaxed) {
+        return None;
+    }
+    let now = chrono::Utc::now().timestamp();
+    let prev = CUR_TIMESTAMP.load(Ordering::Relaxed);
+    if !force && prev >= now {
+        return None;
+    }
+    CUR_TIMESTAMP.store(now, Ordering::Relaxed);
+    Some(format!("#TS:{now}\r\n"))
+}
 
 /// Commands that recreate a key (what an AOF without RDB preamble contains).
 pub fn value_to_commands(key: &Bytes, value: &RdbValue, expire_ms: Option<i64>) -> Vec<Vec<Bytes>> {
@@ -127,6 +153,9 @@ pub fn rdb_to_aof(rdb: &[u8]) -> Result<Vec<u8>, super::rdb::RdbError> {
                     append_command(&mut out, &c);
                 }
             }
+            // Redis's rewriteFunctions: each library as FUNCTION LOAD <code> (the RDB
+            // holds them before the databases, so they come first here too)
+            RdbItem::Function(code) => append_command(&mut out, &[Bytes::from_static(b"FUNCTION"), Bytes::from_static(b"LOAD"), code]),
             _ => {}
         }
     }
@@ -142,7 +171,7 @@ pub struct AofManager {
     selected_db: Option<u32>,
 }
 
-fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = fs::File::create(&tmp)?;
@@ -187,7 +216,14 @@ impl AofManager {
     /// Writes a base file (no manifest change; no lock needed). Returns its name and size.
     pub fn write_base(dir: &Path, filename: &str, seq: u64, base_rdb: &[u8], rdb_preamble: bool) -> io::Result<(String, u64)> {
         let name = base_name(filename, seq, rdb_preamble);
-        let bytes = if rdb_preamble { base_rdb.to_vec() } else { rdb_to_aof(base_rdb).map_err(io::Error::other)? };
+        let bytes = if rdb_preamble {
+            base_rdb.to_vec()
+        } else {
+            // a rewrite without preamble starts with a timestamp (rewriteAppendOnlyFileRio)
+            let mut out = timestamp_annotation(true).map(String::into_bytes).unwrap_or_default();
+            out.extend(rdb_to_aof(base_rdb).map_err(io::Error::other)?);
+            out
+        };
         write_atomically(&dir.join(&name), &bytes)?;
         Ok((name, bytes.len() as u64))
     }
@@ -262,7 +298,11 @@ impl AofManager {
     pub fn feed_command(&mut self, db: u32, argv: &[Bytes]) -> u64 {
         let select = (self.selected_db != Some(db)).then(|| [Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())]);
         self.selected_db = Some(db);
+        let ts = timestamp_annotation(false);
         self.writer.append_with(|buf| {
+            if let Some(ts) = &ts {
+                buf.extend_from_slice(ts.as_bytes());
+            }
             if let Some(select) = &select {
                 append_command(buf, select);
             }

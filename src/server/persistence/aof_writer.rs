@@ -30,6 +30,15 @@ const WRITE_BEHIND_TICK: Duration = Duration::from_millis(10);
 /// A buffer that grew past this is not kept for reuse.
 const SPARE_BUFFER_MAX: usize = 1024 * 1024;
 
+/// `DEBUG AOF-FLUSH-SLEEP <us>`: Redis's test knob that sleeps before every write of a
+/// non-empty AOF buffer (process-wide, as Redis's server.aof_flush_sleep).
+static FLUSH_SLEEP_US: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the `DEBUG AOF-FLUSH-SLEEP` delay (0: none).
+pub fn set_flush_sleep_us(us: u64) {
+    FLUSH_SLEEP_US.store(us, Ordering::Relaxed);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
     Always,
@@ -114,6 +123,10 @@ impl Core {
             let spare = std::mem::take(&mut side.spare);
             (std::mem::replace(&mut pending.buf, spare), pending.last_seq)
         };
+        let sleep_us = FLUSH_SLEEP_US.load(Ordering::Relaxed);
+        if sleep_us > 0 {
+            std::thread::sleep(Duration::from_micros(sleep_us));
+        }
         let good_len = self.written_bytes.load(Ordering::Relaxed);
         match (&*side.file).write_all(&data) {
             Ok(()) => {
@@ -350,7 +363,7 @@ fn writer_loop(core: &Core, rx: &mpsc::Receiver<Msg>) {
 }
 
 /// C's strerror text of an I/O error ("No space left on device"), as Redis prints it.
-fn strerror(e: &std::io::Error) -> String {
+pub fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(at) if e.raw_os_error().is_some() => text[..at].to_string(),

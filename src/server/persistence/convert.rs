@@ -186,6 +186,10 @@ fn write_functions(w: &mut RdbWriter<&mut dyn Write>, functions: &[Bytes]) -> io
 }
 
 impl DatasetSnapshot for KeyspaceSnapshot {
+    fn write_functions_only(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        write_functions(w, &self.functions)
+    }
+
     fn write_dbs(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
         write_functions(w, &self.functions)?;
         for db in &self.dbs {
@@ -299,6 +303,10 @@ impl IncrementalSnapshot {
 }
 
 impl DatasetSnapshot for IncrementalSnapshot {
+    fn write_functions_only(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        write_functions(w, &self.functions)
+    }
+
     fn write_dbs(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
         write_functions(w, &self.functions)?;
         let _owner = &self.owner;

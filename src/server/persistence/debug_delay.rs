@@ -3,11 +3,19 @@
 //! is still running. Process-wide, as in Redis: the savers and loaders run on their own
 //! threads, away from the server state, and read them per key.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 static KEY_SAVE_DELAY_US: AtomicI32 = AtomicI32::new(0);
 static KEY_LOAD_DELAY_US: AtomicI32 = AtomicI32::new(0);
+/// Bumped when a save is stopped (FLUSHALL, SHUTDOWN): a save thread sleeping in its
+/// per-key delay wakes up then instead of finishing a sleep of up to seconds.
+static SAVE_ABORTS: AtomicU64 = AtomicU64::new(0);
+
+/// Cuts short the per-key delay of the saves sleeping now.
+pub fn wake_saves() {
+    SAVE_ABORTS.fetch_add(1, Ordering::SeqCst);
+}
 
 /// Called after every config load / CONFIG SET.
 pub fn configure(save_delay_us: i64, load_delay_us: i64) {
@@ -22,7 +30,18 @@ pub fn save_delay_active() -> bool {
 
 /// Once per key written to an RDB (file, replication payload).
 pub fn after_key_saved() {
-    delay(KEY_SAVE_DELAY_US.load(Ordering::Relaxed));
+    let us = KEY_SAVE_DELAY_US.load(Ordering::Relaxed);
+    if us <= 0 {
+        return delay(us);
+    }
+    // slept in slices, so that a stopped save ends at once (wake_saves)
+    let epoch = SAVE_ABORTS.load(Ordering::SeqCst);
+    let mut left = us as u64;
+    while left > 0 && SAVE_ABORTS.load(Ordering::SeqCst) == epoch {
+        let slice = left.min(5_000);
+        std::thread::sleep(Duration::from_micros(slice));
+        left -= slice;
+    }
 }
 
 /// Once per key read from an RDB.

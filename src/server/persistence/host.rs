@@ -18,6 +18,23 @@ pub trait DatasetSnapshot: Send {
     fn key_count(&self) -> u64 {
         0
     }
+    /// Writes the FUNCTION libraries only (`REPLCONF rdb-filter-only functions`).
+    fn write_functions_only(&self, _w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A snapshot written without its keys (`REPLCONF rdb-filter-only`): with its functions
+/// when `.1` (the "functions" filter; redis-cli --functions-rdb asks for it), else empty.
+pub struct WithoutData(pub Box<dyn DatasetSnapshot>, pub bool);
+
+impl DatasetSnapshot for WithoutData {
+    fn write_dbs(&self, w: &mut RdbWriter<&mut dyn Write>) -> io::Result<()> {
+        if self.1 {
+            self.0.write_functions_only(w)?;
+        }
+        Ok(())
+    }
 }
 
 /// Where commands passed to [`DataHost::apply_commands`] come from.
@@ -108,6 +125,9 @@ pub fn snapshot_to_rdb(
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LoadStats {
     pub keys: u64,
+    /// Keys dropped because their time had passed (a master loading); not in `keys`
+    /// when the host reports them (`rdb_last_load_keys_expired`).
+    pub expired: u64,
     pub aux: Vec<(Bytes, Bytes)>,
     /// Bytes consumed (an AOF base may continue with commands after the RDB part).
     pub consumed: usize,

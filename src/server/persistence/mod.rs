@@ -314,7 +314,8 @@ struct LockedHost<'a> {
 
 impl LockedHost<'_> {
     fn load_rdb(&self, data: &[u8]) -> Result<host::LoadStats, rdb::RdbError> {
-        let stats = host::load_rdb_into_with(data, |db, entries| {
+        let mut expired = 0;
+        let mut stats = host::load_rdb_into_with(data, |db, entries| {
             let mut srv = self.srv.lock();
             let keep = srv.repl.is_replica();
             let now = super::now_ms();
@@ -323,8 +324,10 @@ impl LockedHost<'_> {
                 let expired: Vec<(usize, Bytes)> = expired.collect();
                 srv.persist.load_expired.extend(expired);
             }
-            convert::load_entries(&mut srv, db, entries, keep, now);
+            expired += convert::load_entries(&mut srv, db, entries, keep, now).1;
         })?;
+        stats.expired = expired;
+        stats.keys = stats.keys.saturating_sub(expired);
         crate::server::scripting::functions::replace_from_rdb(&mut self.srv.lock(), &stats.functions);
         Ok(stats)
     }
@@ -513,6 +516,7 @@ fn restore_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
     let cfg = persist_config(&srv.config);
     *srv.persist.svc.config.lock() = cfg.clone();
+    aof_manager::set_timestamps(srv.config.get_bool("aof-timestamp-enabled"));
     srv.persist.appendonly_applied = cfg.appendonly;
     srv.persist.svc.state.aof_enabled.store(cfg.appendonly, std::sync::atomic::Ordering::Relaxed);
     srv.loading = true;
@@ -523,10 +527,19 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
             &|data| host.load_rdb(data),
             &mut |db, commands| {
                 let mut guard = host.srv.lock();
+                // Redis's loadSingleAppendOnlyFile: an unknown command ends the load (and
+                // the server)
+                if let Some(argv) = commands.iter().find(|argv| argv.first().is_some_and(|name| guard.commands.lookup(name).is_none())) {
+                    let file = guard.persist.svc.loading_file.lock().clone();
+                    super::log::warning(&format!("Unknown command '{}' reading the append only file {file}", String::from_utf8_lossy(&argv[0])));
+                    std::process::exit(1);
+                }
                 let mut client = fake_client(&mut guard);
                 // The dispatcher refuses commands while loading; AOF replay is the loading.
                 guard.loading = false;
+                guard.replaying_aof = true;
                 apply_commands_locked(&mut guard, &mut client, db, commands);
+                guard.replaying_aof = false;
                 guard.loading = true;
             },
             &mut || Box::new(KeyspaceSnapshot::capture(&host.srv.lock())),
@@ -539,7 +552,9 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
             _ => None,
         };
         if let Some(source) = rdb_error {
-            super::log::warning(&source.redis_log_line());
+            for line in source.redis_log_line().lines() {
+                super::log::warning(line);
+            }
         }
         e.to_string()
     })?;
@@ -563,6 +578,11 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
 
 pub fn on_shutdown(srv: &mut ServerState, save: Option<bool>) -> Result<(), String> {
     let svc = srv.persist.svc.clone();
+    // Redis's prepareForShutdown kills a saving child first (it would race the final save)
+    if svc.state.bgsave_in_progress.load(std::sync::atomic::Ordering::SeqCst) {
+        super::log::warning("There is a child saving an .rdb. Killing it!");
+        svc.kill_bgsave();
+    }
     svc.shutdown();
     let configured = !svc.config.lock().save_points.is_empty();
     if save.unwrap_or(configured) {
@@ -578,6 +598,24 @@ pub fn on_shutdown(srv: &mut ServerState, save: Option<bool>) -> Result<(), Stri
     Ok(())
 }
 
+/// Redis's flushAllDataAndResetRDB after FLUSHALL emptied the dataset: a running BGSAVE is
+/// stopped (its snapshot is of the data just dropped) and, with save points configured,
+/// the empty dataset is saved at once (the change counter then reads 0).
+pub fn after_flushall(srv: &mut ServerState) {
+    let svc = srv.persist.svc.clone();
+    svc.kill_bgsave();
+    if svc.config.lock().save_points.is_empty() {
+        return;
+    }
+    sync_dirty(srv);
+    let snapshot = KeyspaceSnapshot::capture(srv);
+    if svc.save_snapshot(&snapshot, srv.used_memory() as u64, repl_info_for_rdb(srv)).is_ok() {
+        srv.lastsave = svc.lastsave();
+    }
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save the RDB (unless NOSAVE), empty the
+/// dataset and the functions (unless NOFLUSH), load the file back.
 pub fn debug_reload(srv: &mut ServerState, options: &[Bytes]) -> Result<(), String> {
     let (mut save, mut flush, mut merge) = (true, true, false);
     for opt in options {
@@ -638,14 +676,19 @@ pub fn debug_loadaof(srv: &mut ServerState) -> Result<(), String> {
     for db in srv.dbs.iter_mut() {
         db.clear();
     }
+    let watch = srv.scripting.watch.clone();
+    watch.set_loading(true);
     let result = {
         let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
         svc.reload_from_disk(&|data| host.load_rdb(data), &mut |db, commands| {
             let mut guard = host.srv.lock();
             let mut client = fake_client(&mut guard);
+            guard.replaying_aof = true;
             apply_commands_locked(&mut guard, &mut client, db, commands);
+            guard.replaying_aof = false;
         })
     };
+    watch.set_loading(false);
     result.map_err(|e| format!("ERR {e}"))?;
     // The replayed commands are what the files already hold: nothing new to save.
     srv.dirty = 0;
@@ -663,25 +706,31 @@ fn sync_dirty(srv: &mut ServerState) {
     srv.persist.svc.state.add_dirty(delta);
 }
 
-/// Hands the persistence settings to the service and starts or stops the AOF when
-/// `appendonly` changed: CONFIG SET calls it at once (Redis's updateAppendonly starts the
-/// rewrite before replying, so INFO shows it in progress and a following DEBUG LOADAOF reads
-/// the new files), the cron again as a fallback.
-pub fn apply_appendonly(srv: &mut ServerState) -> Result<(), PersistError> {
+/// Hands the persistence settings to the service (all but `appendonly`, which
+/// [`apply_appendonly`] turns on and off): at every cron and at once after CONFIG SET.
+pub fn apply_config(srv: &mut ServerState) -> PersistConfig {
     let cfg = persist_config(&srv.config);
+    aof_manager::set_timestamps(srv.config.get_bool("aof-timestamp-enabled"));
     let svc = srv.persist.svc.clone();
-    {
-        let mut c = svc.config.lock();
-        let aof_on = c.appendonly;
-        *c = cfg.clone();
-        c.appendonly = aof_on;
-    }
+    let mut c = svc.config.lock();
+    let aof_on = c.appendonly;
+    *c = cfg.clone();
+    c.appendonly = aof_on;
+    cfg
+}
+
+/// Starts or stops the AOF when `appendonly` changed: CONFIG SET calls it at once (Redis's
+/// updateAppendonly starts the rewrite before replying, so INFO shows it in progress and a
+/// following DEBUG LOADAOF reads the new files), the cron again as a fallback.
+pub fn apply_appendonly(srv: &mut ServerState) -> Result<(), PersistError> {
+    let cfg = apply_config(srv);
     if cfg.appendonly == srv.persist.appendonly_applied {
         return Ok(());
     }
     // Marked applied even when it fails: the cron does not retry (and log) every tick.
     srv.persist.appendonly_applied = cfg.appendonly;
     let used = srv.used_memory() as u64;
+    let svc = srv.persist.svc.clone();
     svc.set_appendonly_with(cfg.appendonly, used, &mut || background_snapshot(srv))
 }
 

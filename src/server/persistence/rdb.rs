@@ -119,18 +119,21 @@ pub enum RdbError {
 }
 
 impl RdbError {
-    /// The line Redis 7.0 logs when a load at start-up fails this way (operators and log
-    /// scanners look for these).
+    /// The line(s, one per `\n`) Redis 7.0 logs when a load at start-up fails this way
+    /// (operators and log scanners look for these).
     pub fn redis_log_line(&self) -> String {
         match self {
             RdbError::Io(e) => format!("Short read or OOM loading DB. Unrecoverable error, aborting now. ({e})"),
             RdbError::BadSignature => "Wrong signature trying to load DB from file".into(),
             RdbError::UnsupportedVersion(v) => format!("Can't handle RDB format version {v}"),
             RdbError::Truncated { .. } => "Short read or OOM loading DB. Unrecoverable error, aborting now.".into(),
-            // Redis's `expected` is the checksum it computed, `got` the one in the file.
-            RdbError::Checksum { expected, computed, .. } => {
-                format!("Wrong RDB checksum expected: ({computed:x}) but got ({expected:x}). Aborting now.")
-            }
+            // Redis's `expected` is the checksum it computed, `got` the one in the file;
+            // it then reports the corruption (rdbReportCorruptRDB "RDB CRC error"), the
+            // line the suite's integration/rdb looks for.
+            RdbError::Checksum { expected, computed, offset } => format!(
+                "Wrong RDB checksum expected: ({computed:x}) but got ({expected:x}). Aborting now.\n\
+                 Internal error in RDB reading offset {offset}, function at rdb.rs -> RDB CRC error"
+            ),
             RdbError::UnknownType { offset, .. } | RdbError::Unsupported { offset, .. } | RdbError::Corrupt { offset, .. } => {
                 format!("Internal error in RDB reading offset {offset}, function at rdb.rs -> {self}")
             }

@@ -7,7 +7,7 @@
 
 use std::io::BufWriter;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -96,6 +96,8 @@ pub enum PersistError {
 pub struct StartupLoad {
     pub source: Option<PathBuf>,
     pub keys: u64,
+    /// Keys of the RDB file left out because they had expired.
+    pub expired: u64,
     pub commands: u64,
     /// `repl-id` / `repl-offset` aux fields of the RDB (a restarted replica may PSYNC).
     pub repl_id: Option<String>,
@@ -128,6 +130,9 @@ pub struct Persistence {
     aof_rewrite_base_size: std::sync::atomic::AtomicU64,
     /// The server, for jobs that start later on their own (BGSAVE SCHEDULE).
     host: Mutex<Option<Arc<dyn DataHost>>>,
+    /// Name of the AOF file whose commands are being replayed (Redis names it in its
+    /// loading errors).
+    pub loading_file: Mutex<String>,
 }
 
 fn now_secs() -> i64 {
@@ -145,6 +150,7 @@ impl Persistence {
             state: PersistenceState::default(),
             aof: Mutex::new(None),
             aof_rewrite_base_size: std::sync::atomic::AtomicU64::new(0),
+            loading_file: Mutex::new(String::new()),
             host: Mutex::new(None),
         });
         p.state.aof_enabled.store(p.config.lock().appendonly, Ordering::Relaxed);
@@ -176,11 +182,15 @@ impl Persistence {
         snapshot: SnapshotFn<'_>,
     ) -> Result<StartupLoad, PersistError> {
         let cfg = self.config.lock().clone();
+        if cfg.appendonly {
+            upgrade_old_aof(&cfg);
+        }
         self.state.loading.store(true, Ordering::SeqCst);
         let result = self.load_inner(&cfg, load_rdb, apply);
         self.state.loading.store(false, Ordering::SeqCst);
         let loaded = result?;
         self.state.last_load_keys_loaded.store(loaded.keys, Ordering::Relaxed);
+        self.state.last_load_keys_expired.store(loaded.expired, Ordering::Relaxed);
         if cfg.appendonly {
             let mgr = if cfg.aof_dir().join(manifest_name(&cfg.appendfilename)).exists() {
                 AofManager::open(&cfg.aof_dir(), &cfg.appendfilename, cfg.appendfsync)
@@ -216,6 +226,7 @@ impl Persistence {
                         apply(&mut cmd_db, std::mem::take(&mut pending));
                     }
                     cmd_db = 0;
+                    *self.loading_file.lock() = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                     // A base with an RDB preamble is loaded as a whole by `load_rdb`.
                     if let Ok(data) = std::fs::read(&path) {
                         if data.starts_with(b"REDIS") {
@@ -262,7 +273,11 @@ impl Persistence {
     fn render(&self, snapshot: &dyn DatasetSnapshot, used_mem: u64, aof_base: bool) -> Result<Vec<u8>, PersistError> {
         let cfg = self.config.lock().clone();
         let mut out = Vec::new();
-        snapshot_to_rdb(snapshot, &aux(used_mem, aof_base, None), &cfg.save_options(), &mut out)
+        // only an AOF rewrite (a base) can be stopped half-way
+        let never = AtomicBool::new(false);
+        let abort = if aof_base { &self.state.aof_rewrite_abort } else { &never };
+        let mut w = Abortable { inner: &mut out, abort };
+        snapshot_to_rdb(snapshot, &aux(used_mem, aof_base, None), &cfg.save_options(), &mut w)
             .map_err(|source| PersistError::Io { path: cfg.rdb_path(), source })?;
         Ok(out)
     }
@@ -273,13 +288,36 @@ impl Persistence {
         let final_path = cfg.rdb_path();
         let tmp = cfg.dir.join(format!("temp-{}.rdb", std::process::id()));
         let io = |source| PersistError::Io { path: final_path.clone(), source };
-        let file = std::fs::File::create(&tmp).map_err(io)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        snapshot_to_rdb(snapshot, aux, &cfg.save_options(), &mut w).map_err(io)?;
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &final_path).map_err(io)?;
-        Ok(())
+        let write = || -> std::io::Result<()> {
+            let file = std::fs::File::create(&tmp)?;
+            let mut w = Abortable { inner: BufWriter::with_capacity(1 << 20, file), abort: &self.state.bgsave_abort };
+            snapshot_to_rdb(snapshot, aux, &cfg.save_options(), &mut w)?;
+            let file = w.inner.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &final_path)
+        };
+        // Redis's rdbSave unlinks its temp file on failure (and when its child is killed)
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+
+    /// Stops a running BGSAVE, as Redis's killRDBChild (FLUSHALL does it: the snapshot being
+    /// written is of a dataset that is gone). Returns once the save thread has ended (it
+    /// checks at every write; bounded wait), so that a SAVE can follow.
+    pub fn kill_bgsave(&self) {
+        if !self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            return;
+        }
+        self.state.bgsave_abort.store(true, Ordering::SeqCst);
+        super::debug_delay::wake_saves();
+        for _ in 0..10_000 {
+            if !self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// With `repl-diskless-load disabled` (and `on-empty-db` over a non-empty dataset) Redis
@@ -358,6 +396,13 @@ impl Persistence {
                 let r = me.write_rdb_file(&*snapshot, &aux);
                 match &r {
                     Ok(()) => notice!("Background saving terminated with success"),
+                    // Redis's child killed by killRDBChild's SIGUSR1 (10): not an error
+                    Err(_) if me.state.bgsave_abort.load(Ordering::SeqCst) => {
+                        warning!("Background saving terminated by signal 10");
+                        me.state.end_save_aborted();
+                        me.run_scheduled();
+                        return;
+                    }
                     Err(e) => warning!("Background saving error: {e}"),
                 }
                 me.state.end_save(r.is_ok());
@@ -428,6 +473,18 @@ impl Persistence {
     pub fn set_appendonly_with(self: &Arc<Self>, on: bool, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<(), PersistError> {
         let cfg = self.config.lock().clone();
         if !on {
+            // Redis's stopAppendOnly kills a running rewrite child and waits for it
+            if self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+                notice!("Killing running AOF rewrite child: {}", std::process::id());
+                self.state.aof_rewrite_abort.store(true, Ordering::SeqCst);
+                super::debug_delay::wake_saves();
+                for _ in 0..10_000 {
+                    if !self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
             if let Some(m) = self.aof.lock().take() {
                 let _ = m.writer.flush_blocking();
             }
@@ -463,6 +520,11 @@ impl Persistence {
                     me.state.aof_base_size.store(*size, Ordering::Relaxed);
                     me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
                 }
+                if result.is_err() && me.state.aof_rewrite_abort.load(Ordering::SeqCst) {
+                    warning!("Background AOF rewrite terminated by signal 10");
+                    me.state.end_rewrite_aborted();
+                    return;
+                }
                 if let Err(e) = &result {
                     warning!("Creating the AOF base failed: {e}");
                 }
@@ -494,11 +556,63 @@ impl Persistence {
     /// BGREWRITEAOF under the server lock: switch files, snapshot, write in the background.
     /// `Ok(false)` means scheduled after the running BGSAVE.
     pub fn bgrewriteaof_with(self: &Arc<Self>, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<bool, PersistError> {
+        if self.aof.lock().is_none() && !self.state.aof_enabled.load(Ordering::SeqCst) {
+            return self.rewrite_with_aof_off(used_mem, snapshot);
+        }
         if !self.begin_rewrite_switch()? {
             return Ok(false);
         }
         let snap = snapshot();
         self.spawn_rewrite(snap, used_mem)?;
+        Ok(true)
+    }
+
+    /// BGREWRITEAOF with the AOF off, as Redis 7.0 does it: a new base in the AOF directory
+    /// and a manifest listing only it (the incr files of an earlier AOF become history and
+    /// are deleted), so that DEBUG LOADAOF or a later start with the AOF on loads it.
+    fn rewrite_with_aof_off(self: &Arc<Self>, used_mem: u64, snapshot: SnapshotFn<'_>) -> Result<bool, PersistError> {
+        use super::aof::AofManifest;
+        if self.state.bgsave_in_progress.load(Ordering::SeqCst) {
+            self.state.aof_rewrite_scheduled.store(true, Ordering::SeqCst);
+            return Ok(false);
+        }
+        if !self.state.begin_rewrite() {
+            return Err(PersistError::RewriteInProgress);
+        }
+        let snap = snapshot();
+        let me = self.clone();
+        notice!("Background append only file rewriting started");
+        std::thread::Builder::new()
+            .name("aof-rewrite".into())
+            .spawn(move || {
+                let cfg = me.config.lock().clone();
+                let dir = cfg.aof_dir();
+                let io = |source| PersistError::Io { path: dir.clone(), source };
+                let manifest_path = dir.join(manifest_name(&cfg.appendfilename));
+                let result = (|| -> Result<u64, PersistError> {
+                    std::fs::create_dir_all(&dir).map_err(io)?;
+                    let old = std::fs::read_to_string(&manifest_path).ok().and_then(|t| AofManifest::parse(&t).ok()).unwrap_or_default();
+                    let seq = old.base_seq() + 1;
+                    let rdb = me.render(&*snap, used_mem, true)?;
+                    let (name, size) = AofManager::write_base(&dir, &cfg.appendfilename, seq, &rdb, cfg.aof_use_rdb_preamble).map_err(io)?;
+                    let new = AofManifest { base: Some(super::aof::AofFileInfo { name, seq, kind: super::aof::AofFileKind::Base }), incrs: vec![], history: vec![] };
+                    super::aof_manager::write_atomically(&manifest_path, new.format().as_bytes()).map_err(io)?;
+                    for f in old.base.iter().chain(old.incrs.iter()).chain(old.history.iter()) {
+                        let _ = std::fs::remove_file(dir.join(&f.name));
+                    }
+                    Ok(size)
+                })();
+                match &result {
+                    Ok(size) => {
+                        me.state.aof_base_size.store(*size, Ordering::Relaxed);
+                        notice!("Background AOF rewrite finished successfully");
+                    }
+                    Err(e) => warning!("Background AOF rewrite failed: {e}"),
+                }
+                me.state.end_rewrite(result.is_ok());
+                me.run_scheduled();
+            })
+            .map_err(|source| PersistError::Io { path: PathBuf::from("aof-rewrite thread"), source })?;
         Ok(true)
     }
 
@@ -547,6 +661,12 @@ impl Persistence {
                         me.state.aof_base_size.store(*size, Ordering::Relaxed);
                         me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
                         notice!("Background AOF rewrite finished successfully");
+                    }
+                    Err(_) if me.state.aof_rewrite_abort.load(Ordering::SeqCst) => {
+                        warning!("Background AOF rewrite terminated by signal 10");
+                        me.state.end_rewrite_aborted();
+                        me.run_scheduled();
+                        return;
                     }
                     Err(e) => warning!("Background AOF rewrite failed: {e}"),
                 }
@@ -619,7 +739,10 @@ impl Persistence {
         load_rdb: &dyn Fn(&[u8]) -> Result<LoadStats, RdbError>,
         apply: &mut dyn FnMut(&mut u32, Vec<Vec<Bytes>>),
     ) -> Result<StartupLoad, PersistError> {
-        let cfg = self.config.lock().clone();
+        let mut cfg = self.config.lock().clone();
+        // Redis's DEBUG LOADAOF loads the manifest's files even with the AOF off (after a
+        // BGREWRITEAOF, which writes them regardless)
+        cfg.appendonly = true;
         self.state.loading.store(true, Ordering::SeqCst);
         let result = self.load_inner(&cfg, load_rdb, apply);
         self.state.loading.store(false, Ordering::SeqCst);
@@ -633,10 +756,68 @@ impl Persistence {
     }
 }
 
+/// Redis 7.0's loadAppendOnlyFiles upgrade from a single-file AOF (Redis < 7): an
+/// `appendfilename` file in `dir`, and no AOF directory, or one whose manifest is missing or
+/// lists nothing, or only that file as base while the directory lacks it. The file is
+/// moved into the AOF directory as the base of a new manifest (aofUpgradePrepare). A
+/// failure here exits, as in Redis.
+fn upgrade_old_aof(cfg: &PersistConfig) {
+    use super::aof::{AofFileInfo, AofFileKind, AofManifest};
+    let old = cfg.dir.join(&cfg.appendfilename);
+    if !old.is_file() {
+        return;
+    }
+    let aof_dir = cfg.aof_dir();
+    let manifest_path = aof_dir.join(manifest_name(&cfg.appendfilename));
+    let upgrade = if !aof_dir.is_dir() {
+        true
+    } else {
+        match std::fs::read_to_string(&manifest_path) {
+            Err(_) => true,
+            Ok(text) => match AofManifest::parse(&text) {
+                Ok(m) => {
+                    (m.base.is_none() && m.incrs.is_empty())
+                        || (m.incrs.is_empty()
+                            && m.base.as_ref().is_some_and(|b| b.name == cfg.appendfilename)
+                            && !aof_dir.join(&cfg.appendfilename).exists())
+                }
+                Err(_) => false, // the load reports the bad manifest
+            },
+        }
+    };
+    if !upgrade {
+        return;
+    }
+    if let Err(e) = std::fs::create_dir_all(&aof_dir) {
+        warning!("Can't open or create append-only dir {}: {}", cfg.appenddirname, super::aof_writer::strerror(&e));
+        std::process::exit(1);
+    }
+    let manifest = AofManifest {
+        base: Some(AofFileInfo { name: cfg.appendfilename.clone(), seq: 1, kind: AofFileKind::Base }),
+        incrs: vec![],
+        history: vec![],
+    };
+    if let Err(e) = super::aof_manager::write_atomically(&manifest_path, manifest.format().as_bytes()) {
+        warning!("Can't persist the AOF manifest file {}: {}", manifest_path.display(), super::aof_writer::strerror(&e));
+        std::process::exit(1);
+    }
+    if let Err(e) = std::fs::rename(&old, aof_dir.join(&cfg.appendfilename)) {
+        warning!(
+            "Error trying to move the old AOF file {} into dir {}: {}",
+            cfg.appendfilename,
+            cfg.appenddirname,
+            super::aof_writer::strerror(&e)
+        );
+        std::process::exit(1);
+    }
+    notice!("Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).", cfg.appendfilename, cfg.appenddirname);
+}
+
 fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
     StartupLoad {
         source: Some(path),
         keys: stats.keys,
+        expired: stats.expired,
         commands: 0,
         repl_id: stats.aux_value("repl-id").map(|v| String::from_utf8_lossy(v).to_string()),
         repl_offset: stats.aux_value("repl-offset").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
@@ -644,3 +825,22 @@ fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
     }
 }
 
+/// A writer that fails once `abort` is set: how a BGSAVE thread is stopped between two
+/// writes of its snapshot (Redis kills its child).
+struct Abortable<'a, W: std::io::Write> {
+    inner: W,
+    abort: &'a AtomicBool,
+}
+
+impl<W: std::io::Write> std::io::Write for Abortable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("background save aborted"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

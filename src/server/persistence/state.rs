@@ -52,6 +52,8 @@ pub struct PersistenceState {
     /// RDB payloads for replicas' full syncs being produced: Redis produces them with an
     /// RDB child too, so INFO shows `rdb_bgsave_in_progress:1` meanwhile.
     pub repl_rdb_jobs: std::sync::atomic::AtomicUsize,
+    /// Set to stop the running BGSAVE (Redis's killRDBChild, e.g. by FLUSHALL).
+    pub bgsave_abort: AtomicBool,
     bgsave_started: Mutex<Option<Instant>>,
     last_bgsave_try: Mutex<Option<Instant>>,
     pub last_bgsave_ok: AtomicBool,
@@ -66,6 +68,8 @@ pub struct PersistenceState {
     // AOF
     pub aof_enabled: AtomicBool,
     pub aof_rewrite_in_progress: AtomicBool,
+    /// Set to stop the running rewrite (Redis's killAppendOnlyChild: appendonly turned off).
+    pub aof_rewrite_abort: AtomicBool,
     pub aof_rewrite_scheduled: AtomicBool,
     aof_rewrite_started: Mutex<Option<Instant>>,
     pub aof_last_rewrite_secs: AtomicI64,
@@ -86,6 +90,7 @@ impl Default for PersistenceState {
             last_save_instant: Mutex::new(Instant::now()),
             bgsave_in_progress: AtomicBool::new(false),
             repl_rdb_jobs: std::sync::atomic::AtomicUsize::new(0),
+            bgsave_abort: AtomicBool::new(false),
             bgsave_started: Mutex::new(None),
             last_bgsave_try: Mutex::new(None),
             last_bgsave_ok: AtomicBool::new(true),
@@ -99,6 +104,7 @@ impl Default for PersistenceState {
             last_load_keys_expired: AtomicU64::new(0),
             aof_enabled: AtomicBool::new(false),
             aof_rewrite_in_progress: AtomicBool::new(false),
+            aof_rewrite_abort: AtomicBool::new(false),
             aof_rewrite_scheduled: AtomicBool::new(false),
             aof_rewrite_started: Mutex::new(None),
             aof_last_rewrite_secs: AtomicI64::new(-1),
@@ -134,11 +140,21 @@ impl PersistenceState {
         if self.bgsave_in_progress.swap(true, Ordering::SeqCst) {
             return false;
         }
+        self.bgsave_abort.store(false, Ordering::SeqCst);
         self.dirty_at_bgsave_start.store(self.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
         *self.bgsave_started.lock() = Some(Instant::now());
         *self.last_bgsave_try.lock() = Some(Instant::now());
         self.keys_processed.store(0, Ordering::Relaxed);
         true
+    }
+
+    /// The end of a save that was stopped on purpose (Redis's child killed by SIGUSR1):
+    /// neither an error nor a save (status and change counter are left as they were).
+    pub fn end_save_aborted(&self) {
+        if let Some(s) = self.bgsave_started.lock().take() {
+            self.last_bgsave_secs.store(s.elapsed().as_secs() as i64, Ordering::Relaxed);
+        }
+        self.bgsave_in_progress.store(false, Ordering::SeqCst);
     }
 
     pub fn end_save(&self, ok: bool) {
@@ -161,8 +177,15 @@ impl PersistenceState {
         if self.aof_rewrite_in_progress.swap(true, Ordering::SeqCst) {
             return false;
         }
+        self.aof_rewrite_abort.store(false, Ordering::SeqCst);
         *self.aof_rewrite_started.lock() = Some(Instant::now());
         true
+    }
+
+    /// A rewrite stopped on purpose ends without counting as a success or a failure.
+    pub fn end_rewrite_aborted(&self) {
+        self.aof_rewrite_started.lock().take();
+        self.aof_rewrite_in_progress.store(false, Ordering::SeqCst);
     }
 
     pub fn end_rewrite(&self, ok: bool) {

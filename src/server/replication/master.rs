@@ -24,6 +24,9 @@ pub struct ReplconfInfo {
     pub ip_address: Option<String>,
     pub capa_eof: bool,
     pub capa_psync2: bool,
+    /// `REPLCONF rdb-filter-only <filters>`: the payload holds no keys, and the functions
+    /// only when the filters name them (`Some(true)`).
+    pub rdb_filter: Option<bool>,
 }
 
 /// REPLCONF on an ordinary connection. `None` means "send no reply" (ACK / GETACK).
@@ -49,7 +52,22 @@ pub fn replconf(info: &mut ReplconfInfo, args: &[Bytes]) -> Option<Frame> {
                 }
             }
             "ack" | "getack" | "fack" => return None,
-            "rdb-only" | "rdb-filter-only" => {}
+            "rdb-only" => {}
+            // Redis's REPLCONF rdb-filter-only: a list of filters, "functions" the only one
+            "rdb-filter-only" => {
+                let Some(filters) = crate::resp::split_args(val) else {
+                    return Some(Frame::error("ERR Missing rdb-filter-only values"));
+                };
+                let mut functions = false;
+                for f in filters {
+                    if f.eq_ignore_ascii_case(b"functions") {
+                        functions = true;
+                    } else {
+                        return Some(Frame::error(format!("ERR Unsupported rdb-filter-only option: {}", String::from_utf8_lossy(&f))));
+                    }
+                }
+                info.rdb_filter = Some(functions);
+            }
             _ => return Some(Frame::error(format!("ERR Unrecognized REPLCONF option: {}", String::from_utf8_lossy(&pair[0])))),
         }
     }
@@ -131,7 +149,10 @@ async fn full_sync(
 ) -> Option<(Arc<AttachedReplica>, mpsc::UnboundedReceiver<Bytes>)> {
     let cfg = repl.config();
     let mut attached = None;
-    let snapshot = host.snapshot(&mut || attached = Some(repl.attach_full(ip.clone(), port)));
+    let mut snapshot = host.snapshot(&mut || attached = Some(repl.attach_full(ip.clone(), port)));
+    if let Some(functions) = info.rdb_filter {
+        snapshot = Box::new(crate::server::persistence::host::WithoutData(snapshot, functions));
+    }
     let (replica, rx, replid, offset, stream_db) = attached.expect("the host must call the snapshot barrier");
     if is_psync {
         let line = format!("+FULLRESYNC {replid} {offset}\r\n");

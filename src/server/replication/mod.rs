@@ -283,6 +283,7 @@ fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
                 ctx.srv.clients.remove(&id);
             }
             ctx.srv.config.set_raw("replicaof", String::new());
+            super::oom::apply_logged(&ctx.srv.config);
             super::log::set_role('M');
             super::log::notice("MASTER MODE enabled (user request from 'id=... addr=... laddr=... fd=... name= age=... idle=0')");
         }
@@ -301,6 +302,7 @@ fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     disconnect_blocked_clients(ctx.srv);
     ctx.srv.config.set_raw("replicaof", format!("{host} {port}"));
+    super::oom::apply_logged(&ctx.srv.config);
     super::log::set_role('S');
     start_link(&repl, host, port);
     Frame::ok()
@@ -423,8 +425,9 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let cfg = repl.config();
     let diskless = cfg.diskless_sync && info.capa_eof;
     let replica = repl.attach_full_deferred(ip.clone(), port, ReplicaSink::Client(sink()), Some(ctx.client.id));
-    let pending = PendingFullSync { replica, is_psync, capa_eof: info.capa_eof, since: Instant::now() };
-    if diskless && !cfg.diskless_sync_delay.is_zero() {
+    let pending = PendingFullSync { replica, is_psync, capa_eof: info.capa_eof, since: Instant::now(), rdb_filter: info.rdb_filter };
+    // a filtered payload (REPLCONF rdb-filter-only) is made for this replica alone
+    if diskless && !cfg.diskless_sync_delay.is_zero() && info.rdb_filter.is_none() {
         super::log::notice("Delay next BGSAVE for diskless SYNC");
         ctx.srv.repl.pending_full.push(pending);
         start_due_full_syncs(ctx.srv);
@@ -440,6 +443,9 @@ pub struct PendingFullSync {
     is_psync: bool,
     capa_eof: bool,
     since: Instant,
+    /// REPLCONF rdb-filter-only: no keys, functions when `Some(true)`; such a replica
+    /// always has a batch of its own.
+    rdb_filter: Option<bool>,
 }
 
 /// Starts the delayed diskless transfers once the oldest waiter waited
@@ -476,6 +482,10 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
     let cfg = repl.config();
     // One transfer for all: diskless only if every replica can take it (mincapa).
     let diskless = cfg.diskless_sync && batch.iter().all(|p| p.capa_eof);
+    let rdb_filter = match batch.as_slice() {
+        [only] => only.rdb_filter,
+        _ => None,
+    };
     let mut targets = Vec::new();
     let mut history = None;
     for p in batch {
@@ -492,7 +502,10 @@ fn start_full_syncs(srv: &mut ServerState, batch: Vec<PendingFullSync>) {
     }
     let Some((replid, offset, stream_db)) = history else { return };
     // The keyspace is copied in the same critical section, so the RDB matches the offset.
-    let snapshot = super::persistence::background_snapshot(srv);
+    let mut snapshot = super::persistence::background_snapshot(srv);
+    if let Some(functions) = rdb_filter {
+        snapshot = Box::new(super::persistence::host::WithoutData(snapshot, functions));
+    }
     let aux = AuxInfo {
         ctime_secs: chrono::Utc::now().timestamp(),
         used_mem: srv.used_memory() as u64,

@@ -518,6 +518,19 @@ impl Replication {
         self.inner.lock().master_repl_offset
     }
 
+    /// INFO memory's replication buffer fields as Redis 7 counts its shared replication
+    /// buffer: (mem_replication_backlog, mem_clients_slaves, mem_total_replication_buffers).
+    /// The stream is held once for the backlog and every replica, so the total is the
+    /// longest of the backlog and the replicas' unsent output; the replicas' share is what
+    /// exceeds the backlog.
+    pub fn buffer_memory(&self) -> (u64, u64, u64) {
+        let inner = self.inner.lock();
+        let backlog = inner.backlog.as_ref().map_or(0, |b| b.histlen() as u64);
+        let pending = inner.replicas.iter().map(|r| r.output_used()).max().unwrap_or(0);
+        let total = backlog.max(pending);
+        (backlog, total - backlog, total)
+    }
+
     pub fn stats(&self) -> ReplStats {
         self.inner.lock().stats
     }

@@ -76,6 +76,9 @@ pub struct ScriptWatch {
     auth_required: AtomicBool,
     /// Protected mode without a password: only loopback clients are served at all.
     loopback_only: AtomicBool,
+    /// The dataset is being loaded (DEBUG LOADAOF replaying a script): commands not allowed
+    /// while loading get -LOADING before -BUSY, as in Redis's processCommand.
+    loading: AtomicBool,
     /// The running function's FUNCTION STATS, answered while it is busy.
     running_function: parking_lot::Mutex<Option<RunningFunction>>,
 }
@@ -109,6 +112,11 @@ impl ScriptWatch {
         let stop = self.stop.swap(STOP_NONE, Ordering::AcqRel);
         self.busy.store(false, Ordering::Release);
         decode_stop(stop)
+    }
+
+    /// A load (DEBUG LOADAOF) starts or ends.
+    pub fn set_loading(&self, on: bool) {
+        self.loading.store(on, Ordering::Release);
     }
 
     /// The function now starting (FUNCTION STATS while it runs).
@@ -310,6 +318,9 @@ pub fn answer_while_busy(watch: &ScriptWatch, table: &CommandTable, args: &[Byte
     }
     if spec.name == "quit" {
         return WhileBusy::Quit;
+    }
+    if watch.loading.load(Ordering::Acquire) && !spec.has(flags::LOADING) {
+        return WhileBusy::Rejected(Frame::error("LOADING Redis is loading the dataset in memory"));
     }
     if !spec.has(flags::ALLOW_BUSY) {
         if spec.name == "exec" && in_multi {
