@@ -61,26 +61,21 @@ pub fn container_help(_ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    if ctx.srv.config.get_bool("lazyfree-lazy-user-del") {
-        return unlink(ctx, args);
-    }
-    let mut n = 0;
-    for key in &args[1..] {
-        if ctx.delete(key) {
-            n += 1;
-            ctx.notify(notify::GENERIC, "del", key);
-        }
-    }
-    ctx.dirty(n);
-    Frame::Integer(n as i64)
+    let lazy = ctx.srv.config.get_bool("lazyfree-lazy-user-del");
+    delete_keys(ctx, args, lazy)
 }
 
 /// UNLINK: DEL whose large values are freed in the background (and DEL itself under
 /// lazyfree-lazy-user-del).
 fn unlink(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    delete_keys(ctx, args, true)
+}
+
+fn delete_keys(ctx: &mut Ctx, args: &[Bytes], lazy: bool) -> Frame {
     let mut n = 0;
     for key in &args[1..] {
-        if ctx.delete_async(key) {
+        let deleted = if lazy { ctx.delete_async(key) } else { ctx.delete(key) };
+        if deleted {
             n += 1;
             ctx.notify(notify::GENERIC, "del", key);
         }
