@@ -142,8 +142,8 @@ impl LuaEngine {
         // scripts' memory: used_memory_lua starts from the live heap, as Redis's does.
         lua.gc_collect()?;
         // Our sandbox keeps more of itself in Lua than Redis's C does (a live heap about
-        // twice Redis's): cycles start at +50% rather than Lua's +100% and work twice as
-        // fast, so the heap between collections stays near Redis's ceiling.
+        // twice Redis's): a cycle starts once the heap grew by 30% rather than Lua's 100%,
+        // so the heap between collections stays near Redis's ceiling.
         lua.gc_set_mode(mlua::state::GcMode::Incremental(mlua::state::GcIncParams::default().pause(130)));
         Ok(LuaEngine(std::sync::Arc::new(EngineParts { lua, runtime, env, run, host_slot, names, busy_hook: Default::default() })))
     }
