@@ -294,9 +294,9 @@ async fn serve(cfg: Config) -> i32 {
         }
     }
     if port != 0 && !binds.is_empty() {
-        match bind_all(&binds, port, backlog) {
-            Ok(l) => listeners = l,
-            Err(()) => {
+        match bind_all(binds.iter().map(String::as_str), port, backlog) {
+            Ok(l) if !l.is_empty() => listeners = l,
+            _ => {
                 log::warning(&format!("Failed listening on port {port} (tcp), aborting."));
                 return 1;
             }
@@ -416,13 +416,14 @@ async fn serve(cfg: Config) -> i32 {
 }
 
 /// Binds `port` on every `bind` address (a leading `-` makes one optional), logging each
-/// failure as Redis's listenToPort; Err when a required address or every address failed.
-fn bind_all(binds: &[String], port: u16, backlog: i32) -> Result<Vec<TcpListener>, ()> {
+/// failure as Redis's listenToPort; Err when a required address failed. Optional addresses
+/// that failed are left out, so the result may be empty.
+fn bind_all<'a>(binds: impl IntoIterator<Item = &'a str>, port: u16, backlog: i32) -> Result<Vec<TcpListener>, ()> {
     let mut listeners = Vec::new();
     for b in binds {
         let (optional, addr) = match b.strip_prefix('-') {
             Some(a) => (true, a),
-            None => (false, b.as_str()),
+            None => (false, b),
         };
         let ip = match addr {
             "*" => "0.0.0.0",
@@ -449,9 +450,6 @@ fn bind_all(binds: &[String], port: u16, backlog: i32) -> Result<Vec<TcpListener
                 return Err(());
             }
         }
-    }
-    if listeners.is_empty() {
-        return Err(());
     }
     Ok(listeners)
 }
@@ -511,34 +509,9 @@ pub fn apply_listen_config(cfg: &Config, bind_changed: bool) -> Result<(), Strin
     let Some(host) = persistence::shared_host() else { return Ok(()) };
     let port = cfg.get_int("port") as u16;
     let backlog = cfg.get_int("tcp-backlog").clamp(0, i64::from(i32::MAX)) as i32;
-    let mut listeners = Vec::new();
-    if port != 0 {
-        for b in cfg.get("bind").split_whitespace() {
-            let (optional, addr) = match b.strip_prefix('-') {
-                Some(a) => (true, a),
-                None => (false, b),
-            };
-            let ip = match addr {
-                "*" => "0.0.0.0",
-                "::*" => "::",
-                a => a,
-            };
-            let bound = format!("{ip}:{port}").parse::<SocketAddr>().or_else(|_| format!("[{ip}]:{port}").parse()).map_err(|_| None).and_then(|sa| bind_listener(sa, backlog).map_err(Some));
-            match bound {
-                Ok(l) => listeners.push(l),
-                Err(_) if optional => {}
-                Err(e) => {
-                    let why = e.map(|e| config::io_reason(&e)).unwrap_or_else(|| "Invalid address".into());
-                    log::warning(&format!("Could not create server TCP listening socket {addr}:{port}: {why}"));
-                    return Err(failure.into());
-                }
-            }
-        }
-        // no address at all (`bind ""`): no TCP listener, as Redis's listenToPort
-        if listeners.is_empty() && !cfg.get("bind").split_whitespace().all(|b| b.starts_with('-')) {
-            return Err(failure.into());
-        }
-    }
+    // No address at all (`bind ""`) or only optional ones that failed: no TCP listener,
+    // as Redis's listenToPort.
+    let listeners = if port == 0 { Vec::new() } else { bind_all(cfg.get("bind").split_whitespace(), port, backlog).map_err(|()| failure.to_string())? };
     install_listeners(&host.shared, listeners);
     Ok(())
 }
