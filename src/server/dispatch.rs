@@ -83,18 +83,13 @@ pub fn execute(srv: &mut ServerState, client: &mut ClientState, args: Vec<Bytes>
     let table = srv.commands.clone();
     let spec = table.lookup(&args[0]).and_then(|top| resolve(top, &args).ok()).cloned();
     let name = spec.as_ref().map(|s| s.name.clone()).unwrap_or_else(|| "<unknown>".to_string());
-    let touches_keys = spec.as_ref().is_some_and(|s| s.has(flags::WRITE) || s.has(flags::READONLY) || s.has(flags::MAY_REPLICATE));
-    let outcome = if touches_keys {
-        client.last_interaction_ms = now_ms;
-        client.tot_cmds += 1;
-        let e = Frame::error("ERR Replica can't interact with the keyspace");
-        count_error(srv, &e);
-        if let Some(spec) = &spec {
-            spec.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    let outcome = match spec.as_deref().filter(|s| s.has(flags::WRITE) || s.has(flags::READONLY) || s.has(flags::MAY_REPLICATE)) {
+        Some(keyspace_command) => {
+            client.last_interaction_ms = now_ms;
+            client.tot_cmds += 1;
+            reject(srv, keyspace_command, Frame::error("ERR Replica can't interact with the keyspace"))
         }
-        Outcome::Reply(e)
-    } else {
-        execute_command(srv, client, args, now_ms)
+        None => execute_command(srv, client, args, now_ms),
     };
     match outcome {
         Outcome::Reply(frame) if !is_no_reply_marker(&frame) => {

@@ -622,11 +622,7 @@ pub fn expire_replica_keys(srv: &mut ServerState, now: i64) {
                 still |= 1u64 << dbi;
                 continue;
             }
-            srv.dbs[dbi].remove_at(pos);
-            srv.stats.expired_keys += 1;
-            srv.touch_watched_key(dbi, &key, None);
-            notify::notify(srv, notify::EXPIRED, "expired", &key, dbi);
-            dispatch::propagate(srv, dbi, &[bytes::Bytes::from_static(b"DEL"), key.clone()]);
+            delete_expired_key(srv, dbi, pos, now);
         }
         if still == 0 {
             srv.replica_keys_with_expire.remove(&key);
@@ -634,6 +630,21 @@ pub fn expire_replica_keys(srv: &mut ServerState, now: i64) {
             srv.replica_keys_with_expire.insert(key, still);
         }
     }
+}
+
+/// Redis's deleteExpiredKeyAndPropagate, for the server's own expiry (active cycle, a
+/// writable replica's keys): the deletion (freeing the value included) is the "expire-del"
+/// latency event; then the stats, WATCH and tracking, the keyspace event and the DEL.
+fn delete_expired_key(srv: &mut ServerState, dbi: usize, pos: usize, now: i64) {
+    let del_started = std::time::Instant::now();
+    let slot = srv.dbs[dbi].remove_at(pos);
+    let key = bytes::Bytes::copy_from_slice(slot.key.as_slice());
+    drop(slot);
+    commands::latency::sample_event(srv, "expire-del", del_started.elapsed(), now);
+    srv.stats.expired_keys += 1;
+    srv.touch_watched_key(dbi, &key, None);
+    notify::notify(srv, notify::EXPIRED, "expired", &key, dbi);
+    dispatch::propagate(srv, dbi, &[bytes::Bytes::from_static(b"DEL"), key]);
 }
 
 /// Redis's active expiry: sample 20 keys with a TTL per db, delete the expired ones,
@@ -654,17 +665,7 @@ pub fn active_expire_cycle(srv: &mut ServerState, now: i64) {
                 let Some((pos, when)) = srv.dbs[dbi].random_volatile() else { break };
                 sampled += 1;
                 if when <= now {
-                    // Redis's deleteExpiredKeyAndPropagate: the deletion (freeing the value
-                    // included) is the "expire-del" latency event.
-                    let del_started = std::time::Instant::now();
-                    let slot = srv.dbs[dbi].remove_at(pos);
-                    let key = bytes::Bytes::copy_from_slice(slot.key.as_slice());
-                    drop(slot);
-                    commands::latency::sample_event(srv, "expire-del", del_started.elapsed(), now);
-                    srv.stats.expired_keys += 1;
-                    srv.touch_watched_key(dbi, &key, None);
-                    notify::notify(srv, notify::EXPIRED, "expired", &key, dbi);
-                    dispatch::propagate(srv, dbi, &[bytes::Bytes::from_static(b"DEL"), key]);
+                    delete_expired_key(srv, dbi, pos, now);
                     expired += 1;
                 } else {
                     ttl_sum += when - now;
