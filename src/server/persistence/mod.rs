@@ -313,7 +313,16 @@ struct LockedHost<'a> {
 }
 
 impl LockedHost<'_> {
+    /// An RDB's keys and its FUNCTION libraries, which replace the loaded ones.
     fn load_rdb(&self, data: &[u8]) -> Result<host::LoadStats, rdb::RdbError> {
+        let stats = self.load_rdb_keys(data)?;
+        crate::server::scripting::functions::replace_from_rdb(&mut self.srv.lock(), &stats.functions);
+        Ok(stats)
+    }
+
+    /// An RDB's keys (a master leaves out those already expired, remembered in
+    /// `load_expired`); its libraries are left to the caller, in `functions`.
+    fn load_rdb_keys(&self, data: &[u8]) -> Result<host::LoadStats, rdb::RdbError> {
         let mut expired = 0;
         let mut stats = host::load_rdb_into_with(data, |db, entries| {
             let mut srv = self.srv.lock();
@@ -328,9 +337,17 @@ impl LockedHost<'_> {
         })?;
         stats.expired = expired;
         stats.keys = stats.keys.saturating_sub(expired);
-        crate::server::scripting::functions::replace_from_rdb(&mut self.srv.lock(), &stats.functions);
         Ok(stats)
     }
+}
+
+/// Replays commands read from the AOF (start-up, DEBUG LOADAOF) as a fake client; they are
+/// not propagated again (they are what the files already hold).
+fn replay_aof_commands(srv: &mut ServerState, db: &mut u32, commands: Vec<Vec<Bytes>>) {
+    let mut client = fake_client(srv);
+    srv.replaying_aof = true;
+    apply_commands_locked(srv, &mut client, db, commands);
+    srv.replaying_aof = false;
 }
 
 fn server_error(e: PersistError) -> String {
@@ -534,12 +551,9 @@ pub fn load_at_startup(srv: &mut ServerState) -> Result<(), String> {
                     super::log::warning(&format!("Unknown command '{}' reading the append only file {file}", String::from_utf8_lossy(&argv[0])));
                     std::process::exit(1);
                 }
-                let mut client = fake_client(&mut guard);
                 // The dispatcher refuses commands while loading; AOF replay is the loading.
                 guard.loading = false;
-                guard.replaying_aof = true;
-                apply_commands_locked(&mut guard, &mut client, db, commands);
-                guard.replaying_aof = false;
+                replay_aof_commands(&mut guard, db, commands);
                 guard.loading = true;
             },
             &mut || Box::new(KeyspaceSnapshot::capture(&host.srv.lock())),
@@ -647,12 +661,9 @@ pub fn debug_reload(srv: &mut ServerState, options: &[Bytes]) -> Result<(), Stri
     }
     // Keys already there are replaced (Redis, without MERGE, stops on them as a corrupt
     // file); a library already there fails the load unless MERGE replaces it, as Redis's.
-    let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
-    let loaded = host::load_rdb_into_with(&data, |db, entries| {
-        let mut srv = host.srv.lock();
-        let keep = srv.repl.is_replica();
-        convert::load_entries(&mut srv, db, entries, keep, super::now_ms());
-    });
+    let loaded = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) }.load_rdb_keys(&data);
+    // Only a start-up load feeds the DELs of the keys it found expired (RDBFLAGS_FEED_REPL).
+    srv.persist.load_expired.clear();
     let stats = loaded.map_err(|e| {
         super::log::warning(&format!("DEBUG RELOAD: {e}"));
         LOAD_FAILED.to_string()
@@ -680,15 +691,11 @@ pub fn debug_loadaof(srv: &mut ServerState) -> Result<(), String> {
     watch.set_loading(true);
     let result = {
         let host = LockedHost { srv: parking_lot::Mutex::new(&mut *srv) };
-        svc.reload_from_disk(&|data| host.load_rdb(data), &mut |db, commands| {
-            let mut guard = host.srv.lock();
-            let mut client = fake_client(&mut guard);
-            guard.replaying_aof = true;
-            apply_commands_locked(&mut guard, &mut client, db, commands);
-            guard.replaying_aof = false;
-        })
+        svc.reload_from_disk(&|data| host.load_rdb(data), &mut |db, commands| replay_aof_commands(&mut host.srv.lock(), db, commands))
     };
     watch.set_loading(false);
+    // Only a start-up load feeds the DELs of the keys it found expired (RDBFLAGS_FEED_REPL).
+    srv.persist.load_expired.clear();
     result.map_err(|e| format!("ERR {e}"))?;
     // The replayed commands are what the files already hold: nothing new to save.
     srv.dirty = 0;

@@ -310,14 +310,18 @@ impl Persistence {
         if !self.state.bgsave_in_progress.load(Ordering::SeqCst) {
             return;
         }
-        self.state.bgsave_abort.store(true, Ordering::SeqCst);
-        super::debug_delay::wake_saves();
-        for _ in 0..10_000 {
-            if !self.state.bgsave_in_progress.load(Ordering::SeqCst) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        stop_job(&self.state.bgsave_abort, &self.state.bgsave_in_progress);
+    }
+
+    /// The end of a rewrite stopped on purpose (appendonly turned off), as Redis's killed
+    /// rewrite child: logged, neither a success nor a failure. False when it was not stopped.
+    fn end_if_rewrite_stopped(&self) -> bool {
+        if !self.state.aof_rewrite_abort.load(Ordering::SeqCst) {
+            return false;
         }
+        warning!("Background AOF rewrite terminated by signal 10");
+        self.state.end_rewrite_aborted();
+        true
     }
 
     /// With `repl-diskless-load disabled` (and `on-empty-db` over a non-empty dataset) Redis
@@ -476,14 +480,7 @@ impl Persistence {
             // Redis's stopAppendOnly kills a running rewrite child and waits for it
             if self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
                 notice!("Killing running AOF rewrite child: {}", std::process::id());
-                self.state.aof_rewrite_abort.store(true, Ordering::SeqCst);
-                super::debug_delay::wake_saves();
-                for _ in 0..10_000 {
-                    if !self.state.aof_rewrite_in_progress.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
+                stop_job(&self.state.aof_rewrite_abort, &self.state.aof_rewrite_in_progress);
             }
             if let Some(m) = self.aof.lock().take() {
                 let _ = m.writer.flush_blocking();
@@ -520,9 +517,7 @@ impl Persistence {
                     me.state.aof_base_size.store(*size, Ordering::Relaxed);
                     me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
                 }
-                if result.is_err() && me.state.aof_rewrite_abort.load(Ordering::SeqCst) {
-                    warning!("Background AOF rewrite terminated by signal 10");
-                    me.state.end_rewrite_aborted();
+                if result.is_err() && me.end_if_rewrite_stopped() {
                     return;
                 }
                 if let Err(e) = &result {
@@ -656,17 +651,15 @@ impl Persistence {
                         }
                     }),
                 };
+                if result.is_err() && me.end_if_rewrite_stopped() {
+                    me.run_scheduled();
+                    return;
+                }
                 match &result {
                     Ok(size) => {
                         me.state.aof_base_size.store(*size, Ordering::Relaxed);
                         me.aof_rewrite_base_size.store(*size, Ordering::Relaxed);
                         notice!("Background AOF rewrite finished successfully");
-                    }
-                    Err(_) if me.state.aof_rewrite_abort.load(Ordering::SeqCst) => {
-                        warning!("Background AOF rewrite terminated by signal 10");
-                        me.state.end_rewrite_aborted();
-                        me.run_scheduled();
-                        return;
                     }
                     Err(e) => warning!("Background AOF rewrite failed: {e}"),
                 }
@@ -822,6 +815,20 @@ fn startup_from_stats(path: PathBuf, stats: &LoadStats) -> StartupLoad {
         repl_id: stats.aux_value("repl-id").map(|v| String::from_utf8_lossy(v).to_string()),
         repl_offset: stats.aux_value("repl-offset").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
         repl_stream_db: stats.aux_value("repl-stream-db").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+    }
+}
+
+/// Stops a background job as Redis kills its child: `abort` is set (the job's writer checks
+/// it at every write), a per-key save delay is cut short, and the wait for `running` to
+/// clear is bounded (10 s).
+fn stop_job(abort: &AtomicBool, running: &AtomicBool) {
+    abort.store(true, Ordering::SeqCst);
+    super::debug_delay::wake_saves();
+    for _ in 0..10_000 {
+        if !running.load(Ordering::SeqCst) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
