@@ -265,7 +265,7 @@ pub fn commands() -> Vec<CommandSpec> {
             .group("server")
             .since("6.2.0")
             .summary("Start a coordinated failover between this server and one of its replicas."),
-                cmd("wait", 3, "noscript", 0, 0, 0, "slow connection", wait_command)
+        cmd("wait", 3, "noscript", 0, 0, 0, "slow connection", wait_command)
             .group("generic")
             .since("3.0.0")
             .summary("Wait for the synchronous replication of all the write commands sent in the context of the current connection"),
@@ -278,15 +278,7 @@ fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     let repl = ctx.srv.repl.repl.clone();
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
-        if repl.promote() {
-            if let Some(id) = ctx.srv.repl.master_client.take() {
-                ctx.srv.clients.remove(&id);
-            }
-            ctx.srv.config.set_raw("replicaof", String::new());
-            super::oom::apply_logged(&ctx.srv.config);
-            super::log::set_role('M');
-            super::log::notice("MASTER MODE enabled (user request from 'id=... addr=... laddr=... fd=... name= age=... idle=0')");
-        }
+        become_master(ctx.srv, "user request from 'id=... addr=... laddr=... fd=... name= age=... idle=0'");
         return Frame::ok();
     }
     let host = String::from_utf8_lossy(&args[1]).to_string();
@@ -297,15 +289,39 @@ fn replicaof_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if repl.master_addr() == Some((host.clone(), port)) {
         return Frame::Simple("OK Already connected to specified master".into());
     }
-    if let Some(id) = ctx.srv.repl.master_client.take() {
-        ctx.srv.clients.remove(&id);
-    }
-    disconnect_blocked_clients(ctx.srv);
-    ctx.srv.config.set_raw("replicaof", format!("{host} {port}"));
-    super::oom::apply_logged(&ctx.srv.config);
-    super::log::set_role('S');
-    start_link(&repl, host, port);
+    become_replica(ctx.srv, host, port);
     Frame::ok()
+}
+
+/// Turns into a master (REPLICAOF NO ONE, a FAILOVER's target, an aborted failover): the
+/// master's client goes, the oom score and the log's role follow, and the change is logged
+/// with `why`. Nothing when already a master.
+fn become_master(srv: &mut ServerState, why: &str) {
+    if !srv.repl.repl.promote() {
+        return;
+    }
+    if let Some(id) = srv.repl.master_client.take() {
+        srv.clients.remove(&id);
+    }
+    srv.config.set_raw("replicaof", String::new());
+    super::oom::apply_logged(&srv.config);
+    super::log::set_role('M');
+    super::log::notice(&format!("MASTER MODE enabled ({why})"));
+}
+
+/// Turns into a replica of `host:port` (REPLICAOF, a FAILOVER's last step): the old
+/// master's client goes, blocked clients are disconnected, the oom score and the log's role
+/// follow, and the link starts.
+fn become_replica(srv: &mut ServerState, host: String, port: u16) {
+    if let Some(id) = srv.repl.master_client.take() {
+        srv.clients.remove(&id);
+    }
+    disconnect_blocked_clients(srv);
+    srv.config.set_raw("replicaof", format!("{host} {port}"));
+    super::oom::apply_logged(&srv.config);
+    super::log::set_role('S');
+    let repl = srv.repl.repl.clone();
+    start_link(&repl, host, port);
 }
 
 /// Turning into a replica (Redis's disconnectAllBlockedClients): a client blocked on keys
@@ -365,15 +381,8 @@ fn psync_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         if replid != repl.replid() {
             return Frame::error("ERR PSYNC FAILOVER replid must match my replid.");
         }
-        if repl.promote() {
-            if let Some(id) = ctx.srv.repl.master_client.take() {
-                ctx.srv.clients.remove(&id);
-            }
-            ctx.srv.config.set_raw("replicaof", String::new());
-            super::log::set_role('M');
-            let who = ctx.client.addr.clone();
-            super::log::notice(&format!("MASTER MODE enabled (failover request from 'addr={who}')"));
-        }
+        let why = format!("failover request from 'addr={}'", ctx.client.addr);
+        become_master(ctx.srv, &why);
     }
     if ctx.srv.repl.failover.is_some() {
         return Frame::error("NOMASTERLINK Can't SYNC while failing over");
@@ -687,13 +696,8 @@ fn abort_failover(srv: &mut ServerState, why: &str) {
         Some((h, p)) => super::log::notice(&format!("FAILOVER to {h}:{p} aborted: {why}")),
         None => super::log::notice(&format!("FAILOVER to any replica aborted: {why}")),
     }
-    if f.in_progress && srv.repl.repl.promote() {
-        if let Some(id) = srv.repl.master_client.take() {
-            srv.clients.remove(&id);
-        }
-        srv.config.set_raw("replicaof", String::new());
-        super::log::set_role('M');
-        super::log::notice("MASTER MODE enabled (failover aborted)");
+    if f.in_progress {
+        become_master(srv, "failover aborted");
     }
     clear_failover(srv);
 }
@@ -744,13 +748,7 @@ fn start_failover_link(srv: &mut ServerState, host: String, port: u16) {
     let repl = srv.repl.repl.clone();
     *repl.failover_outcome.lock() = None;
     repl.failover_psync.store(true, std::sync::atomic::Ordering::SeqCst);
-    if let Some(id) = srv.repl.master_client.take() {
-        srv.clients.remove(&id);
-    }
-    disconnect_blocked_clients(srv);
-    srv.config.set_raw("replicaof", format!("{host} {port}"));
-    super::log::set_role('S');
-    start_link(&repl, host, port);
+    become_replica(srv, host, port);
 }
 
 fn wait_command(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
