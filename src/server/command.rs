@@ -573,23 +573,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Takes a live key out of the selected db.
+    fn take_live(&mut self, key: &[u8]) -> Option<crate::server::keyspace::Slot> {
+        let pos = self.lookup_write(key)?;
+        Some(self.db().remove_at(pos))
+    }
+
     /// Deletes a live key; true if it existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
-        match self.lookup_write(key) {
-            Some(pos) => {
-                self.db().remove_at(pos);
-                true
-            }
-            None => false,
-        }
+        self.take_live(key).is_some()
     }
 
     /// UNLINK's delete: as [`Ctx::delete`], the value freed in the background when large
     /// (Redis's dbAsyncDelete).
     pub fn delete_async(&mut self, key: &[u8]) -> bool {
-        match self.lookup_write(key) {
-            Some(pos) => {
-                let slot = self.db().remove_at(pos);
+        match self.take_live(key) {
+            Some(slot) => {
                 crate::server::lazyfree::free_async(slot.value);
                 true
             }
