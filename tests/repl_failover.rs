@@ -6,11 +6,7 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
-
-const RF: &str = env!("CARGO_BIN_EXE_rf-server");
-const REDIS: &str = "/usr/bin/redis-server";
 
 fn info(port: u16, field: &str) -> Option<String> {
     let text = common::redis_cli(port, &["INFO"]);
@@ -23,11 +19,7 @@ fn cli(port: u16, args: &[&str]) -> String {
 
 #[test]
 fn failover_to_a_replica_swaps_the_roles_with_a_partial_resync() {
-    let mut bins = vec![RF];
-    if Path::new(REDIS).exists() {
-        bins.push(REDIS);
-    }
-    for bin in bins {
+    for bin in common::ours_and_reference() {
         let master = common::spawn_for_replication(bin, &[]);
         let replica = common::spawn_for_replication(bin, &[]);
         let (m, r) = (master.port, replica.port);
@@ -64,11 +56,7 @@ fn failover_to_a_replica_swaps_the_roles_with_a_partial_resync() {
 /// master continues with a partial resync and no write is lost.
 #[test]
 fn forced_failover_to_a_stopped_replica_keeps_its_last_write() {
-    let mut bins = vec![RF];
-    if Path::new(REDIS).exists() {
-        bins.push(REDIS);
-    }
-    for bin in bins {
+    for bin in common::ours_and_reference() {
         let master = common::spawn_for_replication(bin, &[]);
         let target = common::spawn_for_replication(bin, &["--replicaof", "127.0.0.1", &master.port.to_string()]);
         let (m, t) = (master.port, target.port);

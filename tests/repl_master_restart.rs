@@ -13,9 +13,6 @@ use std::time::Duration;
 
 use common::ServerGuard;
 
-const RF: &str = env!("CARGO_BIN_EXE_rf-server");
-const REDIS: &str = "/usr/bin/redis-server";
-
 fn info(port: u16, field: &str) -> Option<String> {
     let text = common::redis_cli(port, &["INFO"]);
     text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
@@ -55,11 +52,7 @@ fn restart(bin: &str, mut old: ServerGuard) -> ServerGuard {
 
 #[test]
 fn restarted_master_continues_its_history() {
-    let mut bins = vec![RF];
-    if Path::new(REDIS).exists() {
-        bins.push(REDIS);
-    }
-    for bin in bins {
+    for bin in common::ours_and_reference() {
         let master = common::spawn_server(Path::new(bin), &MASTER_ARGS);
         let replica = common::spawn_for_replication(bin, &["--repl-timeout", "3600"]);
         let (m, r) = (master.port, replica.port);

@@ -9,11 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-const RF: &str = env!("CARGO_BIN_EXE_rf-server");
-const REDIS: &str = "/usr/bin/redis-server";
 
 /// Reads until the peer closes the connection (true) or `limit` passes (false).
 fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
@@ -33,11 +29,7 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 
 #[test]
 fn replica_commands_with_replies_disconnect_the_replica() {
-    let mut bins = vec![RF];
-    if Path::new(REDIS).exists() {
-        bins.push(REDIS);
-    }
-    for bin in bins {
+    for bin in common::ours_and_reference() {
         for (handshake, command, name, keyspace) in [("SYNC\r\n", "PING\r\n", "ping", false), ("PSYNC replicationid -1\r\n", "GET foo\r\n", "get", true)] {
             let server = common::spawn_for_replication(bin, &["--repl-diskless-sync", "no"]);
             let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -59,11 +51,7 @@ fn replica_commands_with_replies_disconnect_the_replica() {
 /// PSYNC with an offset that is not a number is refused (no full sync) and logged.
 #[test]
 fn psync_with_a_wrong_offset_is_refused() {
-    let mut bins = vec![RF];
-    if Path::new(REDIS).exists() {
-        bins.push(REDIS);
-    }
-    for bin in bins {
+    for bin in common::ours_and_reference() {
         let server = common::spawn_for_replication(bin, &[]);
         // Raw: redis-cli treats PSYNC as a request for its replica mode.
         let reply = common::raw_exchange(server.port, b"PSYNC replicationid offset_str\r\n", Duration::from_millis(300)).unwrap();

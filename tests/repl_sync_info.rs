@@ -5,11 +5,7 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
-
-const RF: &str = env!("CARGO_BIN_EXE_rf-server");
-const REDIS: &str = "/usr/bin/redis-server";
 
 fn info_field(port: u16, field: &str) -> Option<String> {
     let text = common::redis_cli(port, &["INFO"]);
@@ -18,11 +14,7 @@ fn info_field(port: u16, field: &str) -> Option<String> {
 
 #[test]
 fn full_sync_rdb_shows_as_bgsave_in_progress() {
-    let mut bins = vec![RF];
-    if Path::new(REDIS).exists() {
-        bins.push(REDIS);
-    }
-    for bin in bins {
+    for bin in common::ours_and_reference() {
         for diskless in ["yes", "no"] {
             let master = common::spawn_for_replication(bin, &["--enable-debug-command", "yes", "--repl-diskless-sync", diskless]);
             let replica = common::spawn_for_replication(bin, &[]);
@@ -49,11 +41,7 @@ fn full_sync_rdb_shows_as_bgsave_in_progress() {
 /// replication units rely on before counting the syncs a restart causes.
 #[test]
 fn resetstat_clears_the_sync_counters() {
-    let mut bins = vec![RF];
-    if Path::new(REDIS).exists() {
-        bins.push(REDIS);
-    }
-    for bin in bins {
+    for bin in common::ours_and_reference() {
         let master = common::spawn_for_replication(bin, &[]);
         let replica = common::spawn_for_replication(bin, &["--replicaof", "127.0.0.1", &master.port.to_string()]);
         let up = common::wait_for(Duration::from_secs(20), || info_field(replica.port, "master_link_status").as_deref() == Some("up"));

@@ -8,21 +8,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::ServerGuard;
-
-const RF: &str = env!("CARGO_BIN_EXE_rf-server");
-const REDIS: &str = "/usr/bin/redis-server";
-
-fn binaries() -> Vec<&'static str> {
-    let mut v = vec![RF];
-    if Path::new(REDIS).exists() {
-        v.push(REDIS);
-    }
-    v
-}
 
 fn spawn(bin: &str, args: &[&str]) -> ServerGuard {
     let mut all = vec!["--enable-debug-command", "yes"];
@@ -50,7 +38,7 @@ fn cli(port: u16, args: &[&str]) -> String {
 
 #[test]
 fn writable_replica_expires_the_keys_its_clients_gave_a_ttl() {
-    for bin in binaries() {
+    for bin in common::ours_and_reference() {
         let (_master, replica) = pair(bin);
         let r = replica.port;
         assert_eq!(cli(r, &["CONFIG", "SET", "replica-read-only", "no"]), "OK");
@@ -68,7 +56,7 @@ fn writable_replica_expires_the_keys_its_clients_gave_a_ttl() {
 
 #[test]
 fn write_on_writable_replica_recreates_a_logically_expired_key() {
-    for bin in binaries() {
+    for bin in common::ours_and_reference() {
         let (master, replica) = pair(bin);
         let (m, r) = (master.port, replica.port);
         assert_eq!(cli(m, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "OK");
@@ -87,7 +75,7 @@ fn write_on_writable_replica_recreates_a_logically_expired_key() {
 
 #[test]
 fn errors_in_the_master_stream_are_logged_and_counted() {
-    for bin in binaries() {
+    for bin in common::ours_and_reference() {
         let (master, replica) = pair(bin);
         let (m, r) = (master.port, replica.port);
         assert_eq!(cli(m, &["DEBUG", "REPLICATE", "fake-command-1"]), "OK", "{bin}");

@@ -8,9 +8,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-const RF: &str = env!("CARGO_BIN_EXE_rf-server");
-const REDIS: &str = "/usr/bin/redis-server";
-
 fn cli_unix(sock: &Path, args: &[&str]) -> String {
     let out = Command::new("redis-cli").arg("-s").arg(sock).args(args).output().expect("redis-cli");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -18,11 +15,7 @@ fn cli_unix(sock: &Path, args: &[&str]) -> String {
 
 #[test]
 fn clients_connect_through_the_unix_socket() {
-    let mut bins = vec![RF];
-    if Path::new(REDIS).exists() {
-        bins.push(REDIS);
-    }
-    for bin in bins {
+    for bin in common::ours_and_reference() {
         let sockdir = tempfile::tempdir().expect("tempdir");
         let sock = sockdir.path().join("redis.sock");
         // A stale file from an earlier run does not stop the start.

@@ -17,6 +17,19 @@ pub fn rf_server_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rf-server"))
 }
 
+/// Debian's redis-server: the reference our behaviours are compared with.
+pub const REDIS_BIN: &str = "/usr/bin/redis-server";
+
+/// rf-server, then Debian's redis-server when it is installed: the servers a behaviour is
+/// checked on side by side.
+pub fn ours_and_reference() -> Vec<&'static str> {
+    let mut bins = vec![env!("CARGO_BIN_EXE_rf-server")];
+    if Path::new(REDIS_BIN).exists() {
+        bins.push(REDIS_BIN);
+    }
+    bins
+}
+
 /// A running server process, killed (SIGKILL) and reaped on drop.
 pub struct ServerGuard {
     pub child: Option<Child>,
